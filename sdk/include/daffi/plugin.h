@@ -1,0 +1,205 @@
+/*
+ * daffi/plugin.h - the handler SDK: what a daffid plugin (.so) is built against.
+ *
+ * Contract
+ *   A plugin exports exactly one symbol, `daffi_plugin` (use DAFFI_PLUGIN_EXPORT), a
+ *   daffi_plugin_descriptor. The host checks abi_major == DAFFI_ABI_MAJOR and
+ *   abi_minor <= the host's DAFFI_ABI_MINOR before it touches anything else.
+ *
+ *   Lifecycle: init(host, &state) runs once per loaded generation on the main thread,
+ *   before any call; it may read the plugin's [config] values and must return 0, or
+ *   -1 after daffi_host_error(). fini(state) runs once, after the generation's last
+ *   call completed. A reload creates a new generation with fresh state: state belongs
+ *   to the instance init created, never to globals.
+ *
+ *   Handlers: daffi_status fn(daffi_call *call). A handler reads its arguments with the
+ *   accessors, sets exactly one outcome (a daffi_reply_* or daffi_reply_error) and
+ *   returns DAFFI_DONE; or keeps the call, returns DAFFI_PENDING, and later sets the
+ *   outcome and calls daffi_call_done(). Arguments stay valid until the call is done.
+ *   Handlers of one plugin run concurrently on every loop thread (and on the blocking
+ *   pool when flagged DAFFI_CB_BLOCKING): shared state must be read-only or locked.
+ *   A handler not flagged blocking must never block: it runs on an event loop that
+ *   serves many connections. Use daffi_call_loop() for timers and async I/O.
+ *
+ *   Memory: everything the accessors return is owned by the call and valid until
+ *   daffi_call_done() (or the handler's DAFFI_DONE return). Reply helpers copy.
+ *
+ *   Linking: the functions below are provided by the host process (daffid, or a client
+ *   program using libdaffi); a plugin is built with
+ *     cc -shared -fPIC $(pkg-config --cflags daffi) plugin.c -o plugin.so
+ *   and does not link against them.
+ *
+ * This header is C99 and C++ compatible and includes only <msgpack.h> besides libc.
+ */
+#ifndef DAFFI_PLUGIN_H
+#define DAFFI_PLUGIN_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <msgpack.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DAFFI_ABI_MAJOR 1u
+#define DAFFI_ABI_MINOR 0u
+
+/* The name of the descriptor symbol the host looks up. */
+#define DAFFI_PLUGIN_SYMBOL "daffi_plugin"
+
+#if defined(__GNUC__) || defined(__clang__)
+#define DAFFI_PRINTF(fmt_, args_) __attribute__((format(printf, fmt_, args_)))
+#else
+#define DAFFI_PRINTF(fmt_, args_)
+#endif
+
+struct event_base; /* libevent; include <event2/event.h> to use it */
+
+typedef struct daffi_call daffi_call; /* one call in progress (opaque) */
+typedef struct daffi_host daffi_host; /* the host's view of one plugin instance */
+
+typedef enum daffi_status {
+    DAFFI_DONE = 0,    /* the outcome is set: send it now */
+    DAFFI_PENDING = 1  /* the handler kept the call; daffi_call_done() follows */
+} daffi_status;
+
+typedef daffi_status (*daffi_handler_fn)(daffi_call *call);
+
+/* Callback flags. */
+#define DAFFI_CB_BLOCKING 0x1u /* run on the blocking thread pool, not on a loop */
+
+typedef struct daffi_callback_def {
+    const char *name;      /* the method name callers use; never "daffi." prefixed */
+    daffi_handler_fn fn;
+    unsigned flags;        /* DAFFI_CB_* */
+    const char *doc;       /* optional one-line description, may be NULL */
+} daffi_callback_def;
+
+typedef struct daffi_plugin_descriptor {
+    uint32_t abi_major;    /* DAFFI_ABI_MAJOR the plugin was built with */
+    uint32_t abi_minor;    /* DAFFI_ABI_MINOR the plugin was built with */
+    uint32_t size;         /* sizeof(daffi_plugin_descriptor) as built */
+    const char *name;      /* plugin name, e.g. "calc" */
+    const char *version;   /* plugin version text, e.g. "1.0.0" */
+    /* optional: create per-instance state; returns 0 or -1 (see daffi_host_error) */
+    int (*init)(daffi_host *host, void **state);
+    /* optional: release what init created */
+    void (*fini)(void *state);
+    /* callbacks, terminated by an entry whose name is NULL */
+    const daffi_callback_def *callbacks;
+} daffi_plugin_descriptor;
+
+#if defined(__GNUC__)
+#define DAFFI_PLUGIN_EXPORT __attribute__((visibility("default")))
+#else
+#define DAFFI_PLUGIN_EXPORT
+#endif
+
+/* Defines the descriptor: DAFFI_PLUGIN("calc", "1.0.0", init, fini, callbacks); */
+#define DAFFI_PLUGIN(name_, version_, init_, fini_, callbacks_)                        \
+    DAFFI_PLUGIN_EXPORT const daffi_plugin_descriptor daffi_plugin = {                 \
+        DAFFI_ABI_MAJOR, DAFFI_ABI_MINOR, (uint32_t)sizeof(daffi_plugin_descriptor),   \
+        (name_), (version_), (init_), (fini_), (callbacks_)}
+
+/* ---- host: configuration, state, logging ------------------------------------- */
+
+/* Returns the value of key in the plugin's [config] section, or NULL when absent.
+ * The string is owned by the host and valid for the generation's lifetime. */
+const char *daffi_config_get(const daffi_host *host, const char *key);
+/* Number of [config] entries and the i-th key/value (NULL past the end). */
+size_t daffi_config_count(const daffi_host *host);
+const char *daffi_config_key(const daffi_host *host, size_t i);
+const char *daffi_config_value(const daffi_host *host, size_t i);
+
+/* Reports why init failed; the host prints it with the plugin's file name. */
+void daffi_host_error(daffi_host *host, const char *fmt, ...)
+    DAFFI_PRINTF(2, 3);
+
+/* Log levels, in increasing severity. */
+typedef enum daffi_log_level {
+    DAFFI_LOG_DEBUG = 0,
+    DAFFI_LOG_INFO = 1,
+    DAFFI_LOG_WARN = 2,
+    DAFFI_LOG_ERROR = 3
+} daffi_log_level;
+
+/* Writes one log line attributed to this plugin (the host adds time and fields). */
+void daffi_log(const daffi_host *host, daffi_log_level level, const char *fmt, ...)
+    DAFFI_PRINTF(3, 4);
+
+/* ---- call: identity and arguments ------------------------------------------- */
+
+daffi_host *daffi_call_host(const daffi_call *call);
+/* The state init() created for this call's generation. */
+void *daffi_call_state(const daffi_call *call);
+/* The event loop that owns the call's connection: use it (from that loop's thread
+ * only) for timers and async I/O of a pending call. */
+struct event_base *daffi_call_loop(const daffi_call *call);
+/* The method name, NUL-terminated. */
+const char *daffi_call_method(const daffi_call *call);
+
+/* The params array and its elements. daffi_arg returns NULL past the end. */
+size_t daffi_argc(const daffi_call *call);
+const msgpack_object *daffi_arg(const daffi_call *call, size_t i);
+/* The encoded bytes of argument i (for bit-exact relay), 0 on success, -1 past end. */
+int daffi_arg_raw(const daffi_call *call, size_t i, const char **p, size_t *len);
+/* The encoded bytes of the whole params array. */
+void daffi_args_raw(const daffi_call *call, const char **p, size_t *len);
+
+/* Typed accessors: return 0 and store the value, or -1 when argument i is absent or of
+ * another type (no conversion except: an integer is accepted by daffi_arg_double,
+ * int64/uint64 accept any integer that fits). str/bin pointers are not NUL-terminated. */
+int daffi_arg_int(const daffi_call *call, size_t i, int64_t *out);
+int daffi_arg_uint(const daffi_call *call, size_t i, uint64_t *out);
+int daffi_arg_double(const daffi_call *call, size_t i, double *out);
+int daffi_arg_bool(const daffi_call *call, size_t i, int *out);
+int daffi_arg_str(const daffi_call *call, size_t i, const char **p, size_t *len);
+int daffi_arg_bin(const daffi_call *call, size_t i, const char **p, size_t *len);
+
+/* ---- call: outcome ----------------------------------------------------------- */
+
+/* Each sets the call's result (the last one set wins); strings and bins are copied. */
+void daffi_reply_nil(daffi_call *call);
+void daffi_reply_bool(daffi_call *call, int v);
+void daffi_reply_int(daffi_call *call, int64_t v);
+void daffi_reply_uint(daffi_call *call, uint64_t v);
+void daffi_reply_double(daffi_call *call, double v);
+void daffi_reply_float(daffi_call *call, float v);
+void daffi_reply_str(daffi_call *call, const char *p, size_t len);
+void daffi_reply_cstr(daffi_call *call, const char *s);
+void daffi_reply_bin(daffi_call *call, const void *p, size_t len);
+void daffi_reply_object(daffi_call *call, const msgpack_object *obj);
+/* Sets the result to already-encoded msgpack bytes (exactly one object). */
+void daffi_reply_raw(daffi_call *call, const char *p, size_t len);
+/* Returns a packer into the result: pack exactly one object (it may be a large
+ * array or map). Discards any result set before. Owned by the call. */
+msgpack_packer *daffi_reply_packer(daffi_call *call);
+
+/* Sets the outcome to an error: code is a daffi error code (DAFFI_ERR_BAD_ARGS,
+ * DAFFI_ERR_HANDLER, ...); the message is formatted printf-style. */
+void daffi_reply_error(daffi_call *call, int code, const char *fmt, ...)
+    DAFFI_PRINTF(3, 4);
+
+/* Error codes a handler uses (same values as the wire codes in daffi/rpc.h). */
+#define DAFFI_ERR_BAD_ARGS 2
+#define DAFFI_ERR_TIMEOUT 3
+#define DAFFI_ERR_HANDLER 4
+#define DAFFI_ERR_UNAVAILABLE 5
+#define DAFFI_ERR_OVERLOADED 6
+#define DAFFI_ERR_DENIED 9
+
+/* Completes a call whose handler returned DAFFI_PENDING: the outcome set before is
+ * sent (a call with no outcome set answers nil). Call it once, from any thread; the
+ * call must not be touched afterwards. Harmless when the caller has gone. */
+void daffi_call_done(daffi_call *call);
+
+/* Returns 1 when the caller is gone or the call timed out, so further work is wasted
+ * (the reply would be discarded). Safe from the call's loop thread. */
+int daffi_call_cancelled(const daffi_call *call);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* DAFFI_PLUGIN_H */

@@ -1,0 +1,183 @@
+/*
+ * daffi/rpc.h - the MessagePack-RPC codec shared by daffid and every daffi client.
+ *
+ * Contract
+ *   Wire format (normative, see sdk/PROTOCOL.md):
+ *     request       [0, msgid:uint32, method:str|bin, params:array]
+ *     response      [1, msgid:uint32, error:nil|[code, message(, details)], result:any]
+ *     notification  [2, method:str|bin, params:array]
+ *
+ *   Decoding is two steps, so that nothing is ever allocated from a count the peer
+ *   declared before that count has been checked against the bytes that can exist:
+ *     1. daffi_scan_feed() walks the raw bytes of one message without allocating. It is
+ *        resumable: feed it the same message start with more bytes as they arrive. It
+ *        validates the envelope, the nesting depth and every declared length/count
+ *        against the limits, and tells when a whole message is present and its size.
+ *     2. daffi_msg_decode() unpacks one complete, scanned message with msgpack-c into a
+ *        caller-owned zone. The objects reference the input bytes (str/bin/ext payloads
+ *        are not copied): keep the bytes alive as long as the objects.
+ *   Encoding uses msgpack-c's packer; the helpers below write envelope headers, the
+ *   caller packs params/result after them.
+ *
+ *   Why a hand-written scanner: msgpack-c's unpacker allocates msgpack_object arrays
+ *   from a container's declared count before its elements arrive, so a 5-byte header
+ *   could ask for gigabytes. The scanner rejects that first.
+ *
+ * Thread safety: every function is reentrant; a daffi_scan belongs to one stream.
+ */
+#ifndef DAFFI_RPC_H
+#define DAFFI_RPC_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <msgpack.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Message kinds: the first element of every envelope. */
+typedef enum daffi_msg_kind {
+    DAFFI_MSG_REQUEST = 0,
+    DAFFI_MSG_RESPONSE = 1,
+    DAFFI_MSG_NOTIFY = 2
+} daffi_msg_kind;
+
+/* Error codes carried in a response's error array (DESIGN.md, normative). */
+typedef enum daffi_error_code {
+    DAFFI_OK = 0,
+    DAFFI_E_NO_CALLBACK = 1,
+    DAFFI_E_BAD_ARGS = 2,
+    DAFFI_E_TIMEOUT = 3,
+    DAFFI_E_HANDLER_ERROR = 4,
+    DAFFI_E_UNAVAILABLE = 5,
+    DAFFI_E_OVERLOADED = 6,
+    DAFFI_E_TOO_LARGE = 7,
+    DAFFI_E_PROTOCOL = 8,
+    DAFFI_E_DENIED = 9,
+    DAFFI_E_SHUTTING_DOWN = 10
+} daffi_error_code;
+
+/* Returns the static upper-case name of an error code ("NO_CALLBACK", ...), or
+ * "UNKNOWN" for a code outside 1..10. Never NULL; the caller does not free it. */
+const char *daffi_error_name(int code);
+
+/* Limits applied while scanning. max_depth counts the envelope array as depth 1,
+ * so params nested 32 deep inside it is depth 33: DAFFI_DEFAULT_MAX_DEPTH bounds the
+ * nesting of user values (params elements), as DESIGN.md's "deeper than 32" means. */
+#define DAFFI_DEFAULT_MAX_MESSAGE ((size_t)16 * 1024 * 1024)
+#define DAFFI_DEFAULT_MAX_DEPTH 32u
+#define DAFFI_SCAN_MAX_DEPTH 64u /* hard ceiling on max_depth (the scan stack size) */
+
+typedef struct daffi_limits {
+    size_t max_message;  /* bytes in one whole encoded message, >= 16 */
+    unsigned max_depth;  /* nesting of values inside params/result, <= 62 */
+} daffi_limits;
+
+typedef enum daffi_scan_result {
+    DAFFI_SCAN_NEED_MORE = 0, /* no verdict yet: call again with more bytes */
+    DAFFI_SCAN_COMPLETE = 1,  /* one whole valid message of s->size bytes */
+    DAFFI_SCAN_PROTOCOL = 2,  /* malformed: s->error says what */
+    DAFFI_SCAN_TOO_LARGE = 3  /* the message cannot fit in max_message */
+} daffi_scan_result;
+
+/* Resumable scanner state. Fields above the private mark are results the caller
+ * reads; initialise with daffi_scan_init() before each new message. */
+typedef struct daffi_scan {
+    size_t size;            /* COMPLETE: bytes of the whole message */
+    int kind;               /* -1 until read, then a daffi_msg_kind */
+    int have_msgid;         /* 1 once a valid uint32 msgid was read (req/resp) */
+    uint32_t msgid;
+    const char *error;      /* PROTOCOL/TOO_LARGE: static text naming the fault */
+    /* private */
+    size_t pos;             /* bytes consumed so far (start of next element) */
+    unsigned depth;         /* containers open */
+    unsigned top_index;     /* index of the next envelope element */
+    uint32_t remain[DAFFI_SCAN_MAX_DEPTH]; /* elements left per open container */
+    uint8_t is_map[DAFFI_SCAN_MAX_DEPTH];
+} daffi_scan;
+
+void daffi_scan_init(daffi_scan *s);
+
+/* Scans the message that starts at buf, of which len bytes are available (len may
+ * hold further messages after it: they are not looked at). Call again with the same
+ * message start (the bytes may have moved) and len >= the previous len. Rules:
+ *   - the top level is an array: 4 elements for kinds 0 and 1, 3 for kind 2;
+ *     element 0 an integer 0..2; msgid any uint encoding <= 0xffffffff;
+ *     method str or bin; params an array; error nil or array.
+ *   - nesting deeper than max_depth inside the envelope, the reserved byte 0xc1, or a
+ *     container whose declared count cannot fit in max_message bytes: PROTOCOL.
+ *   - a str/bin/ext whose declared length would end past max_message, or
+ *     len >= max_message without a complete message: TOO_LARGE.
+ * Allocates nothing. */
+daffi_scan_result daffi_scan_feed(daffi_scan *s, const char *buf, size_t len,
+                                  const daffi_limits *lim);
+
+/* Returns the encoded size of the one msgpack object at p (len bytes available), or 0
+ * when the bytes hold no complete object. Does not validate limits: use it on bytes
+ * daffi_scan_feed() already accepted. */
+size_t daffi_object_size(const char *p, size_t len);
+
+/* A decoded message. Pointers reference the zone and the input bytes. */
+typedef struct daffi_msg {
+    daffi_msg_kind kind;
+    uint32_t msgid;                 /* request, response */
+    const char *method;             /* request, notify: not NUL-terminated */
+    size_t method_len;
+    const msgpack_object *params;   /* request, notify: an array */
+    const char *params_raw;         /* request, notify: encoded params array */
+    size_t params_raw_len;
+    const msgpack_object *error;    /* response: nil or array */
+    const msgpack_object *result;   /* response */
+} daffi_msg;
+
+/* Decodes one complete message of size bytes (as daffi_scan_feed() measured it) into
+ * out, allocating objects from zone (owned by the caller, who clears or destroys it).
+ * Returns 0, or -1 when the bytes are not a valid message (which cannot happen for
+ * bytes the scanner accepted with the same limits). */
+int daffi_msg_decode(const char *buf, size_t size, msgpack_zone *zone, daffi_msg *out);
+
+/* Envelope writers. Each returns 0 or -1 when the packer's writer failed.
+ * After daffi_pack_request()/daffi_pack_notify() pack exactly nparams objects; after
+ * daffi_pack_response_ok() pack exactly one object (the result). */
+int daffi_pack_request(msgpack_packer *pk, uint32_t msgid, const char *method,
+                       size_t method_len, uint32_t nparams);
+int daffi_pack_notify(msgpack_packer *pk, const char *method, size_t method_len,
+                      uint32_t nparams);
+int daffi_pack_response_ok(msgpack_packer *pk, uint32_t msgid);
+/* Packs a whole error response [1, msgid, [code, message], nil]. message may be NULL
+ * (then the error's name is used). */
+int daffi_pack_response_error(msgpack_packer *pk, uint32_t msgid, int code,
+                              const char *message);
+/* Packs the header of an error response whose error array carries a details map:
+ * [1, msgid, [code, message, <details>], nil] - the caller packs exactly one object
+ * (the details map) and then calls daffi_pack_response_error_end(). */
+int daffi_pack_response_error_details(msgpack_packer *pk, uint32_t msgid, int code,
+                                      const char *message);
+int daffi_pack_response_error_end(msgpack_packer *pk);
+/* Packs a str object from a NUL-terminated string. */
+int daffi_pack_cstr(msgpack_packer *pk, const char *s);
+
+/* Reads an error array ([code, message(, details)]) of a response. Returns 0 and sets
+ * *code, *message (not NUL-terminated, may be NULL/0) and *details (may be NULL), or -1
+ * when the object is not such an array. */
+int daffi_error_parse(const msgpack_object *err, int *code, const char **message,
+                      size_t *message_len, const msgpack_object **details);
+
+/* Address parsing shared by daemon and clients: "tcp://host:port" (host may be
+ * "[v6]") or "unix:///absolute/path" / "unix://relative/path". */
+typedef enum daffi_addr_kind { DAFFI_ADDR_TCP = 1, DAFFI_ADDR_UNIX = 2 } daffi_addr_kind;
+typedef struct daffi_addr {
+    daffi_addr_kind kind;
+    char host[256];   /* TCP: host name or address, without brackets */
+    int port;         /* TCP: 1..65535 (0 allowed only where the caller permits) */
+    char path[108];   /* UNIX: filesystem path (sun_path size) */
+} daffi_addr;
+
+/* Parses text into out. Returns 0, or -1 with a static reason in *why. */
+int daffi_addr_parse(const char *text, daffi_addr *out, const char **why);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* DAFFI_RPC_H */

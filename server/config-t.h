@@ -1,0 +1,86 @@
+/*
+ * config-t.h - the data model of daffid's configuration (types only).
+ *
+ * A dfd_config is built by dfd_config_load() from a directory of ini files and the
+ * -o overrides; it owns every string it points to and is released whole by
+ * dfd_config_free(). Nothing in it changes after load: a reload builds a new one.
+ */
+#ifndef DFD_CONFIG_T_H
+#define DFD_CONFIG_T_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <daffi/rpc.h>
+
+typedef enum dfd_role { DFD_ROLE_SERVICE = 0, DFD_ROLE_ROUTER = 1, DFD_ROLE_WORKER = 2 } dfd_role;
+
+typedef enum dfd_log_target { DFD_LOG_STDERR = 0, DFD_LOG_SYSLOG = 1 } dfd_log_target;
+
+/* Where a value came from, for error messages: "conf.d/10-calc.ini:4" or "-o #2". */
+typedef struct dfd_origin {
+    char *file;          /* owned; the ini path as opened, or "-o" for an override */
+    unsigned line;       /* 1-based line in file, or the override's 1-based index */
+} dfd_origin;
+
+typedef struct dfd_kv {
+    char *key;           /* owned */
+    char *value;         /* owned */
+} dfd_kv;
+
+/* One plugin declared by a file with a [plugin] section. */
+typedef struct dfd_plugin_conf {
+    char *name;          /* [plugin] name (required; [A-Za-z0-9_.-]+, unique) */
+    char *path;          /* resolved .so path: relative paths resolve against plugin_dir */
+    dfd_origin origin;   /* the ini file and the line of its [plugin] header */
+    unsigned concurrency; /* calls running at once; 0 = unlimited */
+    unsigned queue;      /* calls waiting past concurrency before OVERLOADED */
+    uint64_t timeout_ms; /* per-call deadline; 0 = the server's default_timeout */
+    int enabled;         /* 0 skips the plugin (enabled = no) */
+    dfd_kv *config;      /* the free-form [config] section, in file order; owned */
+    size_t nconfig;
+} dfd_plugin_conf;
+
+typedef struct dfd_config {
+    char *dir;                 /* the configuration directory as given; owned */
+
+    /* [server] */
+    dfd_role role;             /* role = service | router | worker */
+    char *name;                /* name = member name; default: the host name */
+    daffi_addr *listen;        /* listen = tcp://h:p, unix:///path (comma separated) */
+    size_t nlisten;
+    unsigned workers;          /* workers = N | auto (auto: online CPUs); >= 1 */
+    unsigned blocking_threads; /* blocking_threads = N | auto; >= 1 */
+    uint64_t shutdown_timeout_ms; /* shutdown_timeout = duration (default 10s) */
+    uint64_t default_timeout_ms;  /* default_timeout = duration (default 30s; 0 = none) */
+    char *plugin_dir;          /* plugin_dir = dir (relative to the config dir); default:
+                                  the config dir */
+    char *pidfile;             /* pidfile = path, NULL when unset */
+    unsigned backlog;          /* backlog = N (default 1024) */
+    unsigned unix_mode;        /* unix_mode = octal (default 0660) for Unix listeners */
+    char *router;              /* router = address (role=worker), NULL when unset */
+
+    /* [limits] */
+    size_t max_message;        /* max_message = size (default 16M) */
+    unsigned max_depth;        /* max_depth = N (default 32, at most 62) */
+    unsigned max_pending;      /* max_pending = N calls per connection (default 16384) */
+    unsigned max_connections;  /* max_connections = N (default 10000) */
+    size_t max_output;         /* max_output = size: a connection's unsent replies past
+                                  which daffid stops reading it (default 4M, >= 64K) */
+
+    /* [log] */
+    int log_level;             /* level = debug | info | warn | error (daffi_log_level) */
+    dfd_log_target log_target; /* target = stderr | syslog */
+    int access_log;            /* access_log = yes | no */
+
+    dfd_plugin_conf *plugins;  /* in file order (alphabetical); owned */
+    size_t nplugins;
+} dfd_config;
+
+/* Errors collected while loading: every problem is reported, not just the first. */
+typedef struct dfd_errors {
+    char **msgs;               /* owned, each "file:line: [section] key: what is wrong" */
+    size_t count;
+} dfd_errors;
+
+#endif /* DFD_CONFIG_T_H */

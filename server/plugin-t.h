@@ -1,0 +1,71 @@
+/*
+ * plugin-t.h - a loaded plugin generation (types only).
+ *
+ * One dfd_plugin is one generation of one plugin: the private copy of its .so, the
+ * dlopen handle, the descriptor, the state init() returned, and its callbacks. It is
+ * reference counted: the callback table holds one reference and every call in flight
+ * holds one. The last reference finalises it (fini, dlclose, unlink of the copy), so
+ * code is never unmapped under a running call.
+ */
+#ifndef DFD_PLUGIN_T_H
+#define DFD_PLUGIN_T_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <daffi/plugin.h>
+
+#include "config-t.h"
+
+struct dfd_plugin;
+struct dfd_call;
+
+/* One callback of a generation. name points into the mapped descriptor. */
+typedef struct dfd_callback {
+    const char *name;
+    daffi_handler_fn fn;
+    unsigned flags;               /* DAFFI_CB_* */
+    struct dfd_plugin *plugin;    /* the generation it belongs to (not a reference) */
+} dfd_callback;
+
+/* The SDK's opaque daffi_host: what a plugin instance sees of the host. */
+struct daffi_host {
+    struct dfd_plugin *plugin;
+    char error[512];              /* set by daffi_host_error() during init */
+};
+
+typedef struct dfd_plugin {
+    char *name;                   /* the [plugin] name; owned */
+    char *file;                   /* the configured .so path; owned */
+    char *private_path;           /* the private copy that was dlopened; owned, unlinked
+                                     when the generation is freed */
+    char *ini;                    /* the ini file that declared it; owned */
+    void *dl;                     /* dlopen handle */
+    const daffi_plugin_descriptor *desc; /* inside the mapping */
+    void *state;                  /* what init() returned */
+    int initialised;              /* 1 once init() returned 0: fini() is due */
+    unsigned generation;          /* 1, 2, ... per plugin name */
+    struct daffi_host host;
+
+    dfd_callback *callbacks;      /* owned array */
+    size_t ncallbacks;
+    dfd_kv *config;               /* owned copy of [config] */
+    size_t nconfig;
+
+    /* settings copied from the dfd_plugin_conf */
+    unsigned concurrency;         /* 0 = unlimited */
+    unsigned queue;
+    uint64_t timeout_ms;          /* 0 = server default */
+
+    /* runtime, owned by dispatch: lock guards running/queued and the queue list */
+    atomic_long refs;             /* table + calls in flight */
+    pthread_mutex_t lock;
+    unsigned running;
+    unsigned queued;
+    struct dfd_call *queue_head;
+    struct dfd_call *queue_tail;
+} dfd_plugin;
+
+#endif /* DFD_PLUGIN_T_H */
