@@ -20,7 +20,7 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 CFLAGS_ALL := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g $(OPT) -fPIC \
               -fvisibility=default -DDAFFID_VERSION='"$(VERSION)"' \
-              -Isdk/include -Iserver $(PKG_CFLAGS) $(SAN) $(CFLAGS)
+              -Isdk/include -Isdk/src -Iserver $(PKG_CFLAGS) $(SAN) $(CFLAGS)
 LDFLAGS_ALL := $(SAN) $(LDFLAGS)
 LIBS_ALL    := $(PKG_LIBS) -ldl -lpthread -lm
 

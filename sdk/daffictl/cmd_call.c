@@ -1,0 +1,144 @@
+/*
+ * cmd_call.c - the daffictl subcommands that call a service directly:
+ * call (rpc), notify (rpc_nowait) and ping.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <daffi/json.h>
+
+#include "daffictl.h"
+
+/* daffictl call CALLBACK [ARGS...]: prints the result as JSON. */
+static int run_call(const ctl_opts *o, int argc, char **argv)
+{
+    msgpack_sbuffer sb;
+    daffi_client *c;
+    daffi_result res;
+    daffi_error err = DAFFI_ERROR_INIT;
+    int rc;
+
+    if (argc < 1) {
+        fprintf(stderr, "daffictl: call: missing CALLBACK (see: daffictl help call)\n");
+        return CTL_EXIT_USAGE;
+    }
+    msgpack_sbuffer_init(&sb);
+    rc = ctl_pack_args(&sb, argc - 1, argv + 1);
+    if (rc != 0 || (c = ctl_connect(o, &rc)) == NULL) {
+        msgpack_sbuffer_destroy(&sb);
+        return rc;
+    }
+    if (daffi_rpc_raw(c, argv[0], sb.data, sb.size, o->timeout_ms, &res, &err) == 0) {
+        rc = ctl_print_json(o, &res.obj);
+        daffi_result_free(&res);
+    } else {
+        rc = ctl_report(o, &err);
+        daffi_error_clear(&err);
+    }
+    daffi_close(c);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+/* daffictl notify CALLBACK [ARGS...]: sends a notification, prints nothing. */
+static int run_notify(const ctl_opts *o, int argc, char **argv)
+{
+    msgpack_sbuffer sb;
+    daffi_client *c;
+    daffi_error err = DAFFI_ERROR_INIT;
+    int rc;
+
+    if (argc < 1) {
+        fprintf(stderr, "daffictl: notify: missing CALLBACK (see: daffictl help notify)\n");
+        return CTL_EXIT_USAGE;
+    }
+    msgpack_sbuffer_init(&sb);
+    rc = ctl_pack_args(&sb, argc - 1, argv + 1);
+    if (rc != 0 || (c = ctl_connect(o, &rc)) == NULL) {
+        msgpack_sbuffer_destroy(&sb);
+        return rc;
+    }
+    if (daffi_notify_raw(c, argv[0], sb.data, sb.size, o->timeout_ms, &err) == -1) {
+        rc = ctl_report(o, &err);
+        daffi_error_clear(&err);
+    }
+    daffi_close(c);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+/* daffictl ping: calls daffi.ping, prints the round trip. */
+static int run_ping(const ctl_opts *o, int argc, char **argv)
+{
+    daffi_client *c;
+    daffi_error err = DAFFI_ERROR_INIT;
+    int64_t rtt_us;
+    int rc = 0;
+
+    (void)argv;
+    if (argc > 0) {
+        fprintf(stderr, "daffictl: ping: takes no arguments (see: daffictl help ping)\n");
+        return CTL_EXIT_USAGE;
+    }
+    if ((c = ctl_connect(o, &rc)) == NULL)
+        return rc;
+    if (daffi_ping(c, o->timeout_ms, &rtt_us, &err) == -1) {
+        rc = ctl_report(o, &err);
+        daffi_error_clear(&err);
+    } else if (o->json_explicit) {
+        printf((o->json_flags & DAFFI_JSON_PRETTY)
+                   ? "{\n  \"result\": \"pong\",\n  \"rtt_us\": %" PRId64 "\n}\n"
+                   : "{\"result\":\"pong\",\"rtt_us\":%" PRId64 "}\n",
+               rtt_us);
+    } else {
+        printf("pong from %s in %.3f ms\n", daffi_client_address(c), (double)rtt_us / 1000.0);
+    }
+    daffi_close(c);
+    return rc;
+}
+
+const ctl_cmd ctl_cmd_call = {
+    "call", run_call, "call CALLBACK [ARGS...]",
+    "call a callback and print its result as JSON",
+    "Calls CALLBACK with ARGS and waits (up to -t TIMEOUT_MS) for its result, which is\n"
+    "printed on stdout as JSON (--pretty: indented).\n"
+    "\n"
+    "Each ARG is a JSON value where it parses as one, else a string:\n"
+    "  3 -> int   -2.5 -> float   true, null   [1,2] -> array   {\"a\":1} -> map\n"
+    "  '\"3\"' -> the string 3   hello -> the string hello\n"
+    "  '{\"$bin\":\"AAEC\"}' -> bin (base64)   '{\"$ext\":[1,\"AAEC\"]}' -> ext\n"
+    "Results use the same notation: bin as {\"$bin\": base64}, ext as {\"$ext\": [type,\n"
+    "base64]}, map keys that are not strings as their JSON text.\n"
+    "\n"
+    "On error, prints `NAME (code N): message` (and the error's details as JSON) to\n"
+    "stderr and exits with the code of the error's class (see daffictl --help).\n"
+    "\n"
+    "Examples:\n"
+    "  daffictl call add 1 2                 -> 3\n"
+    "  daffictl call echo '{\"k\":[1,2]}'       -> {\"k\":[1,2]}\n"
+    "  daffictl -t 50 call echo_after 500 x  -> TIMEOUT (code 3): ..., exit 3\n"};
+
+const ctl_cmd ctl_cmd_notify = {
+    "notify", run_notify, "notify CALLBACK [ARGS...]",
+    "send a notification (rpc_nowait): no reply",
+    "Sends CALLBACK(ARGS) as a MessagePack-RPC notification and exits 0 once the\n"
+    "message is handed to the operating system. The callback runs, but its result and\n"
+    "its errors are not reported: a notification has no response (an unknown callback\n"
+    "is counted by the server and ignored). ARGS as for `call`.\n"
+    "\n"
+    "Errors reported: the connection cannot be made (exit 2), or the message cannot be\n"
+    "written within -t TIMEOUT_MS (exit 3).\n"
+    "\n"
+    "Example:\n"
+    "  daffictl notify log_event '{\"level\":\"info\"}'\n"};
+
+const ctl_cmd ctl_cmd_ping = {
+    "ping", run_ping, "ping",
+    "check that the server answers (daffi.ping)",
+    "Calls daffi.ping and prints the round-trip time:\n"
+    "  pong from tcp://127.0.0.1:6001 in 0.105 ms\n"
+    "With --json or --pretty: {\"result\":\"pong\",\"rtt_us\":105}.\n"
+    "Exit 0 when the server answered \"pong\"; 2 when it cannot be reached; 3 when it\n"
+    "did not answer within -t TIMEOUT_MS.\n"};

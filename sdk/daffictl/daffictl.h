@@ -1,0 +1,69 @@
+/*
+ * daffictl.h - what the daffictl command files share: the global options, the
+ * subcommand table entry, exit codes and the helpers every subcommand uses.
+ */
+#ifndef DAFFICTL_H
+#define DAFFICTL_H
+
+#include <daffi/client.h>
+
+/* Exit codes: one per class of outcome (documented in --help and README.md). */
+enum ctl_exit {
+    CTL_EXIT_OK = 0,
+    CTL_EXIT_USAGE = 1,       /* bad option, subcommand, address or argument */
+    CTL_EXIT_UNAVAILABLE = 2, /* cannot connect, or the connection was lost */
+    CTL_EXIT_TIMEOUT = 3,
+    CTL_EXIT_HANDLER = 4,     /* HANDLER_ERROR: the callback failed */
+    CTL_EXIT_BAD_ARGS = 5,
+    CTL_EXIT_NO_CALLBACK = 6,
+    CTL_EXIT_BUSY = 7,        /* OVERLOADED, SHUTTING_DOWN: refused for now */
+    CTL_EXIT_MESSAGE = 8,     /* PROTOCOL, TOO_LARGE: a message was malformed/too big */
+    CTL_EXIT_DENIED = 9,
+    CTL_EXIT_OTHER = 10       /* any other error code */
+};
+
+#define CTL_DEFAULT_ADDRESS "tcp://127.0.0.1:6001"
+#define CTL_DEFAULT_TIMEOUT_MS 30000
+
+/* Options given before the subcommand. */
+typedef struct ctl_opts {
+    const char *address;   /* -s, else $DAFFI_ADDRESS, else CTL_DEFAULT_ADDRESS */
+    int timeout_ms;        /* -t; 0: wait forever */
+    unsigned json_flags;   /* DAFFI_JSON_COMPACT or DAFFI_JSON_PRETTY */
+    int json_explicit;     /* 1 when --json or --pretty was given */
+} ctl_opts;
+
+/* A subcommand: run gets the arguments after the subcommand's name and returns an
+ * exit code. */
+typedef struct ctl_cmd {
+    const char *name;
+    int (*run)(const ctl_opts *o, int argc, char **argv);
+    const char *synopsis;  /* "call CALLBACK [ARGS...]" */
+    const char *summary;   /* one line for the command list */
+    const char *help;      /* the full text of `daffictl help NAME` */
+} ctl_cmd;
+
+/* Subcommands (cmd_call.c). */
+extern const ctl_cmd ctl_cmd_call, ctl_cmd_notify, ctl_cmd_ping;
+
+/* Maps an error code to daffictl's exit code. */
+int ctl_exit_code(int code);
+
+/* Prints "NAME (code N): message" and the details, if any, as JSON to stderr, and
+ * returns the exit code for err. */
+int ctl_report(const ctl_opts *o, const daffi_error *err);
+
+/* Connects to o->address. Returns the client (caller closes it), or NULL after
+ * reporting the error; *exit_code then holds the exit code. */
+daffi_client *ctl_connect(const ctl_opts *o, int *exit_code);
+
+/* Packs argv[0..argc) as a params array (each a JSON value where it parses as one,
+ * else a string) into sb, which the caller initialised and destroys. Returns 0, or
+ * CTL_EXIT_USAGE after printing which argument was wrong. */
+int ctl_pack_args(msgpack_sbuffer *sb, int argc, char **argv);
+
+/* Prints obj as JSON on stdout (compact or pretty per o) with a newline. Returns 0,
+ * or CTL_EXIT_OTHER when memory ran out or stdout failed. */
+int ctl_print_json(const ctl_opts *o, const msgpack_object *obj);
+
+#endif /* DAFFICTL_H */

@@ -1,0 +1,356 @@
+/*
+ * callobj.c - the handler-facing SDK functions of daffi/plugin.h (arguments, replies,
+ * completion) over the daffi_call record, and its host-side life cycle (callobj.h).
+ * Shared by daffid and libdaffi; the host supplies completion through call->ops.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "callobj.h"
+
+#define CALL_ZONE_CHUNK 2048
+#define CALL_KEEP_BYTES (64 * 1024) /* buffers kept across reuse, at most */
+
+void daffi_call_init(daffi_call *call)
+{
+    memset(call, 0, sizeof(*call));
+    msgpack_zone_init(&call->zone, CALL_ZONE_CHUNK);
+    msgpack_sbuffer_init(&call->result);
+    msgpack_packer_init(&call->packer, &call->result, msgpack_sbuffer_write);
+}
+
+void daffi_call_destroy(daffi_call *call)
+{
+    free(call->bytes);
+    msgpack_zone_destroy(&call->zone);
+    msgpack_sbuffer_destroy(&call->result);
+}
+
+void daffi_call_reset(daffi_call *call)
+{
+    if (call->bytes_cap > CALL_KEEP_BYTES) {
+        free(call->bytes);
+        call->bytes = NULL;
+        call->bytes_cap = 0;
+    }
+    call->bytes_len = 0;
+    msgpack_zone_clear(&call->zone);
+    if (call->result.alloc > CALL_KEEP_BYTES)
+        msgpack_sbuffer_destroy(&call->result), msgpack_sbuffer_init(&call->result);
+    call->result.size = 0;
+    call->outcome = DAFFI_OUTCOME_NONE;
+    call->error_code = 0;
+    call->error_msg[0] = '\0';
+    call->method = NULL;
+    call->host = NULL;
+    call->state = NULL;
+    call->loop = NULL;
+    call->ops = NULL;
+    memset(&call->msg, 0, sizeof(call->msg));
+}
+
+int daffi_call_load(daffi_call *call, const char *bytes, size_t len)
+{
+    if (call->bytes_cap < len) {
+        char *p = realloc(call->bytes, len);
+        if (p == NULL)
+            return -1;
+        call->bytes = p;
+        call->bytes_cap = len;
+    }
+    memcpy(call->bytes, bytes, len);
+    call->bytes_len = len;
+    if (daffi_msg_decode(call->bytes, len, &call->zone, &call->msg) == -1)
+        return -1;
+    if (call->msg.kind == DAFFI_MSG_RESPONSE)
+        return -1;
+    call->method = msgpack_zone_malloc(&call->zone, call->msg.method_len + 1);
+    if (call->method == NULL)
+        return -1;
+    memcpy(call->method, call->msg.method, call->msg.method_len);
+    call->method[call->msg.method_len] = '\0';
+    return 0;
+}
+
+void daffi_call_set_error(daffi_call *call, int code, const char *message)
+{
+    call->outcome = DAFFI_OUTCOME_ERROR;
+    call->error_code = code;
+    snprintf(call->error_msg, sizeof(call->error_msg), "%s", message);
+}
+
+int daffi_call_write_response(const daffi_call *call, uint32_t msgid,
+                              msgpack_sbuffer *sbuf, size_t max_message)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sbuf, msgpack_sbuffer_write);
+    size_t mark = sbuf->size;
+    if (call->outcome == DAFFI_OUTCOME_ERROR) {
+        if (daffi_pack_response_error(&pk, msgid, call->error_code, call->error_msg) == -1)
+            goto oom;
+        return call->error_code;
+    }
+    if (call->outcome == DAFFI_OUTCOME_RESULT) {
+        /* 16 bytes bound the envelope around the result; check before copying it */
+        if (call->result.size + 16 > max_message)
+            goto too_large;
+        if (daffi_pack_response_ok(&pk, msgid) == -1 ||
+            msgpack_sbuffer_write(sbuf, call->result.data, call->result.size) != 0)
+            goto oom;
+        if (sbuf->size - mark > max_message) {
+            sbuf->size = mark;
+            goto too_large;
+        }
+        return 0;
+    }
+    if (daffi_pack_response_ok(&pk, msgid) == -1 || msgpack_pack_nil(&pk) != 0)
+        goto oom;
+    return 0;
+
+too_large:;
+    char msg[160];
+    snprintf(msg, sizeof(msg), "result of %zu bytes exceeds max_message (%zu bytes)",
+             call->result.size, max_message);
+    if (daffi_pack_response_error(&pk, msgid, DAFFI_E_TOO_LARGE, msg) == -1)
+        goto oom;
+    return DAFFI_E_TOO_LARGE;
+oom:
+    sbuf->size = mark;
+    return -1;
+}
+
+/* ---- identity -------------------------------------------------------------- */
+
+daffi_host *daffi_call_host(const daffi_call *call)
+{
+    return call->host;
+}
+
+void *daffi_call_state(const daffi_call *call)
+{
+    return call->state;
+}
+
+struct event_base *daffi_call_loop(const daffi_call *call)
+{
+    return call->loop;
+}
+
+const char *daffi_call_method(const daffi_call *call)
+{
+    return call->method;
+}
+
+/* ---- arguments ------------------------------------------------------------- */
+
+size_t daffi_argc(const daffi_call *call)
+{
+    return call->msg.params ? call->msg.params->via.array.size : 0;
+}
+
+const msgpack_object *daffi_arg(const daffi_call *call, size_t i)
+{
+    if (i >= daffi_argc(call))
+        return NULL;
+    return &call->msg.params->via.array.ptr[i];
+}
+
+void daffi_args_raw(const daffi_call *call, const char **p, size_t *len)
+{
+    *p = call->msg.params_raw;
+    *len = call->msg.params_raw_len;
+}
+
+int daffi_arg_raw(const daffi_call *call, size_t i, const char **p, size_t *len)
+{
+    if (i >= daffi_argc(call))
+        return -1;
+    const char *cur = call->msg.params_raw;
+    size_t left = call->msg.params_raw_len;
+    /* skip the array header: fixarray, array16 or array32 */
+    size_t hdr = ((unsigned char)cur[0] & 0xf0) == 0x90 ? 1 : (unsigned char)cur[0] == 0xdc ? 3 : 5;
+    cur += hdr;
+    left -= hdr;
+    for (size_t k = 0;; k++) {
+        size_t n = daffi_object_size(cur, left);
+        if (n == 0)
+            return -1;
+        if (k == i) {
+            *p = cur;
+            *len = n;
+            return 0;
+        }
+        cur += n;
+        left -= n;
+    }
+}
+
+int daffi_arg_int(const daffi_call *call, size_t i, int64_t *out)
+{
+    const msgpack_object *o = daffi_arg(call, i);
+    if (o == NULL)
+        return -1;
+    if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        *out = o->via.i64;
+        return 0;
+    }
+    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= (uint64_t)INT64_MAX) {
+        *out = (int64_t)o->via.u64;
+        return 0;
+    }
+    return -1;
+}
+
+int daffi_arg_uint(const daffi_call *call, size_t i, uint64_t *out)
+{
+    const msgpack_object *o = daffi_arg(call, i);
+    if (o == NULL || o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return -1;
+    *out = o->via.u64;
+    return 0;
+}
+
+int daffi_arg_double(const daffi_call *call, size_t i, double *out)
+{
+    const msgpack_object *o = daffi_arg(call, i);
+    if (o == NULL)
+        return -1;
+    switch (o->type) {
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64:
+        *out = o->via.f64;
+        return 0;
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        *out = (double)o->via.u64;
+        return 0;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        *out = (double)o->via.i64;
+        return 0;
+    default:
+        return -1;
+    }
+}
+
+int daffi_arg_bool(const daffi_call *call, size_t i, int *out)
+{
+    const msgpack_object *o = daffi_arg(call, i);
+    if (o == NULL || o->type != MSGPACK_OBJECT_BOOLEAN)
+        return -1;
+    *out = o->via.boolean ? 1 : 0;
+    return 0;
+}
+
+int daffi_arg_str(const daffi_call *call, size_t i, const char **p, size_t *len)
+{
+    const msgpack_object *o = daffi_arg(call, i);
+    if (o == NULL || o->type != MSGPACK_OBJECT_STR)
+        return -1;
+    *p = o->via.str.ptr;
+    *len = o->via.str.size;
+    return 0;
+}
+
+int daffi_arg_bin(const daffi_call *call, size_t i, const char **p, size_t *len)
+{
+    const msgpack_object *o = daffi_arg(call, i);
+    if (o == NULL || o->type != MSGPACK_OBJECT_BIN)
+        return -1;
+    *p = o->via.bin.ptr;
+    *len = o->via.bin.size;
+    return 0;
+}
+
+/* ---- outcome --------------------------------------------------------------- */
+
+msgpack_packer *daffi_reply_packer(daffi_call *call)
+{
+    call->result.size = 0;
+    call->outcome = DAFFI_OUTCOME_RESULT;
+    return &call->packer;
+}
+
+void daffi_reply_nil(daffi_call *call)
+{
+    msgpack_pack_nil(daffi_reply_packer(call));
+}
+
+void daffi_reply_bool(daffi_call *call, int v)
+{
+    msgpack_packer *pk = daffi_reply_packer(call);
+    if (v)
+        msgpack_pack_true(pk);
+    else
+        msgpack_pack_false(pk);
+}
+
+void daffi_reply_int(daffi_call *call, int64_t v)
+{
+    msgpack_pack_int64(daffi_reply_packer(call), v);
+}
+
+void daffi_reply_uint(daffi_call *call, uint64_t v)
+{
+    msgpack_pack_uint64(daffi_reply_packer(call), v);
+}
+
+void daffi_reply_double(daffi_call *call, double v)
+{
+    msgpack_pack_double(daffi_reply_packer(call), v);
+}
+
+void daffi_reply_float(daffi_call *call, float v)
+{
+    msgpack_pack_float(daffi_reply_packer(call), v);
+}
+
+void daffi_reply_str(daffi_call *call, const char *p, size_t len)
+{
+    msgpack_packer *pk = daffi_reply_packer(call);
+    msgpack_pack_str(pk, len);
+    msgpack_pack_str_body(pk, p, len);
+}
+
+void daffi_reply_cstr(daffi_call *call, const char *s)
+{
+    daffi_reply_str(call, s, strlen(s));
+}
+
+void daffi_reply_bin(daffi_call *call, const void *p, size_t len)
+{
+    msgpack_packer *pk = daffi_reply_packer(call);
+    msgpack_pack_bin(pk, len);
+    msgpack_pack_bin_body(pk, p, len);
+}
+
+void daffi_reply_object(daffi_call *call, const msgpack_object *obj)
+{
+    msgpack_pack_object(daffi_reply_packer(call), *obj);
+}
+
+void daffi_reply_raw(daffi_call *call, const char *p, size_t len)
+{
+    daffi_reply_packer(call);
+    msgpack_sbuffer_write(&call->result, p, len);
+}
+
+void daffi_reply_error(daffi_call *call, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(call->error_msg, sizeof(call->error_msg), fmt, ap);
+    va_end(ap);
+    call->outcome = DAFFI_OUTCOME_ERROR;
+    call->error_code = code;
+}
+
+void daffi_call_done(daffi_call *call)
+{
+    call->ops->done(call);
+}
+
+int daffi_call_cancelled(const daffi_call *call)
+{
+    return call->ops->cancelled(call);
+}

@@ -1,0 +1,29 @@
+/*
+ * callobj.h - host-side life cycle of a daffi_call (see callobj-t.h). Not a public header.
+ */
+#ifndef DAFFI_CALLOBJ_H
+#define DAFFI_CALLOBJ_H
+
+#include "callobj-t.h"
+
+/* Prepares a zeroed call for use; pairs with daffi_call_destroy(). */
+void daffi_call_init(daffi_call *call);
+/* Releases what the call owns (bytes, zone, result). */
+void daffi_call_destroy(daffi_call *call);
+/* Makes the call ready for reuse, keeping buffers up to a modest size. */
+void daffi_call_reset(daffi_call *call);
+
+/* Copies one complete, scanned request or notification of len bytes into the call and
+ * decodes it. Returns 0, or -1 (out of memory, or bytes that do not decode). */
+int daffi_call_load(daffi_call *call, const char *bytes, size_t len);
+
+/* Appends the call's response envelope for msgid to sbuf: the result (or nil), or the
+ * error. When the whole response would exceed max_message it appends a TOO_LARGE error
+ * instead. Returns the error code sent (0 for a result) or -1 when out of memory. */
+int daffi_call_write_response(const daffi_call *call, uint32_t msgid,
+                              msgpack_sbuffer *sbuf, size_t max_message);
+
+/* Sets the outcome to an error with a plain message (no formatting). */
+void daffi_call_set_error(daffi_call *call, int code, const char *message);
+
+#endif /* DAFFI_CALLOBJ_H */

@@ -1,0 +1,57 @@
+/*
+ * call-t.h - a call in progress inside daffid (types only).
+ *
+ * dfd_call embeds the SDK's daffi_call (arguments, outcome; see sdk/src/callobj-t.h) and
+ * adds what the server needs: the owning loop, the connection (NULL once the caller
+ * left), list links, the callback (holding a reference on its plugin generation), the
+ * deadline timer and the completion state.
+ *
+ * Ownership: a call belongs to its loop from creation to dfd_call_free(); only that
+ * loop frees it. While a handler runs (on a loop or the blocking pool) or holds the
+ * call pending, the handler may touch its daffi_call part. `state` decides, by
+ * compare-and-swap, who completes the call.
+ */
+#ifndef DFD_CALL_T_H
+#define DFD_CALL_T_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include <event2/event_struct.h>
+
+#include "callobj-t.h" /* sdk/src: daffi_call */
+
+struct dfd_conn;
+struct dfd_loop;
+struct dfd_callback;
+
+typedef enum dfd_call_state {
+    DFD_CALL_NEW = 0,       /* created, not started */
+    DFD_CALL_QUEUED,        /* waiting for a concurrency slot of its plugin */
+    DFD_CALL_RUNNING,       /* inside the handler (a loop or the blocking pool) */
+    DFD_CALL_DONE_EARLY,    /* daffi_call_done() ran before the handler returned */
+    DFD_CALL_PENDING,       /* handler returned DAFFI_PENDING; done() not yet */
+    DFD_CALL_COMPLETING     /* outcome final; the owner loop answers and frees it */
+} dfd_call_state;
+
+typedef struct dfd_call {
+    daffi_call base;                /* first: a daffi_call* is a dfd_call* */
+    struct dfd_loop *loop;          /* owner */
+    struct dfd_conn *conn;          /* NULL once the caller left */
+    struct dfd_call *conn_prev;     /* the connection's in-flight list */
+    struct dfd_call *conn_next;
+    struct dfd_call *next;          /* plugin queue, loop mailbox or free list */
+    const struct dfd_callback *cb;  /* holds a reference on cb->plugin */
+
+    uint32_t msgid;
+    int notify;                     /* 1: a notification, no response */
+    atomic_int state;               /* dfd_call_state */
+    atomic_int cancelled;           /* caller gone or timed out: reply discarded */
+    int answered;                   /* a response (e.g. TIMEOUT) was already sent */
+    int holds_slot;                 /* counted in its plugin's running */
+    uint64_t start_ns;              /* monotonic, for latency and the access log */
+    int timer_armed;
+    struct event timer;             /* deadline of a call that did not finish inline */
+} dfd_call;
+
+#endif /* DFD_CALL_T_H */

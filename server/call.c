@@ -1,0 +1,75 @@
+/*
+ * call.c - creating and recycling dfd_call records (see call.h).
+ *
+ * Calls are recycled per loop so the hot path allocates nothing in steady state: the
+ * record keeps its request buffer, zone chunk and result buffer between uses.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "call.h"
+#include "callobj.h"
+#include "plugin.h"
+
+#define LOOP_FREE_CALLS_MAX 1024
+
+dfd_call *dfd_call_new(dfd_loop *loop)
+{
+    dfd_call *call = loop->free_calls;
+    if (call != NULL) {
+        loop->free_calls = call->next;
+        loop->nfree_calls--;
+    } else {
+        call = malloc(sizeof(*call));
+        if (call == NULL)
+            return NULL;
+        memset(call, 0, sizeof(*call));
+        daffi_call_init(&call->base);
+    }
+    call->loop = loop;
+    call->conn = NULL;
+    call->conn_prev = call->conn_next = call->next = NULL;
+    call->cb = NULL;
+    call->msgid = 0;
+    call->notify = 0;
+    atomic_init(&call->state, DFD_CALL_NEW);
+    atomic_init(&call->cancelled, 0);
+    call->answered = 0;
+    call->holds_slot = 0;
+    call->start_ns = 0;
+    call->timer_armed = 0;
+    call->base.loop = loop->base;
+    return call;
+}
+
+void dfd_call_free(dfd_call *call)
+{
+    dfd_loop *loop = call->loop;
+    if (call->timer_armed) {
+        event_del(&call->timer);
+        call->timer_armed = 0;
+    }
+    if (call->cb != NULL)
+        dfd_plugin_release(call->cb->plugin);
+    call->cb = NULL;
+    daffi_call_reset(&call->base);
+    if (loop->nfree_calls >= LOOP_FREE_CALLS_MAX) {
+        daffi_call_destroy(&call->base);
+        free(call);
+        return;
+    }
+    call->next = loop->free_calls;
+    loop->free_calls = call;
+    loop->nfree_calls++;
+}
+
+void dfd_call_free_list(dfd_loop *loop)
+{
+    while (loop->free_calls != NULL) {
+        dfd_call *call = loop->free_calls;
+        loop->free_calls = call->next;
+        daffi_call_destroy(&call->base);
+        free(call);
+    }
+    loop->nfree_calls = 0;
+}

@@ -1,0 +1,101 @@
+/*
+ * config-int.h - what the pieces of the configuration loader share (private to
+ * config.c, config-ini.c; nothing outside includes it).
+ *
+ * config.c owns the model: the key tables, defaults, overrides, plugin resolution and
+ * the errors. config-ini.c reads the directory and its ini files and feeds every key
+ * to config.c through the functions below. A dfd_cfg_loader lives for one
+ * dfd_config_load() call.
+ */
+#ifndef DFD_CONFIG_INT_H
+#define DFD_CONFIG_INT_H
+
+#include "config.h"
+
+#define DFD_CFG_MAX_THREADS 1024u
+#define DFD_CFG_MAX_DURATION_MS (7ull * 24 * 3600 * 1000) /* 7 days */
+#define DFD_CFG_PLUGIN_NAME_MAX 64
+#define DFD_CFG_MEMBER_NAME_MAX 255
+
+typedef enum dfd_cfg_sect {
+    DFD_SECT_NONE = 0, /* before any header */
+    DFD_SECT_SERVER,
+    DFD_SECT_LIMITS,
+    DFD_SECT_LOG,
+    DFD_SECT_PLUGIN,
+    DFD_SECT_CONFIG,
+    DFD_SECT_SKIP      /* a header already reported as bad: its keys are ignored */
+} dfd_cfg_sect;
+
+/* Where a value was set: file points to a loader-owned path or to "-o". */
+typedef struct dfd_cfg_where {
+    const char *file;
+    unsigned line;
+} dfd_cfg_where;
+
+/* What the loader keeps per plugin beside its dfd_plugin_conf until resolution. */
+typedef struct dfd_cfg_plugin_meta {
+    char *raw_path;          /* path as written; owned */
+    dfd_cfg_where path_at;
+    dfd_cfg_where name_at;
+    size_t config_cap;       /* allocated entries of the plugin's config array */
+} dfd_cfg_plugin_meta;
+
+typedef struct dfd_cfg_loader {
+    dfd_config *cfg;
+    dfd_errors *errs;        /* the caller's; may be NULL (then only counted) */
+    size_t nerr;             /* problems found by this load (counted even when storing
+                                the message failed) */
+    char **files;            /* every ini path opened; owned; dfd_cfg_where.file points
+                                here */
+    size_t nfiles;
+    char *plugin_dir;        /* plugin_dir as written; owned; NULL = the config dir */
+    dfd_cfg_where role_at;   /* line 0 while role is the default */
+    int addr_refused;        /* a listen or router value was refused (reported) */
+    dfd_cfg_plugin_meta *meta; /* parallel to cfg->plugins */
+    size_t plugins_cap;
+    char why[512];           /* scratch for reasons built by the key parsers */
+} dfd_cfg_loader;
+
+/* Returns the name of a real section ("server", ...), NULL for NONE and SKIP. */
+const char *dfd_cfg_sect_name(dfd_cfg_sect sect);
+/* Returns the section called name, or DFD_SECT_SKIP when there is none. */
+dfd_cfg_sect dfd_cfg_sect_find(const char *name);
+
+/* Records "FILE:LINE: [sect] key: what (got 'value')"; line 0, sect, key and value NULL
+ * leave their part out. Nothing passed is kept. */
+void dfd_cfg_err(dfd_cfg_loader *ld, const char *file, unsigned line, const char *sect,
+                 const char *key, const char *value, const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
+void dfd_cfg_oom(dfd_cfg_loader *ld, const char *file, unsigned line);
+
+/* Applies key = value of a server section (SERVER, LIMITS, LOG), recording an error for
+ * an unknown key or a bad value. */
+void dfd_cfg_server_key(dfd_cfg_loader *ld, dfd_cfg_sect sect, const char *key,
+                        const char *value, dfd_cfg_where at);
+/* Applies one [plugin] key to p and m. Returns NULL or why value is refused (static, or
+ * in ld->why until the next call). */
+const char *dfd_cfg_plugin_key(dfd_cfg_loader *ld, dfd_plugin_conf *p,
+                               dfd_cfg_plugin_meta *m, const char *key, const char *value,
+                               dfd_cfg_where at);
+/* Sets key in p's [config] (replaces the first entry with that key, or appends). Returns
+ * NULL or "out of memory". */
+const char *dfd_cfg_config_key(dfd_plugin_conf *p, dfd_cfg_plugin_meta *m,
+                               const char *key, const char *value);
+
+/* A plugin under construction: defaults in, everything owned freed out (zeroed). */
+void dfd_cfg_plugin_init(dfd_plugin_conf *p);
+void dfd_cfg_plugin_free(dfd_plugin_conf *p);
+/* Adds the plugin that file declares (its [plugin] header at line) to the config,
+ * taking what p and m own (then zeroed), unless its name is taken (recorded). */
+void dfd_cfg_add_plugin(dfd_cfg_loader *ld, const char *file, unsigned line,
+                        dfd_plugin_conf *p, dfd_cfg_plugin_meta *m);
+
+/* Returns "base/rel" (malloc'd, the caller frees), or NULL when memory runs out. */
+char *dfd_cfg_join(const char *base, const char *rel);
+
+/* Reads every "*.ini" of dir in strcmp order into ld (config-ini.c). Returns 0, or -1
+ * when dir cannot be listed (recorded). */
+int dfd_cfg_read_dir(dfd_cfg_loader *ld, const char *dir);
+
+#endif /* DFD_CONFIG_INT_H */

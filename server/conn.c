@@ -1,0 +1,401 @@
+/*
+ * conn.c - a client connection on its loop (see conn.h).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "call-t.h"
+#include "callobj.h"
+#include "conn.h"
+#include "dispatch.h"
+#include "log.h"
+#include "server.h"
+
+#define CONN_READ_MIN (64 * 1024)   /* read buffer size; grows for larger messages */
+#define CONN_READ_ROOM (16 * 1024)  /* compact or grow when less room than this */
+
+static void conn_on_read(evutil_socket_t fd, short what, void *arg);
+static void conn_on_write(evutil_socket_t fd, short what, void *arg);
+static void conn_flush(dfd_conn *c);
+static void conn_free(dfd_conn *c);
+
+static const daffi_limits *conn_limits(const dfd_conn *c)
+{
+    return &c->loop->srv->limits;
+}
+
+dfd_conn *dfd_conn_adopt(dfd_loop *loop, int fd, int is_unix)
+{
+    dfd_conn *c = calloc(1, sizeof(*c));
+    if (c == NULL || (c->in = malloc(CONN_READ_MIN)) == NULL) {
+        free(c);
+        close(fd);
+        return NULL;
+    }
+    c->loop = loop;
+    c->fd = fd;
+    c->is_unix = is_unix;
+    c->in_cap = CONN_READ_MIN;
+    daffi_scan_init(&c->scan);
+    msgpack_sbuffer_init(&c->out);
+    if (is_unix) {
+        snprintf(c->peer, sizeof(c->peer), "unix:fd%d", fd);
+    } else {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        char host[48] = "?";
+        int port = 0;
+        if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
+            if (ss.ss_family == AF_INET) {
+                struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+                evutil_inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
+                port = ntohs(sin->sin_port);
+            } else if (ss.ss_family == AF_INET6) {
+                struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+                evutil_inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
+                port = ntohs(sin6->sin6_port);
+            }
+        }
+        snprintf(c->peer, sizeof(c->peer), "%s:%d", host, port);
+    }
+    event_assign(&c->rev, loop->base, fd, EV_READ | EV_PERSIST, conn_on_read, c);
+    event_assign(&c->wev, loop->base, fd, EV_WRITE | EV_PERSIST, conn_on_write, c);
+    event_add(&c->rev, NULL);
+    c->next = loop->conns;
+    if (loop->conns)
+        loop->conns->prev = c;
+    loop->conns = c;
+    loop->nconns++;
+    dfd_stat_add(&loop->stats, DFD_STAT_connections_accepted, 1);
+    dfd_debug("conn.open", "peer=%s loop=%u", c->peer, loop->index);
+    return c;
+}
+
+void dfd_conn_link(dfd_conn *c, dfd_call *call)
+{
+    call->conn = c;
+    call->conn_prev = NULL;
+    call->conn_next = c->calls;
+    if (c->calls)
+        c->calls->conn_prev = call;
+    c->calls = call;
+    if (!call->notify)
+        c->pending++;
+}
+
+/* Removes call from the in-flight list; a connection that was only waiting for its
+ * calls (peer finished sending, or draining) closes once the last one is answered. */
+static void conn_unlink(dfd_conn *c, dfd_call *call)
+{
+    if (call->conn_prev)
+        call->conn_prev->conn_next = call->conn_next;
+    else
+        c->calls = call->conn_next;
+    if (call->conn_next)
+        call->conn_next->conn_prev = call->conn_prev;
+    call->conn_prev = call->conn_next = NULL;
+    call->conn = NULL;
+    if (!call->notify)
+        c->pending--;
+    if (c->pending == 0 && c->calls == NULL && (c->eof || c->loop->draining))
+        c->closing = 1;
+}
+
+/* After appending output: write now unless the read batch will. */
+static void conn_after_append(dfd_conn *c)
+{
+    if (!c->in_batch)
+        conn_flush(c);
+}
+
+void dfd_conn_answer(dfd_conn *c, dfd_call *call)
+{
+    int code = daffi_call_write_response(&call->base, call->msgid, &c->out,
+                                         conn_limits(c)->max_message);
+    if (code == -1) {
+        dfd_error("conn.oom", "peer=%s msg=\"out of memory writing a response\"", c->peer);
+        c->closing = 1;
+    } else if (code == 0) {
+        dfd_stat_add(&c->loop->stats, DFD_STAT_responses_ok, 1);
+    } else {
+        dfd_stat_add(&c->loop->stats, DFD_STAT_responses_error, 1);
+        if (code == DAFFI_E_TOO_LARGE)
+            dfd_stat_add(&c->loop->stats, DFD_STAT_too_large, 1);
+    }
+    conn_unlink(c, call);
+    conn_after_append(c);
+}
+
+void dfd_conn_forget(dfd_conn *c, dfd_call *call)
+{
+    conn_unlink(c, call);
+    if (c->closing)
+        conn_after_append(c);
+}
+
+void dfd_conn_error(dfd_conn *c, uint32_t msgid, int code, const char *message)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &c->out, msgpack_sbuffer_write);
+    daffi_pack_response_error(&pk, msgid, code, message);
+    dfd_stat_add(&c->loop->stats, DFD_STAT_responses_error, 1);
+    conn_after_append(c);
+}
+
+void dfd_conn_write_raw(dfd_conn *c, const char *p, size_t len)
+{
+    msgpack_sbuffer_write(&c->out, p, len);
+    dfd_stat_add(&c->loop->stats, DFD_STAT_responses_ok, 1);
+    conn_after_append(c);
+}
+
+/* Ends the connection for malformed or oversize input: an error response first when a
+ * valid msgid of a request was read, then close after it is written. */
+static void conn_reject_input(dfd_conn *c, daffi_scan_result r)
+{
+    int code = r == DAFFI_SCAN_TOO_LARGE ? DAFFI_E_TOO_LARGE : DAFFI_E_PROTOCOL;
+    dfd_stat_add(&c->loop->stats, r == DAFFI_SCAN_TOO_LARGE ? DFD_STAT_too_large
+                                                             : DFD_STAT_protocol_errors, 1);
+    dfd_warn("conn.bad_input", "peer=%s error=%s reason=\"%s\"", c->peer,
+             daffi_error_name(code), c->scan.error ? c->scan.error : "?");
+    if (c->scan.have_msgid && c->scan.kind == DAFFI_MSG_REQUEST) {
+        char msg[200];
+        snprintf(msg, sizeof(msg), "%s", c->scan.error ? c->scan.error : daffi_error_name(code));
+        dfd_conn_error(c, c->scan.msgid, code, msg);
+    }
+    c->read_paused = 1;
+    event_del(&c->rev);
+    c->closing = 1;
+}
+
+/* Makes room for at least CONN_READ_ROOM more bytes, or for the whole message being
+ * framed: compacts the buffer, then grows it (never past max_message + a read). */
+static int conn_make_room(dfd_conn *c)
+{
+    if (c->in_cap - c->in_len >= CONN_READ_ROOM)
+        return 0;
+    if (c->in_start > 0) {
+        memmove(c->in, c->in + c->in_start, c->in_len - c->in_start);
+        c->in_len -= c->in_start;
+        c->in_start = 0;
+        if (c->in_cap - c->in_len >= CONN_READ_ROOM)
+            return 0;
+    }
+    size_t cap = c->in_cap * 2;
+    size_t ceiling = conn_limits(c)->max_message + CONN_READ_MIN;
+    if (cap > ceiling)
+        cap = ceiling;
+    if (cap <= c->in_cap)
+        return 0; /* the scanner reports TOO_LARGE before this is a problem */
+    char *p = realloc(c->in, cap);
+    if (p == NULL)
+        return -1;
+    c->in = p;
+    c->in_cap = cap;
+    return 0;
+}
+
+/* Frames and dispatches every complete message in the buffer. */
+static void conn_process(dfd_conn *c)
+{
+    const daffi_limits *lim = conn_limits(c);
+    while (c->in_start < c->in_len && !c->closing && !c->dead) {
+        const char *start = c->in + c->in_start;
+        daffi_scan_result r = daffi_scan_feed(&c->scan, start, c->in_len - c->in_start, lim);
+        if (r == DAFFI_SCAN_NEED_MORE)
+            break;
+        if (r != DAFFI_SCAN_COMPLETE) {
+            conn_reject_input(c, r);
+            return;
+        }
+        size_t size = c->scan.size;
+        dfd_dispatch_message(c, start, size, c->scan.kind, c->scan.msgid);
+        c->in_start += size;
+        daffi_scan_init(&c->scan);
+    }
+    if (c->in_start == c->in_len) {
+        c->in_start = c->in_len = 0;
+        /* a large message is done: give its memory back */
+        if (c->in_cap > 4 * CONN_READ_MIN) {
+            char *p = realloc(c->in, CONN_READ_MIN);
+            if (p != NULL) {
+                c->in = p;
+                c->in_cap = CONN_READ_MIN;
+            }
+        }
+    }
+}
+
+static void conn_pause_reading(dfd_conn *c)
+{
+    if (!c->read_paused) {
+        c->read_paused = 1;
+        event_del(&c->rev);
+    }
+}
+
+static void conn_on_read(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    dfd_conn *c = arg;
+    dfd_loop *loop = c->loop;
+    c->in_batch = 1;
+    for (int rounds = 0; rounds < 4; rounds++) {
+        if (conn_make_room(c) == -1) {
+            dfd_error("conn.oom", "peer=%s msg=\"out of memory growing the read buffer\"", c->peer);
+            c->dead = 1;
+            break;
+        }
+        size_t room = c->in_cap - c->in_len;
+        ssize_t n = read(fd, c->in + c->in_len, room);
+        if (n == -1) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                break;
+            if (errno == EINTR)
+                continue;
+            dfd_debug("conn.read_error", "peer=%s errno=%d", c->peer, errno);
+            c->dead = 1;
+            break;
+        }
+        if (n == 0) {
+            /* The peer finished sending: answer what it asked, then close. */
+            c->eof = 1;
+            conn_pause_reading(c);
+            if (c->in_start < c->in_len && !c->closing)
+                conn_process(c);
+            if (c->pending == 0 && c->calls == NULL)
+                c->closing = 1;
+            break;
+        }
+        c->in_len += (size_t)n;
+        dfd_stat_add(&loop->stats, DFD_STAT_bytes_in, (uint64_t)n);
+        conn_process(c);
+        if ((size_t)n < room || c->closing || c->dead || c->read_paused)
+            break;
+    }
+    c->in_batch = 0;
+    if (c->dead) {
+        conn_free(c);
+        return;
+    }
+    conn_flush(c);
+}
+
+static void conn_on_write(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    conn_flush(arg);
+}
+
+/* Writes what is pending; arms the write event on a short write; resumes reading once
+ * the backlog is under half of max_output; finishes a graceful close. May free c. */
+static void conn_flush(dfd_conn *c)
+{
+    if (c->dead)
+        return;
+    while (c->out_off < c->out.size) {
+        ssize_t n = write(c->fd, c->out.data + c->out_off, c->out.size - c->out_off);
+        if (n == -1) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                break;
+            dfd_debug("conn.write_error", "peer=%s errno=%d", c->peer, errno);
+            conn_free(c);
+            return;
+        }
+        c->out_off += (size_t)n;
+        dfd_stat_add(&c->loop->stats, DFD_STAT_bytes_out, (uint64_t)n);
+    }
+    size_t backlog = c->out.size - c->out_off;
+    if (backlog == 0) {
+        c->out.size = c->out_off = 0;
+        if (c->out.alloc > 4 * CONN_READ_MIN) {
+            msgpack_sbuffer_destroy(&c->out);
+            msgpack_sbuffer_init(&c->out);
+        }
+        if (c->write_armed) {
+            event_del(&c->wev);
+            c->write_armed = 0;
+        }
+        if (c->closing) {
+            conn_free(c);
+            return;
+        }
+    } else if (!c->write_armed) {
+        event_add(&c->wev, NULL);
+        c->write_armed = 1;
+    }
+    size_t max_output = c->loop->srv->cfg->max_output;
+    if (backlog > max_output) {
+        conn_pause_reading(c);
+    } else if (c->read_paused && !c->eof && !c->closing && backlog <= max_output / 2) {
+        c->read_paused = 0;
+        event_add(&c->rev, NULL);
+        /* bytes already buffered may hold whole messages */
+        if (c->in_start < c->in_len) {
+            c->in_batch = 1;
+            conn_process(c);
+            c->in_batch = 0;
+            conn_flush(c);
+        }
+    }
+}
+
+void dfd_conn_close(dfd_conn *c, int graceful)
+{
+    if (graceful) {
+        c->closing = 1;
+        conn_pause_reading(c);
+        if (!c->in_batch)
+            conn_flush(c);
+        return;
+    }
+    if (c->in_batch)
+        c->dead = 1;
+    else
+        conn_free(c);
+}
+
+void dfd_conn_drain(dfd_conn *c)
+{
+    if (c->pending == 0 && c->calls == NULL)
+        dfd_conn_close(c, 1);
+}
+
+/* Releases the connection: detaches calls in flight (their completion is discarded),
+ * unlinks from the loop, closes the socket. */
+static void conn_free(dfd_conn *c)
+{
+    dfd_loop *loop = c->loop;
+    for (dfd_call *call = c->calls; call != NULL;) {
+        dfd_call *next = call->conn_next;
+        call->conn = NULL;
+        call->conn_prev = call->conn_next = NULL;
+        atomic_store(&call->cancelled, 1);
+        call = next;
+    }
+    event_del(&c->rev);
+    event_del(&c->wev);
+    close(c->fd);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        loop->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    loop->nconns--;
+    atomic_fetch_sub(&loop->srv->conns, 1);
+    dfd_stat_add(&loop->stats, DFD_STAT_connections_closed, 1);
+    dfd_debug("conn.close", "peer=%s loop=%u", c->peer, loop->index);
+    free(c->in);
+    msgpack_sbuffer_destroy(&c->out);
+    free(c);
+    if (loop->draining && loop->nconns == 0)
+        atomic_store(&loop->drained, 1);
+}

@@ -1,0 +1,88 @@
+/*
+ * conn.h - one client connection on its loop: reading and framing requests, writing
+ * responses, limits, closing.
+ *
+ * The connection reads into its own buffer from a plain event on the socket (not a
+ * bufferevent: see DESIGN.md, performance facts), frames messages with the codec's
+ * scanner, hands each to dispatch, and writes the responses of one read together,
+ * inline, before the loop waits again. Unsent output past max_output pauses reading,
+ * so a caller that never reads cannot grow our memory.
+ *
+ * Ownership: a dfd_conn belongs to its loop and is freed by dfd_conn_close() (or at
+ * the end of the read batch that closed it). Calls in flight hold a pointer to it that
+ * closing clears.
+ */
+#ifndef DFD_CONN_H
+#define DFD_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+#include <daffi/rpc.h>
+
+#include "loop.h"
+
+struct dfd_call;
+
+typedef struct dfd_conn {
+    dfd_loop *loop;
+    int fd;
+    int is_unix;
+    struct event rev;
+    struct event wev;
+    struct dfd_conn *prev;        /* loop's connection list */
+    struct dfd_conn *next;
+
+    char *in;                     /* read buffer */
+    size_t in_start;              /* first byte not yet framed */
+    size_t in_len;                /* bytes held */
+    size_t in_cap;
+    daffi_scan scan;              /* state of the message starting at in_start */
+
+    msgpack_sbuffer out;          /* responses not yet written */
+    size_t out_off;               /* bytes of out already written */
+
+    unsigned pending;             /* calls in flight (requests awaiting a response) */
+    struct dfd_call *calls;       /* in-flight list (requests and notifications) */
+
+    unsigned in_batch : 1;        /* inside the read handler: defer writes and frees */
+    unsigned read_paused : 1;     /* output over max_output, or peer finished sending */
+    unsigned write_armed : 1;
+    unsigned closing : 1;         /* close once the output is written */
+    unsigned eof : 1;             /* peer shut down its sending side */
+    unsigned dead : 1;            /* closed during a batch; freed at its end */
+    char peer[64];                /* for logs */
+} dfd_conn;
+
+/* Takes ownership of an accepted, non-blocking fd and starts reading it on loop.
+ * Returns the connection or NULL (fd closed) when out of memory. */
+dfd_conn *dfd_conn_adopt(dfd_loop *loop, int fd, int is_unix);
+
+/* Appends the response of a finished request call and unlinks the call from the
+ * connection. Writes at once unless a read batch is in progress. */
+void dfd_conn_answer(dfd_conn *c, struct dfd_call *call);
+
+/* Unlinks a call from the connection without answering (notifications, calls already
+ * answered by a timeout). */
+void dfd_conn_forget(dfd_conn *c, struct dfd_call *call);
+
+/* Appends an error response for msgid. Writes at once unless in a batch. */
+void dfd_conn_error(dfd_conn *c, uint32_t msgid, int code, const char *message);
+
+/* Appends an already-encoded message (e.g. a control method's response). */
+void dfd_conn_write_raw(dfd_conn *c, const char *p, size_t len);
+
+/* Links a new call into the connection's in-flight list; counts it as pending when it
+ * is a request. */
+void dfd_conn_link(dfd_conn *c, struct dfd_call *call);
+
+/* Closes now, or after the output is flushed when graceful is 1. Detaches every call
+ * in flight (their late completions are discarded). */
+void dfd_conn_close(dfd_conn *c, int graceful);
+
+/* Draining: close the connection if it has nothing in flight; otherwise it closes
+ * after its last response is written. */
+void dfd_conn_drain(dfd_conn *c);
+
+#endif /* DFD_CONN_H */

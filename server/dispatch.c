@@ -1,0 +1,352 @@
+/*
+ * dispatch.c - from a framed request to its answer (see dispatch.h).
+ *
+ * Completion protocol. A call's `state` moves by compare-and-swap so that exactly one
+ * party completes it, whichever thread the handler finishes on:
+ *   RUNNING --handler returns DONE--------------------> COMPLETING
+ *   RUNNING --handler returns PENDING-----------------> PENDING --daffi_call_done--> COMPLETING
+ *   RUNNING --daffi_call_done inside the handler------> DONE_EARLY --handler returns--> COMPLETING
+ * COMPLETING calls are finished on their owner loop: inline when already there,
+ * otherwise through the loop's mailbox.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "blocking.h"
+#include "call.h"
+#include "callobj.h"
+#include "control.h"
+#include "dispatch.h"
+#include "log.h"
+#include "plugin.h"
+#include "server.h"
+#include "table.h"
+
+static void dispatch_done_op(daffi_call *base);
+static int dispatch_cancelled_op(const daffi_call *base);
+
+static const daffi_call_ops dispatch_ops = {
+    .done = dispatch_done_op,
+    .cancelled = dispatch_cancelled_op,
+};
+
+static void dispatch_on_timeout(evutil_socket_t fd, short what, void *arg);
+
+/* Arms the call's deadline (plugin timeout, else the server default; 0 = none).
+ * Owner loop thread only. */
+static void dispatch_arm_timer(dfd_call *call)
+{
+    if (call->timer_armed)
+        return;
+    uint64_t ms = call->cb->plugin->timeout_ms;
+    if (ms == 0)
+        ms = call->loop->srv->cfg->default_timeout_ms;
+    if (ms == 0)
+        return;
+    uint64_t spent = (dfd_now_ns() - call->start_ns) / 1000000u;
+    uint64_t left = ms > spent ? ms - spent : 0;
+    struct timeval tv = {(time_t)(left / 1000), (suseconds_t)((left % 1000) * 1000)};
+    evtimer_assign(&call->timer, call->loop->base, dispatch_on_timeout, call);
+    evtimer_add(&call->timer, &tv);
+    call->timer_armed = 1;
+}
+
+/* Completes a COMPLETING call on its owner loop: inline or by mail. */
+static void dispatch_deliver(dfd_call *call)
+{
+    if (dfd_loop_is_current(call->loop)) {
+        dfd_dispatch_finish(call);
+        return;
+    }
+    if (dfd_loop_post(call->loop, DFD_MAIL_CALL_DONE, -1, 0, call) == -1)
+        dfd_error("dispatch.oom", "callback=%s msg=\"cannot post a completion\"",
+                  call->base.method);
+}
+
+void dfd_dispatch_after_handler(dfd_call *call, daffi_status st)
+{
+    if (st == DAFFI_PENDING) {
+        int expected = DFD_CALL_RUNNING;
+        if (atomic_compare_exchange_strong(&call->state, &expected, DFD_CALL_PENDING)) {
+            if (!call->timer_armed && dfd_loop_is_current(call->loop))
+                dispatch_arm_timer(call);
+            return;
+        }
+        /* daffi_call_done() already ran inside the handler (DONE_EARLY) */
+    }
+    atomic_store(&call->state, DFD_CALL_COMPLETING);
+    dispatch_deliver(call);
+}
+
+static void dispatch_done_op(daffi_call *base)
+{
+    dfd_call *call = (dfd_call *)base;
+    for (;;) {
+        int s = atomic_load(&call->state);
+        if (s == DFD_CALL_RUNNING) {
+            if (atomic_compare_exchange_strong(&call->state, &s, DFD_CALL_DONE_EARLY))
+                return;
+        } else if (s == DFD_CALL_PENDING) {
+            if (atomic_compare_exchange_strong(&call->state, &s, DFD_CALL_COMPLETING)) {
+                dispatch_deliver(call);
+                return;
+            }
+        } else {
+            dfd_error("plugin.misuse", "callback=%s msg=\"daffi_call_done on a call that "
+                      "is not running or pending (called twice?)\"", base->method);
+            return;
+        }
+    }
+}
+
+static int dispatch_cancelled_op(const daffi_call *base)
+{
+    const dfd_call *call = (const dfd_call *)base;
+    return atomic_load(&call->cancelled);
+}
+
+/* Starts the handler of a call that holds a slot (or needs none). */
+static void dispatch_start(dfd_call *call)
+{
+    if (atomic_load(&call->cancelled)) {
+        /* the caller left, or the deadline passed, while it waited: skip the work */
+        atomic_store(&call->state, DFD_CALL_COMPLETING);
+        dfd_dispatch_finish(call);
+        return;
+    }
+    atomic_store(&call->state, DFD_CALL_RUNNING);
+    if (call->cb->flags & DAFFI_CB_BLOCKING) {
+        dispatch_arm_timer(call);
+        if (dfd_blocking_submit(call->loop->srv->blocking, call) == -1) {
+            daffi_call_set_error(&call->base, DAFFI_E_SHUTTING_DOWN, "daffid is shutting down");
+            atomic_store(&call->state, DFD_CALL_COMPLETING);
+            dfd_dispatch_finish(call);
+        }
+        return;
+    }
+    daffi_status st = call->cb->fn(&call->base);
+    dfd_dispatch_after_handler(call, st);
+}
+
+void dfd_dispatch_run(dfd_call *call)
+{
+    dispatch_start(call);
+}
+
+/* Gives the call's concurrency slot to the next queued call of its plugin, if any. */
+static void dispatch_release_slot(dfd_call *call)
+{
+    if (!call->holds_slot)
+        return;
+    call->holds_slot = 0;
+    dfd_plugin *p = call->cb->plugin;
+    pthread_mutex_lock(&p->lock);
+    dfd_call *next = p->queue_head;
+    if (next != NULL) {
+        p->queue_head = next->next;
+        if (p->queue_head == NULL)
+            p->queue_tail = NULL;
+        p->queued--;
+        next->next = NULL;
+        next->holds_slot = 1;
+        atomic_store(&next->state, DFD_CALL_NEW);
+    } else {
+        p->running--;
+    }
+    pthread_mutex_unlock(&p->lock);
+    /* by mail even on this loop: a chain of inline calls must not recurse */
+    if (next != NULL && dfd_loop_post(next->loop, DFD_MAIL_CALL_RUN, -1, 0, next) == -1) {
+        dfd_error("dispatch.oom", "callback=%s msg=\"cannot start a queued call\"",
+                  next->base.method);
+    }
+}
+
+void dfd_dispatch_finish(dfd_call *call)
+{
+    dfd_loop *loop = call->loop;
+    if (call->timer_armed) {
+        event_del(&call->timer);
+        call->timer_armed = 0;
+    }
+    dispatch_release_slot(call);
+    dfd_conn *c = call->conn;
+    if (c == NULL || call->answered) {
+        if (atomic_load(&call->cancelled))
+            dfd_stat_add(&loop->stats, DFD_STAT_late_completions, 1);
+        if (c != NULL)
+            dfd_conn_forget(c, call);
+    } else if (call->notify) {
+        dfd_conn_forget(c, call);
+    } else {
+        dfd_conn_answer(c, call);
+    }
+    if (loop->srv->cfg->access_log) {
+        uint64_t us = (dfd_now_ns() - call->start_ns) / 1000u;
+        dfd_info("access", "callback=%s outcome=%s duration_us=%llu",
+                 call->base.method,
+                 call->base.outcome == DAFFI_OUTCOME_ERROR ? daffi_error_name(call->base.error_code)
+                                                           : "ok",
+                 (unsigned long long)us);
+    }
+    dfd_call_free(call);
+}
+
+/* Deadline of a call that is queued, on the pool, or pending: answer TIMEOUT now; the
+ * handler's later completion is discarded. */
+static void dispatch_on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    dfd_call *call = arg;
+    call->timer_armed = 0;
+    dfd_loop *loop = call->loop;
+    dfd_plugin *p = call->cb->plugin;
+    int was_queued = 0;
+    pthread_mutex_lock(&p->lock);
+    if (atomic_load(&call->state) == DFD_CALL_QUEUED) {
+        dfd_call **pp = &p->queue_head;
+        dfd_call *prev = NULL;
+        while (*pp != NULL && *pp != call) {
+            prev = *pp;
+            pp = &(*pp)->next;
+        }
+        if (*pp == call) {
+            *pp = call->next;
+            if (p->queue_tail == call)
+                p->queue_tail = prev;
+            p->queued--;
+            call->next = NULL;
+            was_queued = 1;
+        }
+    }
+    pthread_mutex_unlock(&p->lock);
+
+    uint64_t ms = (dfd_now_ns() - call->start_ns) / 1000000u;
+    char msg[200];
+    snprintf(msg, sizeof(msg), "callback '%s' did not complete within %llu ms%s",
+             call->base.method, (unsigned long long)ms, was_queued ? " (still queued)" : "");
+    dfd_stat_add(&loop->stats, DFD_STAT_timeouts, 1);
+    if (was_queued) {
+        daffi_call_set_error(&call->base, DAFFI_E_TIMEOUT, msg);
+        atomic_store(&call->state, DFD_CALL_COMPLETING);
+        dfd_dispatch_finish(call);
+        return;
+    }
+    atomic_store(&call->cancelled, 1);
+    if (call->conn != NULL && !call->notify && !call->answered) {
+        call->answered = 1;
+        dfd_conn *c = call->conn;
+        dfd_conn_error(c, call->msgid, DAFFI_E_TIMEOUT, msg);
+        dfd_conn_forget(c, call);
+    }
+}
+
+/* Packs and sends an error for a request that never became a running call. */
+static void dispatch_refuse(dfd_conn *c, dfd_call *call, int code, const char *msg)
+{
+    if (!call->notify)
+        dfd_conn_error(c, call->msgid, code, msg);
+    dfd_call_free(call);
+}
+
+void dfd_dispatch_message(dfd_conn *c, const char *bytes, size_t size, int kind,
+                          uint32_t msgid)
+{
+    dfd_loop *loop = c->loop;
+    if (kind == DAFFI_MSG_RESPONSE) {
+        /* a service has no call of its own outstanding */
+        dfd_stat_add(&loop->stats, DFD_STAT_unexpected_responses, 1);
+        return;
+    }
+    int notify = kind == DAFFI_MSG_NOTIFY;
+    dfd_stat_add(&loop->stats, notify ? DFD_STAT_notifications : DFD_STAT_requests, 1);
+
+    dfd_call *call = dfd_call_new(loop);
+    if (call == NULL) {
+        if (!notify)
+            dfd_conn_error(c, msgid, DAFFI_E_OVERLOADED, "out of memory");
+        return;
+    }
+    call->msgid = msgid;
+    call->notify = notify;
+    call->start_ns = dfd_now_ns();
+    call->base.ops = &dispatch_ops;
+    if (daffi_call_load(&call->base, bytes, size) == -1) {
+        dispatch_refuse(c, call, DAFFI_E_OVERLOADED, "out of memory");
+        return;
+    }
+    if (loop->draining) {
+        dispatch_refuse(c, call, DAFFI_E_SHUTTING_DOWN, "daffid is shutting down");
+        return;
+    }
+    const char *method = call->base.method;
+    size_t len = call->base.msg.method_len;
+    if (len >= 6 && memcmp(method, "daffi.", 6) == 0) {
+        dfd_control_handle(c, call);
+        dfd_call_free(call);
+        return;
+    }
+    const dfd_callback *cb = dfd_table_find(loop->table, method, len);
+    if (cb == NULL || strlen(method) != len) {
+        if (notify) {
+            dfd_stat_add(&loop->stats, DFD_STAT_unknown_notifications, 1);
+            dfd_debug("call.unknown_notification", "peer=%s method=\"%.64s\"", c->peer, method);
+            dfd_call_free(call);
+            return;
+        }
+        dfd_stat_add(&loop->stats, DFD_STAT_no_callback, 1);
+        dfd_control_no_callback(c, call);
+        dfd_call_free(call);
+        return;
+    }
+    if (!notify && c->pending >= loop->srv->cfg->max_pending) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "%u calls already pending on this connection (max_pending)",
+                 c->pending);
+        dfd_stat_add(&loop->stats, DFD_STAT_overloaded, 1);
+        dispatch_refuse(c, call, DAFFI_E_OVERLOADED, msg);
+        return;
+    }
+
+    dfd_plugin *p = cb->plugin;
+    dfd_plugin_retain(p);
+    call->cb = cb;
+    call->base.host = &p->host;
+    call->base.state = p->state;
+    dfd_conn_link(c, call);
+
+    if (p->concurrency == 0) {
+        dispatch_start(call);
+        return;
+    }
+    pthread_mutex_lock(&p->lock);
+    if (p->running < p->concurrency) {
+        p->running++;
+        call->holds_slot = 1;
+        pthread_mutex_unlock(&p->lock);
+        dispatch_start(call);
+        return;
+    }
+    if (p->queued < p->queue) {
+        atomic_store(&call->state, DFD_CALL_QUEUED);
+        call->next = NULL;
+        if (p->queue_tail)
+            p->queue_tail->next = call;
+        else
+            p->queue_head = call;
+        p->queue_tail = call;
+        p->queued++;
+        pthread_mutex_unlock(&p->lock);
+        dispatch_arm_timer(call);
+        return;
+    }
+    unsigned running = p->running, queued = p->queued;
+    pthread_mutex_unlock(&p->lock);
+    char msg[200];
+    snprintf(msg, sizeof(msg), "plugin '%s' is busy: %u running (concurrency %u), %u queued "
+             "(queue %u)", p->name, running, p->concurrency, queued, p->queue);
+    dfd_stat_add(&loop->stats, DFD_STAT_overloaded, 1);
+    daffi_call_set_error(&call->base, DAFFI_E_OVERLOADED, msg);
+    atomic_store(&call->state, DFD_CALL_COMPLETING);
+    dfd_dispatch_finish(call);
+}

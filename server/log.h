@@ -1,0 +1,34 @@
+/*
+ * log.h - daffid's logger: one line per event, key=value fields, to stderr or syslog.
+ *
+ * The logger is the log room's own state, configured once at start (and by the admin
+ * socket's loglevel later); the level is read atomically on every call so that a
+ * disabled debug line costs one load and a compare.
+ */
+#ifndef DFD_LOG_H
+#define DFD_LOG_H
+
+#include <daffi/plugin.h>
+
+#include "config-t.h"
+
+/* Configures the logger: level (daffi_log_level), target, and the program name used as
+ * syslog ident. Safe to call again (e.g. after a reload). */
+void dfd_log_setup(int level, dfd_log_target target, const char *ident);
+void dfd_log_set_level(int level);
+int dfd_log_level(void);
+/* Returns "debug", "info", "warn", "error"; dfd_log_level_parse returns -1 if unknown. */
+const char *dfd_log_level_name(int level);
+int dfd_log_level_parse(const char *text);
+
+/* Writes one line: "TIME LEVEL event=EVENT <formatted fields>". fmt should produce
+ * key=value pairs separated by spaces; values with spaces are quoted by the caller. */
+void dfd_log(int level, const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#define dfd_debug(ev, ...) do { if (dfd_log_level() <= DAFFI_LOG_DEBUG) dfd_log(DAFFI_LOG_DEBUG, ev, __VA_ARGS__); } while (0)
+#define dfd_info(ev, ...) dfd_log(DAFFI_LOG_INFO, ev, __VA_ARGS__)
+#define dfd_warn(ev, ...) dfd_log(DAFFI_LOG_WARN, ev, __VA_ARGS__)
+#define dfd_error(ev, ...) dfd_log(DAFFI_LOG_ERROR, ev, __VA_ARGS__)
+
+#endif /* DFD_LOG_H */

@@ -1,0 +1,167 @@
+/*
+ * loop.c - one event-loop thread and its mailbox (see loop.h).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "call.h"
+#include "conn.h"
+#include "dispatch.h"
+#include "log.h"
+#include "loop.h"
+#include "server.h"
+#include "table.h"
+
+static void loop_on_mail(evutil_socket_t fd, short what, void *arg);
+
+int dfd_loop_init(dfd_loop *loop, dfd_server *srv, unsigned index, dfd_table *table)
+{
+    loop->srv = srv;
+    loop->index = index;
+    loop->base = event_base_new();
+    if (loop->base == NULL)
+        return -1;
+    loop->mail_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (loop->mail_fd == -1) {
+        event_base_free(loop->base);
+        loop->base = NULL;
+        return -1;
+    }
+    pthread_mutex_init(&loop->mail_lock, NULL);
+    event_assign(&loop->mail_ev, loop->base, loop->mail_fd, EV_READ | EV_PERSIST,
+                 loop_on_mail, loop);
+    event_add(&loop->mail_ev, NULL);
+    dfd_table_retain(table);
+    loop->table = table;
+    return 0;
+}
+
+static void *loop_main(void *arg)
+{
+    dfd_loop *loop = arg;
+    event_base_loop(loop->base, 0);
+    return NULL;
+}
+
+int dfd_loop_start(dfd_loop *loop)
+{
+    return pthread_create(&loop->thread, NULL, loop_main, loop) == 0 ? 0 : -1;
+}
+
+int dfd_loop_post(dfd_loop *loop, dfd_mail_kind kind, int fd, int is_unix, void *ptr)
+{
+    dfd_mail *m = malloc(sizeof(*m));
+    if (m == NULL)
+        return -1;
+    m->next = NULL;
+    m->kind = kind;
+    m->fd = fd;
+    m->is_unix = is_unix;
+    m->ptr = ptr;
+    pthread_mutex_lock(&loop->mail_lock);
+    int was_empty = loop->mail_head == NULL;
+    if (loop->mail_tail)
+        loop->mail_tail->next = m;
+    else
+        loop->mail_head = m;
+    loop->mail_tail = m;
+    pthread_mutex_unlock(&loop->mail_lock);
+    if (was_empty) {
+        uint64_t one = 1;
+        /* a full counter (EAGAIN) still wakes the loop: nothing is lost */
+        while (write(loop->mail_fd, &one, sizeof(one)) == -1 && errno == EINTR)
+            ;
+    }
+    return 0;
+}
+
+/* Starts draining: idle connections close now, busy ones after their last answer. */
+static void loop_drain(dfd_loop *loop)
+{
+    loop->draining = 1;
+    for (dfd_conn *c = loop->conns; c != NULL;) {
+        dfd_conn *next = c->next;
+        dfd_conn_drain(c);
+        c = next;
+    }
+    if (loop->nconns == 0)
+        atomic_store(&loop->drained, 1);
+}
+
+static void loop_on_mail(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    dfd_loop *loop = arg;
+    uint64_t count;
+    while (read(fd, &count, sizeof(count)) == -1 && errno == EINTR)
+        ;
+    pthread_mutex_lock(&loop->mail_lock);
+    dfd_mail *m = loop->mail_head;
+    loop->mail_head = loop->mail_tail = NULL;
+    pthread_mutex_unlock(&loop->mail_lock);
+
+    while (m != NULL) {
+        dfd_mail *next = m->next;
+        switch (m->kind) {
+        case DFD_MAIL_CONN:
+            if (loop->draining) {
+                close(m->fd);
+                atomic_fetch_sub(&loop->srv->conns, 1);
+            } else if (dfd_conn_adopt(loop, m->fd, m->is_unix) == NULL) {
+                atomic_fetch_sub(&loop->srv->conns, 1);
+            }
+            break;
+        case DFD_MAIL_CALL_DONE:
+            dfd_dispatch_finish(m->ptr);
+            break;
+        case DFD_MAIL_CALL_RUN:
+            dfd_dispatch_run(m->ptr);
+            break;
+        case DFD_MAIL_TABLE:
+            dfd_table_release(loop->table);
+            loop->table = m->ptr;
+            break;
+        case DFD_MAIL_DRAIN:
+            loop_drain(loop);
+            break;
+        case DFD_MAIL_STOP:
+            event_base_loopbreak(loop->base);
+            break;
+        }
+        free(m);
+        m = next;
+    }
+}
+
+void dfd_loop_destroy(dfd_loop *loop)
+{
+    if (loop->base == NULL)
+        return;
+    if (loop->thread)
+        pthread_join(loop->thread, NULL);
+    while (loop->conns != NULL)
+        dfd_conn_close(loop->conns, 0);
+    /* mail that arrived after STOP: connections are closed, calls are freed */
+    for (dfd_mail *m = loop->mail_head; m != NULL;) {
+        dfd_mail *next = m->next;
+        if (m->kind == DFD_MAIL_CONN)
+            close(m->fd);
+        else if (m->kind == DFD_MAIL_TABLE)
+            dfd_table_release(m->ptr);
+        else if (m->kind == DFD_MAIL_CALL_DONE || m->kind == DFD_MAIL_CALL_RUN)
+            dfd_call_free(m->ptr);
+        free(m);
+        m = next;
+    }
+    loop->mail_head = loop->mail_tail = NULL;
+    dfd_call_free_list(loop);
+    dfd_table_release(loop->table);
+    loop->table = NULL;
+    event_del(&loop->mail_ev);
+    close(loop->mail_fd);
+    pthread_mutex_destroy(&loop->mail_lock);
+    event_base_free(loop->base);
+    loop->base = NULL;
+}

@@ -1,0 +1,236 @@
+/*
+ * server.c - the daffid process: start, run, graceful shutdown (see server.h).
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "blocking.h"
+#include "listener.h"
+#include "log.h"
+#include "loop.h"
+#include "plugin.h"
+#include "server.h"
+#include "table.h"
+
+#define DRAIN_POLL_MS 20
+
+uint64_t dfd_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int dfd_server_private_dir(dfd_server *srv)
+{
+    const char *base = getenv("RUNTIME_DIRECTORY"); /* systemd's RuntimeDirectory= */
+    if (base == NULL || base[0] == '\0')
+        base = getenv("TMPDIR");
+    if (base == NULL || base[0] == '\0')
+        base = "/tmp";
+    snprintf(srv->private_dir, sizeof(srv->private_dir), "%s/daffid-plugins.XXXXXX", base);
+    if (mkdtemp(srv->private_dir) == NULL) {
+        dfd_error("server.private_dir", "path=%s errno=%d msg=\"%s\"", srv->private_dir, errno,
+                  strerror(errno));
+        srv->private_dir[0] = '\0';
+        return -1;
+    }
+    return 0;
+}
+
+int dfd_server_load_plugins(dfd_server *srv, dfd_errors *errs)
+{
+    const dfd_config *cfg = srv->cfg;
+    srv->plugins = calloc(cfg->nplugins ? cfg->nplugins : 1, sizeof(dfd_plugin *));
+    if (srv->plugins == NULL)
+        return -1;
+    int failed = 0;
+    for (size_t i = 0; i < cfg->nplugins; i++) {
+        const dfd_plugin_conf *pc = &cfg->plugins[i];
+        if (!pc->enabled)
+            continue;
+        dfd_plugin *p = NULL;
+        if (dfd_plugin_load(pc, srv->private_dir, 1, &p, errs) == -1) {
+            failed = 1;
+            continue;
+        }
+        srv->plugins[srv->nplugins++] = p;
+        dfd_info("plugin.loaded", "plugin=%s version=%s file=%s callbacks=%zu generation=%u",
+                 p->name, p->desc->version, p->file, p->ncallbacks, p->generation);
+    }
+    if (failed)
+        return -1;
+    srv->table = dfd_table_build(srv->plugins, srv->nplugins, errs);
+    return srv->table ? 0 : -1;
+}
+
+/* Signal handlers run on the main base, as ordinary callbacks. */
+static void server_on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    dfd_server *srv = arg;
+    if (sig == SIGHUP) {
+        dfd_info("server.sighup", "msg=\"reload is not available yet; ignoring SIGHUP\"");
+        return;
+    }
+    dfd_info("server.signal", "signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    dfd_server_shutdown(srv);
+}
+
+int dfd_server_init(dfd_server *srv, dfd_config *cfg, dfd_errors *errs)
+{
+    memset(srv, 0, sizeof(*srv));
+    srv->cfg = cfg;
+    srv->limits.max_message = cfg->max_message;
+    srv->limits.max_depth = cfg->max_depth;
+    srv->started_ns = dfd_now_ns();
+    atomic_init(&srv->draining, 0);
+    atomic_init(&srv->conns, 0);
+    atomic_init(&srv->rejected, 0);
+
+    if (dfd_server_private_dir(srv) == -1) {
+        dfd_errors_add(errs, "cannot create a private directory for plugin copies");
+        return -1;
+    }
+    if (dfd_server_load_plugins(srv, errs) == -1)
+        return -1;
+    srv->base = event_base_new();
+    if (srv->base == NULL) {
+        dfd_errors_add(errs, "cannot create the main event loop");
+        return -1;
+    }
+    if (dfd_listeners_open(srv, errs) == -1)
+        return -1;
+    srv->blocking = dfd_blocking_start(cfg->blocking_threads);
+    if (srv->blocking == NULL) {
+        dfd_errors_add(errs, "cannot start %u blocking threads", cfg->blocking_threads);
+        return -1;
+    }
+    srv->loops = calloc(cfg->workers, sizeof(dfd_loop));
+    if (srv->loops == NULL)
+        return -1;
+    for (unsigned i = 0; i < cfg->workers; i++) {
+        if (dfd_loop_init(&srv->loops[i], srv, i, srv->table) == -1) {
+            dfd_errors_add(errs, "cannot create event loop %u", i);
+            return -1;
+        }
+        srv->nloops = i + 1;
+        if (dfd_loop_start(&srv->loops[i]) == -1) {
+            dfd_errors_add(errs, "cannot start loop thread %u", i);
+            return -1;
+        }
+    }
+    static const int sigs[] = {SIGTERM, SIGINT, SIGHUP};
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+        srv->sig_events[i] = evsignal_new(srv->base, sigs[i], server_on_signal, srv);
+        if (srv->sig_events[i] == NULL || event_add(srv->sig_events[i], NULL) == -1) {
+            dfd_errors_add(errs, "cannot install the signal handlers");
+            return -1;
+        }
+    }
+    if (dfd_listeners_start(srv) == -1) {
+        dfd_errors_add(errs, "cannot start accepting");
+        return -1;
+    }
+    return 0;
+}
+
+/* Polls the drain: done when every loop has no connection left (their calls answered),
+ * or when shutdown_timeout passed. */
+static void server_on_drain_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    dfd_server *srv = arg;
+    unsigned busy = 0;
+    for (unsigned i = 0; i < srv->nloops; i++)
+        if (!atomic_load(&srv->loops[i].drained))
+            busy++;
+    if (busy == 0) {
+        dfd_info("server.drained", "msg=\"every call answered\"");
+        event_base_loopbreak(srv->base);
+        return;
+    }
+    if (dfd_now_ns() >= srv->drain_deadline_ns) {
+        dfd_warn("server.drain_timeout", "loops_busy=%u connections=%u timeout_ms=%llu "
+                 "msg=\"shutdown_timeout passed with calls in flight\"", busy,
+                 atomic_load(&srv->conns), (unsigned long long)srv->cfg->shutdown_timeout_ms);
+        srv->exit_code = -1; /* leave without waiting for handlers still running */
+        event_base_loopbreak(srv->base);
+        return;
+    }
+    struct timeval tv = {0, DRAIN_POLL_MS * 1000};
+    evtimer_add(srv->drain_timer, &tv);
+}
+
+void dfd_server_shutdown(dfd_server *srv)
+{
+    if (atomic_exchange(&srv->draining, 1))
+        return;
+    dfd_listeners_close(srv);
+    for (unsigned i = 0; i < srv->nloops; i++)
+        dfd_loop_post(&srv->loops[i], DFD_MAIL_DRAIN, -1, 0, NULL);
+    srv->drain_deadline_ns = dfd_now_ns() + srv->cfg->shutdown_timeout_ms * 1000000u;
+    srv->drain_timer = evtimer_new(srv->base, server_on_drain_tick, srv);
+    struct timeval tv = {0, 0};
+    evtimer_add(srv->drain_timer, &tv);
+}
+
+int dfd_server_run(dfd_server *srv)
+{
+    dfd_info("server.ready", "role=%s name=%s workers=%u blocking_threads=%u plugins=%zu "
+             "callbacks=%zu pid=%d", dfd_role_name(srv->cfg->role), srv->cfg->name,
+             srv->nloops, srv->cfg->blocking_threads, srv->nplugins, srv->table->ncallbacks,
+             (int)getpid());
+    for (size_t i = 0; i < srv->nlisteners; i++) {
+        const daffi_addr *a = &srv->listeners[i].addr;
+        if (a->kind == DAFFI_ADDR_UNIX)
+            dfd_info("server.listen", "address=unix://%s", a->path);
+        else
+            dfd_info("server.listen", "address=tcp://%s:%d", a->host, a->port);
+    }
+    event_base_dispatch(srv->base);
+    if (srv->exit_code == -1)
+        return -1;
+    return srv->exit_code;
+}
+
+void dfd_server_destroy(dfd_server *srv)
+{
+    for (size_t i = 0; i < sizeof(srv->sig_events) / sizeof(srv->sig_events[0]); i++)
+        if (srv->sig_events[i])
+            event_free(srv->sig_events[i]);
+    if (srv->drain_timer)
+        event_free(srv->drain_timer);
+    dfd_listeners_close(srv);
+    /* the blocking pool first: its completions are mailed to the loops */
+    dfd_blocking_stop(srv->blocking);
+    srv->blocking = NULL;
+    for (unsigned i = 0; i < srv->nloops; i++)
+        dfd_loop_post(&srv->loops[i], DFD_MAIL_STOP, -1, 0, NULL);
+    for (unsigned i = 0; i < srv->nloops; i++)
+        dfd_loop_destroy(&srv->loops[i]);
+    free(srv->loops);
+    srv->loops = NULL;
+    dfd_table_release(srv->table);
+    srv->table = NULL;
+    for (size_t i = 0; i < srv->nplugins; i++)
+        dfd_plugin_release(srv->plugins[i]);
+    free(srv->plugins);
+    srv->plugins = NULL;
+    if (srv->private_dir[0])
+        rmdir(srv->private_dir);
+    if (srv->base)
+        event_base_free(srv->base);
+    srv->base = NULL;
+    if (srv->cfg) {
+        dfd_config_free(srv->cfg);
+        free(srv->cfg);
+    }
+    srv->cfg = NULL;
+}

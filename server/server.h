@@ -1,0 +1,74 @@
+/*
+ * server.h - the daffid process: configuration, plugin generations, the callback
+ * table, the loop pool, the blocking pool, listeners, signals and shutdown.
+ *
+ * The main thread owns the dfd_server. It accepts connections and hands them to the
+ * loops round-robin, handles signals, and drives shutdown. Everything a loop needs
+ * from it at run time is read-only after start (cfg, limits) or atomic.
+ */
+#ifndef DFD_SERVER_H
+#define DFD_SERVER_H
+
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+#include <daffi/rpc.h>
+
+#include "config.h"
+#include "loop.h"
+#include "plugin-t.h"
+#include "table.h"
+
+struct dfd_blocking;
+struct dfd_listener;
+
+typedef struct dfd_server {
+    dfd_config *cfg;                 /* owned */
+    daffi_limits limits;             /* from cfg, for the codec */
+    char private_dir[PATH_MAX];      /* private copies of plugin files */
+
+    dfd_plugin **plugins;            /* current generations (one reference each) */
+    size_t nplugins;
+    dfd_table *table;                /* current table (one reference) */
+
+    dfd_loop *loops;
+    unsigned nloops;
+    unsigned next_loop;              /* round-robin cursor (main thread only) */
+    struct dfd_blocking *blocking;
+    struct dfd_listener *listeners;
+    size_t nlisteners;
+
+    struct event_base *base;         /* main thread: accept, signals, drain timer */
+    struct event *sig_events[4];
+    struct event *drain_timer;
+    uint64_t drain_deadline_ns;
+    atomic_int draining;
+    atomic_uint conns;               /* open connections, all loops */
+    atomic_uint rejected;            /* refused at max_connections */
+    int exit_code;
+    uint64_t started_ns;
+} dfd_server;
+
+/* Loads the plugins named by cfg into private generations and builds the table.
+ * Returns 0, or -1 with every failure in errs. Used by daffid -t too. */
+int dfd_server_load_plugins(dfd_server *srv, dfd_errors *errs);
+/* Creates the private dir for plugin copies. Returns 0 or -1 (logged). */
+int dfd_server_private_dir(dfd_server *srv);
+
+/* Initialises a server from a loaded configuration (taking ownership of cfg): plugins,
+ * listeners, loops, blocking pool. Returns 0, or -1 with the reasons in errs. */
+int dfd_server_init(dfd_server *srv, dfd_config *cfg, dfd_errors *errs);
+/* Runs until shutdown completes; returns the process exit code. */
+int dfd_server_run(dfd_server *srv);
+/* Releases everything the server owns. */
+void dfd_server_destroy(dfd_server *srv);
+
+/* Starts a graceful shutdown (any thread of the main loop): stop accepting, drain. */
+void dfd_server_shutdown(dfd_server *srv);
+
+/* Monotonic clock in nanoseconds. */
+uint64_t dfd_now_ns(void);
+
+#endif /* DFD_SERVER_H */

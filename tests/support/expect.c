@@ -1,0 +1,226 @@
+/*
+ * expect.c - cmocka assertions about daffid's answers (see expect.h).
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "expect.h"
+
+int64_t expect_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int expect_timeout_ms(void)
+{
+    const char *env = getenv("DAFFI_TEST_TIMEOUT_MS");
+    long v = env ? strtol(env, NULL, 10) : 0;
+
+    return v > EXPECT_TIMEOUT_MS ? (int)v : EXPECT_TIMEOUT_MS;
+}
+
+const char *expect_describe(const msgpack_object *o, char *buf, size_t size)
+{
+    if (o == NULL) {
+        snprintf(buf, size, "(none)");
+        return buf;
+    }
+    if (msgpack_object_print_buffer(buf, size, *o) <= 0)
+        snprintf(buf, size, "(unprintable)");
+    return buf;
+}
+
+/* Formats the message held by c for a failure message. */
+static const char *describe_msg(const rawconn *c, char *buf, size_t size)
+{
+    char a[256], b[256];
+    const daffi_msg *m = &c->msg;
+
+    switch (m->kind) {
+    case DAFFI_MSG_RESPONSE:
+        snprintf(buf, size, "response msgid %u error %s result %s", m->msgid,
+                 expect_describe(m->error, a, sizeof(a)),
+                 expect_describe(m->result, b, sizeof(b)));
+        break;
+    case DAFFI_MSG_REQUEST:
+        snprintf(buf, size, "request msgid %u method %.*s", m->msgid, (int)m->method_len,
+                 m->method);
+        break;
+    case DAFFI_MSG_NOTIFY:
+        snprintf(buf, size, "notification %.*s params %s", (int)m->method_len, m->method,
+                 expect_describe(m->params, a, sizeof(a)));
+        break;
+    default:
+        snprintf(buf, size, "message of kind %d", (int)m->kind);
+    }
+    return buf;
+}
+
+void expect_open(rawconn *c, const char *address)
+{
+    if (rawconn_open(c, address, expect_timeout_ms()) == -1) {
+        int e = errno;
+        rawconn_close(c);
+        fail_msg("connect to %s: %s", address, strerror(e));
+    }
+}
+
+void expect_send(rawconn *c, rawmsg *m)
+{
+    size_t n = m->sb.size;
+
+    if (rawconn_send_msg(c, m) == -1)
+        fail_msg("%s: sending %zu bytes: %s", c->addr, n, strerror(errno));
+}
+
+void expect_send_bytes(rawconn *c, const void *p, size_t n)
+{
+    if (rawconn_send(c, p, n) == -1)
+        fail_msg("%s: sending %zu bytes: %s", c->addr, n, strerror(errno));
+}
+
+/* Reads one message or fails the test naming what happened instead. */
+static void read_one(rawconn *c)
+{
+    rawconn_status st = rawconn_read(c, expect_timeout_ms());
+
+    if (st == RAWCONN_OK)
+        return;
+    if (st == RAWCONN_BAD)
+        fail_msg("%s: the server sent bytes the codec rejects: %s", c->addr, c->why);
+    if (st == RAWCONN_ERROR)
+        fail_msg("%s: read: %s", c->addr, strerror(errno));
+    fail_msg("%s: expected a message, got %s", c->addr, rawconn_status_name(st));
+}
+
+uint32_t expect_response(rawconn *c)
+{
+    char d[640];
+
+    read_one(c);
+    if (c->msg.kind != DAFFI_MSG_RESPONSE)
+        fail_msg("%s: expected a response, got %s", c->addr, describe_msg(c, d, sizeof(d)));
+    return c->msg.msgid;
+}
+
+const msgpack_object *expect_result(rawconn *c, uint32_t msgid)
+{
+    char d[640];
+
+    read_one(c);
+    if (c->msg.kind != DAFFI_MSG_RESPONSE || c->msg.msgid != msgid ||
+        c->msg.error == NULL || c->msg.error->type != MSGPACK_OBJECT_NIL)
+        fail_msg("%s: expected a result for msgid %u, got %s", c->addr, msgid,
+                 describe_msg(c, d, sizeof(d)));
+    return c->msg.result;
+}
+
+void expect_result_int(rawconn *c, uint32_t msgid, int64_t v)
+{
+    const msgpack_object *o = expect_result(c, msgid);
+    char d[256];
+    int ok = 0;
+
+    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+        ok = v >= 0 && o->via.u64 == (uint64_t)v;
+    else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+        ok = o->via.i64 == v;
+    if (!ok)
+        fail_msg("%s: msgid %u: expected integer %lld, got %s", c->addr, msgid,
+                 (long long)v, expect_describe(o, d, sizeof(d)));
+}
+
+void expect_result_str(rawconn *c, uint32_t msgid, const char *s)
+{
+    const msgpack_object *o = expect_result(c, msgid);
+    char d[256];
+
+    if (o->type != MSGPACK_OBJECT_STR || o->via.str.size != strlen(s) ||
+        memcmp(o->via.str.ptr, s, o->via.str.size) != 0)
+        fail_msg("%s: msgid %u: expected str \"%s\", got %s", c->addr, msgid, s,
+                 expect_describe(o, d, sizeof(d)));
+}
+
+void check_error(const rawconn *c, uint32_t msgid, int code)
+{
+    char d[640];
+    int got = 0;
+    const char *text = NULL;
+    size_t text_len = 0;
+    const msgpack_object *details = NULL;
+
+    describe_msg(c, d, sizeof(d));
+    if (c->msg.kind != DAFFI_MSG_RESPONSE || c->msg.msgid != msgid)
+        fail_msg("%s: expected error %s for msgid %u, got %s", c->addr,
+                 daffi_error_name(code), msgid, d);
+    if (c->msg.error == NULL || c->msg.error->type == MSGPACK_OBJECT_NIL ||
+        daffi_error_parse(c->msg.error, &got, &text, &text_len, &details) == -1)
+        fail_msg("%s: expected error %s for msgid %u, got %s", c->addr,
+                 daffi_error_name(code), msgid, d);
+    if (got != code)
+        fail_msg("%s: msgid %u: expected error %d %s, got %d %s: %s", c->addr, msgid, code,
+                 daffi_error_name(code), got, daffi_error_name(got), d);
+    if (text == NULL || text_len == 0)
+        fail_msg("%s: msgid %u: error %s carries no message: %s", c->addr, msgid,
+                 daffi_error_name(code), d);
+    if (c->msg.result == NULL || c->msg.result->type != MSGPACK_OBJECT_NIL)
+        fail_msg("%s: msgid %u: an error response must have a nil result: %s", c->addr,
+                 msgid, d);
+}
+
+void expect_error(rawconn *c, uint32_t msgid, int code)
+{
+    read_one(c);
+    check_error(c, msgid, code);
+}
+
+void expect_closed(rawconn *c, unsigned *nmsgs)
+{
+    unsigned n = 0;
+    rawconn_status st = rawconn_wait_eof(c, expect_timeout_ms(), &n);
+
+    if (nmsgs != NULL)
+        *nmsgs = n;
+    if (st != RAWCONN_EOF)
+        fail_msg("%s: expected the server to close the connection, got %s after %u "
+                 "message(s)", c->addr, rawconn_status_name(st), n);
+}
+
+void expect_silence(rawconn *c, int ms)
+{
+    char d[640];
+    rawconn_status st = rawconn_read(c, ms);
+
+    if (st == RAWCONN_TIMEOUT)
+        return;
+    if (st == RAWCONN_OK)
+        fail_msg("%s: expected nothing, got %s", c->addr, describe_msg(c, d, sizeof(d)));
+    fail_msg("%s: expected nothing and the connection open, got %s", c->addr,
+             rawconn_status_name(st));
+}
+
+void expect_serving(const char *address)
+{
+    rawconn c;
+    rawmsg m;
+
+    rawmsg_init(&m);
+    expect_open(&c, address);
+    rawmsg_request(&m, 77, "daffi.ping", 0);
+    expect_send(&c, &m);
+    expect_result_str(&c, 77, "pong");
+    rawconn_close(&c);
+    rawmsg_destroy(&m);
+}
