@@ -38,8 +38,20 @@ UNIT_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(wildcard tests/u
 INTEG_BIN  := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(wildcard tests/integration/test_*.c))
 BENCH_BIN  := $(patsubst tests/bench/%.c,$(BUILD)/tests/bench/%,$(wildcard tests/bench/bench_*.c))
 
+# pkg-config files (sdk/daffi.pc.in): $(BUILD)/daffi.pc describes an installed libdaffi
+# (PREFIX, LIBDIR, INCLUDEDIR, PLUGINDIR); $(BUILD)/daffi-uninstalled.pc this tree,
+# which pkg-config prefers when PKG_CONFIG_PATH=$(BUILD). sdk/examples/X.c ->
+# $(BUILD)/examples/X, built with pkg-config alone, as a user's program is.
+PREFIX     ?= /usr/local
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+PLUGINDIR  ?= $(LIBDIR)/daffid/plugins
+PC_FILES   := $(BUILD)/daffi.pc $(BUILD)/daffi-uninstalled.pc
+EXAMPLES   := $(patsubst sdk/examples/%.c,$(BUILD)/examples/%,$(wildcard sdk/examples/*.c))
+
 .PHONY: all run test test-only bench asan deps clean check-config
-all: $(BUILD)/daffid $(BUILD)/daffictl $(BUILD)/libdaffi.a $(BUILD)/libdaffi.so $(PLUGIN_SO)
+all: $(BUILD)/daffid $(BUILD)/daffictl $(BUILD)/libdaffi.a $(BUILD)/libdaffi.so $(PLUGIN_SO) \
+     $(PC_FILES) $(EXAMPLES)
 
 deps:
 	@sh mk/deps.sh
@@ -78,6 +90,30 @@ $(BUILD)/libdaffi.a: $(SDK_OBJ)
 
 $(BUILD)/libdaffi.so: $(SDK_OBJ)
 	$(CC) -shared -Wl,-soname,libdaffi.so.0 $(LDFLAGS_ALL) $^ -o $@ $(LIBS_ALL)
+
+$(BUILD)/daffi.pc: sdk/daffi.pc.in VERSION
+	@mkdir -p $(dir $@)
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@PLUGINDIR@|$(PLUGINDIR)|' \
+	    -e 's|@VERSION@|$(VERSION)|' -e 's|@REQUIRES@|msgpack libevent_core|' \
+	    -e 's|@REQUIRES_PRIVATE@|jansson|' -e 's|@LIBS@|-L$${libdir} -ldaffi|' \
+	    -e 's|@LIBS_PRIVATE@|-ldl -lpthread -lm|' $< > $@
+
+# In the tree the static library is linked by path: a program runs without an
+# installed libdaffi.so.0.
+$(BUILD)/daffi-uninstalled.pc: sdk/daffi.pc.in VERSION
+	@mkdir -p $(dir $@)
+	sed -e 's|@PREFIX@|$(CURDIR)|' -e 's|@LIBDIR@|$(CURDIR)/$(BUILD)|' \
+	    -e 's|@INCLUDEDIR@|$(CURDIR)/sdk/include|' \
+	    -e 's|@PLUGINDIR@|$(CURDIR)/$(BUILD)/plugins|' -e 's|@VERSION@|$(VERSION)|' \
+	    -e 's|@REQUIRES@|msgpack libevent_core jansson|' -e 's|@REQUIRES_PRIVATE@||' \
+	    -e 's|@LIBS@|$${libdir}/libdaffi.a -ldl -lpthread -lm|' -e 's|@LIBS_PRIVATE@||' \
+	    $< > $@
+
+$(BUILD)/examples/%: sdk/examples/%.c $(BUILD)/libdaffi.a $(PC_FILES)
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -Wall -Wextra -Werror -g $(OPT) $(SAN) $< -o $@ \
+	  $$(PKG_CONFIG_PATH=$(BUILD) pkg-config --cflags --libs daffi)
 
 $(BUILD)/libdfd.a: $(SRV_OBJ)
 	@mkdir -p $(dir $@)

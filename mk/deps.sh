@@ -2,7 +2,7 @@
 # Installs the Debian packages daffid needs to build and test, when any is missing.
 # Uses sudo when not root. Prints nothing when everything is present.
 set -e
-PKGS="build-essential pkg-config libevent-dev libmsgpack-dev libinih-dev libcmocka-dev libjansson-dev python3 python3-msgpack socat"
+PKGS="build-essential pkg-config libevent-dev libmsgpack-dev libinih-dev libcmocka-dev libjansson-dev python3 python3-msgpack python3-prometheus-client socat"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -24,6 +24,17 @@
 struct dfd_conn;
 struct dfd_loop;
 struct dfd_callback;
+struct dfd_member;
+struct dfd_cast;
+
+/* What a call does: run a local handler, go to a member (router), fan out (cast), or
+ * wait for members to join. */
+typedef enum dfd_call_kind {
+    DFD_KIND_LOCAL = 0,
+    DFD_KIND_FORWARD,
+    DFD_KIND_CAST,
+    DFD_KIND_WAIT
+} dfd_call_kind;
 
 typedef enum dfd_call_state {
     DFD_CALL_NEW = 0,       /* created, not started */
@@ -41,7 +52,14 @@ typedef struct dfd_call {
     struct dfd_call *conn_prev;     /* the connection's in-flight list */
     struct dfd_call *conn_next;
     struct dfd_call *next;          /* plugin queue, loop mailbox or free list */
-    const struct dfd_callback *cb;  /* holds a reference on cb->plugin */
+    const struct dfd_callback *cb;  /* LOCAL: holds a reference on cb->plugin */
+    dfd_call_kind kind;
+    uint64_t timeout_ms;            /* deadline (0 = none) */
+    struct dfd_member *member;      /* FORWARD: where it went (a reference) */
+    uint32_t member_msgid;          /* FORWARD: our msgid on the member's connection */
+    struct dfd_cast *cast;          /* a cast's child: the cast it reports to */
+    unsigned cast_slot;
+    struct dfd_cast *cast_parent;   /* CAST: the cast this call answers for */
 
     uint32_t msgid;
     int notify;                     /* 1: a notification, no response */

@@ -9,6 +9,7 @@
 
 #include "call.h"
 #include "callobj.h"
+#include "members.h"
 #include "plugin.h"
 
 #define LOOP_FREE_CALLS_MAX 1024
@@ -30,6 +31,13 @@ dfd_call *dfd_call_new(dfd_loop *loop)
     call->conn = NULL;
     call->conn_prev = call->conn_next = call->next = NULL;
     call->cb = NULL;
+    call->kind = DFD_KIND_LOCAL;
+    call->timeout_ms = 0;
+    call->member = NULL;
+    call->member_msgid = 0;
+    call->cast = NULL;
+    call->cast_slot = 0;
+    call->cast_parent = NULL;
     call->msgid = 0;
     call->notify = 0;
     atomic_init(&call->state, DFD_CALL_NEW);
@@ -52,6 +60,8 @@ void dfd_call_free(dfd_call *call)
     if (call->cb != NULL)
         dfd_plugin_release(call->cb->plugin);
     call->cb = NULL;
+    dfd_member_release(call->member);
+    call->member = NULL;
     daffi_call_reset(&call->base);
     if (loop->nfree_calls >= LOOP_FREE_CALLS_MAX) {
         daffi_call_destroy(&call->base);

@@ -97,12 +97,12 @@ static void cfg_header(cfg_file *f, const char *name)
     f->sect = DFD_SECT_SKIP;
     if (*name == '\0') {
         dfd_cfg_err(ld, f->path, f->line, NULL, NULL, "[]",
-                    "empty section name (sections: server, limits, log, plugin, config)");
+                    "empty section name (sections: server, limits, log, admin, plugin, config)");
         return;
     }
     if (s == DFD_SECT_SKIP) {
         dfd_cfg_err(ld, f->path, f->line, name, NULL, NULL,
-                    "unknown section (sections: server, limits, log, plugin, config)");
+                    "unknown section (sections: server, limits, log, admin, plugin, config)");
         return;
     }
     if (s == DFD_SECT_PLUGIN) {
@@ -243,7 +243,7 @@ static int cfg_on_key(void *user, const char *section, const char *key,
         return 1;
     if (f->sect == DFD_SECT_NONE) {
         dfd_cfg_err(ld, f->path, f->line, NULL, key, value,
-                    "key outside any section (put it under [server], [limits], [log], "
+                    "key outside any section (put it under [server], [limits], [log], [admin], "
                     "[plugin] or [config])");
         return 1;
     }
@@ -341,6 +341,28 @@ static void cfg_read_file(dfd_cfg_loader *ld, const char *path)
     free(f.seen);
     dfd_cfg_plugin_free(&f.plug);
     free(f.meta.raw_path);
+}
+
+/* See config-int.h. The path is copied into ld->files, where the plugin's
+ * dfd_cfg_where points until the load ends. */
+int dfd_cfg_read_extra(dfd_cfg_loader *ld, const char *path)
+{
+    char **grown = realloc(ld->files, (ld->nfiles + 2) * sizeof(*grown));
+    char *copy;
+
+    if (grown == NULL) {
+        dfd_cfg_oom(ld, path, 0);
+        return -1;
+    }
+    ld->files = grown;
+    if ((copy = strdup(path)) == NULL) {
+        dfd_cfg_oom(ld, path, 0);
+        return -1;
+    }
+    ld->files[ld->nfiles++] = copy;
+    ld->files[ld->nfiles] = NULL;
+    cfg_read_file(ld, copy);
+    return 0;
 }
 
 /* scandir filter: "*.ini", not a dotfile. */

@@ -22,6 +22,7 @@ typedef enum dfd_cfg_sect {
     DFD_SECT_SERVER,
     DFD_SECT_LIMITS,
     DFD_SECT_LOG,
+    DFD_SECT_ADMIN,
     DFD_SECT_PLUGIN,
     DFD_SECT_CONFIG,
     DFD_SECT_SKIP      /* a header already reported as bad: its keys are ignored */
@@ -97,5 +98,9 @@ char *dfd_cfg_join(const char *base, const char *rel);
 /* Reads every "*.ini" of dir in strcmp order into ld (config-ini.c). Returns 0, or -1
  * when dir cannot be listed (recorded). */
 int dfd_cfg_read_dir(dfd_cfg_loader *ld, const char *dir);
+/* Reads one more ini file (an "@FILE" override) into ld, as if it came after the
+ * directory's files. Returns 0, or -1 when memory ran out (recorded); problems in the
+ * file are recorded under its path. */
+int dfd_cfg_read_extra(dfd_cfg_loader *ld, const char *path);
 
 #endif /* DFD_CONFIG_INT_H */

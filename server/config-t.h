@@ -15,6 +15,8 @@
 
 typedef enum dfd_role { DFD_ROLE_SERVICE = 0, DFD_ROLE_ROUTER = 1, DFD_ROLE_WORKER = 2 } dfd_role;
 
+typedef enum dfd_duplicate { DFD_DUP_REJECT = 0, DFD_DUP_REPLACE = 1 } dfd_duplicate;
+
 typedef enum dfd_log_target { DFD_LOG_STDERR = 0, DFD_LOG_SYSLOG = 1 } dfd_log_target;
 
 /* Where a value came from, for error messages: "conf.d/10-calc.ini:4" or "-o #2". */
@@ -59,6 +61,16 @@ typedef struct dfd_config {
     unsigned backlog;          /* backlog = N (default 1024) */
     unsigned unix_mode;        /* unix_mode = octal (default 0660) for Unix listeners */
     char *router;              /* router = address (role=worker), NULL when unset */
+    int duplicate;             /* duplicate = reject | replace: a hello naming a member
+                                  that exists (router; default reject) */
+    uint64_t heartbeat_ms;     /* heartbeat = duration between pings of a member or of
+                                  the router (default 1s; 0 = off) */
+    unsigned heartbeat_misses; /* heartbeat_misses = N silent intervals before the peer
+                                  is dropped (default 3) */
+    unsigned member_inflight;  /* member_inflight = N forwarded calls a member may hold
+                                  before the router skips it (default 16384) */
+    uint64_t reconnect_max_ms; /* reconnect_max = duration: worker backoff ceiling
+                                  (default 5s) */
 
     /* [limits] */
     size_t max_message;        /* max_message = size (default 16M) */
@@ -72,6 +84,17 @@ typedef struct dfd_config {
     int log_level;             /* level = debug | info | warn | error (daffi_log_level) */
     dfd_log_target log_target; /* target = stderr | syslog */
     int access_log;            /* access_log = yes | no */
+
+    /* [admin] (admin.h), and [server] metrics_listen (metrics.h) */
+    char *admin_socket;        /* socket = path of the admin Unix socket; NULL: none */
+    unsigned admin_mode;       /* mode = octal (default 0660) */
+    long admin_uid;            /* owner = user name or uid; -1: left as created */
+    long admin_gid;            /* group = group name or gid; -1: left as created */
+    uint64_t admin_idle_ms;    /* idle_timeout = duration a client may stay silent
+                                  (default 60s; 0 = no limit) */
+    int metrics_enabled;       /* 1 when metrics_listen is set */
+    daffi_addr metrics_listen; /* metrics_listen = HOST:PORT or tcp://HOST:PORT:
+                                  Prometheus /metrics over HTTP */
 
     dfd_plugin_conf *plugins;  /* in file order (alphabetical); owned */
     size_t nplugins;

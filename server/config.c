@@ -24,6 +24,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <grp.h>
+#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -33,7 +35,7 @@
 
 static const char *const cfg_sect_names[] = {
     [DFD_SECT_NONE] = NULL, [DFD_SECT_SERVER] = "server", [DFD_SECT_LIMITS] = "limits",
-    [DFD_SECT_LOG] = "log", [DFD_SECT_PLUGIN] = "plugin", [DFD_SECT_CONFIG] = "config",
+    [DFD_SECT_LOG] = "log", [DFD_SECT_ADMIN] = "admin", [DFD_SECT_PLUGIN] = "plugin", [DFD_SECT_CONFIG] = "config",
     [DFD_SECT_SKIP] = NULL,
 };
 
@@ -140,10 +142,12 @@ typedef struct cfg_key {
 /* CFG_CHOICE stores through an int pointer into these enums. */
 _Static_assert(sizeof(dfd_role) == sizeof(int), "dfd_role is int-sized");
 _Static_assert(sizeof(dfd_log_target) == sizeof(int), "dfd_log_target is int-sized");
+_Static_assert(sizeof(dfd_duplicate) == sizeof(int), "dfd_duplicate is int-sized");
 
 static const char *const cfg_roles[] = { "service", "router", "worker", NULL };
 static const char *const cfg_levels[] = { "debug", "info", "warn", "error", NULL };
 static const char *const cfg_targets[] = { "stderr", "syslog", NULL };
+static const char *const cfg_duplicates[] = { "reject", "replace", NULL };
 
 #define CFG_S(f) offsetof(dfd_config, f)
 #define CFG_P(f) offsetof(dfd_plugin_conf, f)
@@ -166,6 +170,15 @@ static const cfg_key cfg_server_keys[] = {
     { DFD_SECT_SERVER, "backlog", CFG_UINT, CFG_S(backlog), 1, 1000000, NULL },
     { DFD_SECT_SERVER, "unix_mode", CFG_OCTAL, CFG_S(unix_mode), 0, 0777, NULL },
     { DFD_SECT_SERVER, "router", CFG_SPECIAL, 0, 0, 0, NULL },
+    { DFD_SECT_SERVER, "duplicate", CFG_CHOICE, CFG_S(duplicate), 0, 0, cfg_duplicates },
+    { DFD_SECT_SERVER, "heartbeat", CFG_DURATION, CFG_S(heartbeat_ms), 0,
+      DFD_CFG_MAX_DURATION_MS, NULL },
+    { DFD_SECT_SERVER, "heartbeat_misses", CFG_UINT, CFG_S(heartbeat_misses), 1, 1000,
+      NULL },
+    { DFD_SECT_SERVER, "member_inflight", CFG_UINT, CFG_S(member_inflight), 1, 1000000,
+      NULL },
+    { DFD_SECT_SERVER, "reconnect_max", CFG_DURATION, CFG_S(reconnect_max_ms), 10,
+      DFD_CFG_MAX_DURATION_MS, NULL },
     { DFD_SECT_LIMITS, "max_message", CFG_SIZE, CFG_S(max_message), 64, CFG_1G, NULL },
     { DFD_SECT_LIMITS, "max_depth", CFG_UINT, CFG_S(max_depth), 1, 62, NULL },
     { DFD_SECT_LIMITS, "max_pending", CFG_UINT, CFG_S(max_pending), 1, 1000000, NULL },
@@ -176,6 +189,13 @@ static const cfg_key cfg_server_keys[] = {
     { DFD_SECT_LOG, "level", CFG_CHOICE, CFG_S(log_level), 0, 0, cfg_levels },
     { DFD_SECT_LOG, "target", CFG_CHOICE, CFG_S(log_target), 0, 0, cfg_targets },
     { DFD_SECT_LOG, "access_log", CFG_BOOL, CFG_S(access_log), 0, 1, NULL },
+    { DFD_SECT_SERVER, "metrics_listen", CFG_SPECIAL, 0, 0, 0, NULL },
+    { DFD_SECT_ADMIN, "socket", CFG_SPECIAL, 0, 0, 0, NULL },
+    { DFD_SECT_ADMIN, "mode", CFG_OCTAL, CFG_S(admin_mode), 0, 0777, NULL },
+    { DFD_SECT_ADMIN, "owner", CFG_SPECIAL, 0, 0, 0, NULL },
+    { DFD_SECT_ADMIN, "group", CFG_SPECIAL, 0, 0, 0, NULL },
+    { DFD_SECT_ADMIN, "idle_timeout", CFG_DURATION, CFG_S(admin_idle_ms), 0,
+      DFD_CFG_MAX_DURATION_MS, NULL },
 };
 
 static const cfg_key cfg_plugin_keys[] = {
@@ -374,11 +394,92 @@ static const char *cfg_listen(dfd_cfg_loader *ld, const char *v)
     return NULL;
 }
 
+/* metrics_listen: "HOST:PORT" or "tcp://HOST:PORT"; empty turns the listener off.
+ * Returns NULL or the reason. */
+static const char *cfg_metrics_listen(dfd_cfg_loader *ld, const char *v)
+{
+    daffi_addr addr;
+    char text[300];
+    const char *why;
+
+    if (*v == '\0') {
+        ld->cfg->metrics_enabled = 0;
+        return NULL;
+    }
+    if (strncmp(v, "unix://", 7) == 0)
+        return "must be HOST:PORT or tcp://HOST:PORT (metrics are served over HTTP on "
+               "TCP)";
+    snprintf(text, sizeof(text), "%s%s", strncmp(v, "tcp://", 6) == 0 ? "" : "tcp://", v);
+    if ((why = cfg_addr(ld, text, &addr)) != NULL)
+        return why;
+    ld->cfg->metrics_listen = addr;
+    ld->cfg->metrics_enabled = 1;
+    return NULL;
+}
+
+/* [admin] owner and group: a name known to the system or a number. Stores the id in
+ * *out. Returns NULL or the reason (in ld->why). */
+static const char *cfg_admin_id(dfd_cfg_loader *ld, const char *key, const char *v,
+                                long *out)
+{
+    char buf[4096];
+    unsigned long n;
+    int rc;
+
+    if (*v == '\0')
+        return "must be a user or group name, or a number";
+    if (dfd_parse_uint(v, 0x7fffffffUL, &n) == 0) {
+        *out = (long)n;
+        return NULL;
+    }
+    if (strcmp(key, "owner") == 0) {
+        struct passwd pw, *res = NULL;
+        rc = getpwnam_r(v, &pw, buf, sizeof(buf), &res);
+        if (rc == 0 && res != NULL) {
+            *out = (long)res->pw_uid;
+            return NULL;
+        }
+    } else {
+        struct group gr, *res = NULL;
+        rc = getgrnam_r(v, &gr, buf, sizeof(buf), &res);
+        if (rc == 0 && res != NULL) {
+            *out = (long)res->gr_gid;
+            return NULL;
+        }
+    }
+    snprintf(ld->why, sizeof(ld->why), "no such %s on this system",
+             strcmp(key, "owner") == 0 ? "user" : "group");
+    return ld->why;
+}
+
+/* The [admin] keys that are not a plain typed value. Returns NULL or the reason. */
+static const char *cfg_admin_special(dfd_cfg_loader *ld, const char *key, const char *v)
+{
+    if (strcmp(key, "owner") == 0)
+        return cfg_admin_id(ld, key, v, &ld->cfg->admin_uid);
+    if (strcmp(key, "group") == 0)
+        return cfg_admin_id(ld, key, v, &ld->cfg->admin_gid);
+    /* socket: empty turns the admin socket off (e.g. -o admin.socket=) */
+    if (*v == '\0') {
+        free(ld->cfg->admin_socket);
+        ld->cfg->admin_socket = NULL;
+        return NULL;
+    }
+    if (strlen(v) >= sizeof(((daffi_addr *)0)->path))
+        return "path too long for a Unix socket (at most 107 bytes)";
+    return cfg_set_str(&ld->cfg->admin_socket, v);
+}
+
 /* The [server] keys that are not a plain typed value. Returns NULL or the reason. */
 static const char *cfg_server_special(dfd_cfg_loader *ld, const char *key, const char *v)
 {
     daffi_addr addr;
 
+    if (strcmp(key, "metrics_listen") == 0)
+        return cfg_metrics_listen(ld, v);
+    if (strcmp(key, "socket") == 0 || strcmp(key, "owner") == 0 ||
+        strcmp(key, "group") == 0)
+        return cfg_admin_special(ld, key, v);
     if (strcmp(key, "name") == 0) {
         if (!cfg_valid_name(v, DFD_CFG_MEMBER_NAME_MAX))
             return "must be 1 to 255 characters of A-Z a-z 0-9 _ . -";
@@ -588,6 +689,15 @@ static void cfg_override(dfd_cfg_loader *ld, const char *text, unsigned index)
     dfd_plugin_conf *p;
     long pi;
 
+    /* "@FILE": one more ini file, read after the directory (admin `load` uses it) */
+    if (text[0] == '@') {
+        if (text[1] == '\0')
+            dfd_cfg_err(ld, "-o", index, NULL, NULL, text,
+                        "no file after '@' (expected @/path/to/file.ini)");
+        else
+            dfd_cfg_read_extra(ld, text + 1);
+        return;
+    }
     if (eq == NULL) {
         dfd_cfg_err(ld, "-o", index, NULL, NULL, text,
                     "no '=' (expected section.key=value or NAME:plugin.key=value)");
@@ -613,7 +723,7 @@ static void cfg_override(dfd_cfg_loader *ld, const char *text, unsigned index)
     key = dot + 1;
     if ((s = dfd_cfg_sect_find(sect)) == DFD_SECT_SKIP) {
         dfd_cfg_err(ld, "-o", index, sect, NULL, text,
-                    "unknown section (sections: server, limits, log; NAME:plugin, "
+                    "unknown section (sections: server, limits, log, admin; NAME:plugin, "
                     "NAME:config)");
         goto out;
     }
@@ -637,6 +747,12 @@ static void cfg_override(dfd_cfg_loader *ld, const char *text, unsigned index)
         goto out;
     }
     if ((pi = cfg_find_plugin(ld->cfg, name)) == -1) {
+        int on = 1;
+        /* disabling a plugin that nothing declares asks for what is already so (the
+         * admin's unload keeps such an override after its file is gone) */
+        if (s == DFD_SECT_PLUGIN && strcmp(key, "enabled") == 0 &&
+            dfd_parse_bool(value, &on) == 0 && !on)
+            goto out;
         dfd_cfg_err(ld, "-o", index, sect, key, text, "no plugin named '%s'", name);
         goto out;
     }
@@ -742,6 +858,7 @@ void dfd_config_free(dfd_config *cfg)
     free(cfg->plugin_dir);
     free(cfg->pidfile);
     free(cfg->router);
+    free(cfg->admin_socket);
     for (size_t i = 0; i < cfg->nplugins; i++)
         dfd_cfg_plugin_free(&cfg->plugins[i]);
     free(cfg->plugins);
@@ -759,6 +876,11 @@ static void cfg_defaults(dfd_config *cfg)
     cfg->shutdown_timeout_ms = 10000;
     cfg->default_timeout_ms = 30000;
     cfg->backlog = 1024;
+    cfg->duplicate = DFD_DUP_REJECT;
+    cfg->heartbeat_ms = 1000;
+    cfg->heartbeat_misses = 3;
+    cfg->member_inflight = 16384;
+    cfg->reconnect_max_ms = 5000;
     cfg->unix_mode = 0660;
     cfg->max_message = (size_t)16 << 20;
     cfg->max_depth = 32;
@@ -768,6 +890,10 @@ static void cfg_defaults(dfd_config *cfg)
     cfg->log_level = DAFFI_LOG_INFO;
     cfg->log_target = DFD_LOG_STDERR;
     cfg->access_log = 0;
+    cfg->admin_mode = 0660;
+    cfg->admin_uid = -1;
+    cfg->admin_gid = -1;
+    cfg->admin_idle_ms = 60000;
 }
 
 /* See config.h. The loader's own memory (file names, raw paths) is released here;

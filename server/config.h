@@ -9,7 +9,9 @@
  * file:line, the section and the key. A missing plugin .so is an error too.
  *
  * Overrides (-o): "section.key=value" for server sections, "NAME:plugin.key=value" or
- * "NAME:config.key=value" for the plugin named NAME. Applied after all files.
+ * "NAME:config.key=value" for the plugin named NAME, "@FILE" for one more ini file
+ * (read then, as if it came after the directory's files). Applied in order, after all
+ * files.
  *
  * Values: sizes take binary units (512, 64K, 32M, 1G: K = 1024); durations take
  * ms, s, m, h (250ms, 5s, 2m; a bare number is milliseconds); booleans yes/no,

@@ -13,7 +13,9 @@
 #include "conn.h"
 #include "dispatch.h"
 #include "log.h"
+#include "router.h"
 #include "server.h"
+#include "worker.h"
 
 #define CONN_READ_MIN (64 * 1024)   /* read buffer size; grows for larger messages */
 #define CONN_READ_ROOM (16 * 1024)  /* compact or grow when less room than this */
@@ -40,6 +42,7 @@ dfd_conn *dfd_conn_adopt(dfd_loop *loop, int fd, int is_unix)
     c->fd = fd;
     c->is_unix = is_unix;
     c->in_cap = CONN_READ_MIN;
+    c->last_rx_ns = dfd_now_ns();
     daffi_scan_init(&c->scan);
     msgpack_sbuffer_init(&c->out);
     if (is_unix) {
@@ -105,11 +108,32 @@ static void conn_unlink(dfd_conn *c, dfd_call *call)
         c->closing = 1;
 }
 
-/* After appending output: write now unless the read batch will. */
+/* After appending output: write now, unless a batch in progress writes it at its end
+ * (the connection's own read batch, or a loop batch such as a mailbox run). */
 static void conn_after_append(dfd_conn *c)
 {
-    if (!c->in_batch)
+    if (c->in_batch || c->dead)
+        return;
+    if (c->loop->batching) {
+        if (!c->dirty) {
+            c->dirty = 1;
+            c->dirty_next = c->loop->dirty;
+            c->loop->dirty = c;
+        }
+        return;
+    }
+    conn_flush(c);
+}
+
+void dfd_conn_flush_dirty(dfd_loop *loop)
+{
+    while (loop->dirty != NULL) {
+        dfd_conn *c = loop->dirty;
+        loop->dirty = c->dirty_next;
+        c->dirty = 0;
+        c->dirty_next = NULL;
         conn_flush(c);
+    }
 }
 
 void dfd_conn_answer(dfd_conn *c, dfd_call *call)
@@ -149,6 +173,39 @@ void dfd_conn_error(dfd_conn *c, uint32_t msgid, int code, const char *message)
 void dfd_conn_write_raw(dfd_conn *c, const char *p, size_t len)
 {
     msgpack_sbuffer_write(&c->out, p, len);
+    dfd_stat_add(&c->loop->stats, DFD_STAT_responses_ok, 1);
+    conn_after_append(c);
+}
+
+void dfd_conn_send_raw(dfd_conn *c, const char *p, size_t len)
+{
+    msgpack_sbuffer_write(&c->out, p, len);
+    conn_after_append(c);
+}
+
+void dfd_conn_send_request(dfd_conn *c, uint32_t msgid, const char *method,
+                           size_t method_len, const char *params_raw, size_t params_len,
+                           int notify)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &c->out, msgpack_sbuffer_write);
+    if (notify) {
+        msgpack_pack_array(&pk, 3);
+        msgpack_pack_int(&pk, DAFFI_MSG_NOTIFY);
+    } else {
+        msgpack_pack_array(&pk, 4);
+        msgpack_pack_int(&pk, DAFFI_MSG_REQUEST);
+        msgpack_pack_uint32(&pk, msgid);
+    }
+    msgpack_pack_str(&pk, method_len);
+    msgpack_pack_str_body(&pk, method, method_len);
+    msgpack_sbuffer_write(&c->out, params_raw, params_len);
+    conn_after_append(c);
+}
+
+void dfd_conn_answer_now(dfd_conn *c, dfd_call *call)
+{
+    daffi_call_write_response(&call->base, call->msgid, &c->out, conn_limits(c)->max_message);
     dfd_stat_add(&c->loop->stats, DFD_STAT_responses_ok, 1);
     conn_after_append(c);
 }
@@ -244,6 +301,7 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
     dfd_conn *c = arg;
     dfd_loop *loop = c->loop;
     c->in_batch = 1;
+    loop->batching++;
     for (int rounds = 0; rounds < 4; rounds++) {
         if (conn_make_room(c) == -1) {
             dfd_error("conn.oom", "peer=%s msg=\"out of memory growing the read buffer\"", c->peer);
@@ -273,16 +331,20 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
         }
         c->in_len += (size_t)n;
         dfd_stat_add(&loop->stats, DFD_STAT_bytes_in, (uint64_t)n);
+        if (c->member != NULL || c->worker != NULL)
+            c->last_rx_ns = dfd_now_ns();
         conn_process(c);
         if ((size_t)n < room || c->closing || c->dead || c->read_paused)
             break;
     }
     c->in_batch = 0;
-    if (c->dead) {
+    loop->batching--;
+    if (c->dead)
         conn_free(c);
-        return;
-    }
-    conn_flush(c);
+    else
+        conn_flush(c);
+    if (loop->batching == 0)
+        dfd_conn_flush_dirty(loop);
 }
 
 static void conn_on_write(evutil_socket_t fd, short what, void *arg)
@@ -373,6 +435,16 @@ void dfd_conn_drain(dfd_conn *c)
 static void conn_free(dfd_conn *c)
 {
     dfd_loop *loop = c->loop;
+    if (c->dirty) {
+        for (dfd_conn **pp = &loop->dirty; *pp != NULL; pp = &(*pp)->dirty_next)
+            if (*pp == c) {
+                *pp = c->dirty_next;
+                break;
+            }
+        c->dirty = 0;
+    }
+    /* detach calls first: failing a member's calls below may answer one of this
+     * connection's own calls (a member calling through the router) */
     for (dfd_call *call = c->calls; call != NULL;) {
         dfd_call *next = call->conn_next;
         call->conn = NULL;
@@ -380,6 +452,12 @@ static void conn_free(dfd_conn *c)
         atomic_store(&call->cancelled, 1);
         call = next;
     }
+    c->calls = NULL;
+    c->dead = 1; /* nothing may write to it any more */
+    if (c->member != NULL)
+        dfd_router_conn_closed(c);
+    if (c->worker != NULL)
+        dfd_worker_conn_closed(c);
     event_del(&c->rev);
     event_del(&c->wev);
     close(c->fd);

@@ -46,12 +46,21 @@ typedef struct dfd_conn {
     unsigned pending;             /* calls in flight (requests awaiting a response) */
     struct dfd_call *calls;       /* in-flight list (requests and notifications) */
 
+    struct dfd_member *member;    /* router: the member this connection said hello as
+                                     (a reference), or NULL */
+    struct dfd_worker *worker;    /* worker role: this is the connection to the router */
+    uint64_t last_rx_ns;          /* when bytes last arrived (heartbeats) */
+    uint32_t ping_msgid;          /* our heartbeat ping in flight on it, 0 = none */
+    struct dfd_conn *dirty_next;  /* loop's list of connections with output to flush */
+
     unsigned in_batch : 1;        /* inside the read handler: defer writes and frees */
     unsigned read_paused : 1;     /* output over max_output, or peer finished sending */
     unsigned write_armed : 1;
     unsigned closing : 1;         /* close once the output is written */
     unsigned eof : 1;             /* peer shut down its sending side */
     unsigned dead : 1;            /* closed during a batch; freed at its end */
+    unsigned subscribed : 1;      /* router: wants daffi.event notifications */
+    unsigned dirty : 1;           /* on the loop's dirty list */
     char peer[64];                /* for logs */
 } dfd_conn;
 
@@ -70,8 +79,23 @@ void dfd_conn_forget(dfd_conn *c, struct dfd_call *call);
 /* Appends an error response for msgid. Writes at once unless in a batch. */
 void dfd_conn_error(dfd_conn *c, uint32_t msgid, int code, const char *message);
 
-/* Appends an already-encoded message (e.g. a control method's response). */
+/* Appends an already-encoded response (e.g. a control method's). */
 void dfd_conn_write_raw(dfd_conn *c, const char *p, size_t len);
+
+/* Appends an already-encoded message that is not a response (an event, a hello). */
+void dfd_conn_send_raw(dfd_conn *c, const char *p, size_t len);
+
+/* Appends a request (or, with notify, a notification) whose params are already
+ * encoded: [0, msgid, method, params] or [2, method, params]. */
+void dfd_conn_send_request(dfd_conn *c, uint32_t msgid, const char *method,
+                           size_t method_len, const char *params_raw, size_t params_len,
+                           int notify);
+
+/* Answers a request call at once (the call was never linked). Does not free it. */
+void dfd_conn_answer_now(dfd_conn *c, struct dfd_call *call);
+
+/* Writes the output of every connection that gathered some during a loop batch. */
+void dfd_conn_flush_dirty(dfd_loop *loop);
 
 /* Links a new call into the connection's in-flight list; counts it as pending when it
  * is a request. */

@@ -19,8 +19,10 @@
 #include "dispatch.h"
 #include "log.h"
 #include "plugin.h"
+#include "router.h"
 #include "server.h"
 #include "table.h"
+#include "worker.h"
 
 static void dispatch_done_op(daffi_call *base);
 static int dispatch_cancelled_op(const daffi_call *base);
@@ -32,17 +34,12 @@ static const daffi_call_ops dispatch_ops = {
 
 static void dispatch_on_timeout(evutil_socket_t fd, short what, void *arg);
 
-/* Arms the call's deadline (plugin timeout, else the server default; 0 = none).
- * Owner loop thread only. */
-static void dispatch_arm_timer(dfd_call *call)
+/* Arms the call's deadline (call->timeout_ms; 0 = none). Owner loop thread only. */
+void dfd_dispatch_arm_deadline(dfd_call *call)
 {
-    if (call->timer_armed)
+    if (call->timer_armed || call->timeout_ms == 0)
         return;
-    uint64_t ms = call->cb->plugin->timeout_ms;
-    if (ms == 0)
-        ms = call->loop->srv->cfg->default_timeout_ms;
-    if (ms == 0)
-        return;
+    uint64_t ms = call->timeout_ms;
     uint64_t spent = (dfd_now_ns() - call->start_ns) / 1000000u;
     uint64_t left = ms > spent ? ms - spent : 0;
     struct timeval tv = {(time_t)(left / 1000), (suseconds_t)((left % 1000) * 1000)};
@@ -69,7 +66,7 @@ void dfd_dispatch_after_handler(dfd_call *call, daffi_status st)
         int expected = DFD_CALL_RUNNING;
         if (atomic_compare_exchange_strong(&call->state, &expected, DFD_CALL_PENDING)) {
             if (!call->timer_armed && dfd_loop_is_current(call->loop))
-                dispatch_arm_timer(call);
+                dfd_dispatch_arm_deadline(call);
             return;
         }
         /* daffi_call_done() already ran inside the handler (DONE_EARLY) */
@@ -116,7 +113,7 @@ static void dispatch_start(dfd_call *call)
     }
     atomic_store(&call->state, DFD_CALL_RUNNING);
     if (call->cb->flags & DAFFI_CB_BLOCKING) {
-        dispatch_arm_timer(call);
+        dfd_dispatch_arm_deadline(call);
         if (dfd_blocking_submit(call->loop->srv->blocking, call) == -1) {
             daffi_call_set_error(&call->base, DAFFI_E_SHUTTING_DOWN, "daffid is shutting down");
             atomic_store(&call->state, DFD_CALL_COMPLETING);
@@ -169,7 +166,16 @@ void dfd_dispatch_finish(dfd_call *call)
         call->timer_armed = 0;
     }
     dispatch_release_slot(call);
+    dfd_stats_call_end(loop, call);
+    if (call->cast != NULL) {
+        /* a cast's child reports to its cast, not to a connection */
+        dfd_router_cast_child_done(call);
+        dfd_call_free(call);
+        return;
+    }
     dfd_conn *c = call->conn;
+    if (loop->srv->cfg->access_log) /* before the answer, which may free c */
+        dfd_log_access(call, c != NULL ? c->peer : "-");
     if (c == NULL || call->answered) {
         if (atomic_load(&call->cancelled))
             dfd_stat_add(&loop->stats, DFD_STAT_late_completions, 1);
@@ -179,14 +185,6 @@ void dfd_dispatch_finish(dfd_call *call)
         dfd_conn_forget(c, call);
     } else {
         dfd_conn_answer(c, call);
-    }
-    if (loop->srv->cfg->access_log) {
-        uint64_t us = (dfd_now_ns() - call->start_ns) / 1000u;
-        dfd_info("access", "callback=%s outcome=%s duration_us=%llu",
-                 call->base.method,
-                 call->base.outcome == DAFFI_OUTCOME_ERROR ? daffi_error_name(call->base.error_code)
-                                                           : "ok",
-                 (unsigned long long)us);
     }
     dfd_call_free(call);
 }
@@ -200,8 +198,13 @@ static void dispatch_on_timeout(evutil_socket_t fd, short what, void *arg)
     dfd_call *call = arg;
     call->timer_armed = 0;
     dfd_loop *loop = call->loop;
-    dfd_plugin *p = call->cb->plugin;
+    if (call->kind == DFD_KIND_CAST || call->kind == DFD_KIND_WAIT) {
+        dfd_router_on_deadline(call);
+        return;
+    }
     int was_queued = 0;
+    if (call->kind == DFD_KIND_LOCAL) {
+    dfd_plugin *p = call->cb->plugin;
     pthread_mutex_lock(&p->lock);
     if (atomic_load(&call->state) == DFD_CALL_QUEUED) {
         dfd_call **pp = &p->queue_head;
@@ -220,11 +223,16 @@ static void dispatch_on_timeout(evutil_socket_t fd, short what, void *arg)
         }
     }
     pthread_mutex_unlock(&p->lock);
+    }
 
     uint64_t ms = (dfd_now_ns() - call->start_ns) / 1000000u;
     char msg[200];
-    snprintf(msg, sizeof(msg), "callback '%s' did not complete within %llu ms%s",
-             call->base.method, (unsigned long long)ms, was_queued ? " (still queued)" : "");
+    if (call->kind == DFD_KIND_FORWARD)
+        snprintf(msg, sizeof(msg), "member '%s' did not answer '%.100s' within %llu ms",
+                 call->member->name, call->base.method, (unsigned long long)ms);
+    else
+        snprintf(msg, sizeof(msg), "callback '%.100s' did not complete within %llu ms%s",
+                 call->base.method, (unsigned long long)ms, was_queued ? " (still queued)" : "");
     dfd_stat_add(&loop->stats, DFD_STAT_timeouts, 1);
     if (was_queued) {
         daffi_call_set_error(&call->base, DAFFI_E_TIMEOUT, msg);
@@ -233,6 +241,12 @@ static void dispatch_on_timeout(evutil_socket_t fd, short what, void *arg)
         return;
     }
     atomic_store(&call->cancelled, 1);
+    if (call->cast != NULL) {
+        /* a cast's child with its own deadline: the cast records the TIMEOUT */
+        call->answered = 1;
+        dfd_router_cast_child_timeout(call, msg);
+        return;
+    }
     if (call->conn != NULL && !call->notify && !call->answered) {
         call->answered = 1;
         dfd_conn *c = call->conn;
@@ -254,8 +268,14 @@ void dfd_dispatch_message(dfd_conn *c, const char *bytes, size_t size, int kind,
 {
     dfd_loop *loop = c->loop;
     if (kind == DAFFI_MSG_RESPONSE) {
-        /* a service has no call of its own outstanding */
-        dfd_stat_add(&loop->stats, DFD_STAT_unexpected_responses, 1);
+        /* only a member's connection (router) and the connection to the router (worker)
+         * carry calls of our own */
+        if (c->member != NULL)
+            dfd_router_on_response(c, bytes, size, msgid);
+        else if (c->worker != NULL)
+            dfd_worker_on_response(c, bytes, size, msgid);
+        else
+            dfd_stat_add(&loop->stats, DFD_STAT_unexpected_responses, 1);
         return;
     }
     int notify = kind == DAFFI_MSG_NOTIFY;
@@ -281,9 +301,21 @@ void dfd_dispatch_message(dfd_conn *c, const char *bytes, size_t size, int kind,
     }
     const char *method = call->base.method;
     size_t len = call->base.msg.method_len;
+    if (!notify && c->pending >= loop->srv->cfg->max_pending) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "%u calls already pending on this connection (max_pending)",
+                 c->pending);
+        dfd_stat_add(&loop->stats, DFD_STAT_overloaded, 1);
+        dispatch_refuse(c, call, DAFFI_E_OVERLOADED, msg);
+        return;
+    }
     if (len >= 6 && memcmp(method, "daffi.", 6) == 0) {
-        dfd_control_handle(c, call);
-        dfd_call_free(call);
+        if (dfd_control_handle(c, call) == 0)
+            dfd_call_free(call);
+        return;
+    }
+    if (loop->srv->cfg->role == DFD_ROLE_ROUTER) {
+        dfd_router_route(c, call, NULL, 0);
         return;
     }
     const dfd_callback *cb = dfd_table_find(loop->table, method, len);
@@ -299,21 +331,23 @@ void dfd_dispatch_message(dfd_conn *c, const char *bytes, size_t size, int kind,
         dfd_call_free(call);
         return;
     }
-    if (!notify && c->pending >= loop->srv->cfg->max_pending) {
-        char msg[160];
-        snprintf(msg, sizeof(msg), "%u calls already pending on this connection (max_pending)",
-                 c->pending);
-        dfd_stat_add(&loop->stats, DFD_STAT_overloaded, 1);
-        dispatch_refuse(c, call, DAFFI_E_OVERLOADED, msg);
-        return;
-    }
+    dfd_dispatch_local(c, call, cb);
+}
 
+void dfd_dispatch_local(dfd_conn *c, dfd_call *call, const dfd_callback *cb)
+{
+    dfd_loop *loop = call->loop;
     dfd_plugin *p = cb->plugin;
     dfd_plugin_retain(p);
+    call->kind = DFD_KIND_LOCAL;
     call->cb = cb;
+    dfd_stats_call_start(loop, cb);
     call->base.host = &p->host;
     call->base.state = p->state;
-    dfd_conn_link(c, call);
+    if (call->timeout_ms == 0)
+        call->timeout_ms = p->timeout_ms ? p->timeout_ms : loop->srv->cfg->default_timeout_ms;
+    if (c != NULL)
+        dfd_conn_link(c, call);
 
     if (p->concurrency == 0) {
         dispatch_start(call);
@@ -337,7 +371,7 @@ void dfd_dispatch_message(dfd_conn *c, const char *bytes, size_t size, int kind,
         p->queue_tail = call;
         p->queued++;
         pthread_mutex_unlock(&p->lock);
-        dispatch_arm_timer(call);
+        dfd_dispatch_arm_deadline(call);
         return;
     }
     unsigned running = p->running, queued = p->queued;

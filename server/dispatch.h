@@ -17,6 +17,13 @@
 void dfd_dispatch_message(dfd_conn *c, const char *bytes, size_t size, int kind,
                           uint32_t msgid);
 
+/* Runs a local callback for call (c may be NULL for a cast's child): per-plugin
+ * concurrency and queue, inline / blocking / async. */
+void dfd_dispatch_local(dfd_conn *c, dfd_call *call, const struct dfd_callback *cb);
+
+/* Arms the call's deadline from call->timeout_ms (owner loop; 0 = none). */
+void dfd_dispatch_arm_deadline(dfd_call *call);
+
 /* A concurrency slot was granted to a queued call: start it (owner loop thread). */
 void dfd_dispatch_run(dfd_call *call);
 

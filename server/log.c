@@ -9,8 +9,11 @@
 #include <syslog.h>
 #include <time.h>
 
+#include "call-t.h"
 #include "log.h"
 #include "plugin-t.h"
+#include "server.h"
+#include "stats.h"
 
 /* The log room's state: written at setup, read by every thread. */
 static struct {
@@ -106,4 +109,19 @@ void daffi_log(const daffi_host *host, daffi_log_level level, const char *fmt, .
     va_start(ap, fmt);
     log_emit((int)level, "plugin", prefix, fmt, ap);
     va_end(ap);
+}
+
+/* One line per finished call: "event=access callback=NAME peer=ADDR outcome=ok|ERROR
+ * duration_us=N". The method name is quoted: it is whatever the caller sent. */
+void dfd_log_access(const dfd_call *call, const char *peer)
+{
+    uint64_t us = (dfd_now_ns() - call->start_ns) / 1000u;
+    char name[160];
+    size_t n = 0;
+    for (const char *p = call->base.method; *p != '\0' && n + 2 < sizeof(name); p++)
+        name[n++] = (*p == '"' || (unsigned char)*p < 0x20) ? '?' : *p;
+    name[n] = '\0';
+    dfd_info("access", "callback=\"%s\" peer=%s outcome=%s duration_us=%llu%s", name, peer,
+             dfd_outcome_name(dfd_stats_call_outcome(call)), (unsigned long long)us,
+             call->notify ? " notify=yes" : "");
 }

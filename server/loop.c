@@ -9,10 +9,14 @@
 #include "call.h"
 #include "conn.h"
 #include "dispatch.h"
+#include "fanout.h"
 #include "log.h"
 #include "loop.h"
+#include "members.h"
+#include "router.h"
 #include "server.h"
 #include "table.h"
+#include "worker.h"
 
 static void loop_on_mail(evutil_socket_t fd, short what, void *arg);
 
@@ -102,6 +106,7 @@ static void loop_on_mail(evutil_socket_t fd, short what, void *arg)
     loop->mail_head = loop->mail_tail = NULL;
     pthread_mutex_unlock(&loop->mail_lock);
 
+    loop->batching++;
     while (m != NULL) {
         dfd_mail *next = m->next;
         switch (m->kind) {
@@ -122,6 +127,20 @@ static void loop_on_mail(evutil_socket_t fd, short what, void *arg)
         case DFD_MAIL_TABLE:
             dfd_table_release(loop->table);
             loop->table = m->ptr;
+            if (loop->srv->worker != NULL && loop->index == 0)
+                dfd_worker_announce(loop->srv->worker);
+            break;
+        case DFD_MAIL_FORWARD:
+            dfd_router_send(m->ptr);
+            break;
+        case DFD_MAIL_SNAPSHOT:
+            dfd_router_apply_snapshot(loop, m->ptr);
+            break;
+        case DFD_MAIL_EVENT:
+            dfd_router_on_event(loop, m->ptr);
+            break;
+        case DFD_MAIL_CLOSE_MEMBER:
+            dfd_router_close_member(m->ptr);
             break;
         case DFD_MAIL_DRAIN:
             loop_drain(loop);
@@ -133,14 +152,41 @@ static void loop_on_mail(evutil_socket_t fd, short what, void *arg)
         free(m);
         m = next;
     }
+    loop->batching--;
+    dfd_conn_flush_dirty(loop);
+}
+
+static void loop_on_heartbeat(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    dfd_router_heartbeat(arg);
+}
+
+void dfd_loop_start_heartbeat(dfd_loop *loop, uint64_t interval_ms)
+{
+    struct timeval tv = {(time_t)(interval_ms / 1000), (suseconds_t)((interval_ms % 1000) * 1000)};
+    event_assign(&loop->heartbeat_ev, loop->base, -1, EV_PERSIST, loop_on_heartbeat, loop);
+    event_add(&loop->heartbeat_ev, &tv);
+    loop->heartbeat_armed = 1;
+}
+
+void dfd_loop_join(dfd_loop *loop)
+{
+    if (loop->base != NULL && loop->thread) {
+        pthread_join(loop->thread, NULL);
+        loop->thread = 0;
+    }
 }
 
 void dfd_loop_destroy(dfd_loop *loop)
 {
     if (loop->base == NULL)
         return;
-    if (loop->thread)
-        pthread_join(loop->thread, NULL);
+    dfd_loop_join(loop);
+    if (loop->heartbeat_armed)
+        event_del(&loop->heartbeat_ev);
+    dfd_fanout_loop_destroy(loop);
     while (loop->conns != NULL)
         dfd_conn_close(loop->conns, 0);
     /* mail that arrived after STOP: connections are closed, calls are freed */
@@ -150,13 +196,22 @@ void dfd_loop_destroy(dfd_loop *loop)
             close(m->fd);
         else if (m->kind == DFD_MAIL_TABLE)
             dfd_table_release(m->ptr);
-        else if (m->kind == DFD_MAIL_CALL_DONE || m->kind == DFD_MAIL_CALL_RUN)
+        else if (m->kind == DFD_MAIL_CALL_DONE || m->kind == DFD_MAIL_CALL_RUN ||
+                 m->kind == DFD_MAIL_FORWARD)
             dfd_call_free(m->ptr);
+        else if (m->kind == DFD_MAIL_SNAPSHOT)
+            dfd_snapshot_release(m->ptr);
+        else if (m->kind == DFD_MAIL_EVENT)
+            dfd_event_free(m->ptr);
+        else if (m->kind == DFD_MAIL_CLOSE_MEMBER)
+            dfd_member_release(m->ptr);
         free(m);
         m = next;
     }
     loop->mail_head = loop->mail_tail = NULL;
     dfd_call_free_list(loop);
+    dfd_snapshot_release(loop->snapshot);
+    loop->snapshot = NULL;
     dfd_table_release(loop->table);
     loop->table = NULL;
     event_del(&loop->mail_ev);

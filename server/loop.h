@@ -21,6 +21,7 @@ struct dfd_server;
 struct dfd_conn;
 struct dfd_call;
 struct dfd_table;
+struct dfd_snapshot;
 
 typedef enum dfd_mail_kind {
     DFD_MAIL_CONN,        /* fd: adopt this accepted connection */
@@ -28,7 +29,11 @@ typedef enum dfd_mail_kind {
     DFD_MAIL_CALL_RUN,    /* call: a concurrency slot was granted, start it */
     DFD_MAIL_TABLE,       /* table: switch to it (the mail owns one reference) */
     DFD_MAIL_DRAIN,       /* stop taking calls, close connections as they go idle */
-    DFD_MAIL_STOP         /* leave the loop now */
+    DFD_MAIL_STOP,        /* leave the loop now */
+    DFD_MAIL_FORWARD,     /* call: write it to its member, whose connection is here */
+    DFD_MAIL_SNAPSHOT,    /* snapshot: the new member set (one reference) */
+    DFD_MAIL_EVENT,       /* event: tell the subscribed connections (owned) */
+    DFD_MAIL_CLOSE_MEMBER /* member: close its connection (replaced; one reference) */
 } dfd_mail_kind;
 
 typedef struct dfd_mail {
@@ -58,6 +63,12 @@ typedef struct dfd_loop {
     unsigned nfree_calls;
     int draining;
     _Atomic int drained;          /* draining and no connection left */
+    int batching;                 /* > 0: writes wait for the batch's end */
+    struct dfd_conn *dirty;       /* connections with output gathered in the batch */
+    struct dfd_snapshot *snapshot; /* router: the member set this loop routes with */
+    struct dfd_call *waiters;     /* router: daffi.wait calls parked here */
+    struct event heartbeat_ev;    /* router/worker: heartbeat tick */
+    int heartbeat_armed;
     dfd_stats stats;
 } dfd_loop;
 
@@ -66,8 +77,12 @@ int dfd_loop_init(dfd_loop *loop, struct dfd_server *srv, unsigned index,
                   struct dfd_table *table);
 /* Starts the thread running the loop. Returns 0 or -1. */
 int dfd_loop_start(dfd_loop *loop);
-/* Joins the thread (after DFD_MAIL_STOP) and frees what the loop owns. */
+/* Waits for the thread to leave (after DFD_MAIL_STOP). */
+void dfd_loop_join(dfd_loop *loop);
+/* Frees what the loop owns (after dfd_loop_join). */
 void dfd_loop_destroy(dfd_loop *loop);
+/* Starts the loop's heartbeat tick (router and worker roles). */
+void dfd_loop_start_heartbeat(dfd_loop *loop, uint64_t interval_ms);
 
 /* Posts a mail to the loop from any thread. The mail is malloc'd here; returns 0 or
  * -1 when out of memory. */

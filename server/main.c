@@ -172,6 +172,9 @@ int main(int argc, char **argv)
         dfd_server_destroy(&srv);
         return 1;
     }
+    /* every reload reads the directory again with the same overrides */
+    srv.overrides = overrides;
+    srv.noverrides = noverrides;
     if (cfg->pidfile && write_pidfile(cfg->pidfile) == -1) {
         dfd_server_destroy(&srv);
         return 1;

@@ -28,6 +28,8 @@ typedef struct dfd_callback {
     daffi_handler_fn fn;
     unsigned flags;               /* DAFFI_CB_* */
     struct dfd_plugin *plugin;    /* the generation it belongs to (not a reference) */
+    _Atomic unsigned stat_slot;   /* stats.h: 1 + its slot in the server's callstat
+                                     registry, 0 until first used (zero from calloc) */
 } dfd_callback;
 
 /* The SDK's opaque daffi_host: what a plugin instance sees of the host. */

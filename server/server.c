@@ -9,13 +9,20 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "admin.h"
 #include "blocking.h"
 #include "listener.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "plugin.h"
+#include "reload.h"
+#include "router.h"
+#include "sdnotify.h"
 #include "server.h"
 #include "table.h"
+#include "watch.h"
+#include "worker.h"
 
 #define DRAIN_POLL_MS 20
 
@@ -75,11 +82,45 @@ static void server_on_signal(evutil_socket_t sig, short what, void *arg)
     (void)what;
     dfd_server *srv = arg;
     if (sig == SIGHUP) {
-        dfd_info("server.sighup", "msg=\"reload is not available yet; ignoring SIGHUP\"");
+        /* reload what changed; dfd_reload_run logs every outcome */
+        dfd_errors errs = {0};
+        dfd_info("server.sighup", "msg=\"reloading what changed\"");
+        dfd_sdnotify_reloading();
+        int rc = dfd_reload_run(srv, NULL, &errs);
+        dfd_sdnotify_ready(srv, rc == 0 ? "reloaded (SIGHUP)" : "reload failed (SIGHUP)");
+        dfd_errors_free(&errs);
         return;
     }
     dfd_info("server.signal", "signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     dfd_server_shutdown(srv);
+}
+
+/* Router: the member registry, each loop's first snapshot, the router's own member;
+ * worker: the connection to the router on loop 0; both: heartbeats. Runs before the
+ * loop threads start, so it may touch their bases. */
+static int server_init_role(dfd_server *srv, dfd_errors *errs)
+{
+    const dfd_config *cfg = srv->cfg;
+    if (cfg->role == DFD_ROLE_ROUTER) {
+        for (unsigned i = 0; i < srv->nloops; i++) {
+            dfd_snapshot_retain(srv->registry.current);
+            srv->loops[i].snapshot = srv->registry.current;
+        }
+        if (dfd_router_join_self(srv) == -1) {
+            dfd_errors_add(errs, "cannot register the router's own callbacks");
+            return -1;
+        }
+    } else if (cfg->role == DFD_ROLE_WORKER) {
+        srv->worker = dfd_worker_start(srv, &srv->loops[0]);
+        if (srv->worker == NULL) {
+            dfd_errors_add(errs, "cannot start the connection to router %s", cfg->router);
+            return -1;
+        }
+    }
+    if (cfg->role != DFD_ROLE_SERVICE && cfg->heartbeat_ms > 0)
+        for (unsigned i = 0; i < srv->nloops; i++)
+            dfd_loop_start_heartbeat(&srv->loops[i], cfg->heartbeat_ms);
+    return 0;
 }
 
 int dfd_server_init(dfd_server *srv, dfd_config *cfg, dfd_errors *errs)
@@ -92,7 +133,15 @@ int dfd_server_init(dfd_server *srv, dfd_config *cfg, dfd_errors *errs)
     atomic_init(&srv->draining, 0);
     atomic_init(&srv->conns, 0);
     atomic_init(&srv->rejected, 0);
+    if (dfd_callstat_names_init(&srv->callnames) == -1) {
+        dfd_errors_add(errs, "cannot set up the call statistics");
+        return -1;
+    }
 
+    if (dfd_router_init(srv) == -1) {
+        dfd_errors_add(errs, "cannot set up the member registry");
+        return -1;
+    }
     if (dfd_server_private_dir(srv) == -1) {
         dfd_errors_add(errs, "cannot create a private directory for plugin copies");
         return -1;
@@ -105,6 +154,9 @@ int dfd_server_init(dfd_server *srv, dfd_config *cfg, dfd_errors *errs)
         return -1;
     }
     if (dfd_listeners_open(srv, errs) == -1)
+        return -1;
+    /* before any other thread exists: the admin socket is bound under a narrow umask */
+    if (dfd_admin_start(srv, errs) == -1 || dfd_metrics_http_start(srv, errs) == -1)
         return -1;
     srv->blocking = dfd_blocking_start(cfg->blocking_threads);
     if (srv->blocking == NULL) {
@@ -120,6 +172,10 @@ int dfd_server_init(dfd_server *srv, dfd_config *cfg, dfd_errors *errs)
             return -1;
         }
         srv->nloops = i + 1;
+    }
+    if (server_init_role(srv, errs) == -1)
+        return -1;
+    for (unsigned i = 0; i < srv->nloops; i++) {
         if (dfd_loop_start(&srv->loops[i]) == -1) {
             dfd_errors_add(errs, "cannot start loop thread %u", i);
             return -1;
@@ -133,6 +189,12 @@ int dfd_server_init(dfd_server *srv, dfd_config *cfg, dfd_errors *errs)
             return -1;
         }
     }
+    srv->reload = dfd_reload_new(srv);
+    if (srv->reload == NULL) {
+        dfd_errors_add(errs, "cannot set up hot reload");
+        return -1;
+    }
+    srv->watch = dfd_watch_start(srv); /* NULL: no inotify, SIGHUP still reloads */
     if (dfd_listeners_start(srv) == -1) {
         dfd_errors_add(errs, "cannot start accepting");
         return -1;
@@ -172,6 +234,7 @@ void dfd_server_shutdown(dfd_server *srv)
 {
     if (atomic_exchange(&srv->draining, 1))
         return;
+    dfd_sdnotify_stopping("stopping: finishing the calls in flight");
     dfd_listeners_close(srv);
     for (unsigned i = 0; i < srv->nloops; i++)
         dfd_loop_post(&srv->loops[i], DFD_MAIL_DRAIN, -1, 0, NULL);
@@ -194,6 +257,7 @@ int dfd_server_run(dfd_server *srv)
         else
             dfd_info("server.listen", "address=tcp://%s:%d", a->host, a->port);
     }
+    dfd_sdnotify_ready(srv, "started");
     event_base_dispatch(srv->base);
     if (srv->exit_code == -1)
         return -1;
@@ -202,6 +266,10 @@ int dfd_server_run(dfd_server *srv)
 
 void dfd_server_destroy(dfd_server *srv)
 {
+    dfd_admin_stop(srv);
+    dfd_metrics_http_stop(srv);
+    dfd_watch_stop(srv->watch);
+    srv->watch = NULL;
     for (size_t i = 0; i < sizeof(srv->sig_events) / sizeof(srv->sig_events[0]); i++)
         if (srv->sig_events[i])
             event_free(srv->sig_events[i]);
@@ -214,17 +282,27 @@ void dfd_server_destroy(dfd_server *srv)
     for (unsigned i = 0; i < srv->nloops; i++)
         dfd_loop_post(&srv->loops[i], DFD_MAIL_STOP, -1, 0, NULL);
     for (unsigned i = 0; i < srv->nloops; i++)
+        dfd_loop_join(&srv->loops[i]);
+    dfd_worker_stop(srv->worker);
+    srv->worker = NULL;
+    for (unsigned i = 0; i < srv->nloops; i++)
         dfd_loop_destroy(&srv->loops[i]);
     free(srv->loops);
     srv->loops = NULL;
+    if (srv->registry.current != NULL)
+        dfd_router_destroy(srv);
     dfd_table_release(srv->table);
     srv->table = NULL;
+    /* after the loops: retiring generations are finalised here, on this thread */
+    dfd_reload_free(srv->reload);
+    srv->reload = NULL;
     for (size_t i = 0; i < srv->nplugins; i++)
         dfd_plugin_release(srv->plugins[i]);
     free(srv->plugins);
     srv->plugins = NULL;
     if (srv->private_dir[0])
         rmdir(srv->private_dir);
+    dfd_callstat_names_destroy(&srv->callnames);
     if (srv->base)
         event_base_free(srv->base);
     srv->base = NULL;

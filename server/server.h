@@ -18,11 +18,17 @@
 
 #include "config.h"
 #include "loop.h"
+#include "members.h"
 #include "plugin-t.h"
 #include "table.h"
 
 struct dfd_blocking;
 struct dfd_listener;
+struct dfd_reload;
+struct dfd_admin;
+struct dfd_metrics_http;
+struct dfd_watch;
+struct dfd_worker;
 
 typedef struct dfd_server {
     dfd_config *cfg;                 /* owned */
@@ -49,6 +55,20 @@ typedef struct dfd_server {
     atomic_uint rejected;            /* refused at max_connections */
     int exit_code;
     uint64_t started_ns;
+    dfd_registry registry;           /* router: the members */
+    struct dfd_worker *worker;       /* worker role: the connection to the router */
+
+    /* hot reload (reload.h, watch.h): main thread only */
+    const char *const *overrides;    /* the -o overrides every reload applies again;
+                                        not owned (main's argv), set after init */
+    size_t noverrides;
+    struct dfd_reload *reload;       /* owned: generations, per-plugin results */
+    struct dfd_watch *watch;         /* owned; NULL when inotify is unavailable */
+
+    /* operations (stats.h, admin.h, metrics.h, sdnotify.h) */
+    dfd_callstat_names callnames;    /* (plugin, callback) -> stats slot; any thread */
+    struct dfd_admin *admin;         /* owned; NULL without [admin] socket */
+    struct dfd_metrics_http *metrics_http; /* owned; NULL without metrics_listen */
 } dfd_server;
 
 /* Loads the plugins named by cfg into private generations and builds the table.

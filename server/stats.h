@@ -1,45 +1,121 @@
 /*
- * stats.h - every counter daffid keeps, declared once (name, help text); the same
- * table feeds every view (admin stats, Prometheus metrics).
+ * stats.h - every counter daffid keeps, declared once (name, type, help text); the same
+ * table feeds every view (admin `stats`, Prometheus `metrics`).
  *
- * Counters live per loop thread (dfd_stats in each dfd_loop) and are written only by
- * that thread with relaxed atomics (plain loads and stores on x86, no lock prefix);
- * readers sum the loops.
+ * Two kinds of entries share the table:
+ *   DFD_COUNTER  monotonic; lives per loop thread (dfd_stats in each dfd_loop) and is
+ *                written only by that thread with relaxed atomics (plain loads and
+ *                stores on x86, no lock prefix); readers sum the loops. A few are
+ *                counted by the main thread instead (connections_rejected, reloads,
+ *                reload_failures): dfd_stats_snapshot() reads those from the server.
+ *   DFD_GAUGE    a level (connections open, calls in flight, queue depth...), read
+ *                from the server when a snapshot is taken; nothing is stored per loop.
+ *
+ * Calls by callback. Each (plugin, callback) pair gets a slot in the server's
+ * registry the first time it is called or shown; the slot index is cached in the
+ * dfd_callback (stat_slot), so the hot path costs one relaxed load to find it. Each
+ * loop has a dfd_callstat per slot: calls started, outcomes (ok and each error code)
+ * and a latency histogram. Readers sum the loops. Slots are never reused, so a
+ * callback keeps its counters across reloads; past DFD_CALLSTAT_SLOTS pairs the rest
+ * share the last slot (shown as plugin "_other", callback "_other").
  */
 #ifndef DFD_STATS_H
 #define DFD_STATS_H
 
+#include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 
+struct dfd_server;
+struct dfd_loop;
+struct dfd_call;
+struct dfd_callback;
+
+typedef enum dfd_stat_kind { DFD_COUNTER = 0, DFD_GAUGE = 1 } dfd_stat_kind;
+
 #define DFD_COUNTERS(X)                                                                 \
-    X(connections_accepted, "Connections accepted")                                    \
-    X(connections_closed, "Connections closed")                                        \
-    X(requests, "Requests received")                                                   \
-    X(notifications, "Notifications received")                                         \
-    X(responses_ok, "Responses sent with a result")                                    \
-    X(responses_error, "Responses sent with an error")                                 \
-    X(unknown_notifications, "Notifications naming no callback, ignored")              \
-    X(unexpected_responses, "Responses matching no outstanding call, ignored")         \
-    X(no_callback, "Calls naming no callback")                                         \
-    X(overloaded, "Calls refused with OVERLOADED")                                     \
-    X(timeouts, "Calls answered with TIMEOUT")                                         \
-    X(protocol_errors, "Connections closed for malformed input")                       \
-    X(too_large, "Messages refused for exceeding max_message")                         \
-    X(late_completions, "Handler completions after the caller left or timed out")     \
-    X(bytes_in, "Bytes read from connections")                                         \
-    X(bytes_out, "Bytes written to connections")
+    X(connections_accepted, DFD_COUNTER, "Connections accepted")                       \
+    X(connections_closed, DFD_COUNTER, "Connections closed")                           \
+    X(connections_rejected, DFD_COUNTER, "Connections refused at max_connections")     \
+    X(requests, DFD_COUNTER, "Requests received")                                      \
+    X(notifications, DFD_COUNTER, "Notifications received")                            \
+    X(responses_ok, DFD_COUNTER, "Responses sent with a result")                       \
+    X(responses_error, DFD_COUNTER, "Responses sent with an error")                    \
+    X(unknown_notifications, DFD_COUNTER, "Notifications naming no callback, ignored") \
+    X(unexpected_responses, DFD_COUNTER,                                                \
+      "Responses matching no outstanding call, ignored")                               \
+    X(no_callback, DFD_COUNTER, "Calls naming no callback")                            \
+    X(overloaded, DFD_COUNTER, "Calls refused with OVERLOADED")                        \
+    X(timeouts, DFD_COUNTER, "Calls answered with TIMEOUT")                            \
+    X(protocol_errors, DFD_COUNTER, "Connections closed for malformed input")          \
+    X(too_large, DFD_COUNTER, "Messages refused for exceeding max_message")            \
+    X(late_completions, DFD_COUNTER,                                                    \
+      "Handler completions after the caller left or timed out")                        \
+    X(forwarded, DFD_COUNTER, "Calls forwarded to a member (router)")                  \
+    X(bytes_in, DFD_COUNTER, "Bytes read from connections")                            \
+    X(bytes_out, DFD_COUNTER, "Bytes written to connections")                          \
+    X(reloads, DFD_COUNTER, "Reloads attempted")                                       \
+    X(reload_failures, DFD_COUNTER, "Reloads with at least one failure")               \
+    X(connections_open, DFD_GAUGE, "Connections open")                                 \
+    X(calls_in_flight, DFD_GAUGE, "Calls started and not yet finished")                \
+    X(queue_depth, DFD_GAUGE, "Calls waiting for a concurrency slot, all plugins")     \
+    X(members, DFD_GAUGE, "Members known, this daffid included")                       \
+    X(plugins, DFD_GAUGE, "Plugins serving (current generations)")                     \
+    X(callbacks, DFD_GAUGE, "Callbacks in the callback table")                         \
+    X(uptime_seconds, DFD_GAUGE, "Seconds since daffid started")
 
 enum dfd_counter {
-#define DFD_X_ENUM(name, help) DFD_STAT_##name,
+#define DFD_X_ENUM(name, kind, help) DFD_STAT_##name,
     DFD_COUNTERS(DFD_X_ENUM)
 #undef DFD_X_ENUM
     DFD_STAT_COUNT
 };
 
+/* ---- calls by callback ------------------------------------------------------------ */
+
+#define DFD_CALLSTAT_SLOTS 256
+/* Outcome index: 0 ok, 1..10 the error codes of DESIGN.md, 11 any other code. */
+#define DFD_OUTCOME_OTHER 11
+#define DFD_OUTCOMES 12
+/* Latency histogram: upper bounds in microseconds; one more bucket holds +Inf. */
+#define DFD_LATENCY_BOUNDS_US                                                            \
+    { 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,  \
+      1000000, 2500000, 5000000, 10000000 }
+#define DFD_LATENCY_NBOUNDS 17
+
+/* One (plugin, callback) pair on one loop. Written by the loop thread only. */
+typedef struct dfd_callstat {
+    _Atomic uint64_t started;
+    _Atomic uint64_t outcome[DFD_OUTCOMES];
+    _Atomic uint64_t bucket[DFD_LATENCY_NBOUNDS + 1]; /* not cumulative; last: +Inf */
+    _Atomic uint64_t sum_ns;
+} dfd_callstat;
+
+/* A slot's counters summed over the loops (the read side). */
+typedef struct dfd_callstat_sum {
+    uint64_t started;
+    uint64_t finished;            /* sum of outcome[] */
+    uint64_t errors;              /* finished - ok */
+    uint64_t in_flight;           /* started - finished */
+    uint64_t outcome[DFD_OUTCOMES];
+    uint64_t bucket[DFD_LATENCY_NBOUNDS + 1]; /* cumulative, as Prometheus wants */
+    uint64_t sum_ns;
+} dfd_callstat_sum;
+
 typedef struct dfd_stats {
     _Atomic uint64_t v[DFD_STAT_COUNT];
+    dfd_callstat calls[DFD_CALLSTAT_SLOTS];
 } dfd_stats;
+
+/* The server's (plugin, callback) -> slot registry. Slots are appended under lock and
+ * never removed; names are owned copies. */
+typedef struct dfd_callstat_names {
+    pthread_mutex_t lock;
+    _Atomic unsigned n;               /* slots in use (the last one is the overflow) */
+    char *plugin[DFD_CALLSTAT_SLOTS];
+    char *callback[DFD_CALLSTAT_SLOTS];
+} dfd_callstat_names;
 
 /* Adds n to counter c of a loop's stats; only the owning thread calls it. */
 static inline void dfd_stat_add(dfd_stats *s, enum dfd_counter c, uint64_t n)
@@ -53,8 +129,38 @@ static inline uint64_t dfd_stat_get(const dfd_stats *s, enum dfd_counter c)
     return atomic_load_explicit(&s->v[c], memory_order_relaxed);
 }
 
-/* The counter's name and help text (static strings). */
+/* The entry's name, kind and help text (static strings). */
 const char *dfd_stat_name(enum dfd_counter c);
+dfd_stat_kind dfd_stat_kind_of(enum dfd_counter c);
 const char *dfd_stat_help(enum dfd_counter c);
+
+/* Returns "ok", the error name ("TIMEOUT"...) or "other" for an outcome index. */
+const char *dfd_outcome_name(unsigned outcome);
+/* Upper bound of latency bucket i (i < DFD_LATENCY_NBOUNDS) in microseconds. */
+uint64_t dfd_latency_bound_us(unsigned i);
+
+/* Registry life (server init / destroy). Returns 0 or -1. */
+int dfd_callstat_names_init(dfd_callstat_names *r);
+void dfd_callstat_names_destroy(dfd_callstat_names *r);
+
+/* Returns the slot of cb, assigning one on first use (any thread; the assignment
+ * takes the registry lock once per callback generation). */
+unsigned dfd_callstat_slot(struct dfd_server *srv, const struct dfd_callback *cb);
+/* Returns the slot registered for (plugin, callback), or -1 when it was never used. */
+int dfd_callstat_find(struct dfd_server *srv, const char *plugin, const char *callback);
+
+/* Hot path, on the call's loop thread: a call of cb starts / its outcome is final. */
+void dfd_stats_call_start(struct dfd_loop *loop, const struct dfd_callback *cb);
+void dfd_stats_call_end(struct dfd_loop *loop, const struct dfd_call *call);
+/* The outcome index of a finished call as its caller saw it (a TIMEOUT already sent,
+ * a result answered TOO_LARGE...). */
+unsigned dfd_stats_call_outcome(const struct dfd_call *call);
+
+/* Read side (main thread): sums slot over every loop into *out. */
+void dfd_callstat_read(const struct dfd_server *srv, unsigned slot, dfd_callstat_sum *out);
+
+/* Read side (main thread): every entry of the table, counters summed over the loops
+ * and the main thread, gauges read from the server. */
+void dfd_stats_snapshot(struct dfd_server *srv, uint64_t out[DFD_STAT_COUNT]);
 
 #endif /* DFD_STATS_H */

@@ -20,7 +20,9 @@
 #define DAFFID_VERSION "unknown"
 #endif
 
-static const ctl_cmd *const commands[] = {&ctl_cmd_call, &ctl_cmd_notify, &ctl_cmd_ping};
+static const ctl_cmd *const commands[] = {&ctl_cmd_call,    &ctl_cmd_notify, &ctl_cmd_ping,
+                                          &ctl_cmd_members, &ctl_cmd_cast,   &ctl_cmd_wait,
+                                          &ctl_cmd_watch,   &ctl_cmd_stream};
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
 static const char exit_codes_text[] =
@@ -50,6 +52,8 @@ static void usage(FILE *f)
             "Options (before the subcommand):\n"
             "  -s, --server ADDRESS    tcp://HOST:PORT or unix:///PATH; default $DAFFI_ADDRESS,\n"
             "                          else " CTL_DEFAULT_ADDRESS "\n"
+            "  -a, --admin SOCKET      daffid's admin socket for the admin subcommands;\n"
+            "                          default $DAFFID_ADMIN, else " CTL_DEFAULT_ADMIN "\n"
             "  -t, --timeout MS        give up after MS milliseconds (default %d; 0: wait\n"
             "                          forever)\n"
             "      --json              print results as compact JSON (the default)\n"
@@ -61,6 +65,8 @@ static void usage(FILE *f)
             CTL_DEFAULT_TIMEOUT_MS);
     for (i = 0; i < NCOMMANDS; i++)
         fprintf(f, "  %-28s %s\n", commands[i]->synopsis, commands[i]->summary);
+    for (i = 0; ctl_admin_cmds[i] != NULL; i++)
+        fprintf(f, "  %-28s %s\n", ctl_admin_cmds[i]->synopsis, ctl_admin_cmds[i]->summary);
     fprintf(f, "  %-28s %s\n", "help [SUBCOMMAND]", "show this help, or one subcommand's");
     fprintf(f, "\n%s", exit_codes_text);
 }
@@ -73,6 +79,9 @@ static const ctl_cmd *find_command(const char *name)
     for (i = 0; i < NCOMMANDS; i++)
         if (strcmp(commands[i]->name, name) == 0)
             return commands[i];
+    for (i = 0; ctl_admin_cmds[i] != NULL; i++)
+        if (strcmp(ctl_admin_cmds[i]->name, name) == 0)
+            return ctl_admin_cmds[i];
     return NULL;
 }
 
@@ -111,6 +120,7 @@ int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
         {"server", required_argument, NULL, 's'},
+        {"admin", required_argument, NULL, 'a'},
         {"timeout", required_argument, NULL, 't'},
         {"json", no_argument, NULL, 'j'},
         {"pretty", no_argument, NULL, 'p'},
@@ -126,11 +136,14 @@ int main(int argc, char **argv)
     env = getenv("DAFFI_ADDRESS");
     o.address = env != NULL && env[0] != '\0' ? env : CTL_DEFAULT_ADDRESS;
     o.timeout_ms = CTL_DEFAULT_TIMEOUT_MS;
+    env = getenv("DAFFID_ADMIN");
+    o.admin = env != NULL && env[0] != '\0' ? env : CTL_DEFAULT_ADMIN;
     o.json_flags = DAFFI_JSON_COMPACT;
     /* '+': stop at the subcommand, whose arguments may start with '-' */
-    while ((ch = getopt_long(argc, argv, "+s:t:hV", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "+s:a:t:hV", longopts, NULL)) != -1) {
         switch (ch) {
         case 's': o.address = optarg; break;
+        case 'a': o.admin = optarg; break;
         case 't':
             if (parse_timeout(optarg, &o.timeout_ms) == -1) {
                 fprintf(stderr, "daffictl: -t '%s': expected milliseconds, 0 or more\n",

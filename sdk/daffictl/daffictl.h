@@ -24,6 +24,7 @@ enum ctl_exit {
 
 #define CTL_DEFAULT_ADDRESS "tcp://127.0.0.1:6001"
 #define CTL_DEFAULT_TIMEOUT_MS 30000
+#define CTL_DEFAULT_ADMIN "/run/daffid/admin.sock"
 
 /* Options given before the subcommand. */
 typedef struct ctl_opts {
@@ -31,6 +32,7 @@ typedef struct ctl_opts {
     int timeout_ms;        /* -t; 0: wait forever */
     unsigned json_flags;   /* DAFFI_JSON_COMPACT or DAFFI_JSON_PRETTY */
     int json_explicit;     /* 1 when --json or --pretty was given */
+    const char *admin;     /* -a, else $DAFFID_ADMIN, else CTL_DEFAULT_ADMIN */
 } ctl_opts;
 
 /* A subcommand: run gets the arguments after the subcommand's name and returns an
@@ -45,6 +47,11 @@ typedef struct ctl_cmd {
 
 /* Subcommands (cmd_call.c). */
 extern const ctl_cmd ctl_cmd_call, ctl_cmd_notify, ctl_cmd_ping;
+/* Subcommands about members and router calls (cmd_router.c). */
+extern const ctl_cmd ctl_cmd_members, ctl_cmd_cast, ctl_cmd_wait, ctl_cmd_watch,
+    ctl_cmd_stream;
+/* The admin socket's subcommands (cmd_admin.c), NULL-terminated. */
+extern const ctl_cmd *const ctl_admin_cmds[];
 
 /* Maps an error code to daffictl's exit code. */
 int ctl_exit_code(int code);

@@ -27,7 +27,8 @@ typedef struct daffi_call_ops {
 typedef enum daffi_outcome {
     DAFFI_OUTCOME_NONE = 0,  /* nothing set: answers nil */
     DAFFI_OUTCOME_RESULT,    /* one packed object in `result` */
-    DAFFI_OUTCOME_ERROR      /* error_code and error_msg */
+    DAFFI_OUTCOME_ERROR,     /* error_code and error_msg */
+    DAFFI_OUTCOME_RAW_ERROR  /* an encoded error array in `result` (relayed as is) */
 } daffi_outcome;
 
 struct daffi_call {

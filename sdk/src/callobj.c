@@ -81,6 +81,48 @@ void daffi_call_set_error(daffi_call *call, int code, const char *message)
     snprintf(call->error_msg, sizeof(call->error_msg), "%s", message);
 }
 
+void daffi_call_set_raw_error(daffi_call *call, int code, const char *p, size_t len)
+{
+    call->result.size = 0;
+    msgpack_sbuffer_write(&call->result, p, len);
+    call->outcome = DAFFI_OUTCOME_RAW_ERROR;
+    call->error_code = code;
+}
+
+int daffi_call_unwrap(daffi_call *call)
+{
+    const msgpack_object *target = daffi_arg(call, 0);
+    const msgpack_object *params = daffi_arg(call, 1);
+    const char *raw;
+    size_t raw_len;
+    if (target == NULL || params == NULL || params->type != MSGPACK_OBJECT_ARRAY ||
+        daffi_arg_raw(call, 1, &raw, &raw_len) == -1)
+        return -1;
+    const char *name;
+    size_t len;
+    if (target->type == MSGPACK_OBJECT_STR) {
+        name = target->via.str.ptr;
+        len = target->via.str.size;
+    } else if (target->type == MSGPACK_OBJECT_BIN) {
+        name = target->via.bin.ptr;
+        len = target->via.bin.size;
+    } else {
+        return -1;
+    }
+    char *method = msgpack_zone_malloc(&call->zone, len + 1);
+    if (method == NULL)
+        return -1;
+    memcpy(method, name, len);
+    method[len] = '\0';
+    call->method = method;
+    call->msg.method = method;
+    call->msg.method_len = len;
+    call->msg.params = params;
+    call->msg.params_raw = raw;
+    call->msg.params_raw_len = raw_len;
+    return 0;
+}
+
 int daffi_call_write_response(const daffi_call *call, uint32_t msgid,
                               msgpack_sbuffer *sbuf, size_t max_message)
 {
@@ -92,9 +134,18 @@ int daffi_call_write_response(const daffi_call *call, uint32_t msgid,
             goto oom;
         return call->error_code;
     }
+    if (call->outcome == DAFFI_OUTCOME_RAW_ERROR) {
+        if (msgpack_pack_array(&pk, 4) != 0 || msgpack_pack_int(&pk, DAFFI_MSG_RESPONSE) != 0 ||
+            msgpack_pack_uint32(&pk, msgid) != 0 ||
+            msgpack_sbuffer_write(sbuf, call->result.data, call->result.size) != 0 ||
+            msgpack_pack_nil(&pk) != 0)
+            goto oom;
+        return call->error_code ? call->error_code : DAFFI_E_HANDLER_ERROR;
+    }
     if (call->outcome == DAFFI_OUTCOME_RESULT) {
-        /* 16 bytes bound the envelope around the result; check before copying it */
-        if (call->result.size + 16 > max_message)
+        /* the envelope around a result takes at least 4 bytes: rule out the hopeless
+         * case before copying the result, measure the exact size after */
+        if (call->result.size + 4 > max_message)
             goto too_large;
         if (daffi_pack_response_ok(&pk, msgid) == -1 ||
             msgpack_sbuffer_write(sbuf, call->result.data, call->result.size) != 0)

@@ -26,4 +26,13 @@ int daffi_call_write_response(const daffi_call *call, uint32_t msgid,
 /* Sets the outcome to an error with a plain message (no formatting). */
 void daffi_call_set_error(daffi_call *call, int code, const char *message);
 
+/* Sets the outcome to an encoded error array ([code, message(, details)]) that is
+ * relayed unchanged; code is its code, kept for counters. */
+void daffi_call_set_raw_error(daffi_call *call, int code, const char *p, size_t len);
+
+/* Rewrites a loaded daffi.call / daffi.cast request so that it looks like a direct
+ * call: the method becomes params[0] and the params become params[1] (an array).
+ * Returns 0, or -1 when params[0] is not a str/bin or params[1] is not an array. */
+int daffi_call_unwrap(daffi_call *call);
+
 #endif /* DAFFI_CALLOBJ_H */

@@ -164,3 +164,76 @@ int daffi__connect_socket(const daffi_addr *a, int64_t deadline, char *why, size
     return a->kind == DAFFI_ADDR_TCP ? connect_tcp(a, deadline, why, whylen)
                                      : connect_unix(a, deadline, why, whylen);
 }
+
+/* See client_int.h. */
+int daffi__resolve(const daffi_addr *a, struct addrinfo **res, char *why, size_t whylen)
+{
+    struct addrinfo hints;
+    char port[16];
+    int rc;
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    snprintf(port, sizeof(port), "%d", a->port);
+    *res = NULL;
+    rc = getaddrinfo(a->host, port, &hints, res);
+    if (rc != 0) {
+        snprintf(why, whylen, "cannot resolve '%s': %s", a->host, gai_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+/* See client_int.h. */
+int daffi__connect_begin(const struct sockaddr *sa, socklen_t salen, int *in_progress,
+                         char *why, size_t whylen)
+{
+    int fd, one = 1;
+
+    *in_progress = 0;
+    fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd == -1) {
+        snprintf(why, whylen, "socket: %s", strerror(errno));
+        return -1;
+    }
+    /* requests are small and latency-bound: never wait for Nagle */
+    if (sa->sa_family != AF_UNIX &&
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1) {
+        snprintf(why, whylen, "setsockopt TCP_NODELAY: %s", strerror(errno));
+        close(fd);
+        return -1;
+    }
+    while (connect(fd, sa, salen) == -1) {
+        if (errno == EINTR)
+            continue;
+        if (errno == EINPROGRESS) {
+            *in_progress = 1;
+            return fd;
+        }
+        /* a Unix listener with a full backlog answers EAGAIN: a reason like the rest,
+         * the caller's backoff retries */
+        snprintf(why, whylen, "%s", errno == EAGAIN ? "listen backlog full" : strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* See client_int.h. */
+int daffi__connect_finish(int fd, char *why, size_t whylen)
+{
+    int soerr = 0;
+    socklen_t len = sizeof(soerr);
+
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) == -1) {
+        snprintf(why, whylen, "getsockopt SO_ERROR: %s", strerror(errno));
+        return -1;
+    }
+    if (soerr != 0) {
+        snprintf(why, whylen, "%s", strerror(soerr));
+        return -1;
+    }
+    return 0;
+}

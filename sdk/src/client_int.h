@@ -1,17 +1,22 @@
 /*
- * client_int.h - private helpers shared by the client library's files (the
- * synchronous client now, the asynchronous one later). Not installed.
+ * client_int.h - private helpers shared by the client library's files: the
+ * synchronous client (client_sync.c), the asynchronous one (client_async*.c,
+ * client_serve.c) and what both use (client_common.c, client_buf.c, client_result.c,
+ * client_connect.c, client_control.c). The types are in client-t.h. Not installed.
  */
 #ifndef DAFFI_CLIENT_INT_H
 #define DAFFI_CLIENT_INT_H
 
 #include <daffi/client.h>
+#include "client-t.h"
 
 #if defined(__GNUC__) || defined(__clang__)
 #define DAFFI_CL_PRINTF(fmt_, args_) __attribute__((format(printf, fmt_, args_)))
 #else
 #define DAFFI_CL_PRINTF(fmt_, args_)
 #endif
+
+/* ---- client_result.c ------------------------------------------------------------ */
 
 /* Releases what e held, then sets code, name and a formatted message (raised here,
  * remote = 0). e may be NULL: nothing happens. */
@@ -25,9 +30,164 @@ void daffi__err_set(daffi_error *e, int code, const char *fmt, ...) DAFFI_CL_PRI
 int daffi__reply_take(const char *msg, size_t size, const char *method,
                       daffi_result *out, daffi_error *err);
 
+/* ---- client_connect.c ----------------------------------------------------------- */
+
 /* Opens a stream socket connected to a (TCP: TCP_NODELAY set), before deadline
  * (CLOCK_MONOTONIC nanoseconds, 0: no limit). Returns the non-blocking, close-on-exec
  * socket (owned by the caller), or -1 with a reason written to why. */
 int daffi__connect_socket(const daffi_addr *a, int64_t deadline, char *why, size_t whylen);
+
+/* Starts a non-blocking connect to one address (sa, salen; family AF_INET, AF_INET6
+ * or AF_UNIX). Returns the socket (owned by the caller; TCP_NODELAY set on TCP) and
+ * sets *in_progress to 1 when the connect has still to complete (wait for it to be
+ * writable, then daffi__connect_finish()), 0 when it is done; or -1 with a reason in
+ * why. */
+int daffi__connect_begin(const struct sockaddr *sa, socklen_t salen, int *in_progress,
+                         char *why, size_t whylen);
+
+/* Returns 0 when the connect begun on fd succeeded, or -1 with the reason in why. */
+int daffi__connect_finish(int fd, char *why, size_t whylen);
+
+/* Resolves a TCP address a (numeric hosts without a lookup). Returns 0 with *res
+ * (freeaddrinfo() by the caller), or -1 with a reason in why. */
+int daffi__resolve(const daffi_addr *a, struct addrinfo **res, char *why, size_t whylen);
+
+/* ---- client_common.c ------------------------------------------------------------ */
+
+/* Returns CLOCK_MONOTONIC in nanoseconds. */
+int64_t daffi__now_ns(void);
+
+/* Allocates a client for address with opts (may be NULL) applied, not connected
+ * (fd -1). Returns it (free with daffi__client_free()), or NULL with err set:
+ * BAD_ARGS for an address or option that is wrong, UNAVAILABLE without memory. */
+daffi_client *daffi__client_alloc(const char *address, const daffi_client_opts *opts,
+                                  daffi_error *err);
+
+/* Closes the socket (if open) and frees what the common part of c owns, then c. */
+void daffi__client_free(daffi_client *c);
+
+/* Remembers why the connection is down (replacing the previous reason; a formatted
+ * copy owned by c). */
+void daffi__client_set_why(daffi_client *c, const char *fmt, ...) DAFFI_CL_PRINTF(2, 3);
+
+/* Returns the delay in ms before the next connect attempt and counts the failure
+ * that made it necessary: 0 for the first, then min_ms doubling up to max_ms, plus
+ * up to 25% jitter. Only for a client with reconnect on. */
+int daffi__backoff_next(daffi__backoff *b);
+
+/* A connection was established: the next failure retries at once again. */
+void daffi__backoff_reset(daffi__backoff *b);
+
+/* ---- client_buf.c --------------------------------------------------------------- */
+
+/* msgpack_packer writer appending to a daffi__outbuf (data). Returns 0, or -1 when
+ * memory ran out (b->oom set). */
+int daffi__out_write(void *data, const char *buf, size_t len);
+
+/* Ensures room for need more bytes in b. Returns 0, or -1 (out of memory). */
+int daffi__out_reserve(daffi__outbuf *b, size_t need);
+
+/* Empties b once everything was written, freeing a large buffer. */
+void daffi__out_shrink_if_idle(daffi__outbuf *b);
+
+/* Drops all pending output and input (the connection they belonged to is gone). */
+void daffi__bufs_reset(daffi_client *c);
+
+/* Makes room to read into c->in (see client_buf.c). Returns 0, or -1 (out of memory). */
+int daffi__in_make_room(daffi_client *c);
+
+/* After the messages of the read buffer were handled: empties it when all was
+ * consumed, freeing a large buffer. */
+void daffi__in_settle(daffi__inbuf *b);
+
+/* Checks that params (len bytes) hold exactly one msgpack array. Returns 0, or -1
+ * with err set (BAD_ARGS). */
+int daffi__raw_params_check(const char *params, size_t len, daffi_error *err);
+
+/* Appends one request (msgid) or notification (is_notify) for method to c->out: the
+ * envelope, then the params from the object (NULL: none) or the raw bytes (raw not
+ * NULL). A message over max_message is TOO_LARGE and nothing of it is kept. Returns
+ * 0, or -1 with err set (BAD_ARGS, TOO_LARGE, UNAVAILABLE when out of memory). */
+int daffi__append(daffi_client *c, int is_notify, uint32_t msgid, const char *method,
+                  const msgpack_object *params, const char *raw, size_t raw_len,
+                  daffi_error *err);
+
+/* ---- client_async.c: the calls of an asynchronous client ------------------------- */
+
+/* daffi_close() of an asynchronous client. */
+void daffi__async_close(daffi_client *c);
+
+/* Returns 1 while the asynchronous client c has an established connection. */
+int daffi__async_connected(const daffi_client *c);
+
+/* Library code that may run user callbacks brackets them with enter/leave, so that a
+ * daffi_close() from inside one only frees c once the outermost frame is done.
+ * daffi__as_leave() returns 1 when c was freed (the caller must not touch it). */
+void daffi__as_enter(daffi_client *c);
+int daffi__as_leave(daffi_client *c);
+
+/* Called by the connection code (loop context) once a connection is established:
+ * announces exposed callbacks, sends the calls that waited, tells the state callback. */
+void daffi__as_connected(daffi_client *c);
+
+/* Called by the connection code after a connection dropped (was_up 1) or an attempt
+ * failed (0); why is c->closed_why. Fails the calls in flight with UNAVAILABLE, and
+ * with final (no reconnect) also those waiting; tells the state callback. */
+void daffi__as_disconnected(daffi_client *c, int was_up, int final);
+
+/* Hands one whole response (size bytes at msg, scanned as s) to the call it answers,
+ * or counts it as late. */
+void daffi__as_response(daffi_client *c, const char *msg, size_t size, const daffi_scan *s);
+
+/* Starts one asynchronous request (is_ping: its result must be "pong") or
+ * notification, params as an object (may be NULL) or raw bytes; the timer is
+ * timeout_ms + grace_ms (timeout_ms 0: none). Returns 0 or -1 as daffi_rpc_async(). */
+int daffi__async_send(daffi_client *c, int is_notify, int is_ping, const char *method,
+                      const msgpack_object *params, const char *raw, size_t raw_len,
+                      int timeout_ms, int grace_ms, daffi_reply_fn fn, void *arg,
+                      daffi_error *err);
+
+/* ---- client_async_io.c: the connection of an asynchronous client ------------------ */
+
+/* Starts a connect attempt now (state CONNECTING), or on failure schedules the next
+ * one (BACKOFF) or gives up (CLOSED). */
+void daffi__as_connect(daffi_client *c);
+
+/* Output was appended to c->out: it is written from the loop, in the same pass (at
+ * the end of the read batch that runs, or by the write event made active). Never
+ * fails the connection inline: a write error is handled from the loop. */
+void daffi__as_output_added(daffi_client *c);
+
+/* Stops every event of c and closes its socket (daffi_close). */
+void daffi__as_stop_io(daffi_client *c);
+
+/* ---- client_serve.c: callbacks exposed by an asynchronous client ------------------ */
+
+/* Serves one whole request or notification from the peer (size bytes at msg, scanned
+ * as s): an exposed callback, a membership event, or a refusal / count. */
+void daffi__serve_message(daffi_client *c, const char *msg, size_t size, const daffi_scan *s);
+
+/* Appends the announcements a new connection starts with: daffi.hello when callbacks
+ * are exposed, daffi.subscribe when a subscription is to be renewed. */
+void daffi__serve_announce(daffi_client *c);
+
+/* Frees the exposed table and detaches the calls still being served (their
+ * completion then frees them without replying). For daffi_close(). */
+void daffi__serve_release(daffi_client *c);
+
+/* ---- client_sync.c / client_async.c: the raw forms the router calls build on ---- */
+
+/* Sends method with raw params as a synchronous call, waiting timeout_ms (0: forever)
+ * plus grace_ms before giving up. Returns as daffi_rpc_raw(). */
+int daffi__sync_call_raw(daffi_client *c, const char *method, const char *params,
+                         size_t params_len, int timeout_ms, int grace_ms,
+                         daffi_result *out, daffi_error *err);
+
+/* Starts method with raw params as an asynchronous call (is_notify: a notification,
+ * fn unused), waiting timeout_ms (0: forever) plus grace_ms. Returns as
+ * daffi_rpc_raw_async(). */
+int daffi__async_call_raw(daffi_client *c, int is_notify, const char *method,
+                          const char *params, size_t params_len, int timeout_ms,
+                          int grace_ms, daffi_reply_fn fn, void *arg, daffi_error *err);
 
 #endif /* DAFFI_CLIENT_INT_H */

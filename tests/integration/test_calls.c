@@ -39,6 +39,7 @@ static void on_both(void **state, body_fn body)
     body(d->unix_addr);
 }
 
+/* Starts the group's daffid (calc, echo, fib). Returns 0, or -1 (log printed). */
 static int group_setup(void **state)
 {
     tdaemon *d = tdaemon_new_started(NULL);
@@ -110,6 +111,7 @@ static void expect_result_float(rawconn *c, uint32_t id, double v, int want_type
 
 /* ---- daffi.* control methods and unknown methods ------------------------------ */
 
+/* Body of test_ping_returns_pong over one transport. */
 static void ping_returns_pong(const char *addr)
 {
     rawconn c;
@@ -129,6 +131,7 @@ static void test_ping_returns_pong(void **state)
     on_both(state, ping_returns_pong);
 }
 
+/* Body of test_unknown_method_is_no_callback over one transport. */
 static void unknown_method_is_no_callback(const char *addr)
 {
     rawconn c;
@@ -153,6 +156,7 @@ static void test_unknown_method_is_no_callback(void **state)
     on_both(state, unknown_method_is_no_callback);
 }
 
+/* Body of test_unknown_daffi_method_is_no_callback over one transport. */
 static void unknown_control_method_is_no_callback(const char *addr)
 {
     rawconn c;
@@ -210,6 +214,7 @@ static void test_method_name_sent_as_bin_works(void **state)
 
 /* ---- calc ------------------------------------------------------------------------ */
 
+/* Body of test_calc_add_returns_the_int_sum over one transport. */
 static void calc_add_ints(const char *addr)
 {
     rawconn c;
@@ -229,6 +234,7 @@ static void test_calc_add_returns_the_int_sum(void **state)
     on_both(state, calc_add_ints);
 }
 
+/* Body of test_calc_with_a_float_argument_returns_a_float over one transport. */
 static void calc_float_args(const char *addr)
 {
     rawconn c;
@@ -249,6 +255,7 @@ static void test_calc_with_a_float_argument_returns_a_float(void **state)
     on_both(state, calc_float_args);
 }
 
+/* Body of test_calc_multiply_returns_the_int_product over one transport. */
 static void calc_multiply_ints(const char *addr)
 {
     rawconn c;
@@ -268,6 +275,7 @@ static void test_calc_multiply_returns_the_int_product(void **state)
     on_both(state, calc_multiply_ints);
 }
 
+/* Body of test_calc_divide_returns_float64 over one transport. */
 static void calc_divide(const char *addr)
 {
     rawconn c;
@@ -288,6 +296,7 @@ static void test_calc_divide_returns_float64(void **state)
     on_both(state, calc_divide);
 }
 
+/* Body of test_calc_divide_by_zero_is_handler_error over one transport. */
 static void calc_divide_by_zero(const char *addr)
 {
     rawconn c;
@@ -305,6 +314,7 @@ static void test_calc_divide_by_zero_is_handler_error(void **state)
     on_both(state, calc_divide_by_zero);
 }
 
+/* Body of test_calc_int64_overflow_is_handler_error over one transport. */
 static void calc_overflow(const char *addr)
 {
     rawconn c;
@@ -326,6 +336,7 @@ static void test_calc_int64_overflow_is_handler_error(void **state)
     on_both(state, calc_overflow);
 }
 
+/* Body of test_calc_non_numbers_or_wrong_arity_are_bad_args over one transport. */
 static void calc_bad_args(const char *addr)
 {
     static const struct {
@@ -392,6 +403,7 @@ static void check_echo_bytes(rawconn *c, uint32_t id, const char *name, const ch
     }
 }
 
+/* Echoes every value of vals on one connection to addr, bit for bit. */
 static void check_echo_table(const char *addr, const raw_value *vals, size_t count)
 {
     rawconn c;
@@ -427,6 +439,7 @@ static const raw_value scalar_values[] = {
     { "int64 holding 0 (non-minimal)", BYTES("\xd3\x00\x00\x00\x00\x00\x00\x00\x00") },
 };
 
+/* Body of test_echo_returns_nil_bool_and_every_int_encoding_unchanged. */
 static void echo_scalars(const char *addr)
 {
     check_echo_table(addr, scalar_values, sizeof(scalar_values) / sizeof(scalar_values[0]));
@@ -448,6 +461,7 @@ static const raw_value float_values[] = {
     { "float64 2.0 (an integer value)", BYTES("\xcb\x40\x00\x00\x00\x00\x00\x00\x00") },
 };
 
+/* Body of test_echo_keeps_float32_float32_and_float64_float64. */
 static void echo_floats(const char *addr)
 {
     check_echo_table(addr, float_values, sizeof(float_values) / sizeof(float_values[0]));
@@ -484,6 +498,7 @@ static void pack_long_str(msgpack_sbuffer *sb, size_t n)
     free(body);
 }
 
+/* Body of test_echo_returns_str_of_every_length_encoding_unchanged. */
 static void echo_strs(const char *addr)
 {
     msgpack_sbuffer s8, s16, s32;
@@ -536,6 +551,7 @@ static const raw_value bin_values[] = {
     { "bin32 holding 1 byte (non-minimal)", BYTES("\xc6\x00\x00\x00\x01\xff") },
 };
 
+/* Body of test_echo_returns_bin_unchanged over one transport. */
 static void echo_bins(const char *addr)
 {
     msgpack_sbuffer b8, b16, b32;
@@ -581,6 +597,7 @@ static const raw_value ext_values[] = {
       BYTES("\xc7\x0c\xff\x00\x00\x00\x01\x00\x00\x00\x00\x5e\x00\x00\x00") },
 };
 
+/* Body of test_echo_returns_ext_types_unchanged over one transport. */
 static void echo_exts(const char *addr)
 {
     msgpack_sbuffer e16;
@@ -622,6 +639,7 @@ static const raw_value container_values[] = {
             "\x00\x00\x00\xd4\x01\x07\xa1n\xc0\xa3" "bin" "\xc4\x02\xff\x00") },
 };
 
+/* Body of test_echo_returns_arrays_and_nested_maps_unchanged. */
 static void echo_containers(const char *addr)
 {
     msgpack_sbuffer a16, deep;
@@ -660,6 +678,7 @@ static void test_echo_returns_arrays_and_nested_maps_unchanged(void **state)
     on_both(state, echo_containers);
 }
 
+/* Body of test_echo_with_zero_or_several_arguments_returns_their_array. */
 static void echo_several_args(const char *addr)
 {
     rawconn c;
@@ -688,6 +707,7 @@ static void test_echo_with_zero_or_several_arguments_returns_their_array(void **
     on_both(state, echo_several_args);
 }
 
+/* Body of test_echo_after_returns_the_value_after_the_delay. */
 static void echo_after_replies_later(const char *addr)
 {
     rawconn c;
@@ -720,6 +740,7 @@ static void test_echo_after_returns_the_value_after_the_delay(void **state)
     on_both(state, echo_after_replies_later);
 }
 
+/* Body of test_echo_after_out_of_range_or_malformed_is_bad_args. */
 static void echo_after_bad_args(const char *addr)
 {
     static const struct {
@@ -752,6 +773,7 @@ static void test_echo_after_out_of_range_or_malformed_is_bad_args(void **state)
 
 /* ---- fib --------------------------------------------------------------------------- */
 
+/* Body of test_fib_returns_the_fibonacci_number over one transport. */
 static void fib_values(const char *addr)
 {
     static const struct { int n; int64_t v; } cases[] = {
@@ -777,6 +799,7 @@ static void test_fib_returns_the_fibonacci_number(void **state)
     on_both(state, fib_values);
 }
 
+/* Body of test_fib_out_of_range_or_not_an_integer_is_bad_args. */
 static void fib_bad_args(const char *addr)
 {
     static const struct {

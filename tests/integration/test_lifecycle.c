@@ -36,6 +36,7 @@ typedef struct fixture {
     tdaemon *d[FIXTURE_DAEMONS];
 } fixture;
 
+/* Gives the test an empty fixture. Returns 0 or -1. */
 static int fixture_setup(void **state)
 {
     *state = calloc(1, sizeof(fixture));
@@ -150,6 +151,8 @@ static int refused(const char *address)
 
 /* ---- SIGTERM / SIGINT ------------------------------------------------------------ */
 
+/* Starts daffid with calls in flight on TCP and Unix, sends sig, and asserts every
+ * call is answered and daffid exits 0. */
 static void drain_on(void **state, int sig)
 {
     tdaemon *d = start(state, NULL);

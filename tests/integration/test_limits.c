@@ -34,6 +34,7 @@
 
 typedef void (*body_fn)(const char *address);
 
+/* Runs body over TCP, then over the Unix socket of the group's daemon. */
 static void on_both(void **state, body_fn body)
 {
     tdaemon *d = *state;
@@ -42,11 +43,13 @@ static void on_both(void **state, body_fn body)
     body(d->unix_addr);
 }
 
+/* Stops the group's daemon: it must exit 0 on SIGTERM. Returns 0 or -1. */
 static int teardown_daemon(void **state)
 {
     return tdaemon_free(*state) == 0 ? 0 : -1;
 }
 
+/* Starts daffid with max_message = 64K. Returns 0 or -1. */
 static int setup_small_max_message(void **state)
 {
     static const char *const overrides[] = { "limits.max_message=64K", NULL };
@@ -58,6 +61,7 @@ static int setup_small_max_message(void **state)
     return 0;
 }
 
+/* Starts daffid with max_pending = 4. Returns 0 or -1. */
 static int setup_max_pending_4(void **state)
 {
     static const char *const overrides[] = { "limits.max_pending=4", NULL };
@@ -129,6 +133,7 @@ static void check_too_large(const char *addr, rawmsg *m, uint32_t msgid)
     expect_serving(addr);
 }
 
+/* Body of test_a_message_over_max_message_is_too_large_and_closes_only_it. */
 static void oversize(const char *addr)
 {
     rawmsg m;
@@ -150,6 +155,7 @@ static void test_a_message_over_max_message_is_too_large_and_closes_only_it(void
     on_both(state, oversize);
 }
 
+/* Body of test_a_request_of_exactly_max_message_bytes_is_served. */
 static void exact_limit(const char *addr)
 {
     rawconn c;
@@ -179,6 +185,7 @@ static void test_a_request_of_exactly_max_message_bytes_is_served(void **state)
     on_both(state, exact_limit);
 }
 
+/* Body of test_a_request_one_byte_over_max_message_is_too_large. */
 static void one_over(const char *addr)
 {
     rawmsg m;
@@ -194,6 +201,7 @@ static void test_a_request_one_byte_over_max_message_is_too_large(void **state)
     on_both(state, one_over);
 }
 
+/* Body of test_a_declared_length_past_max_message_is_refused_at_once. */
 static void declared_length_past_limit(const char *addr)
 {
     rawmsg m;
@@ -212,6 +220,7 @@ static void test_a_declared_length_past_max_message_is_refused_at_once(void **st
     on_both(state, declared_length_past_limit);
 }
 
+/* Body of test_a_call_past_max_pending_is_overloaded_at_once over one transport. */
 static void max_pending(const char *addr)
 {
     rawconn c;
@@ -234,7 +243,8 @@ static void max_pending(const char *addr)
     unsigned seen = 0;
     for (int i = 0; i < 4; i++) {
         uint32_t id = expect_response(&c);
-        if (id < 1 || id > 4 || (seen & (1u << id)) || c.msg.error->type != MSGPACK_OBJECT_NIL)
+        if (id < 1 || id > 4 || (seen & (1u << id)) ||
+            c.msg.error->type != MSGPACK_OBJECT_NIL)
             fail_msg("%s: unexpected answer for msgid %u", addr, id);
         seen |= 1u << id;
     }
@@ -251,6 +261,7 @@ static void test_a_call_past_max_pending_is_overloaded_at_once(void **state)
     on_both(state, max_pending);
 }
 
+/* Body of test_a_call_past_a_plugins_queue_is_overloaded_at_once. */
 static void plugin_queue(const char *addr)
 {
     rawconn c;

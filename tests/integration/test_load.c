@@ -36,6 +36,7 @@
 #define SLOW_FIB 40
 #define SLOW_FIB_VALUE 102334155
 
+/* Starts the group's daffid (calc, echo, fib). Returns 0, or -1 (log printed). */
 static int group_setup(void **state)
 {
     tdaemon *d = tdaemon_new_started(NULL);
@@ -46,6 +47,7 @@ static int group_setup(void **state)
     return 0;
 }
 
+/* Stops the daemon: it must exit 0 on SIGTERM. Returns 0 or -1. */
 static int group_teardown(void **state)
 {
     return tdaemon_free(*state) == 0 ? 0 : -1;
@@ -58,6 +60,7 @@ static void open_all(rawconn *conns, int n, const char *addr)
         expect_open(&conns[i], addr);
 }
 
+/* Closes the n connections of conns. */
 static void close_all(rawconn *conns, int n)
 {
     for (int i = 0; i < n; i++)
@@ -115,6 +118,8 @@ static void check_fib_reply(rawconn *slow)
     assert_int_equal(r->via.u64, SLOW_FIB_VALUE);
 }
 
+/* Body of test_fast_calls_complete_while_a_blocking_fib_runs over one
+ * transport. */
 static void fast_calls_on_other_connections(const char *addr)
 {
     rawconn slow;
@@ -161,6 +166,7 @@ static void test_fast_calls_complete_while_a_blocking_fib_runs(void **state)
     fast_calls_on_other_connections(d->unix_addr);
 }
 
+/* Body of test_calls_behind_a_blocking_fib_on_its_connection_overtake_it. */
 static void fast_calls_same_connection(const char *addr)
 {
     rawconn c;

@@ -33,6 +33,7 @@
 
 typedef void (*body_fn)(const char *address);
 
+/* Runs body over TCP, then over the Unix socket of the group's daemon. */
 static void on_both(void **state, body_fn body)
 {
     tdaemon *d = *state;
@@ -41,6 +42,7 @@ static void on_both(void **state, body_fn body)
     body(d->unix_addr);
 }
 
+/* Starts the group's daffid (calc, echo, fib). Returns 0, or -1 (log printed). */
 static int group_setup(void **state)
 {
     tdaemon *d = tdaemon_new_started(NULL);
@@ -51,6 +53,7 @@ static int group_setup(void **state)
     return 0;
 }
 
+/* Stops the daemon: it must exit 0 on SIGTERM. Returns 0 or -1. */
 static int group_teardown(void **state)
 {
     return tdaemon_free(*state) == 0 ? 0 : -1;
@@ -70,6 +73,7 @@ static void ping(rawconn *c, uint32_t id)
 
 /* ---- notifications ---------------------------------------------------------------- */
 
+/* Body of test_notification_gets_no_response over one transport. */
 static void notification_no_response(const char *addr)
 {
     rawconn c;
@@ -96,6 +100,7 @@ static void test_notification_gets_no_response(void **state)
     on_both(state, notification_no_response);
 }
 
+/* Body of test_unknown_notification_is_ignored_and_the_connection_stays_open. */
 static void unknown_notification_ignored(const char *addr)
 {
     rawconn c;
@@ -118,6 +123,7 @@ static void test_unknown_notification_is_ignored_and_the_connection_stays_open(v
     on_both(state, unknown_notification_ignored);
 }
 
+/* Body of test_response_without_an_outstanding_call_is_ignored. */
 static void stray_response_ignored(const char *addr)
 {
     rawconn c;
@@ -147,6 +153,7 @@ static void test_response_without_an_outstanding_call_is_ignored(void **state)
 
 #define PIPELINED 1000
 
+/* Body of test_thousand_pipelined_requests_are_all_answered_by_msgid. */
 static void pipelined_requests(const char *addr)
 {
     rawconn c;
@@ -187,6 +194,7 @@ static void test_thousand_pipelined_requests_are_all_answered_by_msgid(void **st
     on_both(state, pipelined_requests);
 }
 
+/* Body of test_a_fast_call_is_answered_before_an_earlier_slow_one. */
 static void out_of_order(const char *addr)
 {
     rawconn c;
@@ -210,6 +218,7 @@ static void test_a_fast_call_is_answered_before_an_earlier_slow_one(void **state
     on_both(state, out_of_order);
 }
 
+/* Body of test_a_request_split_into_one_byte_writes_is_answered. */
 static void split_request(const char *addr)
 {
     rawconn c;
@@ -279,6 +288,7 @@ typedef struct bad_case {
     int64_t msgid;  /* the msgid of the expected PROTOCOL error, or NO_MSGID */
 } bad_case;
 
+/* Runs check_malformed() for each of the n cases. */
 static void check_cases(const char *addr, const bad_case *cases, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -294,6 +304,7 @@ static const bad_case not_array_cases[] = {
     { "nil", BYTES("\xc0"), NO_MSGID },
 };
 
+/* Body of test_a_message_that_is_not_an_array_closes_only_that_connection. */
 static void not_an_array(const char *addr)
 {
     check_cases(addr, not_array_cases, NCASES(not_array_cases));
@@ -310,6 +321,7 @@ static const bad_case reserved_byte_cases[] = {
     { "0xc1 inside params", BYTES("\x94\x00\x07\xa4" "echo" "\x91\xc1"), 7 },
 };
 
+/* Body of test_the_reserved_byte_0xc1_closes_only_that_connection. */
 static void reserved_byte(const char *addr)
 {
     check_cases(addr, reserved_byte_cases, NCASES(reserved_byte_cases));
@@ -331,6 +343,7 @@ static const bad_case envelope_cases[] = {
     { "kind as a str", BYTES("\x94\xa1" "0" "\x01\xa4" "echo" "\x90"), NO_MSGID },
 };
 
+/* Body of test_a_wrong_envelope_length_or_kind_closes_only_that_connection. */
 static void wrong_envelope(const char *addr)
 {
     check_cases(addr, envelope_cases, NCASES(envelope_cases));
@@ -350,6 +363,7 @@ static const bad_case msgid_cases[] = {
     { "msgid a float", BYTES("\x94\x00\xca\x3f\x80\x00\x00\xa4" "echo" "\x90"), NO_MSGID },
 };
 
+/* Body of test_a_msgid_that_is_not_uint32_closes_only_that_connection. */
 static void bad_msgid(const char *addr)
 {
     check_cases(addr, msgid_cases, NCASES(msgid_cases));
@@ -368,6 +382,7 @@ static const bad_case method_cases[] = {
       BYTES("\x94\x00\xce\xff\xff\xff\xff\x80\x90"), 0xffffffffu },
 };
 
+/* Body of test_a_method_not_str_or_bin_gets_protocol_error_then_close. */
 static void bad_method(const char *addr)
 {
     check_cases(addr, method_cases, NCASES(method_cases));
@@ -385,6 +400,7 @@ static const bad_case params_cases[] = {
     { "params a str", BYTES("\x94\x00\x0f\xa4" "echo" "\xa1" "x"), 15 },
 };
 
+/* Body of test_params_not_an_array_gets_protocol_error_then_close. */
 static void bad_params(const char *addr)
 {
     check_cases(addr, params_cases, NCASES(params_cases));
@@ -402,6 +418,7 @@ static const bad_case notify_cases[] = {
       NO_MSGID },
 };
 
+/* Body of test_a_malformed_notification_closes_only_that_connection. */
 static void bad_notification(const char *addr)
 {
     check_cases(addr, notify_cases, NCASES(notify_cases));
@@ -412,6 +429,7 @@ static void test_a_malformed_notification_closes_only_that_connection(void **sta
     on_both(state, bad_notification);
 }
 
+/* Body of test_nesting_deeper_than_32_gets_protocol_error_then_close. */
 static void too_deep(const char *addr)
 {
     rawmsg m;
@@ -438,6 +456,7 @@ static const bad_case count_cases[] = {
       BYTES("\x94\x00\x17\xa4" "echo" "\x91\xdf\xff\xff\xff\xff\x01\x02"), 23 },
 };
 
+/* Body of test_a_count_that_cannot_fit_gets_protocol_error_then_close. */
 static void impossible_count(const char *addr)
 {
     check_cases(addr, count_cases, NCASES(count_cases));
@@ -448,6 +467,7 @@ static void test_a_count_that_cannot_fit_gets_protocol_error_then_close(void **s
     on_both(state, impossible_count);
 }
 
+/* Body of test_calls_before_malformed_bytes_are_answered_before_the_close. */
 static void garbage_after_good(const char *addr)
 {
     rawconn c;

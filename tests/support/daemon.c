@@ -33,6 +33,7 @@ static long long now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Sleeps ms milliseconds, resuming after signals. */
 static void sleep_ms(int ms)
 {
     struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
@@ -41,6 +42,8 @@ static void sleep_ms(int ms)
         ;
 }
 
+/* See daemon.h. The port is free when this returns; another process could take it
+ * before daffid binds it, which tests accept as a (rare) start failure. */
 int tdaemon_free_port(void)
 {
     struct sockaddr_in sin = { .sin_family = AF_INET };
@@ -97,6 +100,7 @@ int tdaemon_init(tdaemon *d)
         return -1;
     }
     snprintf(d->tcp, sizeof(d->tcp), "tcp://127.0.0.1:%d", d->port);
+/* See daemon.h. Accepts a file name inside d->dir. Returns 0 or -1 (printed). */
     return tdaemon_write_file(d, "00-server.ini",
                               "[server]\n"
                               "listen = %s, %s\n"
@@ -133,6 +137,7 @@ int tdaemon_write_file(tdaemon *d, const char *name, const char *fmt, ...)
     return rc;
 }
 
+/* See daemon.h. Fails (printed) when the .so was not built. */
 int tdaemon_add_plugin(tdaemon *d, const char *name, const char *extra)
 {
     char file[64];
@@ -148,6 +153,7 @@ int tdaemon_add_plugin(tdaemon *d, const char *name, const char *extra)
                               extra ? extra : "");
 }
 
+/* See daemon.h. Returns 0 or -1. */
 int tdaemon_add_example_plugins(tdaemon *d)
 {
     if (tdaemon_add_plugin(d, "calc", NULL) == -1 ||
@@ -206,6 +212,7 @@ static void exec_child(int out_fd, char **argv, pid_t parent)
     _exit(127);
 }
 
+/* See daemon.h. The child's output is appended to d->log_path; d->pid is set. */
 int tdaemon_spawn(tdaemon *d, const char *const *overrides)
 {
     char *argv[TDAEMON_MAX_ARGS];
@@ -239,6 +246,7 @@ int tdaemon_spawn(tdaemon *d, const char *const *overrides)
     return 0;
 }
 
+/* See daemon.h. Reaps the child (d->status) when it has exited. */
 int tdaemon_alive(tdaemon *d)
 {
     if (d->pid == 0)
@@ -262,6 +270,7 @@ static void print_exit(const tdaemon *d, const char *what)
                 WTERMSIG(d->status), strsignal(WTERMSIG(d->status)));
 }
 
+/* See daemon.h. Polls with a fresh connection every 10 ms. */
 int tdaemon_wait_ready(tdaemon *d, const char *address, int timeout_ms)
 {
     long long deadline = now_ms() + timeout_ms;
@@ -290,6 +299,7 @@ int tdaemon_wait_ready(tdaemon *d, const char *address, int timeout_ms)
     return -1;
 }
 
+/* See daemon.h. Returns 0 once both listeners accept, or -1 (log printed). */
 int tdaemon_start(tdaemon *d, const char *const *overrides)
 {
     if (tdaemon_spawn(d, overrides) == -1)
@@ -300,6 +310,7 @@ int tdaemon_start(tdaemon *d, const char *const *overrides)
     return 0;
 }
 
+/* See daemon.h. Returns what kill() returned, -1 when nothing runs. */
 int tdaemon_signal(tdaemon *d, int sig)
 {
     if (d->pid == 0)
@@ -307,6 +318,7 @@ int tdaemon_signal(tdaemon *d, int sig)
     return kill(d->pid, sig);
 }
 
+/* See daemon.h. Polls waitpid() every 5 ms until the deadline. */
 int tdaemon_wait_exit(tdaemon *d, int timeout_ms)
 {
     long long deadline = now_ms() + timeout_ms;
@@ -327,6 +339,7 @@ int tdaemon_wait_exit(tdaemon *d, int timeout_ms)
     }
 }
 
+/* See daemon.h. Prints the log whenever the stop was not clean. */
 int tdaemon_stop(tdaemon *d, int timeout_ms)
 {
     if (d->pid == 0) {
@@ -358,6 +371,7 @@ int tdaemon_stop(tdaemon *d, int timeout_ms)
     return WEXITSTATUS(d->status);
 }
 
+/* See daemon.h. The output is read through a pipe until daffid closes it. */
 int tdaemon_check(tdaemon *d, const char *const *overrides, char *out, size_t outsz)
 {
     char *argv[TDAEMON_MAX_ARGS];
@@ -411,6 +425,7 @@ int tdaemon_check(tdaemon *d, const char *const *overrides, char *out, size_t ou
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+/* See daemon.h. out is owned by the caller. */
 long tdaemon_read_log(const tdaemon *d, char *out, size_t outsz)
 {
     FILE *f = fopen(d->log_path, "r");
@@ -427,6 +442,7 @@ long tdaemon_read_log(const tdaemon *d, char *out, size_t outsz)
     return (long)n;
 }
 
+/* See daemon.h. Prints at most the first 200 lines. */
 void tdaemon_dump_log(const tdaemon *d)
 {
     FILE *f = fopen(d->log_path, "r");
@@ -443,6 +459,7 @@ void tdaemon_dump_log(const tdaemon *d)
     fprintf(stderr, "---- end of log ----\n");
 }
 
+/* See daemon.h. The dir holds only flat files daffid or the tests wrote. */
 void tdaemon_cleanup(tdaemon *d)
 {
     if (d->pid != 0) {
@@ -468,6 +485,7 @@ void tdaemon_cleanup(tdaemon *d)
     d->dir[0] = '\0';
 }
 
+/* See daemon.h. The returned daemon is owned by the caller (tdaemon_free()). */
 tdaemon *tdaemon_new_started(const char *const *overrides)
 {
     tdaemon *d = calloc(1, sizeof(*d));
@@ -483,6 +501,7 @@ tdaemon *tdaemon_new_started(const char *const *overrides)
     return d;
 }
 
+/* See daemon.h. Frees d whatever the stop returned. */
 int tdaemon_free(tdaemon *d)
 {
     int rc;

@@ -23,6 +23,7 @@ int64_t expect_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* See expect.h. Returns EXPECT_TIMEOUT_MS or the larger DAFFI_TEST_TIMEOUT_MS. */
 int expect_timeout_ms(void)
 {
     const char *env = getenv("DAFFI_TEST_TIMEOUT_MS");
@@ -31,6 +32,7 @@ int expect_timeout_ms(void)
     return v > EXPECT_TIMEOUT_MS ? (int)v : EXPECT_TIMEOUT_MS;
 }
 
+/* See expect.h. buf is the caller's; the text is truncated to size. */
 const char *expect_describe(const msgpack_object *o, char *buf, size_t size)
 {
     if (o == NULL) {
@@ -68,6 +70,7 @@ static const char *describe_msg(const rawconn *c, char *buf, size_t size)
     return buf;
 }
 
+/* See expect.h. c is the caller's; on failure it is released before failing. */
 void expect_open(rawconn *c, const char *address)
 {
     if (rawconn_open(c, address, expect_timeout_ms()) == -1) {
@@ -77,6 +80,7 @@ void expect_open(rawconn *c, const char *address)
     }
 }
 
+/* See expect.h. m is cleared, its memory kept. */
 void expect_send(rawconn *c, rawmsg *m)
 {
     size_t n = m->sb.size;
@@ -85,6 +89,7 @@ void expect_send(rawconn *c, rawmsg *m)
         fail_msg("%s: sending %zu bytes: %s", c->addr, n, strerror(errno));
 }
 
+/* See expect.h. The bytes stay the caller's. */
 void expect_send_bytes(rawconn *c, const void *p, size_t n)
 {
     if (rawconn_send(c, p, n) == -1)
@@ -105,6 +110,7 @@ static void read_one(rawconn *c)
     fail_msg("%s: expected a message, got %s", c->addr, rawconn_status_name(st));
 }
 
+/* See expect.h. The message stays in c->msg until the next read. */
 uint32_t expect_response(rawconn *c)
 {
     char d[640];
@@ -115,6 +121,7 @@ uint32_t expect_response(rawconn *c)
     return c->msg.msgid;
 }
 
+/* See expect.h. The result points into c's buffers. */
 const msgpack_object *expect_result(rawconn *c, uint32_t msgid)
 {
     char d[640];
@@ -127,6 +134,7 @@ const msgpack_object *expect_result(rawconn *c, uint32_t msgid)
     return c->msg.result;
 }
 
+/* See expect.h. Accepts any int encoding holding the value. */
 void expect_result_int(rawconn *c, uint32_t msgid, int64_t v)
 {
     const msgpack_object *o = expect_result(c, msgid);
@@ -142,6 +150,7 @@ void expect_result_int(rawconn *c, uint32_t msgid, int64_t v)
                  (long long)v, expect_describe(o, d, sizeof(d)));
 }
 
+/* See expect.h. s is NUL-terminated; the str must match byte for byte. */
 void expect_result_str(rawconn *c, uint32_t msgid, const char *s)
 {
     const msgpack_object *o = expect_result(c, msgid);
@@ -153,6 +162,7 @@ void expect_result_str(rawconn *c, uint32_t msgid, const char *s)
                  expect_describe(o, d, sizeof(d)));
 }
 
+/* See expect.h. Reads nothing; checks c->msg. */
 void check_error(const rawconn *c, uint32_t msgid, int code)
 {
     char d[640];
@@ -180,12 +190,14 @@ void check_error(const rawconn *c, uint32_t msgid, int code)
                  msgid, d);
 }
 
+/* See expect.h. Reads one message, then check_error(). */
 void expect_error(rawconn *c, uint32_t msgid, int code)
 {
     read_one(c);
     check_error(c, msgid, code);
 }
 
+/* See expect.h. Messages before the close are read and dropped. */
 void expect_closed(rawconn *c, unsigned *nmsgs)
 {
     unsigned n = 0;
@@ -198,6 +210,7 @@ void expect_closed(rawconn *c, unsigned *nmsgs)
                  "message(s)", c->addr, rawconn_status_name(st), n);
 }
 
+/* See expect.h. A message or a close within ms fails the test. */
 void expect_silence(rawconn *c, int ms)
 {
     char d[640];
@@ -211,6 +224,7 @@ void expect_silence(rawconn *c, int ms)
              rawconn_status_name(st));
 }
 
+/* See expect.h. Uses (and closes) a connection of its own. */
 void expect_serving(const char *address)
 {
     rawconn c;

@@ -199,6 +199,7 @@ int rawconn_send(rawconn *c, const void *p, size_t n)
     return 0;
 }
 
+/* See rawconn.h. Returns what shutdown() returned. */
 int rawconn_shutdown_write(rawconn *c)
 {
     return shutdown(c->fd, SHUT_WR);
@@ -357,6 +358,7 @@ int rawconn_result_raw(const rawconn *c, const char **p, size_t *n)
     return 0;
 }
 
+/* See rawconn.h. Returns a static string. */
 const char *rawconn_status_name(rawconn_status st)
 {
     switch (st) {
@@ -369,17 +371,20 @@ const char *rawconn_status_name(rawconn_status st)
     return "?";
 }
 
+/* See rawconn.h. m is the caller's; its buffer starts empty. */
 void rawmsg_init(rawmsg *m)
 {
     msgpack_sbuffer_init(&m->sb);
     msgpack_packer_init(&m->pk, &m->sb, msgpack_sbuffer_write);
 }
 
+/* See rawconn.h. Frees m's buffer. */
 void rawmsg_destroy(rawmsg *m)
 {
     msgpack_sbuffer_destroy(&m->sb);
 }
 
+/* See rawconn.h. */
 void rawmsg_clear(rawmsg *m)
 {
     msgpack_sbuffer_clear(&m->sb);
@@ -394,6 +399,8 @@ msgpack_packer *rawmsg_request(rawmsg *m, uint32_t msgid, const char *method,
     return &m->pk;
 }
 
+/* Accepts a NUL-terminated method name. Appends [2, method, [ (the caller packs
+ * nparams objects). Returns the packer, owned by m. */
 msgpack_packer *rawmsg_notify(rawmsg *m, const char *method, uint32_t nparams)
 {
     daffi_pack_notify(&m->pk, method, strlen(method), nparams);

@@ -1185,6 +1185,181 @@ static void test_errors_free_empties_the_list(void **state)
     assert_null(f->errs.msgs);
 }
 
+/* ---- [admin] and metrics_listen ------------------------------------------------ */
+
+static void test_admin_and_metrics_are_off_by_default(void **state)
+{
+    fx *f = *state;
+
+    write_file(f, "00.ini", LISTEN);
+    assert_loads(f, NULL, 0, 0);
+    assert_null(f->cfg.admin_socket);
+    assert_int_equal(f->cfg.admin_mode, 0660);
+    assert_int_equal(f->cfg.admin_uid, -1);
+    assert_int_equal(f->cfg.admin_gid, -1);
+    assert_true(f->cfg.admin_idle_ms == 60000);
+    assert_int_equal(f->cfg.metrics_enabled, 0);
+}
+
+static void test_admin_section_sets_socket_mode_owner_and_group(void **state)
+{
+    fx *f = *state;
+
+    write_file(f, "00.ini", LISTEN "metrics_listen = 127.0.0.1:9101\n"
+                            "[admin]\nsocket = /run/daffid/admin.sock\nmode = 0600\n"
+                            "owner = root\ngroup = 0\nidle_timeout = 250ms\n");
+    assert_loads(f, NULL, 0, 0);
+    assert_true(f->cfg.admin_idle_ms == 250);
+    assert_string_equal(f->cfg.admin_socket, "/run/daffid/admin.sock");
+    assert_int_equal(f->cfg.admin_mode, 0600);
+    assert_int_equal(f->cfg.admin_uid, 0);
+    assert_int_equal(f->cfg.admin_gid, 0);
+    assert_int_equal(f->cfg.metrics_enabled, 1);
+    assert_int_equal(f->cfg.metrics_listen.kind, DAFFI_ADDR_TCP);
+    assert_string_equal(f->cfg.metrics_listen.host, "127.0.0.1");
+    assert_int_equal(f->cfg.metrics_listen.port, 9101);
+}
+
+static void test_metrics_listen_accepts_the_tcp_scheme(void **state)
+{
+    fx *f = *state;
+
+    write_file(f, "00.ini", LISTEN "metrics_listen = tcp://[::1]:9102\n");
+    assert_loads(f, NULL, 0, 0);
+    assert_string_equal(f->cfg.metrics_listen.host, "::1");
+    assert_int_equal(f->cfg.metrics_listen.port, 9102);
+}
+
+static void test_metrics_listen_refuses_unix_and_port_zero(void **state)
+{
+    fx *f = *state;
+
+    write_file(f, "00.ini", LISTEN);
+    write_file(f, "10.ini", "[server]\nmetrics_listen = unix:///tmp/m.sock\n");
+    write_file(f, "20.ini", "[server]\nmetrics_listen = 127.0.0.1:0\n");
+    assert_int_equal(load(f), -1);
+    assert_error(f, "10.ini:2", "[server] metrics_listen", "HOST:PORT");
+    assert_error(f, "20.ini:2", "[server] metrics_listen", "port 0");
+}
+
+static void test_admin_unknown_user_and_group_are_refused(void **state)
+{
+    fx *f = *state;
+
+    write_file(f, "00.ini", LISTEN "[admin]\nsocket = /tmp/a.sock\n"
+                            "owner = no-such-user-dfd\ngroup = no-such-group-dfd\n");
+    assert_int_equal(load(f), -1);
+    assert_error(f, "00.ini:5", "[admin] owner", "no such user", "'no-such-user-dfd'");
+    assert_error(f, "00.ini:6", "[admin] group", "no such group");
+}
+
+static void test_admin_bad_mode_and_unknown_key_are_refused(void **state)
+{
+    fx *f = *state;
+
+    write_file(f, "00.ini", LISTEN "[admin]\nmode = 0999\nsockett = /tmp/a.sock\n");
+    assert_int_equal(load(f), -1);
+    assert_error(f, "00.ini:4", "[admin] mode", "octal");
+    assert_error(f, "00.ini:5", "[admin] sockett", "unknown key");
+}
+
+static void test_admin_socket_path_over_107_bytes_is_refused(void **state)
+{
+    fx *f = *state;
+    char text[400];
+    char path[200];
+
+    memset(path, 'a', sizeof(path) - 1);
+    path[0] = '/';
+    path[sizeof(path) - 1] = '\0';
+    snprintf(text, sizeof(text), LISTEN "[admin]\nsocket = %s\n", path);
+    write_file(f, "00.ini", text);
+    assert_load_error(f, "00.ini:4", "[admin] socket", "too long");
+}
+
+static void test_admin_socket_override_and_empty_value_turns_it_off(void **state)
+{
+    fx *f = *state;
+    static const char *const on[] = { "admin.socket=/tmp/x.sock", "admin.mode=0640" };
+    static const char *const off[] = { "admin.socket=" };
+
+    write_file(f, "00.ini", LISTEN "[admin]\nsocket = /tmp/a.sock\n");
+    assert_loads(f, on, 2, 0);
+    assert_string_equal(f->cfg.admin_socket, "/tmp/x.sock");
+    assert_int_equal(f->cfg.admin_mode, 0640);
+    dfd_config_free(&f->cfg);
+    assert_loads(f, off, 1, 0);
+    assert_null(f->cfg.admin_socket);
+}
+
+static void test_admin_keys_do_not_belong_in_server(void **state)
+{
+    fx *f = *state;
+
+    write_file(f, "00.ini", LISTEN "mode = 0600\n");
+    assert_load_error(f, "00.ini:3", "[server] mode", "unknown key");
+}
+
+static void test_override_at_file_reads_one_more_plugin_ini(void **state)
+{
+    fx *f = *state;
+    char ov[300];
+    const char *ovs[2];
+
+    write_file(f, "00.ini", LISTEN);
+    write_file(f, "extra/echo.ini", "[plugin]\nname = echo\npath = /x/echo.so\n"
+                                    "[config]\nk = v\n");
+    snprintf(ov, sizeof(ov), "@%s", in_dir(f, "extra/echo.ini"));
+    ovs[0] = ov;
+    ovs[1] = "echo:config.k=w";
+    assert_loads(f, ovs, 2, 0);
+    assert_int_equal(f->cfg.nplugins, 1);
+    assert_string_equal(f->cfg.plugins[0].name, "echo");
+    assert_string_equal(f->cfg.plugins[0].path, "/x/echo.so");
+    assert_string_equal(f->cfg.plugins[0].config[0].value, "w");
+}
+
+static void test_override_at_missing_file_is_refused(void **state)
+{
+    fx *f = *state;
+    char ov[300];
+    const char *ovs[2] = { ov, "@" };
+
+    write_file(f, "00.ini", LISTEN);
+    snprintf(ov, sizeof(ov), "@%s", in_dir(f, "nope.ini"));
+    assert_int_equal(load_o(f, ovs, 2, 0), -1);
+    assert_error(f, "nope.ini", "cannot open");
+    assert_error(f, "-o:2", "no file after '@'");
+}
+
+static void test_override_at_file_cannot_redeclare_a_plugin(void **state)
+{
+    fx *f = *state;
+    char ov[300];
+    const char *ovs[1] = { ov };
+
+    write_file(f, "00.ini", LISTEN);
+    write_file(f, "10-echo.ini", "[plugin]\nname = echo\npath = echo.so\n");
+    write_file(f, "extra/echo.ini", "[plugin]\nname = echo\npath = other.so\n");
+    snprintf(ov, sizeof(ov), "@%s", in_dir(f, "extra/echo.ini"));
+    assert_int_equal(load_o(f, ovs, 1, 0), -1);
+    assert_error(f, "extra/echo.ini:2", "duplicate plugin name", "10-echo.ini:2");
+}
+
+static void test_override_disabling_an_undeclared_plugin_is_a_no_op(void **state)
+{
+    fx *f = *state;
+    static const char *const ok[] = { "gone:plugin.enabled=no" };
+    static const char *const bad[] = { "gone:plugin.enabled=yes" };
+
+    write_file(f, "00.ini", LISTEN);
+    assert_loads(f, ok, 1, 0);
+    assert_int_equal(f->cfg.nplugins, 0);
+    dfd_config_free(&f->cfg);
+    assert_int_equal(load_o(f, bad, 1, 0), -1);
+    assert_error(f, "-o:1", "no plugin named 'gone'");
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -1270,11 +1445,27 @@ int main(void)
         T(test_config_free_releases_everything_and_zeroes),
         T(test_errors_free_empties_the_list),
     };
+    const struct CMUnitTest admin[] = {
+        T(test_admin_and_metrics_are_off_by_default),
+        T(test_admin_section_sets_socket_mode_owner_and_group),
+        T(test_metrics_listen_accepts_the_tcp_scheme),
+        T(test_metrics_listen_refuses_unix_and_port_zero),
+        T(test_admin_unknown_user_and_group_are_refused),
+        T(test_admin_bad_mode_and_unknown_key_are_refused),
+        T(test_admin_socket_path_over_107_bytes_is_refused),
+        T(test_admin_socket_override_and_empty_value_turns_it_off),
+        T(test_admin_keys_do_not_belong_in_server),
+        T(test_override_at_file_reads_one_more_plugin_ini),
+        T(test_override_at_missing_file_is_refused),
+        T(test_override_at_file_cannot_redeclare_a_plugin),
+        T(test_override_disabling_an_undeclared_plugin_is_a_no_op),
+    };
     int failed = 0;
 
     failed += cmocka_run_group_tests_name("config values", values, NULL, NULL);
     failed += cmocka_run_group_tests_name("config directory", dirs, NULL, NULL);
     failed += cmocka_run_group_tests_name("config refusals", refusals, NULL, NULL);
     failed += cmocka_run_group_tests_name("config overrides", overrides, NULL, NULL);
+    failed += cmocka_run_group_tests_name("config admin and metrics", admin, NULL, NULL);
     return failed == 0 ? 0 : 1;
 }

@@ -38,11 +38,28 @@
  *   - Arguments (method, params) are only read during the call and may be freed
  *     as soon as it returns.
  *
+ * Two kinds of client, one type
+ *   A synchronous client (daffi_connect) runs its connection on the calling thread:
+ *   each call blocks until its outcome. An asynchronous client (daffi_client_new) runs
+ *   on the caller's own libevent event_base: each call returns at once and its
+ *   completion callback runs later from that loop; thousands of calls may be in flight
+ *   on one connection and thousands of clients may share one loop (no thread per call,
+ *   no hidden thread at all). The functions named *_async take an asynchronous client,
+ *   the others a synchronous one; the wrong kind is BAD_ARGS. daffi_close(),
+ *   daffi_client_connected(), daffi_client_address() and daffi_client_stats_get() take
+ *   both.
+ *
  * Thread safety
  *   A daffi_client is not thread-safe: the synchronous API runs the connection on the
  *   calling thread. Use one daffi_client per thread (or serialise all access to one
  *   with your own lock). Distinct clients share nothing and may be used concurrently.
  *   daffi_result and daffi_error values belong to whoever holds them.
+ *   An asynchronous client belongs to its event_base: create it, call it, close it and
+ *   run the loop on one thread (the loop's). Its callbacks run on that thread. The
+ *   handlers of callbacks it exposes run there too, and a handler that returned
+ *   DAFFI_PENDING must call daffi_call_done() from that thread as well (for work done
+ *   elsewhere, hand the completion back to the loop yourself, e.g. with an event you
+ *   activate under libevent's thread support).
  *
  * Blocking behaviour
  *   Synchronous calls block the calling thread in poll() until the reply arrives, the
@@ -53,24 +70,41 @@
  *   While a synchronous call waits, a request the peer sends on the connection is
  *   answered NO_CALLBACK (this client exposes no callbacks) and a notification is
  *   ignored; both are counted in daffi_client_stats.
+ *   Asynchronous functions never block and never call their callback before they
+ *   return; the only exception is daffi_close(), which completes every call still
+ *   pending (UNAVAILABLE, "client closed") before it returns. Connecting is
+ *   asynchronous too, except that a TCP host name is resolved (getaddrinfo) inline:
+ *   use numeric addresses where that matters.
  *
- * The shape to come (issue 3; names reserved, not provided by this version)
- *   The later additions keep every declaration below unchanged:
- *   - an asynchronous client on the caller's libevent loop:
- *       daffi_client *daffi_client_new(struct event_base *base, const char *address,
- *                                      const daffi_client_opts *opts, daffi_error *err);
- *       typedef void (*daffi_reply_fn)(daffi_client *c, const daffi_result *res,
- *                                      const daffi_error *err, void *arg);
- *       int daffi_rpc_async(daffi_client *c, const char *method,
- *                           const msgpack_object *params, int timeout_ms,
- *                           daffi_reply_fn fn, void *arg, daffi_error *err);
- *     with the same result/error types and the same error mapping;
- *   - exposed callbacks, registered with the plugin SDK's daffi_callback_def table
- *     (<daffi/plugin.h>), announced with daffi.hello under opts.name;
- *   - cast / cast_nowait / members / wait_for_members (router control methods);
- *   - reconnect with backoff for long-lived clients (new opts fields, zero = off).
- *   New option fields are appended to daffi_client_opts and a zero field always means
- *   its default, so `daffi_client_opts o = {0};` keeps its meaning.
+ * Reconnecting (opts.reconnect_ms > 0)
+ *   When the connection drops, every call in flight on it fails at once with
+ *   UNAVAILABLE (its reply could never come), and the client reconnects: the first
+ *   attempt right away, then after reconnect_ms, doubling up to reconnect_max_ms, with
+ *   up to 25% random jitter. A call made while disconnected waits for the connection up
+ *   to its own timeout (0: as long as it takes) and then fails with UNAVAILABLE naming
+ *   the last connect error. A synchronous client reconnects inside the next call; an
+ *   asynchronous one on its loop, announcing its exposed callbacks (daffi.hello) and
+ *   renewing its membership subscription on every new connection before any queued
+ *   call is sent. Without reconnect_ms, a dropped connection is final: later calls fail
+ *   at once with UNAVAILABLE.
+ *
+ * Router calls
+ *   cast, cast_nowait, wait_for_members and the membership subscription are daffi
+ *   control methods (daffi.cast, daffi.wait, daffi.subscribe; sdk/PROTOCOL.md section
+ *   6) served by a router. A plain service answers them NO_CALLBACK ("... needs a
+ *   router"); daffi_members() and daffi_ping() work everywhere. Timeouts given to these
+ *   calls are sent to the router as its timeout_ms, and the client itself waits
+ *   DAFFI_ROUTER_GRACE_MS longer, so that the router's own answer (a TIMEOUT naming who
+ *   is missing, or per-member errors of a cast) arrives rather than a bare local one.
+ *
+ * Exposed callbacks (bidirectional clients)
+ *   An asynchronous client may serve its own callbacks: daffi_client_expose() registers
+ *   a table of daffi_callback_def (<daffi/plugin.h>: the plugin handler signature) and
+ *   announces them with daffi.hello under opts.name. A request arriving on the
+ *   connection naming one runs its handler on the loop with a daffi_call exactly as a
+ *   plugin sees it (daffi_call_host() is NULL: the host functions daffi_config_get,
+ *   daffi_log ... belong to daffid, not to a client); other requests are answered
+ *   NO_CALLBACK; a notification naming one runs it without reply.
  */
 #ifndef DAFFI_CLIENT_H
 #define DAFFI_CLIENT_H
@@ -78,6 +112,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <msgpack.h>
+#include <daffi/plugin.h>
 #include <daffi/rpc.h>
 
 #ifdef __cplusplus
@@ -97,7 +132,20 @@ typedef struct daffi_client_opts {
                                0: DAFFI_DEFAULT_MAX_MESSAGE */
     unsigned max_depth;     /* nesting bound of received values;
                                0: DAFFI_DEFAULT_MAX_DEPTH */
+    int reconnect_ms;       /* > 0: reconnect after the connection drops (see
+                               "Reconnecting" above), backing off from this delay;
+                               0: a dropped connection is final */
+    int reconnect_max_ms;   /* cap of the backoff; 0: DAFFI_DEFAULT_RECONNECT_MAX_MS
+                               (never below reconnect_ms) */
+    const char *name;       /* member name announced by daffi_client_expose();
+                               NULL: "client-HOSTNAME-PID". Copied. */
 } daffi_client_opts;
+
+/* Backoff cap used when daffi_client_opts.reconnect_max_ms is 0. */
+#define DAFFI_DEFAULT_RECONNECT_MAX_MS 5000
+
+/* How much longer than the timeout given to a router call the client waits. */
+#define DAFFI_ROUTER_GRACE_MS 1000
 
 /* The outcome of a successful call. Fields other than obj/raw/raw_len are private.
  * obj and everything it points to live until daffi_result_free(). */
@@ -135,6 +183,12 @@ typedef struct daffi_client_stats {
     uint64_t notifications_ignored; /* notifications from the peer */
     uint64_t bytes_out;
     uint64_t bytes_in;
+    /* appended by the asynchronous client and reconnect (zero for the others) */
+    uint64_t connects;         /* connections established (the first one included) */
+    uint64_t disconnects;      /* established connections that dropped */
+    uint64_t calls_failed_on_drop; /* calls in flight failed UNAVAILABLE by a drop */
+    uint64_t requests_served;  /* requests from the peer run by an exposed callback */
+    uint64_t events;           /* daffi.event notifications delivered */
 } daffi_client_stats;
 
 /* ---- connection ------------------------------------------------------------ */
@@ -190,7 +244,136 @@ int daffi_notify_raw(daffi_client *c, const char *method, const char *params,
  * than "pong" is PROTOCOL). */
 int daffi_ping(daffi_client *c, int timeout_ms, int64_t *rtt_us, daffi_error *err);
 
+/* Calls the router's daffi.cast: callback(params) on every member that exposes it,
+ * or only on the nto members named in to (nto 0: all). timeout_ms (0: the router's
+ * default, and this client waits forever) is each member's deadline. Returns 0 with
+ * out holding the map {member name: [error, result]...}, one entry per member reached
+ * (error nil or [code, message(, details)], as a response carries them), or -1 with
+ * err set (NO_CALLBACK from a plain service: "daffi.cast needs a router"). */
+int daffi_cast(daffi_client *c, const char *callback, const msgpack_object *params,
+               const char *const *to, size_t nto, int timeout_ms, daffi_result *out,
+               daffi_error *err);
+
+/* cast_nowait: daffi.cast sent as a notification; no result, no error from the peer.
+ * timeout_ms is passed to the router and bounds the write as in daffi_notify(). */
+int daffi_cast_nowait(daffi_client *c, const char *callback, const msgpack_object *params,
+                      const char *const *to, size_t nto, int timeout_ms, daffi_error *err);
+
+/* Calls daffi.members. Returns 0 with out holding [{"name": str, "callbacks":
+ * [str...]}...] (a service lists itself), or -1 with err set. */
+int daffi_members(daffi_client *c, int timeout_ms, daffi_result *out, daffi_error *err);
+
+/* Calls the router's daffi.wait: returns 0 once the n members named are all present,
+ * or -1 with err set (TIMEOUT from the router naming who is missing after timeout_ms;
+ * NO_CALLBACK from a plain service). timeout_ms 0: the router's default. */
+int daffi_wait_for_members(daffi_client *c, const char *const *names, size_t n,
+                           int timeout_ms, daffi_error *err);
+
+/* ---- asynchronous client ------------------------------------------------------ */
+
+struct event_base; /* libevent: include <event2/event.h> to create and run one */
+
+/* Completion of an asynchronous call: exactly one of res (success) and err (failure)
+ * is not NULL. Both are owned by the library and released when fn returns; to keep
+ * one, move it out with daffi_result_move() / daffi_error_move(). fn may make new
+ * calls on c or any client, and may call daffi_close(c). */
+typedef void (*daffi_reply_fn)(daffi_client *c, daffi_result *res, daffi_error *err,
+                               void *arg);
+
+/* Connection state changes of an asynchronous client: connected 1 once a connection
+ * is established (after exposed callbacks were announced), 0 when a connection
+ * dropped or an attempt failed (why says what; with reconnect the client goes on
+ * trying, else it is closed for good). why is owned by the library. */
+typedef void (*daffi_state_fn)(daffi_client *c, int connected, const daffi_error *why,
+                               void *arg);
+
+/* Creates an asynchronous client on base and starts connecting to address; the
+ * connection is made on the loop (calls made before it is up wait for it, up to
+ * their timeout). Returns the client, owned by the caller (daffi_close()), or NULL
+ * with err set: BAD_ARGS for a bad address or base, UNAVAILABLE when memory or the
+ * socket cannot be had, or a TCP host name does not resolve and reconnect is off.
+ * base must outlive the client. */
+daffi_client *daffi_client_new(struct event_base *base, const char *address,
+                               const daffi_client_opts *opts, daffi_error *err);
+
+/* Sets (fn not NULL) or clears the state callback of an asynchronous client. */
+void daffi_client_on_state(daffi_client *c, daffi_state_fn fn, void *arg);
+
+/* Calls method with params (an array, or NULL for none) and returns at once: 0 when
+ * the call is under way (fn will run exactly once, from the loop), or -1 with err set
+ * and fn never called (BAD_ARGS, TOO_LARGE, OVERLOADED when more than max_message
+ * bytes already wait to be written, UNAVAILABLE when the client is closed for good).
+ * timeout_ms 0 waits forever. Outcomes delivered to fn: as daffi_rpc() (TIMEOUT leaves
+ * the connection usable and discards the late reply; UNAVAILABLE when the connection
+ * drops with the call in flight, or no connection came within the timeout). */
+int daffi_rpc_async(daffi_client *c, const char *method, const msgpack_object *params,
+                    int timeout_ms, daffi_reply_fn fn, void *arg, daffi_error *err);
+/* As daffi_rpc_async() with the params as the encoded bytes of one msgpack array. */
+int daffi_rpc_raw_async(daffi_client *c, const char *method, const char *params,
+                        size_t params_len, int timeout_ms, daffi_reply_fn fn, void *arg,
+                        daffi_error *err);
+
+/* Sends a notification (rpc_nowait). Returns 0 once it is queued for writing (while
+ * disconnected with reconnect on: until the next connection), or -1 with err set. A
+ * queued notification is dropped, not retried, if its connection drops before it was
+ * written or the client is closed. */
+int daffi_notify_async(daffi_client *c, const char *method, const msgpack_object *params,
+                       daffi_error *err);
+int daffi_notify_raw_async(daffi_client *c, const char *method, const char *params,
+                           size_t params_len, daffi_error *err);
+
+/* daffi.ping; res->obj is the string "pong" (anything else is delivered as PROTOCOL). */
+int daffi_ping_async(daffi_client *c, int timeout_ms, daffi_reply_fn fn, void *arg,
+                     daffi_error *err);
+
+/* The asynchronous forms of the router calls above; same params and results. */
+int daffi_cast_async(daffi_client *c, const char *callback, const msgpack_object *params,
+                     const char *const *to, size_t nto, int timeout_ms, daffi_reply_fn fn,
+                     void *arg, daffi_error *err);
+int daffi_cast_nowait_async(daffi_client *c, const char *callback,
+                            const msgpack_object *params, const char *const *to,
+                            size_t nto, int timeout_ms, daffi_error *err);
+int daffi_members_async(daffi_client *c, int timeout_ms, daffi_reply_fn fn, void *arg,
+                        daffi_error *err);
+/* res->obj is true when every member named is present. */
+int daffi_wait_for_members_async(daffi_client *c, const char *const *names, size_t n,
+                                 int timeout_ms, daffi_reply_fn fn, void *arg,
+                                 daffi_error *err);
+
+/* A membership event: type "joined" or "left", member the member's name (both
+ * NUL-terminated copies), event the whole event map as the router sent it. All valid
+ * during the callback only. */
+typedef void (*daffi_event_fn)(daffi_client *c, const char *type, const char *member,
+                               const msgpack_object *event, void *arg);
+
+/* Subscribes to membership events (daffi.subscribe [["members"]]): done (may be NULL)
+ * gets the router's answer (true, or the error: NO_CALLBACK from a plain service),
+ * then fn gets each daffi.event notification until the client is closed. The
+ * subscription is renewed on every reconnect (until an answer is an error). One
+ * subscription per client: a second call replaces fn. Returns 0 or -1 as
+ * daffi_rpc_async(). */
+int daffi_subscribe_members_async(daffi_client *c, daffi_event_fn fn, void *fn_arg,
+                                  int timeout_ms, daffi_reply_fn done, void *done_arg,
+                                  daffi_error *err);
+
+/* Exposes the callbacks of defs (a table ended by an entry whose name is NULL, the
+ * shape of a plugin's) on the asynchronous client c: requests naming them are run by
+ * their handlers on c's loop, with daffi_call_state() returning state. The entries are
+ * copied. Names must be non-empty, unique on c and not start with "daffi."; handlers
+ * not NULL; flags 0 (DAFFI_CB_BLOCKING needs a thread pool a client does not have):
+ * otherwise BAD_ARGS and nothing is registered. May be called again to add more.
+ * Every connection (now, or the next one) announces the whole set with daffi.hello
+ * under opts.name; announced (may be NULL) gets each announcement's answer. Returns 0
+ * or -1 with err set. */
+int daffi_client_expose(daffi_client *c, const daffi_callback_def *defs, void *state,
+                        daffi_reply_fn announced, void *arg, daffi_error *err);
+
 /* ---- results and errors ----------------------------------------------------- */
+
+/* Moves what src holds into dst (whose previous content is released) and zeroes src.
+ * For keeping an asynchronous call's result or error past its callback. */
+void daffi_result_move(daffi_result *dst, daffi_result *src);
+void daffi_error_move(daffi_error *dst, daffi_error *src);
 
 /* Frees what a result owns and zeroes it. NULL and zeroed results are accepted. */
 void daffi_result_free(daffi_result *r);

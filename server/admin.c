@@ -1,0 +1,369 @@
+/*
+ * admin.c - the admin socket's transport: the listening socket, the clients, lines in,
+ * JSON replies out, and the limits (see admin.h for the protocol).
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "admin-int.h"
+#include "log.h"
+#include "server.h"
+
+static void admin_on_read(struct bufferevent *bev, void *arg);
+static void admin_on_write(struct bufferevent *bev, void *arg);
+static void admin_on_event(struct bufferevent *bev, short what, void *arg);
+
+/* Unlinks c from the admin and frees it (its socket is closed). */
+static void admin_client_free(admin_client *c)
+{
+    dfd_admin *adm = c->adm;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        adm->clients = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    adm->nclients--;
+    bufferevent_free(c->bev);
+    free(c);
+}
+
+/* Closes c once its output is written (now if there is none). May free c. */
+static void admin_close_after_write(admin_client *c)
+{
+    c->closing = 1;
+    bufferevent_disable(c->bev, EV_READ);
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+        admin_client_free(c);
+}
+
+int admin_send(admin_client *c, json_t *reply)
+{
+    char *text = reply ? json_dumps(reply, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(6)) : NULL;
+    json_decref(reply);
+    if (text == NULL) {
+        dfd_error("admin.oom", "msg=\"cannot encode a reply; closing the client\"");
+        c->closing = 1;
+        return -1;
+    }
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (evbuffer_add(out, text, strlen(text)) == -1 || evbuffer_add(out, "\n", 1) == -1)
+        c->closing = 1;
+    free(text);
+    c->adm->commands++;
+    return c->closing ? -1 : 0;
+}
+
+void admin_send_error(admin_client *c, const char *command, const char *code, json_t *extra,
+                      int close_after, const char *fmt, ...)
+{
+    char detail[1024];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof(detail), fmt, ap);
+    va_end(ap);
+    json_t *r = json_object();
+    if (r != NULL) {
+        json_object_set_new(r, "status", json_string("error"));
+        json_object_set_new(r, "command", command ? json_string(command) : json_null());
+        json_object_set_new(r, "error", json_string(code));
+        /* detail may hold what the client sent: keep it valid UTF-8 */
+        json_t *d = json_string(detail);
+        if (d == NULL)
+            d = json_string("(the detail was not valid UTF-8)");
+        json_object_set_new(r, "detail", d);
+        if (extra != NULL)
+            json_object_update(r, extra);
+    }
+    json_decref(extra);
+    c->adm->errors++;
+    dfd_info("admin.error", "uid=%ld command=%s error=%s", c->uid, command ? command : "-",
+             code);
+    if (admin_send(c, r) == -1 || close_after)
+        c->closing = 1;
+}
+
+void admin_pause(admin_client *c)
+{
+    c->waiting = 1;
+    bufferevent_disable(c->bev, EV_READ);
+    bufferevent_set_timeouts(c->bev, NULL, NULL);
+}
+
+void admin_resume(admin_client *c)
+{
+    c->waiting = 0;
+    if (c->closing) {
+        admin_close_after_write(c);
+        return;
+    }
+    uint64_t idle = c->adm->srv->cfg->admin_idle_ms;
+    struct timeval tv = {(time_t)(idle / 1000), (suseconds_t)((idle % 1000) * 1000)};
+    bufferevent_set_timeouts(c->bev, idle ? &tv : NULL, NULL);
+    bufferevent_enable(c->bev, EV_READ);
+    /* lines that arrived while the client waited */
+    admin_on_read(c->bev, c);
+}
+
+/* Returns the offset of the first byte in p[0..n) that a text line may not hold
+ * (control characters other than tab and a CR before the LF, DEL), or -1. Bytes from
+ * 0x80 up are allowed: paths may be UTF-8. */
+static long admin_first_binary(const unsigned char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char b = p[i];
+        if ((b < 0x20 && b != '\t' && !(b == '\r' && i + 1 == n)) || b == 0x7f)
+            return (long)i;
+    }
+    return -1;
+}
+
+/* Reads and runs every complete line; refuses over-long lines and binary input. */
+static void admin_on_read(struct bufferevent *bev, void *arg)
+{
+    admin_client *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+
+    while (!c->waiting && !c->closing) {
+        size_t have = evbuffer_get_length(in);
+        if (have == 0)
+            break;
+        size_t eol_len = 0;
+        struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
+        size_t len = eol.pos == -1 ? have : (size_t)eol.pos;
+        size_t look = len < DFD_ADMIN_MAX_LINE + 1 ? len : DFD_ADMIN_MAX_LINE + 1;
+        const unsigned char *p = evbuffer_pullup(in, (ev_ssize_t)look);
+        long bad = p ? admin_first_binary(p, look) : -1;
+        if (bad != -1) {
+            admin_send_error(c, NULL, "binary_input", NULL, 1,
+                             "byte 0x%02x at column %ld: commands are lines of text",
+                             p[bad], bad + 1);
+            break;
+        }
+        if (len > DFD_ADMIN_MAX_LINE) {
+            admin_send_error(c, NULL, "line_too_long", NULL, 1,
+                             "a command line is at most %d bytes", DFD_ADMIN_MAX_LINE);
+            break;
+        }
+        if (eol.pos == -1)
+            break; /* wait for the rest of the line */
+        char line[DFD_ADMIN_MAX_LINE + 1];
+        evbuffer_remove(in, line, len);
+        evbuffer_drain(in, eol_len);
+        line[len] = '\0';
+        if (len > 0 && line[len - 1] == '\r')
+            line[len - 1] = '\0';
+        admin_run_line(c, line);
+    }
+    if (c->closing && !c->waiting)
+        admin_close_after_write(c);
+}
+
+/* Output written: a closing client goes now. */
+static void admin_on_write(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    admin_client *c = arg;
+    if (c->closing && !c->waiting)
+        admin_client_free(c);
+}
+
+/* EOF, error or the idle timeout. */
+static void admin_on_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    admin_client *c = arg;
+    if ((what & BEV_EVENT_TIMEOUT) && !c->closing) {
+        uint64_t idle = c->adm->srv->cfg->admin_idle_ms;
+        admin_send_error(c, NULL, "idle_timeout", NULL, 1,
+                         "no complete command within %llu ms", (unsigned long long)idle);
+        admin_close_after_write(c);
+        return;
+    }
+    /* the peer left (or the socket failed): nothing more can be written */
+    admin_client_free(c);
+}
+
+/* Reads the peer's credentials into c (for the log). */
+static void admin_peer(admin_client *c, int fd)
+{
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+    c->uid = -1;
+    c->pid = -1;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+        c->uid = (long)cred.uid;
+        c->pid = (long)cred.pid;
+    }
+}
+
+static void admin_on_accept(evutil_socket_t lfd, short what, void *arg)
+{
+    (void)what;
+    dfd_admin *adm = arg;
+    for (int i = 0; i < 16; i++) {
+        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd == -1) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                dfd_warn("admin.accept", "errno=%d msg=\"%s\"", errno, strerror(errno));
+            return;
+        }
+        admin_client *c = calloc(1, sizeof(*c));
+        struct bufferevent *bev =
+            c ? bufferevent_socket_new(adm->srv->base, fd, BEV_OPT_CLOSE_ON_FREE) : NULL;
+        if (bev == NULL) {
+            free(c);
+            close(fd);
+            dfd_error("admin.oom", "msg=\"cannot accept an admin client\"");
+            continue;
+        }
+        c->adm = adm;
+        c->bev = bev;
+        admin_peer(c, fd);
+        c->next = adm->clients;
+        if (adm->clients)
+            adm->clients->prev = c;
+        adm->clients = c;
+        adm->nclients++;
+        bufferevent_setcb(bev, admin_on_read, admin_on_write, admin_on_event, c);
+        /* the input never holds much more than one line beyond what was handled */
+        bufferevent_setwatermark(bev, EV_READ, 0, 2 * DFD_ADMIN_MAX_LINE + 2);
+        if (adm->nclients > DFD_ADMIN_MAX_CLIENTS) {
+            admin_send_error(c, NULL, "busy", NULL, 1,
+                             "%d admin clients are connected already; try again later",
+                             DFD_ADMIN_MAX_CLIENTS);
+            admin_close_after_write(c);
+            continue;
+        }
+        dfd_debug("admin.open", "uid=%ld pid=%ld", c->uid, c->pid);
+        admin_resume(c);
+    }
+}
+
+/* Creates, binds and listens on the admin socket at path with the configured mode
+ * and owner. Returns the fd, or -1 with the reason in errs. */
+static int admin_listen(dfd_admin *adm, const dfd_config *cfg, dfd_errors *errs)
+{
+    const char *path = cfg->admin_socket;
+    struct sockaddr_un sun = {0};
+    struct stat st;
+
+    sun.sun_family = AF_UNIX;
+    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            dfd_errors_add(errs, "[admin] socket %s: the path exists and is not a socket",
+                           path);
+            return -1;
+        }
+        int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (probe != -1 && connect(probe, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
+            close(probe);
+            dfd_errors_add(errs, "[admin] socket %s: another process is serving it", path);
+            return -1;
+        }
+        if (probe != -1)
+            close(probe);
+        dfd_info("admin.stale_socket", "path=%s msg=\"replacing a socket file nobody "
+                 "serves\"", path);
+        unlink(path);
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd == -1) {
+        dfd_errors_add(errs, "[admin] socket %s: %s", path, strerror(errno));
+        return -1;
+    }
+    /* no moment with wider permissions than asked: the file is born owner-only, then
+     * opened up to the configured mode (daffid has no other thread yet) */
+    mode_t old = umask(0177);
+    int rc = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
+    umask(old);
+    if (rc == -1) {
+        dfd_errors_add(errs, "[admin] socket %s: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    const char *step = "chown";
+    if ((cfg->admin_uid == -1 && cfg->admin_gid == -1) ||
+        chown(path, (uid_t)cfg->admin_uid, (gid_t)cfg->admin_gid) == 0) {
+        step = "chmod";
+        if (chmod(path, cfg->admin_mode) == 0) {
+            step = "listen";
+            if (listen(fd, 16) == 0 && stat(path, &st) == 0) {
+                adm->dev = st.st_dev;
+                adm->ino = st.st_ino;
+                return fd;
+            }
+        }
+    }
+    dfd_errors_add(errs, "[admin] socket %s: %s: %s", path, step, strerror(errno));
+    unlink(path);
+    close(fd);
+    return -1;
+}
+
+int dfd_admin_start(dfd_server *srv, dfd_errors *errs)
+{
+    const dfd_config *cfg = srv->cfg;
+    if (cfg->admin_socket == NULL)
+        return 0;
+    dfd_admin *adm = calloc(1, sizeof(*adm));
+    if (adm == NULL) {
+        dfd_errors_add(errs, "[admin] socket: out of memory");
+        return -1;
+    }
+    adm->srv = srv;
+    adm->fd = -1;
+    snprintf(adm->path, sizeof(adm->path), "%s", cfg->admin_socket);
+    srv->admin = adm;
+    adm->fd = admin_listen(adm, cfg, errs);
+    if (adm->fd == -1)
+        return -1;
+    adm->accept_ev = event_new(srv->base, adm->fd, EV_READ | EV_PERSIST, admin_on_accept, adm);
+    if (adm->accept_ev == NULL || event_add(adm->accept_ev, NULL) == -1) {
+        dfd_errors_add(errs, "[admin] socket %s: cannot watch it", adm->path);
+        return -1;
+    }
+    dfd_info("admin.listen", "path=%s mode=%04o", adm->path, cfg->admin_mode);
+    return 0;
+}
+
+void dfd_admin_stop(dfd_server *srv)
+{
+    dfd_admin *adm = srv->admin;
+    if (adm == NULL)
+        return;
+    while (adm->clients != NULL) {
+        admin_client *c = adm->clients;
+        /* last words (a shutdown's reply): one non-blocking attempt */
+        evbuffer_write(bufferevent_get_output(c->bev), bufferevent_getfd(c->bev));
+        admin_client_free(c);
+    }
+    if (adm->accept_ev)
+        event_free(adm->accept_ev);
+    if (adm->drain_timer)
+        event_free(adm->drain_timer);
+    if (adm->fd != -1) {
+        close(adm->fd);
+        struct stat st;
+        if (stat(adm->path, &st) == 0 && st.st_dev == adm->dev && st.st_ino == adm->ino)
+            unlink(adm->path);
+    }
+    admin_overrides_free(adm);
+    free(adm);
+    srv->admin = NULL;
+}
