@@ -49,7 +49,7 @@ PLUGINDIR  ?= $(LIBDIR)/daffid/plugins
 PC_FILES   := $(BUILD)/daffi.pc $(BUILD)/daffi-uninstalled.pc
 EXAMPLES   := $(patsubst sdk/examples/%.c,$(BUILD)/examples/%,$(wildcard sdk/examples/*.c))
 
-.PHONY: all run test test-only bench asan deps clean check-config
+.PHONY: all run test test-only bench asan fuzz deps clean check-config
 all: $(BUILD)/daffid $(BUILD)/daffictl $(BUILD)/libdaffi.a $(BUILD)/libdaffi.so $(PLUGIN_SO) \
      $(PC_FILES) $(EXAMPLES)
 
@@ -76,6 +76,20 @@ asan: deps
 bench: deps
 	@$(MAKE) --no-print-directory all $(BENCH_BIN)
 	@BUILD=$(BUILD) sh tests/bench/run.sh
+
+# Fuzz targets (libFuzzer, clang): the message decoder and the config reader, each run
+# for FUZZ_TIME seconds. Crashes and their inputs land in build/fuzz/.
+FUZZ_TIME ?= 30
+FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+              -Isdk/include -Isdk/src -Iserver
+fuzz: deps
+	@command -v clang >/dev/null || { echo "fuzz: clang is needed (apt-get install clang)"; exit 1; }
+	@mkdir -p build/fuzz
+	clang $(FUZZ_CFLAGS) tests/fuzz/fuzz_rpc.c sdk/src/rpc.c -lmsgpackc -o build/fuzz/fuzz_rpc
+	clang $(FUZZ_CFLAGS) tests/fuzz/fuzz_config.c server/config.c server/config-ini.c \
+	  server/config-value.c sdk/src/addr.c -linih -o build/fuzz/fuzz_config
+	cd build/fuzz && ./fuzz_rpc -max_total_time=$(FUZZ_TIME) -print_final_stats=1
+	cd build/fuzz && ./fuzz_config -max_total_time=$(FUZZ_TIME) -print_final_stats=1
 
 check-config: all
 	$(BUILD)/daffid -t -c conf.d
@@ -150,6 +164,85 @@ $(BUILD)/tests/integration/%: $(BUILD)/obj/tests/integration/%.o $(SUPPORT_OBJ) 
 $(BUILD)/tests/bench/%: $(BUILD)/obj/tests/bench/%.o $(SUPPORT_OBJ) $(BUILD)/libdaffi.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) $< $(SUPPORT_OBJ) $(BUILD)/libdaffi.a -o $@ $(LIBS_ALL) -lcmocka
+
+# ---- install, man pages and packages (packaging/, see README "Packages") ----
+# `make install` lays daffid out as the packages do; debian/rules and the rpm spec call
+# it with their own directories. PREFIX, LIBDIR, INCLUDEDIR and PLUGINDIR are above
+# (they also go into daffi.pc). The unit, sysusers.d and tmpfiles.d files name
+# /run/daffid, systemd's RuntimeDirectory=daffid.
+DESTDIR     ?=
+SBINDIR     ?= $(PREFIX)/sbin
+BINDIR      ?= $(PREFIX)/bin
+MANDIR      ?= $(PREFIX)/share/man
+SYSCONFDIR  ?= /etc/daffid
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
+RUNDIR      := /run/daffid
+PKGDIR      := build/pkg
+MAN_PAGES   := $(patsubst packaging/man/%.scd,$(BUILD)/man/%,$(wildcard packaging/man/*.scd))
+PLUGIN_INIS := $(filter-out conf.d/00-daffid.ini,$(wildcard conf.d/*.ini))
+
+.PHONY: man install deb rpm
+man: $(MAN_PAGES)
+
+# packaging/man/NAME.SECTION.scd -> $(BUILD)/man/NAME.SECTION (roff), with the version
+# and the installed paths filled in.
+$(BUILD)/man/%: packaging/man/%.scd VERSION
+	@command -v scdoc >/dev/null || { echo "man: scdoc is needed (sh mk/deps.sh)"; exit 1; }
+	@mkdir -p $(dir $@)
+	sed -e 's|@VERSION@|$(VERSION)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+	    -e 's|@PLUGINDIR@|$(PLUGINDIR)|g' -e 's|@RUNDIR@|$(RUNDIR)|g' $< | scdoc > $@
+
+# The installed server ini is the tree's conf.d/00-daffid.ini with the installed plugin
+# directory, the listeners under $(RUNDIR) and an admin socket; the grep fails the
+# install when a line it rewrites has changed its shape in the tree.
+install: all man
+	@$(MAKE) --no-print-directory -B $(BUILD)/daffi.pc
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig \
+	  $(DESTDIR)$(INCLUDEDIR)/daffi $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(SYSCONFDIR)/conf.d \
+	  $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR) \
+	  $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
+	install -m 0755 $(BUILD)/daffid $(DESTDIR)$(SBINDIR)/daffid
+	install -m 0755 $(BUILD)/daffictl $(DESTDIR)$(BINDIR)/daffictl
+	install -m 0644 $(BUILD)/libdaffi.a $(DESTDIR)$(LIBDIR)/libdaffi.a
+	install -m 0644 $(BUILD)/libdaffi.so $(DESTDIR)$(LIBDIR)/libdaffi.so.$(VERSION)
+	ln -sf libdaffi.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libdaffi.so.0
+	ln -sf libdaffi.so.0 $(DESTDIR)$(LIBDIR)/libdaffi.so
+	install -m 0644 $(BUILD)/daffi.pc $(DESTDIR)$(LIBDIR)/pkgconfig/daffi.pc
+	install -m 0644 sdk/include/daffi/*.h $(DESTDIR)$(INCLUDEDIR)/daffi/
+	install -m 0644 $(PLUGIN_SO) $(DESTDIR)$(PLUGINDIR)/
+	sed -e 's|^plugin_dir = .*|plugin_dir = $(PLUGINDIR)|' \
+	    -e 's|^; where relative plugin paths point (relative to this directory)|; where relative plugin paths point|' \
+	    -e 's|^listen = .*|listen = tcp://127.0.0.1:6001, unix://$(RUNDIR)/daffid.sock|' \
+	    -e 's|^socket = .*|socket = $(RUNDIR)/admin.sock|' \
+	    conf.d/00-daffid.ini > $(DESTDIR)$(SYSCONFDIR)/conf.d/00-daffid.ini
+	grep -q '^\[admin\]' conf.d/00-daffid.ini || printf '%s\n' '' \
+	  '; the admin socket: daffictl status, daffictl reload, ... (see daffid.ini(5))' \
+	  '[admin]' 'socket = $(RUNDIR)/admin.sock' 'mode = 0660' \
+	  >> $(DESTDIR)$(SYSCONFDIR)/conf.d/00-daffid.ini
+	@f=$(DESTDIR)$(SYSCONFDIR)/conf.d/00-daffid.ini; \
+	 for l in 'plugin_dir = $(PLUGINDIR)' 'socket = $(RUNDIR)/admin.sock' \
+	          'listen = tcp://127.0.0.1:6001, unix://$(RUNDIR)/daffid.sock'; do \
+	   grep -qxF "$$l" $$f || { echo "install: $$f lacks '$$l': conf.d/00-daffid.ini changed shape"; exit 1; }; \
+	 done
+	install -m 0644 $(PLUGIN_INIS) $(DESTDIR)$(SYSCONFDIR)/conf.d/
+	sed -e 's|/usr/sbin/daffid|$(SBINDIR)/daffid|g' -e 's|/etc/daffid|$(SYSCONFDIR)|g' \
+	    packaging/systemd/daffid.service > $(DESTDIR)$(UNITDIR)/daffid.service
+	install -m 0644 packaging/sysusers.d/daffid.conf $(DESTDIR)$(SYSUSERSDIR)/daffid.conf
+	install -m 0644 packaging/tmpfiles.d/daffid.conf $(DESTDIR)$(TMPFILESDIR)/daffid.conf
+	for m in $(MAN_PAGES); do \
+	  install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/$${m##*/} || exit 1; done
+
+# Packages are built from a copy of the tree (packaging/source-copy.sh: the files git
+# knows, tracked or not ignored), never from the work tree itself; output in $(PKGDIR).
+deb:
+	@sh mk/deps.sh package
+	@sh packaging/build-deb.sh $(PKGDIR)
+
+rpm:
+	@sh mk/deps.sh package
+	@sh packaging/build-rpm.sh $(PKGDIR)
 
 clean:
 	rm -rf build build-asan

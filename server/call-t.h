@@ -26,6 +26,7 @@ struct dfd_loop;
 struct dfd_callback;
 struct dfd_member;
 struct dfd_cast;
+struct dfd_stream;
 
 /* What a call does: run a local handler, go to a member (router), fan out (cast), or
  * wait for members to join. */
@@ -60,6 +61,7 @@ typedef struct dfd_call {
     struct dfd_cast *cast;          /* a cast's child: the cast it reports to */
     unsigned cast_slot;
     struct dfd_cast *cast_parent;   /* CAST: the cast this call answers for */
+    struct dfd_stream *stream;      /* router: a relay stream's open call (a reference) */
 
     uint32_t msgid;
     int notify;                     /* 1: a notification, no response */

@@ -11,6 +11,7 @@
 #include "callobj.h"
 #include "members.h"
 #include "plugin.h"
+#include "stream.h"
 
 #define LOOP_FREE_CALLS_MAX 1024
 
@@ -38,6 +39,7 @@ dfd_call *dfd_call_new(dfd_loop *loop)
     call->cast = NULL;
     call->cast_slot = 0;
     call->cast_parent = NULL;
+    call->stream = NULL;
     call->msgid = 0;
     call->notify = 0;
     atomic_init(&call->state, DFD_CALL_NEW);
@@ -62,6 +64,8 @@ void dfd_call_free(dfd_call *call)
     call->cb = NULL;
     dfd_member_release(call->member);
     call->member = NULL;
+    dfd_stream_release(call->stream);
+    call->stream = NULL;
     daffi_call_reset(&call->base);
     if (loop->nfree_calls >= LOOP_FREE_CALLS_MAX) {
         daffi_call_destroy(&call->base);

@@ -2,11 +2,12 @@
  * config.h - reading daffid's configuration directory.
  *
  * Files: every "*.ini" in the directory, in strcmp order; dotfiles and other
- * extensions are skipped. Sections [server], [limits], [log] may appear in any file,
- * a later file overriding an earlier key. A file with a [plugin] section declares one
- * plugin; its [config] section is free-form and handed to the plugin. Any other
- * section, an unknown key, a bad value or a duplicate plugin name is an error naming
- * file:line, the section and the key. A missing plugin .so is an error too.
+ * extensions are skipped. Sections [server], [limits], [log], [admin] may appear in
+ * any file, a later file overriding an earlier key. A file with a [plugin] section
+ * declares one plugin; its [config] section is free-form and handed to the plugin.
+ * Any other section, an unknown key, a bad value or a duplicate plugin name is an
+ * error naming file:line, the section and the key. A missing plugin .so is an error
+ * too.
  *
  * Overrides (-o): "section.key=value" for server sections, "NAME:plugin.key=value" or
  * "NAME:config.key=value" for the plugin named NAME, "@FILE" for one more ini file

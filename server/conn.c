@@ -15,6 +15,7 @@
 #include "log.h"
 #include "router.h"
 #include "server.h"
+#include "stream.h"
 #include "worker.h"
 
 #define CONN_READ_MIN (64 * 1024)   /* read buffer size; grows for larger messages */
@@ -454,6 +455,7 @@ static void conn_free(dfd_conn *c)
     }
     c->calls = NULL;
     c->dead = 1; /* nothing may write to it any more */
+    dfd_stream_conn_closed(c);
     if (c->member != NULL)
         dfd_router_conn_closed(c);
     if (c->worker != NULL)

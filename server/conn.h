@@ -21,6 +21,7 @@
 #include <msgpack.h>
 #include <daffi/rpc.h>
 
+#include "idmap.h"
 #include "loop.h"
 
 struct dfd_call;
@@ -51,6 +52,9 @@ typedef struct dfd_conn {
     struct dfd_worker *worker;    /* worker role: this is the connection to the router */
     uint64_t last_rx_ns;          /* when bytes last arrived (heartbeats) */
     uint32_t ping_msgid;          /* our heartbeat ping in flight on it, 0 = none */
+    dfd_idmap streams;            /* streams this connection sends, by the id we gave */
+    dfd_idmap member_streams;     /* router: relay streams to this member, by its id */
+    uint32_t next_stream_id;
     struct dfd_conn *dirty_next;  /* loop's list of connections with output to flush */
 
     unsigned in_batch : 1;        /* inside the read handler: defer writes and frees */

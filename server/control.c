@@ -13,6 +13,7 @@
 #include "router.h"
 #include "server.h"
 #include "stats.h"
+#include "stream.h"
 #include "table.h"
 
 /* Packs {"name": NAME, "callbacks": [...]} for this daffid from the loop's table. */
@@ -188,6 +189,9 @@ int dfd_control_handle(dfd_conn *c, dfd_call *call)
     }
     if (strcmp(m, "call") == 0)
         return control_local_call(c, call);
+    if (strcmp(m, "stream") == 0 || strcmp(m, "chunk") == 0 || strcmp(m, "end") == 0 ||
+        strcmp(m, "abort") == 0 || strcmp(m, "credit") == 0)
+        return dfd_stream_control(c, call, m);
     if (call->notify) {
         dfd_stat_add(&c->loop->stats, DFD_STAT_unknown_notifications, 1);
         return 0;

@@ -21,6 +21,7 @@
 #include "plugin.h"
 #include "router.h"
 #include "server.h"
+#include "stream.h"
 #include "table.h"
 #include "worker.h"
 
@@ -173,6 +174,8 @@ void dfd_dispatch_finish(dfd_call *call)
         dfd_call_free(call);
         return;
     }
+    if (call->stream != NULL)
+        dfd_stream_relay_opened(call); /* the member opened a relayed stream */
     dfd_conn *c = call->conn;
     if (loop->srv->cfg->access_log) /* before the answer, which may free c */
         dfd_log_access(call, c != NULL ? c->peer : "-");
@@ -337,6 +340,17 @@ void dfd_dispatch_message(dfd_conn *c, const char *bytes, size_t size, int kind,
 void dfd_dispatch_local(dfd_conn *c, dfd_call *call, const dfd_callback *cb)
 {
     dfd_loop *loop = call->loop;
+    if (cb->flags & DAFFI_CB_STREAM) {
+        char msg[320];
+        snprintf(msg, sizeof(msg), "callback '%.200s' is a stream handler: open it with "
+                 "daffi.stream", cb->name);
+        daffi_call_set_error(&call->base, DAFFI_E_BAD_ARGS, msg);
+        if (c != NULL)
+            dfd_conn_link(c, call);
+        atomic_store(&call->state, DFD_CALL_COMPLETING);
+        dfd_dispatch_finish(call);
+        return;
+    }
     dfd_plugin *p = cb->plugin;
     dfd_plugin_retain(p);
     call->kind = DFD_KIND_LOCAL;

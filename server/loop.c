@@ -15,6 +15,7 @@
 #include "members.h"
 #include "router.h"
 #include "server.h"
+#include "stream.h"
 #include "table.h"
 #include "worker.h"
 
@@ -142,6 +143,9 @@ static void loop_on_mail(evutil_socket_t fd, short what, void *arg)
         case DFD_MAIL_CLOSE_MEMBER:
             dfd_router_close_member(m->ptr);
             break;
+        case DFD_MAIL_STREAM:
+            dfd_stream_on_mail(loop, m->ptr);
+            break;
         case DFD_MAIL_DRAIN:
             loop_drain(loop);
             break;
@@ -205,6 +209,8 @@ void dfd_loop_destroy(dfd_loop *loop)
             dfd_event_free(m->ptr);
         else if (m->kind == DFD_MAIL_CLOSE_MEMBER)
             dfd_member_release(m->ptr);
+        else if (m->kind == DFD_MAIL_STREAM)
+            dfd_stream_mail_free(m->ptr);
         free(m);
         m = next;
     }

@@ -33,7 +33,8 @@ typedef enum dfd_mail_kind {
     DFD_MAIL_FORWARD,     /* call: write it to its member, whose connection is here */
     DFD_MAIL_SNAPSHOT,    /* snapshot: the new member set (one reference) */
     DFD_MAIL_EVENT,       /* event: tell the subscribed connections (owned) */
-    DFD_MAIL_CLOSE_MEMBER /* member: close its connection (replaced; one reference) */
+    DFD_MAIL_CLOSE_MEMBER, /* member: close its connection (replaced; one reference) */
+    DFD_MAIL_STREAM       /* a stream relay operation (stream.c owns the mail) */
 } dfd_mail_kind;
 
 typedef struct dfd_mail {

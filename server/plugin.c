@@ -29,7 +29,7 @@
     (offsetof(daffi_plugin_descriptor, callbacks) + sizeof(const daffi_callback_def *))
 
 /* Callback flags this host understands. */
-#define DFD_CB_KNOWN_FLAGS (DAFFI_CB_BLOCKING)
+#define DFD_CB_KNOWN_FLAGS (DAFFI_CB_BLOCKING | DAFFI_CB_STREAM)
 
 /* A callback name is at most this long (a method name on the wire). */
 #define DFD_CB_NAME_MAX 255
@@ -316,6 +316,11 @@ static int check_descriptor(dfd_plugin *p, dfd_errors *errs)
         if ((def->flags & ~DFD_CB_KNOWN_FLAGS) != 0) {
             load_error(errs, file, "callback '%s' has unknown flags 0x%x", def->name,
                        def->flags & ~DFD_CB_KNOWN_FLAGS);
+            return -1;
+        }
+        if ((def->flags & DAFFI_CB_STREAM) && (def->flags & DAFFI_CB_BLOCKING)) {
+            load_error(errs, file, "callback '%s' is both a stream handler and blocking "
+                       "(stream steps run on the loop)", def->name);
             return -1;
         }
         /* tables are small (<= DFD_CB_MAX) and checked once per load */

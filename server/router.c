@@ -14,6 +14,7 @@
 #include "log.h"
 #include "router.h"
 #include "server.h"
+#include "stream.h"
 #include "table.h"
 #include "worker.h"
 
@@ -119,12 +120,64 @@ static void router_forward(dfd_conn *c, dfd_call *call, dfd_member *m)
     }
 }
 
+void dfd_router_forward_to(dfd_conn *c, dfd_call *call, dfd_member *m)
+{
+    router_forward(c, call, m);
+}
+
+/* Picks the member for a callback (round-robin, or `to`). Returns a retained member,
+ * or NULL after answering the call's error (and freeing it). */
+static dfd_member *router_pick(dfd_conn *c, dfd_call *call, const char *method, size_t len,
+                               const char *to, size_t to_len);
+
+int dfd_router_is_local(dfd_loop *loop, const dfd_call *call, const char *to, size_t to_len)
+{
+    const msgpack_object *target = daffi_arg(&call->base, 0);
+    if (target == NULL || target->type != MSGPACK_OBJECT_STR)
+        return 0;
+    if (to != NULL) {
+        const dfd_snap_member *sm = dfd_snapshot_find(loop->snapshot, to, to_len);
+        return sm != NULL && sm->m->local;
+    }
+    /* streams prefer the router's own handler when it has one */
+    return dfd_table_find(loop->table, target->via.str.ptr, target->via.str.size) != NULL;
+}
+
+void dfd_router_route_stream(dfd_conn *c, dfd_call *call, const char *cb, size_t cb_len,
+                             const char *to, size_t to_len)
+{
+    dfd_member *m = router_pick(c, call, cb, cb_len, to, to_len);
+    if (m != NULL)
+        router_forward(c, call, m);
+}
+
 void dfd_router_route(dfd_conn *c, dfd_call *call, const char *to, size_t to_len)
+{
+    dfd_member *m = router_pick(c, call, call->base.method, call->base.msg.method_len, to,
+                                to_len);
+    if (m == NULL)
+        return;
+    if (m->local) {
+        dfd_member_release(m);
+        const dfd_callback *cb = dfd_table_find(call->loop->table, call->base.method,
+                                                call->base.msg.method_len);
+        if (cb == NULL) {
+            char msg[360];
+            snprintf(msg, sizeof(msg), "no callback '%.256s'", call->base.method);
+            router_refuse(c, call, DAFFI_E_NO_CALLBACK, msg);
+            return;
+        }
+        dfd_dispatch_local(c, call, cb);
+        return;
+    }
+    router_forward(c, call, m);
+}
+
+static dfd_member *router_pick(dfd_conn *c, dfd_call *call, const char *method, size_t len,
+                               const char *to, size_t to_len)
 {
     dfd_loop *loop = call->loop;
     dfd_server *srv = loop->srv;
-    const char *method = call->base.method;
-    size_t len = call->base.msg.method_len;
     dfd_member *m = NULL;
     char msg[400];
 
@@ -133,55 +186,46 @@ void dfd_router_route(dfd_conn *c, dfd_call *call, const char *to, size_t to_len
         if (sm == NULL) {
             snprintf(msg, sizeof(msg), "no member named '%.*s' is connected", (int)to_len, to);
             router_refuse(c, call, DAFFI_E_UNAVAILABLE, msg);
-            return;
+            return NULL;
         }
         if (!dfd_snap_member_has(sm, method, len)) {
-            snprintf(msg, sizeof(msg), "member '%s' has no callback '%.200s'", sm->m->name, method);
+            snprintf(msg, sizeof(msg), "member '%s' has no callback '%.*s'", sm->m->name,
+                     (int)(len > 200 ? 200 : len), method);
             router_refuse(c, call, DAFFI_E_NO_CALLBACK, msg);
-            return;
+            return NULL;
         }
         m = sm->m;
         if (!m->local && atomic_load(&m->inflight) >= srv->cfg->member_inflight) {
             snprintf(msg, sizeof(msg), "member '%s' holds %u calls (member_inflight)", m->name,
                      srv->cfg->member_inflight);
+            dfd_stat_add(&loop->stats, DFD_STAT_overloaded, 1);
             router_refuse(c, call, DAFFI_E_OVERLOADED, msg);
-            return;
+            return NULL;
         }
         dfd_member_retain(m);
+        return m;
+    }
+    int exists = 0;
+    m = dfd_snapshot_pick(loop->snapshot, method, len, srv->cfg->member_inflight, &exists);
+    if (m != NULL)
+        return m;
+    if (exists) {
+        snprintf(msg, sizeof(msg), "every member exposing '%.*s' holds %u calls "
+                 "(member_inflight)", (int)(len > 200 ? 200 : len), method,
+                 srv->cfg->member_inflight);
+        dfd_stat_add(&loop->stats, DFD_STAT_overloaded, 1);
+        router_refuse(c, call, DAFFI_E_OVERLOADED, msg);
+    } else if (call->notify || c == NULL || call->cast != NULL) {
+        if (call->notify)
+            dfd_stat_add(&loop->stats, DFD_STAT_unknown_notifications, 1);
+        snprintf(msg, sizeof(msg), "no callback '%.*s'", (int)(len > 256 ? 256 : len), method);
+        router_refuse(c, call, DAFFI_E_NO_CALLBACK, msg);
     } else {
-        int exists = 0;
-        m = dfd_snapshot_pick(loop->snapshot, method, len, srv->cfg->member_inflight, &exists);
-        if (m == NULL) {
-            if (exists) {
-                snprintf(msg, sizeof(msg), "every member exposing '%.200s' holds %u calls "
-                         "(member_inflight)", method, srv->cfg->member_inflight);
-                dfd_stat_add(&loop->stats, DFD_STAT_overloaded, 1);
-                router_refuse(c, call, DAFFI_E_OVERLOADED, msg);
-            } else if (call->notify || c == NULL || call->cast != NULL) {
-                if (call->notify)
-                    dfd_stat_add(&loop->stats, DFD_STAT_unknown_notifications, 1);
-                snprintf(msg, sizeof(msg), "no callback '%.256s'", method);
-                router_refuse(c, call, DAFFI_E_NO_CALLBACK, msg);
-            } else {
-                dfd_stat_add(&loop->stats, DFD_STAT_no_callback, 1);
-                dfd_control_no_callback(c, call);
-                dfd_call_free(call);
-            }
-            return;
-        }
+        dfd_stat_add(&loop->stats, DFD_STAT_no_callback, 1);
+        dfd_control_no_callback_named(c, call, method, len);
+        dfd_call_free(call);
     }
-    if (m->local) {
-        dfd_member_release(m);
-        const dfd_callback *cb = dfd_table_find(loop->table, method, len);
-        if (cb == NULL) {
-            snprintf(msg, sizeof(msg), "no callback '%.256s'", method);
-            router_refuse(c, call, DAFFI_E_NO_CALLBACK, msg);
-            return;
-        }
-        dfd_dispatch_local(c, call, cb);
-        return;
-    }
-    router_forward(c, call, m);
+    return NULL;
 }
 
 /* On the member's loop: write the request with a fresh msgid on its connection. */
@@ -618,6 +662,9 @@ int dfd_router_control(dfd_conn *c, dfd_call *call)
         dfd_router_route(c, call, to_p, to_len);
         return 1;
     }
+    if (strcmp(m, "stream") == 0 || strcmp(m, "chunk") == 0 || strcmp(m, "end") == 0 ||
+        strcmp(m, "abort") == 0 || strcmp(m, "credit") == 0)
+        return dfd_stream_control(c, call, m);
     if (strcmp(m, "cast") == 0)
         return dfd_fanout_cast(c, call);
     if (strcmp(m, "wait") == 0)

@@ -40,6 +40,14 @@ void dfd_router_destroy(struct dfd_server *srv);
  * loaded; c may be NULL for a cast's child. to/to_len name a member or are NULL. */
 void dfd_router_route(dfd_conn *c, dfd_call *call, const char *to, size_t to_len);
 
+/* Sends call to member m (taking over the reference on m), as a forwarded call. */
+void dfd_router_forward_to(dfd_conn *c, dfd_call *call, dfd_member *m);
+/* Routes an un-unwrapped daffi.stream open for callback cb to a remote member. */
+void dfd_router_route_stream(dfd_conn *c, dfd_call *call, const char *cb, size_t cb_len,
+                             const char *to, size_t to_len);
+/* 1 when a daffi.stream open (params[0] = callback) is served by the router itself. */
+int dfd_router_is_local(dfd_loop *loop, const dfd_call *call, const char *to, size_t to_len);
+
 /* The daffi.* control methods in the router role. Does not free the call when it
  * returns 0 (answered at once); returns 1 when the call was taken over (pending). */
 int dfd_router_control(dfd_conn *c, dfd_call *call);

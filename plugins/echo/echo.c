@@ -144,9 +144,87 @@ static void echo_fini(void *state)
     free(state);
 }
 
+/* digest: a stream handler (DAFFI_CB_STREAM). The open takes no arguments; every chunk
+ * (bin or str) is folded, in order, into a running FNV-1a 64-bit hash; the end answers
+ * {"chunks": n, "bytes": total, "fnv1a64": hash}. A sender that reorders, drops or
+ * repeats a chunk gets a different hash, which is what the stream tests check. */
+typedef struct digest_state {
+    uint64_t chunks;
+    uint64_t bytes;
+    uint64_t hash;
+} digest_state;
+
+static daffi_status echo_digest(daffi_call *call)
+{
+    digest_state *d = daffi_stream_data(call);
+    switch (daffi_stream_step_of(call)) {
+    case DAFFI_STREAM_OPEN:
+        if (daffi_argc(call) != 0) {
+            daffi_reply_error(call, DAFFI_ERR_BAD_ARGS, "digest takes no arguments");
+            return DAFFI_DONE;
+        }
+        d = calloc(1, sizeof(*d));
+        if (d == NULL) {
+            daffi_reply_error(call, DAFFI_ERR_HANDLER, "out of memory");
+            return DAFFI_DONE;
+        }
+        d->hash = 14695981039346656037ull;
+        daffi_stream_set_data(call, d);
+        return DAFFI_DONE;
+    case DAFFI_STREAM_CHUNK: {
+        const msgpack_object *o = daffi_stream_chunk(call);
+        const unsigned char *p;
+        size_t len;
+        if (o->type == MSGPACK_OBJECT_BIN) {
+            p = (const unsigned char *)o->via.bin.ptr;
+            len = o->via.bin.size;
+        } else if (o->type == MSGPACK_OBJECT_STR) {
+            p = (const unsigned char *)o->via.str.ptr;
+            len = o->via.str.size;
+        } else {
+            daffi_reply_error(call, DAFFI_ERR_BAD_ARGS, "chunk %llu must be bin or str",
+                              (unsigned long long)daffi_stream_index(call));
+            return DAFFI_DONE;
+        }
+        for (size_t i = 0; i < len; i++) {
+            d->hash ^= p[i];
+            d->hash *= 1099511628211ull;
+        }
+        d->chunks++;
+        d->bytes += len;
+        return DAFFI_DONE;
+    }
+    case DAFFI_STREAM_END: {
+        msgpack_packer *pk = daffi_reply_packer(call);
+        msgpack_pack_map(pk, 3);
+        msgpack_pack_str(pk, 6);
+        msgpack_pack_str_body(pk, "chunks", 6);
+        msgpack_pack_uint64(pk, d->chunks);
+        msgpack_pack_str(pk, 5);
+        msgpack_pack_str_body(pk, "bytes", 5);
+        msgpack_pack_uint64(pk, d->bytes);
+        msgpack_pack_str(pk, 7);
+        msgpack_pack_str_body(pk, "fnv1a64", 7);
+        msgpack_pack_uint64(pk, d->hash);
+        free(d);
+        daffi_stream_set_data(call, NULL);
+        return DAFFI_DONE;
+    }
+    case DAFFI_STREAM_ABORT:
+        free(d);
+        daffi_stream_set_data(call, NULL);
+        return DAFFI_DONE;
+    default:
+        daffi_reply_error(call, DAFFI_ERR_BAD_ARGS,
+                          "digest is a stream handler: open it with daffi.stream");
+        return DAFFI_DONE;
+    }
+}
+
 static const daffi_callback_def echo_callbacks[] = {
     {"echo", echo_echo, 0, "echo(x): x unchanged; echo(...): the array of the arguments"},
     {"echo_after", echo_after, 0, "echo_after(ms, value): value after ms milliseconds"},
+    {"digest", echo_digest, DAFFI_CB_STREAM, "stream: a running FNV-1a 64 of its chunks"},
     {NULL, NULL, 0, NULL}
 };
 

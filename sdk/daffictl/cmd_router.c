@@ -439,8 +439,9 @@ static int run_watch(const ctl_opts *o, int argc, char **argv)
 
 /* ---- stream -------------------------------------------------------------------- */
 
-/* daffictl stream CALLBACK: streams are specified with the router work; until then
- * this says so instead of sending anything. */
+/* daffictl stream CALLBACK: streams came with the router work (sdk/PROTOCOL.md
+ * section 8) after this client; until the library speaks them this says so instead
+ * of sending anything. */
 static int run_stream(const ctl_opts *o, int argc, char **argv)
 {
     (void)o;
@@ -450,9 +451,9 @@ static int run_stream(const ctl_opts *o, int argc, char **argv)
         return CTL_EXIT_USAGE;
     }
     fprintf(stderr,
-            "daffictl: stream needs a router with streams, and streams are not part of the "
-            "daffi protocol yet\n(sdk/PROTOCOL.md section 8: they come with the router "
-            "work). Nothing was sent.\n");
+            "daffictl: stream needs stream support (daffi.stream, daffi.chunk, daffi.credit, "
+            "daffi.end:\nsdk/PROTOCOL.md section 8), which libdaffi and daffictl do not "
+            "have yet. Nothing was sent.\n");
     return CTL_EXIT_NO_CALLBACK;
 }
 
@@ -518,6 +519,6 @@ const ctl_cmd ctl_cmd_stream = {
     "stream", run_stream, "stream CALLBACK [ARGS...]",
     "send stdin to a callback as a stream of chunks (needs streams: not yet)",
     "Meant to send stdin to CALLBACK as an ordered stream of chunks with backpressure\n"
-    "and print its one final result (daffi's stream). Streams are specified together\n"
-    "with the router (sdk/PROTOCOL.md section 8) and are not part of the protocol yet:\n"
-    "this subcommand says so, sends nothing and exits 6.\n"};
+    "and print its one final result (daffi's stream). Streams are specified in\n"
+    "sdk/PROTOCOL.md section 8, but libdaffi does not speak them yet: this subcommand\n"
+    "says so, sends nothing and exits 6.\n"};

@@ -71,7 +71,16 @@ static void usage(FILE *f)
     fprintf(f, "\n%s", exit_codes_text);
 }
 
-/* Returns the subcommand called name, or NULL. */
+/* Returns the admin subcommand called name, or NULL. */
+static const ctl_cmd *find_admin_command(const char *name)
+{
+    for (size_t i = 0; ctl_admin_cmds[i] != NULL; i++)
+        if (strcmp(ctl_admin_cmds[i]->name, name) == 0)
+            return ctl_admin_cmds[i];
+    return NULL;
+}
+
+/* Returns the subcommand called name (the RPC ones first), or NULL. */
 static const ctl_cmd *find_command(const char *name)
 {
     size_t i;
@@ -131,6 +140,7 @@ int main(int argc, char **argv)
     const ctl_cmd *cmd;
     const char *env;
     int ch;
+    int admin_given = 0;
 
     memset(&o, 0, sizeof(o));
     env = getenv("DAFFI_ADDRESS");
@@ -143,7 +153,7 @@ int main(int argc, char **argv)
     while ((ch = getopt_long(argc, argv, "+s:a:t:hV", longopts, NULL)) != -1) {
         switch (ch) {
         case 's': o.address = optarg; break;
-        case 'a': o.admin = optarg; break;
+        case 'a': o.admin = optarg; admin_given = 1; break;
         case 't':
             if (parse_timeout(optarg, &o.timeout_ms) == -1) {
                 fprintf(stderr, "daffictl: -t '%s': expected milliseconds, 0 or more\n",
@@ -171,7 +181,10 @@ int main(int argc, char **argv)
         }
         return command_help(argv[optind + 1]);
     }
-    cmd = find_command(argv[optind]);
+    /* with -a, a name both lists know (members) is the admin socket's */
+    cmd = admin_given ? find_admin_command(argv[optind]) : NULL;
+    if (cmd == NULL)
+        cmd = find_command(argv[optind]);
     if (cmd == NULL) {
         fprintf(stderr, "daffictl: unknown subcommand '%s'. Try 'daffictl --help'.\n",
                 argv[optind]);

@@ -49,6 +49,12 @@ struct daffi_call {
     msgpack_packer packer;      /* writes into result */
     int error_code;
     char error_msg[256];
+
+    /* streams (DAFFI_CB_STREAM handlers) */
+    daffi_stream_step stream_step;
+    const msgpack_object *chunk;  /* CHUNK step: the chunk, valid during the step */
+    uint64_t chunk_index;
+    void *stream_data;            /* the handler's, via daffi_stream_set_data */
 };
 
 #endif /* DAFFI_CALLOBJ_T_H */

@@ -44,6 +44,10 @@ void daffi_call_reset(daffi_call *call)
     call->error_code = 0;
     call->error_msg[0] = '\0';
     call->method = NULL;
+    call->stream_step = DAFFI_STREAM_NONE;
+    call->chunk = NULL;
+    call->chunk_index = 0;
+    call->stream_data = NULL;
     call->host = NULL;
     call->state = NULL;
     call->loop = NULL;
@@ -394,6 +398,31 @@ void daffi_reply_error(daffi_call *call, int code, const char *fmt, ...)
     va_end(ap);
     call->outcome = DAFFI_OUTCOME_ERROR;
     call->error_code = code;
+}
+
+daffi_stream_step daffi_stream_step_of(const daffi_call *call)
+{
+    return call->stream_step;
+}
+
+const msgpack_object *daffi_stream_chunk(const daffi_call *call)
+{
+    return call->stream_step == DAFFI_STREAM_CHUNK ? call->chunk : NULL;
+}
+
+uint64_t daffi_stream_index(const daffi_call *call)
+{
+    return call->chunk_index;
+}
+
+void daffi_stream_set_data(daffi_call *call, void *data)
+{
+    call->stream_data = data;
+}
+
+void *daffi_stream_data(const daffi_call *call)
+{
+    return call->stream_data;
 }
 
 void daffi_call_done(daffi_call *call)

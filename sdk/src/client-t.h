@@ -48,6 +48,20 @@ typedef struct daffi__backoff {
 
 typedef struct daffi__async daffi__async;
 
+/* A stream a synchronous client sends (client_stream.c): owned by the caller until
+ * daffi_stream_end() / daffi_stream_abort(), linked in its client's list while the
+ * client lives. */
+struct daffi_stream {
+    daffi_client *c;        /* NULL once the client was closed */
+    uint32_t id;            /* the receiver's id, on this connection */
+    unsigned window;        /* granted at open */
+    unsigned credit;        /* chunks that may still be sent before more credit */
+    int aborted;            /* the receiver sent daffi.abort */
+    int dead;               /* the connection it was opened on is gone */
+    uint64_t chunks;        /* chunks sent */
+    struct daffi_stream *next, *prev;
+};
+
 struct daffi_client {
     int fd;                 /* -1 while not connected */
     char *address;          /* as given to daffi_connect() / daffi_client_new() */
@@ -61,6 +75,7 @@ struct daffi_client {
     char *closed_why;       /* why fd was closed: repeated by later calls */
     daffi_client_stats stats;
     daffi__backoff backoff;
+    daffi_stream *streams;  /* synchronous client: streams open on the connection */
     daffi__async *as;       /* NULL for a synchronous client */
 };
 
@@ -144,6 +159,8 @@ struct daffi__async {
                                  the socket did not take */
     struct event timer;       /* backoff delay / connect timeout */
     int rd_on, wr_on, timer_on;
+    int64_t attempt_ns;       /* when the current connect attempt started */
+    int backlog_wait_ms;      /* > 0: the timer retries a Unix connect (backlog full) */
     uint64_t conn_gen;        /* bumped on every established connection */
     struct addrinfo *ai_list; /* TCP: resolved addresses of the current attempt */
     struct addrinfo *ai_next; /* the next one to try */

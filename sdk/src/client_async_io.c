@@ -168,6 +168,16 @@ static void try_next(daffi_client *c)
         memcpy(sun.sun_path, c->addr.path, strlen(c->addr.path) + 1);
         fd = daffi__connect_begin((struct sockaddr *)&sun, sizeof(sun), &in_progress, why,
                                   sizeof(why));
+        if (fd == -1 && in_progress == 2 &&
+            (c->connect_timeout_ms <= 0 ||
+             daffi__now_ns() - as->attempt_ns < (int64_t)c->connect_timeout_ms * 1000000)) {
+            /* the listener's backlog is full: it is alive, give it a moment (1 ms
+             * doubling up to 50 ms) within the connect timeout */
+            as->backlog_wait_ms = as->backlog_wait_ms == 0 ? 1
+                                  : as->backlog_wait_ms < 50 ? as->backlog_wait_ms * 2 : 50;
+            timer_set(c, as->backlog_wait_ms);
+            return;
+        }
     } else {
         while (fd == -1 && as->ai_next != NULL) {
             struct addrinfo *ai = as->ai_next;
@@ -201,6 +211,8 @@ void daffi__as_connect(daffi_client *c)
     if (!event_initialized(&as->timer))
         evtimer_assign(&as->timer, as->base, timer_cb, c);
     as->state = DAFFI__AS_CONNECTING;
+    as->attempt_ns = daffi__now_ns();
+    as->backlog_wait_ms = 0;
     if (c->addr.kind == DAFFI_ADDR_TCP) {
         if (as->ai_list != NULL)
             freeaddrinfo(as->ai_list);
@@ -226,6 +238,9 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     daffi__as_enter(c);
     if (c->as->state == DAFFI__AS_BACKOFF) {
         daffi__as_connect(c);
+    } else if (c->as->state == DAFFI__AS_CONNECTING && c->as->backlog_wait_ms > 0 &&
+               c->fd == -1) {
+        try_next(c); /* a Unix listener's backlog was full: try again */
     } else if (c->as->state == DAFFI__AS_CONNECTING) {
         /* the time is spent: do not start on the next address */
         attempt_failed(c, "connect timed out");

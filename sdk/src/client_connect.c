@@ -212,8 +212,10 @@ int daffi__connect_begin(const struct sockaddr *sa, socklen_t salen, int *in_pro
             *in_progress = 1;
             return fd;
         }
-        /* a Unix listener with a full backlog answers EAGAIN: a reason like the rest,
-         * the caller's backoff retries */
+        /* a Unix listener with a full backlog answers EAGAIN: the peer is alive, the
+         * caller may retry shortly (*in_progress 2 says so) */
+        if (errno == EAGAIN)
+            *in_progress = 2;
         snprintf(why, whylen, "%s", errno == EAGAIN ? "listen backlog full" : strerror(errno));
         close(fd);
         return -1;

@@ -41,7 +41,8 @@ int daffi__connect_socket(const daffi_addr *a, int64_t deadline, char *why, size
  * or AF_UNIX). Returns the socket (owned by the caller; TCP_NODELAY set on TCP) and
  * sets *in_progress to 1 when the connect has still to complete (wait for it to be
  * writable, then daffi__connect_finish()), 0 when it is done; or -1 with a reason in
- * why. */
+ * why, *in_progress then 2 when a Unix listener's backlog was full (worth retrying
+ * shortly), else 0. */
 int daffi__connect_begin(const struct sockaddr *sa, socklen_t salen, int *in_progress,
                          char *why, size_t whylen);
 
@@ -111,6 +112,23 @@ int daffi__raw_params_check(const char *params, size_t len, daffi_error *err);
 int daffi__append(daffi_client *c, int is_notify, uint32_t msgid, const char *method,
                   const msgpack_object *params, const char *raw, size_t raw_len,
                   daffi_error *err);
+
+/* Pumps the synchronous client c until the stream s has credit, was aborted, or its
+ * connection failed, at most timeout_ms (0: forever). Returns 0 (look at s), or -1
+ * with err set (TIMEOUT, or the connection's failure). */
+int daffi__sync_wait_credit(daffi_client *c, daffi_stream *s, int timeout_ms,
+                            daffi_error *err);
+
+/* ---- client_stream.c -------------------------------------------------------------- */
+
+/* Applies a notification from the peer (size bytes at msg, scanned) to the streams of
+ * c: daffi.credit and daffi.abort. Returns the stream it concerned, or NULL when it
+ * was none of these (the caller counts it as ignored). */
+daffi_stream *daffi__stream_note(daffi_client *c, const char *msg, size_t size);
+
+/* The connection of c is gone: its streams are dead (their ids meant that connection).
+ * With closing (daffi_close) they are also detached from c. */
+void daffi__streams_lost(daffi_client *c, int closing);
 
 /* ---- client_async.c: the calls of an asynchronous client ------------------------- */
 

@@ -29,6 +29,7 @@
 
 /* What a pump waits for: the response to msgid (want_reply), or output flushed. */
 typedef struct client_wait {
+    daffi_stream *stream;   /* waits for credit on this stream instead (want_reply 0) */
     int want_reply;
     uint32_t msgid;
     const char *method;     /* for messages */
@@ -74,8 +75,10 @@ static int client_fail(daffi_client *c, daffi_error *err, int code, const char *
         c->fd = -1;
         c->stats.disconnects++;
     }
-    /* a next connection (reconnect) starts clean: nothing half-sent or half-read */
+    /* a next connection (reconnect) starts clean: nothing half-sent or half-read, and
+     * no stream of the old one */
     daffi__bufs_reset(c);
+    daffi__streams_lost(c, 0);
     free(c->closed_why);
     c->closed_why = why;
     daffi__err_set(err, code, "%s: %s", c->address, why != NULL ? why : "failed");
@@ -136,6 +139,15 @@ static int client_handle(daffi_client *c, const char *msg, size_t size,
     case DAFFI_MSG_REQUEST:
         return client_refuse_request(c, s->msgid, w->err);
     default:
+        if (c->streams != NULL) {
+            daffi_stream *st = daffi__stream_note(c, msg, size);
+
+            if (st != NULL) {
+                if (st == w->stream)
+                    w->done = 1;
+                return 0;
+            }
+        }
         c->stats.notifications_ignored++;
         return 0;
     }
@@ -216,7 +228,7 @@ static int client_pump(daffi_client *c, client_wait *w, int64_t deadline)
     for (;;) {
         if (c->out.pos < c->out.len && client_flush(c, w->err) == -1)
             return -1;
-        if (w->done || (!w->want_reply && c->out.pos == c->out.len))
+        if (w->done || (!w->want_reply && w->stream == NULL && c->out.pos == c->out.len))
             return 1;
         ms = poll_ms_until(deadline);
         if (ms == 0)
@@ -326,6 +338,7 @@ void daffi_close(daffi_client *c)
         daffi__async_close(c);
         return;
     }
+    daffi__streams_lost(c, 1); /* the caller still owns them: they must not see c */
     daffi__client_free(c);
 }
 
@@ -442,6 +455,31 @@ static int client_call(daffi_client *c, const char *method, const msgpack_object
         daffi__err_set(err, DAFFI_E_TIMEOUT, "no reply to '%s' from %s within %d ms", method,
                        c->address, timeout_ms + grace_ms);
     }
+    if (err != NULL)
+        err->elapsed_ms = (daffi__now_ns() - start) / 1000000;
+    return -1;
+}
+
+/* See client_int.h. */
+int daffi__sync_wait_credit(daffi_client *c, daffi_stream *s, int timeout_ms,
+                            daffi_error *err)
+{
+    client_wait w;
+    int64_t start = daffi__now_ns();
+    int r;
+
+    if (s->credit > 0 || s->aborted || s->dead)
+        return 0;
+    memset(&w, 0, sizeof(w));
+    w.stream = s;
+    w.method = "daffi.chunk";
+    w.err = err;
+    r = client_pump(c, &w, timeout_ms > 0 ? start + (int64_t)timeout_ms * 1000000 : 0);
+    if (r == 1)
+        return 0;
+    if (r == 0)
+        daffi__err_set(err, DAFFI_E_TIMEOUT, "stream %u to %s: no credit within %d ms (the "
+                       "receiver consumes slower)", s->id, c->address, timeout_ms);
     if (err != NULL)
         err->elapsed_ms = (daffi__now_ns() - start) / 1000000;
     return -1;

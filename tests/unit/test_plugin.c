@@ -638,11 +638,12 @@ static void calc_exposes_add_multiply_divide_inline(void **state)
     assert_example(*state, "calc", NULL, 0, cbs, 3);
 }
 
-static void echo_exposes_echo_and_echo_after_inline(void **state)
+static void echo_exposes_echo_and_echo_after_inline_and_the_digest_stream(void **state)
 {
-    static const expected_cb cbs[] = {{"echo", 0}, {"echo_after", 0}};
+    static const expected_cb cbs[] = {{"echo", 0}, {"echo_after", 0},
+                                      {"digest", DAFFI_CB_STREAM}};
     dfd_kv kv[] = {{(char *)"max_delay_ms", (char *)"500"}};
-    assert_example(*state, "echo", kv, 1, cbs, 2);
+    assert_example(*state, "echo", kv, 1, cbs, 3);
 }
 
 static void echo_refuses_a_bad_max_delay_at_init(void **state)
@@ -704,7 +705,7 @@ int main(void)
         T(failures_are_appended_to_earlier_errors),
         T(unwritable_private_dir_is_refused),
         T(calc_exposes_add_multiply_divide_inline),
-        T(echo_exposes_echo_and_echo_after_inline),
+        T(echo_exposes_echo_and_echo_after_inline_and_the_digest_stream),
         T(echo_refuses_a_bad_max_delay_at_init),
         T(fib_exposes_fib_as_blocking),
     };

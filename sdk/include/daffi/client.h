@@ -269,6 +269,55 @@ int daffi_members(daffi_client *c, int timeout_ms, daffi_result *out, daffi_erro
 int daffi_wait_for_members(daffi_client *c, const char *const *names, size_t n,
                            int timeout_ms, daffi_error *err);
 
+/* ---- streams (synchronous client) ------------------------------------------------ */
+
+/* A stream (daffi's stream / stream_nowait; sdk/PROTOCOL.md section 8): an ordered
+ * sequence of chunks to one receiver, a stream handler (DAFFI_CB_STREAM), which
+ * answers once at the end. Backpressure is the receiver's credit: at most `window`
+ * chunks are ever unacknowledged, and a send waits for credit. A stream belongs to
+ * the connection it was opened on: when that drops, the stream is dead (later sends
+ * and its end fail UNAVAILABLE), a reconnect does not revive it. Streams are sent by
+ * a synchronous client (an asynchronous one answers BAD_ARGS). */
+typedef struct daffi_stream daffi_stream;
+
+/* Opens a stream to callback with params (an array, or NULL for none): daffi.stream,
+ * through a router to the member named to (NULL: any that exposes it), asking for a
+ * window of window chunks (0: the receiver's default, 16; it may grant fewer). Returns
+ * the stream, owned by the caller until daffi_stream_end() or daffi_stream_abort(),
+ * or NULL with err set: the handler's refusal, BAD_ARGS from a callback that is no
+ * stream handler, NO_CALLBACK, or as daffi_rpc(). */
+daffi_stream *daffi_stream_open(daffi_client *c, const char *callback,
+                                const msgpack_object *params, const char *to,
+                                unsigned window, int timeout_ms, daffi_error *err);
+
+/* Sends the next chunk: any value (send), or a bin of len bytes at p (send_bin).
+ * When the window is used up, first waits up to timeout_ms (0: forever) for credit:
+ * TIMEOUT when none came (the stream stays usable). Returns 0, or -1 with err set
+ * (UNAVAILABLE when the receiver aborted the stream or the connection dropped;
+ * TOO_LARGE for a chunk over max_message). */
+int daffi_stream_send(daffi_stream *s, const msgpack_object *chunk, int timeout_ms,
+                      daffi_error *err);
+int daffi_stream_send_bin(daffi_stream *s, const void *p, size_t len, int timeout_ms,
+                          daffi_error *err);
+
+/* Ends the stream (daffi.end) and waits up to timeout_ms for its one result: 0 with
+ * out filled (as daffi_rpc()), or -1 with err set (the handler's error, the error a
+ * failed chunk left, UNAVAILABLE for a dead or aborted stream). Frees s in every
+ * case. */
+int daffi_stream_end(daffi_stream *s, int timeout_ms, daffi_result *out, daffi_error *err);
+
+/* stream_nowait's end: daffi.end as a notification, the result discarded. Frees s. */
+int daffi_stream_end_nowait(daffi_stream *s, int timeout_ms, daffi_error *err);
+
+/* Abandons the stream (daffi.abort, when its connection is still up) and frees s.
+ * NULL is accepted. */
+void daffi_stream_abort(daffi_stream *s);
+
+/* The receiver's id of the stream, the window it granted, the chunks sent. */
+uint32_t daffi_stream_id(const daffi_stream *s);
+unsigned daffi_stream_window(const daffi_stream *s);
+uint64_t daffi_stream_chunks(const daffi_stream *s);
+
 /* ---- asynchronous client ------------------------------------------------------ */
 
 struct event_base; /* libevent: include <event2/event.h> to create and run one */
@@ -288,11 +337,13 @@ typedef void (*daffi_state_fn)(daffi_client *c, int connected, const daffi_error
                                void *arg);
 
 /* Creates an asynchronous client on base and starts connecting to address; the
- * connection is made on the loop (calls made before it is up wait for it, up to
- * their timeout). Returns the client, owned by the caller (daffi_close()), or NULL
- * with err set: BAD_ARGS for a bad address or base, UNAVAILABLE when memory or the
- * socket cannot be had, or a TCP host name does not resolve and reconnect is off.
- * base must outlive the client. */
+ * connection is completed on the loop (calls made before it is up wait for it, up to
+ * their timeout; the state callback hears of it). Returns the client, owned by the
+ * caller (daffi_close()), or NULL with err set: BAD_ARGS for a bad address, option or
+ * base; UNAVAILABLE when memory ran out, or, with reconnect off, when the connection
+ * failed at once (no such Unix socket, a host name that does not resolve, a refusal
+ * the kernel gave without waiting). A failure found later reaches the waiting calls
+ * and the state callback instead. base must outlive the client. */
 daffi_client *daffi_client_new(struct event_base *base, const char *address,
                                const daffi_client_opts *opts, daffi_error *err);
 

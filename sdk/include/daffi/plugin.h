@@ -69,6 +69,8 @@ typedef daffi_status (*daffi_handler_fn)(daffi_call *call);
 
 /* Callback flags. */
 #define DAFFI_CB_BLOCKING 0x1u /* run on the blocking thread pool, not on a loop */
+#define DAFFI_CB_STREAM 0x2u   /* a stream handler (see "Streams" below); runs on the
+                                  loop, so it cannot be combined with BLOCKING */
 
 typedef struct daffi_callback_def {
     const char *name;      /* the method name callers use; never "daffi." prefixed */
@@ -194,6 +196,37 @@ void daffi_reply_error(daffi_call *call, int code, const char *fmt, ...)
  * sent (a call with no outcome set answers nil). Call it once, from any thread; the
  * call must not be touched afterwards. Harmless when the caller has gone. */
 void daffi_call_done(daffi_call *call);
+
+/* ---- streams ------------------------------------------------------------------
+ *
+ * A callback flagged DAFFI_CB_STREAM receives a stream (sdk/PROTOCOL.md, "Streams"):
+ * the host calls it once per step, with the same call object for the whole stream:
+ *   DAFFI_STREAM_OPEN   the arguments are the stream's params; return DAFFI_DONE to
+ *                       accept, or set an error to refuse (the caller gets it);
+ *   DAFFI_STREAM_CHUNK  daffi_stream_chunk() is the next chunk, in the sender's order;
+ *                       setting an error fails the stream (later chunks are skipped
+ *                       and the end answers that error);
+ *   DAFFI_STREAM_END    every chunk was seen: set the stream's one result;
+ *   DAFFI_STREAM_ABORT  the stream ends without an end (the sender left): release what
+ *                       you hold; no result is sent.
+ * Each step must return DAFFI_DONE (steps complete inline, on the loop). A chunk's
+ * object is valid only during its step. Keep per-stream state with
+ * daffi_stream_set_data(); it is yours to free at END or ABORT. */
+typedef enum daffi_stream_step {
+    DAFFI_STREAM_NONE = 0,   /* not a stream call */
+    DAFFI_STREAM_OPEN = 1,
+    DAFFI_STREAM_CHUNK = 2,
+    DAFFI_STREAM_END = 3,
+    DAFFI_STREAM_ABORT = 4
+} daffi_stream_step;
+
+daffi_stream_step daffi_stream_step_of(const daffi_call *call);
+/* The current chunk (CHUNK step), or NULL. */
+const msgpack_object *daffi_stream_chunk(const daffi_call *call);
+/* The 0-based index of the current chunk (CHUNK), or the number of chunks (END). */
+uint64_t daffi_stream_index(const daffi_call *call);
+void daffi_stream_set_data(daffi_call *call, void *data);
+void *daffi_stream_data(const daffi_call *call);
 
 /* Returns 1 when the caller is gone or the call timed out, so further work is wasted
  * (the reply would be discarded). Safe from the call's loop thread. */

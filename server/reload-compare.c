@@ -1,0 +1,261 @@
+/*
+ * reload-compare.c - what changed between what a generation was loaded from and the
+ * configuration just read: a plugin's declaration, its .so's bytes, and the server
+ * settings that a reload cannot apply (see reload-int.h).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "reload-int.h"
+
+/* Returns 1 when a and b are equal strings (both NULL counts as equal). */
+static int str_same(const char *a, const char *b)
+{
+    if (a == NULL || b == NULL)
+        return a == b;
+    return strcmp(a, b) == 0;
+}
+
+/* See reload-int.h. */
+void dfd_reload_conf_free(dfd_plugin_conf *c)
+{
+    free(c->name);
+    free(c->path);
+    free(c->origin.file);
+    for (size_t i = 0; i < c->nconfig; i++) {
+        free(c->config[i].key);
+        free(c->config[i].value);
+    }
+    free(c->config);
+    memset(c, 0, sizeof(*c));
+}
+
+/* See reload-int.h. */
+int dfd_reload_conf_copy(dfd_plugin_conf *dst, const dfd_plugin_conf *src)
+{
+    *dst = *src;
+    dst->name = NULL;
+    dst->path = NULL;
+    dst->origin.file = NULL;
+    dst->config = NULL;
+    dst->nconfig = 0;
+    if ((src->name && (dst->name = strdup(src->name)) == NULL) ||
+        (src->path && (dst->path = strdup(src->path)) == NULL) ||
+        (src->origin.file && (dst->origin.file = strdup(src->origin.file)) == NULL))
+        return -1;
+    if (src->nconfig == 0)
+        return 0;
+    dst->config = calloc(src->nconfig, sizeof(*dst->config));
+    if (dst->config == NULL)
+        return -1;
+    for (size_t i = 0; i < src->nconfig; i++) {
+        dst->nconfig = i + 1;
+        dst->config[i].key = strdup(src->config[i].key ? src->config[i].key : "");
+        dst->config[i].value = strdup(src->config[i].value ? src->config[i].value : "");
+        if (dst->config[i].key == NULL || dst->config[i].value == NULL)
+            return -1;
+    }
+    return 0;
+}
+
+/* See reload-int.h. The ini file name is not compared: renaming 10-x.ini to
+ * 20-x.ini changes nothing loaded. */
+const char *dfd_reload_conf_difference(const dfd_plugin_conf *a, const dfd_plugin_conf *b)
+{
+    if (!str_same(a->path, b->path))
+        return "path";
+    if (a->concurrency != b->concurrency || a->queue != b->queue ||
+        a->timeout_ms != b->timeout_ms)
+        return "settings";
+    if (a->nconfig != b->nconfig)
+        return "config";
+    for (size_t i = 0; i < a->nconfig; i++)
+        if (!str_same(a->config[i].key, b->config[i].key) ||
+            !str_same(a->config[i].value, b->config[i].value))
+            return "config";
+    return NULL;
+}
+
+/* See reload-int.h. ctime is compared too: it moves on every write and rename even
+ * when a tool restores mtime. */
+int dfd_reload_stat_same(const struct stat *a, const struct stat *b)
+{
+    return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+           a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
+           a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+           a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+/* See reload-int.h. Unreadable counts as different: the reload then tries a load,
+ * which reports the reason. */
+int dfd_reload_files_same(const char *a, const char *b)
+{
+    char ba[65536], bb[65536];
+    struct stat sa, sb;
+    int fa, fb, same = 0;
+
+    fa = open(a, O_RDONLY | O_CLOEXEC);
+    if (fa == -1)
+        return 0;
+    fb = open(b, O_RDONLY | O_CLOEXEC);
+    if (fb == -1) {
+        close(fa);
+        return 0;
+    }
+    if (fstat(fa, &sa) == -1 || fstat(fb, &sb) == -1 || sa.st_size != sb.st_size)
+        goto out;
+    for (off_t off = 0;;) {
+        ssize_t na = pread(fa, ba, sizeof(ba), off);
+        if (na == -1 && errno == EINTR)
+            continue;
+        if (na == -1)
+            goto out;
+        if (na == 0) {
+            same = 1;
+            goto out;
+        }
+        ssize_t nb;
+        do {
+            nb = pread(fb, bb, (size_t)na, off);
+        } while (nb == -1 && errno == EINTR);
+        if (nb != na || memcmp(ba, bb, (size_t)na) != 0)
+            goto out;
+        off += na;
+    }
+out:
+    close(fa);
+    close(fb);
+    return same;
+}
+
+/* Logs one setting that differs from the running value. */
+static void restart_required(const char *setting, const char *running, const char *wanted)
+{
+    char a[256], b[256];
+
+    dfd_warn("reload.restart_required", "setting=%s running=\"%s\" configured=\"%s\" "
+             "msg=\"cannot change at runtime; restart daffid to apply it\"", setting,
+             dfd_reload_quote(running, a, sizeof(a)), dfd_reload_quote(wanted, b, sizeof(b)));
+}
+
+/* Formats the listen list into buf. Returns buf. */
+static const char *format_listen(const dfd_config *c, char *buf, size_t n)
+{
+    size_t used = 0;
+
+    buf[0] = '\0';
+    for (size_t i = 0; i < c->nlisten && used < n; i++) {
+        const daffi_addr *a = &c->listen[i];
+        int w = a->kind == DAFFI_ADDR_UNIX
+                    ? snprintf(buf + used, n - used, "%sunix://%s", i ? ", " : "", a->path)
+                    : snprintf(buf + used, n - used, "%stcp://%s:%d", i ? ", " : "", a->host,
+                               a->port);
+        if (w < 0)
+            break;
+        used += (size_t)w;
+    }
+    return buf;
+}
+
+/* Returns 1 when both configurations listen on the same addresses, in order. */
+static int listen_same(const dfd_config *a, const dfd_config *b)
+{
+    if (a->nlisten != b->nlisten)
+        return 0;
+    for (size_t i = 0; i < a->nlisten; i++) {
+        const daffi_addr *x = &a->listen[i], *y = &b->listen[i];
+        if (x->kind != y->kind || x->port != y->port || strcmp(x->host, y->host) != 0 ||
+            strcmp(x->path, y->path) != 0)
+            return 0;
+    }
+    return 1;
+}
+
+/* See reload-int.h. */
+unsigned dfd_reload_server_settings(dfd_reload *r, const dfd_config *run, const dfd_config *nc)
+{
+    char a[512], b[512];
+    unsigned n = 0;
+
+#define U_SETTING(key, field)                                                           \
+    do {                                                                                \
+        if ((unsigned long long)run->field != (unsigned long long)nc->field) {          \
+            snprintf(a, sizeof(a), "%llu", (unsigned long long)run->field);             \
+            snprintf(b, sizeof(b), "%llu", (unsigned long long)nc->field);              \
+            restart_required(key, a, b);                                                \
+            n++;                                                                        \
+        }                                                                               \
+    } while (0)
+#define S_SETTING(key, field)                                                           \
+    do {                                                                                \
+        if (!str_same(run->field, nc->field)) {                                         \
+            restart_required(key, run->field ? run->field : "",                         \
+                             nc->field ? nc->field : "");                               \
+            n++;                                                                        \
+        }                                                                               \
+    } while (0)
+
+    if (run->role != nc->role) {
+        restart_required("server.role", dfd_role_name(run->role), dfd_role_name(nc->role));
+        n++;
+    }
+    S_SETTING("server.name", name);
+    if (!listen_same(run, nc)) {
+        restart_required("server.listen", format_listen(run, a, sizeof(a)),
+                         format_listen(nc, b, sizeof(b)));
+        n++;
+    }
+    U_SETTING("server.workers", workers);
+    U_SETTING("server.blocking_threads", blocking_threads);
+    U_SETTING("server.shutdown_timeout", shutdown_timeout_ms);
+    U_SETTING("server.default_timeout", default_timeout_ms);
+    S_SETTING("server.pidfile", pidfile);
+    U_SETTING("server.backlog", backlog);
+    U_SETTING("server.unix_mode", unix_mode);
+    S_SETTING("server.router", router);
+    U_SETTING("server.duplicate", duplicate);
+    U_SETTING("server.heartbeat", heartbeat_ms);
+    U_SETTING("server.heartbeat_misses", heartbeat_misses);
+    U_SETTING("server.member_inflight", member_inflight);
+    U_SETTING("server.reconnect_max", reconnect_max_ms);
+    if (run->metrics_enabled != nc->metrics_enabled ||
+        (nc->metrics_enabled && (run->metrics_listen.port != nc->metrics_listen.port ||
+                                 strcmp(run->metrics_listen.host,
+                                        nc->metrics_listen.host) != 0))) {
+        snprintf(a, sizeof(a), "%s:%d", run->metrics_enabled ? run->metrics_listen.host : "",
+                 run->metrics_enabled ? run->metrics_listen.port : 0);
+        snprintf(b, sizeof(b), "%s:%d", nc->metrics_enabled ? nc->metrics_listen.host : "",
+                 nc->metrics_enabled ? nc->metrics_listen.port : 0);
+        restart_required("server.metrics_listen", a, b);
+        n++;
+    }
+    S_SETTING("admin.socket", admin_socket);
+    U_SETTING("admin.mode", admin_mode);
+    U_SETTING("admin.owner", admin_uid);
+    U_SETTING("admin.group", admin_gid);
+    U_SETTING("admin.idle_timeout", admin_idle_ms);
+    U_SETTING("limits.max_message", max_message);
+    U_SETTING("limits.max_depth", max_depth);
+    U_SETTING("limits.max_pending", max_pending);
+    U_SETTING("limits.max_connections", max_connections);
+    U_SETTING("limits.max_output", max_output);
+    U_SETTING("log.access_log", access_log);
+#undef U_SETTING
+#undef S_SETTING
+
+    /* the logger is atomic: [log] level and target apply now, when the file changed
+     * them (a level set by the admin socket since then is not undone otherwise) */
+    if (nc->log_level != r->log_level || nc->log_target != r->log_target) {
+        dfd_log_setup(nc->log_level, nc->log_target, "daffid");
+        dfd_info("reload.log", "level=%s target=%s", dfd_log_level_name(nc->log_level),
+                 nc->log_target == DFD_LOG_SYSLOG ? "syslog" : "stderr");
+        r->log_level = nc->log_level;
+        r->log_target = nc->log_target;
+    }
+    return n;
+}

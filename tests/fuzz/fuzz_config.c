@@ -1,0 +1,60 @@
+/*
+ * fuzz_config.c - libFuzzer target for the configuration reader.
+ * Not built by default: `make fuzz` builds it with clang and runs it (FUZZ_TIME seconds).
+ *
+ * Input layout: the bytes are split at the first NUL into two ini files (00-a.ini and
+ * 50-b.ini) written to a private temp dir, which dfd_config_load() then reads (plugin
+ * files are not checked for existence). Properties: no crash, no leak (ASan), and the
+ * result is consistent: 0 with no errors, or -1 with at least one error message.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+
+static void write_file(const char *dir, const char *name, const uint8_t *p, size_t n)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    if (f == NULL)
+        abort();
+    fwrite(p, 1, n, f);
+    fclose(f);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    char dir[] = "/tmp/daffid-fuzz-config.XXXXXX";
+    if (mkdtemp(dir) == NULL)
+        abort();
+    const uint8_t *nul = memchr(data, 0, size);
+    size_t first = nul ? (size_t)(nul - data) : size;
+    write_file(dir, "00-a.ini", data, first);
+    if (nul != NULL)
+        write_file(dir, "50-b.ini", nul + 1, size - first - 1);
+
+    dfd_config cfg;
+    dfd_errors errs = {0};
+    int rc = dfd_config_load(&cfg, dir, NULL, 0, 0, &errs);
+    if (rc == 0) {
+        if (errs.count != 0)
+            abort();
+        dfd_config_free(&cfg);
+    } else if (errs.count == 0) {
+        abort();
+    }
+    dfd_errors_free(&errs);
+
+    char path[512];
+    snprintf(path, sizeof(path), "%s/00-a.ini", dir);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/50-b.ini", dir);
+    unlink(path);
+    rmdir(dir);
+    return 0;
+}
