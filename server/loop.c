@@ -125,12 +125,16 @@ static void loop_on_mail(evutil_socket_t fd, short what, void *arg)
         case DFD_MAIL_CALL_RUN:
             dfd_dispatch_run(m->ptr);
             break;
-        case DFD_MAIL_TABLE:
-            dfd_table_release(loop->table);
+        case DFD_MAIL_TABLE: {
+            dfd_table *old = loop->table;
             loop->table = m->ptr;
-            if (loop->srv->worker != NULL && loop->index == 0)
+            /* a worker re-announces when its callbacks changed (not on every switch) */
+            if (loop->srv->worker != NULL && loop->index == 0 &&
+                !dfd_table_same_callbacks(old, loop->table))
                 dfd_worker_announce(loop->srv->worker);
+            dfd_table_release(old);
             break;
+        }
         case DFD_MAIL_FORWARD:
             dfd_router_send(m->ptr);
             break;

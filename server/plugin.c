@@ -11,6 +11,8 @@
  * shows on the admin socket.
  */
 #include <dlfcn.h>
+#include <elf.h>
+#include <link.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -362,6 +364,54 @@ static int copy_config(dfd_plugin *p, const dfd_plugin_conf *pc, dfd_errors *err
     return 0;
 }
 
+
+/* Checks that the ELF header, the program headers and the file bytes of every segment
+ * of the private copy at path lie inside the file. dlopen maps segments as the headers
+ * say, and touching a page past the end of a truncated file is SIGBUS for the whole
+ * process. Returns 0, or -1 with the reason (naming file) in errs. */
+static int check_elf_layout(const char *path, const char *file, dfd_errors *errs)
+{
+    ElfW(Ehdr) eh;
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int rc = -1;
+
+    if (fd == -1) {
+        load_error(errs, file, "cannot open private copy %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, &st) == -1 || pread(fd, &eh, sizeof(eh), 0) != (ssize_t)sizeof(eh)) {
+        load_error(errs, file, "truncated: no complete ELF header");
+        goto out;
+    }
+    if (eh.e_ident[EI_CLASS] != (sizeof(void *) == 8 ? ELFCLASS64 : ELFCLASS32)) {
+        load_error(errs, file, "not a %zu-bit ELF object", sizeof(void *) * 8);
+        goto out;
+    }
+    if (eh.e_phentsize != sizeof(ElfW(Phdr)) ||
+        (uint64_t)eh.e_phoff + (uint64_t)eh.e_phnum * sizeof(ElfW(Phdr)) > (uint64_t)st.st_size) {
+        load_error(errs, file, "truncated or corrupt: program headers past the end of the "
+                   "file (%lld bytes)", (long long)st.st_size);
+        goto out;
+    }
+    for (unsigned i = 0; i < eh.e_phnum; i++) {
+        ElfW(Phdr) ph;
+        if (pread(fd, &ph, sizeof(ph), (off_t)(eh.e_phoff + i * sizeof(ph))) != (ssize_t)sizeof(ph)) {
+            load_error(errs, file, "cannot read program header %u", i);
+            goto out;
+        }
+        if (ph.p_filesz > 0 && (uint64_t)ph.p_offset + ph.p_filesz > (uint64_t)st.st_size) {
+            load_error(errs, file, "truncated: segment %u ends at byte %llu of a %lld-byte file",
+                       i, (unsigned long long)(ph.p_offset + ph.p_filesz), (long long)st.st_size);
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    close(fd);
+    return rc;
+}
+
 /* See plugin.h. */
 int dfd_plugin_load(const dfd_plugin_conf *pc, const char *private_dir,
                     unsigned generation, dfd_plugin **out, dfd_errors *errs)
@@ -407,6 +457,10 @@ int dfd_plugin_load(const dfd_plugin_conf *pc, const char *private_dir,
         return -1;
     }
 
+    if (check_elf_layout(p->private_path, p->file, errs) == -1) {
+        plugin_discard(p, 0, 0);
+        return -1;
+    }
     p->dl = dlopen(p->private_path, RTLD_NOW | RTLD_LOCAL);
     if (p->dl == NULL) {
         load_error(errs, p->file, "dlopen failed: %s", dlerror());

@@ -20,13 +20,14 @@
 #include "loop.h"
 #include "plugin.h"
 #include "reload-int.h"
+#include "router.h"
 #include "server.h"
 #include "table.h"
 
 #define RETIRE_POLL_MS 20
 
-/* See reload-int.h. A loop whose mail cannot be allocated keeps its previous table (logged); whatever it
- * holds then stays mapped, never the other way round. */
+/* See reload-int.h. A loop whose mail cannot be allocated keeps its previous table
+ * (logged); whatever that holds then stays mapped, never the other way round. */
 void dfd_reload_switch_table(dfd_server *srv, dfd_table *t)
 {
     for (unsigned i = 0; i < srv->nloops; i++) {
@@ -39,6 +40,8 @@ void dfd_reload_switch_table(dfd_server *srv, dfd_table *t)
     }
     dfd_table *old = srv->table;
     srv->table = t;
+    if (srv->cfg->role == DFD_ROLE_ROUTER && !dfd_table_same_callbacks(old, t))
+        dfd_router_update_self(srv);
     dfd_table_release(old);
 }
 
@@ -79,7 +82,8 @@ static void retire_arm(dfd_reload *r)
         evtimer_add(r->retire_timer, &tv);
 }
 
-/* See reload-int.h. When the list cannot grow, the generation is kept mapped for good (logged): never freed early. */
+/* See reload-int.h. When the list cannot grow, the generation is kept mapped for good
+ * (logged): never freed early. */
 void dfd_reload_retire(dfd_reload *r, dfd_plugin *gen)
 {
     uint64_t now = dfd_now_ns();
@@ -104,8 +108,9 @@ void dfd_reload_retire(dfd_reload *r, dfd_plugin *gen)
     retire_arm(r);
 }
 
-/* See reload-int.h. The retire timer (main base): finalises fenced generations once the fence passed,
- * fences drained ones, reports overdue ones. Re-arms itself while any retire. */
+/* See reload-int.h. The retire timer (main base): finalises fenced generations once
+ * the fence passed, fences drained ones, reports overdue ones. Re-arms itself while
+ * any retire. */
 void dfd_reload_retire_tick(evutil_socket_t fd, short what, void *arg)
 {
     dfd_reload *r = arg;

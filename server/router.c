@@ -68,6 +68,42 @@ int dfd_router_join_self(dfd_server *srv)
     return rc;
 }
 
+void dfd_router_update_self(dfd_server *srv)
+{
+    dfd_registry *r = &srv->registry;
+    dfd_member *self = NULL;
+    pthread_mutex_lock(&r->lock);
+    for (size_t i = 0; i < r->n; i++)
+        if (r->members[i]->local) {
+            self = r->members[i];
+            dfd_member_retain(self);
+            break;
+        }
+    pthread_mutex_unlock(&r->lock);
+    const dfd_table *t = srv->table;
+    if (self == NULL) {
+        if (dfd_router_join_self(srv) == -1)
+            dfd_error("router.self", "msg=\"cannot register the router's own callbacks\"");
+        return;
+    }
+    if (t->ncallbacks == 0) {
+        dfd_registry_leave(srv, self);
+        dfd_member_release(self);
+        return;
+    }
+    char **names = calloc(t->ncallbacks, sizeof(char *));
+    size_t n = 0;
+    for (size_t i = 0; names != NULL && i < t->nplugins; i++)
+        for (size_t k = 0; k < t->plugins[i]->ncallbacks; k++) {
+            names[n] = strdup(t->plugins[i]->callbacks[k].name);
+            if (names[n] != NULL)
+                n++;
+        }
+    if (names != NULL)
+        dfd_registry_update(srv, self, names, n);
+    dfd_member_release(self);
+}
+
 void dfd_router_destroy(dfd_server *srv)
 {
     dfd_registry_destroy(&srv->registry);

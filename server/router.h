@@ -34,6 +34,9 @@ void dfd_event_free(dfd_event *ev);
 int dfd_router_init(struct dfd_server *srv);
 /* Registers the router's own plugins as a member under its name (when it has any). */
 int dfd_router_join_self(struct dfd_server *srv);
+/* After a reload changed the router's callback table: re-announce (or join, or leave)
+ * the router's own member. Main thread. */
+void dfd_router_update_self(struct dfd_server *srv);
 void dfd_router_destroy(struct dfd_server *srv);
 
 /* Routes a request or notification for call's method (router role). The call is

@@ -85,6 +85,19 @@ const dfd_callback *dfd_table_find(const dfd_table *t, const char *name, size_t 
     }
 }
 
+int dfd_table_same_callbacks(const dfd_table *a, const dfd_table *b)
+{
+    if (a->ncallbacks != b->ncallbacks)
+        return 0;
+    for (size_t i = 0; i < a->nplugins; i++)
+        for (size_t k = 0; k < a->plugins[i]->ncallbacks; k++) {
+            const char *name = a->plugins[i]->callbacks[k].name;
+            if (dfd_table_find(b, name, strlen(name)) == NULL)
+                return 0;
+        }
+    return 1;
+}
+
 void dfd_table_retain(dfd_table *t)
 {
     atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);

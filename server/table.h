@@ -31,6 +31,9 @@ dfd_table *dfd_table_build(dfd_plugin *const *plugins, size_t nplugins, dfd_erro
 /* Looks a method up; name need not be NUL-terminated. NULL when absent. */
 const dfd_callback *dfd_table_find(const dfd_table *t, const char *name, size_t len);
 
+/* 1 when both tables expose the same callback names (order aside). */
+int dfd_table_same_callbacks(const dfd_table *a, const dfd_table *b);
+
 void dfd_table_retain(dfd_table *t);
 void dfd_table_release(dfd_table *t);
 

@@ -39,8 +39,9 @@ struct dfd_server;
 typedef struct dfd_watch dfd_watch;
 
 /* Starts watching for srv (its base must exist; srv->reload names the plugin files)
- * and schedules the start-up check on the base. Returns the watcher (owned by the caller: srv->watch), or NULL when inotify is not
- * available (logged; reloads still come from SIGHUP and the admin socket). */
+ * and schedules the start-up check on the base. Returns the watcher (owned by the
+ * caller: srv->watch), or NULL when inotify is not available (logged; reloads still
+ * come from SIGHUP and the admin socket). */
 dfd_watch *dfd_watch_start(struct dfd_server *srv);
 
 /* Re-reads the set of files to watch from srv->reload, adding and dropping directory

@@ -437,24 +437,128 @@ static int run_watch(const ctl_opts *o, int argc, char **argv)
     return w.rc;
 }
 
-/* ---- stream -------------------------------------------------------------------- */
+/* ---- stream ------------------------------------------------------------------- */
 
-/* daffictl stream CALLBACK: streams came with the router work (sdk/PROTOCOL.md
- * section 8) after this client; until the library speaks them this says so instead
- * of sending anything. */
+#define STREAM_CHUNK_DEFAULT (64 * 1024)
+
+/* Parses stream's options (before CALLBACK). Returns the index of CALLBACK, or -1
+ * after printing why. */
+static int parse_stream_opts(int argc, char **argv, const char **to, unsigned *window,
+                             size_t *chunk)
+{
+    char *end;
+    long v;
+    int i;
+
+    for (i = 0; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
+        if (strcmp(argv[i], "--") == 0)
+            return i + 1;
+        if (i + 1 >= argc) {
+            fprintf(stderr, "daffictl: stream: %s needs a value\n", argv[i]);
+            return -1;
+        }
+        if (strcmp(argv[i], "--to") == 0) {
+            *to = argv[++i];
+            continue;
+        }
+        v = strtol(argv[i + 1], &end, 10);
+        if (strcmp(argv[i], "--window") == 0 && *end == '\0' && v >= 1 && v <= 1024) {
+            *window = (unsigned)v;
+        } else if (strcmp(argv[i], "--chunk-size") == 0 && *end == '\0' && v >= 1 &&
+                   v <= 16 * 1024 * 1024) {
+            *chunk = (size_t)v;
+        } else {
+            fprintf(stderr, "daffictl: stream: bad option %s %s (see: daffictl help stream)\n",
+                    argv[i], argv[i + 1]);
+            return -1;
+        }
+        i++;
+    }
+    return i;
+}
+
+/* Sends everything stdin holds on s, in chunks of up to size bytes. Returns 0, or an
+ * exit code after reporting. */
+static int stream_stdin(const ctl_opts *o, daffi_stream *s, size_t size)
+{
+    daffi_error err = DAFFI_ERROR_INIT;
+    char *buf = malloc(size);
+    size_t n;
+    int rc = 0;
+
+    if (buf == NULL) {
+        fprintf(stderr, "daffictl: stream: out of memory\n");
+        return CTL_EXIT_OTHER;
+    }
+    for (;;) {
+        n = fread(buf, 1, size, stdin);
+        if (n > 0 && daffi_stream_send_bin(s, buf, n, o->timeout_ms, &err) == -1) {
+            rc = ctl_report(o, &err);
+            break;
+        }
+        if (n < size) {
+            if (ferror(stdin)) {
+                perror("daffictl: stream: stdin");
+                rc = CTL_EXIT_OTHER;
+            }
+            break;
+        }
+    }
+    daffi_error_clear(&err);
+    free(buf);
+    return rc;
+}
+
+/* daffictl stream [--to NAME] [--window N] [--chunk-size BYTES] CALLBACK [ARGS...]:
+ * stdin to a stream handler, then its one result. */
 static int run_stream(const ctl_opts *o, int argc, char **argv)
 {
-    (void)o;
-    (void)argv;
-    if (argc < 1) {
+    const char *to = NULL;
+    unsigned window = 0;
+    size_t chunk = STREAM_CHUNK_DEFAULT;
+    msgpack_sbuffer sb;
+    msgpack_unpacked unp;
+    msgpack_object params;
+    daffi_error err = DAFFI_ERROR_INIT;
+    daffi_result res;
+    daffi_stream *s;
+    daffi_client *c;
+    int first, rc;
+
+    first = parse_stream_opts(argc, argv, &to, &window, &chunk);
+    if (first == -1)
+        return CTL_EXIT_USAGE;
+    if (first >= argc) {
         fprintf(stderr, "daffictl: stream: missing CALLBACK (see: daffictl help stream)\n");
         return CTL_EXIT_USAGE;
     }
-    fprintf(stderr,
-            "daffictl: stream needs stream support (daffi.stream, daffi.chunk, daffi.credit, "
-            "daffi.end:\nsdk/PROTOCOL.md section 8), which libdaffi and daffictl do not "
-            "have yet. Nothing was sent.\n");
-    return CTL_EXIT_NO_CALLBACK;
+    msgpack_sbuffer_init(&sb);
+    rc = ctl_pack_args(&sb, argc - first - 1, argv + first + 1);
+    if (rc == 0)
+        rc = unpack_params(&sb, &unp, &params);
+    else
+        msgpack_unpacked_init(&unp);
+    if (rc != 0 || (c = ctl_connect(o, &rc)) == NULL) {
+        msgpack_unpacked_destroy(&unp);
+        msgpack_sbuffer_destroy(&sb);
+        return rc;
+    }
+    s = daffi_stream_open(c, argv[first], &params, to, window, o->timeout_ms, &err);
+    if (s == NULL) {
+        rc = report_router(o, &err, "stream", "daffi.stream");
+    } else if ((rc = stream_stdin(o, s, chunk)) != 0) {
+        daffi_stream_abort(s);
+    } else if (daffi_stream_end(s, o->timeout_ms, &res, &err) == 0) {
+        rc = ctl_print_json(o, &res.obj);
+        daffi_result_free(&res);
+    } else {
+        rc = ctl_report(o, &err);
+    }
+    daffi_error_clear(&err);
+    daffi_close(c);
+    msgpack_unpacked_destroy(&unp);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
 }
 
 const ctl_cmd ctl_cmd_members = {
@@ -516,9 +620,19 @@ const ctl_cmd ctl_cmd_watch = {
     "and exits 6.\n"};
 
 const ctl_cmd ctl_cmd_stream = {
-    "stream", run_stream, "stream CALLBACK [ARGS...]",
-    "send stdin to a callback as a stream of chunks (needs streams: not yet)",
-    "Meant to send stdin to CALLBACK as an ordered stream of chunks with backpressure\n"
-    "and print its one final result (daffi's stream). Streams are specified in\n"
-    "sdk/PROTOCOL.md section 8, but libdaffi does not speak them yet: this subcommand\n"
-    "says so, sends nothing and exits 6.\n"};
+    "stream", run_stream, "stream [--to NAME] [--window N] [--chunk-size BYTES] CALLBACK [ARGS...]",
+    "send stdin to a stream handler in chunks, print its result",
+    "Opens a stream (daffi.stream, sdk/PROTOCOL.md section 8) to CALLBACK, a stream\n"
+    "handler, with ARGS (as for `call`), sends stdin to it in order as bin chunks of\n"
+    "--chunk-size bytes (default 65536), waiting for the receiver's credit whenever the\n"
+    "window is used up, then ends the stream and prints its one result as JSON.\n"
+    "-t TIMEOUT_MS bounds each step: the open, each wait for credit, the end.\n"
+    "\n"
+    "  --to NAME         through a router: the member that receives the stream\n"
+    "  --window N        ask for a window of N chunks (1-1024; default: the receiver's)\n"
+    "  --chunk-size B    bytes per chunk (default 65536)\n"
+    "\n"
+    "Example (daffid's echo plugin has a stream handler, digest):\n"
+    "  $ head -c 1000000 /dev/zero | daffictl stream digest\n"
+    "  {\"chunks\":16,\"bytes\":1000000,\"fnv1a64\":...}\n"
+    "A callback that is no stream handler answers BAD_ARGS (exit 5).\n"};

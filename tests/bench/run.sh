@@ -90,10 +90,12 @@ stop_server() {
     server_pid=""
 }
 
-# measure KIND ADDRESS SERVER_CPU CLIENT_CPU CONNS CALLS PAYLOAD: prints calls/s.
+# measure KIND ADDRESS SERVER_CPU CLIENT_CPU CONNS CALLS PAYLOAD [CLIENT]: prints
+# calls/s. CLIENT is the client binary (default bench_calls; bench_async_client takes
+# the same arguments).
 measure() {
     start_server "$1" "$7" "$3" "$2" || return 1
-    out=$(taskset -c "$4" "$BENCH/bench_calls" run -s "$2" -c "$5" -n "$6" -p "$7")
+    out=$(taskset -c "$4" "$BENCH/${8:-bench_calls}" run -s "$2" -c "$5" -n "$6" -p "$7")
     rc=$?
     stop_server
     [ $rc -eq 0 ] || return 1
@@ -137,6 +139,40 @@ row() {
 
 row "(a) 1 conn x $SEQ_CALLS seq, $SEQ_PAYLOAD B" 0.8 1 "$SEQ_CALLS" "$SEQ_PAYLOAD"
 row "(b) $CONC_CONNS conns x $CONC_CALLS, $CONC_PAYLOAD B" 0.7 "$CONC_CONNS" "$CONC_CALLS" "$CONC_PAYLOAD"
+
+# (c) the libdaffi asynchronous client (bench_async_client: the shape of (b), one
+# daffi_client per connection, all on one libevent loop) against daffid, next to the
+# raw floor (bench_calls against bench_raw_server) measured in the same run; the
+# last column compares it with the raw client against the same daffid (the client
+# library's own cost).
+[ -x "$BENCH/bench_async_client" ] && {
+    echo
+    printf '%-34s %-5s %-7s %10s %10s %6s  %-16s %s
+' scenario net pinning libdaffi/s \
+        floor/s ratio target "vs raw client"
+    for net in tcp unix; do
+        [ "$net" = tcp ] && addr=$TCP || addr=$UNIX
+        for pin in $pinnings; do
+            [ "$pin" = split ] && ccpu=1 || ccpu=0
+            raw=$(measure raw "$addr" 0 "$ccpu" "$CONC_CONNS" "$CONC_CALLS" "$CONC_PAYLOAD") ||
+                { failed=1; raw=""; }
+            rawc=$(measure daffid "$addr" 0 "$ccpu" "$CONC_CONNS" "$CONC_CALLS" \
+                "$CONC_PAYLOAD") || { failed=1; rawc=""; }
+            lib=$(measure daffid "$addr" 0 "$ccpu" "$CONC_CONNS" "$CONC_CALLS" "$CONC_PAYLOAD" \
+                bench_async_client) || { failed=1; lib=""; }
+            ratio="-"; verdict="not measured"; vsc="-"
+            if [ -n "$raw" ] && [ -n "$lib" ]; then
+                ratio=$(awk -v a="$lib" -v b="$raw" 'BEGIN { printf "%.2f", a / b }')
+                verdict=$(awk -v r="$ratio" 'BEGIN { print (r >= 0.7) ? "met" : "below" }')
+            fi
+            [ -n "$rawc" ] && [ -n "$lib" ] &&
+                vsc=$(awk -v a="$lib" -v b="$rawc" 'BEGIN { printf "%.2f (%d/s)", a / b, b }')
+            printf '%-34s %-5s %-7s %10s %10s %6s  %-16s %s\n' \
+                "(c) async client, $CONC_CONNS conns" "$net" "$pin" "${lib:--}" "${raw:--}" \
+                "$ratio" ">= 0.7 $verdict" "$vsc"
+        done
+    done
+}
 
 if [ -s "$work/daffid.log" ]; then
     echo

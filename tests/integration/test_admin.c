@@ -1015,6 +1015,9 @@ static void test_daffictl_prints_tables_and_raw_json(void **state)
     assert_non_null(j);
     assert_string_equal(json_string_value(json_object_get(j, "status")), "ok");
     json_decref(j);
+    /* with -a, members is the admin command (daffictl's RPC members needs -s) */
+    assert_int_equal(daffictl(a, "members", out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "MEMBER"));
     assert_int_equal(daffictl(a, "metrics", out, sizeof(out)), 0);
     assert_non_null(strstr(out, "# TYPE daffid_requests_total counter"));
     assert_true(daffictl(a, "reload nosuch", out, sizeof(out)) != 0);

@@ -300,12 +300,12 @@ static void test_check_mode_exits_zero_on_a_good_directory(void **state)
 static void test_check_mode_names_file_and_line_of_an_unknown_key(void **state)
 {
     tdaemon *d = prepare(state);
-    char out[4096], where[256];
+    const char *where = "20-bad.ini:3";
+    char out[4096];
 
     assert_int_equal(tdaemon_write_file(d, "20-bad.ini",
                                         "[limits]\nmax_pending = 10\nno_such_key = 1\n"), 0);
     int rc = tdaemon_check(d, NULL, out, sizeof(out));
-    snprintf(where, sizeof(where), "20-bad.ini:3");
     if (rc != 1 || strstr(out, where) == NULL || strstr(out, "no_such_key") == NULL)
         fail_msg("daffid -t with an unknown key: exit %d, expected 1 naming %s and the "
                  "key; output:\n%s", rc, where, out);

@@ -32,23 +32,6 @@
 
 #define MAX_MESSAGE (64 * 1024)
 
-typedef void (*body_fn)(const char *address);
-
-/* Runs body over TCP, then over the Unix socket of the group's daemon. */
-static void on_both(void **state, body_fn body)
-{
-    tdaemon *d = *state;
-
-    body(d->tcp);
-    body(d->unix_addr);
-}
-
-/* Stops the group's daemon: it must exit 0 on SIGTERM. Returns 0 or -1. */
-static int teardown_daemon(void **state)
-{
-    return tdaemon_free(*state) == 0 ? 0 : -1;
-}
-
 /* Starts daffid with max_message = 64K. Returns 0 or -1. */
 static int setup_small_max_message(void **state)
 {
@@ -152,7 +135,7 @@ static void oversize(const char *addr)
 
 static void test_a_message_over_max_message_is_too_large_and_closes_only_it(void **state)
 {
-    on_both(state, oversize);
+    expect_on_both(state, oversize);
 }
 
 /* Body of test_a_request_of_exactly_max_message_bytes_is_served. */
@@ -182,7 +165,7 @@ static void exact_limit(const char *addr)
 
 static void test_a_request_of_exactly_max_message_bytes_is_served(void **state)
 {
-    on_both(state, exact_limit);
+    expect_on_both(state, exact_limit);
 }
 
 /* Body of test_a_request_one_byte_over_max_message_is_too_large. */
@@ -198,7 +181,7 @@ static void one_over(const char *addr)
 
 static void test_a_request_one_byte_over_max_message_is_too_large(void **state)
 {
-    on_both(state, one_over);
+    expect_on_both(state, one_over);
 }
 
 /* Body of test_a_declared_length_past_max_message_is_refused_at_once. */
@@ -217,7 +200,7 @@ static void declared_length_past_limit(const char *addr)
 
 static void test_a_declared_length_past_max_message_is_refused_at_once(void **state)
 {
-    on_both(state, declared_length_past_limit);
+    expect_on_both(state, declared_length_past_limit);
 }
 
 /* Body of test_a_call_past_max_pending_is_overloaded_at_once over one transport. */
@@ -258,7 +241,7 @@ static void max_pending(const char *addr)
 
 static void test_a_call_past_max_pending_is_overloaded_at_once(void **state)
 {
-    on_both(state, max_pending);
+    expect_on_both(state, max_pending);
 }
 
 /* Body of test_a_call_past_a_plugins_queue_is_overloaded_at_once. */
@@ -286,7 +269,7 @@ static void plugin_queue(const char *addr)
 
 static void test_a_call_past_a_plugins_queue_is_overloaded_at_once(void **state)
 {
-    on_both(state, plugin_queue);
+    expect_on_both(state, plugin_queue);
 }
 
 int main(void)
@@ -306,10 +289,10 @@ int main(void)
     int failed = 0;
 
     failed += cmocka_run_group_tests_name("max_message=64K", max_message_tests,
-                                          setup_small_max_message, teardown_daemon);
+                                          setup_small_max_message, tdaemon_group_teardown);
     failed += cmocka_run_group_tests_name("max_pending=4", max_pending_tests,
-                                          setup_max_pending_4, teardown_daemon);
+                                          setup_max_pending_4, tdaemon_group_teardown);
     failed += cmocka_run_group_tests_name("fib concurrency=1 queue=1", queue_tests,
-                                          setup_fib_queue_1, teardown_daemon);
+                                          setup_fib_queue_1, tdaemon_group_teardown);
     return failed;
 }

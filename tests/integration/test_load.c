@@ -36,23 +36,6 @@
 #define SLOW_FIB 40
 #define SLOW_FIB_VALUE 102334155
 
-/* Starts the group's daffid (calc, echo, fib). Returns 0, or -1 (log printed). */
-static int group_setup(void **state)
-{
-    tdaemon *d = tdaemon_new_started(NULL);
-
-    if (d == NULL)
-        return -1;
-    *state = d;
-    return 0;
-}
-
-/* Stops the daemon: it must exit 0 on SIGTERM. Returns 0 or -1. */
-static int group_teardown(void **state)
-{
-    return tdaemon_free(*state) == 0 ? 0 : -1;
-}
-
 /* Opens n connections to addr into conns (caller's array). */
 static void open_all(rawconn *conns, int n, const char *addr)
 {
@@ -246,5 +229,5 @@ int main(void)
         cmocka_unit_test(test_clients_closing_without_reading_do_not_kill_daffid),
     };
 
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, tdaemon_group_setup, tdaemon_group_teardown);
 }

@@ -31,34 +31,6 @@
 #define BYTES(s) s, sizeof(s) - 1
 #define NO_MSGID (-1) /* the bad bytes carry no valid msgid */
 
-typedef void (*body_fn)(const char *address);
-
-/* Runs body over TCP, then over the Unix socket of the group's daemon. */
-static void on_both(void **state, body_fn body)
-{
-    tdaemon *d = *state;
-
-    body(d->tcp);
-    body(d->unix_addr);
-}
-
-/* Starts the group's daffid (calc, echo, fib). Returns 0, or -1 (log printed). */
-static int group_setup(void **state)
-{
-    tdaemon *d = tdaemon_new_started(NULL);
-
-    if (d == NULL)
-        return -1;
-    *state = d;
-    return 0;
-}
-
-/* Stops the daemon: it must exit 0 on SIGTERM. Returns 0 or -1. */
-static int group_teardown(void **state)
-{
-    return tdaemon_free(*state) == 0 ? 0 : -1;
-}
-
 /* Calls daffi.ping on c as msgid id and asserts "pong". */
 static void ping(rawconn *c, uint32_t id)
 {
@@ -97,7 +69,7 @@ static void notification_no_response(const char *addr)
 
 static void test_notification_gets_no_response(void **state)
 {
-    on_both(state, notification_no_response);
+    expect_on_both(state, notification_no_response);
 }
 
 /* Body of test_unknown_notification_is_ignored_and_the_connection_stays_open. */
@@ -120,7 +92,7 @@ static void unknown_notification_ignored(const char *addr)
 
 static void test_unknown_notification_is_ignored_and_the_connection_stays_open(void **state)
 {
-    on_both(state, unknown_notification_ignored);
+    expect_on_both(state, unknown_notification_ignored);
 }
 
 /* Body of test_response_without_an_outstanding_call_is_ignored. */
@@ -146,7 +118,7 @@ static void stray_response_ignored(const char *addr)
 
 static void test_response_without_an_outstanding_call_is_ignored(void **state)
 {
-    on_both(state, stray_response_ignored);
+    expect_on_both(state, stray_response_ignored);
 }
 
 /* ---- pipelining, ordering, framing ----------------------------------------------- */
@@ -191,7 +163,7 @@ static void pipelined_requests(const char *addr)
 
 static void test_thousand_pipelined_requests_are_all_answered_by_msgid(void **state)
 {
-    on_both(state, pipelined_requests);
+    expect_on_both(state, pipelined_requests);
 }
 
 /* Body of test_a_fast_call_is_answered_before_an_earlier_slow_one. */
@@ -215,7 +187,7 @@ static void out_of_order(const char *addr)
 
 static void test_a_fast_call_is_answered_before_an_earlier_slow_one(void **state)
 {
-    on_both(state, out_of_order);
+    expect_on_both(state, out_of_order);
 }
 
 /* Body of test_a_request_split_into_one_byte_writes_is_answered. */
@@ -246,7 +218,7 @@ static void split_request(const char *addr)
 
 static void test_a_request_split_into_one_byte_writes_is_answered(void **state)
 {
-    on_both(state, split_request);
+    expect_on_both(state, split_request);
 }
 
 /* ---- malformed input ------------------------------------------------------------- */
@@ -312,7 +284,7 @@ static void not_an_array(const char *addr)
 
 static void test_a_message_that_is_not_an_array_closes_only_that_connection(void **state)
 {
-    on_both(state, not_an_array);
+    expect_on_both(state, not_an_array);
 }
 
 static const bad_case reserved_byte_cases[] = {
@@ -329,7 +301,7 @@ static void reserved_byte(const char *addr)
 
 static void test_the_reserved_byte_0xc1_closes_only_that_connection(void **state)
 {
-    on_both(state, reserved_byte);
+    expect_on_both(state, reserved_byte);
 }
 
 static const bad_case envelope_cases[] = {
@@ -351,7 +323,7 @@ static void wrong_envelope(const char *addr)
 
 static void test_a_wrong_envelope_length_or_kind_closes_only_that_connection(void **state)
 {
-    on_both(state, wrong_envelope);
+    expect_on_both(state, wrong_envelope);
 }
 
 static const bad_case msgid_cases[] = {
@@ -371,7 +343,7 @@ static void bad_msgid(const char *addr)
 
 static void test_a_msgid_that_is_not_uint32_closes_only_that_connection(void **state)
 {
-    on_both(state, bad_msgid);
+    expect_on_both(state, bad_msgid);
 }
 
 static const bad_case method_cases[] = {
@@ -390,7 +362,7 @@ static void bad_method(const char *addr)
 
 static void test_a_method_not_str_or_bin_gets_protocol_error_then_close(void **state)
 {
-    on_both(state, bad_method);
+    expect_on_both(state, bad_method);
 }
 
 static const bad_case params_cases[] = {
@@ -408,7 +380,7 @@ static void bad_params(const char *addr)
 
 static void test_params_not_an_array_gets_protocol_error_then_close(void **state)
 {
-    on_both(state, bad_params);
+    expect_on_both(state, bad_params);
 }
 
 static const bad_case notify_cases[] = {
@@ -426,7 +398,7 @@ static void bad_notification(const char *addr)
 
 static void test_a_malformed_notification_closes_only_that_connection(void **state)
 {
-    on_both(state, bad_notification);
+    expect_on_both(state, bad_notification);
 }
 
 /* Body of test_nesting_deeper_than_32_gets_protocol_error_then_close. */
@@ -446,7 +418,7 @@ static void too_deep(const char *addr)
 
 static void test_nesting_deeper_than_32_gets_protocol_error_then_close(void **state)
 {
-    on_both(state, too_deep);
+    expect_on_both(state, too_deep);
 }
 
 static const bad_case count_cases[] = {
@@ -464,7 +436,7 @@ static void impossible_count(const char *addr)
 
 static void test_a_count_that_cannot_fit_gets_protocol_error_then_close(void **state)
 {
-    on_both(state, impossible_count);
+    expect_on_both(state, impossible_count);
 }
 
 /* Body of test_calls_before_malformed_bytes_are_answered_before_the_close. */
@@ -488,7 +460,7 @@ static void garbage_after_good(const char *addr)
 
 static void test_calls_before_malformed_bytes_are_answered_before_the_close(void **state)
 {
-    on_both(state, garbage_after_good);
+    expect_on_both(state, garbage_after_good);
 }
 
 int main(void)
@@ -512,5 +484,5 @@ int main(void)
         cmocka_unit_test(test_calls_before_malformed_bytes_are_answered_before_the_close),
     };
 
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, tdaemon_group_setup, tdaemon_group_teardown);
 }

@@ -1108,5 +1108,8 @@ int main(void)
     };
 
     signal(SIGPIPE, SIG_IGN);
+    /* RELOAD_TEST=pattern runs only the matching tests (cmocka's filter syntax) */
+    if (getenv("RELOAD_TEST") != NULL)
+        cmocka_set_test_filter(getenv("RELOAD_TEST"));
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

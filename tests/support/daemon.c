@@ -100,7 +100,6 @@ int tdaemon_init(tdaemon *d)
         return -1;
     }
     snprintf(d->tcp, sizeof(d->tcp), "tcp://127.0.0.1:%d", d->port);
-/* See daemon.h. Accepts a file name inside d->dir. Returns 0 or -1 (printed). */
     return tdaemon_write_file(d, "00-server.ini",
                               "[server]\n"
                               "listen = %s, %s\n"
@@ -113,6 +112,7 @@ int tdaemon_init(tdaemon *d)
                               d->tcp, d->unix_addr);
 }
 
+/* See daemon.h. Accepts a file name inside d->dir. Returns 0 or -1 (printed). */
 int tdaemon_write_file(tdaemon *d, const char *name, const char *fmt, ...)
 {
     char path[PATH_MAX];
@@ -512,4 +512,24 @@ int tdaemon_free(tdaemon *d)
     tdaemon_cleanup(d);
     free(d);
     return rc;
+}
+
+/* See daemon.h. *state receives a daemon owned by the group (freed by the teardown). */
+int tdaemon_group_setup(void **state)
+{
+    tdaemon *d = tdaemon_new_started(NULL);
+
+    if (d == NULL)
+        return -1;
+    *state = d;
+    return 0;
+}
+
+/* See daemon.h. Frees the daemon whatever its exit. */
+int tdaemon_group_teardown(void **state)
+{
+    int rc = tdaemon_free(*state);
+
+    *state = NULL;
+    return rc == 0 ? 0 : -1;
 }

@@ -15,6 +15,7 @@
 
 #include "expect.h"
 
+/* See expect.h. */
 int64_t expect_now_ms(void)
 {
     struct timespec ts;
@@ -237,4 +238,26 @@ void expect_serving(const char *address)
     expect_result_str(&c, 77, "pong");
     rawconn_close(&c);
     rawmsg_destroy(&m);
+}
+
+/* See expect.h. args stay the caller's. */
+void expect_send_raw_call(rawconn *c, uint32_t id, const char *method, uint32_t nargs,
+                          const char *args, size_t len)
+{
+    rawmsg m;
+
+    rawmsg_init(&m);
+    rawmsg_request(&m, id, method, nargs);
+    msgpack_sbuffer_write(&m.sb, args, len);
+    expect_send(c, &m);
+    rawmsg_destroy(&m);
+}
+
+/* See expect.h. */
+void expect_on_both(void **state, expect_body_fn body)
+{
+    const tdaemon *d = *state;
+
+    body(d->tcp);
+    body(d->unix_addr);
 }

@@ -19,6 +19,7 @@
 
 #include <msgpack.h>
 
+#include "daemon.h"
 #include "rawconn.h"
 
 #define EXPECT_TIMEOUT_MS 5000
@@ -63,6 +64,16 @@ void expect_silence(rawconn *c, int ms);
 /* Opens a connection to address, calls daffi.ping and asserts "pong": the server
  * still serves this address. */
 void expect_serving(const char *address);
+
+/* Sends method(<args>) as msgid id, where args holds the nargs arguments already
+ * encoded (any bytes: tests use it for exact or broken encodings). */
+void expect_send_raw_call(rawconn *c, uint32_t id, const char *method, uint32_t nargs,
+                          const char *args, size_t len);
+
+/* Runs body(address) over the TCP listener, then over the Unix listener, of the
+ * tdaemon in *state (a cmocka state set by tdaemon_group_setup()). */
+typedef void (*expect_body_fn)(const char *address);
+void expect_on_both(void **state, expect_body_fn body);
 
 /* Formats o into buf for messages; returns buf. */
 const char *expect_describe(const msgpack_object *o, char *buf, size_t size);

@@ -142,7 +142,7 @@ static int open_socket(const daffi_addr *a, int64_t deadline)
 }
 
 /* Accepts an uninitialised rawconn and an address string. Returns 0 with c open, or
- * -1 with errno set and c closed (safe to rawconn_close()). */
+ * -1 with errno set and c already released (closing it again is harmless). */
 int rawconn_open(rawconn *c, const char *address, int timeout_ms)
 {
     daffi_addr a;
@@ -152,15 +152,25 @@ int rawconn_open(rawconn *c, const char *address, int timeout_ms)
     c->fd = -1;
     c->lim.max_message = RAWCONN_MAX_MESSAGE;
     c->lim.max_depth = RAWCONN_MAX_DEPTH;
-    msgpack_zone_init(&c->zone, 4096);
+    /* msgpack_zone_init() returns true on success. */
+    if (!msgpack_zone_init(&c->zone, 4096)) {
+        errno = ENOMEM;
+        return -1;
+    }
+    c->zone_ready = 1;
     snprintf(c->addr, sizeof(c->addr), "%s", address);
     if (daffi_addr_parse(address, &a, &why) == -1) {
+        rawconn_close(c);
         errno = EINVAL;
         return -1;
     }
     c->fd = open_socket(&a, now_ms() + timeout_ms);
-    if (c->fd == -1)
+    if (c->fd == -1) {
+        int e = errno;
+        rawconn_close(c);
+        errno = e;
         return -1;
+    }
     struct timeval tv = { .tv_sec = RAWCONN_SEND_TIMEOUT_S };
     /* A test must fail, not hang, when the server stops reading. */
     setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
@@ -177,8 +187,10 @@ void rawconn_close(rawconn *c)
     c->buf = NULL;
     c->len = c->cap = c->consumed = 0;
     c->scanning = 0;
-    msgpack_zone_destroy(&c->zone);
-    memset(&c->zone, 0, sizeof(c->zone));
+    /* msgpack_zone_destroy() is not safe twice: closing twice must be. */
+    if (c->zone_ready)
+        msgpack_zone_destroy(&c->zone);
+    c->zone_ready = 0;
 }
 
 /* Accepts bytes the caller keeps. Returns 0 once all were written, or -1 (errno). */

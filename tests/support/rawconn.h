@@ -45,6 +45,7 @@ typedef struct rawconn {
     size_t consumed;           /* bytes at buf start that belong to the last message */
     daffi_limits lim;          /* limits applied to what the peer sends */
     msgpack_zone zone;         /* objects of the last message */
+    int zone_ready;            /* 1 while zone is initialised */
     daffi_msg msg;             /* the last message read (RAWCONN_OK) */
     const char *raw;           /* its encoded bytes ... */
     size_t raw_size;           /* ... and their count */

@@ -34,6 +34,12 @@
 #include <daffi/client.h>
 #include <daffi/rpc.h>
 
+/* Deadlines of calls and waits whose timing is not what a test is about: long, so a
+ * loaded machine does not fail them; a hang still ends. Upper bounds on the times the
+ * tests are about are loose for the same reason: they tell prompt from hung. */
+#define CALL_MS 10000
+#define WAIT_MS 10000
+
 /* ==== the responder (runs in forked children; no cmocka in here) ================== */
 
 /* One connection's state in the responder. */
@@ -703,8 +709,8 @@ static void test_rpc_async_delivers_the_result_to_its_callback(void **state)
     outcome o = {0};
     int64_t v;
 
-    start_add(c, 2, 40, 1000, &o);
-    assert_true(run_until(s->base, &o.done, 1, 2000));
+    start_add(c, 2, 40, CALL_MS, &o);
+    assert_true(run_until(s->base, &o.done, 1, WAIT_MS));
     assert_int_equal(o.done, 1);
     assert_true(o.ok);
     assert_int_equal(daffi_obj_int(&o.res.obj, &v), 0);
@@ -721,12 +727,12 @@ static void test_callback_never_runs_inside_the_starting_call(void **state)
     outcome o = {0};
 
     /* connected first, so that nothing waits: still, the reply comes from the loop */
-    start_add(c, 1, 1, 1000, &o);
-    assert_true(run_until(s->base, &o.done, 1, 2000));
+    start_add(c, 1, 1, CALL_MS, &o);
+    assert_true(run_until(s->base, &o.done, 1, WAIT_MS));
     outcome_free(&o);
-    start_add(c, 1, 2, 1000, &o);
+    start_add(c, 1, 2, CALL_MS, &o);
     assert_int_equal(o.done, 0);
-    assert_true(run_until(s->base, &o.done, 1, 2000));
+    assert_true(run_until(s->base, &o.done, 1, WAIT_MS));
     assert_false(o.early);
     outcome_free(&o);
     daffi_close(c);
@@ -742,8 +748,8 @@ static void test_calls_made_before_the_connection_is_up_are_sent_once_it_is(void
 
     assert_false(daffi_client_connected(c)); /* the connect completes on the loop */
     for (i = 0; i < 3; i++)
-        start_add(c, i, 100, 2000, &o[i]);
-    while (done < 3 && run_until(s->base, &o[done].done, 1, 2000))
+        start_add(c, i, 100, CALL_MS, &o[i]);
+    while (done < 3 && run_until(s->base, &o[done].done, 1, WAIT_MS))
         done++;
     assert_int_equal(done, 3);
     for (i = 0; i < 3; i++) {
@@ -763,8 +769,8 @@ static void test_peer_error_reaches_the_callback_with_code_message_and_details(v
     outcome o = {0};
     int64_t n;
 
-    assert_int_equal(daffi_rpc_async(c, "fail", NULL, 1000, collect, &o, NULL), 0);
-    assert_true(run_until(s->base, &o.done, 1, 2000));
+    assert_int_equal(daffi_rpc_async(c, "fail", NULL, CALL_MS, collect, &o, NULL), 0);
+    assert_true(run_until(s->base, &o.done, 1, WAIT_MS));
     assert_false(o.ok);
     assert_int_equal(o.err.code, DAFFI_E_HANDLER_ERROR);
     assert_string_equal(o.err.name, "HANDLER_ERROR");
@@ -783,28 +789,28 @@ static void test_timeout_fails_that_call_reports_elapsed_and_discards_the_late_r
 {
     suite *s = *state;
     daffi_client *c = new_client(s, NULL);
-    msgpack_object two[2], params = slow_params(two, 300, "late");
+    msgpack_object two[2], params = slow_params(two, 1000, "late");
     outcome o = {0}, next = {0};
     daffi_client_stats st;
     int64_t t0, v;
 
-    start_add(c, 0, 0, 1000, &next); /* connect first: the timeout is the reply's */
-    assert_true(run_until(s->base, &next.done, 1, 2000));
+    start_add(c, 0, 0, CALL_MS, &next); /* connect first: the timeout is the reply's */
+    assert_true(run_until(s->base, &next.done, 1, WAIT_MS));
     outcome_free(&next);
     t0 = mono_ms();
     assert_int_equal(daffi_rpc_async(c, "slow", &params, 50, collect, &o, NULL), 0);
-    assert_true(run_until(s->base, &o.done, 1, 2000));
+    assert_true(run_until(s->base, &o.done, 1, WAIT_MS));
     assert_false(o.ok);
     assert_int_equal(o.err.code, DAFFI_E_TIMEOUT);
     assert_int_equal(o.err.remote, 0);
     assert_true(o.err.elapsed_ms >= 50);
-    assert_true(o.err.elapsed_ms < 250);
-    assert_true(mono_ms() - t0 < 250);
+    assert_true(o.err.elapsed_ms < 900); /* well before the reply at 1000 ms */
+    assert_true(mono_ms() - t0 < 1000);
     assert_non_null(strstr(o.err.message, "50 ms"));
     assert_true(daffi_client_connected(c));
     /* the connection stays usable; the late "late" is matched to nobody */
-    start_add(c, 20, 22, 2000, &next);
-    assert_true(run_until(s->base, &next.done, 1, 2000));
+    start_add(c, 20, 22, CALL_MS, &next);
+    assert_true(run_until(s->base, &next.done, 1, WAIT_MS));
     assert_true(next.ok);
     assert_int_equal(daffi_obj_int(&next.res.obj, &v), 0);
     assert_int_equal(v, 42);
@@ -884,8 +890,8 @@ static void test_notifications_are_sent_in_order_without_reply(void **state)
     params = int_params(objs, 1, (int64_t[]){2});
     assert_int_equal(daffi_notify_async(c, "second", &params, NULL), 0);
     assert_int_equal(daffi_notify_raw_async(c, "third", "\x91\x03", 2, NULL), 0);
-    assert_int_equal(daffi_rpc_async(c, "notified", NULL, 2000, collect, &o, NULL), 0);
-    assert_true(run_until(s->base, &o.done, 1, 2000));
+    assert_int_equal(daffi_rpc_async(c, "notified", NULL, CALL_MS, collect, &o, NULL), 0);
+    assert_true(run_until(s->base, &o.done, 1, WAIT_MS));
     assert_true(o.ok);
     assert_int_equal(o.res.obj.via.array.size, 3);
     assert_true(obj_is_str(daffi_obj_at(daffi_obj_at(&o.res.obj, 0), 0), "first"));
@@ -903,8 +909,8 @@ static void test_ping_async_answers_pong(void **state)
     daffi_client *c = new_client(s, NULL);
     outcome o = {0};
 
-    assert_int_equal(daffi_ping_async(c, 1000, collect, &o, NULL), 0);
-    assert_true(run_until(s->base, &o.done, 1, 2000));
+    assert_int_equal(daffi_ping_async(c, CALL_MS, collect, &o, NULL), 0);
+    assert_true(run_until(s->base, &o.done, 1, WAIT_MS));
     assert_true(o.ok);
     assert_true(obj_is_str(&o.res.obj, "pong"));
     outcome_free(&o);
@@ -926,7 +932,7 @@ static void test_wrong_kind_of_client_and_bad_arguments_are_bad_args(void **stat
     assert_int_equal(err.code, DAFFI_E_BAD_ARGS); /* no completion callback */
     assert_int_equal(daffi_rpc_async(c, "add", NULL, -1, collect, &o, &err), -1);
     assert_int_equal(err.code, DAFFI_E_BAD_ARGS);
-    assert_int_equal(daffi_rpc_raw_async(c, "add", "\x01", 1, 1000, collect, &o, &err), -1);
+    assert_int_equal(daffi_rpc_raw_async(c, "add", "\x01", 1, CALL_MS, collect, &o, &err), -1);
     assert_int_equal(err.code, DAFFI_E_BAD_ARGS); /* params not an array */
     assert_null(daffi_client_new(NULL, s->address, NULL, &err));
     assert_int_equal(err.code, DAFFI_E_BAD_ARGS);
@@ -934,7 +940,7 @@ static void test_wrong_kind_of_client_and_bad_arguments_are_bad_args(void **stat
     assert_int_equal(err.code, DAFFI_E_BAD_ARGS);
     sc = daffi_connect(s->address, NULL, &err);
     assert_non_null(sc);
-    assert_int_equal(daffi_rpc_async(sc, "add", NULL, 1000, collect, &o, &err), -1);
+    assert_int_equal(daffi_rpc_async(sc, "add", NULL, CALL_MS, collect, &o, &err), -1);
     assert_int_equal(err.code, DAFFI_E_BAD_ARGS);
     assert_non_null(strstr(err.message, "synchronous client"));
     daffi_close(sc);
@@ -968,7 +974,7 @@ static void test_drop_fails_every_call_in_flight_at_once_with_unavailable(void *
     int64_t t0;
 
     start_add(c, 0, 0, 0, &o[0]); /* connected and idle */
-    assert_true(run_until(s->base, &o[0].done, 1, 2000));
+    assert_true(run_until(s->base, &o[0].done, 1, WAIT_MS));
     outcome_free(&o[0]);
     /* two calls wait (no timeout); then another connection's... no: this one's peer dies */
     assert_int_equal(daffi_rpc_async(c, "slow", &params, 0, collect, &o[0], NULL), 0);
@@ -976,7 +982,7 @@ static void test_drop_fails_every_call_in_flight_at_once_with_unavailable(void *
     run_for(s->base, 50);
     t0 = mono_ms();
     responder_stop(s);
-    assert_true(run_until(s->base, &o[1].done, 1, 2000));
+    assert_true(run_until(s->base, &o[1].done, 1, WAIT_MS));
     assert_true(run_until(s->base, &o[0].done, 1, 100));
     assert_true(mono_ms() - t0 < 1000);
     assert_int_equal(o[0].err.code, DAFFI_E_UNAVAILABLE);
@@ -1010,17 +1016,17 @@ static void test_reconnects_after_the_peer_comes_back_and_the_next_call_succeeds
     opts.reconnect_max_ms = 50;
     c = new_client(s, &opts);
     daffi_client_on_state(c, on_state, &st);
-    assert_true(run_until(s->base, &st.up, 1, 2000));
+    assert_true(run_until(s->base, &st.up, 1, WAIT_MS));
     responder_stop(s);
-    assert_true(run_until(s->base, &st.down, 1, 2000));
+    assert_true(run_until(s->base, &st.down, 1, WAIT_MS));
     assert_false(daffi_client_connected(c));
     run_for(s->base, 100); /* a few attempts fail: the backoff goes on */
     assert_true(st.down >= 2);
     assert_int_equal(responder_start(s), 0);
-    assert_true(run_until(s->base, &st.up, 2, 2000));
+    assert_true(run_until(s->base, &st.up, 2, WAIT_MS));
     assert_true(daffi_client_connected(c));
-    start_add(c, 3, 4, 1000, &o);
-    assert_true(run_until(s->base, &o.done, 1, 2000));
+    start_add(c, 3, 4, CALL_MS, &o);
+    assert_true(run_until(s->base, &o.done, 1, WAIT_MS));
     assert_true(o.ok);
     daffi_client_stats_get(c, &cs);
     assert_int_equal(cs.connects, 2);
@@ -1052,14 +1058,14 @@ static void test_call_made_while_disconnected_waits_for_the_reconnect(void **sta
     opts.reconnect_max_ms = 40;
     c = new_client(s, &opts);
     daffi_client_on_state(c, on_state, &st);
-    assert_true(run_until(s->base, &st.up, 1, 2000));
+    assert_true(run_until(s->base, &st.up, 1, WAIT_MS));
     responder_stop(s);
-    assert_true(run_until(s->base, &st.down, 1, 2000));
+    assert_true(run_until(s->base, &st.down, 1, WAIT_MS));
     /* made while down; the responder comes back 200 ms later */
     start_add(c, 40, 2, 3000, &o);
     later = evtimer_new(s->base, restart_cb, s);
     evtimer_add(later, &tv);
-    assert_true(run_until(s->base, &o.done, 1, 3000));
+    assert_true(run_until(s->base, &o.done, 1, WAIT_MS));
     if (!o.ok)
         fail_msg("%s", o.err.message);
     assert_int_equal(daffi_obj_int(&o.res.obj, &v), 0);
@@ -1081,16 +1087,16 @@ static void test_call_made_while_disconnected_fails_unavailable_at_its_timeout(v
     opts.reconnect_ms = 20;
     c = new_client(s, &opts);
     daffi_client_on_state(c, on_state, &st);
-    assert_true(run_until(s->base, &st.up, 1, 2000));
+    assert_true(run_until(s->base, &st.up, 1, WAIT_MS));
     responder_stop(s);
-    assert_true(run_until(s->base, &st.down, 1, 2000));
+    assert_true(run_until(s->base, &st.down, 1, WAIT_MS));
     t0 = mono_ms();
     start_add(c, 1, 1, 100, &o);
-    assert_true(run_until(s->base, &o.done, 1, 2000));
+    assert_true(run_until(s->base, &o.done, 1, WAIT_MS));
     assert_int_equal(o.err.code, DAFFI_E_UNAVAILABLE);
     assert_non_null(strstr(o.err.message, "not connected within 100 ms"));
     assert_true(o.err.elapsed_ms >= 100);
-    assert_true(mono_ms() - t0 < 400);
+    assert_true(mono_ms() - t0 < 2000);
     outcome_free(&o);
     daffi_close(c);
 }
@@ -1137,9 +1143,9 @@ static void test_closing_the_client_inside_its_own_callback_is_safe(void **state
     int i;
 
     for (i = 0; i < 3; i++)
-        assert_int_equal(daffi_rpc_async(c, "add", &params, 1000, close_in_callback, &k, NULL),
+        assert_int_equal(daffi_rpc_async(c, "add", &params, CALL_MS, close_in_callback, &k, NULL),
                          0);
-    assert_true(run_until(s->base, &k.done, 3, 2000));
+    assert_true(run_until(s->base, &k.done, 3, WAIT_MS));
     run_for(s->base, 20);
     assert_int_equal(k.done, 3);
     assert_int_equal(k.codes[0], 0);
@@ -1204,9 +1210,9 @@ static const daffi_callback_def client_callbacks[] = {
 static void ask_responder_to_call(suite *s, daffi_client *c, const char *packed_params,
                                   size_t len, outcome *o)
 {
-    assert_int_equal(daffi_rpc_raw_async(c, "call_client", packed_params, len, 2000, collect,
+    assert_int_equal(daffi_rpc_raw_async(c, "call_client", packed_params, len, CALL_MS, collect,
                                          o, NULL), 0);
-    assert_true(run_until(s->base, &o->done, 1, 3000));
+    assert_true(run_until(s->base, &o->done, 1, WAIT_MS));
     assert_true(o->ok);
 }
 
@@ -1329,11 +1335,11 @@ static void test_hello_announces_the_name_and_callbacks_and_its_answer_is_passed
     c = new_client(s, &opts);
     assert_int_equal(daffi_client_expose(c, client_callbacks, NULL, collect, &ann, NULL), 0);
     ann.returned = 1;
-    assert_true(run_until(s->base, &ann.done, 1, 2000));
+    assert_true(run_until(s->base, &ann.done, 1, WAIT_MS));
     assert_true(ann.ok); /* the router's answer: {"name": "fake-router", ...} */
     assert_true(obj_is_str(daffi_obj_get(&ann.res.obj, "name"), "fake-router"));
-    assert_int_equal(daffi_rpc_async(c, "hello_seen", NULL, 1000, collect, &o, NULL), 0);
-    assert_true(run_until(s->base, &o.done, 1, 2000));
+    assert_int_equal(daffi_rpc_async(c, "hello_seen", NULL, CALL_MS, collect, &o, NULL), 0);
+    assert_true(run_until(s->base, &o.done, 1, WAIT_MS));
     assert_int_equal(daffi_obj_uint(daffi_obj_at(&o.res.obj, 0), &n), 0);
     assert_int_equal(n, 1);
     hello = daffi_obj_at(daffi_obj_at(&o.res.obj, 1), 0); /* params[0] */
@@ -1363,14 +1369,14 @@ static void test_hello_is_repeated_on_every_new_connection(void **state)
     daffi_client_on_state(c, on_state, &st);
     assert_int_equal(daffi_client_expose(c, client_callbacks, NULL, collect, &ann, NULL), 0);
     ann.returned = 1;
-    assert_true(run_until(s->base, &ann.done, 1, 2000));
+    assert_true(run_until(s->base, &ann.done, 1, WAIT_MS));
     responder_stop(s);
-    assert_true(run_until(s->base, &st.down, 1, 2000));
+    assert_true(run_until(s->base, &st.down, 1, WAIT_MS));
     assert_int_equal(responder_start(s), 0);
-    assert_true(run_until(s->base, &ann.done, 2, 3000)); /* announced again */
+    assert_true(run_until(s->base, &ann.done, 2, WAIT_MS)); /* announced again */
     assert_true(ann.ok);
-    assert_int_equal(daffi_rpc_async(c, "hello_seen", NULL, 1000, collect, &o, NULL), 0);
-    assert_true(run_until(s->base, &o.done, 1, 2000));
+    assert_int_equal(daffi_rpc_async(c, "hello_seen", NULL, CALL_MS, collect, &o, NULL), 0);
+    assert_true(run_until(s->base, &o.done, 1, WAIT_MS));
     assert_int_equal(daffi_obj_uint(daffi_obj_at(&o.res.obj, 0), &n), 0);
     assert_int_equal(n, 1); /* on the new connection, before the calls */
     /* and the callbacks are served on it */
@@ -1393,8 +1399,8 @@ static void test_members_returns_the_member_list(void **state)
     daffi_result r;
     outcome o = {0};
 
-    assert_int_equal(daffi_members_async(c, 1000, collect, &o, NULL), 0);
-    assert_true(run_until(s->base, &o.done, 1, 2000));
+    assert_int_equal(daffi_members_async(c, CALL_MS, collect, &o, NULL), 0);
+    assert_true(run_until(s->base, &o.done, 1, WAIT_MS));
     assert_true(o.ok);
     assert_int_equal(o.res.obj.via.array.size, 2);
     assert_true(obj_is_str(daffi_obj_get(daffi_obj_at(&o.res.obj, 1), "name"), "w2"));
@@ -1443,7 +1449,7 @@ static void test_cast_sends_callback_params_and_options_and_returns_the_map(void
     outcome o = {0};
 
     assert_int_equal(daffi_cast_async(c, "add", &params, to, 2, 500, collect, &o, NULL), 0);
-    assert_true(run_until(s->base, &o.done, 1, 2000));
+    assert_true(run_until(s->base, &o.done, 1, WAIT_MS));
     assert_true(o.ok);
     check_cast_result(&o.res.obj);
     sc = daffi_connect(s->address, NULL, NULL);
@@ -1481,8 +1487,8 @@ static void test_cast_nowait_goes_as_a_daffi_cast_notification(void **state)
     daffi_result r;
 
     assert_int_equal(daffi_cast_nowait_async(c, "add", NULL, to, 1, 0, NULL), 0);
-    assert_int_equal(daffi_rpc_async(c, "notified", NULL, 1000, collect, &o, NULL), 0);
-    assert_true(run_until(s->base, &o.done, 1, 2000));
+    assert_int_equal(daffi_rpc_async(c, "notified", NULL, CALL_MS, collect, &o, NULL), 0);
+    assert_true(run_until(s->base, &o.done, 1, WAIT_MS));
     assert_int_equal(o.res.obj.via.array.size, 1);
     assert_true(obj_is_str(daffi_obj_at(daffi_obj_at(&o.res.obj, 0), 0), "daffi.cast"));
     assert_int_equal(daffi_cast_nowait(sc, "add", NULL, NULL, 0, 1000, NULL), 0);
@@ -1511,11 +1517,11 @@ static void test_wait_for_members_is_true_or_a_timeout_naming_who_is_missing(voi
     missing = daffi_obj_get(&err.details, "missing");
     assert_true(obj_is_str(daffi_obj_at(missing, 0), "w9"));
     assert_int_equal(daffi_wait_for_members_async(c, present, 2, 500, collect, &o, NULL), 0);
-    assert_true(run_until(s->base, &o.done, 1, 2000));
+    assert_true(run_until(s->base, &o.done, 1, WAIT_MS));
     assert_true(o.ok);
     outcome_free(&o);
     assert_int_equal(daffi_wait_for_members_async(c, absent, 2, 500, collect, &o, NULL), 0);
-    assert_true(run_until(s->base, &o.done, 1, 2000));
+    assert_true(run_until(s->base, &o.done, 1, WAIT_MS));
     assert_int_equal(o.err.code, DAFFI_E_TIMEOUT);
     assert_true(obj_is_str(daffi_obj_at(daffi_obj_get(&o.err.details, "missing"), 0), "w9"));
     outcome_free(&o);
@@ -1550,10 +1556,10 @@ static void test_subscription_delivers_membership_events(void **state)
     outcome done = {0};
     daffi_client_stats st;
 
-    assert_int_equal(daffi_subscribe_members_async(c, on_event, &ev, 1000, collect, &done,
+    assert_int_equal(daffi_subscribe_members_async(c, on_event, &ev, CALL_MS, collect, &done,
                                                    NULL), 0);
     done.returned = 1;
-    assert_true(run_until(s->base, &ev.n, 2, 2000));
+    assert_true(run_until(s->base, &ev.n, 2, WAIT_MS));
     assert_int_equal(done.done, 1);
     assert_true(done.ok);
     assert_string_equal(ev.text[0], "joined w3");
@@ -1577,11 +1583,11 @@ static void test_subscription_is_renewed_after_a_reconnect(void **state)
     daffi_client_on_state(c, on_state, &st);
     assert_int_equal(daffi_subscribe_members_async(c, on_event, &ev, 1000, NULL, NULL, NULL),
                      0);
-    assert_true(run_until(s->base, &ev.n, 2, 2000));
+    assert_true(run_until(s->base, &ev.n, 2, WAIT_MS));
     responder_stop(s);
-    assert_true(run_until(s->base, &st.down, 1, 2000));
+    assert_true(run_until(s->base, &st.down, 1, WAIT_MS));
     assert_int_equal(responder_start(s), 0);
-    assert_true(run_until(s->base, &ev.n, 4, 3000)); /* the new connection's events */
+    assert_true(run_until(s->base, &ev.n, 4, WAIT_MS)); /* the new connection's events */
     daffi_close(c);
 }
 

@@ -1,0 +1,499 @@
+/*
+ * test_router_cast.c - daffi.cast through a router (daffi's cast scenarios): one
+ * request to every member exposing a callback or to those named in `to`, one entry per
+ * member in the answer; members that do not answer in time are present with TIMEOUT
+ * (partial results, never a lost answer); the nowait form; casts while the member set
+ * grows from 1 to 3 daffid workers.
+ *
+ * The group runs one router ("hub": heartbeat 1s x 3, default_timeout = 1s so that a
+ * cast without timeout_ms shows the server's default, and an admin socket for the
+ * counters). Raw members (rawmember.h) answer [their name, the params they got], so
+ * each entry says who answered what.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+#include <msgpack.h>
+
+#include <daffi/rpc.h>
+
+#include "../support/cluster.h"
+#include "../support/daemon.h"
+#include "../support/expect.h"
+#include "../support/rawconn.h"
+#include "../support/rawmember.h"
+#include "../support/rexpect.h"
+
+#define START_MS 10000
+#define DEFAULT_TIMEOUT_MS 1000
+#define NGROW 3
+
+typedef struct fixture {
+    tdaemon router;
+    char admin[200];
+    tdaemon workers[NGROW]; /* started by the test that grows the member set */
+    rmpool *pool;
+    rmpool *pool2;
+} fixture;
+
+static int group_setup(void **state)
+{
+    fixture *f = calloc(1, sizeof(*f));
+
+    if (f == NULL)
+        return -1;
+    *state = f;
+    if (tcluster_router_init(&f->router, "hub", "heartbeat = 1s\nheartbeat_misses = 3\n") ==
+        -1)
+        return -1;
+    /* a later drop-in file: the admin socket lives in the router's own dir */
+    snprintf(f->admin, sizeof(f->admin), "%s/admin.sock", f->router.dir);
+    if (tdaemon_write_file(&f->router, "05-router.ini", "[server]\ndefault_timeout = %dms\n"
+                           "[admin]\nsocket = %s\n", DEFAULT_TIMEOUT_MS, f->admin) == -1 ||
+        tdaemon_start(&f->router, NULL) == -1)
+        return -1;
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    fixture *f = *state;
+    int rc = 0;
+
+    if (f == NULL)
+        return -1;
+    if (f->router.dir[0] != '\0' && tdaemon_stop(&f->router, TDAEMON_STOP_TIMEOUT_MS) != 0)
+        rc = -1;
+    tdaemon_cleanup(&f->router);
+    free(f);
+    return rc;
+}
+
+/* Per-test teardown: raw members leave, workers stop. */
+static int test_teardown(void **state)
+{
+    fixture *f = *state;
+    int rc = 0;
+
+    if (tcluster_pool_stop(f->pool, f->router.tcp, 5000) == -1 ||
+        tcluster_pool_stop(f->pool2, f->router.tcp, 5000) == -1)
+        rc = -1;
+    f->pool = f->pool2 = NULL;
+    for (int i = 0; i < NGROW; i++) {
+        if (f->workers[i].dir[0] == '\0')
+            continue;
+        if (f->workers[i].pid != 0 &&
+            tdaemon_stop(&f->workers[i], TDAEMON_STOP_TIMEOUT_MS) != 0)
+            rc = -1;
+        tdaemon_cleanup(&f->workers[i]);
+        memset(&f->workers[i], 0, sizeof(f->workers[i]));
+    }
+    return rc;
+}
+
+/* Starts n raw members PREFIX0.. exposing callbacks, or fails the test. */
+static rmpool *pool_or_fail(fixture *f, const char *prefix, unsigned n,
+                            const char *const *callbacks)
+{
+    rmpool *p = rmpool_start(f->router.tcp, prefix, n, callbacks);
+
+    if (p == NULL)
+        fail_msg("%u raw members %s* could not join", n, prefix);
+    return p;
+}
+
+/* Packs daffi.cast [callback, [arg], {"to": [to...], "timeout_ms": timeout_ms}] into m as
+ * a request with msgid id (or a notification when id is 0). to (NULL-terminated) may
+ * be NULL and timeout_ms 0: that key is left out; with neither the options map is left
+ * out. */
+static void pack_cast(rawmsg *m, uint32_t id, const char *callback, int64_t arg,
+                      const char *const *to, int timeout_ms)
+{
+    uint32_t nto = 0, nopts = (to != NULL) + (timeout_ms > 0);
+    msgpack_packer *pk = id ? rawmsg_request(m, id, "daffi.cast", nopts ? 3 : 2)
+                            : rawmsg_notify(m, "daffi.cast", nopts ? 3 : 2);
+
+    daffi_pack_cstr(pk, callback);
+    msgpack_pack_array(pk, 1);
+    msgpack_pack_int64(pk, arg);
+    if (nopts == 0)
+        return;
+    msgpack_pack_map(pk, nopts);
+    if (to != NULL) {
+        while (to[nto] != NULL)
+            nto++;
+        daffi_pack_cstr(pk, "to");
+        msgpack_pack_array(pk, nto);
+        for (uint32_t i = 0; i < nto; i++)
+            daffi_pack_cstr(pk, to[i]);
+    }
+    if (timeout_ms > 0) {
+        daffi_pack_cstr(pk, "timeout_ms");
+        msgpack_pack_int(pk, timeout_ms);
+    }
+}
+
+/* Sends a cast (see pack_cast) on c and returns its result map. */
+static const msgpack_object *cast(rawconn *c, uint32_t id, const char *callback, int64_t arg,
+                                  const char *const *to, int timeout_ms)
+{
+    rawmsg m;
+
+    rawmsg_init(&m);
+    pack_cast(&m, id, callback, arg, to, timeout_ms);
+    expect_send(c, &m);
+    rawmsg_destroy(&m);
+    return expect_result(c, id);
+}
+
+/* Asserts the cast map has exactly n entries. */
+static void expect_entries(const msgpack_object *map, uint32_t n)
+{
+    char d[2048];
+
+    if (map->type != MSGPACK_OBJECT_MAP || map->via.map.size != n)
+        fail_msg("expected a cast result of %u entries, got %s", n,
+                 expect_describe(map, d, sizeof(d)));
+}
+
+/* Asserts the entry of a raw member name is [nil, [name, [arg]]]. */
+static void expect_raw_answer(const msgpack_object *map, const char *name, int64_t arg)
+{
+    const msgpack_object *r = rexpect_cast_ok(map, name);
+    char d[512];
+
+    if (r->type != MSGPACK_OBJECT_ARRAY || r->via.array.size != 2 ||
+        !rexpect_obj_is(&r->via.array.ptr[0], name) ||
+        r->via.array.ptr[1].type != MSGPACK_OBJECT_ARRAY ||
+        r->via.array.ptr[1].via.array.size != 1 ||
+        r->via.array.ptr[1].via.array.ptr[0].via.i64 != arg)
+        fail_msg("member %s: expected [%s, [%lld]], got %s", name, name, (long long)arg,
+                 expect_describe(r, d, sizeof(d)));
+}
+
+/* Waits (daffi.wait, on c's own connection so its loop sees them) for the members of
+ * pool p. */
+static void wait_pool(rawconn *c, rmpool *p)
+{
+    rawmsg m;
+    const msgpack_object *r;
+
+    rawmsg_init(&m);
+    msgpack_packer *pk = rawmsg_request(&m, 999, "daffi.wait", 2);
+    msgpack_pack_array(pk, rmpool_size(p));
+    for (unsigned i = 0; i < rmpool_size(p); i++)
+        daffi_pack_cstr(pk, rmpool_name(p, i));
+    msgpack_pack_int(pk, 5000);
+    expect_send(c, &m);
+    rawmsg_destroy(&m);
+    r = expect_result(c, 999);
+    assert_int_equal(r->type, MSGPACK_OBJECT_BOOLEAN);
+}
+
+/* ---- who is reached ------------------------------------------------------------- */
+
+/* A cast reaches every member exposing the callback, and only those. */
+static void test_cast_reaches_every_member_exposing_the_callback(void **state)
+{
+    fixture *f = *state;
+    const char *cbs[] = { "ca_cb", NULL };
+    const char *other[] = { "ca_other", NULL };
+    rawconn c;
+
+    f->pool = pool_or_fail(f, "ca", 3, cbs);
+    f->pool2 = pool_or_fail(f, "cz", 2, other);
+    expect_open(&c, f->router.tcp);
+    wait_pool(&c, f->pool);
+    wait_pool(&c, f->pool2);
+    const msgpack_object *map = cast(&c, 1, "ca_cb", 5, NULL, 0);
+    expect_entries(map, 3);
+    for (unsigned i = 0; i < 3; i++)
+        expect_raw_answer(map, rmpool_name(f->pool, i), 5);
+    for (unsigned i = 0; i < 3; i++)
+        assert_int_equal(rmpool_answered(f->pool, i), 1);
+    for (unsigned i = 0; i < 2; i++)
+        assert_int_equal(rmpool_answered(f->pool2, i), 0);
+    rawconn_close(&c);
+}
+
+/* With `to`, a cast reaches exactly the members named; a name nobody has is present
+ * as UNAVAILABLE and a member without the callback as NO_CALLBACK. */
+static void test_cast_to_a_subset_reaches_only_the_members_named(void **state)
+{
+    fixture *f = *state;
+    const char *cbs[] = { "cs_cb", NULL };
+    const char *other[] = { "cs_other", NULL };
+    const char *two[] = { "cs0", "cs2", NULL };
+    const char *mixed[] = { "cs1", "cs_nobody", "cz0", NULL };
+    rawconn c;
+
+    f->pool = pool_or_fail(f, "cs", 3, cbs);
+    f->pool2 = pool_or_fail(f, "cz", 1, other);
+    expect_open(&c, f->router.unix_addr);
+    wait_pool(&c, f->pool);
+    wait_pool(&c, f->pool2);
+    const msgpack_object *map = cast(&c, 1, "cs_cb", 6, two, 0);
+    expect_entries(map, 2);
+    expect_raw_answer(map, "cs0", 6);
+    expect_raw_answer(map, "cs2", 6);
+    assert_int_equal(rmpool_answered(f->pool, 1), 0);
+
+    map = cast(&c, 2, "cs_cb", 7, mixed, 0);
+    expect_entries(map, 3);
+    expect_raw_answer(map, "cs1", 7);
+    rexpect_cast_error(map, "cs_nobody", DAFFI_E_UNAVAILABLE);
+    rexpect_cast_error(map, "cz0", DAFFI_E_NO_CALLBACK);
+    assert_int_equal(rmpool_answered(f->pool2, 0), 0);
+    rawconn_close(&c);
+}
+
+/* A cast for a callback no member exposes is NO_CALLBACK at once. */
+static void test_cast_for_a_callback_nobody_exposes_is_no_callback(void **state)
+{
+    fixture *f = *state;
+    rawconn c;
+    rawmsg m;
+
+    rawmsg_init(&m);
+    expect_open(&c, f->router.tcp);
+    pack_cast(&m, 4, "cast_nobody_cb", 1, NULL, 0);
+    expect_send(&c, &m);
+    expect_error(&c, 4, DAFFI_E_NO_CALLBACK);
+    rawconn_close(&c);
+    rawmsg_destroy(&m);
+}
+
+/* daffi's scenario: daffid workers join one by one, and each cast has one entry per
+ * worker then connected; once they are all gone the cast is NO_CALLBACK. */
+static void test_casts_follow_the_member_set_as_it_grows_from_1_to_3(void **state)
+{
+    fixture *f = *state;
+    char name[16];
+    rawconn c;
+
+    expect_open(&c, f->router.tcp);
+    for (int i = 0; i < NGROW; i++) {
+        snprintf(name, sizeof(name), "grow%d", i + 1);
+        assert_int_equal(tcluster_worker_init(&f->workers[i], f->router.tcp, name,
+                                              "heartbeat = 1s\n"), 0);
+        assert_int_equal(tdaemon_add_plugin(&f->workers[i], "echo", NULL), 0);
+        assert_int_equal(tcluster_worker_start(&f->workers[i], f->router.tcp, name, START_MS), 0);
+        const char *names[] = { name, NULL };
+        rawmsg m;
+        rawmsg_init(&m);
+        msgpack_packer *pk = rawmsg_request(&m, 100 + (uint32_t)i, "daffi.wait", 2);
+        msgpack_pack_array(pk, 1);
+        daffi_pack_cstr(pk, names[0]);
+        msgpack_pack_int(pk, 5000);
+        expect_send(&c, &m);
+        rawmsg_destroy(&m);
+        expect_result(&c, 100 + (uint32_t)i);
+
+        const msgpack_object *map = cast(&c, 1 + (uint32_t)i, "echo", 40 + i, NULL, 0);
+        expect_entries(map, (uint32_t)i + 1);
+        for (int k = 0; k <= i; k++) {
+            char who[16];
+            snprintf(who, sizeof(who), "grow%d", k + 1);
+            const msgpack_object *r = rexpect_cast_ok(map, who);
+            if (r->type != MSGPACK_OBJECT_POSITIVE_INTEGER || r->via.u64 != (uint64_t)(40 + i))
+                fail_msg("%s answered the cast with something else than %d", who, 40 + i);
+        }
+    }
+    for (int i = 0; i < NGROW; i++) {
+        snprintf(name, sizeof(name), "grow%d", i + 1);
+        assert_int_equal(tdaemon_stop(&f->workers[i], TDAEMON_STOP_TIMEOUT_MS), 0);
+        assert_int_equal(tcluster_wait_gone(f->router.tcp, name, 5000), 0);
+    }
+    rawmsg m;
+    rawmsg_init(&m);
+    pack_cast(&m, 9, "echo", 1, NULL, 0);
+    expect_send(&c, &m);
+    expect_error(&c, 9, DAFFI_E_NO_CALLBACK);
+    rawmsg_destroy(&m);
+    rawconn_close(&c);
+}
+
+/* ---- timeouts and partial results ------------------------------------------------ */
+
+/* A member that does not answer is present with TIMEOUT at the cast's timeout_ms,
+ * beside the answers of the others (partial results, none lost). */
+static void test_a_silent_member_is_a_timeout_entry_beside_the_others_answers(void **state)
+{
+    fixture *f = *state;
+    const char *cbs[] = { "pt_cb", NULL };
+    rawconn c;
+
+    f->pool = pool_or_fail(f, "pt", 3, cbs);
+    rmpool_set_mute(f->pool, 1, 1);
+    expect_open(&c, f->router.tcp);
+    wait_pool(&c, f->pool);
+    int64_t t0 = expect_now_ms();
+    const msgpack_object *map = cast(&c, 1, "pt_cb", 8, NULL, 300);
+    int64_t ms = expect_now_ms() - t0;
+    expect_entries(map, 3);
+    expect_raw_answer(map, "pt0", 8);
+    expect_raw_answer(map, "pt2", 8);
+    rexpect_cast_error(map, "pt1", DAFFI_E_TIMEOUT);
+    print_message("the cast with timeout_ms 300 answered after %lld ms\n", (long long)ms);
+    if (ms < 300 || ms > 1500)
+        fail_msg("the cast with timeout_ms 300 answered after %lld ms", (long long)ms);
+    assert_int_equal(rmpool_ignored(f->pool, 1), 1);
+    rawconn_close(&c);
+}
+
+/* A cast without timeout_ms uses the server's default_timeout (1 s here) for its
+ * members: it must not wait forever for a silent one. */
+static void test_a_cast_without_timeout_ms_ends_at_the_default_timeout(void **state)
+{
+    fixture *f = *state;
+    const char *cbs[] = { "pd_cb", NULL };
+    rawconn c;
+    rawmsg m;
+
+    f->pool = pool_or_fail(f, "pd", 2, cbs);
+    rmpool_set_mute(f->pool, 0, 1);
+    expect_open(&c, f->router.tcp);
+    wait_pool(&c, f->pool);
+    rawmsg_init(&m);
+    pack_cast(&m, 2, "pd_cb", 9, NULL, 0);
+    int64_t t0 = expect_now_ms();
+    expect_send(&c, &m);
+    rawmsg_destroy(&m);
+    rawconn_status st = rawconn_read(&c, DEFAULT_TIMEOUT_MS + 3000);
+    int64_t ms = expect_now_ms() - t0;
+    if (st != RAWCONN_OK)
+        fail_msg("a cast without timeout_ms, one member silent, got no answer within %lld ms "
+                 "(default_timeout = %d ms): %s", (long long)ms, DEFAULT_TIMEOUT_MS,
+                 rawconn_status_name(st));
+    assert_int_equal(c.msg.kind, DAFFI_MSG_RESPONSE);
+    assert_int_equal(c.msg.error->type, MSGPACK_OBJECT_NIL);
+    expect_entries(c.msg.result, 2);
+    rexpect_cast_error(c.msg.result, "pd0", DAFFI_E_TIMEOUT);
+    expect_raw_answer(c.msg.result, "pd1", 9);
+    print_message("answered after %lld ms\n", (long long)ms);
+    rawconn_close(&c);
+}
+
+/* An answer that arrives after its cast was answered is discarded (the caller gets
+ * nothing more), counted, and the member keeps serving. */
+static void test_a_late_cast_answer_is_discarded_and_counted(void **state)
+{
+    fixture *f = *state;
+    const char *cbs[] = { "late_cb", NULL };
+    rawconn c, late;
+    rawmsg m;
+
+    if (rawmember_join(&late, f->router.tcp, "late0", cbs, NULL, 0) != 0)
+        fail_msg("late0 could not join");
+    expect_open(&c, f->router.tcp);
+    rawmsg_init(&m);
+    msgpack_packer *pk = rawmsg_request(&m, 1, "daffi.wait", 2);
+    msgpack_pack_array(pk, 1);
+    daffi_pack_cstr(pk, "late0");
+    msgpack_pack_int(pk, 5000);
+    expect_send(&c, &m);
+    expect_result(&c, 1);
+    long long late0 = tcluster_admin_counter(f->admin, "late_completions");
+    long long unexpected0 = tcluster_admin_counter(f->admin, "unexpected_responses");
+    assert_true(late0 >= 0 && unexpected0 >= 0);
+
+    pack_cast(&m, 2, "late_cb", 3, NULL, 200);
+    expect_send(&c, &m);
+    if (rawmember_read(&late, expect_timeout_ms()) != RAWCONN_OK ||
+        late.msg.kind != DAFFI_MSG_REQUEST)
+        fail_msg("late0 did not receive the cast");
+    uint32_t fwd = late.msg.msgid;
+    const msgpack_object *map = expect_result(&c, 2);
+    rexpect_cast_error(map, "late0", DAFFI_E_TIMEOUT);
+    /* now the answer comes, too late */
+    assert_int_equal(rawmember_reply_raw(&late, fwd, "\x03", 1), 0);
+    expect_silence(&c, 200);
+    int64_t deadline = expect_now_ms() + 3000;
+    long long late1, unexpected1;
+    do {
+        late1 = tcluster_admin_counter(f->admin, "late_completions");
+        unexpected1 = tcluster_admin_counter(f->admin, "unexpected_responses");
+    } while (late1 + unexpected1 == late0 + unexpected0 && expect_now_ms() < deadline);
+    print_message("late_completions %lld -> %lld, unexpected_responses %lld -> %lld\n", late0,
+                  late1, unexpected0, unexpected1);
+    if (late1 + unexpected1 != late0 + unexpected0 + 1)
+        fail_msg("the late cast answer was not counted (late_completions %lld -> %lld, "
+                 "unexpected_responses %lld -> %lld)", late0, late1, unexpected0, unexpected1);
+    /* late0 still serves */
+    pack_cast(&m, 3, "late_cb", 4, NULL, 2000);
+    expect_send(&c, &m);
+    if (rawmember_read(&late, expect_timeout_ms()) != RAWCONN_OK)
+        fail_msg("late0 did not receive the second cast");
+    assert_int_equal(rawmember_reply_raw(&late, late.msg.msgid, "\x04", 1), 0);
+    map = expect_result(&c, 3);
+    assert_int_equal(rexpect_cast_ok(map, "late0")->via.u64, 4);
+    rawconn_close(&late);
+    rawconn_close(&c);
+    rawmsg_destroy(&m);
+    assert_int_equal(tcluster_wait_gone(f->router.tcp, "late0", 5000), 0);
+}
+
+/* ---- nowait -------------------------------------------------------------------- */
+
+/* daffi.cast sent as a notification reaches every member; the caller gets no answer. */
+static void test_the_nowait_cast_reaches_every_member_without_an_answer(void **state)
+{
+    fixture *f = *state;
+    const char *cbs[] = { "nw_cb", NULL };
+    rawconn c;
+    rawmsg m;
+
+    f->pool = pool_or_fail(f, "nw", 3, cbs);
+    expect_open(&c, f->router.tcp);
+    wait_pool(&c, f->pool);
+    rawmsg_init(&m);
+    pack_cast(&m, 0, "nw_cb", 1, NULL, 0);
+    expect_send(&c, &m);
+    int64_t deadline = expect_now_ms() + expect_timeout_ms();
+    for (unsigned i = 0; i < 3; i++) {
+        while (rmpool_answered(f->pool, i) + rmpool_notified(f->pool, i) == 0 &&
+               expect_now_ms() < deadline) {
+            struct timespec ts = { 0, 5 * 1000000L };
+            nanosleep(&ts, NULL);
+        }
+        if (rmpool_answered(f->pool, i) + rmpool_notified(f->pool, i) != 1)
+            fail_msg("member nw%u received the nowait cast %lu times", i,
+                     rmpool_answered(f->pool, i) + rmpool_notified(f->pool, i));
+    }
+    rawmsg_request(&m, 5, "daffi.ping", 0);
+    expect_send(&c, &m);
+    expect_result_str(&c, 5, "pong");
+    rawconn_close(&c);
+    rawmsg_destroy(&m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_cast_reaches_every_member_exposing_the_callback,
+                                  test_teardown),
+        cmocka_unit_test_teardown(test_cast_to_a_subset_reaches_only_the_members_named,
+                                  test_teardown),
+        cmocka_unit_test_teardown(test_cast_for_a_callback_nobody_exposes_is_no_callback,
+                                  test_teardown),
+        cmocka_unit_test_teardown(test_casts_follow_the_member_set_as_it_grows_from_1_to_3,
+                                  test_teardown),
+        cmocka_unit_test_teardown(test_a_silent_member_is_a_timeout_entry_beside_the_others_answers,
+                                  test_teardown),
+        cmocka_unit_test_teardown(test_a_cast_without_timeout_ms_ends_at_the_default_timeout,
+                                  test_teardown),
+        cmocka_unit_test_teardown(test_a_late_cast_answer_is_discarded_and_counted,
+                                  test_teardown),
+        cmocka_unit_test_teardown(test_the_nowait_cast_reaches_every_member_without_an_answer,
+                                  test_teardown),
+    };
+
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

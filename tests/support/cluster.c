@@ -1,0 +1,256 @@
+/*
+ * cluster.c - a router and its workers as real daffid processes (see cluster.h).
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+#include <msgpack.h>
+
+#include <daffi/rpc.h>
+
+#include "cluster.h"
+#include "rawconn.h"
+
+#define CLUSTER_CONNECT_MS 2000
+
+/* Returns CLOCK_MONOTONIC in milliseconds. */
+static long long cluster_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* See cluster.h. Overwrites the 00-server.ini tdaemon_init() wrote. */
+int tcluster_router_init(tdaemon *d, const char *name, const char *extra)
+{
+    if (tdaemon_init(d) == -1)
+        return -1;
+    return tdaemon_write_file(d, "00-server.ini",
+                              "[server]\n"
+                              "role = router\n"
+                              "name = %s\n"
+                              "listen = %s, %s\n"
+                              "workers = 2\n"
+                              "blocking_threads = 1\n"
+                              "shutdown_timeout = 5s\n"
+                              "%s\n"
+                              "[log]\n"
+                              "level = info\n",
+                              name, d->tcp, d->unix_addr, extra ? extra : "");
+}
+
+/* See cluster.h. The worker listens nowhere: it only connects to its router. */
+int tcluster_worker_init(tdaemon *d, const char *router_addr, const char *name,
+                         const char *extra)
+{
+    if (tdaemon_init(d) == -1)
+        return -1;
+    return tdaemon_write_file(d, "00-server.ini",
+                              "[server]\n"
+                              "role = worker\n"
+                              "name = %s\n"
+                              "router = %s\n"
+                              "workers = 2\n"
+                              "blocking_threads = 2\n"
+                              "shutdown_timeout = 5s\n"
+                              "%s\n"
+                              "[log]\n"
+                              "level = info\n",
+                              name, router_addr, extra ? extra : "");
+}
+
+/* Sends one request (params packed by the caller into m after the header) on a fresh
+ * connection to addr and reads its response into c, which the caller closes. Returns
+ * 0 with c->msg holding the response, or -1 (printed). */
+static int cluster_ask(rawconn *c, const char *addr, rawmsg *m, int timeout_ms)
+{
+    if (rawconn_open(c, addr, CLUSTER_CONNECT_MS) == -1) {
+        fprintf(stderr, "cluster: connect %s: %s\n", addr, strerror(errno));
+        return -1;
+    }
+    if (rawconn_send_msg(c, m) == -1) {
+        fprintf(stderr, "cluster: send to %s: %s\n", addr, strerror(errno));
+        return -1;
+    }
+    rawconn_status st = rawconn_read(c, timeout_ms);
+    if (st != RAWCONN_OK || c->msg.kind != DAFFI_MSG_RESPONSE) {
+        fprintf(stderr, "cluster: %s: no response (%s)\n", addr, rawconn_status_name(st));
+        return -1;
+    }
+    return 0;
+}
+
+/* See cluster.h. */
+int tcluster_wait_members(const char *router_addr, const char *const *names,
+                          int timeout_ms)
+{
+    rawconn c;
+    rawmsg m;
+    uint32_t n = 0;
+    int rc = -1;
+
+    while (names[n] != NULL)
+        n++;
+    rawmsg_init(&m);
+    msgpack_packer *pk = rawmsg_request(&m, 1, "daffi.wait", 2);
+    msgpack_pack_array(pk, n);
+    for (uint32_t i = 0; i < n; i++)
+        daffi_pack_cstr(pk, names[i]);
+    msgpack_pack_uint32(pk, (uint32_t)timeout_ms);
+    if (cluster_ask(&c, router_addr, &m, timeout_ms + 2000) == 0) {
+        if (c.msg.error->type == MSGPACK_OBJECT_NIL &&
+            c.msg.result->type == MSGPACK_OBJECT_BOOLEAN && c.msg.result->via.boolean) {
+            rc = 0;
+        } else {
+            char buf[512];
+            msgpack_object_print_buffer(buf, sizeof(buf), *c.msg.error);
+            fprintf(stderr, "cluster: %s: daffi.wait for %u member(s) within %d ms: %s\n",
+                    router_addr, n, timeout_ms, buf);
+        }
+    }
+    rawconn_close(&c);
+    rawmsg_destroy(&m);
+    return rc;
+}
+
+/* See cluster.h. */
+int tcluster_has_member(const char *router_addr, const char *name)
+{
+    rawconn c;
+    rawmsg m;
+    int rc = -1;
+
+    rawmsg_init(&m);
+    rawmsg_request(&m, 1, "daffi.members", 0);
+    if (cluster_ask(&c, router_addr, &m, CLUSTER_CONNECT_MS) == 0 &&
+        c.msg.result->type == MSGPACK_OBJECT_ARRAY) {
+        rc = 0;
+        const msgpack_object_array *a = &c.msg.result->via.array;
+        for (uint32_t i = 0; i < a->size && rc == 0; i++) {
+            if (a->ptr[i].type != MSGPACK_OBJECT_MAP)
+                continue;
+            const msgpack_object_map *mp = &a->ptr[i].via.map;
+            for (uint32_t k = 0; k < mp->size; k++) {
+                const msgpack_object *key = &mp->ptr[k].key, *val = &mp->ptr[k].val;
+                if (key->type == MSGPACK_OBJECT_STR && key->via.str.size == 4 &&
+                    memcmp(key->via.str.ptr, "name", 4) == 0 &&
+                    val->type == MSGPACK_OBJECT_STR && val->via.str.size == strlen(name) &&
+                    memcmp(val->via.str.ptr, name, val->via.str.size) == 0)
+                    rc = 1;
+            }
+        }
+    }
+    rawconn_close(&c);
+    rawmsg_destroy(&m);
+    return rc;
+}
+
+/* See cluster.h. */
+int tcluster_wait_gone(const char *router_addr, const char *name, int timeout_ms)
+{
+    long long deadline = cluster_now_ms() + timeout_ms;
+    struct timespec pause = { 0, 10 * 1000000L };
+
+    for (;;) {
+        int r = tcluster_has_member(router_addr, name);
+        if (r == 0)
+            return 0;
+        if (cluster_now_ms() >= deadline) {
+            fprintf(stderr, "cluster: %s still lists member %s after %d ms\n", router_addr,
+                    name, timeout_ms);
+            return -1;
+        }
+        nanosleep(&pause, NULL);
+    }
+}
+
+/* See cluster.h. */
+int tcluster_worker_start(tdaemon *d, const char *router_addr, const char *name,
+                          int timeout_ms)
+{
+    const char *names[] = { name, NULL };
+
+    if (tdaemon_spawn(d, NULL) == -1)
+        return -1;
+    if (tcluster_wait_members(router_addr, names, timeout_ms) == -1) {
+        fprintf(stderr, "cluster: worker %s did not register with %s within %d ms%s\n", name,
+                router_addr, timeout_ms, tdaemon_alive(d) ? "" : " (it exited)");
+        tdaemon_dump_log(d);
+        return -1;
+    }
+    return 0;
+}
+
+/* See cluster.h. One connection per call: send "stats", read one line of JSON. */
+long long tcluster_admin_counter(const char *admin_path, const char *name)
+{
+    struct sockaddr_un sun = { .sun_family = AF_UNIX };
+    char buf[65536];
+    size_t len = 0;
+    long long v = -1;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    if (fd == -1)
+        return -1;
+    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", admin_path);
+    if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1 ||
+        write(fd, "stats\n", 6) != 6) {
+        fprintf(stderr, "cluster: admin socket %s: %s\n", admin_path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    while (len + 1 < sizeof(buf) && memchr(buf, '\n', len) == NULL) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        if (poll(&p, 1, CLUSTER_CONNECT_MS) != 1)
+            break;
+        ssize_t r = read(fd, buf + len, sizeof(buf) - 1 - len);
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+    }
+    close(fd);
+    buf[len] = '\0';
+    json_error_t jerr;
+    json_t *root = json_loads(buf, JSON_DISABLE_EOF_CHECK, &jerr);
+    json_t *val = json_object_get(json_object_get(root, "counters"), name);
+    if (json_is_integer(val))
+        v = (long long)json_integer_value(val);
+    else
+        fprintf(stderr, "cluster: admin stats on %s: no counter %s in: %.200s\n", admin_path,
+                name, buf);
+    json_decref(root);
+    return v;
+}
+
+/* See cluster.h. */
+int tcluster_pool_stop(rmpool *p, const char *router_addr, int timeout_ms)
+{
+    char (*names)[64];
+    unsigned n;
+    int rc = 0;
+
+    if (p == NULL)
+        return 0;
+    n = rmpool_size(p);
+    names = calloc(n ? n : 1, sizeof(*names));
+    if (names == NULL)
+        return -1;
+    for (unsigned i = 0; i < n; i++)
+        snprintf(names[i], sizeof(names[i]), "%s", rmpool_name(p, i));
+    rmpool_stop(p);
+    for (unsigned i = 0; i < n; i++)
+        if (tcluster_wait_gone(router_addr, names[i], timeout_ms) == -1)
+            rc = -1;
+    free(names);
+    return rc;
+}

@@ -1,0 +1,64 @@
+/*
+ * cluster.h - a router and its workers as real daffid processes, for the router tests
+ * and the router benchmark.
+ *
+ * Contract
+ *   Built on tdaemon (daemon.h): each daffid keeps its own temp dir, log and PID, and
+ *   is stopped and cleaned up with tdaemon_stop()/tdaemon_cleanup().
+ *     tcluster_router_init()   tdaemon_init(), then 00-server.ini says role = router
+ *                              under a member name, on the TCP port and Unix socket
+ *                              tdaemon_init() chose; start it with tdaemon_start().
+ *     tcluster_worker_init()   tdaemon_init(), then 00-server.ini says role = worker,
+ *                              router = ADDRESS, name = NAME and no listener; declare
+ *                              its plugins with tdaemon_add_plugin().
+ *     tcluster_worker_start()  spawns the worker and waits (bounded) until the router
+ *                              lists it as a member: "started" means "registered".
+ *   `extra` text is appended verbatim after the [server] keys, so it may add [server]
+ *   keys ("heartbeat = 1s\n") and then further sections ("[limits]\nmax_message =
+ *   32M\n"). Every wait polls with a bound and reports what it waited for on stderr.
+ *
+ * Ownership: the caller owns the tdaemon structs. No global state.
+ */
+#ifndef DAFFI_TEST_CLUSTER_H
+#define DAFFI_TEST_CLUSTER_H
+
+#include "daemon.h"
+#include "rawmember.h"
+
+/* Prepares d as a router named name (workers = 2) with extra (may be NULL). Returns 0
+ * or -1 (reason printed; tdaemon_cleanup() is still safe). */
+int tcluster_router_init(tdaemon *d, const char *name, const char *extra);
+
+/* Prepares d as a worker named name of the router at router_addr (workers = 2) with
+ * extra (may be NULL). Returns 0 or -1 (reason printed). */
+int tcluster_worker_init(tdaemon *d, const char *router_addr, const char *name,
+                         const char *extra);
+
+/* Spawns the worker d (tdaemon_spawn) and waits at most timeout_ms until the router at
+ * router_addr lists the member name. Returns 0, or -1 (the worker's log printed). */
+int tcluster_worker_start(tdaemon *d, const char *router_addr, const char *name,
+                          int timeout_ms);
+
+/* Asks the router at router_addr (daffi.wait) for the NULL-terminated names, waiting
+ * at most timeout_ms. Returns 0 once all are members, -1 otherwise (printed). */
+int tcluster_wait_members(const char *router_addr, const char *const *names,
+                          int timeout_ms);
+
+/* Returns 1 when the router at router_addr lists name (daffi.members), 0 when it does
+ * not, -1 when it cannot be asked. */
+int tcluster_has_member(const char *router_addr, const char *name);
+
+/* Polls daffi.members every 10 ms until name is gone, at most timeout_ms. Returns 0
+ * once it is gone, -1 otherwise (printed). */
+int tcluster_wait_gone(const char *router_addr, const char *name, int timeout_ms);
+
+/* Reads counter `name` from the admin socket at admin_path ("stats" command).
+ * Returns its value, or -1 (printed) when it cannot be read. */
+long long tcluster_admin_counter(const char *admin_path, const char *name);
+
+/* Stops pool p (rmpool_stop) and waits at most timeout_ms until the router at
+ * router_addr no longer lists any of its members, so that the next test starts from
+ * a clean member set. NULL p is a no-op. Returns 0 or -1 (printed). */
+int tcluster_pool_stop(rmpool *p, const char *router_addr, int timeout_ms);
+
+#endif /* DAFFI_TEST_CLUSTER_H */
