@@ -178,6 +178,13 @@ void dfd_conn_write_raw(dfd_conn *c, const char *p, size_t len)
     conn_after_append(c);
 }
 
+void dfd_conn_write_raw_error(dfd_conn *c, const char *p, size_t len)
+{
+    msgpack_sbuffer_write(&c->out, p, len);
+    dfd_stat_add(&c->loop->stats, DFD_STAT_responses_error, 1);
+    conn_after_append(c);
+}
+
 void dfd_conn_send_raw(dfd_conn *c, const char *p, size_t len)
 {
     msgpack_sbuffer_write(&c->out, p, len);

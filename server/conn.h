@@ -86,6 +86,9 @@ void dfd_conn_error(dfd_conn *c, uint32_t msgid, int code, const char *message);
 /* Appends an already-encoded response (e.g. a control method's). */
 void dfd_conn_write_raw(dfd_conn *c, const char *p, size_t len);
 
+/* The same for an encoded error response (counted as one). */
+void dfd_conn_write_raw_error(dfd_conn *c, const char *p, size_t len);
+
 /* Appends an already-encoded message that is not a response (an event, a hello). */
 void dfd_conn_send_raw(dfd_conn *c, const char *p, size_t len);
 

@@ -77,7 +77,7 @@ void dfd_control_no_callback_named(dfd_conn *c, dfd_call *call, const char *name
     daffi_pack_cstr(&pk, "members");
     control_pack_members(&pk, c->loop);
     daffi_pack_response_error_end(&pk);
-    dfd_conn_write_raw(c, sb.data, sb.size);
+    dfd_conn_write_raw_error(c, sb.data, sb.size);
     msgpack_sbuffer_destroy(&sb);
 }
 

@@ -227,7 +227,7 @@ static void test_a_stopped_worker_times_out_then_is_dropped_by_the_heartbeat(voi
     expect_open(&c2, f->router.tcp);
     echo_ok(&c, 1, 1);
     int64_t t0 = expect_now_ms();
-    assert_int_equal(tdaemon_signal(&f->workers[0], SIGSTOP), 0);
+    assert_int_equal(tcluster_freeze(&f->workers[0], 5000), 0);
     rawmsg m;
     rawmsg_init(&m);
     msgpack_pack_int(rawmsg_request(&m, 9, "echo", 1), 9);
@@ -333,7 +333,7 @@ static void test_a_worker_leaves_a_silent_router_and_reconnects(void **state)
     start_worker(f, 0, "sr", "heartbeat = 200ms\nheartbeat_misses = 3\nreconnect_max = 300ms\n");
     expect_open(&sub, f->router.tcp);
     rexpect_subscribe(&sub, 1);
-    assert_int_equal(tdaemon_signal(&f->router, SIGSTOP), 0);
+    assert_int_equal(tcluster_freeze(&f->router, 5000), 0);
     /* the worker's log says it gave up on the router */
     static char log[256 * 1024];
     int64_t deadline = expect_now_ms() + 5000;

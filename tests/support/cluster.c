@@ -1,7 +1,9 @@
 /*
  * cluster.c - a router and its workers as real daffid processes (see cluster.h).
  */
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -253,4 +255,61 @@ int tcluster_pool_stop(rmpool *p, const char *router_addr, int timeout_ms)
             rc = -1;
     free(names);
     return rc;
+}
+
+/* Returns 1 when every thread of pid is stopped (state T or t), 0 when one is not, -1
+ * when /proc cannot tell. */
+static int all_threads_stopped(pid_t pid)
+{
+    char path[64];
+    DIR *dir;
+    struct dirent *e;
+    int stopped = 1, seen = 0;
+
+    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+    dir = opendir(path);
+    if (dir == NULL)
+        return -1;
+    while (stopped && (e = readdir(dir)) != NULL) {
+        char stat[300], buf[512];
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(stat, sizeof(stat), "/proc/%d/task/%s/stat", (int)pid, e->d_name);
+        FILE *fp = fopen(stat, "r");
+        if (fp == NULL)
+            continue;
+        size_t n = fread(buf, 1, sizeof(buf) - 1, fp);
+        fclose(fp);
+        buf[n] = '\0';
+        /* "pid (comm) S ...": the state follows the last ')' */
+        char *rp = strrchr(buf, ')');
+        if (rp == NULL || rp[1] == '\0' || (rp[2] != 'T' && rp[2] != 't'))
+            stopped = 0;
+        seen++;
+    }
+    closedir(dir);
+    return seen ? stopped : -1;
+}
+
+/* See cluster.h. */
+int tcluster_freeze(tdaemon *d, int timeout_ms)
+{
+    long long deadline = cluster_now_ms() + timeout_ms;
+    struct timespec pause = { 0, 1000000L };
+
+    if (tdaemon_signal(d, SIGSTOP) == -1) {
+        fprintf(stderr, "cluster: SIGSTOP: %s\n", strerror(errno));
+        return -1;
+    }
+    for (;;) {
+        int r = all_threads_stopped(d->pid);
+        if (r == 1)
+            return 0;
+        if (r == -1 || cluster_now_ms() >= deadline) {
+            fprintf(stderr, "cluster: daffid %d did not stop within %d ms\n", (int)d->pid,
+                    timeout_ms);
+            return -1;
+        }
+        nanosleep(&pause, NULL);
+    }
 }

@@ -52,6 +52,11 @@ int tcluster_has_member(const char *router_addr, const char *name);
  * once it is gone, -1 otherwise (printed). */
 int tcluster_wait_gone(const char *router_addr, const char *name, int timeout_ms);
 
+/* Sends SIGSTOP to d and waits at most timeout_ms until every one of its threads is
+ * stopped (/proc/PID/task/ * /stat state T): a stop signal takes effect thread by thread,
+ * and a loop thread can still answer a call in between. Returns 0 or -1 (printed). */
+int tcluster_freeze(tdaemon *d, int timeout_ms);
+
 /* Reads counter `name` from the admin socket at admin_path ("stats" command).
  * Returns its value, or -1 (printed) when it cannot be read. */
 long long tcluster_admin_counter(const char *admin_path, const char *name);
