@@ -119,6 +119,9 @@ void dfd_router_cast_child_done(dfd_call *call)
         cast->remaining--;
         if (cast->remaining == 0 && cast->parent != NULL)
             cast_answer(cast);
+    } else {
+        /* its slot already reads TIMEOUT: the answer came too late */
+        dfd_stat_add(&call->loop->stats, DFD_STAT_late_completions, 1);
     }
     cast_release(cast);
 }
@@ -284,6 +287,7 @@ int dfd_fanout_cast(dfd_conn *c, dfd_call *call)
 
     /* the parent waits for its children on this loop */
     call->kind = DFD_KIND_CAST;
+    call->timeout_ms = loop->srv->cfg->default_timeout_ms;
     if (tmo != NULL && tmo->type == MSGPACK_OBJECT_POSITIVE_INTEGER && tmo->via.u64 > 0)
         call->timeout_ms = tmo->via.u64;
     if (!call->notify) {
@@ -377,6 +381,7 @@ int dfd_fanout_wait(dfd_conn *c, dfd_call *call)
         return 0;
     }
     call->kind = DFD_KIND_WAIT;
+    call->timeout_ms = loop->srv->cfg->default_timeout_ms;
     if (tmo != NULL && tmo->type == MSGPACK_OBJECT_POSITIVE_INTEGER && tmo->via.u64 > 0)
         call->timeout_ms = tmo->via.u64;
     dfd_conn_link(c, call);

@@ -302,6 +302,7 @@ typedef struct watch_run {
     int rc;                /* exit code */
 } watch_run;
 
+/* A membership event: one line (or one JSON value) on stdout; stops after --count. */
 static void watch_event(daffi_client *c, const char *type, const char *member,
                         const msgpack_object *event, void *arg)
 {
@@ -317,6 +318,7 @@ static void watch_event(daffi_client *c, const char *type, const char *member,
         event_base_loopbreak(w->base);
 }
 
+/* daffi.subscribe answered: an error (a plain service: "needs a router") ends the run. */
 static void watch_subscribed(daffi_client *c, daffi_result *res, daffi_error *err, void *arg)
 {
     watch_run *w = arg;
@@ -329,6 +331,8 @@ static void watch_subscribed(daffi_client *c, daffi_result *res, daffi_error *er
     }
 }
 
+/* Connection changes: reported and survived with --reconnect, else a drop ends the run
+ * with exit 2. */
 static void watch_state(daffi_client *c, int connected, const daffi_error *why, void *arg)
 {
     watch_run *w = arg;
@@ -348,6 +352,7 @@ static void watch_state(daffi_client *c, int connected, const daffi_error *why, 
     event_base_loopbreak(w->base);
 }
 
+/* SIGINT / SIGTERM: stop watching (exit 0). */
 static void watch_signal(evutil_socket_t sig, short what, void *arg)
 {
     (void)sig;

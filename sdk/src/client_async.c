@@ -80,6 +80,7 @@ static void table_del(daffi__acall_table *t, const daffi__acall *call)
 
 /* ---- the wait queue --------------------------------------------------------------- */
 
+/* Appends call (owned by the client) to the tail of q. */
 static void queue_push(daffi__acall_queue *q, daffi__acall *call)
 {
     call->next = NULL;
@@ -92,6 +93,7 @@ static void queue_push(daffi__acall_queue *q, daffi__acall *call)
     q->bytes += call->req_len;
 }
 
+/* Unlinks call from q, wherever it is. */
 static void queue_del(daffi__acall_queue *q, daffi__acall *call)
 {
     if (call->prev != NULL)
@@ -261,11 +263,13 @@ static void async_free(daffi_client *c)
     daffi__client_free(c);
 }
 
+/* See client_int.h. */
 void daffi__as_enter(daffi_client *c)
 {
     c->as->depth++;
 }
 
+/* See client_int.h. Frees c when it is the outermost frame of a closed client. */
 int daffi__as_leave(daffi_client *c)
 {
     if (--c->as->depth == 0 && c->as->closing) {

@@ -41,6 +41,7 @@ static void timer_set(daffi_client *c, int ms)
     c->as->timer_on = 1;
 }
 
+/* Stops c's timer if it is armed. */
 static void timer_stop(daffi_client *c)
 {
     if (c->as->timer_on) {

@@ -276,6 +276,7 @@ void daffi_stream_abort(daffi_stream *s)
     free(s);
 }
 
+/* See client.h: the getters read s (not NULL), owned by the caller. */
 uint32_t daffi_stream_id(const daffi_stream *s)
 {
     return s->id;

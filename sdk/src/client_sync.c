@@ -342,16 +342,19 @@ void daffi_close(daffi_client *c)
     daffi__client_free(c);
 }
 
+/* See client.h: both kinds of client. */
 int daffi_client_connected(const daffi_client *c)
 {
     return c != NULL && c->fd != -1 && (c->as == NULL || daffi__async_connected(c));
 }
 
+/* See client.h: the string is owned by c. */
 const char *daffi_client_address(const daffi_client *c)
 {
     return c->address;
 }
 
+/* See client.h. */
 void daffi_client_stats_get(const daffi_client *c, daffi_client_stats *out)
 {
     *out = c->stats;

@@ -47,6 +47,7 @@ typedef struct brun {
     int active;              /* clients with calls left */
 } brun;
 
+/* Returns CLOCK_MONOTONIC in seconds. */
 static double now_s(void)
 {
     struct timespec ts;
@@ -185,6 +186,7 @@ out:
     return rc;
 }
 
+/* Prints the usage on stderr. Returns the exit status 2. */
 static int usage(void)
 {
     fprintf(stderr, "usage: bench_async_client run -s ADDRESS -c CONNS -n CALLS_PER_CONN "

@@ -246,10 +246,12 @@ static void test_a_new_request_during_the_drain_is_shutting_down(void **state)
 
     rawmsg_init(&m);
     expect_open(&busy, d->tcp);
-    send_echo_after(&busy, 1, 1000);
+    /* 2 s: a wide margin on a loaded machine for the request below to arrive while
+     * this call is still in flight (it keeps the connection open during the drain). */
+    send_echo_after(&busy, 1, 2000);
     ping(&busy, 2);
     assert_int_equal(tdaemon_signal(d, SIGTERM), 0);
-    /* Give the signal time to reach the loops; the call in flight keeps us open. */
+    /* Give the signal time to reach the loops. */
     usleep(200000);
     msgpack_pack_int(rawmsg_request(&m, 3, "echo", 1), 3);
     expect_send(&busy, &m);

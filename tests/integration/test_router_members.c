@@ -5,7 +5,7 @@
  * router with plugins of its own being a member under its name.
  *
  * The group runs one router ("hub": heartbeat 1s x 3, duplicate = reject, the
- * default). Members are raw connections (rawmember.h) under names no other test
+ * default, default_timeout = 1s). Members are raw connections (rawmember.h) under names no other test
  * uses, except where a test needs daffid workers or a router configured otherwise: it
  * starts and stops those itself.
  */
@@ -32,6 +32,8 @@
 
 #define START_MS 10000
 #define HUB_EXTRA "heartbeat = 1s\nheartbeat_misses = 3\n"
+/* the group router's default_timeout: what a daffi.wait without timeout_ms gets */
+#define HUB_DEFAULT_TIMEOUT_MS 1000
 
 typedef struct fixture {
     tdaemon router;
@@ -47,6 +49,8 @@ static int group_setup(void **state)
         return -1;
     *state = f;
     if (tcluster_router_init(&f->router, "hub", HUB_EXTRA) == -1 ||
+        tdaemon_write_file(&f->router, "05-timeout.ini", "[server]\ndefault_timeout = %dms\n",
+                           HUB_DEFAULT_TIMEOUT_MS) == -1 ||
         tdaemon_start(&f->router, NULL) == -1)
         return -1;
     return 0;
@@ -520,6 +524,33 @@ static void test_wait_times_out_naming_the_missing_members(void **state)
     assert_int_equal(tcluster_wait_gone(f->router.tcp, "wt_present", 5000), 0);
 }
 
+/* A daffi.wait without a timeout_ms waits the server's default_timeout (1 s here), not
+ * forever. */
+static void test_a_wait_without_timeout_ms_ends_at_the_default_timeout(void **state)
+{
+    fixture *f = *state;
+    rawconn w;
+    rawmsg m;
+
+    expect_open(&w, f->router.tcp);
+    rawmsg_init(&m);
+    msgpack_packer *pk = rawmsg_request(&m, 6, "daffi.wait", 1);
+    msgpack_pack_array(pk, 1);
+    daffi_pack_cstr(pk, "wt_never");
+    int64_t t0 = expect_now_ms();
+    expect_send(&w, &m);
+    rawmsg_destroy(&m);
+    rawconn_status st = rawconn_read(&w, HUB_DEFAULT_TIMEOUT_MS + 3000);
+    int64_t ms = expect_now_ms() - t0;
+    if (st != RAWCONN_OK)
+        fail_msg("daffi.wait [[\"wt_never\"]] without timeout_ms got no answer within %lld ms "
+                 "(default_timeout = %d ms): %s", (long long)ms, HUB_DEFAULT_TIMEOUT_MS,
+                 rawconn_status_name(st));
+    check_error(&w, 6, DAFFI_E_TIMEOUT);
+    print_message("answered TIMEOUT after %lld ms\n", (long long)ms);
+    rawconn_close(&w);
+}
+
 /* ---- a router with plugins ---------------------------------------------------------- */
 
 /* A router with plugins of its own is a member under its name: listed, called, and
@@ -592,6 +623,8 @@ int main(void)
         cmocka_unit_test_teardown(test_wait_answers_the_moment_the_last_member_joins,
                                   test_teardown),
         cmocka_unit_test_teardown(test_wait_times_out_naming_the_missing_members, test_teardown),
+        cmocka_unit_test_teardown(test_a_wait_without_timeout_ms_ends_at_the_default_timeout,
+                                  test_teardown),
         cmocka_unit_test_teardown(test_a_router_with_plugins_is_a_member_under_its_name,
                                   test_teardown),
     };

@@ -59,6 +59,7 @@ typedef struct peer {
     uint32_t nhello;
 } peer;
 
+/* Ends the responder child after printing what failed. */
 static void die(const char *what)
 {
     fprintf(stderr, "responder: %s: %s\n", what, strerror(errno));
@@ -82,6 +83,7 @@ static int write_all(int fd, const char *p, size_t n)
     return 0;
 }
 
+/* Sleeps ms milliseconds, resuming after signals. */
 static void sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
@@ -90,6 +92,7 @@ static void sleep_ms(int ms)
         ;
 }
 
+/* Returns integer parameter i of m, 0 when absent. */
 static int64_t arg_int(const daffi_msg *m, uint32_t i)
 {
     const msgpack_object *a = m->params;
@@ -156,12 +159,14 @@ static long message_size(peer *p)
     return r == DAFFI_SCAN_NEED_MORE ? 0 : -1;
 }
 
+/* Drops the first size bytes of p->buf (the message just handled). */
 static void consume(peer *p, size_t size)
 {
     memmove(p->buf, p->buf + size, p->len - size);
     p->len -= size;
 }
 
+/* Returns 1 when m's method is name. */
 static int method_is(const daffi_msg *m, const char *name)
 {
     return m->method_len == strlen(name) && memcmp(m->method, name, m->method_len) == 0;
