@@ -194,11 +194,13 @@ $(BUILD)/man/%: packaging/man/%.scd VERSION
 	sed -e 's|@VERSION@|$(VERSION)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
 	    -e 's|@PLUGINDIR@|$(PLUGINDIR)|g' -e 's|@RUNDIR@|$(RUNDIR)|g' $< | scdoc > $@
 
-# The installed server ini is the tree's conf.d/00-daffid.ini with the installed plugin
-# directory, the listeners under $(RUNDIR) and an admin socket; the grep fails the
-# install when a line it rewrites has changed its shape in the tree.
-install: all man
-	@$(MAKE) --no-print-directory -B $(BUILD)/daffi.pc
+# daffi.pc and the man pages name installed paths: they are made again with this
+# install's directories. The installed server ini is the tree's conf.d/00-daffid.ini
+# with the installed plugin directory, the listeners under $(RUNDIR) and an admin
+# socket (wherever the tree's path for it appears); the check fails the install when a
+# line it rewrites changed shape in the tree.
+install: all
+	@$(MAKE) --no-print-directory -B $(BUILD)/daffi.pc $(MAN_PAGES)
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig \
 	  $(DESTDIR)$(INCLUDEDIR)/daffi $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(SYSCONFDIR)/conf.d \
 	  $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR) \
@@ -212,15 +214,12 @@ install: all man
 	install -m 0644 $(BUILD)/daffi.pc $(DESTDIR)$(LIBDIR)/pkgconfig/daffi.pc
 	install -m 0644 sdk/include/daffi/*.h $(DESTDIR)$(INCLUDEDIR)/daffi/
 	install -m 0644 $(PLUGIN_SO) $(DESTDIR)$(PLUGINDIR)/
+	tree_admin=$$(sed -n 's|^socket = ||p' conf.d/00-daffid.ini); \
 	sed -e 's|^plugin_dir = .*|plugin_dir = $(PLUGINDIR)|' \
 	    -e 's|^; where relative plugin paths point (relative to this directory)|; where relative plugin paths point|' \
 	    -e 's|^listen = .*|listen = tcp://127.0.0.1:6001, unix://$(RUNDIR)/daffid.sock|' \
-	    -e 's|^socket = .*|socket = $(RUNDIR)/admin.sock|' \
+	    $${tree_admin:+-e "s|$$tree_admin|$(RUNDIR)/admin.sock|g"} \
 	    conf.d/00-daffid.ini > $(DESTDIR)$(SYSCONFDIR)/conf.d/00-daffid.ini
-	grep -q '^\[admin\]' conf.d/00-daffid.ini || printf '%s\n' '' \
-	  '; the admin socket: daffictl status, daffictl reload, ... (see daffid.ini(5))' \
-	  '[admin]' 'socket = $(RUNDIR)/admin.sock' 'mode = 0660' \
-	  >> $(DESTDIR)$(SYSCONFDIR)/conf.d/00-daffid.ini
 	@f=$(DESTDIR)$(SYSCONFDIR)/conf.d/00-daffid.ini; \
 	 for l in 'plugin_dir = $(PLUGINDIR)' 'socket = $(RUNDIR)/admin.sock' \
 	          'listen = tcp://127.0.0.1:6001, unix://$(RUNDIR)/daffid.sock'; do \

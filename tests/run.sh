@@ -68,7 +68,7 @@ for kind in unit integration; do
         [ -f "$bin" ] && [ -x "$bin" ] || continue
         case $bin in *.o|*.d) continue ;; esac
         if [ -n "$TEST_FILTER" ]; then
-            case $bin in *"$TEST_FILTER"*) ;; *) continue ;; esac
+            case ${bin##*/} in *"$TEST_FILTER"*) ;; *) continue ;; esac
         fi
         run_one "$bin"
     done

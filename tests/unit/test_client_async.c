@@ -34,6 +34,8 @@
 #include <daffi/client.h>
 #include <daffi/rpc.h>
 
+#include "client_int.h" /* the backoff schedule, tested directly */
+
 /* Deadlines of calls and waits whose timing is not what a test is about: long, so a
  * loaded machine does not fail them; a hang still ends. Upper bounds on the times the
  * tests are about are loose for the same reason: they tell prompt from hung. */
@@ -1645,11 +1647,33 @@ static void test_sync_router_calls_on_an_async_client_are_bad_args(void **state)
     daffi_close(c);
 }
 
+/* ==== the reconnect schedule ========================================================== */
+
+static void test_backoff_retries_at_once_then_doubles_with_jitter_up_to_the_cap(void **state)
+{
+    daffi__backoff b = {100, 1000, 0, 0x1234567u};
+    int d[8], i;
+
+    (void)state;
+    for (i = 0; i < 8; i++)
+        d[i] = daffi__backoff_next(&b);
+    assert_int_equal(d[0], 0);                         /* a restart is often quick */
+    assert_in_range(d[1], 100, 125);                   /* min, + up to 25% */
+    assert_in_range(d[2], 200, 250);
+    assert_in_range(d[3], 400, 500);
+    assert_in_range(d[4], 800, 1000);
+    for (i = 5; i < 8; i++)
+        assert_in_range(d[i], 1000, 1250);             /* capped */
+    daffi__backoff_reset(&b);
+    assert_int_equal(daffi__backoff_next(&b), 0);      /* connected: at once again */
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_backoff_retries_at_once_then_doubles_with_jitter_up_to_the_cap),
         T(test_rpc_async_delivers_the_result_to_its_callback),
         T(test_callback_never_runs_inside_the_starting_call),
         T(test_calls_made_before_the_connection_is_up_are_sent_once_it_is),
