@@ -86,21 +86,6 @@ void dfd_control_no_callback(dfd_conn *c, dfd_call *call)
     dfd_control_no_callback_named(c, call, call->base.method, call->base.msg.method_len);
 }
 
-/* Reads a str/bin object. */
-static int control_text(const msgpack_object *o, const char **p, size_t *len)
-{
-    if (o->type == MSGPACK_OBJECT_STR) {
-        *p = o->via.str.ptr;
-        *len = o->via.str.size;
-        return 0;
-    }
-    if (o->type == MSGPACK_OBJECT_BIN) {
-        *p = o->via.bin.ptr;
-        *len = o->via.bin.size;
-        return 0;
-    }
-    return -1;
-}
 
 /* daffi.call outside a router: a local callback; `to` may only name this daffid. */
 static int control_local_call(dfd_conn *c, dfd_call *call)
@@ -116,10 +101,10 @@ static int control_local_call(dfd_conn *c, dfd_call *call)
             const char *k;
             size_t klen;
             const msgpack_object *v = &opts->via.map.ptr[i].val;
-            if (control_text(&opts->via.map.ptr[i].key, &k, &klen) == -1)
+            if (daffi_obj_text(&opts->via.map.ptr[i].key, &k, &klen) == -1)
                 continue;
             if (klen == 2 && memcmp(k, "to", 2) == 0 && v->type != MSGPACK_OBJECT_NIL &&
-                control_text(v, &to, &to_len) == -1)
+                daffi_obj_text(v, &to, &to_len) == -1)
                 goto bad;
             if (klen == 10 && memcmp(k, "timeout_ms", 10) == 0 && v->type != MSGPACK_OBJECT_NIL) {
                 if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER)

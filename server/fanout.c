@@ -158,36 +158,7 @@ static dfd_call *cast_child(dfd_call *parent, dfd_cast *cast, size_t i)
     return child;
 }
 
-/* Reads a str/bin object. */
-static int text_of(const msgpack_object *o, const char **p, size_t *len)
-{
-    if (o->type == MSGPACK_OBJECT_STR) {
-        *p = o->via.str.ptr;
-        *len = o->via.str.size;
-        return 0;
-    }
-    if (o->type == MSGPACK_OBJECT_BIN) {
-        *p = o->via.bin.ptr;
-        *len = o->via.bin.size;
-        return 0;
-    }
-    return -1;
-}
 
-static const msgpack_object *opt_get(const msgpack_object *map, const char *key)
-{
-    if (map == NULL || map->type != MSGPACK_OBJECT_MAP)
-        return NULL;
-    size_t klen = strlen(key);
-    for (uint32_t i = 0; i < map->via.map.size; i++) {
-        const char *p;
-        size_t len;
-        if (text_of(&map->via.map.ptr[i].key, &p, &len) == 0 && len == klen &&
-            memcmp(p, key, len) == 0)
-            return &map->via.map.ptr[i].val;
-    }
-    return NULL;
-}
 
 static void fanout_bad_args(dfd_conn *c, dfd_call *call, const char *msg)
 {
@@ -203,11 +174,11 @@ int dfd_fanout_cast(dfd_conn *c, dfd_call *call)
     const msgpack_object *target = daffi_arg(&call->base, 0);
     const msgpack_object *params = daffi_arg(&call->base, 1);
     const msgpack_object *opts = daffi_arg(&call->base, 2);
-    const msgpack_object *to = opt_get(opts, "to");
-    const msgpack_object *tmo = opt_get(opts, "timeout_ms");
+    const msgpack_object *to = daffi_obj_get(opts, "to");
+    const msgpack_object *tmo = daffi_obj_get(opts, "timeout_ms");
     const char *cb;
     size_t cb_len;
-    if (target == NULL || text_of(target, &cb, &cb_len) == -1 || params == NULL ||
+    if (target == NULL || daffi_obj_text(target, &cb, &cb_len) == -1 || params == NULL ||
         params->type != MSGPACK_OBJECT_ARRAY ||
         (opts != NULL && opts->type != MSGPACK_OBJECT_MAP && opts->type != MSGPACK_OBJECT_NIL) ||
         (to != NULL && to->type != MSGPACK_OBJECT_NIL && to->type != MSGPACK_OBJECT_ARRAY) ||
@@ -243,7 +214,7 @@ int dfd_fanout_cast(dfd_conn *c, dfd_call *call)
         if (use_to) {
             const char *name;
             size_t len;
-            if (text_of(&to->via.array.ptr[i], &name, &len) == -1) {
+            if (daffi_obj_text(&to->via.array.ptr[i], &name, &len) == -1) {
                 free(targets);
                 cast->n++;
                 cast_release(cast);
@@ -333,7 +304,7 @@ static int wait_satisfied(const dfd_loop *loop, const dfd_call *call, char *miss
     for (uint32_t i = 0; i < names->via.array.size; i++) {
         const char *p = NULL;
         size_t len = 0;
-        text_of(&names->via.array.ptr[i], &p, &len);
+        daffi_obj_text(&names->via.array.ptr[i], &p, &len);
         if (dfd_snapshot_find(loop->snapshot, p, len) != NULL)
             continue;
         ok = 0;
@@ -367,7 +338,7 @@ int dfd_fanout_wait(dfd_conn *c, dfd_call *call)
     for (uint32_t i = 0; ok && i < names->via.array.size; i++) {
         const char *p;
         size_t len;
-        ok = text_of(&names->via.array.ptr[i], &p, &len) == 0;
+        ok = daffi_obj_text(&names->via.array.ptr[i], &p, &len) == 0;
     }
     if (!ok) {
         fanout_bad_args(c, call, "daffi.wait takes [[names...], timeout_ms]");

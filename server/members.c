@@ -9,6 +9,7 @@
 #include "members.h"
 #include "router.h"
 #include "server.h"
+#include "table.h"
 
 dfd_member *dfd_member_new(const char *name, size_t name_len, const char *const *cbs,
                            const size_t *cb_lens, size_t ncbs)
@@ -68,21 +69,12 @@ int dfd_snap_member_has(const dfd_snap_member *sm, const char *name, size_t len)
 
 /* ---- snapshots ------------------------------------------------------------- */
 
-static size_t snap_hash(const char *s, size_t len)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ull;
-    }
-    return (size_t)h;
-}
 
 static dfd_snap_slot *snap_slot(const dfd_snapshot *s, const char *name, size_t len)
 {
     if (s->slots == NULL)
         return NULL;
-    size_t at = snap_hash(name, len) & s->mask;
+    size_t at = dfd_name_hash(name, len) & s->mask;
     for (;;) {
         dfd_snap_slot *slot = &s->slots[at];
         if (slot->name == NULL)
@@ -128,7 +120,7 @@ static dfd_snapshot *snapshot_build(dfd_registry *r)
             size_t len = strlen(cb);
             dfd_snap_slot *slot = snap_slot(s, cb, len);
             if (slot == NULL) {
-                size_t at = snap_hash(cb, len) & s->mask;
+                size_t at = dfd_name_hash(cb, len) & s->mask;
                 while (s->slots[at].name != NULL)
                     at = (at + 1) & s->mask;
                 slot = &s->slots[at];

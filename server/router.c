@@ -447,42 +447,12 @@ static void router_pack_members(dfd_server *srv, msgpack_packer *pk)
     dfd_snapshot_release(s);
 }
 
-/* Reads a str/bin object. */
-static int obj_text(const msgpack_object *o, const char **p, size_t *len)
-{
-    if (o->type == MSGPACK_OBJECT_STR) {
-        *p = o->via.str.ptr;
-        *len = o->via.str.size;
-        return 0;
-    }
-    if (o->type == MSGPACK_OBJECT_BIN) {
-        *p = o->via.bin.ptr;
-        *len = o->via.bin.size;
-        return 0;
-    }
-    return -1;
-}
 
-/* Finds key in a map object. */
-static const msgpack_object *map_get(const msgpack_object *map, const char *key)
-{
-    if (map == NULL || map->type != MSGPACK_OBJECT_MAP)
-        return NULL;
-    size_t klen = strlen(key);
-    for (uint32_t i = 0; i < map->via.map.size; i++) {
-        const char *p;
-        size_t len;
-        if (obj_text(&map->via.map.ptr[i].key, &p, &len) == 0 && len == klen &&
-            memcmp(p, key, len) == 0)
-            return &map->via.map.ptr[i].val;
-    }
-    return NULL;
-}
 
 /* Reads an optional timeout_ms from an options map: 0 when absent, -1 when bad. */
 static int64_t opts_timeout(const msgpack_object *opts)
 {
-    const msgpack_object *t = map_get(opts, "timeout_ms");
+    const msgpack_object *t = daffi_obj_get(opts, "timeout_ms");
     if (t == NULL || t->type == MSGPACK_OBJECT_NIL)
         return 0;
     if (t->type != MSGPACK_OBJECT_POSITIVE_INTEGER || t->via.u64 > 7ull * 24 * 3600 * 1000)
@@ -542,12 +512,12 @@ static void router_hello(dfd_conn *c, dfd_call *call)
 {
     dfd_server *srv = c->loop->srv;
     const msgpack_object *info = daffi_arg(&call->base, 0);
-    const msgpack_object *name_obj = map_get(info, "name");
-    const msgpack_object *cbs = map_get(info, "callbacks");
+    const msgpack_object *name_obj = daffi_obj_get(info, "name");
+    const msgpack_object *cbs = daffi_obj_get(info, "callbacks");
     const char *name;
     size_t name_len;
     char msg[400];
-    if (name_obj == NULL || obj_text(name_obj, &name, &name_len) == -1 || name_len == 0 ||
+    if (name_obj == NULL || daffi_obj_text(name_obj, &name, &name_len) == -1 || name_len == 0 ||
         name_len > MEMBER_NAME_MAX || memchr(name, '\0', name_len) != NULL) {
         dfd_conn_error(c, call->msgid, DAFFI_E_BAD_ARGS,
                        "daffi.hello takes [{\"name\": str (1-255 bytes), \"callbacks\": [str...]}]");
@@ -571,7 +541,7 @@ static void router_hello(dfd_conn *c, dfd_call *call)
         return;
     }
     for (uint32_t i = 0; i < ncbs; i++) {
-        if (obj_text(&cbs->via.array.ptr[i], &names[i], &lens[i]) == -1 || lens[i] == 0 ||
+        if (daffi_obj_text(&cbs->via.array.ptr[i], &names[i], &lens[i]) == -1 || lens[i] == 0 ||
             lens[i] > 255 || (lens[i] >= 6 && memcmp(names[i], "daffi.", 6) == 0)) {
             snprintf(msg, sizeof(msg), "daffi.hello: callback %u is not a name a member may "
                      "expose (a str of 1-255 bytes outside daffi.*)", i + 1);
@@ -658,7 +628,7 @@ int dfd_router_control(dfd_conn *c, dfd_call *call)
         for (uint32_t i = 0; ok && i < topics->via.array.size; i++) {
             const char *p;
             size_t len;
-            ok = obj_text(&topics->via.array.ptr[i], &p, &len) == 0 && len == 7 &&
+            ok = daffi_obj_text(&topics->via.array.ptr[i], &p, &len) == 0 && len == 7 &&
                  memcmp(p, "members", 7) == 0;
         }
         if (!ok) {
@@ -674,11 +644,11 @@ int dfd_router_control(dfd_conn *c, dfd_call *call)
     if (strcmp(m, "call") == 0) {
         const msgpack_object *opts = daffi_arg(&call->base, 2);
         int64_t timeout = opts_timeout(opts);
-        const msgpack_object *to = map_get(opts, "to");
+        const msgpack_object *to = daffi_obj_get(opts, "to");
         const char *to_p = NULL;
         size_t to_len = 0;
         if (timeout < 0 || (to != NULL && to->type != MSGPACK_OBJECT_NIL &&
-                            obj_text(to, &to_p, &to_len) == -1) ||
+                            daffi_obj_text(to, &to_p, &to_len) == -1) ||
             (opts != NULL && opts->type != MSGPACK_OBJECT_MAP && opts->type != MSGPACK_OBJECT_NIL) ||
             daffi_call_unwrap(&call->base) == -1) {
             if (!call->notify)

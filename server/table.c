@@ -8,7 +8,7 @@
 #include "table.h"
 
 /* FNV-1a: short method names, one pass, good spread for a power-of-two table. */
-static size_t name_hash(const char *s, size_t len)
+size_t dfd_name_hash(const char *s, size_t len)
 {
     uint64_t h = 1469598103934665603ull;
     for (size_t i = 0; i < len; i++) {
@@ -50,7 +50,7 @@ dfd_table *dfd_table_build(dfd_plugin *const *plugins, size_t nplugins, dfd_erro
                 clash = 1;
                 continue;
             }
-            size_t at = name_hash(cb->name, len) & t->mask;
+            size_t at = dfd_name_hash(cb->name, len) & t->mask;
             while (t->slots[at] != NULL)
                 at = (at + 1) & t->mask;
             t->slots[at] = cb;
@@ -74,7 +74,7 @@ fail:
 
 const dfd_callback *dfd_table_find(const dfd_table *t, const char *name, size_t len)
 {
-    size_t at = name_hash(name, len) & t->mask;
+    size_t at = dfd_name_hash(name, len) & t->mask;
     for (;;) {
         const dfd_callback *cb = t->slots[at];
         if (cb == NULL)

@@ -24,6 +24,9 @@ typedef struct dfd_table {
     size_t ncallbacks;
 } dfd_table;
 
+/* The hash of a callback name (FNV-1a), for every name table of the server. */
+size_t dfd_name_hash(const char *name, size_t len);
+
 /* Builds a table over the plugins (taking a reference on each). Returns NULL with a
  * message in errs when two plugins expose the same callback name (naming both). */
 dfd_table *dfd_table_build(dfd_plugin *const *plugins, size_t nplugins, dfd_errors *errs);

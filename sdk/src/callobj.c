@@ -104,15 +104,8 @@ int daffi_call_unwrap(daffi_call *call)
         return -1;
     const char *name;
     size_t len;
-    if (target->type == MSGPACK_OBJECT_STR) {
-        name = target->via.str.ptr;
-        len = target->via.str.size;
-    } else if (target->type == MSGPACK_OBJECT_BIN) {
-        name = target->via.bin.ptr;
-        len = target->via.bin.size;
-    } else {
+    if (daffi_obj_text(target, &name, &len) == -1)
         return -1;
-    }
     char *method = msgpack_zone_malloc(&call->zone, len + 1);
     if (method == NULL)
         return -1;
@@ -244,77 +237,32 @@ int daffi_arg_raw(const daffi_call *call, size_t i, const char **p, size_t *len)
 
 int daffi_arg_int(const daffi_call *call, size_t i, int64_t *out)
 {
-    const msgpack_object *o = daffi_arg(call, i);
-    if (o == NULL)
-        return -1;
-    if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
-        *out = o->via.i64;
-        return 0;
-    }
-    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= (uint64_t)INT64_MAX) {
-        *out = (int64_t)o->via.u64;
-        return 0;
-    }
-    return -1;
+    return daffi_obj_int(daffi_arg(call, i), out);
 }
 
 int daffi_arg_uint(const daffi_call *call, size_t i, uint64_t *out)
 {
-    const msgpack_object *o = daffi_arg(call, i);
-    if (o == NULL || o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-        return -1;
-    *out = o->via.u64;
-    return 0;
+    return daffi_obj_uint(daffi_arg(call, i), out);
 }
 
 int daffi_arg_double(const daffi_call *call, size_t i, double *out)
 {
-    const msgpack_object *o = daffi_arg(call, i);
-    if (o == NULL)
-        return -1;
-    switch (o->type) {
-    case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64:
-        *out = o->via.f64;
-        return 0;
-    case MSGPACK_OBJECT_POSITIVE_INTEGER:
-        *out = (double)o->via.u64;
-        return 0;
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-        *out = (double)o->via.i64;
-        return 0;
-    default:
-        return -1;
-    }
+    return daffi_obj_double(daffi_arg(call, i), out);
 }
 
 int daffi_arg_bool(const daffi_call *call, size_t i, int *out)
 {
-    const msgpack_object *o = daffi_arg(call, i);
-    if (o == NULL || o->type != MSGPACK_OBJECT_BOOLEAN)
-        return -1;
-    *out = o->via.boolean ? 1 : 0;
-    return 0;
+    return daffi_obj_bool(daffi_arg(call, i), out);
 }
 
 int daffi_arg_str(const daffi_call *call, size_t i, const char **p, size_t *len)
 {
-    const msgpack_object *o = daffi_arg(call, i);
-    if (o == NULL || o->type != MSGPACK_OBJECT_STR)
-        return -1;
-    *p = o->via.str.ptr;
-    *len = o->via.str.size;
-    return 0;
+    return daffi_obj_str(daffi_arg(call, i), p, len);
 }
 
 int daffi_arg_bin(const daffi_call *call, size_t i, const char **p, size_t *len)
 {
-    const msgpack_object *o = daffi_arg(call, i);
-    if (o == NULL || o->type != MSGPACK_OBJECT_BIN)
-        return -1;
-    *p = o->via.bin.ptr;
-    *len = o->via.bin.size;
-    return 0;
+    return daffi_obj_bin(daffi_arg(call, i), p, len);
 }
 
 /* ---- outcome --------------------------------------------------------------- */

@@ -48,9 +48,9 @@ typedef struct daffi__backoff {
 
 typedef struct daffi__async daffi__async;
 
-/* A stream a synchronous client sends (client_stream.c): owned by the caller until
- * daffi_stream_end() / daffi_stream_abort(), linked in its client's list while the
- * client lives. */
+/* A stream a client sends (synchronous: client_stream.c; asynchronous:
+ * client_astream.c): owned by the caller until its end or daffi_stream_abort(),
+ * linked in its client's list while the client lives. */
 struct daffi_stream {
     daffi_client *c;        /* NULL once the client was closed */
     uint32_t id;            /* the receiver's id, on this connection */
@@ -60,6 +60,13 @@ struct daffi_stream {
     int dead;               /* the connection it was opened on is gone */
     uint64_t chunks;        /* chunks sent */
     struct daffi_stream *next, *prev;
+    /* asynchronous streams */
+    int async;              /* opened by an asynchronous client */
+    int blocked;            /* the window was used up: tell ready when credit comes */
+    int told_lost;          /* ready was told the stream cannot go on */
+    int lost_pending;       /* ready is still to be told (a drop being handled) */
+    daffi_stream_ready_fn ready;
+    void *ready_arg;
 };
 
 struct daffi_client {

@@ -400,6 +400,7 @@ void daffi__async_close(daffi_client *c)
     daffi__as_enter(c);
     daffi__as_stop_io(c);
     daffi__serve_release(c);
+    daffi__streams_lost(c, 1); /* the caller still owns them: they must not see c */
     fail_calls(c, 1, "client closed");
     daffi__as_leave(c);
 }
@@ -467,6 +468,8 @@ void daffi__as_disconnected(daffi_client *c, int was_up, int final)
     if (was_up) {
         n = fail_calls(c, final, c->closed_why != NULL ? c->closed_why : "connection lost");
         c->stats.calls_failed_on_drop += n;
+        if (!as->closing)
+            daffi__astreams_lost(c);
     } else if (final) {
         fail_calls(c, 1, c->closed_why != NULL ? c->closed_why : "cannot connect");
     }

@@ -130,6 +130,24 @@ daffi_stream *daffi__stream_note(daffi_client *c, const char *msg, size_t size);
  * With closing (daffi_close) they are also detached from c. */
 void daffi__streams_lost(daffi_client *c, int closing);
 
+/* Unlinks s from its client's list (when it still has a client). */
+void daffi__stream_unlink(daffi_stream *s);
+
+/* ---- client_astream.c: streams of an asynchronous client --------------------------- */
+
+/* Applies a notification from the peer (size bytes at msg, scanned) to the streams of
+ * the asynchronous client c, telling ready callbacks what changed. Returns 1 when it
+ * was a daffi.credit or daffi.abort for one of them (consumed), else 0. */
+int daffi__astream_note(daffi_client *c, const char *msg, size_t size);
+
+/* The connection of the asynchronous client c dropped: its streams are dead, and each
+ * ready callback is told once. Runs callbacks: call inside an enter/leave bracket. */
+void daffi__astreams_lost(daffi_client *c);
+
+/* daffi_stream_abort() of an asynchronous stream: daffi.abort when its connection is
+ * up, then frees s. */
+void daffi__astream_abort(daffi_stream *s);
+
 /* ---- client_async.c: the calls of an asynchronous client ------------------------- */
 
 /* daffi_close() of an asynchronous client. */

@@ -124,6 +124,9 @@ void daffi__serve_message(daffi_client *c, const char *msg, size_t size, const d
     char text[400];
     int is_notify = s->kind == DAFFI_MSG_NOTIFY;
 
+    /* credit and aborts for the streams this client sends (client_astream.c) */
+    if (is_notify && c->streams != NULL && daffi__astream_note(c, msg, size))
+        return;
     sv = malloc(sizeof(*sv));
     if (sv == NULL) {
         if (!is_notify)

@@ -13,8 +13,8 @@
 
 #include "client_int.h"
 
-/* Unlinks s from its client's list (when it still has a client). */
-static void stream_unlink(daffi_stream *s)
+/* See client_int.h. */
+void daffi__stream_unlink(daffi_stream *s)
 {
     if (s->c == NULL)
         return;
@@ -157,6 +157,11 @@ static int stream_send(daffi_stream *s, const msgpack_object *chunk, const void 
                        s == NULL ? "stream is NULL" : "timeout must be >= 0 (0: forever)");
         return -1;
     }
+    if (s->async) {
+        daffi__err_set(err, DAFFI_E_BAD_ARGS, "stream %u belongs to an asynchronous client: "
+                       "use daffi_stream_send_async", s->id);
+        return -1;
+    }
     if (stream_usable(s, err) == -1)
         return -1;
     if (s->credit == 0 &&
@@ -225,6 +230,11 @@ static int stream_end(daffi_stream *s, int nowait, int timeout_ms, daffi_result 
         daffi__err_set(err, DAFFI_E_BAD_ARGS, "daffi_stream_end: stream is NULL");
         return -1;
     }
+    if (s->async) {
+        daffi__err_set(err, DAFFI_E_BAD_ARGS, "stream %u belongs to an asynchronous client: "
+                       "use daffi_stream_end%s_async", s->id, nowait ? "_nowait" : "");
+        return -1;
+    }
     rc = stream_usable(s, err);
     if (rc == 0) {
         params[0] = (char)0x91; /* [id] as uint32 */
@@ -238,7 +248,7 @@ static int stream_end(daffi_stream *s, int nowait, int timeout_ms, daffi_result 
                     : daffi__sync_call_raw(s->c, "daffi.end", params, sizeof(params),
                                            timeout_ms, 0, out, err);
     }
-    stream_unlink(s);
+    daffi__stream_unlink(s);
     free(s);
     return rc;
 }
@@ -263,6 +273,10 @@ void daffi_stream_abort(daffi_stream *s)
 
     if (s == NULL)
         return;
+    if (s->async) {
+        daffi__astream_abort(s);
+        return;
+    }
     if (stream_usable(s, NULL) == 0) {
         params[0] = (char)0x91;
         params[1] = (char)0xce;
@@ -272,7 +286,7 @@ void daffi_stream_abort(daffi_stream *s)
         params[5] = (char)s->id;
         daffi_notify_raw(s->c, "daffi.abort", params, sizeof(params), 1000, NULL);
     }
-    stream_unlink(s);
+    daffi__stream_unlink(s);
     free(s);
 }
 

@@ -640,6 +640,33 @@ static void test_two_clients_call_each_others_callbacks_through_the_router(void 
     rawmsg_destroy(&m);
 }
 
+/* A member may call its own callback through the router: the request comes back on
+ * its own connection with the router's msgid, and its answer comes back as the
+ * response to its call. */
+static void test_a_member_can_call_its_own_callback_through_the_router(void **state)
+{
+    fixture *f = *state;
+    const char *cbs[] = { "selfcall_cb", NULL };
+    rawconn me;
+    rawmsg m;
+
+    rawmsg_init(&m);
+    assert_int_equal(rawmember_join(&me, f->router.tcp, "selfcall", cbs, NULL, 0), 0);
+    msgpack_pack_int(rawmsg_request(&m, 1, "selfcall_cb", 1), 5);
+    expect_send(&me, &m);
+    uint32_t fwd = expect_forwarded(&me, "selfcall_cb", BYTES("\x91\x05"));
+    assert_int_equal(rawmember_reply_raw(&me, fwd, "\x06", 1), 0);
+    if (rawmember_read(&me, expect_timeout_ms()) != RAWCONN_OK)
+        fail_msg("selfcall got no answer to its own call");
+    assert_int_equal(me.msg.kind, DAFFI_MSG_RESPONSE);
+    assert_int_equal(me.msg.msgid, 1);
+    assert_int_equal(me.msg.error->type, MSGPACK_OBJECT_NIL);
+    assert_int_equal(me.msg.result->via.u64, 6);
+    rawconn_close(&me);
+    assert_int_equal(tcluster_wait_gone(f->router.tcp, "selfcall", 5000), 0);
+    rawmsg_destroy(&m);
+}
+
 /* ---- streams ---------------------------------------------------------------------- */
 
 /* daffi's 100 MiB stream in 64 KiB chunks, in order, with bounded receiver memory. */
@@ -663,6 +690,7 @@ int main(void)
         cmocka_unit_test_teardown(test_notifications_reach_the_member_and_get_no_answer, pool_teardown),
         cmocka_unit_test(test_a_16_mib_message_passes_the_router_intact),
         cmocka_unit_test(test_two_clients_call_each_others_callbacks_through_the_router),
+        cmocka_unit_test(test_a_member_can_call_its_own_callback_through_the_router),
         cmocka_unit_test(test_a_100_mib_stream_arrives_in_order_with_bounded_memory),
     };
 

@@ -440,6 +440,107 @@ static void test_a_late_cast_answer_is_discarded_and_counted(void **state)
     assert_int_equal(tcluster_wait_gone(f->router.tcp, "late0", 5000), 0);
 }
 
+/* A member that leaves while it holds a cast's request is an UNAVAILABLE entry at once;
+ * the cast does not wait for its timeout. */
+static void test_a_member_leaving_mid_cast_is_unavailable_at_once(void **state)
+{
+    fixture *f = *state;
+    const char *cbs[] = { "mid_cb", NULL };
+    rawconn gone, c;
+    rawmsg m;
+
+    f->pool = pool_or_fail(f, "mid", 1, cbs);
+    if (rawmember_join(&gone, f->router.tcp, "mid_gone", cbs, NULL, 0) != 0)
+        fail_msg("mid_gone could not join");
+    expect_open(&c, f->router.tcp);
+    wait_pool(&c, f->pool);
+    rawmsg_init(&m);
+    pack_cast(&m, 1, "mid_cb", 2, NULL, 10000);
+    expect_send(&c, &m);
+    rawmsg_destroy(&m);
+    if (rawmember_read(&gone, expect_timeout_ms()) != RAWCONN_OK ||
+        gone.msg.kind != DAFFI_MSG_REQUEST)
+        fail_msg("mid_gone did not receive the cast");
+    int64_t t0 = expect_now_ms();
+    rawconn_close(&gone);
+    const msgpack_object *map = expect_result(&c, 1);
+    int64_t ms = expect_now_ms() - t0;
+    expect_entries(map, 2);
+    expect_raw_answer(map, "mid0", 2);
+    rexpect_cast_error(map, "mid_gone", DAFFI_E_UNAVAILABLE);
+    print_message("the cast answered %lld ms after mid_gone left (timeout_ms 10000)\n",
+                  (long long)ms);
+    if (ms > 2000)
+        fail_msg("the cast waited %lld ms after its member left", (long long)ms);
+    rawconn_close(&c);
+}
+
+/* A caller that leaves with a cast and a wait in flight costs nothing: the member's
+ * later answer and the wait's deadline find no caller, and the router serves on. */
+static void test_a_caller_leaving_mid_cast_or_wait_leaves_the_router_serving(void **state)
+{
+    fixture *f = *state;
+    const char *cbs[] = { "gone_cb", NULL };
+    const char *ghost[] = { "gone_ghost", NULL };
+    rawconn mem, c;
+    rawmsg m;
+
+    if (rawmember_join(&mem, f->router.tcp, "gone_m", cbs, NULL, 0) != 0)
+        fail_msg("gone_m could not join");
+    expect_open(&c, f->router.unix_addr);
+    rawmsg_init(&m);
+    pack_cast(&m, 1, "gone_cb", 1, NULL, 5000);
+    msgpack_packer *pk = rawmsg_request(&m, 2, "daffi.wait", 2);
+    msgpack_pack_array(pk, 1);
+    daffi_pack_cstr(pk, ghost[0]);
+    msgpack_pack_int(pk, 200);
+    expect_send(&c, &m);
+    if (rawmember_read(&mem, expect_timeout_ms()) != RAWCONN_OK ||
+        mem.msg.kind != DAFFI_MSG_REQUEST)
+        fail_msg("gone_m did not receive the cast");
+    uint32_t fwd = mem.msg.msgid;
+    rawconn_close(&c);
+    struct timespec ts = { 0, 50 * 1000000L };
+    nanosleep(&ts, NULL); /* let the router see the caller leave first */
+    assert_int_equal(rawmember_reply_raw(&mem, fwd, "\x01", 1), 0);
+    ts.tv_nsec = 300 * 1000000L;
+    nanosleep(&ts, NULL); /* past the wait's deadline */
+    expect_serving(f->router.tcp);
+    expect_serving(f->router.unix_addr);
+    /* gone_m still serves */
+    expect_open(&c, f->router.tcp);
+    msgpack_pack_int(rawmsg_request(&m, 3, "gone_cb", 1), 3);
+    expect_send(&c, &m);
+    if (rawmember_read(&mem, expect_timeout_ms()) != RAWCONN_OK)
+        fail_msg("gone_m did not receive the next call");
+    assert_int_equal(rawmember_reply_raw(&mem, mem.msg.msgid, "\x03", 1), 0);
+    expect_result_int(&c, 3, 3);
+    rawconn_close(&c);
+    rawconn_close(&mem);
+    rawmsg_destroy(&m);
+    assert_int_equal(tcluster_wait_gone(f->router.tcp, "gone_m", 5000), 0);
+}
+
+/* A member named twice in `to` is reached once and has one entry (a map's keys are
+ * unique). */
+static void test_a_member_named_twice_in_to_is_reached_once(void **state)
+{
+    fixture *f = *state;
+    const char *cbs[] = { "twice_cb", NULL };
+    const char *to[] = { "twice0", "twice0", NULL };
+    rawconn c;
+
+    f->pool = pool_or_fail(f, "twice", 1, cbs);
+    expect_open(&c, f->router.tcp);
+    wait_pool(&c, f->pool);
+    const msgpack_object *map = cast(&c, 1, "twice_cb", 1, to, 0);
+    expect_entries(map, 1);
+    expect_raw_answer(map, "twice0", 1);
+    /* the pool counts what it answered: once */
+    assert_int_equal(rmpool_answered(f->pool, 0), 1);
+    rawconn_close(&c);
+}
+
 /* ---- nowait -------------------------------------------------------------------- */
 
 /* daffi.cast sent as a notification reaches every member; the caller gets no answer. */
@@ -493,6 +594,11 @@ int main(void)
                                   test_teardown),
         cmocka_unit_test_teardown(test_the_nowait_cast_reaches_every_member_without_an_answer,
                                   test_teardown),
+        cmocka_unit_test_teardown(test_a_member_leaving_mid_cast_is_unavailable_at_once,
+                                  test_teardown),
+        cmocka_unit_test_teardown(test_a_caller_leaving_mid_cast_or_wait_leaves_the_router_serving,
+                                  test_teardown),
+        cmocka_unit_test_teardown(test_a_member_named_twice_in_to_is_reached_once, test_teardown),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 
 #include <cmocka.h>
 #include <msgpack.h>
@@ -356,6 +357,150 @@ static void test_a_worker_leaves_a_silent_router_and_reconnects(void **state)
     rawconn_close(&sub);
 }
 
+/* ---- graceful shutdown ------------------------------------------------------------ */
+
+/* Polls the daemon's log every 10 ms until it contains needle, at most ms. */
+static int log_contains(const tdaemon *d, const char *needle, int ms)
+{
+    static char buf[256 * 1024];
+    int64_t deadline = expect_now_ms() + ms;
+
+    for (;;) {
+        if (tdaemon_read_log(d, buf, sizeof(buf)) > 0 && strstr(buf, needle) != NULL)
+            return 1;
+        if (expect_now_ms() >= deadline)
+            return 0;
+        struct timespec ts = { 0, 10 * 1000000L };
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* SIGTERM drains a router as it drains a service: a call it forwarded before the
+ * signal is answered with its result, not failed, and the router then exits 0. */
+static void test_a_stopping_router_lets_its_forwarded_calls_finish(void **state)
+{
+    fixture *f = *state;
+    rawconn c;
+
+    start_router(f, "heartbeat = 1s\n");
+    start_worker(f, 0, "dr", "heartbeat = 1s\n");
+    expect_open(&c, f->router.tcp);
+    send_echo_after(&c, 1, 600, 7, 0);
+    echo_ok(&c, 2, 2); /* behind it: the worker has echo_after in hand */
+    assert_int_equal(tdaemon_signal(&f->router, SIGTERM), 0);
+    rawconn_status st = rawconn_read(&c, expect_timeout_ms());
+    if (st != RAWCONN_OK)
+        fail_msg("the call forwarded before SIGTERM got no answer: %s",
+                 rawconn_status_name(st));
+    if (c.msg.kind != DAFFI_MSG_RESPONSE || c.msg.msgid != 1 ||
+        c.msg.error->type != MSGPACK_OBJECT_NIL) {
+        char d[512];
+        fail_msg("the call forwarded before SIGTERM was not drained: %s",
+                 expect_describe(c.msg.error, d, sizeof(d)));
+    }
+    assert_int_equal(c.msg.result->via.u64, 7);
+    assert_int_equal(tdaemon_wait_exit(&f->router, TDAEMON_STOP_TIMEOUT_MS), 1);
+    assert_true(WIFEXITED(f->router.status) && WEXITSTATUS(f->router.status) == 0);
+    rawconn_close(&c);
+}
+
+/* A worker stopping (SIGTERM) finishes the calls it holds, and while it does, the
+ * router sends new calls to the other worker: a rolling restart loses no call. */
+static void test_a_draining_worker_gets_no_new_calls_while_another_serves(void **state)
+{
+    fixture *f = *state;
+    rawconn slow, c;
+    rawmsg m;
+
+    start_router(f, "heartbeat = 1s\n");
+    start_worker(f, 0, "dw1", "heartbeat = 1s\n");
+    start_worker(f, 1, "dw2", "heartbeat = 1s\n");
+    const char *both[] = { "dw1", "dw2", NULL };
+    expect_open(&slow, f->router.tcp);
+    expect_open(&c, f->router.tcp);
+    wait_members(&c, 1, both, 5000);
+    /* a slow call held by dw1 */
+    rawmsg_init(&m);
+    msgpack_packer *pk = rawmsg_request(&m, 1, "daffi.call", 3);
+    daffi_pack_cstr(pk, "echo_after");
+    msgpack_pack_array(pk, 2);
+    msgpack_pack_int(pk, 1000);
+    msgpack_pack_int(pk, 1);
+    msgpack_pack_map(pk, 1);
+    daffi_pack_cstr(pk, "to");
+    daffi_pack_cstr(pk, "dw1");
+    expect_send(&slow, &m);
+    assert_int_equal(tdaemon_signal(&f->workers[0], SIGTERM), 0);
+    if (!log_contains(&f->workers[0], "server.signal", 5000))
+        fail_msg("dw1 did not log its SIGTERM");
+    int refused = 0;
+    char first[300] = "";
+    for (uint32_t i = 0; i < 8; i++) {
+        msgpack_pack_int(rawmsg_request(&m, 10 + i, "echo", 1), (int)i);
+        expect_send(&c, &m);
+        expect_response(&c);
+        if (c.msg.error->type != MSGPACK_OBJECT_NIL) {
+            if (refused++ == 0)
+                expect_describe(c.msg.error, first, sizeof(first));
+        }
+    }
+    if (refused > 0)
+        fail_msg("%d of 8 calls made while dw1 drained failed although dw2 serves: %s",
+                 refused, first);
+    expect_result_int(&slow, 1, 1);
+    assert_int_equal(tdaemon_wait_exit(&f->workers[0], TDAEMON_STOP_TIMEOUT_MS), 1);
+    rawconn_close(&slow);
+    rawconn_close(&c);
+    rawmsg_destroy(&m);
+}
+
+/* ---- member_inflight ---------------------------------------------------------------- */
+
+/* A member holding member_inflight calls is skipped: calls go to the members that
+ * have room; when none has, the call is OVERLOADED at once. */
+static void test_a_member_at_its_inflight_limit_is_skipped(void **state)
+{
+    fixture *f = *state;
+    const char *cbs[] = { "lim_cb", NULL };
+    rawconn full, c;
+    rawmsg m;
+
+    start_router(f, "heartbeat = 1s\nmember_inflight = 2\n");
+    if (rawmember_join(&full, f->router.tcp, "lim_full", cbs, NULL, 0) != 0)
+        fail_msg("lim_full could not join");
+    expect_open(&c, f->router.tcp);
+    rawmsg_init(&m);
+    /* two calls fill lim_full (it never answers them) */
+    for (uint32_t i = 1; i <= 2; i++) {
+        msgpack_pack_int(rawmsg_request(&m, i, "lim_cb", 1), (int)i);
+        expect_send(&c, &m);
+        if (rawmember_read(&full, expect_timeout_ms()) != RAWCONN_OK ||
+            full.msg.kind != DAFFI_MSG_REQUEST)
+            fail_msg("lim_full did not receive call %u", i);
+    }
+    /* the third: no member has room */
+    msgpack_pack_int(rawmsg_request(&m, 3, "lim_cb", 1), 3);
+    expect_send(&c, &m);
+    expect_error(&c, 3, DAFFI_E_OVERLOADED);
+    /* a member with room joins: every call now goes to it */
+    rmpool *p = rmpool_start(f->router.tcp, "lim_free", 1, cbs);
+    assert_non_null(p);
+    const char *names[] = { "lim_free0", NULL };
+    wait_members(&c, 4, names, 5000);
+    for (uint32_t i = 5; i < 11; i++) {
+        msgpack_pack_int(rawmsg_request(&m, i, "lim_cb", 1), (int)i);
+        expect_send(&c, &m);
+        const msgpack_object *r = expect_result(&c, i);
+        if (r->type != MSGPACK_OBJECT_ARRAY || !rexpect_obj_is(&r->via.array.ptr[0], "lim_free0"))
+            fail_msg("call %u was not answered by lim_free0", i);
+    }
+    assert_int_equal(rmpool_answered(p, 0), 6);
+    rmpool_stop(p);
+    rawconn_close(&full);
+    rawconn_close(&c);
+    rawmsg_destroy(&m);
+}
+
 /* ---- timeouts ----------------------------------------------------------------------- */
 
 /* timeout_ms is enforced in milliseconds (daffi rounds to seconds and sub-second means
@@ -412,6 +557,11 @@ int main(void)
         cmocka_unit_test_teardown(
             test_timeout_ms_is_enforced_to_the_millisecond_and_late_answers_counted,
             test_teardown),
+        cmocka_unit_test_teardown(test_a_stopping_router_lets_its_forwarded_calls_finish,
+                                  test_teardown),
+        cmocka_unit_test_teardown(test_a_draining_worker_gets_no_new_calls_while_another_serves,
+                                  test_teardown),
+        cmocka_unit_test_teardown(test_a_member_at_its_inflight_limit_is_skipped, test_teardown),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <time.h>
 
 #include <cmocka.h>
@@ -392,6 +393,53 @@ static void test_replace_closes_the_old_member_and_fails_its_calls(void **state)
     rawmsg_destroy(&m);
 }
 
+/* A worker that loads another plugin (drop-in ini + SIGHUP) re-announces itself: the
+ * router lists the new callbacks under the same name and routes them, with no leave
+ * and no join. */
+static void test_a_worker_reannounces_its_callbacks_after_a_reload(void **state)
+{
+    fixture *f = *state;
+    tdaemon *w = &f->extra[0];
+    rawconn c, sub;
+    rawmsg m;
+    const msgpack_object *cbs = NULL;
+
+    assert_int_equal(tcluster_worker_init(w, f->router.tcp, "rl", HUB_EXTRA), 0);
+    assert_int_equal(tdaemon_add_plugin(w, "echo", NULL), 0);
+    assert_int_equal(tcluster_worker_start(w, f->router.tcp, "rl", START_MS), 0);
+    expect_open(&sub, f->router.tcp);
+    rexpect_subscribe(&sub, 1);
+    assert_int_equal(tdaemon_add_plugin(w, "calc", NULL), 0);
+    assert_int_equal(tdaemon_signal(w, SIGHUP), 0);
+    int64_t t0 = expect_now_ms();
+    for (uint32_t id = 2;; id++) {
+        expect_open(&c, f->router.tcp);
+        int has = rexpect_members_find(members_of(&c, id), "rl", &cbs) &&
+                  rexpect_array_has_str(cbs, "add") && rexpect_array_has_str(cbs, "echo");
+        if (has)
+            break;
+        rawconn_close(&c);
+        if (expect_now_ms() - t0 > 5000) {
+            tdaemon_dump_log(w);
+            fail_msg("the router does not list calc's callbacks for rl 5 s after its reload");
+        }
+        struct timespec ts = { 0, 20 * 1000000L };
+        nanosleep(&ts, NULL);
+    }
+    print_message("the router listed the reloaded callbacks after %lld ms\n",
+                  (long long)(expect_now_ms() - t0));
+    rawmsg_init(&m);
+    msgpack_packer *pk = rawmsg_request(&m, 100, "add", 2);
+    msgpack_pack_int(pk, 40);
+    msgpack_pack_int(pk, 2);
+    expect_send(&c, &m);
+    expect_result_int(&c, 100, 42);
+    rawmsg_destroy(&m);
+    rawconn_close(&c);
+    expect_silence(&sub, 100); /* a re-announce is neither a leave nor a join */
+    rawconn_close(&sub);
+}
+
 /* ---- events --------------------------------------------------------------------- */
 
 /* Joined and left events reach a subscriber in the order the router applied them,
@@ -616,6 +664,8 @@ int main(void)
         cmocka_unit_test_teardown(test_a_refused_worker_retries_and_takes_the_name_once_it_is_free,
                                   test_teardown),
         cmocka_unit_test_teardown(test_replace_closes_the_old_member_and_fails_its_calls,
+                                  test_teardown),
+        cmocka_unit_test_teardown(test_a_worker_reannounces_its_callbacks_after_a_reload,
                                   test_teardown),
         cmocka_unit_test_teardown(test_events_arrive_in_the_order_members_joined_and_left,
                                   test_teardown),

@@ -276,8 +276,11 @@ int daffi_wait_for_members(daffi_client *c, const char *const *names, size_t n,
  * answers once at the end. Backpressure is the receiver's credit: at most `window`
  * chunks are ever unacknowledged, and a send waits for credit. A stream belongs to
  * the connection it was opened on: when that drops, the stream is dead (later sends
- * and its end fail UNAVAILABLE), a reconnect does not revive it. Streams are sent by
- * a synchronous client (an asynchronous one answers BAD_ARGS). */
+ * and its end fail UNAVAILABLE), a reconnect does not revive it. The functions below
+ * take a stream of a synchronous client; an asynchronous client opens and sends its
+ * streams with the *_async functions further down ("streams (asynchronous client)").
+ * A stream of the other kind is BAD_ARGS and is left as it was; daffi_stream_abort()
+ * and the getters take both kinds. */
 typedef struct daffi_stream daffi_stream;
 
 /* Opens a stream to callback with params (an array, or NULL for none): daffi.stream,
@@ -310,13 +313,16 @@ int daffi_stream_end(daffi_stream *s, int timeout_ms, daffi_result *out, daffi_e
 int daffi_stream_end_nowait(daffi_stream *s, int timeout_ms, daffi_error *err);
 
 /* Abandons the stream (daffi.abort, when its connection is still up) and frees s.
- * NULL is accepted. */
+ * Either kind of stream; NULL is accepted. An asynchronous stream's abort is queued
+ * for writing on the loop. */
 void daffi_stream_abort(daffi_stream *s);
 
-/* The receiver's id of the stream, the window it granted, the chunks sent. */
+/* The receiver's id of the stream, the window it granted, the chunks sent, and the
+ * chunks that may be sent now before more credit comes (both kinds). */
 uint32_t daffi_stream_id(const daffi_stream *s);
 unsigned daffi_stream_window(const daffi_stream *s);
 uint64_t daffi_stream_chunks(const daffi_stream *s);
+unsigned daffi_stream_credit(const daffi_stream *s);
 
 /* ---- asynchronous client ------------------------------------------------------ */
 
@@ -419,6 +425,83 @@ int daffi_subscribe_members_async(daffi_client *c, daffi_event_fn fn, void *fn_a
 int daffi_client_expose(daffi_client *c, const daffi_callback_def *defs, void *state,
                         daffi_reply_fn announced, void *arg, daffi_error *err);
 
+/* ---- streams (asynchronous client) --------------------------------------------------
+ *
+ * The streams above, sent by an asynchronous client from its loop; nothing ever waits.
+ * A send takes one chunk of the window at once, or fails at once (OVERLOADED) when
+ * the window is used up: a stream never holds more than `window` chunks queued or in
+ * flight, so what it costs the sender, a router and the receiver stays bounded by
+ * window x chunk size however fast the program produces. Credit coming back is told
+ * to the stream's ready callback. A stream belongs to the connection it was opened
+ * on: when that drops, the ready callback hears so and the stream is dead (a
+ * reconnect does not revive it). Typical use:
+ *
+ *     opened:  daffi_stream_on_ready(s, ready, me); pump(s, me);
+ *     ready:   if (why != NULL) daffi_stream_abort(s); else pump(s, me);
+ *     pump:    while (more data && daffi_stream_credit(s) > 0) daffi_stream_send_bin_async(...);
+ *              when the data is all sent: daffi_stream_end_async(s, ..., done, me, &err);
+ */
+
+/* Completion of daffi_stream_open_async(): exactly one of s and err is not NULL. s is
+ * the open stream, owned by the caller from now on until daffi_stream_end_async(),
+ * daffi_stream_end_nowait_async() or daffi_stream_abort() frees it; its credit is the
+ * granted window. err (the handler's refusal, BAD_ARGS from a callback that is no
+ * stream handler, NO_CALLBACK, or any failure of a call) is owned by the library and
+ * released when fn returns (move it out with daffi_error_move() to keep it). fn may
+ * send on s at once, and may make other calls or close the client. */
+typedef void (*daffi_stream_open_fn)(daffi_client *c, daffi_stream *s, daffi_error *err,
+                                     void *arg);
+
+/* The ready callback of an asynchronous stream. why NULL: credit came back to a stream
+ * whose window was used up (daffi_stream_credit(s) > 0 again: send more). why not
+ * NULL: the stream can take no more chunks (UNAVAILABLE: the receiver aborted it, or
+ * its connection dropped); it is told once, and the stream is still the caller's to
+ * free with daffi_stream_abort() or an end (which then fails with the same error).
+ * why is owned by the library. fn may send on, end or abort s, make other calls, and
+ * close the client. It is not called for daffi_close(): the caller closed it. */
+typedef void (*daffi_stream_ready_fn)(daffi_stream *s, const daffi_error *why, void *arg);
+
+/* Opens a stream to callback with params (an array, or NULL for none) on the
+ * asynchronous client c: daffi.stream, through a router to the member named to (NULL:
+ * any that exposes it), asking for a window of window chunks (0: the receiver's
+ * default, 16; it may grant fewer). timeout_ms (0: forever) bounds the open. Returns 0
+ * when the open is under way (fn runs exactly once, from the loop), or -1 with err
+ * set and fn never called (as daffi_rpc_async()). */
+int daffi_stream_open_async(daffi_client *c, const char *callback,
+                            const msgpack_object *params, const char *to, unsigned window,
+                            int timeout_ms, daffi_stream_open_fn fn, void *arg,
+                            daffi_error *err);
+
+/* Sets (fn not NULL) or clears the ready callback of the asynchronous stream s. Set it
+ * in the open callback: credit may come back in the same loop pass. */
+void daffi_stream_on_ready(daffi_stream *s, daffi_stream_ready_fn fn, void *arg);
+
+/* Sends the next chunk of the asynchronous stream s: any value (send), or a bin of len
+ * bytes at p (send_bin). The chunk is copied into the connection's output at once and
+ * written from the loop. Returns 0 (one credit used), or -1 with err set and nothing
+ * sent: OVERLOADED when no credit is left (the stream stays usable: wait for the ready
+ * callback), UNAVAILABLE when the receiver aborted the stream, its connection dropped
+ * or the client was closed, TOO_LARGE for a chunk over max_message, BAD_ARGS. */
+int daffi_stream_send_async(daffi_stream *s, const msgpack_object *chunk, daffi_error *err);
+int daffi_stream_send_bin_async(daffi_stream *s, const void *p, size_t len,
+                                daffi_error *err);
+
+/* Ends the asynchronous stream s (daffi.end) and frees s. Returns 0 when the end is
+ * under way: fn runs exactly once, from the loop, with the stream's one result, or its
+ * error (the handler's, the error a failed chunk left, TIMEOUT after timeout_ms (0:
+ * forever), UNAVAILABLE when the connection drops first). Returns -1 with err set and
+ * fn never called when the stream cannot be ended: UNAVAILABLE for a stream the
+ * receiver aborted (its id is released there with daffi.abort), whose connection
+ * dropped, or whose client was closed; or as daffi_rpc_async(). s is freed in every
+ * case but a misuse (BAD_ARGS: fn NULL, a synchronous client's stream), which leaves
+ * it as it was. */
+int daffi_stream_end_async(daffi_stream *s, int timeout_ms, daffi_reply_fn fn, void *arg,
+                           daffi_error *err);
+
+/* stream_nowait's end: daffi.end as a notification, queued for writing; the result is
+ * discarded. Frees s. Returns 0, or -1 with err set as daffi_stream_end_async(). */
+int daffi_stream_end_nowait_async(daffi_stream *s, daffi_error *err);
+
 /* ---- results and errors ----------------------------------------------------- */
 
 /* Moves what src holds into dst (whose previous content is released) and zeroes src.
@@ -432,21 +515,8 @@ void daffi_result_free(daffi_result *r);
 /* Frees what an error owns and resets it to DAFFI_ERROR_INIT. NULL is accepted. */
 void daffi_error_clear(daffi_error *e);
 
-/* Typed readers for result values (any msgpack_object, e.g. &res.obj or an element
- * of it). Each returns 0 and stores the value, or -1 when o is NULL or of another
- * type, with no conversion except: daffi_obj_int/daffi_obj_uint accept any integer
- * that fits, daffi_obj_double accepts integers and float32. Strings and bins are not
- * NUL-terminated and point into the result. */
-int daffi_obj_int(const msgpack_object *o, int64_t *out);
-int daffi_obj_uint(const msgpack_object *o, uint64_t *out);
-int daffi_obj_double(const msgpack_object *o, double *out);
-int daffi_obj_bool(const msgpack_object *o, int *out);
-int daffi_obj_str(const msgpack_object *o, const char **p, size_t *len);
-int daffi_obj_bin(const msgpack_object *o, const char **p, size_t *len);
-/* Returns element i of an array, or NULL when o is not an array or i is past its end. */
-const msgpack_object *daffi_obj_at(const msgpack_object *o, size_t i);
-/* Returns the value of the first entry of map o whose key is the str key, or NULL. */
-const msgpack_object *daffi_obj_get(const msgpack_object *o, const char *key);
+/* Typed readers for result values (daffi_obj_int, daffi_obj_get, ...) are declared in
+ * <daffi/rpc.h>, which this header includes. */
 
 #ifdef __cplusplus
 }

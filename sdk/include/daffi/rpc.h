@@ -164,6 +164,24 @@ int daffi_pack_cstr(msgpack_packer *pk, const char *s);
 int daffi_error_parse(const msgpack_object *err, int *code, const char **message,
                       size_t *message_len, const msgpack_object **details);
 
+/* Typed readers for result values (any msgpack_object, e.g. &res.obj or an element
+ * of it). Each returns 0 and stores the value, or -1 when o is NULL or of another
+ * type, with no conversion except: daffi_obj_int/daffi_obj_uint accept any integer
+ * that fits, daffi_obj_double accepts integers and float32. Strings and bins are not
+ * NUL-terminated and point into the result. */
+int daffi_obj_int(const msgpack_object *o, int64_t *out);
+int daffi_obj_uint(const msgpack_object *o, uint64_t *out);
+int daffi_obj_double(const msgpack_object *o, double *out);
+int daffi_obj_bool(const msgpack_object *o, int *out);
+int daffi_obj_str(const msgpack_object *o, const char **p, size_t *len);
+int daffi_obj_bin(const msgpack_object *o, const char **p, size_t *len);
+/* Returns element i of an array, or NULL when o is not an array or i is past its end. */
+const msgpack_object *daffi_obj_at(const msgpack_object *o, size_t i);
+/* Returns the value of the first entry of map o whose key (str or bin) is key, or NULL. */
+const msgpack_object *daffi_obj_get(const msgpack_object *o, const char *key);
+/* Reads a str or a bin (names may arrive as either). Returns 0, or -1. */
+int daffi_obj_text(const msgpack_object *o, const char **p, size_t *len);
+
 /* Address parsing shared by daemon and clients: "tcp://host:port" (host may be
  * "[v6]") or "unix:///absolute/path" / "unix://relative/path". */
 typedef enum daffi_addr_kind { DAFFI_ADDR_TCP = 1, DAFFI_ADDR_UNIX = 2 } daffi_addr_kind;
