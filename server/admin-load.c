@@ -120,6 +120,27 @@ static void rt_free_one(admin_override *o)
 }
 
 /* The serving generation of the plugin called name, or NULL. */
+/* A load or unload that did not take: puts the runtime overrides back as they were
+ * (the one taken out returns when put_back, else the one just added goes), and reloads
+ * again when the first reload applied anything (rc == 0). */
+static void rt_undo(dfd_admin *adm, int put_back, admin_override *taken, int rc)
+{
+    if (put_back) {
+        if (rt_put_back(adm, taken) == 0)
+            taken->text = taken->plugin = taken->file = NULL;
+    } else {
+        admin_override added;
+        rt_take(adm, adm->nrt - 1, &added);
+        rt_free_one(&added);
+    }
+    overrides_publish(adm);
+    if (rc == 0) {
+        dfd_errors again = {0};
+        dfd_reload_run(adm->srv, NULL, &again);
+        dfd_errors_free(&again);
+    }
+}
+
 static dfd_plugin *serving(const dfd_server *srv, const char *name)
 {
     for (size_t i = 0; i < srv->nplugins; i++)
@@ -269,22 +290,7 @@ void admin_cmd_load(admin_client *c, const char *file)
     dfd_plugin *p = reenable ? serving(srv, taken.plugin) : first_new(srv, before);
     names_free(before);
     if (p == NULL) {
-        /* put the overrides back as they were; reload again only if something else
-         * was applied by the first one */
-        if (reenable) {
-            if (rt_put_back(adm, &taken) == 0)
-                taken.text = taken.plugin = taken.file = NULL;
-        } else {
-            admin_override added;
-            rt_take(adm, adm->nrt - 1, &added);
-            rt_free_one(&added);
-        }
-        overrides_publish(adm);
-        if (rc == 0) {
-            dfd_errors again = {0};
-            dfd_reload_run(srv, NULL, &again);
-            dfd_errors_free(&again);
-        }
+        rt_undo(adm, reenable, &taken, rc);
         admin_send_error(c, "load", "load_failed", json_pack("{s:o}", "errors",
                          errors_json(&errs)), 0, "%.200s: %s", real,
                          errs.count ? errs.msgs[0] : "it declares no plugin to load");
@@ -344,20 +350,7 @@ void admin_cmd_unload(admin_client *c, const char *name)
     dfd_info("admin.unload", "uid=%ld plugin=%s generation=%u", c->uid, name, generation);
     int rc = admin_reload(adm, &errs);
     if (serving(srv, name) != NULL) {
-        if (dropped) {
-            if (rt_put_back(adm, &taken) == 0)
-                taken.text = taken.plugin = taken.file = NULL;
-        } else {
-            admin_override added;
-            rt_take(adm, adm->nrt - 1, &added);
-            rt_free_one(&added);
-        }
-        overrides_publish(adm);
-        if (rc == 0) {
-            dfd_errors again = {0};
-            dfd_reload_run(srv, NULL, &again);
-            dfd_errors_free(&again);
-        }
+        rt_undo(adm, dropped, &taken, rc);
         admin_send_error(c, "unload", "unload_failed", json_pack("{s:o}", "errors",
                          errors_json(&errs)), 0, "plugin '%s' still serves: %s", name,
                          errs.count ? errs.msgs[0] : "the reload kept it");
