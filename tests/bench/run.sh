@@ -19,6 +19,13 @@
 #
 # Environment: BUILD (default build), BENCH_SEQ_CALLS, BENCH_SEQ_PAYLOAD,
 # BENCH_CONC_CONNS, BENCH_CONC_CALLS, BENCH_CONC_PAYLOAD to change the shapes.
+#
+# Then the router (bench_router, which starts and pins its servers itself): (d) the
+# sequential shape and (e) the concurrent one through a router to one worker, next to
+# the same echo served directly and the raw floor, measured in the same run with the
+# same client and pinning; target router/direct >= 0.6 (informational).
+# BENCH_ROUTER_SEQ_CALLS (default 20000) and BENCH_ROUTER_CONC_CALLS (default 200 per
+# connection) size its runs: it measures three systems per row.
 
 BUILD=${BUILD:-build}
 SEQ_CALLS=${BENCH_SEQ_CALLS:-100000}
@@ -172,6 +179,14 @@ row "(b) $CONC_CONNS conns x $CONC_CALLS, $CONC_PAYLOAD B" 0.7 "$CONC_CONNS" "$C
                 "$ratio" ">= 0.7 $verdict" "$vsc"
         done
     done
+}
+
+# (d), (e) the router: see tests/bench/bench_router.c.
+[ -x "$BENCH/bench_router" ] && {
+    echo
+    BUILD="$BUILD_ABS" "$BENCH/bench_router" -n "${BENCH_ROUTER_SEQ_CALLS:-20000}" \
+        -p "$SEQ_PAYLOAD" -c "$CONC_CONNS" -m "${BENCH_ROUTER_CONC_CALLS:-200}" \
+        -q "$CONC_PAYLOAD" || failed=1
 }
 
 if [ -s "$work/daffid.log" ]; then

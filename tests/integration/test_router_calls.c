@@ -267,6 +267,7 @@ static void echo_values(const char *addr)
     msgpack_sbuffer_destroy(&e);
 }
 
+/* Every value, over TCP and over the Unix socket. */
 static void test_echo_through_the_router_returns_every_type_bit_for_bit(void **state)
 {
     fixture *f = *state;
@@ -687,7 +688,8 @@ int main(void)
         cmocka_unit_test_teardown(test_daffi_call_reaches_the_member_named_by_to, pool_teardown),
         cmocka_unit_test_teardown(test_calls_alternate_round_robin_between_members, pool_teardown),
         cmocka_unit_test(test_callers_using_the_same_msgids_never_get_each_others_answers),
-        cmocka_unit_test_teardown(test_notifications_reach_the_member_and_get_no_answer, pool_teardown),
+        cmocka_unit_test_teardown(test_notifications_reach_the_member_and_get_no_answer,
+                                  pool_teardown),
         cmocka_unit_test(test_a_16_mib_message_passes_the_router_intact),
         cmocka_unit_test(test_two_clients_call_each_others_callbacks_through_the_router),
         cmocka_unit_test(test_a_member_can_call_its_own_callback_through_the_router),

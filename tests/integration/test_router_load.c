@@ -42,6 +42,8 @@ typedef struct fixture {
     rmpool *pool;
 } fixture;
 
+/* Starts the router and the worker lw (calc), waits until lw is a member. Returns 0,
+ * or -1 (logs printed). */
 static int group_setup(void **state)
 {
     fixture *f = calloc(1, sizeof(*f));
@@ -59,6 +61,7 @@ static int group_setup(void **state)
     return 0;
 }
 
+/* Both must stop cleanly (SIGTERM, exit 0): the worker first, then the router. */
 static int group_teardown(void **state)
 {
     fixture *f = *state;

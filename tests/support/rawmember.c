@@ -280,36 +280,43 @@ void rmpool_stop(rmpool *p)
     free(p);
 }
 
+/* See rawmember.h. */
 unsigned rmpool_size(const rmpool *p)
 {
     return p->n;
 }
 
+/* See rawmember.h. The name belongs to the pool. */
 const char *rmpool_name(const rmpool *p, unsigned i)
 {
     return p->m[i].name;
 }
 
+/* See rawmember.h. Read by the pool thread at each request. */
 void rmpool_set_mute(rmpool *p, unsigned i, int mute)
 {
     atomic_store(&p->m[i].mute, mute);
 }
 
+/* See rawmember.h. */
 unsigned long rmpool_answered(const rmpool *p, unsigned i)
 {
     return atomic_load(&p->m[i].answered);
 }
 
+/* See rawmember.h. */
 unsigned long rmpool_ignored(const rmpool *p, unsigned i)
 {
     return atomic_load(&p->m[i].ignored);
 }
 
+/* See rawmember.h. */
 unsigned long rmpool_notified(const rmpool *p, unsigned i)
 {
     return atomic_load(&p->m[i].notified);
 }
 
+/* See rawmember.h. */
 int rmpool_closed(const rmpool *p, unsigned i)
 {
     return atomic_load(&p->m[i].closed);

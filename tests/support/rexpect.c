@@ -16,6 +16,7 @@
 #include "expect.h"
 #include "rexpect.h"
 
+/* See rexpect.h. A NULL o is no match. */
 int rexpect_obj_is(const msgpack_object *o, const char *s)
 {
     size_t n = strlen(s);
@@ -29,6 +30,7 @@ int rexpect_obj_is(const msgpack_object *o, const char *s)
     return 0;
 }
 
+/* See rexpect.h. The value points into o. */
 const msgpack_object *rexpect_obj_get(const msgpack_object *o, const char *key)
 {
     if (o == NULL || o->type != MSGPACK_OBJECT_MAP)
@@ -39,6 +41,7 @@ const msgpack_object *rexpect_obj_get(const msgpack_object *o, const char *key)
     return NULL;
 }
 
+/* See rexpect.h. */
 int rexpect_array_has_str(const msgpack_object *o, const char *s)
 {
     if (o == NULL || o->type != MSGPACK_OBJECT_ARRAY)
@@ -66,6 +69,7 @@ static const msgpack_object *cast_pair(const msgpack_object *map, const char *na
     return pair;
 }
 
+/* See rexpect.h. The result points into map. */
 const msgpack_object *rexpect_cast_ok(const msgpack_object *map, const char *name)
 {
     const msgpack_object *pair = cast_pair(map, name);
@@ -77,6 +81,7 @@ const msgpack_object *rexpect_cast_ok(const msgpack_object *map, const char *nam
     return &pair->via.array.ptr[1];
 }
 
+/* See rexpect.h. The error points into map. */
 const msgpack_object *rexpect_cast_error(const msgpack_object *map, const char *name,
                                          int code)
 {
@@ -118,6 +123,7 @@ static int event_of(const rawconn *c, const msgpack_object **type,
     return *type != NULL && *member != NULL;
 }
 
+/* See rexpect.h. */
 void rexpect_event(rawconn *c, const char *type, const char *member)
 {
     const msgpack_object *t, *who;
@@ -135,6 +141,7 @@ void rexpect_event(rawconn *c, const char *type, const char *member)
                  expect_describe(c->msg.params, d, sizeof(d)));
 }
 
+/* See rexpect.h. */
 void rexpect_event_among(rawconn *c, const char *prefix, const char *type,
                          const char *member)
 {
@@ -157,6 +164,7 @@ void rexpect_event_among(rawconn *c, const char *prefix, const char *type,
     }
 }
 
+/* See rexpect.h. */
 void rexpect_subscribe(rawconn *c, uint32_t id)
 {
     rawmsg m;
@@ -175,6 +183,7 @@ void rexpect_subscribe(rawconn *c, uint32_t id)
                  expect_describe(r, d, sizeof(d)));
 }
 
+/* See rexpect.h. *callbacks points into list. */
 int rexpect_members_find(const msgpack_object *list, const char *name,
                          const msgpack_object **callbacks)
 {
@@ -191,6 +200,7 @@ int rexpect_members_find(const msgpack_object *list, const char *name,
     return 0;
 }
 
+/* See rexpect.h. */
 void rexpect_error_containing(rawconn *c, uint32_t msgid, int code, const char *needle)
 {
     int got = 0;

@@ -13,15 +13,19 @@
  *        resumable: feed it the same message start with more bytes as they arrive. It
  *        validates the envelope, the nesting depth and every declared length/count
  *        against the limits, and tells when a whole message is present and its size.
- *     2. daffi_msg_decode() unpacks one complete, scanned message with msgpack-c into a
- *        caller-owned zone. The objects reference the input bytes (str/bin/ext payloads
- *        are not copied): keep the bytes alive as long as the objects.
+ *     2. daffi_msg_decode() decodes one complete, scanned message into msgpack-c objects
+ *        (msgpack_object) allocated from a caller-owned zone. The objects reference the
+ *        input bytes (str/bin/ext payloads are not copied): keep the bytes alive as long
+ *        as the objects.
  *   Encoding uses msgpack-c's packer; the helpers below write envelope headers, the
  *   caller packs params/result after them.
  *
- *   Why a hand-written scanner: msgpack-c's unpacker allocates msgpack_object arrays
- *   from a container's declared count before its elements arrive, so a 5-byte header
- *   could ask for gigabytes. The scanner rejects that first.
+ *   Why a hand-written scanner and decoder: msgpack-c's unpacker allocates
+ *   msgpack_object arrays from a container's declared count before its elements
+ *   arrive, so a 5-byte header could ask for gigabytes; and it stops at 32 nested
+ *   containers, while a request whose argument nests 32 deep has 34 levels with the
+ *   envelope and the params array. The scanner rejects bad counts first; the decoder
+ *   builds the same msgpack_object trees msgpack-c would (fuzzed against it).
  *
  * Thread safety: every function is reentrant; a daffi_scan belongs to one stream.
  */
