@@ -91,6 +91,20 @@ void dfd_conn_link(dfd_conn *c, dfd_call *call)
         c->pending++;
 }
 
+/* 1 when nothing keeps the connection open any more: no call of its own in flight, no
+ * call forwarded to it as a member (router), and, for the worker's connection to its
+ * router, the withdrawal acknowledged (so calls already routed here are served). */
+static int conn_idle(const dfd_conn *c)
+{
+    if (c->pending != 0 || c->calls != NULL)
+        return 0;
+    if (c->member != NULL && c->member->outstanding.count != 0)
+        return 0;
+    if (c->worker != NULL && c->loop->draining && !dfd_worker_withdrawn(c->worker))
+        return 0;
+    return 1;
+}
+
 /* Removes call from the in-flight list; a connection that was only waiting for its
  * calls (peer finished sending, or draining) closes once the last one is answered. */
 static void conn_unlink(dfd_conn *c, dfd_call *call)
@@ -105,7 +119,7 @@ static void conn_unlink(dfd_conn *c, dfd_call *call)
     call->conn = NULL;
     if (!call->notify)
         c->pending--;
-    if (c->pending == 0 && c->calls == NULL && (c->eof || c->loop->draining))
+    if ((c->eof || c->loop->draining) && conn_idle(c))
         c->closing = 1;
 }
 
@@ -434,7 +448,7 @@ void dfd_conn_close(dfd_conn *c, int graceful)
 
 void dfd_conn_drain(dfd_conn *c)
 {
-    if (c->pending == 0 && c->calls == NULL)
+    if (conn_idle(c))
         dfd_conn_close(c, 1);
 }
 

@@ -55,6 +55,7 @@ typedef struct dfd_conn {
     dfd_idmap streams;            /* streams this connection sends, by the id we gave */
     dfd_idmap member_streams;     /* router: relay streams to this member, by its id */
     uint32_t next_stream_id;
+    uint64_t sub_version;         /* router: registry version when it subscribed */
     struct dfd_conn *dirty_next;  /* loop's list of connections with output to flush */
 
     unsigned in_batch : 1;        /* inside the read handler: defer writes and frees */
@@ -63,7 +64,8 @@ typedef struct dfd_conn {
     unsigned closing : 1;         /* close once the output is written */
     unsigned eof : 1;             /* peer shut down its sending side */
     unsigned dead : 1;            /* closed during a batch; freed at its end */
-    unsigned subscribed : 1;      /* router: wants daffi.event notifications */
+    unsigned subscribed : 1;      /* router: wants daffi.event notifications (of
+                                     registry versions after sub_version) */
     unsigned dirty : 1;           /* on the loop's dirty list */
     char peer[64];                /* for logs */
 } dfd_conn;

@@ -298,7 +298,8 @@ void dfd_dispatch_message(dfd_conn *c, const char *bytes, size_t size, int kind,
         dispatch_refuse(c, call, DAFFI_E_OVERLOADED, "out of memory");
         return;
     }
-    if (loop->draining) {
+    /* a worker keeps serving what its router still sends while it withdraws */
+    if (loop->draining && c->worker == NULL) {
         dispatch_refuse(c, call, DAFFI_E_SHUTTING_DOWN, "daffid is shutting down");
         return;
     }

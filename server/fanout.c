@@ -221,6 +221,14 @@ int dfd_fanout_cast(dfd_conn *c, dfd_call *call)
                 fanout_bad_args(c, call, usage);
                 return 0;
             }
+            int seen = 0;
+            for (size_t k = 0; k < cast->n && !seen; k++)
+                seen = cast->slots[k].name != NULL && strlen(cast->slots[k].name) == len &&
+                       memcmp(cast->slots[k].name, name, len) == 0;
+            if (seen) { /* a member named twice is reached once */
+                msgpack_sbuffer_destroy(&slot->pair);
+                continue;
+            }
             slot->name = strndup(name, len);
             sm = dfd_snapshot_find(snap, name, len);
             if (sm == NULL) {

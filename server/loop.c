@@ -25,7 +25,14 @@ int dfd_loop_init(dfd_loop *loop, dfd_server *srv, unsigned index, dfd_table *ta
 {
     loop->srv = srv;
     loop->index = index;
-    loop->base = event_base_new();
+    /* precise timers: deadlines are promised to the millisecond, and libevent's coarse
+     * clock fires them up to a few ms early */
+    struct event_config *ec = event_config_new();
+    if (ec == NULL)
+        return -1;
+    event_config_set_flag(ec, EVENT_BASE_FLAG_PRECISE_TIMER);
+    loop->base = event_base_new_with_config(ec);
+    event_config_free(ec);
     if (loop->base == NULL)
         return -1;
     loop->mail_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -86,6 +93,8 @@ int dfd_loop_post(dfd_loop *loop, dfd_mail_kind kind, int fd, int is_unix, void 
 static void loop_drain(dfd_loop *loop)
 {
     loop->draining = 1;
+    if (loop->srv->worker != NULL && loop->index == 0)
+        dfd_worker_withdraw(loop->srv->worker);
     for (dfd_conn *c = loop->conns; c != NULL;) {
         dfd_conn *next = c->next;
         dfd_conn_drain(c);

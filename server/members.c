@@ -221,6 +221,7 @@ static void registry_event(dfd_server *srv, const char *type, dfd_member *m)
         if (ev == NULL)
             continue;
         ev->type = type;
+        ev->version = srv->registry.version;
         ev->name = strdup(m->name);
         ev->member = m;
         dfd_member_retain(m);
@@ -230,12 +231,12 @@ static void registry_event(dfd_server *srv, const char *type, dfd_member *m)
     dfd_info("router.member", "event=%s member=%s callbacks=%zu", type, m->name, m->ncallbacks);
 }
 
-/* Builds and mails the new snapshot. Caller holds r->lock, so loops receive snapshots
- * and events in the order the registry applied them. */
+/* Builds and mails the snapshot of the registry's current version. Caller holds
+ * r->lock (and bumped r->version for the change), so loops receive snapshots and events
+ * in the order the registry applied them. */
 static void registry_publish(dfd_server *srv)
 {
     dfd_registry *r = &srv->registry;
-    r->version++;
     dfd_snapshot *s = snapshot_build(r);
     if (s == NULL) {
         dfd_error("router.oom", "msg=\"cannot build the member snapshot\"");
@@ -261,10 +262,13 @@ int dfd_registry_join(dfd_server *srv, dfd_member *m, int replace, dfd_member **
     dfd_registry *r = &srv->registry;
     *replaced = NULL;
     pthread_mutex_lock(&r->lock);
+    uint64_t before = r->version;
+    r->version++; /* the change's version: its events and snapshot carry it */
     for (size_t i = 0; i < r->n; i++) {
         if (strcmp(r->members[i]->name, m->name) != 0)
             continue;
         if (!replace) {
+            r->version = before;
             pthread_mutex_unlock(&r->lock);
             return -1;
         }
@@ -279,6 +283,10 @@ int dfd_registry_join(dfd_server *srv, dfd_member *m, int replace, dfd_member **
         size_t cap = r->cap ? r->cap * 2 : 16;
         dfd_member **grown = realloc(r->members, cap * sizeof(*grown));
         if (grown == NULL) {
+            if (*replaced == NULL)
+                r->version = before;
+            else
+                registry_publish(srv); /* the old one is gone all the same */
             pthread_mutex_unlock(&r->lock);
             return -1;
         }
@@ -300,6 +308,7 @@ void dfd_registry_update(dfd_server *srv, dfd_member *m, char **callbacks, size_
     member_free_callbacks(m->callbacks, m->ncallbacks);
     m->callbacks = callbacks;
     m->ncallbacks = ncallbacks;
+    r->version++;
     registry_publish(srv);
     dfd_info("router.member", "event=updated member=%s callbacks=%zu", m->name, ncallbacks);
     pthread_mutex_unlock(&r->lock);
@@ -314,6 +323,7 @@ void dfd_registry_leave(dfd_server *srv, dfd_member *m)
         if (r->members[i] != m)
             continue;
         registry_remove_at(r, i);
+        r->version++;
         registry_event(srv, "left", m);
         registry_publish(srv);
         dfd_member_release(m);

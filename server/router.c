@@ -364,6 +364,9 @@ void dfd_router_on_response(dfd_conn *c, const char *bytes, size_t size, uint32_
     else
         daffi_call_set_raw_error(&call->base, raw_error_code(err, err_len), err, err_len);
     dfd_dispatch_after_handler(call, DAFFI_DONE);
+    /* a draining router closes a member's connection once it holds no call */
+    if (c->loop->draining)
+        dfd_conn_drain(c);
 }
 
 static void router_fail_outstanding(void *val, void *arg)
@@ -425,7 +428,8 @@ void dfd_router_on_event(dfd_loop *loop, dfd_event *ev)
     for (dfd_conn *c = loop->conns; c != NULL;) {
         dfd_conn *next = c->next;
         /* a member is never told about itself joining */
-        if (c->subscribed && !(c->member == ev->member && strcmp(ev->type, "joined") == 0))
+        if (c->subscribed && ev->version > c->sub_version &&
+            !(c->member == ev->member && strcmp(ev->type, "joined") == 0))
             dfd_conn_send_raw(c, sb.data, sb.size);
         c = next;
     }
@@ -506,6 +510,27 @@ static void pack_pong(msgpack_packer *pk, void *arg)
     daffi_pack_cstr(pk, "pong");
 }
 
+/* 1 when every byte is in [A-Za-z0-9_.-] (member names: they appear in logs). */
+static int name_chars_ok(const char *p, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)p[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '_' || ch == '.' || ch == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+/* 1 when every byte is printable ASCII without spaces (callback names). */
+static int callback_chars_ok(const char *p, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)p[i] <= 0x20 || (unsigned char)p[i] >= 0x7f)
+            return 0;
+    return 1;
+}
+
 /* daffi.hello [{"name": str, "callbacks": [str...]}]: registers (or re-announces) the
  * connection as a member. */
 static void router_hello(dfd_conn *c, dfd_call *call)
@@ -518,9 +543,10 @@ static void router_hello(dfd_conn *c, dfd_call *call)
     size_t name_len;
     char msg[400];
     if (name_obj == NULL || daffi_obj_text(name_obj, &name, &name_len) == -1 || name_len == 0 ||
-        name_len > MEMBER_NAME_MAX || memchr(name, '\0', name_len) != NULL) {
+        name_len > MEMBER_NAME_MAX || !name_chars_ok(name, name_len)) {
         dfd_conn_error(c, call->msgid, DAFFI_E_BAD_ARGS,
-                       "daffi.hello takes [{\"name\": str (1-255 bytes), \"callbacks\": [str...]}]");
+                       "daffi.hello takes [{\"name\": str of 1-255 characters from "
+                       "[A-Za-z0-9_.-], \"callbacks\": [str...]}]");
         return;
     }
     uint32_t ncbs = 0;
@@ -542,9 +568,10 @@ static void router_hello(dfd_conn *c, dfd_call *call)
     }
     for (uint32_t i = 0; i < ncbs; i++) {
         if (daffi_obj_text(&cbs->via.array.ptr[i], &names[i], &lens[i]) == -1 || lens[i] == 0 ||
-            lens[i] > 255 || (lens[i] >= 6 && memcmp(names[i], "daffi.", 6) == 0)) {
+            lens[i] > 255 || !callback_chars_ok(names[i], lens[i]) ||
+            (lens[i] >= 6 && memcmp(names[i], "daffi.", 6) == 0)) {
             snprintf(msg, sizeof(msg), "daffi.hello: callback %u is not a name a member may "
-                     "expose (a str of 1-255 bytes outside daffi.*)", i + 1);
+                     "expose (1-255 printable characters, no spaces, outside daffi.*)", i + 1);
             dfd_conn_error(c, call->msgid, DAFFI_E_BAD_ARGS, msg);
             free(names);
             free(lens);
@@ -637,6 +664,10 @@ int dfd_router_control(dfd_conn *c, dfd_call *call)
                                "daffi.subscribe takes [[\"members\"]]");
             return 0;
         }
+        /* events of changes the subscriber could already see are not sent again */
+        pthread_mutex_lock(&srv->registry.lock);
+        c->sub_version = srv->registry.version;
+        pthread_mutex_unlock(&srv->registry.lock);
         c->subscribed = 1;
         router_answer_object(c, call, pack_true, NULL);
         return 0;

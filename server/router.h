@@ -24,6 +24,7 @@ struct dfd_server;
 /* A membership event mailed to every loop: owned by the mail. */
 typedef struct dfd_event {
     const char *type;          /* "joined" or "left" (static) */
+    uint64_t version;          /* the registry version of the change */
     char *name;                /* owned */
     dfd_member *member;        /* a reference; its own connection is not told */
 } dfd_event;

@@ -39,6 +39,8 @@ struct dfd_worker {
     uint32_t hello_msgid;
     int registered;
     int stopping;
+    int withdrawing;           /* draining: the empty hello is on its way */
+    int withdrawn;             /* the router acknowledged it (or there is no router) */
     unsigned attempts;
 };
 
@@ -64,11 +66,10 @@ static void worker_schedule(dfd_worker *w)
         w->backoff_ms = w->srv->cfg->reconnect_max_ms;
 }
 
-/* Sends daffi.hello with this daffid's name and the callbacks of the loop's table. */
-void dfd_worker_announce(dfd_worker *w)
+/* Sends daffi.hello with this daffid's name and the callbacks of the loop's table, or
+ * with none when withdrawing. */
+static void worker_hello(dfd_worker *w, int withdraw)
 {
-    if (w->conn == NULL)
-        return;
     const dfd_table *t = w->loop->table;
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
@@ -80,12 +81,33 @@ void dfd_worker_announce(dfd_worker *w)
     daffi_pack_cstr(&pk, "name");
     daffi_pack_cstr(&pk, w->srv->cfg->name);
     daffi_pack_cstr(&pk, "callbacks");
-    msgpack_pack_array(&pk, (uint32_t)t->ncallbacks);
-    for (size_t i = 0; i < t->nplugins; i++)
+    msgpack_pack_array(&pk, withdraw ? 0 : (uint32_t)t->ncallbacks);
+    for (size_t i = 0; !withdraw && i < t->nplugins; i++)
         for (size_t k = 0; k < t->plugins[i]->ncallbacks; k++)
             daffi_pack_cstr(&pk, t->plugins[i]->callbacks[k].name);
     dfd_conn_send_raw(w->conn, sb.data, sb.size);
     msgpack_sbuffer_destroy(&sb);
+}
+
+void dfd_worker_announce(dfd_worker *w)
+{
+    if (w->conn != NULL && !w->withdrawing)
+        worker_hello(w, 0);
+}
+
+void dfd_worker_withdraw(dfd_worker *w)
+{
+    if (w->conn == NULL || !w->registered) {
+        w->withdrawn = 1;
+        return;
+    }
+    w->withdrawing = 1;
+    worker_hello(w, 1);
+}
+
+int dfd_worker_withdrawn(const dfd_worker *w)
+{
+    return w->withdrawn || w->conn == NULL;
 }
 
 /* The connection is up: adopt it as an ordinary connection and say hello. */
@@ -216,6 +238,14 @@ void dfd_worker_on_response(dfd_conn *c, const char *bytes, size_t size, uint32_
     size_t err_len, result_len;
     if (dfd_response_split(bytes, size, &err, &err_len, &result, &result_len) == -1)
         return;
+    if (err_len == 1 && (unsigned char)err[0] == 0xc0 && w->withdrawing) {
+        /* the router sends us nothing new: close once what it sent is answered */
+        w->withdrawn = 1;
+        dfd_info("worker.withdrawn", "router=%s msg=\"no new calls; finishing the ones "
+                 "in flight\"", w->srv->cfg->router);
+        dfd_conn_drain(c);
+        return;
+    }
     if (err_len == 1 && (unsigned char)err[0] == 0xc0) {
         if (!w->registered)
             dfd_info("worker.registered", "router=%s name=%s callbacks=%zu",
@@ -236,6 +266,7 @@ void dfd_worker_on_response(dfd_conn *c, const char *bytes, size_t size, uint32_
         const msgpack_object *details;
         daffi_error_parse(&obj, &code, &text, &text_len, &details);
     }
+    w->withdrawn = 1;
     dfd_error("worker.hello_refused", "router=%s name=%s error=%s msg=\"%.*s\"",
               w->srv->cfg->router, w->srv->cfg->name, daffi_error_name(code), (int)text_len,
               text);

@@ -723,6 +723,7 @@ int daffi_error_parse(const msgpack_object *err, int *code, const char **message
         *message = e[1].type == MSGPACK_OBJECT_STR ? e[1].via.str.ptr : e[1].via.bin.ptr;
         *message_len = e[1].type == MSGPACK_OBJECT_STR ? e[1].via.str.size : e[1].via.bin.size;
     }
-    *details = err->via.array.size == 3 && e[2].type != MSGPACK_OBJECT_NIL ? &e[2] : NULL;
+    if (details != NULL)
+        *details = err->via.array.size == 3 && e[2].type != MSGPACK_OBJECT_NIL ? &e[2] : NULL;
     return 0;
 }

@@ -47,7 +47,7 @@
  *   no hidden thread at all). The functions named *_async take an asynchronous client,
  *   the others a synchronous one; the wrong kind is BAD_ARGS. daffi_close(),
  *   daffi_client_connected(), daffi_client_address() and daffi_client_stats_get() take
- *   both.
+ *   both, and so do daffi_stream_abort() and the stream getters.
  *
  * Thread safety
  *   A daffi_client is not thread-safe: the synchronous API runs the connection on the
