@@ -189,6 +189,13 @@ row "(b) $CONC_CONNS conns x $CONC_CALLS, $CONC_PAYLOAD B" 0.7 "$CONC_CONNS" "$C
         -q "$CONC_PAYLOAD" || failed=1
 }
 
+# (f) hot reload: trigger to serving, and p99 latency during a reload storm against
+# steady state (tests/bench/bench_reload.c).
+[ -x "$BENCH/bench_reload" ] && {
+    echo
+    BUILD="$BUILD_ABS" "$BENCH/bench_reload" || failed=1
+}
+
 if [ -s "$work/daffid.log" ]; then
     echo
     echo "daffid log (warnings and errors):"
