@@ -247,6 +247,9 @@ static int stream_end(daffi_stream *s, int nowait, int timeout_ms, daffi_result 
                                        err)
                     : daffi__sync_call_raw(s->c, "daffi.end", params, sizeof(params),
                                            timeout_ms, 0, out, err);
+    } else if (s->aborted && !s->dead && s->c != NULL) {
+        daffi_stream_abort(s); /* releases the id there, then frees s */
+        return rc;
     }
     daffi__stream_unlink(s);
     free(s);
@@ -277,7 +280,9 @@ void daffi_stream_abort(daffi_stream *s)
         daffi__astream_abort(s);
         return;
     }
-    if (stream_usable(s, NULL) == 0) {
+    /* an aborted stream's id is released on the other side only by the sender's end or
+     * abort (a router keeps it to answer a later end UNAVAILABLE) */
+    if (stream_usable(s, NULL) == 0 || (s->aborted && !s->dead && s->c != NULL)) {
         params[0] = (char)0x91;
         params[1] = (char)0xce;
         params[2] = (char)(s->id >> 24);
