@@ -50,36 +50,6 @@ static void pack_id_params(char p[6], uint32_t id)
     p[5] = (char)id;
 }
 
-/* Packs the params of daffi.stream: [callback, params, {"to": to, "window": n}].
- * Returns 0, or -1 with err set. */
-static int pack_open(msgpack_sbuffer *sb, const char *callback, const msgpack_object *params,
-                     const char *to, unsigned window, daffi_error *err)
-{
-    msgpack_packer pk;
-    int rc = 0;
-
-    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    rc |= msgpack_pack_array(&pk, 3);
-    rc |= daffi_pack_cstr(&pk, callback);
-    if (params != NULL)
-        rc |= msgpack_pack_object(&pk, *params);
-    else
-        rc |= msgpack_pack_array(&pk, 0);
-    rc |= msgpack_pack_map(&pk, (to != NULL) + (window > 0));
-    if (to != NULL) {
-        rc |= daffi_pack_cstr(&pk, "to");
-        rc |= daffi_pack_cstr(&pk, to);
-    }
-    if (window > 0) {
-        rc |= daffi_pack_cstr(&pk, "window");
-        rc |= msgpack_pack_unsigned_int(&pk, window);
-    }
-    if (rc != 0) {
-        daffi__err_set(err, DAFFI_E_UNAVAILABLE, "daffi.stream: out of memory");
-        return -1;
-    }
-    return 0;
-}
 
 /* The answer to daffi.stream: {"stream": id, "window": n} makes the stream (linked in
  * c's list before fn runs, so credit that follows finds it); anything else is the
@@ -158,7 +128,7 @@ int daffi_stream_open_async(daffi_client *c, const char *callback,
     op->fn = fn;
     op->arg = arg;
     msgpack_sbuffer_init(&sb);
-    rc = pack_open(&sb, callback, params, to, window, err);
+    rc = daffi__stream_pack_open(&sb, callback, params, to, window, err);
     if (rc == 0)
         rc = daffi__async_call_raw(c, 0, "daffi.stream", sb.data, sb.size, timeout_ms, 0,
                                    open_reply, op, err);

@@ -226,4 +226,10 @@ int daffi__async_call_raw(daffi_client *c, int is_notify, const char *method,
                           const char *params, size_t params_len, int timeout_ms,
                           int grace_ms, daffi_reply_fn fn, void *arg, daffi_error *err);
 
+/* Packs the params of daffi.stream, [callback, params, {"to": to, "window": n}], into
+ * sb (shared by the sync and async streams). Returns 0, or -1 with err set. */
+int daffi__stream_pack_open(msgpack_sbuffer *sb, const char *callback,
+                            const msgpack_object *params, const char *to, unsigned window,
+                            daffi_error *err);
+
 #endif /* DAFFI_CLIENT_INT_H */

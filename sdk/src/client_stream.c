@@ -38,9 +38,8 @@ static int obj_u32(const msgpack_object *o, uint32_t *out)
     return 0;
 }
 
-/* Packs the params of daffi.stream: [callback, params, {"to": to, "window": n}].
- * Returns 0, or -1 with err set. */
-static int pack_open(msgpack_sbuffer *sb, const char *callback, const msgpack_object *params,
+/* See client_int.h. */
+int daffi__stream_pack_open(msgpack_sbuffer *sb, const char *callback, const msgpack_object *params,
                      const char *to, unsigned window, daffi_error *err)
 {
     msgpack_packer pk;
@@ -92,7 +91,7 @@ daffi_stream *daffi_stream_open(daffi_client *c, const char *callback,
         return NULL;
     }
     msgpack_sbuffer_init(&sb);
-    rc = pack_open(&sb, callback, params, to, window, err);
+    rc = daffi__stream_pack_open(&sb, callback, params, to, window, err);
     if (rc == 0)
         rc = daffi__sync_call_raw(c, "daffi.stream", sb.data, sb.size, timeout_ms, 0, &res, err);
     msgpack_sbuffer_destroy(&sb);
