@@ -359,9 +359,11 @@ void dfd_router_on_response(dfd_conn *c, const char *bytes, size_t size, uint32_
         router_fail(call, DAFFI_E_PROTOCOL, "the member sent a malformed response");
         return;
     }
-    if (err_len == 1 && (unsigned char)err[0] == 0xc0)
+    if (err_len == 1 && (unsigned char)err[0] == 0xc0) {
         daffi_reply_raw(&call->base, result, result_len);
-    else
+        if (call->stream != NULL)
+            dfd_stream_relay_member_opened(c, call);
+    } else
         daffi_call_set_raw_error(&call->base, raw_error_code(err, err_len), err, err_len);
     dfd_dispatch_after_handler(call, DAFFI_DONE);
     /* a draining router closes a member's connection once it holds no call */

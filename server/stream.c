@@ -42,7 +42,6 @@ struct dfd_stream {
 
 /* A DFD_MAIL_STREAM mail: what to do with a relay stream on the receiving loop. */
 typedef enum stream_op {
-    STREAM_OP_REGISTER,         /* member's loop: add to the member's table */
     STREAM_OP_UNREGISTER,       /* member's loop: remove from it */
     STREAM_OP_TO_MEMBER,        /* member's loop: write data on the member connection */
     STREAM_OP_TO_CALLER,        /* caller's loop: write data on the caller connection */
@@ -268,19 +267,11 @@ void dfd_stream_mail_free(void *mail)
 
 void dfd_stream_on_mail(dfd_loop *loop, void *mail)
 {
+    (void)loop; /* every operation names its connection through the stream */
     stream_mail *m = mail;
     dfd_stream *s = m->s;
     dfd_member *mem = s->member;
     switch (m->op) {
-    case STREAM_OP_REGISTER:
-        if (mem->conn != NULL && !atomic_load(&s->dead) &&
-            dfd_idmap_put(&mem->conn->member_streams, s->member_id, s) == 0) {
-            stream_retain(s);
-        } else {
-            atomic_store(&s->dead, 1);
-            relay_post(s->caller_loop, loop, STREAM_OP_MEMBER_GONE, s, NULL, 0);
-        }
-        break;
     case STREAM_OP_UNREGISTER:
         if (mem->conn != NULL && dfd_idmap_get(&mem->conn->member_streams, s->member_id) == s) {
             dfd_idmap_take(&mem->conn->member_streams, s->member_id);
@@ -329,12 +320,9 @@ static int relay_open(dfd_conn *c, dfd_call *call, unsigned window, const char *
     return 1;
 }
 
-void dfd_stream_relay_opened(dfd_call *call)
+void dfd_stream_relay_member_opened(dfd_conn *c, dfd_call *call)
 {
     dfd_stream *s = call->stream;
-    dfd_conn *c = call->conn;
-    if (call->base.outcome != DAFFI_OUTCOME_RESULT)
-        return; /* refused or failed: relayed as is */
     /* the member's answer: {"stream": id, "window": n} */
     msgpack_zone zone;
     msgpack_zone_init(&zone, 256);
@@ -342,17 +330,9 @@ void dfd_stream_relay_opened(dfd_call *call)
     size_t off = 0;
     uint64_t mid = 0, win = 0;
     if (msgpack_unpack(call->base.result.data, call->base.result.size, &off, &zone, &obj) ==
-            MSGPACK_UNPACK_SUCCESS && obj.type == MSGPACK_OBJECT_MAP) {
-        for (uint32_t i = 0; i < obj.via.map.size; i++) {
-            const msgpack_object *k = &obj.via.map.ptr[i].key;
-            const msgpack_object *v = &obj.via.map.ptr[i].val;
-            if (k->type != MSGPACK_OBJECT_STR || v->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-                continue;
-            if (k->via.str.size == 6 && memcmp(k->via.str.ptr, "stream", 6) == 0)
-                mid = v->via.u64;
-            else if (k->via.str.size == 6 && memcmp(k->via.str.ptr, "window", 6) == 0)
-                win = v->via.u64;
-        }
+        MSGPACK_UNPACK_SUCCESS) {
+        daffi_obj_uint(daffi_obj_get(&obj, "stream"), &mid);
+        daffi_obj_uint(daffi_obj_get(&obj, "window"), &win);
     }
     msgpack_zone_destroy(&zone);
     if (mid == 0 || mid > UINT32_MAX || win == 0) {
@@ -365,23 +345,40 @@ void dfd_stream_relay_opened(dfd_call *call)
     s->member_id = (uint32_t)mid;
     if (win < s->window)
         s->window = (unsigned)win;
-    if (c == NULL || call->answered) {
+    if (dfd_idmap_put(&c->member_streams, s->member_id, s) == 0)
+        stream_retain(s); /* the member's table */
+    else
+        atomic_store(&s->dead, 1);
+}
+
+void dfd_stream_relay_opened(dfd_call *call)
+{
+    dfd_stream *s = call->stream;
+    dfd_conn *c = call->conn;
+    if (call->base.outcome != DAFFI_OUTCOME_RESULT || s->member == NULL)
+        return; /* refused or failed: relayed as is */
+    if (c == NULL || call->answered || atomic_load(&s->dead)) {
         /* the caller left (or timed out) while the member opened: abort it there */
         msgpack_sbuffer sb;
         msgpack_sbuffer_init(&sb);
         pack_stream_note(&sb, "daffi.abort", s->member_id, -1);
-        relay_post(s->member->loop, call->loop, STREAM_OP_TO_MEMBER, s, sb.data, sb.size);
+        if (!atomic_load(&s->dead))
+            relay_post(s->member->loop, call->loop, STREAM_OP_TO_MEMBER, s, sb.data, sb.size);
         msgpack_sbuffer_destroy(&sb);
+        relay_post(s->member->loop, call->loop, STREAM_OP_UNREGISTER, s, NULL, 0);
+        if (c != NULL && !call->answered)
+            daffi_call_set_error(&call->base, DAFFI_E_UNAVAILABLE,
+                                 "the stream's receiver went away as it opened");
         return;
     }
     s->caller = c;
     s->caller_id = conn_new_stream_id(c);
     if (dfd_idmap_put(&c->streams, s->caller_id, s) == -1) {
+        relay_post(s->member->loop, call->loop, STREAM_OP_UNREGISTER, s, NULL, 0);
         daffi_call_set_error(&call->base, DAFFI_E_OVERLOADED, "out of memory");
         return;
     }
     stream_retain(s); /* the caller's table */
-    relay_post(s->member->loop, call->loop, STREAM_OP_REGISTER, s, NULL, 0);
     msgpack_packer *pk = daffi_reply_packer(&call->base);
     msgpack_pack_map(pk, 2);
     daffi_pack_cstr(pk, "stream");

@@ -31,8 +31,13 @@ typedef struct dfd_stream dfd_stream;
  * 1 when the call was taken over. */
 int dfd_stream_control(dfd_conn *c, dfd_call *call, const char *step);
 
+/* The member accepted a relayed stream (router, member's loop, as its answer arrives):
+ * record its id and window and register the stream on its connection at once, so a
+ * credit or abort it sends right after finds the stream. */
+void dfd_stream_relay_member_opened(dfd_conn *c, dfd_call *call);
+
 /* The open call of a relay stream finished (router, caller's loop, before the answer):
- * record the member's id and rewrite the result with the caller's id. */
+ * register the stream under the caller's own id and rewrite the result with it. */
 void dfd_stream_relay_opened(dfd_call *call);
 
 /* A connection is closing: abort its streams (local ones see the ABORT step; relays
