@@ -153,10 +153,12 @@ int dfd_server_init(dfd_server *srv, dfd_config *cfg, dfd_errors *errs)
         dfd_errors_add(errs, "cannot create the main event loop");
         return -1;
     }
-    if (dfd_listeners_open(srv, errs) == -1)
-        return -1;
-    /* before any other thread exists: the admin socket is bound under a narrow umask */
+    /* before any other thread exists: the admin socket is bound under a narrow umask;
+     * and before the listeners, so that a daffid that accepts calls has its admin
+     * socket and metrics in place too */
     if (dfd_admin_start(srv, errs) == -1 || dfd_metrics_http_start(srv, errs) == -1)
+        return -1;
+    if (dfd_listeners_open(srv, errs) == -1)
         return -1;
     srv->blocking = dfd_blocking_start(cfg->blocking_threads);
     if (srv->blocking == NULL) {
