@@ -123,17 +123,25 @@ static void conn_unlink(dfd_conn *c, dfd_call *call)
         c->closing = 1;
 }
 
-/* After appending output: write now, unless a batch in progress writes it at its end
- * (the connection's own read batch, or a loop batch such as a mailbox run). */
+/* After appending output: write now, unless a batch is in progress. The connection's
+ * own read batch writes at its end; output for other connections (a router forwarding
+ * to a member, answers mailed back) waits for the loop's flush event, which libevent
+ * runs after every socket event of the same poll: requests that many callers sent to
+ * one member in one pass leave in one write. */
 static void conn_after_append(dfd_conn *c)
 {
     if (c->in_batch || c->dead)
         return;
-    if (c->loop->batching) {
+    dfd_loop *loop = c->loop;
+    if (loop->batching) {
         if (!c->dirty) {
             c->dirty = 1;
-            c->dirty_next = c->loop->dirty;
-            c->loop->dirty = c;
+            c->dirty_next = loop->dirty;
+            loop->dirty = c;
+        }
+        if (!loop->flush_pending) {
+            loop->flush_pending = 1;
+            event_active(&loop->flush_ev, EV_WRITE, 0);
         }
         return;
     }
@@ -365,8 +373,6 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
         conn_free(c);
     else
         conn_flush(c);
-    if (loop->batching == 0)
-        dfd_conn_flush_dirty(loop);
 }
 
 static void conn_on_write(evutil_socket_t fd, short what, void *arg)

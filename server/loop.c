@@ -20,6 +20,7 @@
 #include "worker.h"
 
 static void loop_on_mail(evutil_socket_t fd, short what, void *arg);
+static void loop_on_flush(evutil_socket_t fd, short what, void *arg);
 
 int dfd_loop_init(dfd_loop *loop, dfd_server *srv, unsigned index, dfd_table *table)
 {
@@ -44,6 +45,7 @@ int dfd_loop_init(dfd_loop *loop, dfd_server *srv, unsigned index, dfd_table *ta
     pthread_mutex_init(&loop->mail_lock, NULL);
     event_assign(&loop->mail_ev, loop->base, loop->mail_fd, EV_READ | EV_PERSIST,
                  loop_on_mail, loop);
+    event_assign(&loop->flush_ev, loop->base, -1, 0, loop_on_flush, loop);
     event_add(&loop->mail_ev, NULL);
     dfd_table_retain(table);
     loop->table = table;
@@ -170,6 +172,16 @@ static void loop_on_mail(evutil_socket_t fd, short what, void *arg)
         m = next;
     }
     loop->batching--;
+}
+
+/* Runs after the socket and mail events of one poll: writes what they gathered for
+ * other connections (see conn.c, conn_after_append). */
+static void loop_on_flush(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    dfd_loop *loop = arg;
+    loop->flush_pending = 0;
     dfd_conn_flush_dirty(loop);
 }
 
@@ -203,6 +215,7 @@ void dfd_loop_destroy(dfd_loop *loop)
     dfd_loop_join(loop);
     if (loop->heartbeat_armed)
         event_del(&loop->heartbeat_ev);
+    event_del(&loop->flush_ev);
     dfd_fanout_loop_destroy(loop);
     while (loop->conns != NULL)
         dfd_conn_close(loop->conns, 0);

@@ -66,6 +66,8 @@ typedef struct dfd_loop {
     _Atomic int drained;          /* draining and no connection left */
     int batching;                 /* > 0: writes wait for the batch's end */
     struct dfd_conn *dirty;       /* connections with output gathered in the batch */
+    struct event flush_ev;        /* writes them after the poll's other events */
+    int flush_pending;
     struct dfd_snapshot *snapshot; /* router: the member set this loop routes with */
     struct dfd_call *waiters;     /* router: daffi.wait calls parked here */
     struct event heartbeat_ev;    /* router/worker: heartbeat tick */
