@@ -18,6 +18,7 @@
 #include "log.h"
 #include "reload.h"
 #include "server.h"
+#include "sdnotify.h"
 #include "watch.h"
 
 #define WATCH_MASK                                                                     \
@@ -355,8 +356,11 @@ static void watch_on_quiet(evutil_socket_t fd, short what, void *arg)
     w->first_ns = 0;
     w->nevents = 0;
     w->last[0] = '\0';
-    /* dfd_reload_run logs each outcome and re-syncs the watches */
-    dfd_reload_run(w->srv, NULL, &errs);
+    /* dfd_reload_run logs each outcome and re-syncs the watches; systemd hears of it
+     * as of any other reload */
+    dfd_sdnotify_reloading();
+    int rc = dfd_reload_run(w->srv, NULL, &errs);
+    dfd_sdnotify_ready(w->srv, rc == 0 ? "reloaded (file change)" : "reload failed (file change)");
     dfd_errors_free(&errs);
 }
 
