@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -180,6 +182,11 @@ int main(int argc, char **argv)
         return 1;
     }
     char *pidfile = cfg->pidfile ? strdup(cfg->pidfile) : NULL;
+    /* The main thread accepts, reloads and answers the admin socket; the loops and
+     * the blocking pool (started above, at the default priority) serve calls. Running
+     * the main thread a little nicer keeps a burst of reloads (copies, dlopen) from
+     * taking CPU time the calls in flight need. Best effort: errors are ignored. */
+    (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 5);
     rc = dfd_server_run(&srv);
     if (rc == -1) {
         /* shutdown_timeout passed: handlers are still running on other threads, so

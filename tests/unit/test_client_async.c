@@ -35,6 +35,7 @@
 #include <daffi/rpc.h>
 
 #include "client_int.h" /* the backoff schedule, tested directly */
+#include "responder.h"   /* fork, accept loop, params builders */
 
 /* Deadlines of calls and waits whose timing is not what a test is about: long, so a
  * loaded machine does not fail them; a hang still ends. Upper bounds on the times the
@@ -60,51 +61,6 @@ typedef struct peer {
     msgpack_sbuffer hello;        /* params of the last daffi.hello */
     uint32_t nhello;
 } peer;
-
-/* Ends the responder child after printing what failed. */
-static void die(const char *what)
-{
-    fprintf(stderr, "responder: %s: %s\n", what, strerror(errno));
-    _exit(1);
-}
-
-/* Writes all of p (blocking). Returns 0, or -1 when the client went away. */
-static int write_all(int fd, const char *p, size_t n)
-{
-    ssize_t w;
-
-    while (n > 0) {
-        w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w == -1 && errno == EINTR)
-            continue;
-        if (w == -1)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-/* Sleeps ms milliseconds, resuming after signals. */
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-
-    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-        ;
-}
-
-/* Returns integer parameter i of m, 0 when absent. */
-static int64_t arg_int(const daffi_msg *m, uint32_t i)
-{
-    const msgpack_object *a = m->params;
-
-    if (i >= a->via.array.size)
-        return 0;
-    return a->via.array.ptr[i].type == MSGPACK_OBJECT_NEGATIVE_INTEGER
-               ? a->via.array.ptr[i].via.i64
-               : (int64_t)a->via.array.ptr[i].via.u64;
-}
 
 /* Writes the batched replies, last first, then what out holds. Returns 0 or -1. */
 static int flush_out(peer *p)
@@ -432,33 +388,6 @@ static void serve(int fd)
     close(fd);
 }
 
-/* The responder process: one child per connection, all in one process group that
- * responder_stop() kills. */
-static void responder_main(int lfd)
-{
-    pid_t pid;
-    int fd;
-
-    signal(SIGCHLD, SIG_IGN); /* children reap themselves */
-    for (;;) {
-        fd = accept(lfd, NULL, NULL);
-        if (fd == -1) {
-            if (errno == EINTR)
-                continue;
-            die("accept");
-        }
-        pid = fork();
-        if (pid == -1)
-            die("fork");
-        if (pid == 0) {
-            close(lfd);
-            serve(fd);
-            _exit(0);
-        }
-        close(fd);
-    }
-}
-
 /* ==== the test fixture ============================================================== */
 
 typedef struct suite {
@@ -471,31 +400,11 @@ typedef struct suite {
 /* Starts the responder listening on s->path. Returns 0 or -1. */
 static int responder_start(suite *s)
 {
-    struct sockaddr_un sun;
-    int lfd;
-
-    unlink(s->path);
-    memset(&sun, 0, sizeof(sun));
-    sun.sun_family = AF_UNIX;
-    memcpy(sun.sun_path, s->path, strlen(s->path) + 1);
-    lfd = socket(AF_UNIX, SOCK_STREAM, 0);
-    /* listen before forking: the first connect cannot race the child */
-    if (lfd == -1 || bind(lfd, (struct sockaddr *)&sun, sizeof(sun)) == -1 ||
-        listen(lfd, 64) == -1) {
-        perror("responder socket");
-        return -1;
-    }
-    s->pid = fork();
+    s->pid = responder_spawn(s->path, 64, serve);
     if (s->pid == -1) {
-        perror("fork");
+        s->pid = 0; /* stopped, as responder_stop() reads it */
         return -1;
     }
-    if (s->pid == 0) {
-        setpgid(0, 0);
-        responder_main(lfd); /* never returns */
-    }
-    setpgid(s->pid, s->pid); /* also here: a stop must not race the child's own call */
-    close(lfd);
     return 0;
 }
 
@@ -612,34 +521,6 @@ static void run_for(struct event_base *base, int ms)
     int never = 0;
 
     run_until(base, &never, 1, ms);
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* A params array of ints (storage in objs). */
-static msgpack_object int_params(msgpack_object *objs, size_t n, const int64_t *v)
-{
-    msgpack_object arr;
-    size_t i;
-
-    for (i = 0; i < n; i++) {
-        objs[i].type = v[i] < 0 ? MSGPACK_OBJECT_NEGATIVE_INTEGER
-                                : MSGPACK_OBJECT_POSITIVE_INTEGER;
-        if (v[i] < 0)
-            objs[i].via.i64 = v[i];
-        else
-            objs[i].via.u64 = (uint64_t)v[i];
-    }
-    arr.type = MSGPACK_OBJECT_ARRAY;
-    arr.via.array.size = (uint32_t)n;
-    arr.via.array.ptr = objs;
-    return arr;
 }
 
 /* A params array [ms, "str"] for "slow". */

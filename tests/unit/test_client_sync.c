@@ -29,6 +29,8 @@
 #include <daffi/client.h>
 #include <daffi/rpc.h>
 
+#include "responder.h" /* fork, accept loop, params builders */
+
 /* ==== the responder (runs in the forked child; no cmocka in here) ================= */
 
 /* One connection's state in the responder. */
@@ -43,48 +45,6 @@ typedef struct peer {
     int holding;                  /* a "hold" request waits for the next request */
     uint32_t held_msgid;
 } peer;
-
-static void die(const char *what)
-{
-    fprintf(stderr, "responder: %s: %s\n", what, strerror(errno));
-    _exit(1);
-}
-
-/* Writes all of p (blocking). Returns 0, or -1 when the client went away. */
-static int write_all(int fd, const char *p, size_t n)
-{
-    ssize_t w;
-
-    while (n > 0) {
-        w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w == -1 && errno == EINTR)
-            continue;
-        if (w == -1)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-
-    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-        ;
-}
-
-static int64_t arg_int(const daffi_msg *m, uint32_t i)
-{
-    const msgpack_object *a = m->params;
-
-    if (i >= a->via.array.size)
-        return 0;
-    return a->via.array.ptr[i].type == MSGPACK_OBJECT_NEGATIVE_INTEGER
-               ? a->via.array.ptr[i].via.i64
-               : (int64_t)a->via.array.ptr[i].via.u64;
-}
 
 /* Sends what p->out holds and empties it. Returns 0, or -1 (client gone). */
 static int flush_out(peer *p)
@@ -299,34 +259,6 @@ static void serve(int fd)
     close(fd);
 }
 
-/* The responder process: one child per connection (so a slow or abandoned one
- * never delays the next test), all in one process group that teardown kills. */
-static void responder_main(int lfd)
-{
-    pid_t pid;
-    int fd;
-
-    setpgid(0, 0);
-    signal(SIGCHLD, SIG_IGN); /* children reap themselves */
-    for (;;) {
-        fd = accept(lfd, NULL, NULL);
-        if (fd == -1) {
-            if (errno == EINTR)
-                continue;
-            die("accept");
-        }
-        pid = fork();
-        if (pid == -1)
-            die("fork");
-        if (pid == 0) {
-            close(lfd);
-            serve(fd);
-            _exit(0);
-        }
-        close(fd);
-    }
-}
-
 /* ==== the tests ===================================================================== */
 
 typedef struct suite {
@@ -338,35 +270,16 @@ typedef struct suite {
 static int suite_setup(void **state)
 {
     suite *s = calloc(1, sizeof(*s));
-    struct sockaddr_un sun;
-    int lfd;
 
     if (s == NULL)
         return -1;
     snprintf(s->path, sizeof(s->path), "/tmp/daffi-test-client-%ld.sock", (long)getpid());
     snprintf(s->address, sizeof(s->address), "unix://%s", s->path);
-    unlink(s->path);
-    memset(&sun, 0, sizeof(sun));
-    sun.sun_family = AF_UNIX;
-    memcpy(sun.sun_path, s->path, strlen(s->path) + 1);
-    lfd = socket(AF_UNIX, SOCK_STREAM, 0);
-    /* listen before forking: the first connect cannot race the child */
-    if (lfd == -1 || bind(lfd, (struct sockaddr *)&sun, sizeof(sun)) == -1 ||
-        listen(lfd, 16) == -1) {
-        perror("responder socket");
-        free(s);
-        return -1;
-    }
-    s->pid = fork();
+    s->pid = responder_spawn(s->path, 16, serve);
     if (s->pid == -1) {
-        perror("fork");
         free(s);
         return -1;
     }
-    if (s->pid == 0)
-        responder_main(lfd); /* never returns */
-    setpgid(s->pid, s->pid); /* also here: teardown must not race the child's own call */
-    close(lfd);
     *state = s;
     return 0;
 }
@@ -394,27 +307,6 @@ static daffi_client *connect_ok(const suite *s, const daffi_client_opts *opts)
     return c;
 }
 
-/* Builds params [a0, ...] from a printf-like list of ints into a zone-free object
- * array (storage in objs). */
-static msgpack_object int_params(msgpack_object *objs, size_t n, const int64_t *v)
-{
-    msgpack_object arr;
-    size_t i;
-
-    for (i = 0; i < n; i++) {
-        objs[i].type = v[i] < 0 ? MSGPACK_OBJECT_NEGATIVE_INTEGER
-                                : MSGPACK_OBJECT_POSITIVE_INTEGER;
-        if (v[i] < 0)
-            objs[i].via.i64 = v[i];
-        else
-            objs[i].via.u64 = (uint64_t)v[i];
-    }
-    arr.type = MSGPACK_OBJECT_ARRAY;
-    arr.via.array.size = (uint32_t)n;
-    arr.via.array.ptr = objs;
-    return arr;
-}
-
 /* A params array [str] (the string is referenced, not copied). */
 static msgpack_object str_params(msgpack_object *one, const char *p, size_t len)
 {
@@ -427,14 +319,6 @@ static msgpack_object str_params(msgpack_object *one, const char *p, size_t len)
     arr.via.array.size = 1;
     arr.via.array.ptr = one;
     return arr;
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void assert_result_str(const daffi_result *r, const char *s)
