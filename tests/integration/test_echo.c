@@ -41,25 +41,14 @@ typedef struct raw_value {
 static void check_echo_bytes(rawconn *c, uint32_t id, const char *name, const char *bytes,
                              size_t len)
 {
-    const char *p;
-    size_t n;
+    char what[200];
 
     /* The table itself must hold exactly one msgpack object per value. */
     if (daffi_object_size(bytes, len) != len)
         fail_msg("test data \"%s\" is not one whole msgpack object", name);
+    snprintf(what, sizeof(what), "echo of %s", name);
     expect_send_raw_call(c, id, "echo", 1, bytes, len);
-    expect_result(c, id);
-    if (rawconn_result_raw(c, &p, &n) == -1)
-        fail_msg("%s: echo %s: cannot locate the result bytes", c->addr, name);
-    if (n != len || memcmp(p, bytes, len) != 0) {
-        char a[64] = "", b[64] = "";
-        for (size_t i = 0; i < len && i < 20; i++)
-            snprintf(a + 3 * i, sizeof(a) - 3 * i, "%02x ", (unsigned char)bytes[i]);
-        for (size_t i = 0; i < n && i < 20; i++)
-            snprintf(b + 3 * i, sizeof(b) - 3 * i, "%02x ", (unsigned char)p[i]);
-        fail_msg("%s: echo of %s changed its bytes: sent %zu [%s...], got %zu [%s...]",
-                 c->addr, name, len, a, n, b);
-    }
+    expect_result_bytes(c, id, what, bytes, len);
 }
 
 /* Echoes every value of vals on one connection to addr, bit for bit. */

@@ -72,12 +72,10 @@ static int group_teardown(void **state)
 
     if (f == NULL)
         return -1;
-    if (f->worker.dir[0] != '\0' && tdaemon_stop(&f->worker, TDAEMON_STOP_TIMEOUT_MS) != 0)
+    if (tcluster_stop(&f->worker) == -1)
         rc = -1;
-    if (f->router.dir[0] != '\0' && tdaemon_stop(&f->router, TDAEMON_STOP_TIMEOUT_MS) != 0)
+    if (tcluster_stop(&f->router) == -1)
         rc = -1;
-    tdaemon_cleanup(&f->worker);
-    tdaemon_cleanup(&f->router);
     free(f);
     return rc;
 }
@@ -103,19 +101,6 @@ static rmpool *start_pool(fixture *f, const char *prefix, unsigned n,
     return f->pool;
 }
 
-/* Sends method with nargs raw encoded arguments (concatenated in args) as msgid id. */
-static void send_raw_args(rawconn *c, uint32_t id, const char *method, uint32_t nargs,
-                          const char *args, size_t len)
-{
-    rawmsg m;
-
-    rawmsg_init(&m);
-    rawmsg_request(&m, id, method, nargs);
-    msgpack_sbuffer_write(&m.sb, args, len);
-    expect_send(c, &m);
-    rawmsg_destroy(&m);
-}
-
 /* Sends daffi.call [callback, [arg], {"to": to}] with one raw argument as msgid id;
  * to may be NULL (no options map). */
 static void send_daffi_call(rawconn *c, uint32_t id, const char *callback, const char *arg,
@@ -135,27 +120,6 @@ static void send_daffi_call(rawconn *c, uint32_t id, const char *callback, const
     }
     expect_send(c, &m);
     rawmsg_destroy(&m);
-}
-
-/* Reads the response to id and asserts its result bytes are exactly bytes. */
-static void expect_result_bytes(rawconn *c, uint32_t id, const char *what, const char *bytes,
-                                size_t len)
-{
-    const char *p;
-    size_t n;
-
-    expect_result(c, id);
-    if (rawconn_result_raw(c, &p, &n) == -1)
-        fail_msg("%s: %s: cannot locate the result bytes", c->addr, what);
-    if (n != len || memcmp(p, bytes, len) != 0) {
-        char a[64] = "", b[64] = "";
-        for (size_t i = 0; i < len && i < 20; i++)
-            snprintf(a + 3 * i, sizeof(a) - 3 * i, "%02x ", (unsigned char)bytes[i]);
-        for (size_t i = 0; i < n && i < 20; i++)
-            snprintf(b + 3 * i, sizeof(b) - 3 * i, "%02x ", (unsigned char)p[i]);
-        fail_msg("%s: %s changed its bytes through the router: sent %zu [%s...], got %zu "
-                 "[%s...]", c->addr, what, len, a, n, b);
-    }
 }
 
 /* ---- values ------------------------------------------------------------------- */
@@ -240,7 +204,8 @@ static void echo_values(const char *addr)
     expect_open(&c, addr);
     for (size_t i = 0; i < NVALUES; i++) {
         assert_int_equal(daffi_object_size(values[i].bytes, values[i].len), values[i].len);
-        send_raw_args(&c, (uint32_t)(100 + i), "echo", 1, values[i].bytes, values[i].len);
+        expect_send_raw_call(&c, (uint32_t)(100 + i), "echo", 1, values[i].bytes,
+                             values[i].len);
         expect_result_bytes(&c, (uint32_t)(100 + i), values[i].name, values[i].bytes,
                             values[i].len);
         send_daffi_call(&c, (uint32_t)(500 + i), "echo", values[i].bytes, values[i].len, "w1");
@@ -251,14 +216,14 @@ static void echo_values(const char *addr)
     msgpack_sbuffer_init(&b);
     msgpack_sbuffer_init(&e);
     pack_long_values(&s, &b, &e, 70000);
-    send_raw_args(&c, 1, "echo", 1, s.data, s.size);
+    expect_send_raw_call(&c, 1, "echo", 1, s.data, s.size);
     expect_result_bytes(&c, 1, "str32 of 70000 bytes", s.data, s.size);
-    send_raw_args(&c, 2, "echo", 1, b.data, b.size);
+    expect_send_raw_call(&c, 2, "echo", 1, b.data, b.size);
     expect_result_bytes(&c, 2, "bin32 of 70000 bytes", b.data, b.size);
-    send_raw_args(&c, 3, "echo", 1, e.data, e.size);
+    expect_send_raw_call(&c, 3, "echo", 1, e.data, e.size);
     expect_result_bytes(&c, 3, "ext32 of 70000 bytes", e.data, e.size);
     /* several arguments: echo returns the array of them */
-    send_raw_args(&c, 4, "echo", 4, BYTES("\x01\xa1" "a" "\xc0\xca\x40\x00\x00\x00"));
+    expect_send_raw_call(&c, 4, "echo", 4, BYTES("\x01\xa1" "a" "\xc0\xca\x40\x00\x00\x00"));
     expect_result_bytes(&c, 4, "echo(1, \"a\", nil, float32 2.0)",
                         BYTES("\x94\x01\xa1" "a" "\xc0\xca\x40\x00\x00\x00"));
     rawconn_close(&c);
@@ -292,7 +257,7 @@ static void test_values_nested_32_deep_pass_the_router(void **state)
     }
     msgpack_pack_nil(&pk);
     expect_open(&c, f->router.tcp);
-    send_raw_args(&c, 1, "echo", 1, deep.data, deep.size);
+    expect_send_raw_call(&c, 1, "echo", 1, deep.data, deep.size);
     expect_result_bytes(&c, 1, "maps nested 32 deep", deep.data, deep.size);
     rawconn_close(&c);
     msgpack_sbuffer_destroy(&deep);
@@ -551,7 +516,7 @@ static void test_a_16_mib_message_passes_the_router_intact(void **state)
         rawconn c;
         int64_t t0 = expect_now_ms();
         expect_open(&c, addrs[k]);
-        send_raw_args(&c, 1, "echo", 1, v.data, v.size);
+        expect_send_raw_call(&c, 1, "echo", 1, v.data, v.size);
         expect_result_bytes(&c, 1, "bin of 16 MiB", v.data, v.size);
         print_message("%s: 16 MiB echoed through the router in %lld ms\n", addrs[k],
                       (long long)(expect_now_ms() - t0));

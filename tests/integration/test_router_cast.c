@@ -74,9 +74,8 @@ static int group_teardown(void **state)
 
     if (f == NULL)
         return -1;
-    if (f->router.dir[0] != '\0' && tdaemon_stop(&f->router, TDAEMON_STOP_TIMEOUT_MS) != 0)
+    if (tcluster_stop(&f->router) == -1)
         rc = -1;
-    tdaemon_cleanup(&f->router);
     free(f);
     return rc;
 }
@@ -91,15 +90,9 @@ static int test_teardown(void **state)
         tcluster_pool_stop(f->pool2, f->router.tcp, 5000) == -1)
         rc = -1;
     f->pool = f->pool2 = NULL;
-    for (int i = 0; i < NGROW; i++) {
-        if (f->workers[i].dir[0] == '\0')
-            continue;
-        if (f->workers[i].pid != 0 &&
-            tdaemon_stop(&f->workers[i], TDAEMON_STOP_TIMEOUT_MS) != 0)
+    for (int i = 0; i < NGROW; i++)
+        if (tcluster_discard(&f->workers[i]) == -1)
             rc = -1;
-        tdaemon_cleanup(&f->workers[i]);
-        memset(&f->workers[i], 0, sizeof(f->workers[i]));
-    }
     return rc;
 }
 

@@ -368,22 +368,6 @@ static void test_a_worker_leaves_a_silent_router_and_reconnects(void **state)
 
 /* ---- graceful shutdown ------------------------------------------------------------ */
 
-/* Polls the daemon's log every 10 ms until it contains needle, at most ms. */
-static int log_contains(const tdaemon *d, const char *needle, int ms)
-{
-    static char buf[256 * 1024];
-    int64_t deadline = expect_now_ms() + ms;
-
-    for (;;) {
-        if (tdaemon_read_log(d, buf, sizeof(buf)) > 0 && strstr(buf, needle) != NULL)
-            return 1;
-        if (expect_now_ms() >= deadline)
-            return 0;
-        struct timespec ts = { 0, 10 * 1000000L };
-        nanosleep(&ts, NULL);
-    }
-}
-
 /* SIGTERM drains a router as it drains a service: a call it forwarded before the
  * signal is answered with its result, not failed, and the router then exits 0. */
 static void test_a_stopping_router_lets_its_forwarded_calls_finish(void **state)
@@ -450,7 +434,7 @@ static void test_a_draining_worker_gets_no_new_calls_while_another_serves(void *
     expect_send(&slow, &m);
     expect_result_int(&slow, 2, 5);
     assert_int_equal(tdaemon_signal(&f->workers[0], SIGTERM), 0);
-    if (!log_contains(&f->workers[0], "server.signal", 5000))
+    if (!tcluster_log_contains(&f->workers[0], "server.signal", 5000))
         fail_msg("dw1 did not log its SIGTERM");
     int refused = 0;
     char first[300] = "";

@@ -70,12 +70,10 @@ static int group_teardown(void **state)
     if (f == NULL)
         return -1;
     rmpool_stop(f->pool);
-    if (f->worker.dir[0] != '\0' && tdaemon_stop(&f->worker, TDAEMON_STOP_TIMEOUT_MS) != 0)
+    if (tcluster_stop(&f->worker) == -1)
         rc = -1;
-    if (f->router.dir[0] != '\0' && tdaemon_stop(&f->router, TDAEMON_STOP_TIMEOUT_MS) != 0)
+    if (tcluster_stop(&f->router) == -1)
         rc = -1;
-    tdaemon_cleanup(&f->worker);
-    tdaemon_cleanup(&f->router);
     free(f);
     return rc;
 }

@@ -78,9 +78,8 @@ static int group_teardown(void **state)
 
     if (f == NULL)
         return -1;
-    if (f->router.dir[0] != '\0' && tdaemon_stop(&f->router, TDAEMON_STOP_TIMEOUT_MS) != 0)
+    if (tcluster_stop(&f->router) == -1)
         rc = -1;
-    tdaemon_cleanup(&f->router);
     free(f);
     return rc;
 }
@@ -96,14 +95,9 @@ static int test_teardown(void **state)
     for (int i = 0; i < f->nspinners; i++)
         pthread_join(f->spinners[i], NULL);
     f->nspinners = 0;
-    for (int i = 0; i < 2; i++) {
-        if (f->extra[i].dir[0] == '\0')
-            continue;
-        if (f->extra[i].pid != 0 && tdaemon_stop(&f->extra[i], TDAEMON_STOP_TIMEOUT_MS) != 0)
+    for (int i = 0; i < 2; i++)
+        if (tcluster_discard(&f->extra[i]) == -1)
             rc = -1;
-        tdaemon_cleanup(&f->extra[i]);
-        memset(&f->extra[i], 0, sizeof(f->extra[i]));
-    }
     return rc;
 }
 
@@ -323,22 +317,6 @@ static void test_a_taken_name_is_denied_and_the_first_member_keeps_serving(void 
     rawmsg_destroy(&m);
 }
 
-/* Polls the daemon's log every 10 ms until it contains needle, at most ms. */
-static int log_contains(const tdaemon *d, const char *needle, int ms)
-{
-    static char buf[256 * 1024];
-    int64_t deadline = expect_now_ms() + ms;
-
-    for (;;) {
-        if (tdaemon_read_log(d, buf, sizeof(buf)) > 0 && strstr(buf, needle) != NULL)
-            return 1;
-        if (expect_now_ms() >= deadline)
-            return 0;
-        struct timespec ts = { 0, 10 * 1000000L };
-        nanosleep(&ts, NULL);
-    }
-}
-
 /* A daffid worker refused for a taken name logs why, keeps retrying with backoff,
  * and takes the name once its holder is gone - with no manual step. */
 static void test_a_refused_worker_retries_and_takes_the_name_once_it_is_free(void **state)
@@ -357,7 +335,7 @@ static void test_a_refused_worker_retries_and_takes_the_name_once_it_is_free(voi
                                           HUB_EXTRA "reconnect_max = 200ms\n"), 0);
     assert_int_equal(tdaemon_add_plugin(second, "calc", NULL), 0);
     assert_int_equal(tdaemon_spawn(second, NULL), 0);
-    if (!log_contains(second, "already connected", 5000)) {
+    if (!tcluster_log_contains(second, "already connected", 5000)) {
         tdaemon_dump_log(second);
         fail_msg("the second worker did not log that its name is taken");
     }

@@ -313,3 +313,56 @@ int tcluster_freeze(tdaemon *d, int timeout_ms)
         nanosleep(&pause, NULL);
     }
 }
+
+/* See cluster.h. The log is read whole each time into a buffer of this call's own
+ * (256 KiB: what the router tests' daemons log fits), freed before returning. */
+int tcluster_log_contains(const tdaemon *d, const char *needle, int timeout_ms)
+{
+    const size_t cap = 256 * 1024;
+    char *buf = malloc(cap);
+    long long deadline = cluster_now_ms() + timeout_ms;
+    int found = 0;
+
+    if (buf == NULL)
+        return 0;
+    for (;;) {
+        if (tdaemon_read_log(d, buf, cap) > 0 && strstr(buf, needle) != NULL) {
+            found = 1;
+            break;
+        }
+        if (cluster_now_ms() >= deadline)
+            break;
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    free(buf);
+    return found;
+}
+
+/* See cluster.h. */
+int tcluster_stop(tdaemon *d)
+{
+    int rc = 0;
+
+    if (d->dir[0] == '\0')
+        return 0;
+    if (tdaemon_stop(d, TDAEMON_STOP_TIMEOUT_MS) != 0)
+        rc = -1;
+    tdaemon_cleanup(d);
+    return rc;
+}
+
+/* See cluster.h. A test may have ended d itself (killed or stopped it on purpose): only
+ * one still running is asked to stop. */
+int tcluster_discard(tdaemon *d)
+{
+    int rc = 0;
+
+    if (d->dir[0] == '\0')
+        return 0;
+    if (d->pid != 0 && tdaemon_stop(d, TDAEMON_STOP_TIMEOUT_MS) != 0)
+        rc = -1;
+    tdaemon_cleanup(d);
+    memset(d, 0, sizeof(*d));
+    return rc;
+}

@@ -66,4 +66,20 @@ long long tcluster_admin_counter(const char *admin_path, const char *name);
  * a clean member set. NULL p is a no-op. Returns 0 or -1 (printed). */
 int tcluster_pool_stop(rmpool *p, const char *router_addr, int timeout_ms);
 
+/* A fixture's daemon at the end of its group: when d was prepared (its dir is set) it
+ * must stop cleanly (tdaemon_stop: SIGTERM, exit 0, including one that already exited
+ * on its own), then its dir is removed (tdaemon_cleanup). Returns 0, or -1 when it did
+ * not stop cleanly (printed). An unprepared d is a no-op returning 0. */
+int tcluster_stop(tdaemon *d);
+
+/* A daemon a test started itself, at its teardown: when d was prepared, stops it if it
+ * still runs (it must stop cleanly), removes its dir and zeroes d for the next test.
+ * Returns 0, or -1 when a running d did not stop cleanly (printed). */
+int tcluster_discard(tdaemon *d);
+
+/* Polls d's log every 10 ms until it contains needle, at most timeout_ms. Returns 1
+ * once it does, 0 when it still does not by then (or the log cannot be read or the
+ * buffer cannot be had). */
+int tcluster_log_contains(const tdaemon *d, const char *needle, int timeout_ms);
+
 #endif /* DAFFI_TEST_CLUSTER_H */

@@ -253,6 +253,27 @@ void expect_send_raw_call(rawconn *c, uint32_t id, const char *method, uint32_t 
     rawmsg_destroy(&m);
 }
 
+/* See expect.h. bytes stay the caller's; the result is read in place in c's buffer. */
+void expect_result_bytes(rawconn *c, uint32_t id, const char *what, const char *bytes,
+                         size_t len)
+{
+    const char *p;
+    size_t n;
+
+    expect_result(c, id);
+    if (rawconn_result_raw(c, &p, &n) == -1)
+        fail_msg("%s: %s: cannot locate the result bytes", c->addr, what);
+    if (n != len || memcmp(p, bytes, len) != 0) {
+        char a[64] = "", b[64] = "";
+        for (size_t i = 0; i < len && i < 20; i++)
+            snprintf(a + 3 * i, sizeof(a) - 3 * i, "%02x ", (unsigned char)bytes[i]);
+        for (size_t i = 0; i < n && i < 20; i++)
+            snprintf(b + 3 * i, sizeof(b) - 3 * i, "%02x ", (unsigned char)p[i]);
+        fail_msg("%s: %s changed its bytes: sent %zu [%s...], got %zu [%s...]", c->addr,
+                 what, len, a, n, b);
+    }
+}
+
 /* See expect.h. */
 void expect_on_both(void **state, expect_body_fn body)
 {

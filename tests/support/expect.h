@@ -70,6 +70,12 @@ void expect_serving(const char *address);
 void expect_send_raw_call(rawconn *c, uint32_t id, const char *method, uint32_t nargs,
                           const char *args, size_t len);
 
+/* Reads the response to id and asserts its result's encoded bytes are exactly the len
+ * bytes at bytes (no re-encoding on the way); what names the value in the failure
+ * message, which shows the first bytes sent and received. */
+void expect_result_bytes(rawconn *c, uint32_t id, const char *what, const char *bytes,
+                         size_t len);
+
 /* Runs body(address) over the TCP listener, then over the Unix listener, of the
  * tdaemon in *state (a cmocka state set by tdaemon_group_setup()). */
 typedef void (*expect_body_fn)(const char *address);
