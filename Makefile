@@ -142,6 +142,8 @@ $(BUILD)/daffictl: $(CTL_OBJ) $(BUILD)/libdaffi.a
 	$(CC) $(LDFLAGS_ALL) $^ -o $@ $(LIBS_ALL)
 
 # A plugin is every .c file of its folder; it links nothing from the host.
+# keep objects make would treat as intermediate (test and bench objects)
+.SECONDARY:
 .SECONDEXPANSION:
 $(BUILD)/plugins/%.so: $$(wildcard plugins/%/*.c) $$(wildcard plugins/%/*.h) sdk/include/daffi/plugin.h
 	@mkdir -p $(dir $@)
