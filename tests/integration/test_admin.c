@@ -1058,7 +1058,7 @@ static void test_drain_finishes_calls_in_flight_then_reports(void **state)
     msgpack_pack_int(pk, 5);
     expect_send(&rc, &m);
     rawmsg_destroy(&m);
-    usleep(50000);
+    expect_ping(&rc, 6); /* echo_after is in flight now */
 
     int64_t t0 = expect_now_ms();
     json_t *r = admin1(a, "drain");

@@ -109,19 +109,6 @@ static void send_echo_after(rawconn *c, uint32_t id, int ms)
     rawmsg_destroy(&m);
 }
 
-/* Calls daffi.ping as msgid id: once it answers, everything sent before it on c has
- * been read by the server. */
-static void ping(rawconn *c, uint32_t id)
-{
-    rawmsg m;
-
-    rawmsg_init(&m);
-    rawmsg_request(&m, id, "daffi.ping", 0);
-    expect_send(c, &m);
-    expect_result_str(c, id, "pong");
-    rawmsg_destroy(&m);
-}
-
 /* Asserts that d exits by itself within timeout_ms with status code. */
 static void expect_exit(tdaemon *d, int timeout_ms, int code)
 {
@@ -164,8 +151,8 @@ static void drain_on(void **state, int sig)
         send_echo_after(&tcp, id, 500);
         send_echo_after(&ux, id, 500);
     }
-    ping(&tcp, 10);
-    ping(&ux, 10);
+    expect_ping(&tcp, 10);
+    expect_ping(&ux, 10);
     assert_int_equal(tdaemon_signal(d, sig), 0);
     /* Every call in flight still gets its answer. */
     for (int i = 0; i < 3; i++) {
@@ -200,7 +187,7 @@ static void test_sigterm_refuses_new_connections_while_draining(void **state)
 
     expect_open(&busy, d->tcp);
     send_echo_after(&busy, 1, 1500);
-    ping(&busy, 2);
+    expect_ping(&busy, 2);
     assert_int_equal(tdaemon_signal(d, SIGTERM), 0);
     /* Well before the call in flight is due, both listeners are gone. */
     deadline = expect_now_ms() + 1000;
@@ -227,9 +214,9 @@ static void test_sigterm_closes_idle_connections(void **state)
 
     expect_open(&busy, d->tcp);
     expect_open(&idle, d->unix_addr);
-    ping(&idle, 1);
+    expect_ping(&idle, 1);
     send_echo_after(&busy, 1, 1000);
-    ping(&busy, 2);
+    expect_ping(&busy, 2);
     assert_int_equal(tdaemon_signal(d, SIGTERM), 0);
     expect_closed(&idle, NULL);
     expect_result_int(&busy, 1, 1);
@@ -249,13 +236,26 @@ static void test_a_new_request_during_the_drain_is_shutting_down(void **state)
     /* 2 s: a wide margin on a loaded machine for the request below to arrive while
      * this call is still in flight (it keeps the connection open during the drain). */
     send_echo_after(&busy, 1, 2000);
-    ping(&busy, 2);
+    expect_ping(&busy, 2);
     assert_int_equal(tdaemon_signal(d, SIGTERM), 0);
-    /* Give the signal time to reach the loops. */
-    usleep(200000);
-    msgpack_pack_int(rawmsg_request(&m, 3, "echo", 1), 3);
-    expect_send(&busy, &m);
-    expect_error(&busy, 3, DAFFI_E_SHUTTING_DOWN);
+    /* The main thread hears the signal and tells the loops: until this loop has heard,
+     * a new call is still served. Ask every 10 ms (well within echo_after's 2 s) until
+     * one is answered SHUTTING_DOWN; a served one must still be a correct answer. */
+    for (uint32_t id = 3;; id++) {
+        msgpack_pack_int(rawmsg_request(&m, id, "echo", 1), 3);
+        expect_send(&busy, &m);
+        if (expect_response(&busy) != id)
+            fail_msg("msgid %u: a response to another request came first", id);
+        if (busy.msg.error->type != MSGPACK_OBJECT_NIL) {
+            check_error(&busy, id, DAFFI_E_SHUTTING_DOWN);
+            break;
+        }
+        assert_true(busy.msg.result->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+                    busy.msg.result->via.u64 == 3);
+        if (id > 150)
+            fail_msg("daffid still serves new calls 1.5 s after SIGTERM");
+        usleep(10000);
+    }
     expect_result_int(&busy, 1, 1);
     expect_closed(&busy, NULL);
     expect_exit(d, TDAEMON_STOP_TIMEOUT_MS, 0);
@@ -271,7 +271,7 @@ static void test_shutdown_timeout_bounds_the_drain(void **state)
 
     expect_open(&busy, d->tcp);
     send_echo_after(&busy, 1, 30000);
-    ping(&busy, 2);
+    expect_ping(&busy, 2);
     int64_t t0 = expect_now_ms();
     assert_int_equal(tdaemon_signal(d, SIGTERM), 0);
     /* It leaves by itself soon after the deadline (its exit code reports the calls it

@@ -163,6 +163,18 @@ void expect_result_str(rawconn *c, uint32_t msgid, const char *s)
                  expect_describe(o, d, sizeof(d)));
 }
 
+/* See expect.h. */
+void expect_ping(rawconn *c, uint32_t id)
+{
+    rawmsg m;
+
+    rawmsg_init(&m);
+    rawmsg_request(&m, id, "daffi.ping", 0);
+    expect_send(c, &m);
+    expect_result_str(c, id, "pong");
+    rawmsg_destroy(&m);
+}
+
 /* See expect.h. Reads nothing; checks c->msg. */
 void check_error(const rawconn *c, uint32_t msgid, int code)
 {

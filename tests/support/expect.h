@@ -47,6 +47,10 @@ const msgpack_object *expect_result(rawconn *c, uint32_t msgid);
 void expect_result_int(rawconn *c, uint32_t msgid, int64_t v);
 void expect_result_str(rawconn *c, uint32_t msgid, const char *s);
 
+/* Calls daffi.ping as msgid id and asserts the "pong": once it answers, everything
+ * sent before it on c has been read by the server (requests are read in order). */
+void expect_ping(rawconn *c, uint32_t id);
+
 /* Reads one message and asserts it is an error response to msgid with code, a
  * non-empty str message and a nil result. */
 void expect_error(rawconn *c, uint32_t msgid, int code);
