@@ -86,7 +86,7 @@ fuzz: deps
 	@command -v clang >/dev/null || { echo "fuzz: clang is needed (apt-get install clang)"; exit 1; }
 	@mkdir -p build/fuzz
 	clang $(FUZZ_CFLAGS) tests/fuzz/fuzz_rpc.c sdk/src/rpc.c -lmsgpackc -o build/fuzz/fuzz_rpc
-	clang $(FUZZ_CFLAGS) tests/fuzz/fuzz_config.c server/config.c server/config-ini.c \
+	clang $(FUZZ_CFLAGS) tests/fuzz/fuzz_config.c server/config.c server/config-keys.c server/config-ini.c \
 	  server/config-value.c sdk/src/addr.c -linih -o build/fuzz/fuzz_config
 	cd build/fuzz && ./fuzz_rpc -max_total_time=$(FUZZ_TIME) -print_final_stats=1
 	cd build/fuzz && ./fuzz_config -max_total_time=$(FUZZ_TIME) -print_final_stats=1

@@ -12,7 +12,7 @@
  * splits them and strips inline comments. A key line longer than inih's 200-byte line
  * buffer is split by the same rules here instead of being cut.
  *
- * The meaning of each key is config.c's business (dfd_cfg_server_key, ...).
+ * The meaning of each key is config-keys.c's business (dfd_cfg_server_key, ...).
  */
 #include <ctype.h>
 #include <errno.h>

@@ -1,10 +1,10 @@
 /*
  * config-int.h - what the pieces of the configuration loader share (private to
- * config.c, config-ini.c; nothing outside includes it).
+ * config.c, config-keys.c, config-ini.c; nothing outside includes it).
  *
- * config.c owns the model: the key tables, defaults, overrides, plugin resolution and
- * the errors. config-ini.c reads the directory and its ini files and feeds every key
- * to config.c through the functions below. A dfd_cfg_loader lives for one
+ * config.c owns the model: defaults, overrides, plugin resolution and the errors;
+ * config-keys.c the key tables and how each value is read. config-ini.c reads the
+ * directory and its ini files and feeds every key to them through the functions below. A dfd_cfg_loader lives for one
  * dfd_config_load() call.
  */
 #ifndef DFD_CONFIG_INT_H
@@ -57,6 +57,9 @@ typedef struct dfd_cfg_loader {
     size_t plugins_cap;
     char why[512];           /* scratch for reasons built by the key parsers */
 } dfd_cfg_loader;
+
+/* The online CPUs (at least 1): what workers = auto and blocking_threads = auto mean. */
+unsigned dfd_cfg_ncpu(void);
 
 /* Returns the name of a real section ("server", ...), NULL for NONE and SKIP. */
 const char *dfd_cfg_sect_name(dfd_cfg_sect sect);

@@ -1,0 +1,484 @@
+/*
+ * config-keys.c - the keys an ini file or -o may set: their tables, how each value is
+ * read (numbers, sizes, durations, choices, addresses, user and group names), and the
+ * [plugin] and [config] keys of a plugin. config.c owns the load around them.
+ */
+#include <ctype.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <grp.h>
+#include <pwd.h>
+#include <unistd.h>
+
+#include <daffi/plugin.h>
+
+#include "config-int.h"
+
+/* ---- keys -------------------------------------------------------------------------- */
+
+/* How a key's value is read and where it is stored (at offset in its struct). */
+typedef enum cfg_type {
+    CFG_UINT,     /* unsigned, lo..hi */
+    CFG_THREADS,  /* unsigned, "auto" (online CPUs) or lo..hi */
+    CFG_OCTAL,    /* unsigned, octal lo..hi */
+    CFG_SIZE,     /* size_t, a size lo..hi */
+    CFG_DURATION, /* uint64_t milliseconds, up to hi */
+    CFG_BOOL,     /* int, 0 or 1 */
+    CFG_CHOICE,   /* an int-sized enum: the index of the value in choices */
+    CFG_SPECIAL   /* strings and addresses: cfg_server_special() / dfd_cfg_plugin_key() */
+} cfg_type;
+
+typedef struct cfg_key {
+    dfd_cfg_sect sect;
+    const char *name;
+    cfg_type type;
+    size_t offset;
+    uint64_t lo, hi;
+    const char *const *choices; /* CFG_CHOICE: NULL-terminated, index = enum value */
+} cfg_key;
+
+/* CFG_CHOICE stores through an int pointer into these enums. */
+_Static_assert(sizeof(dfd_role) == sizeof(int), "dfd_role is int-sized");
+_Static_assert(sizeof(dfd_log_target) == sizeof(int), "dfd_log_target is int-sized");
+_Static_assert(sizeof(dfd_duplicate) == sizeof(int), "dfd_duplicate is int-sized");
+
+static const char *const cfg_roles[] = { "service", "router", "worker", NULL };
+static const char *const cfg_levels[] = { "debug", "info", "warn", "error", NULL };
+static const char *const cfg_targets[] = { "stderr", "syslog", NULL };
+static const char *const cfg_duplicates[] = { "reject", "replace", NULL };
+
+#define CFG_S(f) offsetof(dfd_config, f)
+#define CFG_P(f) offsetof(dfd_plugin_conf, f)
+#define CFG_1G ((uint64_t)1 << 30)
+
+static const cfg_key cfg_server_keys[] = {
+    { DFD_SECT_SERVER, "role", CFG_CHOICE, CFG_S(role), 0, 0, cfg_roles },
+    { DFD_SECT_SERVER, "name", CFG_SPECIAL, 0, 0, 0, NULL },
+    { DFD_SECT_SERVER, "listen", CFG_SPECIAL, 0, 0, 0, NULL },
+    { DFD_SECT_SERVER, "workers", CFG_THREADS, CFG_S(workers), 1, DFD_CFG_MAX_THREADS,
+      NULL },
+    { DFD_SECT_SERVER, "blocking_threads", CFG_THREADS, CFG_S(blocking_threads), 1,
+      DFD_CFG_MAX_THREADS, NULL },
+    { DFD_SECT_SERVER, "shutdown_timeout", CFG_DURATION, CFG_S(shutdown_timeout_ms), 0,
+      DFD_CFG_MAX_DURATION_MS, NULL },
+    { DFD_SECT_SERVER, "default_timeout", CFG_DURATION, CFG_S(default_timeout_ms), 0,
+      DFD_CFG_MAX_DURATION_MS, NULL },
+    { DFD_SECT_SERVER, "plugin_dir", CFG_SPECIAL, 0, 0, 0, NULL },
+    { DFD_SECT_SERVER, "pidfile", CFG_SPECIAL, 0, 0, 0, NULL },
+    { DFD_SECT_SERVER, "backlog", CFG_UINT, CFG_S(backlog), 1, 1000000, NULL },
+    { DFD_SECT_SERVER, "unix_mode", CFG_OCTAL, CFG_S(unix_mode), 0, 0777, NULL },
+    { DFD_SECT_SERVER, "router", CFG_SPECIAL, 0, 0, 0, NULL },
+    { DFD_SECT_SERVER, "duplicate", CFG_CHOICE, CFG_S(duplicate), 0, 0, cfg_duplicates },
+    { DFD_SECT_SERVER, "heartbeat", CFG_DURATION, CFG_S(heartbeat_ms), 0,
+      DFD_CFG_MAX_DURATION_MS, NULL },
+    { DFD_SECT_SERVER, "heartbeat_misses", CFG_UINT, CFG_S(heartbeat_misses), 1, 1000,
+      NULL },
+    { DFD_SECT_SERVER, "member_inflight", CFG_UINT, CFG_S(member_inflight), 1, 1000000,
+      NULL },
+    { DFD_SECT_SERVER, "reconnect_max", CFG_DURATION, CFG_S(reconnect_max_ms), 10,
+      DFD_CFG_MAX_DURATION_MS, NULL },
+    { DFD_SECT_LIMITS, "max_message", CFG_SIZE, CFG_S(max_message), 64, CFG_1G, NULL },
+    { DFD_SECT_LIMITS, "max_depth", CFG_UINT, CFG_S(max_depth), 1, 62, NULL },
+    { DFD_SECT_LIMITS, "max_pending", CFG_UINT, CFG_S(max_pending), 1, 1000000, NULL },
+    { DFD_SECT_LIMITS, "max_connections", CFG_UINT, CFG_S(max_connections), 1, 1000000,
+      NULL },
+    { DFD_SECT_LIMITS, "max_output", CFG_SIZE, CFG_S(max_output), 64 << 10, 4 * CFG_1G,
+      NULL },
+    { DFD_SECT_LOG, "level", CFG_CHOICE, CFG_S(log_level), 0, 0, cfg_levels },
+    { DFD_SECT_LOG, "target", CFG_CHOICE, CFG_S(log_target), 0, 0, cfg_targets },
+    { DFD_SECT_LOG, "access_log", CFG_BOOL, CFG_S(access_log), 0, 1, NULL },
+    { DFD_SECT_SERVER, "metrics_listen", CFG_SPECIAL, 0, 0, 0, NULL },
+    { DFD_SECT_ADMIN, "socket", CFG_SPECIAL, 0, 0, 0, NULL },
+    { DFD_SECT_ADMIN, "mode", CFG_OCTAL, CFG_S(admin_mode), 0, 0777, NULL },
+    { DFD_SECT_ADMIN, "owner", CFG_SPECIAL, 0, 0, 0, NULL },
+    { DFD_SECT_ADMIN, "group", CFG_SPECIAL, 0, 0, 0, NULL },
+    { DFD_SECT_ADMIN, "idle_timeout", CFG_DURATION, CFG_S(admin_idle_ms), 0,
+      DFD_CFG_MAX_DURATION_MS, NULL },
+};
+
+static const cfg_key cfg_plugin_keys[] = {
+    { DFD_SECT_PLUGIN, "name", CFG_SPECIAL, 0, 0, 0, NULL },
+    { DFD_SECT_PLUGIN, "path", CFG_SPECIAL, 0, 0, 0, NULL },
+    { DFD_SECT_PLUGIN, "concurrency", CFG_UINT, CFG_P(concurrency), 0, 1000000, NULL },
+    { DFD_SECT_PLUGIN, "queue", CFG_UINT, CFG_P(queue), 0, 1000000, NULL },
+    { DFD_SECT_PLUGIN, "timeout", CFG_DURATION, CFG_P(timeout_ms), 0,
+      DFD_CFG_MAX_DURATION_MS, NULL },
+    { DFD_SECT_PLUGIN, "enabled", CFG_BOOL, CFG_P(enabled), 0, 1, NULL },
+};
+
+#define CFG_NKEYS(t) (sizeof(t) / sizeof((t)[0]))
+
+/* Returns the key called name in section sect of table, or NULL. */
+static const cfg_key *cfg_key_find(const cfg_key *table, size_t n, dfd_cfg_sect sect,
+                                   const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (table[i].sect == sect && strcmp(table[i].name, name) == 0)
+            return &table[i];
+    return NULL;
+}
+
+/* Online CPUs, clamped to 1..DFD_CFG_MAX_THREADS. */
+unsigned dfd_cfg_ncpu(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+    return n < 1 ? 1 : n > (long)DFD_CFG_MAX_THREADS ? DFD_CFG_MAX_THREADS : (unsigned)n;
+}
+
+/* Writes n as the shortest exact binary-unit text ("64K", "1G", "100"). */
+static void cfg_size_text(uint64_t n, char *buf, size_t len)
+{
+    static const char *const units[] = { "", "K", "M", "G" };
+    unsigned u = 0;
+
+    while (u < 3 && n != 0 && n % 1024 == 0) {
+        n /= 1024;
+        u++;
+    }
+    snprintf(buf, len, "%llu%s", (unsigned long long)n, units[u]);
+}
+
+/* Parses v as k says and stores it in the struct at base. Returns NULL, or the reason
+ * v is refused (static, or in ld->why). Nothing is stored on refusal. */
+static const char *cfg_typed(dfd_cfg_loader *ld, const cfg_key *k, void *base,
+                             const char *v)
+{
+    char *field = (char *)base + k->offset;
+    unsigned long n;
+    uint64_t ms;
+    size_t size;
+    size_t len;
+    int b;
+
+    switch (k->type) {
+    case CFG_THREADS:
+        if (strcmp(v, "auto") == 0) {
+            *(unsigned *)(void *)field = dfd_cfg_ncpu();
+            return NULL;
+        }
+        /* fall through */
+    case CFG_UINT:
+        if (dfd_parse_uint(v, (unsigned long)k->hi, &n) == -1 || n < k->lo)
+            break;
+        *(unsigned *)(void *)field = (unsigned)n;
+        return NULL;
+    case CFG_OCTAL:
+        len = strspn(v, "01234567");
+        if (len == 0 || len > 8 || v[len] != '\0' || (n = strtoul(v, NULL, 8)) > k->hi)
+            return "must be an octal mode from 0 to 0777 (e.g. 0660)";
+        *(unsigned *)(void *)field = (unsigned)n;
+        return NULL;
+    case CFG_SIZE:
+        if (dfd_parse_size(v, &size) == -1 || size < k->lo || size > k->hi) {
+            char lo[32], hi[32];
+            cfg_size_text(k->lo, lo, sizeof(lo));
+            cfg_size_text(k->hi, hi, sizeof(hi));
+            snprintf(ld->why, sizeof(ld->why),
+                     "must be a size from %s to %s (bytes, or with K, M, G)", lo, hi);
+            return ld->why;
+        }
+        *(size_t *)(void *)field = size;
+        return NULL;
+    case CFG_DURATION:
+        if (dfd_parse_duration_ms(v, &ms) == -1 || ms > k->hi)
+            return "must be a duration up to 7 days (250ms, 5s, 2m, 1h; a bare number "
+                   "is ms)";
+        *(uint64_t *)(void *)field = ms;
+        return NULL;
+    case CFG_BOOL:
+        if (dfd_parse_bool(v, &b) == -1)
+            return "must be yes/no, true/false, on/off or 1/0";
+        *(int *)(void *)field = b;
+        return NULL;
+    case CFG_CHOICE:
+        for (int i = 0; k->choices[i] != NULL; i++) {
+            if (strcasecmp(v, k->choices[i]) == 0) {
+                *(int *)(void *)field = i;
+                return NULL;
+            }
+        }
+        len = (size_t)snprintf(ld->why, sizeof(ld->why), "must be one of:");
+        for (int i = 0; k->choices[i] != NULL && len < sizeof(ld->why); i++)
+            len += (size_t)snprintf(ld->why + len, sizeof(ld->why) - len, "%s %s",
+                                    i ? "," : "", k->choices[i]);
+        return ld->why;
+    case CFG_SPECIAL:
+        return "internal error: no parser for this key";
+    }
+    snprintf(ld->why, sizeof(ld->why), "must be %san integer from %llu to %llu",
+             k->type == CFG_THREADS ? "auto or " : "", (unsigned long long)k->lo,
+             (unsigned long long)k->hi);
+    return ld->why;
+}
+
+/* 1..max characters of [A-Za-z0-9_.-]. */
+static int cfg_valid_name(const char *s, size_t max)
+{
+    size_t n = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                         "0123456789_.-");
+    return n > 0 && n <= max && s[n] == '\0';
+}
+
+/* Replaces *slot with a copy of v. Returns NULL or "out of memory". */
+static const char *cfg_set_str(char **slot, const char *v)
+{
+    char *copy = strdup(v);
+
+    if (copy == NULL)
+        return "out of memory";
+    free(*slot);
+    *slot = copy;
+    return NULL;
+}
+
+/* Parses one address for listen or router into *out. Returns NULL or the reason. Port 0
+ * is refused: nobody could find a server bound to a random port from its config. */
+static const char *cfg_addr(dfd_cfg_loader *ld, const char *text, daffi_addr *out)
+{
+    const char *reason = NULL;
+
+    if (daffi_addr_parse(text, out, &reason) == -1) {
+        snprintf(ld->why, sizeof(ld->why), "bad address '%s': %s", text,
+                 reason ? reason : "not an address");
+        return ld->why;
+    }
+    if (out->kind == DAFFI_ADDR_TCP && out->port == 0) {
+        snprintf(ld->why, sizeof(ld->why), "bad address '%s': port 0 (use 1 to 65535)",
+                 text);
+        return ld->why;
+    }
+    return NULL;
+}
+
+/* listen: a comma-separated list of addresses. The list replaces the previous one only
+ * when every item is good. Returns NULL or the reason. */
+static const char *cfg_listen(dfd_cfg_loader *ld, const char *v)
+{
+    daffi_addr *addrs = NULL, *grown;
+    size_t n = 0;
+    char *copy = strdup(v), *item, *next;
+    const char *why = NULL;
+
+    if (copy == NULL)
+        return "out of memory";
+    /* strtok_r would merge ",," into one separator and hide an empty item. */
+    for (item = copy; item != NULL && why == NULL; item = next) {
+        char *end;
+
+        if ((next = strchr(item, ',')) != NULL)
+            *next++ = '\0';
+        while (isspace((unsigned char)*item))
+            item++;
+        end = item + strlen(item);
+        while (end > item && isspace((unsigned char)end[-1]))
+            *--end = '\0';
+        if (*item == '\0')
+            why = "empty address in the list (tcp://host:port or unix:///path, comma "
+                  "separated)";
+        else if ((grown = realloc(addrs, (n + 1) * sizeof(*addrs))) == NULL)
+            why = "out of memory";
+        else if ((why = cfg_addr(ld, item, &(addrs = grown)[n])) == NULL)
+            n++;
+    }
+    free(copy);
+    if (why != NULL) {
+        free(addrs);
+        return why;
+    }
+    free(ld->cfg->listen);
+    ld->cfg->listen = addrs;
+    ld->cfg->nlisten = n;
+    return NULL;
+}
+
+/* metrics_listen: "HOST:PORT" or "tcp://HOST:PORT"; empty turns the listener off.
+ * Returns NULL or the reason. */
+static const char *cfg_metrics_listen(dfd_cfg_loader *ld, const char *v)
+{
+    daffi_addr addr;
+    char text[300];
+    const char *why;
+
+    if (*v == '\0') {
+        ld->cfg->metrics_enabled = 0;
+        return NULL;
+    }
+    if (strncmp(v, "unix://", 7) == 0)
+        return "must be HOST:PORT or tcp://HOST:PORT (metrics are served over HTTP on "
+               "TCP)";
+    snprintf(text, sizeof(text), "%s%s", strncmp(v, "tcp://", 6) == 0 ? "" : "tcp://", v);
+    if ((why = cfg_addr(ld, text, &addr)) != NULL)
+        return why;
+    ld->cfg->metrics_listen = addr;
+    ld->cfg->metrics_enabled = 1;
+    return NULL;
+}
+
+/* [admin] owner and group: a name known to the system or a number. Stores the id in
+ * *out. Returns NULL or the reason (in ld->why). */
+static const char *cfg_admin_id(dfd_cfg_loader *ld, const char *key, const char *v,
+                                long *out)
+{
+    char buf[4096];
+    unsigned long n;
+    int rc;
+
+    if (*v == '\0')
+        return "must be a user or group name, or a number";
+    if (dfd_parse_uint(v, 0x7fffffffUL, &n) == 0) {
+        *out = (long)n;
+        return NULL;
+    }
+    if (strcmp(key, "owner") == 0) {
+        struct passwd pw, *res = NULL;
+        rc = getpwnam_r(v, &pw, buf, sizeof(buf), &res);
+        if (rc == 0 && res != NULL) {
+            *out = (long)res->pw_uid;
+            return NULL;
+        }
+    } else {
+        struct group gr, *res = NULL;
+        rc = getgrnam_r(v, &gr, buf, sizeof(buf), &res);
+        if (rc == 0 && res != NULL) {
+            *out = (long)res->gr_gid;
+            return NULL;
+        }
+    }
+    snprintf(ld->why, sizeof(ld->why), "no such %s on this system",
+             strcmp(key, "owner") == 0 ? "user" : "group");
+    return ld->why;
+}
+
+/* The [admin] keys that are not a plain typed value. Returns NULL or the reason. */
+static const char *cfg_admin_special(dfd_cfg_loader *ld, const char *key, const char *v)
+{
+    if (strcmp(key, "owner") == 0)
+        return cfg_admin_id(ld, key, v, &ld->cfg->admin_uid);
+    if (strcmp(key, "group") == 0)
+        return cfg_admin_id(ld, key, v, &ld->cfg->admin_gid);
+    /* socket: empty turns the admin socket off (e.g. -o admin.socket=) */
+    if (*v == '\0') {
+        free(ld->cfg->admin_socket);
+        ld->cfg->admin_socket = NULL;
+        return NULL;
+    }
+    if (strlen(v) >= sizeof(((daffi_addr *)0)->path))
+        return "path too long for a Unix socket (at most 107 bytes)";
+    return cfg_set_str(&ld->cfg->admin_socket, v);
+}
+
+/* The [server] keys that are not a plain typed value. Returns NULL or the reason. */
+static const char *cfg_server_special(dfd_cfg_loader *ld, const char *key, const char *v)
+{
+    daffi_addr addr;
+
+    if (strcmp(key, "metrics_listen") == 0)
+        return cfg_metrics_listen(ld, v);
+    if (strcmp(key, "socket") == 0 || strcmp(key, "owner") == 0 ||
+        strcmp(key, "group") == 0)
+        return cfg_admin_special(ld, key, v);
+    if (strcmp(key, "name") == 0) {
+        if (!cfg_valid_name(v, DFD_CFG_MEMBER_NAME_MAX))
+            return "must be 1 to 255 characters of A-Z a-z 0-9 _ . -";
+        return cfg_set_str(&ld->cfg->name, v);
+    }
+    if (strcmp(key, "listen") == 0)
+        return cfg_listen(ld, v);
+    if (strcmp(key, "router") == 0) {
+        const char *why = cfg_addr(ld, v, &addr);
+        return why != NULL ? why : cfg_set_str(&ld->cfg->router, v);
+    }
+    if (*v == '\0')
+        return "must not be empty";
+    if (strcmp(key, "plugin_dir") == 0)
+        return cfg_set_str(&ld->plugin_dir, v);
+    return cfg_set_str(&ld->cfg->pidfile, v);
+}
+
+/* Applies one server-section key. Records an error for an unknown key or a bad value. */
+void dfd_cfg_server_key(dfd_cfg_loader *ld, dfd_cfg_sect sect, const char *key,
+                        const char *value, dfd_cfg_where at)
+{
+    const cfg_key *k = cfg_key_find(cfg_server_keys, CFG_NKEYS(cfg_server_keys), sect,
+                                    key);
+    const char *why;
+
+    if (k == NULL) {
+        int plugin_key = cfg_key_find(cfg_plugin_keys, CFG_NKEYS(cfg_plugin_keys),
+                                      DFD_SECT_PLUGIN, key) != NULL;
+        dfd_cfg_err(ld, at.file, at.line, dfd_cfg_sect_name(sect), key, value,
+                    "unknown key%s", plugin_key ? " (a [plugin] key: it belongs in a "
+                                                  "[plugin] section)" : "");
+        return;
+    }
+    why = k->type == CFG_SPECIAL ? cfg_server_special(ld, key, value)
+                                 : cfg_typed(ld, k, ld->cfg, value);
+    if (why == NULL) {
+        if (strcmp(key, "role") == 0)
+            ld->role_at = at;
+        return;
+    }
+    dfd_cfg_err(ld, at.file, at.line, dfd_cfg_sect_name(sect), key, value, "%s", why);
+    if (strcmp(key, "listen") == 0 || strcmp(key, "router") == 0)
+        ld->addr_refused = 1;
+}
+
+/* Applies one [plugin] key to p (meta beside it). Returns NULL or the reason. */
+const char *dfd_cfg_plugin_key(dfd_cfg_loader *ld, dfd_plugin_conf *p,
+                               dfd_cfg_plugin_meta *m, const char *key, const char *v,
+                               dfd_cfg_where at)
+{
+    const cfg_key *k = cfg_key_find(cfg_plugin_keys, CFG_NKEYS(cfg_plugin_keys),
+                                    DFD_SECT_PLUGIN, key);
+
+    if (k == NULL)
+        return "unknown key (name, path, concurrency, queue, timeout, enabled)";
+    if (k->type != CFG_SPECIAL)
+        return cfg_typed(ld, k, p, v);
+    if (strcmp(key, "name") == 0) {
+        if (!cfg_valid_name(v, DFD_CFG_PLUGIN_NAME_MAX))
+            return "must be 1 to 64 characters of A-Z a-z 0-9 _ . -";
+        m->name_at = at;
+        return cfg_set_str(&p->name, v);
+    }
+    if (*v == '\0')
+        return "must be the path of a .so file";
+    m->path_at = at;
+    return cfg_set_str(&m->raw_path, v);
+}
+
+/* Sets key in p's [config]: replaces the first entry with that key, or appends one.
+ * Returns NULL or "out of memory". */
+const char *dfd_cfg_config_key(dfd_plugin_conf *p, dfd_cfg_plugin_meta *m,
+                               const char *key, const char *value)
+{
+    char *k, *v;
+
+    for (size_t i = 0; i < p->nconfig; i++)
+        if (strcmp(p->config[i].key, key) == 0)
+            return cfg_set_str(&p->config[i].value, value);
+    if (p->nconfig == m->config_cap) {
+        size_t cap = m->config_cap ? m->config_cap * 2 : 8;
+        dfd_kv *grown = realloc(p->config, cap * sizeof(*grown));
+        if (grown == NULL)
+            return "out of memory";
+        p->config = grown;
+        m->config_cap = cap;
+    }
+    k = strdup(key);
+    v = strdup(value);
+    if (k == NULL || v == NULL) {
+        free(k);
+        free(v);
+        return "out of memory";
+    }
+    p->config[p->nconfig].key = k;
+    p->config[p->nconfig].value = v;
+    p->nconfig++;
+    return NULL;
+}
