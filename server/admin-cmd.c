@@ -258,6 +258,28 @@ static json_t *admin_outcomes(const dfd_callstat_sum *s)
     return o;
 }
 
+/* One row of `callbacks`: a callback's identity and its counters. generation is
+ * null for a forwarded callback (a member's, not a plugin's). New reference. */
+static json_t *admin_callback_row(dfd_server *srv, unsigned slot, const char *name,
+                                  const char *plugin, json_t *generation, int blocking)
+{
+    dfd_callstat_sum s;
+    dfd_callstat_read(srv, slot, &s);
+    json_t *o = json_object();
+    json_object_set_new(o, "name", admin_str(name));
+    json_object_set_new(o, "plugin", admin_str(plugin));
+    json_object_set_new(o, "generation", generation);
+    json_object_set_new(o, "blocking", json_boolean(blocking));
+    json_object_set_new(o, "calls", admin_uint(s.finished));
+    json_object_set_new(o, "errors", admin_uint(s.errors));
+    json_object_set_new(o, "in_flight", admin_uint(s.in_flight));
+    json_object_set_new(o, "outcomes", admin_outcomes(&s));
+    json_object_set_new(o, "mean_us", s.finished
+                        ? json_real((double)s.sum_ns / (double)s.finished / 1000.0)
+                        : json_null());
+    return o;
+}
+
 static void cmd_callbacks(admin_client *c, const admin_cmd *cmd, int argc, char **argv)
 {
     dfd_server *srv = c->adm->srv;
@@ -273,22 +295,21 @@ static void cmd_callbacks(admin_client *c, const admin_cmd *cmd, int argc, char 
         found = 1;
         for (size_t k = 0; k < p->ncallbacks; k++) {
             const dfd_callback *cb = &p->callbacks[k];
-            dfd_callstat_sum s;
-            dfd_callstat_read(srv, dfd_callstat_slot(srv, cb), &s);
-            json_t *o = json_object();
-            json_object_set_new(o, "name", admin_str(cb->name));
-            json_object_set_new(o, "plugin", admin_str(p->name));
-            json_object_set_new(o, "generation", json_integer(p->generation));
-            json_object_set_new(o, "blocking", json_boolean(cb->flags & DAFFI_CB_BLOCKING));
-            json_object_set_new(o, "calls", admin_uint(s.finished));
-            json_object_set_new(o, "errors", admin_uint(s.errors));
-            json_object_set_new(o, "in_flight", admin_uint(s.in_flight));
-            json_object_set_new(o, "outcomes", admin_outcomes(&s));
-            json_object_set_new(o, "mean_us", s.finished
-                                ? json_real((double)s.sum_ns / (double)s.finished / 1000.0)
-                                : json_null());
-            json_array_append_new(list, o);
+            json_array_append_new(list, admin_callback_row(srv, dfd_callstat_slot(srv, cb),
+                                  cb->name, p->name, json_integer(p->generation),
+                                  (cb->flags & DAFFI_CB_BLOCKING) != 0));
         }
+    }
+    /* a router: the members' callbacks it has forwarded calls to */
+    if (srv->cfg->role == DFD_ROLE_ROUTER &&
+        (only == NULL || strcmp(only, DFD_FORWARDED_PLUGIN) == 0)) {
+        const dfd_callstat_names *names = &srv->callnames;
+        unsigned n = atomic_load_explicit(&names->n, memory_order_acquire);
+        found = 1;
+        for (unsigned s = 0; s < n; s++)
+            if (strcmp(names->plugin[s], DFD_FORWARDED_PLUGIN) == 0)
+                json_array_append_new(list, admin_callback_row(srv, s, names->callback[s],
+                                      names->plugin[s], json_null(), 0));
     }
     if (!found) {
         json_decref(list);

@@ -58,6 +58,7 @@ typedef struct dfd_call {
     uint64_t timeout_ms;            /* deadline (0 = none) */
     struct dfd_member *member;      /* FORWARD: where it went (a reference) */
     uint32_t member_msgid;          /* FORWARD: our msgid on the member's connection */
+    unsigned fwd_slot;              /* FORWARD: callstat slot + 1 (0: not counted) */
     struct dfd_cast *cast;          /* a cast's child: the cast it reports to */
     unsigned cast_slot;
     struct dfd_cast *cast_parent;   /* CAST: the cast this call answers for */

@@ -36,6 +36,7 @@ dfd_call *dfd_call_new(dfd_loop *loop)
     call->timeout_ms = 0;
     call->member = NULL;
     call->member_msgid = 0;
+    call->fwd_slot = 0;
     call->cast = NULL;
     call->cast_slot = 0;
     call->cast_parent = NULL;

@@ -70,7 +70,7 @@ int dfd_snap_member_has(const dfd_snap_member *sm, const char *name, size_t len)
 /* ---- snapshots ------------------------------------------------------------- */
 
 
-static dfd_snap_slot *snap_slot(const dfd_snapshot *s, const char *name, size_t len)
+dfd_snap_slot *dfd_snapshot_slot(const dfd_snapshot *s, const char *name, size_t len)
 {
     if (s->slots == NULL)
         return NULL;
@@ -118,7 +118,7 @@ static dfd_snapshot *snapshot_build(dfd_registry *r)
             sm->ncallbacks = k + 1;
             const char *cb = sm->callbacks[k];
             size_t len = strlen(cb);
-            dfd_snap_slot *slot = snap_slot(s, cb, len);
+            dfd_snap_slot *slot = dfd_snapshot_slot(s, cb, len);
             if (slot == NULL) {
                 size_t at = dfd_name_hash(cb, len) & s->mask;
                 while (s->slots[at].name != NULL)
@@ -164,7 +164,7 @@ dfd_member *dfd_snapshot_pick(dfd_snapshot *s, const char *name, size_t len,
                               unsigned limit, int *exists)
 {
     *exists = 0;
-    dfd_snap_slot *slot = snap_slot(s, name, len);
+    dfd_snap_slot *slot = dfd_snapshot_slot(s, name, len);
     if (slot == NULL)
         return NULL;
     unsigned start = atomic_fetch_add_explicit(&slot->rr, 1, memory_order_relaxed);

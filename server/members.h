@@ -48,6 +48,7 @@ typedef struct dfd_snap_slot {
     dfd_member **members;
     size_t n;
     atomic_uint rr;             /* round-robin cursor */
+    _Atomic unsigned stat_slot; /* "_forwarded" callstat slot + 1; 0 = not looked up */
 } dfd_snap_slot;
 
 /* A member as a snapshot saw it: its callbacks are the snapshot's own copies. */
@@ -101,6 +102,8 @@ void dfd_registry_leave(struct dfd_server *srv, dfd_member *m);
  * some member exposes it but all are busy, 0 when none does. */
 dfd_member *dfd_snapshot_pick(dfd_snapshot *s, const char *name, size_t len,
                               unsigned limit, int *exists);
+/* Returns the entry of callback name (the members exposing it), or NULL. */
+dfd_snap_slot *dfd_snapshot_slot(const dfd_snapshot *s, const char *name, size_t len);
 /* Returns the member entry called name, or NULL. */
 const dfd_snap_member *dfd_snapshot_find(const dfd_snapshot *s, const char *name, size_t len);
 /* Returns 1 when the member entry exposes the callback. */

@@ -133,8 +133,24 @@ static void router_refuse(dfd_conn *c, dfd_call *call, int code, const char *msg
     dfd_call_free(call);
 }
 
-/* Sends call to member m (taking over the reference on m). */
-static void router_forward(dfd_conn *c, dfd_call *call, dfd_member *m)
+/* Counts a forwarded call of callback name (NULL: a stream's end, counted with its
+ * open) in its "_forwarded" slot, when the loop's snapshot knows the callback. */
+static void router_count(dfd_call *call, const char *name, size_t len)
+{
+    dfd_snap_slot *ss = name != NULL && call->loop->snapshot != NULL
+                            ? dfd_snapshot_slot(call->loop->snapshot, name, len)
+                            : NULL;
+    if (ss == NULL)
+        return;
+    unsigned slot = dfd_callstat_forwarded_slot(call->loop->srv, name, len, &ss->stat_slot);
+    call->fwd_slot = slot + 1;
+    dfd_stats_slot_start(call->loop, slot);
+}
+
+/* Sends call to member m (taking over the reference on m); name is the callback it
+ * is counted under (see router_count). */
+static void router_forward(dfd_conn *c, dfd_call *call, dfd_member *m, const char *name,
+                           size_t len)
 {
     call->kind = DFD_KIND_FORWARD;
     call->member = m;
@@ -145,6 +161,7 @@ static void router_forward(dfd_conn *c, dfd_call *call, dfd_member *m)
         dfd_conn_link(c, call);
     atomic_store(&call->state, DFD_CALL_RUNNING);
     dfd_stat_add(&call->loop->stats, DFD_STAT_forwarded, 1);
+    router_count(call, name, len);
     dfd_dispatch_arm_deadline(call);
     if (m->loop == call->loop) {
         dfd_router_send(call);
@@ -158,7 +175,7 @@ static void router_forward(dfd_conn *c, dfd_call *call, dfd_member *m)
 
 void dfd_router_forward_to(dfd_conn *c, dfd_call *call, dfd_member *m)
 {
-    router_forward(c, call, m);
+    router_forward(c, call, m, NULL, 0);
 }
 
 /* Picks the member for a callback (round-robin, or `to`). Returns a retained member,
@@ -184,7 +201,7 @@ void dfd_router_route_stream(dfd_conn *c, dfd_call *call, const char *cb, size_t
 {
     dfd_member *m = router_pick(c, call, cb, cb_len, to, to_len);
     if (m != NULL)
-        router_forward(c, call, m);
+        router_forward(c, call, m, cb, cb_len);
 }
 
 void dfd_router_route(dfd_conn *c, dfd_call *call, const char *to, size_t to_len)
@@ -206,7 +223,7 @@ void dfd_router_route(dfd_conn *c, dfd_call *call, const char *to, size_t to_len
         dfd_dispatch_local(c, call, cb);
         return;
     }
-    router_forward(c, call, m);
+    router_forward(c, call, m, call->base.method, call->base.msg.method_len);
 }
 
 static dfd_member *router_pick(dfd_conn *c, dfd_call *call, const char *method, size_t len,

@@ -88,9 +88,10 @@ static int callstat_lookup(const dfd_callstat_names *r, unsigned n, const char *
 }
 
 /* Finds or appends (plugin, callback). The last slot is the shared overflow; when
- * memory runs out the pair is counted there too. */
+ * memory runs out, or a forwarded pair comes past DFD_CALLSTAT_FORWARDED_MAX, the pair
+ * is counted there too. */
 static unsigned callstat_register(dfd_callstat_names *r, const char *plugin,
-                                  const char *callback)
+                                  const char *callback, int forwarded)
 {
     pthread_mutex_lock(&r->lock);
     unsigned n = atomic_load_explicit(&r->n, memory_order_relaxed);
@@ -100,12 +101,14 @@ static unsigned callstat_register(dfd_callstat_names *r, const char *plugin,
         return (unsigned)found;
     }
     unsigned slot = DFD_CALLSTAT_SLOTS - 1;
-    if (n < DFD_CALLSTAT_SLOTS - 1) {
+    if (n < DFD_CALLSTAT_SLOTS - 1 &&
+        (!forwarded || r->nforwarded < DFD_CALLSTAT_FORWARDED_MAX)) {
         char *p = strdup(plugin), *c = strdup(callback);
         if (p != NULL && c != NULL) {
             r->plugin[n] = p;
             r->callback[n] = c;
             slot = n;
+            r->nforwarded += forwarded != 0;
             /* release: a reader that sees n sees the names */
             atomic_store_explicit(&r->n, n + 1, memory_order_release);
         } else {
@@ -130,7 +133,22 @@ unsigned dfd_callstat_slot(dfd_server *srv, const dfd_callback *cb)
     unsigned s = atomic_load_explicit(cache, memory_order_relaxed);
     if (s != 0)
         return s - 1;
-    unsigned slot = callstat_register(&srv->callnames, cb->plugin->name, cb->name);
+    unsigned slot = callstat_register(&srv->callnames, cb->plugin->name, cb->name, 0);
+    atomic_store_explicit(cache, slot + 1, memory_order_relaxed);
+    return slot;
+}
+
+unsigned dfd_callstat_forwarded_slot(dfd_server *srv, const char *callback, size_t len,
+                                     _Atomic unsigned *cache)
+{
+    unsigned s = atomic_load_explicit(cache, memory_order_relaxed);
+    if (s != 0)
+        return s - 1;
+    char *name = strndup(callback, len);
+    unsigned slot = name == NULL ? DFD_CALLSTAT_SLOTS - 1
+                                 : callstat_register(&srv->callnames, DFD_FORWARDED_PLUGIN,
+                                                     name, 1);
+    free(name);
     atomic_store_explicit(cache, slot + 1, memory_order_relaxed);
     return slot;
 }
@@ -151,7 +169,11 @@ static inline void callstat_inc(_Atomic uint64_t *v, uint64_t n)
 
 void dfd_stats_call_start(dfd_loop *loop, const dfd_callback *cb)
 {
-    unsigned slot = dfd_callstat_slot(loop->srv, cb);
+    dfd_stats_slot_start(loop, dfd_callstat_slot(loop->srv, cb));
+}
+
+void dfd_stats_slot_start(dfd_loop *loop, unsigned slot)
+{
     callstat_inc(&loop->stats.calls[slot].started, 1);
 }
 
@@ -169,7 +191,8 @@ unsigned dfd_stats_call_outcome(const dfd_call *call)
     size_t max_message = call->loop->srv->limits.max_message;
     if (call->answered)
         return DAFFI_E_TIMEOUT;
-    if (call->base.outcome == DAFFI_OUTCOME_ERROR) {
+    if (call->base.outcome == DAFFI_OUTCOME_ERROR ||
+        call->base.outcome == DAFFI_OUTCOME_RAW_ERROR) { /* a member's error, relayed */
         int code = call->base.error_code;
         return code >= 1 && code < DFD_OUTCOME_OTHER ? (unsigned)code : DFD_OUTCOME_OTHER;
     }
@@ -181,9 +204,13 @@ unsigned dfd_stats_call_outcome(const dfd_call *call)
 
 void dfd_stats_call_end(dfd_loop *loop, const dfd_call *call)
 {
-    if (call->cb == NULL)
+    unsigned slot;
+    if (call->cb != NULL)
+        slot = dfd_callstat_slot(loop->srv, call->cb);
+    else if (call->fwd_slot != 0)
+        slot = call->fwd_slot - 1;
+    else
         return;
-    unsigned slot = dfd_callstat_slot(loop->srv, call->cb);
     dfd_callstat *cs = &loop->stats.calls[slot];
     uint64_t ns = dfd_now_ns() - call->start_ns;
     uint64_t us = ns / 1000u;

@@ -18,6 +18,12 @@
  * and a latency histogram. Readers sum the loops. Slots are never reused, so a
  * callback keeps its counters across reloads; past DFD_CALLSTAT_SLOTS pairs the rest
  * share the last slot (shown as plugin "_other", callback "_other").
+ *
+ * A router counts the calls it forwards to members the same way, under the plugin
+ * name "_forwarded" and the callback's name (the slot cached in the snapshot's entry
+ * for that callback). Members name their callbacks, so at most
+ * DFD_CALLSTAT_FORWARDED_MAX such pairs get a slot of their own: a member announcing
+ * thousands of names cannot take the slots of the router's own plugins.
  */
 #ifndef DFD_STATS_H
 #define DFD_STATS_H
@@ -75,6 +81,8 @@ enum dfd_counter {
 /* ---- calls by callback ------------------------------------------------------------ */
 
 #define DFD_CALLSTAT_SLOTS 256
+#define DFD_CALLSTAT_FORWARDED_MAX 64
+#define DFD_FORWARDED_PLUGIN "_forwarded"
 /* Outcome index: 0 ok, 1..10 the error codes of DESIGN.md, 11 any other code. */
 #define DFD_OUTCOME_OTHER 11
 #define DFD_OUTCOMES 12
@@ -113,6 +121,7 @@ typedef struct dfd_stats {
 typedef struct dfd_callstat_names {
     pthread_mutex_t lock;
     _Atomic unsigned n;               /* slots in use (the last one is the overflow) */
+    unsigned nforwarded;              /* of them "_forwarded" pairs (under lock) */
     char *plugin[DFD_CALLSTAT_SLOTS];
     char *callback[DFD_CALLSTAT_SLOTS];
 } dfd_callstat_names;
@@ -146,11 +155,18 @@ void dfd_callstat_names_destroy(dfd_callstat_names *r);
 /* Returns the slot of cb, assigning one on first use (any thread; the assignment
  * takes the registry lock once per callback generation). */
 unsigned dfd_callstat_slot(struct dfd_server *srv, const struct dfd_callback *cb);
+/* Returns the "_forwarded" slot of a callback a router forwards, assigning one on first
+ * use (past DFD_CALLSTAT_FORWARDED_MAX the overflow); *cache (slot + 1, 0 = not yet)
+ * makes later calls one relaxed load. Any thread. */
+unsigned dfd_callstat_forwarded_slot(struct dfd_server *srv, const char *callback,
+                                     size_t len, _Atomic unsigned *cache);
 /* Returns the slot registered for (plugin, callback), or -1 when it was never used. */
 int dfd_callstat_find(struct dfd_server *srv, const char *plugin, const char *callback);
 
-/* Hot path, on the call's loop thread: a call of cb starts / its outcome is final. */
+/* Hot path, on the call's loop thread: a call of cb starts / its outcome is final
+ * (a local call by its callback's slot, a forwarded one by its fwd_slot). */
 void dfd_stats_call_start(struct dfd_loop *loop, const struct dfd_callback *cb);
+void dfd_stats_slot_start(struct dfd_loop *loop, unsigned slot);
 void dfd_stats_call_end(struct dfd_loop *loop, const struct dfd_call *call);
 /* The outcome index of a finished call as its caller saw it (a TIMEOUT already sent,
  * a result answered TOO_LARGE...). */

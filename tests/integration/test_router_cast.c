@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 #include <msgpack.h>
 
 #include <daffi/rpc.h>
@@ -573,6 +574,117 @@ static void test_the_nowait_cast_reaches_every_member_without_an_answer(void **s
     rawmsg_destroy(&m);
 }
 
+/* ---- counters ------------------------------------------------------------------ */
+
+/* The row of callback name in the router's `callbacks _forwarded` (a new reference), or
+ * fails the test. */
+static json_t *forwarded_row(fixture *f, const char *name)
+{
+    json_t *r = tcluster_admin(f->admin, "callbacks _forwarded"), *row;
+    size_t i;
+
+    json_array_foreach(json_object_get(r, "callbacks"), i, row) {
+        const char *n = json_string_value(json_object_get(row, "name"));
+        if (n != NULL && strcmp(n, name) == 0 &&
+            strcmp(json_string_value(json_object_get(row, "plugin")), "_forwarded") == 0) {
+            json_incref(row);
+            json_decref(r);
+            return row;
+        }
+    }
+    char *text = r != NULL ? json_dumps(r, JSON_COMPACT) : NULL;
+    fail_msg("no _forwarded row for %s in: %.500s", name, text ? text : "(no reply)");
+    return NULL;
+}
+
+/* The integer at key (or key.sub when sub is not NULL) of row; -1 when absent. */
+static long long row_int(json_t *row, const char *key, const char *sub)
+{
+    json_t *v = json_object_get(row, key);
+
+    if (sub != NULL)
+        v = json_object_get(v, sub);
+    return json_is_integer(v) ? (long long)json_integer_value(v) : -1;
+}
+
+/* The router counts the calls it forwards by callback and outcome, like a plugin's
+ * (admin `callbacks _forwarded`, and the same slots feed the metrics): plain calls and
+ * each member's part of a cast; a call its caller saw time out stays in flight until
+ * the member answers or leaves, then counts as the TIMEOUT the caller saw. */
+static void test_the_router_counts_forwarded_calls_by_callback_and_outcome(void **state)
+{
+    fixture *f = *state;
+    const char *cbs[] = { "fc_cb", NULL };
+    long long fwd0 = tcluster_admin_counter(f->admin, "forwarded");
+    rawconn c;
+    rawmsg m;
+    json_t *row;
+
+    f->pool = pool_or_fail(f, "fc", 2, cbs);
+    expect_open(&c, f->router.tcp);
+    wait_pool(&c, f->pool);
+    rawmsg_init(&m);
+    for (uint32_t id = 1; id <= 3; id++) {
+        msgpack_pack_int(rawmsg_request(&m, id, "fc_cb", 1), id);
+        expect_send(&c, &m);
+        expect_result(&c, id);
+    }
+    expect_entries(cast(&c, 4, "fc_cb", 4, NULL, 0), 2);
+    rmpool_set_mute(f->pool, 1, 1);
+    msgpack_packer *pk = rawmsg_request(&m, 5, "daffi.call", 3);
+    daffi_pack_cstr(pk, "fc_cb");
+    msgpack_pack_array(pk, 1);
+    msgpack_pack_int(pk, 5);
+    msgpack_pack_map(pk, 2);
+    daffi_pack_cstr(pk, "to");
+    daffi_pack_cstr(pk, rmpool_name(f->pool, 1));
+    daffi_pack_cstr(pk, "timeout_ms");
+    msgpack_pack_int(pk, 100);
+    expect_send(&c, &m);
+    expect_error(&c, 5, DAFFI_E_TIMEOUT);
+
+    row = forwarded_row(f, "fc_cb");
+    assert_int_equal(row_int(row, "calls", NULL), 5);
+    assert_int_equal(row_int(row, "outcomes", "ok"), 5);
+    assert_int_equal(row_int(row, "errors", NULL), 0);
+    assert_int_equal(row_int(row, "in_flight", NULL), 1);
+    assert_true(json_is_null(json_object_get(row, "generation")));
+    json_decref(row);
+
+    assert_int_equal(tcluster_pool_stop(f->pool, f->router.tcp, 5000), 0);
+    f->pool = NULL;
+    row = forwarded_row(f, "fc_cb");
+    assert_int_equal(row_int(row, "calls", NULL), 6);
+    assert_int_equal(row_int(row, "outcomes", "ok"), 5);
+    assert_int_equal(row_int(row, "outcomes", "TIMEOUT"), 1);
+    assert_int_equal(row_int(row, "errors", NULL), 1);
+    assert_int_equal(row_int(row, "in_flight", NULL), 0);
+    json_decref(row);
+
+    /* a member's error comes back as it sent it, and is counted under its code */
+    const char *ecbs[] = { "fe_cb", NULL };
+    rawconn mem;
+    assert_int_equal(rawmember_join(&mem, f->router.tcp, "fe0", ecbs, NULL, 0), 0);
+    msgpack_pack_int(rawmsg_request(&m, 6, "fe_cb", 1), 6);
+    expect_send(&c, &m);
+    if (rawmember_read(&mem, expect_timeout_ms()) != RAWCONN_OK ||
+        mem.msg.kind != DAFFI_MSG_REQUEST)
+        fail_msg("fe0 did not receive the call");
+    assert_int_equal(rawmember_reply_error(&mem, mem.msg.msgid, DAFFI_E_BAD_ARGS, "no"), 0);
+    expect_error(&c, 6, DAFFI_E_BAD_ARGS);
+    row = forwarded_row(f, "fe_cb");
+    assert_int_equal(row_int(row, "calls", NULL), 1);
+    assert_int_equal(row_int(row, "outcomes", "BAD_ARGS"), 1);
+    assert_int_equal(row_int(row, "errors", NULL), 1);
+    json_decref(row);
+    rawconn_close(&mem);
+    assert_int_equal(tcluster_wait_gone(f->router.tcp, "fe0", 5000), 0);
+
+    assert_int_equal(tcluster_admin_counter(f->admin, "forwarded") - fwd0, 7);
+    rawconn_close(&c);
+    rawmsg_destroy(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -597,6 +709,8 @@ int main(void)
         cmocka_unit_test_teardown(test_a_caller_leaving_mid_cast_or_wait_leaves_the_router_serving,
                                   test_teardown),
         cmocka_unit_test_teardown(test_a_member_named_twice_in_to_is_reached_once, test_teardown),
+        cmocka_unit_test_teardown(
+            test_the_router_counts_forwarded_calls_by_callback_and_outcome, test_teardown),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -193,23 +193,22 @@ int tcluster_worker_start(tdaemon *d, const char *router_addr, const char *name,
     return 0;
 }
 
-/* See cluster.h. One connection per call: send "stats", read one line of JSON. */
-long long tcluster_admin_counter(const char *admin_path, const char *name)
+/* See cluster.h. One connection per command: send the line, read one line of JSON. */
+json_t *tcluster_admin(const char *admin_path, const char *command)
 {
     struct sockaddr_un sun = { .sun_family = AF_UNIX };
-    char buf[65536];
-    size_t len = 0;
-    long long v = -1;
+    static char buf[1 << 20]; /* a test thread's, one command at a time */
+    size_t len = 0, n = strlen(command);
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
     if (fd == -1)
-        return -1;
+        return NULL;
     snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", admin_path);
     if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1 ||
-        write(fd, "stats\n", 6) != 6) {
+        write(fd, command, n) != (ssize_t)n || write(fd, "\n", 1) != 1) {
         fprintf(stderr, "cluster: admin socket %s: %s\n", admin_path, strerror(errno));
         close(fd);
-        return -1;
+        return NULL;
     }
     while (len + 1 < sizeof(buf) && memchr(buf, '\n', len) == NULL) {
         struct pollfd p = { .fd = fd, .events = POLLIN };
@@ -224,12 +223,23 @@ long long tcluster_admin_counter(const char *admin_path, const char *name)
     buf[len] = '\0';
     json_error_t jerr;
     json_t *root = json_loads(buf, JSON_DISABLE_EOF_CHECK, &jerr);
+    if (root == NULL)
+        fprintf(stderr, "cluster: admin %s on %s: no JSON reply (%s): %.200s\n", command,
+                admin_path, jerr.text, buf);
+    return root;
+}
+
+/* See cluster.h. */
+long long tcluster_admin_counter(const char *admin_path, const char *name)
+{
+    long long v = -1;
+    json_t *root = tcluster_admin(admin_path, "stats");
     json_t *val = json_object_get(json_object_get(root, "counters"), name);
+
     if (json_is_integer(val))
         v = (long long)json_integer_value(val);
-    else
-        fprintf(stderr, "cluster: admin stats on %s: no counter %s in: %.200s\n", admin_path,
-                name, buf);
+    else if (root != NULL)
+        fprintf(stderr, "cluster: admin stats on %s: no counter %s\n", admin_path, name);
     json_decref(root);
     return v;
 }

@@ -57,6 +57,11 @@ int tcluster_wait_gone(const char *router_addr, const char *name, int timeout_ms
  * and a loop thread can still answer a call in between. Returns 0 or -1 (printed). */
 int tcluster_freeze(tdaemon *d, int timeout_ms);
 
+/* Sends one command line (no newline) to the admin socket at admin_path and returns its
+ * parsed JSON reply (the caller json_decref()s it; the type is jansson's, opaque here),
+ * or NULL (printed). */
+struct json_t *tcluster_admin(const char *admin_path, const char *command);
+
 /* Reads counter `name` from the admin socket at admin_path ("stats" command).
  * Returns its value, or -1 (printed) when it cannot be read. */
 long long tcluster_admin_counter(const char *admin_path, const char *name);
