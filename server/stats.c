@@ -88,21 +88,25 @@ static int callstat_lookup(const dfd_callstat_names *r, unsigned n, const char *
 }
 
 /* Finds or appends (plugin, callback). The last slot is the shared overflow; when
- * memory runs out, or a forwarded pair comes past DFD_CALLSTAT_FORWARDED_MAX, the pair
- * is counted there too. */
+ * memory runs out the pair is counted there too. Past DFD_CALLSTAT_FORWARDED_MAX
+ * forwarded pairs, the next ones share the pair (plugin, "_other"): an ordinary slot,
+ * so that the slots in use stay the first n (readers walk them). */
 static unsigned callstat_register(dfd_callstat_names *r, const char *plugin,
                                   const char *callback, int forwarded)
 {
     pthread_mutex_lock(&r->lock);
     unsigned n = atomic_load_explicit(&r->n, memory_order_relaxed);
     int found = callstat_lookup(r, n, plugin, callback);
+    if (found == -1 && forwarded && r->nforwarded >= DFD_CALLSTAT_FORWARDED_MAX) {
+        callback = "_other";
+        found = callstat_lookup(r, n, plugin, callback);
+    }
     if (found != -1) {
         pthread_mutex_unlock(&r->lock);
         return (unsigned)found;
     }
     unsigned slot = DFD_CALLSTAT_SLOTS - 1;
-    if (n < DFD_CALLSTAT_SLOTS - 1 &&
-        (!forwarded || r->nforwarded < DFD_CALLSTAT_FORWARDED_MAX)) {
+    if (n < DFD_CALLSTAT_SLOTS - 1) {
         char *p = strdup(plugin), *c = strdup(callback);
         if (p != NULL && c != NULL) {
             r->plugin[n] = p;

@@ -22,8 +22,9 @@
  * A router counts the calls it forwards to members the same way, under the plugin
  * name "_forwarded" and the callback's name (the slot cached in the snapshot's entry
  * for that callback). Members name their callbacks, so at most
- * DFD_CALLSTAT_FORWARDED_MAX such pairs get a slot of their own: a member announcing
- * thousands of names cannot take the slots of the router's own plugins.
+ * DFD_CALLSTAT_FORWARDED_MAX such pairs get a slot of their own and the rest share
+ * ("_forwarded", "_other"): a member announcing thousands of names cannot take the
+ * slots of the router's own plugins.
  */
 #ifndef DFD_STATS_H
 #define DFD_STATS_H

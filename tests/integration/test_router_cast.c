@@ -685,6 +685,81 @@ static void test_the_router_counts_forwarded_calls_by_callback_and_outcome(void 
     rawmsg_destroy(&m);
 }
 
+/* The rows of the router's `callbacks _forwarded` (a new reference), or fails. */
+static json_t *forwarded_rows(fixture *f)
+{
+    json_t *r = tcluster_admin(f->admin, "callbacks _forwarded");
+    json_t *list = json_object_get(r, "callbacks");
+
+    if (!json_is_array(list))
+        fail_msg("admin callbacks _forwarded: no list");
+    json_incref(list);
+    json_decref(r);
+    return list;
+}
+
+#define MANY_CBS 70
+
+/* A member announcing many callbacks: the first ones forwarded get rows of their own
+ * up to DFD_CALLSTAT_FORWARDED_MAX (64) "_forwarded" pairs in all, the rest share
+ * "_other"; nothing is lost (every call is counted somewhere) and metrics still
+ * render. */
+static void test_forwarded_counters_past_64_callbacks_share_one_row(void **state)
+{
+    fixture *f = *state;
+    static char names[MANY_CBS][16];
+    const char *cbs[MANY_CBS + 1];
+    rawconn c, mem;
+    rawmsg m;
+
+    json_t *rows = forwarded_rows(f);
+    size_t before = json_array_size(rows);
+    json_decref(rows);
+    assert_true(before < 64);
+    for (int i = 0; i < MANY_CBS; i++) {
+        snprintf(names[i], sizeof(names[i]), "many%02d", i);
+        cbs[i] = names[i];
+    }
+    cbs[MANY_CBS] = NULL;
+    assert_int_equal(rawmember_join(&mem, f->router.tcp, "many0", cbs, NULL, 0), 0);
+    expect_open(&c, f->router.tcp);
+    rawmsg_init(&m);
+    for (uint32_t i = 0; i < MANY_CBS; i++) {
+        msgpack_pack_int(rawmsg_request(&m, i + 1, names[i], 1), i);
+        expect_send(&c, &m);
+        if (rawmember_read(&mem, expect_timeout_ms()) != RAWCONN_OK ||
+            mem.msg.kind != DAFFI_MSG_REQUEST)
+            fail_msg("many0 did not receive %s", names[i]);
+        assert_int_equal(rawmember_reply_raw(&mem, mem.msg.msgid, "\x01", 1), 0);
+        expect_result_int(&c, i + 1, 1);
+    }
+    rows = forwarded_rows(f);
+    size_t i, own = 64 - before;
+    json_t *row;
+    long long other = -1, mine = 0;
+    assert_int_equal(json_array_size(rows), 65);
+    json_array_foreach(rows, i, row) {
+        const char *n = json_string_value(json_object_get(row, "name"));
+        if (strcmp(n, "_other") == 0)
+            other = row_int(row, "calls", NULL);
+        else if (strncmp(n, "many", 4) == 0)
+            mine += row_int(row, "calls", NULL);
+    }
+    json_decref(rows);
+    assert_int_equal(mine, (long long)own);
+    assert_int_equal(other, (long long)(MANY_CBS - own));
+    json_t *met = tcluster_admin(f->admin, "metrics");
+    const char *text = json_string_value(json_object_get(met, "text"));
+    assert_non_null(text);
+    assert_non_null(strstr(text, "daffid_calls_total{plugin=\"_forwarded\","
+                                 "callback=\"_other\",outcome=\"ok\"}"));
+    json_decref(met);
+    rawconn_close(&mem);
+    assert_int_equal(tcluster_wait_gone(f->router.tcp, "many0", 5000), 0);
+    rawconn_close(&c);
+    rawmsg_destroy(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -711,6 +786,8 @@ int main(void)
         cmocka_unit_test_teardown(test_a_member_named_twice_in_to_is_reached_once, test_teardown),
         cmocka_unit_test_teardown(
             test_the_router_counts_forwarded_calls_by_callback_and_outcome, test_teardown),
+        cmocka_unit_test_teardown(test_forwarded_counters_past_64_callbacks_share_one_row,
+                                  test_teardown),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
