@@ -46,20 +46,14 @@ typedef struct fixture {
  * Returns 0, or -1 (logs printed). */
 static int group_setup(void **state)
 {
-    fixture *f = calloc(1, sizeof(*f));
+    fixture *f = tcluster_fixture_new(state, sizeof(*f));
 
-    if (f == NULL)
-        return -1;
-    *state = f;
-    if (tcluster_router_init(&f->router, "hub", "heartbeat = 1s\nheartbeat_misses = 3\n"
-                             "[limits]\nmax_message = 32M\n") == -1 ||
-        tdaemon_start(&f->router, NULL) == -1)
-        return -1;
-    if (tcluster_worker_init(&f->worker, f->router.tcp, "w1",
-                             "heartbeat = 1s\n[limits]\nmax_message = 32M\n") == -1 ||
-        tdaemon_add_plugin(&f->worker, "echo", NULL) == -1 ||
-        tdaemon_add_plugin(&f->worker, "calc", NULL) == -1 ||
-        tcluster_worker_start(&f->worker, f->router.tcp, "w1", START_MS) == -1)
+    if (f == NULL ||
+        tcluster_router_start(&f->router, "hub", "heartbeat = 1s\nheartbeat_misses = 3\n"
+                              "[limits]\nmax_message = 32M\n", NULL, 0) == -1 ||
+        tcluster_worker_up(&f->worker, f->router.tcp, "w1",
+                           "heartbeat = 1s\n[limits]\nmax_message = 32M\n",
+                           (const char *const[]){ "echo", "calc", NULL }, START_MS) == -1)
         return -1;
     return 0;
 }
@@ -68,16 +62,10 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     fixture *f = *state;
-    int rc = 0;
 
     if (f == NULL)
         return -1;
-    if (tcluster_stop(&f->worker) == -1)
-        rc = -1;
-    if (tcluster_stop(&f->router) == -1)
-        rc = -1;
-    free(f);
-    return rc;
+    return tcluster_fixture_free(f, &f->worker, &f->router);
 }
 
 /* Per-test teardown: stops the test's raw members and waits until the router has
@@ -85,20 +73,8 @@ static int group_teardown(void **state)
 static int pool_teardown(void **state)
 {
     fixture *f = *state;
-    int rc = tcluster_pool_stop(f->pool, f->router.tcp, 5000);
 
-    f->pool = NULL;
-    return rc;
-}
-
-/* Starts the test's pool of n raw members PREFIX0.. exposing callbacks, or fails. */
-static rmpool *start_pool(fixture *f, const char *prefix, unsigned n,
-                          const char *const *callbacks)
-{
-    f->pool = rmpool_start(f->router.tcp, prefix, n, callbacks);
-    if (f->pool == NULL)
-        fail_msg("%u raw members %s* could not join %s", n, prefix, f->router.tcp);
-    return f->pool;
+    return tcluster_pool_discard(&f->pool, f->router.tcp, 5000);
 }
 
 /* Sends daffi.call [callback, [arg], {"to": to}] with one raw argument as msgid id;
@@ -337,7 +313,7 @@ static void test_daffi_call_reaches_the_member_named_by_to(void **state)
 {
     fixture *f = *state;
     const char *cbs[] = { "echo", NULL };
-    rmpool *p = start_pool(f, "callto", 1, cbs);
+    rmpool *p = f->pool = rexpect_pool(f->router.tcp, "callto", 1, cbs);
     rawconn c;
     const msgpack_object *r;
     char d[512];
@@ -373,7 +349,7 @@ static void test_calls_alternate_round_robin_between_members(void **state)
     fixture *f = *state;
     const char *cbs[] = { "rr_cb", NULL };
     const char *names[] = { "rr0", "rr1", NULL };
-    rmpool *p = start_pool(f, "rr", 2, cbs);
+    rmpool *p = f->pool = rexpect_pool(f->router.tcp, "rr", 2, cbs);
     rawconn c;
     rawmsg m;
     char d[512];
@@ -465,7 +441,7 @@ static void test_notifications_reach_the_member_and_get_no_answer(void **state)
 {
     fixture *f = *state;
     const char *cbs[] = { "note_cb", NULL };
-    rmpool *p = start_pool(f, "note", 1, cbs);
+    rmpool *p = f->pool = rexpect_pool(f->router.tcp, "note", 1, cbs);
     rawconn c;
     rawmsg m;
 

@@ -37,6 +37,8 @@
  * a deadline can fire up to that much before the exact time measured here. */
 #define CLOCK_SLACK_MS 5
 #define DEFAULT_TIMEOUT_MS 1000
+#define STR_(x) #x
+#define STR(x) STR_(x)
 #define NGROW 3
 
 typedef struct fixture {
@@ -50,19 +52,12 @@ typedef struct fixture {
 /* Starts the group's router (see the top of the file). Returns 0, or -1 (log printed). */
 static int group_setup(void **state)
 {
-    fixture *f = calloc(1, sizeof(*f));
+    fixture *f = tcluster_fixture_new(state, sizeof(*f));
 
-    if (f == NULL)
-        return -1;
-    *state = f;
-    if (tcluster_router_init(&f->router, "hub", "heartbeat = 1s\nheartbeat_misses = 3\n") ==
-        -1)
-        return -1;
-    /* a later drop-in file: the admin socket lives in the router's own dir */
-    snprintf(f->admin, sizeof(f->admin), "%s/admin.sock", f->router.dir);
-    if (tdaemon_write_file(&f->router, "05-router.ini", "[server]\ndefault_timeout = %dms\n"
-                           "[admin]\nsocket = %s\n", DEFAULT_TIMEOUT_MS, f->admin) == -1 ||
-        tdaemon_start(&f->router, NULL) == -1)
+    if (f == NULL ||
+        tcluster_router_start(&f->router, "hub", "heartbeat = 1s\nheartbeat_misses = 3\n"
+                              "default_timeout = " STR(DEFAULT_TIMEOUT_MS) "ms\n",
+                              f->admin, sizeof(f->admin)) == -1)
         return -1;
     return 0;
 }
@@ -71,14 +66,10 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     fixture *f = *state;
-    int rc = 0;
 
     if (f == NULL)
         return -1;
-    if (tcluster_stop(&f->router) == -1)
-        rc = -1;
-    free(f);
-    return rc;
+    return tcluster_fixture_free(f, NULL, &f->router);
 }
 
 /* Per-test teardown: raw members leave, workers stop. */
@@ -87,25 +78,14 @@ static int test_teardown(void **state)
     fixture *f = *state;
     int rc = 0;
 
-    if (tcluster_pool_stop(f->pool, f->router.tcp, 5000) == -1 ||
-        tcluster_pool_stop(f->pool2, f->router.tcp, 5000) == -1)
+    if (tcluster_pool_discard(&f->pool, f->router.tcp, 5000) == -1)
         rc = -1;
-    f->pool = f->pool2 = NULL;
+    if (tcluster_pool_discard(&f->pool2, f->router.tcp, 5000) == -1)
+        rc = -1;
     for (int i = 0; i < NGROW; i++)
         if (tcluster_discard(&f->workers[i]) == -1)
             rc = -1;
     return rc;
-}
-
-/* Starts n raw members PREFIX0.. exposing callbacks, or fails the test. */
-static rmpool *pool_or_fail(fixture *f, const char *prefix, unsigned n,
-                            const char *const *callbacks)
-{
-    rmpool *p = rmpool_start(f->router.tcp, prefix, n, callbacks);
-
-    if (p == NULL)
-        fail_msg("%u raw members %s* could not join", n, prefix);
-    return p;
 }
 
 /* Packs daffi.cast [callback, [arg], {"to": [to...], "timeout_ms": timeout_ms}] into m as
@@ -181,19 +161,7 @@ static void expect_raw_answer(const msgpack_object *map, const char *name, int64
  * pool p. */
 static void wait_pool(rawconn *c, rmpool *p)
 {
-    rawmsg m;
-    const msgpack_object *r;
-
-    rawmsg_init(&m);
-    msgpack_packer *pk = rawmsg_request(&m, 999, "daffi.wait", 2);
-    msgpack_pack_array(pk, rmpool_size(p));
-    for (unsigned i = 0; i < rmpool_size(p); i++)
-        daffi_pack_cstr(pk, rmpool_name(p, i));
-    msgpack_pack_int(pk, 5000);
-    expect_send(c, &m);
-    rawmsg_destroy(&m);
-    r = expect_result(c, 999);
-    assert_int_equal(r->type, MSGPACK_OBJECT_BOOLEAN);
+    assert_int_equal(rexpect_wait_pool(c, 999, p, 5000)->type, MSGPACK_OBJECT_BOOLEAN);
 }
 
 /* ---- who is reached ------------------------------------------------------------- */
@@ -206,8 +174,8 @@ static void test_cast_reaches_every_member_exposing_the_callback(void **state)
     const char *other[] = { "ca_other", NULL };
     rawconn c;
 
-    f->pool = pool_or_fail(f, "ca", 3, cbs);
-    f->pool2 = pool_or_fail(f, "cz", 2, other);
+    f->pool = rexpect_pool(f->router.tcp, "ca", 3, cbs);
+    f->pool2 = rexpect_pool(f->router.tcp, "cz", 2, other);
     expect_open(&c, f->router.tcp);
     wait_pool(&c, f->pool);
     wait_pool(&c, f->pool2);
@@ -233,8 +201,8 @@ static void test_cast_to_a_subset_reaches_only_the_members_named(void **state)
     const char *mixed[] = { "cs1", "cs_nobody", "cz0", NULL };
     rawconn c;
 
-    f->pool = pool_or_fail(f, "cs", 3, cbs);
-    f->pool2 = pool_or_fail(f, "cz", 1, other);
+    f->pool = rexpect_pool(f->router.tcp, "cs", 3, cbs);
+    f->pool2 = rexpect_pool(f->router.tcp, "cz", 1, other);
     expect_open(&c, f->router.unix_addr);
     wait_pool(&c, f->pool);
     wait_pool(&c, f->pool2);
@@ -280,19 +248,12 @@ static void test_casts_follow_the_member_set_as_it_grows_from_1_to_3(void **stat
     expect_open(&c, f->router.tcp);
     for (int i = 0; i < NGROW; i++) {
         snprintf(name, sizeof(name), "grow%d", i + 1);
-        assert_int_equal(tcluster_worker_init(&f->workers[i], f->router.tcp, name,
-                                              "heartbeat = 1s\n"), 0);
-        assert_int_equal(tdaemon_add_plugin(&f->workers[i], "echo", NULL), 0);
-        assert_int_equal(tcluster_worker_start(&f->workers[i], f->router.tcp, name, START_MS), 0);
         const char *names[] = { name, NULL };
-        rawmsg m;
-        rawmsg_init(&m);
-        msgpack_packer *pk = rawmsg_request(&m, 100 + (uint32_t)i, "daffi.wait", 2);
-        msgpack_pack_array(pk, 1);
-        daffi_pack_cstr(pk, names[0]);
-        msgpack_pack_int(pk, 5000);
-        expect_send(&c, &m);
-        rawmsg_destroy(&m);
+        assert_int_equal(tcluster_worker_up(&f->workers[i], f->router.tcp, name,
+                                            "heartbeat = 1s\n",
+                                            (const char *const[]){ "echo", NULL }, START_MS),
+                         0);
+        rexpect_send_wait(&c, 100 + (uint32_t)i, names, 5000);
         expect_result(&c, 100 + (uint32_t)i);
 
         const msgpack_object *map = cast(&c, 1 + (uint32_t)i, "echo", 40 + i, NULL, 0);
@@ -329,7 +290,7 @@ static void test_a_silent_member_is_a_timeout_entry_beside_the_others_answers(vo
     const char *cbs[] = { "pt_cb", NULL };
     rawconn c;
 
-    f->pool = pool_or_fail(f, "pt", 3, cbs);
+    f->pool = rexpect_pool(f->router.tcp, "pt", 3, cbs);
     rmpool_set_mute(f->pool, 1, 1);
     expect_open(&c, f->router.tcp);
     wait_pool(&c, f->pool);
@@ -356,7 +317,7 @@ static void test_a_cast_without_timeout_ms_ends_at_the_default_timeout(void **st
     rawconn c;
     rawmsg m;
 
-    f->pool = pool_or_fail(f, "pd", 2, cbs);
+    f->pool = rexpect_pool(f->router.tcp, "pd", 2, cbs);
     rmpool_set_mute(f->pool, 0, 1);
     expect_open(&c, f->router.tcp);
     wait_pool(&c, f->pool);
@@ -386,19 +347,16 @@ static void test_a_late_cast_answer_is_discarded_and_counted(void **state)
 {
     fixture *f = *state;
     const char *cbs[] = { "late_cb", NULL };
+    const char *names[] = { "late0", NULL };
     rawconn c, late;
     rawmsg m;
 
     if (rawmember_join(&late, f->router.tcp, "late0", cbs, NULL, 0) != 0)
         fail_msg("late0 could not join");
     expect_open(&c, f->router.tcp);
-    rawmsg_init(&m);
-    msgpack_packer *pk = rawmsg_request(&m, 1, "daffi.wait", 2);
-    msgpack_pack_array(pk, 1);
-    daffi_pack_cstr(pk, "late0");
-    msgpack_pack_int(pk, 5000);
-    expect_send(&c, &m);
+    rexpect_send_wait(&c, 1, names, 5000);
     expect_result(&c, 1);
+    rawmsg_init(&m);
     long long late0 = tcluster_admin_counter(f->admin, "late_completions");
     long long unexpected0 = tcluster_admin_counter(f->admin, "unexpected_responses");
     assert_true(late0 >= 0 && unexpected0 >= 0);
@@ -448,7 +406,7 @@ static void test_a_member_leaving_mid_cast_is_unavailable_at_once(void **state)
     rawconn gone, c;
     rawmsg m;
 
-    f->pool = pool_or_fail(f, "mid", 1, cbs);
+    f->pool = rexpect_pool(f->router.tcp, "mid", 1, cbs);
     if (rawmember_join(&gone, f->router.tcp, "mid_gone", cbs, NULL, 0) != 0)
         fail_msg("mid_gone could not join");
     expect_open(&c, f->router.tcp);
@@ -529,7 +487,7 @@ static void test_a_member_named_twice_in_to_is_reached_once(void **state)
     const char *to[] = { "twice0", "twice0", NULL };
     rawconn c;
 
-    f->pool = pool_or_fail(f, "twice", 1, cbs);
+    f->pool = rexpect_pool(f->router.tcp, "twice", 1, cbs);
     expect_open(&c, f->router.tcp);
     wait_pool(&c, f->pool);
     const msgpack_object *map = cast(&c, 1, "twice_cb", 1, to, 0);
@@ -550,7 +508,7 @@ static void test_the_nowait_cast_reaches_every_member_without_an_answer(void **s
     rawconn c;
     rawmsg m;
 
-    f->pool = pool_or_fail(f, "nw", 3, cbs);
+    f->pool = rexpect_pool(f->router.tcp, "nw", 3, cbs);
     expect_open(&c, f->router.tcp);
     wait_pool(&c, f->pool);
     rawmsg_init(&m);
@@ -620,7 +578,7 @@ static void test_the_router_counts_forwarded_calls_by_callback_and_outcome(void 
     rawmsg m;
     json_t *row;
 
-    f->pool = pool_or_fail(f, "fc", 2, cbs);
+    f->pool = rexpect_pool(f->router.tcp, "fc", 2, cbs);
     expect_open(&c, f->router.tcp);
     wait_pool(&c, f->pool);
     rawmsg_init(&m);
@@ -651,8 +609,7 @@ static void test_the_router_counts_forwarded_calls_by_callback_and_outcome(void 
     assert_true(json_is_null(json_object_get(row, "generation")));
     json_decref(row);
 
-    assert_int_equal(tcluster_pool_stop(f->pool, f->router.tcp, 5000), 0);
-    f->pool = NULL;
+    assert_int_equal(tcluster_pool_discard(&f->pool, f->router.tcp, 5000), 0);
     row = forwarded_row(f, "fc_cb");
     assert_int_equal(row_int(row, "calls", NULL), 6);
     assert_int_equal(row_int(row, "outcomes", "ok"), 5);

@@ -49,12 +49,7 @@ typedef struct fixture {
 /* Allocates the fixture; each test starts its own daemons. Returns 0 or -1. */
 static int group_setup(void **state)
 {
-    fixture *f = calloc(1, sizeof(*f));
-
-    if (f == NULL)
-        return -1;
-    *state = f;
-    return 0;
+    return tcluster_fixture_new(state, sizeof(fixture)) == NULL ? -1 : 0;
 }
 
 /* Frees the fixture (each test's teardown stopped its daemons). */
@@ -71,20 +66,15 @@ static int test_teardown(void **state)
     int rc = 0;
 
     for (int i = 0; i < NWORKERS; i++) {
-        if (f->workers[i].dir[0] == '\0')
-            continue;
-        tdaemon_signal(&f->workers[i], SIGCONT);
-        if (f->workers[i].pid != 0 &&
-            tdaemon_stop(&f->workers[i], TDAEMON_STOP_TIMEOUT_MS) != 0)
+        if (f->workers[i].dir[0] != '\0')
+            tdaemon_signal(&f->workers[i], SIGCONT);
+        if (tcluster_discard(&f->workers[i]) == -1)
             rc = -1;
-        tdaemon_cleanup(&f->workers[i]);
     }
-    if (f->router.dir[0] != '\0') {
+    if (f->router.dir[0] != '\0')
         tdaemon_signal(&f->router, SIGCONT);
-        if (f->router.pid != 0 && tdaemon_stop(&f->router, TDAEMON_STOP_TIMEOUT_MS) != 0)
-            rc = -1;
-        tdaemon_cleanup(&f->router);
-    }
+    if (tcluster_discard(&f->router) == -1)
+        rc = -1;
     memset(f, 0, sizeof(*f));
     return rc;
 }
@@ -92,20 +82,17 @@ static int test_teardown(void **state)
 /* Starts the router with extra [server] keys and an admin socket in its dir. */
 static void start_router(fixture *f, const char *extra)
 {
-    assert_int_equal(tcluster_router_init(&f->router, "hub", extra), 0);
-    snprintf(f->admin, sizeof(f->admin), "%s/admin.sock", f->router.dir);
-    assert_int_equal(tdaemon_write_file(&f->router, "05-admin.ini", "[admin]\nsocket = %s\n",
-                                        f->admin), 0);
-    assert_int_equal(tdaemon_start(&f->router, NULL), 0);
+    assert_int_equal(tcluster_router_start(&f->router, "hub", extra, f->admin,
+                                           sizeof(f->admin)), 0);
 }
 
 /* Starts worker i named name (echo) with extra [server] keys; waits until it is a
  * member. */
 static void start_worker(fixture *f, int i, const char *name, const char *extra)
 {
-    assert_int_equal(tcluster_worker_init(&f->workers[i], f->router.tcp, name, extra), 0);
-    assert_int_equal(tdaemon_add_plugin(&f->workers[i], "echo", NULL), 0);
-    assert_int_equal(tcluster_worker_start(&f->workers[i], f->router.tcp, name, START_MS), 0);
+    assert_int_equal(tcluster_worker_up(&f->workers[i], f->router.tcp, name, extra,
+                                        (const char *const[]){ "echo", NULL }, START_MS),
+                     0);
 }
 
 /* Sends echo_after(ms, value) as msgid id; with timeout_ms > 0 through daffi.call with
@@ -149,20 +136,12 @@ static void echo_ok(rawconn *c, uint32_t id, int v)
  * returns the milliseconds it took. */
 static int64_t wait_members(rawconn *c, uint32_t id, const char *const *names, int ms)
 {
-    rawmsg m;
     uint32_t n = 0;
     int64_t t0 = expect_now_ms();
 
     while (names[n] != NULL)
         n++;
-    rawmsg_init(&m);
-    msgpack_packer *pk = rawmsg_request(&m, id, "daffi.wait", 2);
-    msgpack_pack_array(pk, n);
-    for (uint32_t i = 0; i < n; i++)
-        daffi_pack_cstr(pk, names[i]);
-    msgpack_pack_int(pk, ms);
-    expect_send(c, &m);
-    rawmsg_destroy(&m);
+    rexpect_send_wait(c, id, names, ms);
     rawconn_status st = rawconn_read(c, ms + 2000);
     if (st != RAWCONN_OK)
         fail_msg("daffi.wait got no answer: %s", rawconn_status_name(st));
@@ -345,15 +324,9 @@ static void test_a_worker_leaves_a_silent_router_and_reconnects(void **state)
     rexpect_event(&sub, "joined", "sr");
     assert_int_equal(tcluster_freeze(&f->router, 5000), 0);
     /* the worker's log says it gave up on the router */
-    static char log[256 * 1024];
-    int64_t deadline = expect_now_ms() + 5000;
-    while (tdaemon_read_log(&f->workers[0], log, sizeof(log)) >= 0 &&
-           strstr(log, "heartbeat.silent") == NULL && expect_now_ms() < deadline) {
-        struct timespec ts = { 0, 20 * 1000000L };
-        nanosleep(&ts, NULL);
-    }
+    int silent = tcluster_log_contains(&f->workers[0], "heartbeat.silent", 5000);
     assert_int_equal(tdaemon_signal(&f->router, SIGCONT), 0);
-    if (strstr(log, "heartbeat.silent") == NULL) {
+    if (!silent) {
         tdaemon_dump_log(&f->workers[0]);
         fail_msg("the worker did not notice its router was silent");
     }

@@ -46,17 +46,13 @@ typedef struct fixture {
  * or -1 (logs printed). */
 static int group_setup(void **state)
 {
-    fixture *f = calloc(1, sizeof(*f));
+    fixture *f = tcluster_fixture_new(state, sizeof(*f));
 
-    if (f == NULL)
-        return -1;
-    *state = f;
-    if (tcluster_router_init(&f->router, "hub", "heartbeat = 1s\nheartbeat_misses = 3\n") == -1 ||
-        tdaemon_start(&f->router, NULL) == -1)
-        return -1;
-    if (tcluster_worker_init(&f->worker, f->router.tcp, "lw", "heartbeat = 1s\n") == -1 ||
-        tdaemon_add_plugin(&f->worker, "calc", NULL) == -1 ||
-        tcluster_worker_start(&f->worker, f->router.tcp, "lw", START_MS) == -1)
+    if (f == NULL ||
+        tcluster_router_start(&f->router, "hub", "heartbeat = 1s\nheartbeat_misses = 3\n",
+                              NULL, 0) == -1 ||
+        tcluster_worker_up(&f->worker, f->router.tcp, "lw", "heartbeat = 1s\n",
+                           (const char *const[]){ "calc", NULL }, START_MS) == -1)
         return -1;
     return 0;
 }
@@ -65,17 +61,11 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     fixture *f = *state;
-    int rc = 0;
 
     if (f == NULL)
         return -1;
     rmpool_stop(f->pool);
-    if (tcluster_stop(&f->worker) == -1)
-        rc = -1;
-    if (tcluster_stop(&f->router) == -1)
-        rc = -1;
-    free(f);
-    return rc;
+    return tcluster_fixture_free(f, &f->worker, &f->router);
 }
 
 /* 200 callers (half TCP, half Unix) each have one call in flight at the same time,
@@ -157,22 +147,12 @@ static void test_3_callers_x_100_casts_to_50_members_get_every_answer(void **sta
     fixture *f = *state;
     const char *cbs[] = { "fan_cb", NULL };
     rawconn c[NCASTERS];
-    rawmsg m;
 
-    f->pool = rmpool_start(f->router.tcp, "fan", NMEMBERS, cbs);
-    if (f->pool == NULL)
-        fail_msg("the 50 raw members could not join");
-    rawmsg_init(&m);
+    f->pool = rexpect_pool(f->router.tcp, "fan", NMEMBERS, cbs);
     for (int k = 0; k < NCASTERS; k++) {
         expect_open(&c[k], k == 1 ? f->router.unix_addr : f->router.tcp);
         /* each caster's loop must see all 50 before its first cast */
-        msgpack_packer *pk = rawmsg_request(&m, 0xfffff, "daffi.wait", 2);
-        msgpack_pack_array(pk, NMEMBERS);
-        for (unsigned i = 0; i < NMEMBERS; i++)
-            daffi_pack_cstr(pk, rmpool_name(f->pool, i));
-        msgpack_pack_int(pk, 5000);
-        expect_send(&c[k], &m);
-        expect_result(&c[k], 0xfffff);
+        rexpect_wait_pool(&c[k], 0xfffff, f->pool, 5000);
     }
     int64_t t0 = expect_now_ms();
     for (int n = 0; n < NCASTS; n++) {
@@ -193,9 +173,7 @@ static void test_3_callers_x_100_casts_to_50_members_get_every_answer(void **sta
                   NMEMBERS, total, (long long)ms);
     for (int k = 0; k < NCASTERS; k++)
         rawconn_close(&c[k]);
-    rawmsg_destroy(&m);
-    assert_int_equal(tcluster_pool_stop(f->pool, f->router.tcp, 5000), 0);
-    f->pool = NULL;
+    assert_int_equal(tcluster_pool_discard(&f->pool, f->router.tcp, 5000), 0);
 }
 
 int main(void)

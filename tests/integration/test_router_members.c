@@ -42,6 +42,8 @@
 #define HUB_EXTRA "heartbeat = 1s\nheartbeat_misses = 3\n"
 /* the group router's default_timeout: what a daffi.wait without timeout_ms gets */
 #define HUB_DEFAULT_TIMEOUT_MS 1000
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 #define STALE_SPINNERS 2
 
@@ -57,15 +59,12 @@ typedef struct fixture {
 /* Starts the group's router (see the top of the file). Returns 0, or -1 (log printed). */
 static int group_setup(void **state)
 {
-    fixture *f = calloc(1, sizeof(*f));
+    fixture *f = tcluster_fixture_new(state, sizeof(*f));
 
-    if (f == NULL)
-        return -1;
-    *state = f;
-    if (tcluster_router_init(&f->router, "hub", HUB_EXTRA) == -1 ||
-        tdaemon_write_file(&f->router, "05-timeout.ini", "[server]\ndefault_timeout = %dms\n",
-                           HUB_DEFAULT_TIMEOUT_MS) == -1 ||
-        tdaemon_start(&f->router, NULL) == -1)
+    if (f == NULL ||
+        tcluster_router_start(&f->router, "hub",
+                              HUB_EXTRA "default_timeout = " STR(HUB_DEFAULT_TIMEOUT_MS) "ms\n",
+                              NULL, 0) == -1)
         return -1;
     return 0;
 }
@@ -74,23 +73,18 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     fixture *f = *state;
-    int rc = 0;
 
     if (f == NULL)
         return -1;
-    if (tcluster_stop(&f->router) == -1)
-        rc = -1;
-    free(f);
-    return rc;
+    return tcluster_fixture_free(f, NULL, &f->router);
 }
 
 /* Per-test teardown: the test's raw members leave and its own daemons stop. */
 static int test_teardown(void **state)
 {
     fixture *f = *state;
-    int rc = tcluster_pool_stop(f->pool, f->router.tcp, 5000);
+    int rc = tcluster_pool_discard(&f->pool, f->router.tcp, 5000);
 
-    f->pool = NULL;
     atomic_store(&f->spin_stop, 1);
     for (int i = 0; i < f->nspinners; i++)
         pthread_join(f->spinners[i], NULL);
@@ -124,24 +118,6 @@ static const msgpack_object *members_of(rawconn *c, uint32_t id)
     expect_send(c, &m);
     rawmsg_destroy(&m);
     return expect_result(c, id);
-}
-
-/* Sends daffi.wait [[names...], timeout_ms] as msgid id on c. */
-static void send_wait(rawconn *c, uint32_t id, const char *const *names, int timeout_ms)
-{
-    rawmsg m;
-    uint32_t n = 0;
-
-    while (names[n] != NULL)
-        n++;
-    rawmsg_init(&m);
-    msgpack_packer *pk = rawmsg_request(&m, id, "daffi.wait", 2);
-    msgpack_pack_array(pk, n);
-    for (uint32_t i = 0; i < n; i++)
-        daffi_pack_cstr(pk, names[i]);
-    msgpack_pack_int(pk, timeout_ms);
-    expect_send(c, &m);
-    rawmsg_destroy(&m);
 }
 
 /* Asserts the message in c is the successful answer to a rawmember hello. */
@@ -327,9 +303,9 @@ static void test_a_refused_worker_retries_and_takes_the_name_once_it_is_free(voi
     const msgpack_object *cbs = NULL;
     char d[512];
 
-    assert_int_equal(tcluster_worker_init(first, f->router.tcp, "dupw", HUB_EXTRA), 0);
-    assert_int_equal(tdaemon_add_plugin(first, "echo", NULL), 0);
-    assert_int_equal(tcluster_worker_start(first, f->router.tcp, "dupw", START_MS), 0);
+    assert_int_equal(tcluster_worker_up(first, f->router.tcp, "dupw", HUB_EXTRA,
+                                        (const char *const[]){ "echo", NULL }, START_MS),
+                     0);
     /* the second has other plugins, so the list tells who holds the name */
     assert_int_equal(tcluster_worker_init(second, f->router.tcp, "dupw",
                                           HUB_EXTRA "reconnect_max = 200ms\n"), 0);
@@ -431,9 +407,9 @@ static void test_a_worker_reannounces_its_callbacks_after_a_reload(void **state)
 
     expect_open(&sub, f->router.tcp);
     rexpect_subscribe(&sub, 1);
-    assert_int_equal(tcluster_worker_init(w, f->router.tcp, "rl", HUB_EXTRA), 0);
-    assert_int_equal(tdaemon_add_plugin(w, "echo", NULL), 0);
-    assert_int_equal(tcluster_worker_start(w, f->router.tcp, "rl", START_MS), 0);
+    assert_int_equal(tcluster_worker_up(w, f->router.tcp, "rl", HUB_EXTRA,
+                                        (const char *const[]){ "echo", NULL }, START_MS),
+                     0);
     rexpect_event(&sub, "joined", "rl");
     assert_int_equal(tdaemon_add_plugin(w, "calc", NULL), 0);
     assert_int_equal(tdaemon_signal(w, SIGHUP), 0);
@@ -534,7 +510,7 @@ static void test_a_subscriber_is_not_told_of_changes_before_its_subscription(voi
         rawmsg msg;
         rawmsg_init(&msg);
         expect_open(&w, f->router.tcp);
-        send_wait(&w, 1, names, 5000);
+        rexpect_send_wait(&w, 1, names, 5000);
         rawmsg_request(&msg, 2, "daffi.ping", 0);
         expect_send(&w, &msg);
         rawmsg_destroy(&msg);
@@ -619,7 +595,7 @@ static void test_wait_answers_the_moment_the_last_member_joins(void **state)
     char d[256];
 
     expect_open(&w, f->router.tcp);
-    send_wait(&w, 3, names, 20000);
+    rexpect_send_wait(&w, 3, names, 20000);
     join_or_fail(&a, f->router.unix_addr, "wt_a", cbs);
     expect_silence(&w, 150); /* wt_b is still missing */
     join_or_fail(&b, f->router.tcp, "wt_b", cbs);
@@ -633,7 +609,7 @@ static void test_wait_answers_the_moment_the_last_member_joins(void **state)
         fail_msg("daffi.wait answered %lld ms after the last member joined: it polls",
                  (long long)ms);
     /* members already present: at once */
-    send_wait(&w, 4, names, 20000);
+    rexpect_send_wait(&w, 4, names, 20000);
     expect_result(&w, 4);
     rawconn_close(&a);
     rawconn_close(&b);
@@ -659,7 +635,7 @@ static void test_wait_times_out_naming_the_missing_members(void **state)
     join_or_fail(&a, f->router.tcp, "wt_present", cbs);
     expect_open(&w, f->router.tcp);
     int64_t t0 = expect_now_ms();
-    send_wait(&w, 5, names, 300);
+    rexpect_send_wait(&w, 5, names, 300);
     expect_error(&w, 5, DAFFI_E_TIMEOUT);
     int64_t ms = expect_now_ms() - t0;
     daffi_error_parse(w.msg.error, &code, &text, &len, &details);
@@ -730,7 +706,7 @@ static void test_a_router_with_plugins_is_a_member_under_its_name(void **state)
     f->pool = rmpool_start(r->tcp, "loc_m", 1, cbs);
     assert_non_null(f->pool);
     const char *names[] = { "hub_local", "loc_m0", NULL };
-    send_wait(&c, 3, names, 5000);
+    rexpect_send_wait(&c, 3, names, 5000);
     expect_result(&c, 3);
     int local = 0, remote = 0;
     for (uint32_t i = 0; i < 6; i++) {
@@ -748,8 +724,7 @@ static void test_a_router_with_plugins_is_a_member_under_its_name(void **state)
     if (local != 3 || remote != 3)
         fail_msg("6 echo calls went %d to the router's plugin and %d to loc_m0, expected 3 "
                  "and 3", local, remote);
-    tcluster_pool_stop(f->pool, r->tcp, 5000);
-    f->pool = NULL;
+    tcluster_pool_discard(&f->pool, r->tcp, 5000);
     rawconn_close(&c);
     rawmsg_destroy(&m);
 }

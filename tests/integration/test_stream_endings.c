@@ -320,9 +320,8 @@ static void test_a_receiver_killed_mid_stream_aborts_it_and_end_answers_unavaila
     uint32_t id;
 
     memset(&v, 0, sizeof(v));
-    if (tcluster_worker_init(&v, f->router.tcp, "victim", NULL) == -1 ||
-        tdaemon_add_plugin(&v, "echo", NULL) == -1 ||
-        tcluster_worker_start(&v, f->router.tcp, "victim", START_MS) == -1) {
+    if (tcluster_worker_up(&v, f->router.tcp, "victim", NULL,
+                           (const char *const[]){ "echo", NULL }, START_MS) == -1) {
         tdaemon_cleanup(&v);
         fail_msg("the worker victim did not start");
     }

@@ -71,6 +71,54 @@ int tcluster_worker_init(tdaemon *d, const char *router_addr, const char *name,
                               name, router_addr, extra ? extra : "");
 }
 
+/* See cluster.h. */
+int tcluster_router_start(tdaemon *d, const char *name, const char *extra, char *admin,
+                          size_t adminsz)
+{
+    if (tcluster_router_init(d, name, extra) == -1)
+        return -1;
+    if (admin != NULL) {
+        snprintf(admin, adminsz, "%s/admin.sock", d->dir);
+        if (tdaemon_write_file(d, "05-admin.ini", "[admin]\nsocket = %s\n", admin) == -1)
+            return -1;
+    }
+    return tdaemon_start(d, NULL);
+}
+
+/* See cluster.h. */
+int tcluster_worker_up(tdaemon *d, const char *router_addr, const char *name,
+                       const char *extra, const char *const *plugins, int timeout_ms)
+{
+    if (tcluster_worker_init(d, router_addr, name, extra) == -1)
+        return -1;
+    for (size_t i = 0; plugins != NULL && plugins[i] != NULL; i++)
+        if (tdaemon_add_plugin(d, plugins[i], NULL) == -1)
+            return -1;
+    return tcluster_worker_start(d, router_addr, name, timeout_ms);
+}
+
+/* See cluster.h. */
+void *tcluster_fixture_new(void **state, size_t size)
+{
+    void *f = calloc(1, size);
+
+    *state = f;
+    return f;
+}
+
+/* See cluster.h. */
+int tcluster_fixture_free(void *f, tdaemon *worker, tdaemon *router)
+{
+    int rc = 0;
+
+    if (worker != NULL && tcluster_stop(worker) == -1)
+        rc = -1;
+    if (tcluster_stop(router) == -1)
+        rc = -1;
+    free(f);
+    return rc;
+}
+
 /* Sends one request (params packed by the caller into m after the header) on a fresh
  * connection to addr and reads its response into c, which the caller closes. Returns
  * 0 with c->msg holding the response, or -1 (printed). */
@@ -267,6 +315,15 @@ int tcluster_pool_stop(rmpool *p, const char *router_addr, int timeout_ms)
     return rc;
 }
 
+/* See cluster.h. */
+int tcluster_pool_discard(rmpool **p, const char *router_addr, int timeout_ms)
+{
+    int rc = tcluster_pool_stop(*p, router_addr, timeout_ms);
+
+    *p = NULL;
+    return rc;
+}
+
 /* Returns 1 when every thread of pid is stopped (state T or t), 0 when one is not, -1
  * when /proc cannot tell. */
 static int all_threads_stopped(pid_t pid)
@@ -349,30 +406,35 @@ int tcluster_log_contains(const tdaemon *d, const char *needle, int timeout_ms)
     return found;
 }
 
-/* See cluster.h. */
-int tcluster_stop(tdaemon *d)
+/* Ends the prepared daemon d: stops it (only when it still runs, with running_only),
+ * requiring a clean stop, and removes its dir. Returns 0 or -1. */
+static int cluster_end(tdaemon *d, int running_only)
 {
     int rc = 0;
 
-    if (d->dir[0] == '\0')
-        return 0;
-    if (tdaemon_stop(d, TDAEMON_STOP_TIMEOUT_MS) != 0)
+    if ((!running_only || d->pid != 0) && tdaemon_stop(d, TDAEMON_STOP_TIMEOUT_MS) != 0)
         rc = -1;
     tdaemon_cleanup(d);
     return rc;
+}
+
+/* See cluster.h. */
+int tcluster_stop(tdaemon *d)
+{
+    if (d->dir[0] == '\0')
+        return 0;
+    return cluster_end(d, 0);
 }
 
 /* See cluster.h. A test may have ended d itself (killed or stopped it on purpose): only
  * one still running is asked to stop. */
 int tcluster_discard(tdaemon *d)
 {
-    int rc = 0;
+    int rc;
 
     if (d->dir[0] == '\0')
         return 0;
-    if (d->pid != 0 && tdaemon_stop(d, TDAEMON_STOP_TIMEOUT_MS) != 0)
-        rc = -1;
-    tdaemon_cleanup(d);
+    rc = cluster_end(d, 1);
     memset(d, 0, sizeof(*d));
     return rc;
 }

@@ -22,6 +22,8 @@
 #ifndef DAFFI_TEST_CLUSTER_H
 #define DAFFI_TEST_CLUSTER_H
 
+#include <stddef.h>
+
 #include "daemon.h"
 #include "rawmember.h"
 
@@ -38,6 +40,27 @@ int tcluster_worker_init(tdaemon *d, const char *router_addr, const char *name,
  * router_addr lists the member name. Returns 0, or -1 (the worker's log printed). */
 int tcluster_worker_start(tdaemon *d, const char *router_addr, const char *name,
                           int timeout_ms);
+
+/* tcluster_router_init() then tdaemon_start(); when admin is not NULL, the router
+ * first gets an admin socket in its own dir (a drop-in file, 05-admin.ini), whose path
+ * is written to admin (adminsz bytes). Returns 0 or -1 (printed). */
+int tcluster_router_start(tdaemon *d, const char *name, const char *extra, char *admin,
+                          size_t adminsz);
+
+/* tcluster_worker_init(), tdaemon_add_plugin() for each of the NULL-terminated plugins
+ * (may be NULL), then tcluster_worker_start(): "up" means "registered". Returns 0 or -1
+ * (printed). */
+int tcluster_worker_up(tdaemon *d, const char *router_addr, const char *name,
+                       const char *extra, const char *const *plugins, int timeout_ms);
+
+/* cmocka group setup of a router test: allocates a zeroed fixture of size bytes into
+ * *state. Returns it, or NULL (the setup then returns -1). */
+void *tcluster_fixture_new(void **state, size_t size);
+
+/* cmocka group teardown of a router test: stops worker (may be NULL), then router, with
+ * tcluster_stop() (each must stop cleanly; both are stopped even when the first did
+ * not), then frees the fixture f. Returns 0 or -1. */
+int tcluster_fixture_free(void *f, tdaemon *worker, tdaemon *router);
 
 /* Asks the router at router_addr (daffi.wait) for the NULL-terminated names, waiting
  * at most timeout_ms. Returns 0 once all are members, -1 otherwise (printed). */
@@ -70,6 +93,10 @@ long long tcluster_admin_counter(const char *admin_path, const char *name);
  * router_addr no longer lists any of its members, so that the next test starts from
  * a clean member set. NULL p is a no-op. Returns 0 or -1 (printed). */
 int tcluster_pool_stop(rmpool *p, const char *router_addr, int timeout_ms);
+
+/* A test's teardown: tcluster_pool_stop(*p, router_addr, timeout_ms), then *p = NULL
+ * whatever it returned. Returns 0 or -1 (printed). */
+int tcluster_pool_discard(rmpool **p, const char *router_addr, int timeout_ms);
 
 /* A fixture's daemon at the end of its group: when d was prepared (its dir is set) it
  * must stop cleanly (tdaemon_stop: SIGTERM, exit 0, including one that already exited

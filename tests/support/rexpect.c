@@ -216,3 +216,61 @@ void rexpect_error_containing(rawconn *c, uint32_t msgid, int code, const char *
         fail_msg("%s: msgid %u: the %s message \"%s\" does not mention \"%s\"", c->addr, msgid,
                  daffi_error_name(code), buf, needle);
 }
+
+/* See rexpect.h. */
+rmpool *rexpect_pool(const char *address, const char *prefix, unsigned n,
+                     const char *const *callbacks)
+{
+    rmpool *p = rmpool_start(address, prefix, n, callbacks);
+
+    if (p == NULL)
+        fail_msg("%u raw members %s* could not join %s", n, prefix, address);
+    return p;
+}
+
+/* Sends daffi.wait for n names, name(arg, i) each, as msgid id on c. */
+static void send_wait(rawconn *c, uint32_t id, uint32_t n,
+                      const char *(*name)(const void *, unsigned), const void *arg,
+                      int timeout_ms)
+{
+    rawmsg m;
+
+    rawmsg_init(&m);
+    msgpack_packer *pk = rawmsg_request(&m, id, "daffi.wait", 2);
+    msgpack_pack_array(pk, n);
+    for (uint32_t i = 0; i < n; i++)
+        daffi_pack_cstr(pk, name(arg, i));
+    msgpack_pack_int(pk, timeout_ms);
+    expect_send(c, &m);
+    rawmsg_destroy(&m);
+}
+
+/* name() of send_wait for a NULL-terminated array of names. */
+static const char *array_name(const void *arg, unsigned i)
+{
+    return ((const char *const *)arg)[i];
+}
+
+/* name() of send_wait for the members of a pool. */
+static const char *pool_name(const void *arg, unsigned i)
+{
+    return rmpool_name(arg, i);
+}
+
+/* See rexpect.h. */
+void rexpect_send_wait(rawconn *c, uint32_t id, const char *const *names, int timeout_ms)
+{
+    uint32_t n = 0;
+
+    while (names[n] != NULL)
+        n++;
+    send_wait(c, id, n, array_name, names, timeout_ms);
+}
+
+/* See rexpect.h. */
+const msgpack_object *rexpect_wait_pool(rawconn *c, uint32_t id, const rmpool *p,
+                                        int timeout_ms)
+{
+    send_wait(c, id, rmpool_size(p), pool_name, p, timeout_ms);
+    return expect_result(c, id);
+}

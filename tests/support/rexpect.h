@@ -19,6 +19,7 @@
 #include <msgpack.h>
 
 #include "rawconn.h"
+#include "rawmember.h"
 
 /* 1 when o is a str (or bin) equal to the NUL-terminated s. */
 int rexpect_obj_is(const msgpack_object *o, const char *s);
@@ -60,5 +61,19 @@ int rexpect_array_has_str(const msgpack_object *o, const char *s);
 /* Reads the error response to msgid with code (check_error) and asserts its message
  * contains needle. */
 void rexpect_error_containing(rawconn *c, uint32_t msgid, int code, const char *needle);
+
+/* rmpool_start(): n raw members PREFIX0.. exposing callbacks joined to the router at
+ * address; fails the test when they could not join. */
+rmpool *rexpect_pool(const char *address, const char *prefix, unsigned n,
+                     const char *const *callbacks);
+
+/* Sends daffi.wait [[names...], timeout_ms] (the NULL-terminated names) as msgid id on
+ * c, without reading the answer. */
+void rexpect_send_wait(rawconn *c, uint32_t id, const char *const *names, int timeout_ms);
+
+/* Sends daffi.wait [[the members of pool p], timeout_ms] as msgid id on c (so that c's
+ * own loop has seen them) and returns its result (expect_result). */
+const msgpack_object *rexpect_wait_pool(rawconn *c, uint32_t id, const rmpool *p,
+                                        int timeout_ms);
 
 #endif /* DAFFI_TEST_REXPECT_H */
