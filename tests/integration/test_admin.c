@@ -181,6 +181,12 @@ static json_t *aconn_reply(aconn *c)
     return j;
 }
 
+/* o[key] as a string (NULL when absent or not a string). */
+static const char *jstr(json_t *o, const char *key)
+{
+    return json_string_value(json_object_get(o, key));
+}
+
 /* Sends a command line and returns its reply. */
 static json_t *acmd(aconn *c, const char *line)
 {
@@ -192,21 +198,21 @@ static json_t *acmd(aconn *c, const char *line)
 /* Asserts reply is a success of command. */
 static void assert_ok(json_t *r, const char *command)
 {
-    const char *st = json_string_value(json_object_get(r, "status"));
+    const char *st = jstr(r, "status");
     if (strcmp(st, "ok") != 0) {
         char *t = json_dumps(r, JSON_COMPACT);
         fail_msg("expected ok from %s, got %s", command, t);
     }
-    assert_string_equal(json_string_value(json_object_get(r, "command")), command);
+    assert_string_equal(jstr(r, "command"), command);
 }
 
 /* Asserts reply is a structured error with code and a non-empty detail. */
 static void assert_err(json_t *r, const char *code)
 {
     char *t = json_dumps(r, JSON_COMPACT);
-    if (strcmp(json_string_value(json_object_get(r, "status")), "error") != 0 ||
+    if (strcmp(jstr(r, "status"), "error") != 0 ||
         !json_is_string(json_object_get(r, "error")) ||
-        strcmp(json_string_value(json_object_get(r, "error")), code) != 0 ||
+        strcmp(jstr(r, "error"), code) != 0 ||
         !json_is_string(json_object_get(r, "detail")) ||
         json_string_length(json_object_get(r, "detail")) == 0)
         fail_msg("expected error %s with a detail, got %s", code, t);
@@ -243,13 +249,7 @@ static void aconn_expect_closed(aconn *c, int ms)
  * a result). */
 static int call2(rawconn *rc, uint32_t id, const char *method, int64_t x, int64_t y)
 {
-    rawmsg m;
-    rawmsg_init(&m);
-    msgpack_packer *pk = rawmsg_request(&m, id, method, 2);
-    msgpack_pack_int64(pk, x);
-    msgpack_pack_int64(pk, y);
-    expect_send(rc, &m);
-    rawmsg_destroy(&m);
+    expect_send_ii(rc, id, method, x, y);
     assert_int_equal(expect_response(rc), id);
     if (rc->msg.error == NULL || rc->msg.error->type == MSGPACK_OBJECT_NIL)
         return 0;
@@ -276,7 +276,7 @@ static json_t *find_named(json_t *list, const char *name)
     size_t i;
     json_t *v;
     json_array_foreach(list, i, v) {
-        if (strcmp(json_string_value(json_object_get(v, "name")), name) == 0)
+        if (strcmp(jstr(v, "name"), name) == 0)
             return v;
     }
     fail_msg("no entry named %s", name);
@@ -403,9 +403,9 @@ static char *admin_metrics(const adaemon *a)
 {
     json_t *r = admin1(a, "metrics");
     assert_ok(r, "metrics");
-    assert_string_equal(json_string_value(json_object_get(r, "content_type")),
+    assert_string_equal(jstr(r, "content_type"),
                         "text/plain; version=0.0.4; charset=utf-8");
-    char *text = strdup(json_string_value(json_object_get(r, "text")));
+    char *text = strdup(jstr(r, "text"));
     json_decref(r);
     return text;
 }
@@ -493,8 +493,8 @@ static void test_status_reports_the_process(void **state)
 
     assert_ok(r, "status");
     assert_int_equal(jint(r, "pid"), a->d->pid);
-    assert_string_equal(json_string_value(json_object_get(r, "role")), "service");
-    assert_string_equal(json_string_value(json_object_get(r, "state")), "running");
+    assert_string_equal(jstr(r, "role"), "service");
+    assert_string_equal(jstr(r, "state"), "running");
     assert_true(json_is_string(json_object_get(r, "version")));
     assert_int_equal(jint(r, "workers"), 2);
     assert_int_equal(jint(r, "plugins"), 3);
@@ -543,7 +543,7 @@ static void test_plugins_report_generation_file_and_calls(void **state)
     json_int_t calls0 = jint(calc0, "calls"), errors0 = jint(calc0, "errors");
     assert_true(json_is_true(json_object_get(calc0, "serving")));
     assert_true(jint(calc0, "generation") >= 1);
-    assert_non_null(strstr(json_string_value(json_object_get(calc0, "file")), "calc.so"));
+    assert_non_null(strstr(jstr(calc0, "file"), "calc.so"));
     assert_true(json_is_string(json_object_get(calc0, "loaded_at")));
     assert_true(json_is_object(json_object_get(calc0, "last_reload")));
 
@@ -587,7 +587,7 @@ static void test_callbacks_count_calls_by_outcome(void **state)
     assert_int_equal(jint(add1, "calls") - jint(add0, "calls"), 5);
     assert_int_equal(jint(add1, "errors") - jint(add0, "errors"), 2);
     assert_int_equal(outcome(div1, "HANDLER_ERROR") - outcome(div0, "HANDLER_ERROR"), 1);
-    assert_string_equal(json_string_value(json_object_get(add1, "plugin")), "calc");
+    assert_string_equal(jstr(add1, "plugin"), "calc");
     assert_true(json_is_real(json_object_get(add1, "mean_us")));
     json_decref(r0);
     json_decref(r1);
@@ -725,11 +725,11 @@ static void test_loglevel_sets_and_reports_the_level(void **state)
     aconn_open(&c, a->admin);
     json_t *r = acmd(&c, "loglevel debug");
     assert_ok(r, "loglevel");
-    assert_string_equal(json_string_value(json_object_get(r, "log_level")), "debug");
-    assert_string_equal(json_string_value(json_object_get(r, "previous")), "info");
+    assert_string_equal(jstr(r, "log_level"), "debug");
+    assert_string_equal(jstr(r, "previous"), "info");
     json_decref(r);
     r = acmd(&c, "status");
-    assert_string_equal(json_string_value(json_object_get(r, "log_level")), "debug");
+    assert_string_equal(jstr(r, "log_level"), "debug");
     json_decref(r);
     r = acmd(&c, "loglevel loud");
     assert_err(r, "bad_arguments");
@@ -767,7 +767,7 @@ static void test_wrong_arguments_name_the_usage(void **state)
     for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
         json_t *r = acmd(&c, lines[i]);
         assert_err(r, "bad_arguments");
-        assert_non_null(strstr(json_string_value(json_object_get(r, "detail")), "usage:"));
+        assert_non_null(strstr(jstr(r, "detail"), "usage:"));
         json_decref(r);
     }
     aconn_close(&c);
@@ -830,7 +830,7 @@ static void test_binary_garbage_is_refused_and_closed(void **state)
     aconn_send(&bad, garbage, sizeof(garbage));
     json_t *r = aconn_reply(&bad);
     assert_err(r, "binary_input");
-    assert_non_null(strstr(json_string_value(json_object_get(r, "detail")), "0x00"));
+    assert_non_null(strstr(jstr(r, "detail"), "0x00"));
     json_decref(r);
     aconn_expect_closed(&bad, READ_MS);
     aconn_close(&bad);
@@ -873,7 +873,7 @@ static void test_reload_of_one_plugin_makes_a_new_generation(void **state)
     assert_ok(r, "reload");
     json_t *echo = find_named(json_object_get(r, "plugins"), "echo");
     assert_int_equal(jint(echo, "generation"), gen0 + 1);
-    assert_string_equal(json_string_value(json_object_get(echo, "result")), "loaded");
+    assert_string_equal(jstr(echo, "result"), "loaded");
     json_t *p1 = admin1(a, "plugins");
     json_t *e1 = find_named(json_object_get(p1, "plugins"), "echo");
     assert_int_equal(jint(e1, "generation"), gen0 + 1);
@@ -922,7 +922,7 @@ static void test_unload_then_load_a_plugin(void **state)
     snprintf(line, sizeof(line), "load %s/10-echo.ini", a->d->dir);
     r = admin1(a, line);
     assert_ok(r, "load");
-    assert_string_equal(json_string_value(json_object_get(r, "plugin")), "echo");
+    assert_string_equal(jstr(r, "plugin"), "echo");
     assert_true(jint(r, "generation") > gen);
     json_decref(r);
     expect_open(&rc, a->d->tcp);
@@ -953,7 +953,7 @@ static void test_load_of_a_new_plugin_file_and_its_unload(void **state)
     json_decref(r);
     r = admin1(a, line);
     assert_ok(r, "load");
-    assert_string_equal(json_string_value(json_object_get(r, "plugin")), "calc2");
+    assert_string_equal(jstr(r, "plugin"), "calc2");
     json_decref(r);
     r = admin1(a, "unload calc2");
     assert_ok(r, "unload");
@@ -961,7 +961,7 @@ static void test_load_of_a_new_plugin_file_and_its_unload(void **state)
     snprintf(line, sizeof(line), "load %s/10-fib.ini", a->d->dir);
     r = admin1(a, line);
     assert_ok(r, "load");
-    assert_string_equal(json_string_value(json_object_get(r, "plugin")), "fib");
+    assert_string_equal(jstr(r, "plugin"), "fib");
     json_decref(r);
 }
 
@@ -973,7 +973,7 @@ static void test_load_refuses_relative_and_missing_files(void **state)
     json_decref(r);
     r = admin1(a, "load /nonexistent/x.ini");
     assert_err(r, "load_failed");
-    assert_non_null(strstr(json_string_value(json_object_get(r, "detail")), "/nonexistent"));
+    assert_non_null(strstr(jstr(r, "detail"), "/nonexistent"));
     json_decref(r);
     r = admin1(a, "status");
     assert_int_equal(jint(r, "plugins"), 3);
@@ -985,15 +985,8 @@ static void test_load_refuses_relative_and_missing_files(void **state)
 /* Runs daffictl with args (a shell word list), captures stdout. Returns its exit code. */
 static int daffictl(const adaemon *a, const char *args, char *out, size_t outsz)
 {
-    char cmd[PATH_MAX + 1200];
-    snprintf(cmd, sizeof(cmd), "%s/daffictl -a %s %s 2>/dev/null", a->d->build, a->admin,
-             args);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    size_t n = fread(out, 1, outsz - 1, p);
-    out[n] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return expect_run(out, outsz, "%s/daffictl -a %s %s 2>/dev/null", a->d->build,
+                      a->admin, args);
 }
 
 static void test_daffictl_prints_tables_and_raw_json(void **state)
@@ -1012,7 +1005,7 @@ static void test_daffictl_prints_tables_and_raw_json(void **state)
     assert_int_equal(daffictl(a, "--json status", out, sizeof(out)), 0);
     json_t *j = json_loads(out, 0, &err);
     assert_non_null(j);
-    assert_string_equal(json_string_value(json_object_get(j, "status")), "ok");
+    assert_string_equal(jstr(j, "status"), "ok");
     json_decref(j);
     /* with -a, members is the admin command (daffictl's RPC members needs -s) */
     assert_int_equal(daffictl(a, "members", out, sizeof(out)), 0);
@@ -1064,7 +1057,7 @@ static void test_drain_finishes_calls_in_flight_then_reports(void **state)
     json_t *r = admin1(a, "drain");
     assert_ok(r, "drain");
     assert_true(json_is_true(json_object_get(r, "complete")));
-    assert_string_equal(json_string_value(json_object_get(r, "state")), "drained");
+    assert_string_equal(jstr(r, "state"), "drained");
     assert_int_equal(jint(r, "connections"), 0);
     assert_true(expect_now_ms() - t0 >= 150); /* it waited for echo_after */
     json_decref(r);
@@ -1074,7 +1067,7 @@ static void test_drain_finishes_calls_in_flight_then_reports(void **state)
     assert_int_equal(rawconn_open(&rc2, a->d->tcp, 500), -1); /* not accepting */
     rawconn_close(&rc2);
     r = admin1(a, "status");
-    assert_string_equal(json_string_value(json_object_get(r, "state")), "drained");
+    assert_string_equal(jstr(r, "state"), "drained");
     assert_true(json_is_false(json_object_get(r, "accepting")));
     json_decref(r);
     r = admin1(a, "drain"); /* again: the same report, at once */
@@ -1098,7 +1091,7 @@ static void test_shutdown_stops_daffid_and_removes_the_socket(void **state)
     aconn_open(&c, a->admin);
     json_t *r = acmd(&c, "shutdown");
     assert_ok(r, "shutdown");
-    assert_string_equal(json_string_value(json_object_get(r, "state")), "stopping");
+    assert_string_equal(jstr(r, "state"), "stopping");
     json_decref(r);
     aconn_close(&c);
     assert_int_equal(tdaemon_wait_exit(a->d, 5000), 1);

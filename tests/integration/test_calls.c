@@ -27,19 +27,6 @@
 /* A literal byte string and its length, for raw msgpack values. */
 #define BYTES(s) s, sizeof(s) - 1
 
-/* Sends method(a, b) with two int64 arguments as msgid id. */
-static void send_ii(rawconn *c, uint32_t id, const char *method, int64_t a, int64_t b)
-{
-    rawmsg m;
-
-    rawmsg_init(&m);
-    msgpack_packer *pk = rawmsg_request(&m, id, method, 2);
-    msgpack_pack_int64(pk, a);
-    msgpack_pack_int64(pk, b);
-    expect_send(c, &m);
-    rawmsg_destroy(&m);
-}
-
 /* Sends method(a, b) with two float64 arguments as msgid id. */
 static void send_dd(rawconn *c, uint32_t id, const char *method, double a, double b)
 {
@@ -73,15 +60,10 @@ static void expect_result_float(rawconn *c, uint32_t id, double v, int want_type
 static void ping_returns_pong(const char *addr)
 {
     rawconn c;
-    rawmsg m;
 
-    rawmsg_init(&m);
     expect_open(&c, addr);
-    rawmsg_request(&m, 1, "daffi.ping", 0);
-    expect_send(&c, &m);
-    expect_result_str(&c, 1, "pong");
+    expect_ping(&c, 1);
     rawconn_close(&c);
-    rawmsg_destroy(&m);
 }
 
 static void test_ping_returns_pong(void **state)
@@ -102,9 +84,7 @@ static void unknown_method_is_no_callback(const char *addr)
     expect_send(&c, &m);
     expect_error(&c, 9, DAFFI_E_NO_CALLBACK);
     /* Not a protocol fault: the connection keeps serving. */
-    rawmsg_request(&m, 10, "daffi.ping", 0);
-    expect_send(&c, &m);
-    expect_result_str(&c, 10, "pong");
+    expect_ping(&c, 10);
     rawconn_close(&c);
     rawmsg_destroy(&m);
 }
@@ -178,11 +158,11 @@ static void calc_add_ints(const char *addr)
     rawconn c;
 
     expect_open(&c, addr);
-    send_ii(&c, 1, "add", 2, 3);
+    expect_send_ii(&c, 1, "add", 2, 3);
     expect_result_int(&c, 1, 5);
-    send_ii(&c, 2, "add", -7, 3);
+    expect_send_ii(&c, 2, "add", -7, 3);
     expect_result_int(&c, 2, -4);
-    send_ii(&c, 3, "add", INT64_MAX - 1, 1);
+    expect_send_ii(&c, 3, "add", INT64_MAX - 1, 1);
     expect_result_int(&c, 3, INT64_MAX);
     rawconn_close(&c);
 }
@@ -219,11 +199,11 @@ static void calc_multiply_ints(const char *addr)
     rawconn c;
 
     expect_open(&c, addr);
-    send_ii(&c, 1, "multiply", 6, 7);
+    expect_send_ii(&c, 1, "multiply", 6, 7);
     expect_result_int(&c, 1, 42);
-    send_ii(&c, 2, "multiply", -3, 4);
+    expect_send_ii(&c, 2, "multiply", -3, 4);
     expect_result_int(&c, 2, -12);
-    send_ii(&c, 3, "multiply", 0, INT64_MIN);
+    expect_send_ii(&c, 3, "multiply", 0, INT64_MIN);
     expect_result_int(&c, 3, 0);
     rawconn_close(&c);
 }
@@ -239,10 +219,10 @@ static void calc_divide(const char *addr)
     rawconn c;
 
     expect_open(&c, addr);
-    send_ii(&c, 1, "divide", 7, 2);
+    expect_send_ii(&c, 1, "divide", 7, 2);
     expect_result_float(&c, 1, 3.5, MSGPACK_OBJECT_FLOAT64);
     /* Even an exact quotient of two ints is a float64. */
-    send_ii(&c, 2, "divide", 6, 3);
+    expect_send_ii(&c, 2, "divide", 6, 3);
     expect_result_float(&c, 2, 2.0, MSGPACK_OBJECT_FLOAT64);
     send_dd(&c, 3, "divide", 1.0, 4.0);
     expect_result_float(&c, 3, 0.25, MSGPACK_OBJECT_FLOAT64);
@@ -260,7 +240,7 @@ static void calc_divide_by_zero(const char *addr)
     rawconn c;
 
     expect_open(&c, addr);
-    send_ii(&c, 1, "divide", 1, 0);
+    expect_send_ii(&c, 1, "divide", 1, 0);
     expect_error(&c, 1, DAFFI_E_HANDLER_ERROR);
     send_dd(&c, 2, "divide", 1.0, 0.0);
     expect_error(&c, 2, DAFFI_E_HANDLER_ERROR);
@@ -278,13 +258,13 @@ static void calc_overflow(const char *addr)
     rawconn c;
 
     expect_open(&c, addr);
-    send_ii(&c, 1, "add", INT64_MAX, 1);
+    expect_send_ii(&c, 1, "add", INT64_MAX, 1);
     expect_error(&c, 1, DAFFI_E_HANDLER_ERROR);
-    send_ii(&c, 2, "add", INT64_MIN, -1);
+    expect_send_ii(&c, 2, "add", INT64_MIN, -1);
     expect_error(&c, 2, DAFFI_E_HANDLER_ERROR);
-    send_ii(&c, 3, "multiply", INT64_MAX, 2);
+    expect_send_ii(&c, 3, "multiply", INT64_MAX, 2);
     expect_error(&c, 3, DAFFI_E_HANDLER_ERROR);
-    send_ii(&c, 4, "multiply", INT64_MIN, -1);
+    expect_send_ii(&c, 4, "multiply", INT64_MIN, -1);
     expect_error(&c, 4, DAFFI_E_HANDLER_ERROR);
     rawconn_close(&c);
 }

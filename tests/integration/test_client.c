@@ -35,67 +35,12 @@
 
 #include "../support/cluster.h"
 #include "../support/daemon.h"
+#include "../support/expect.h"
+#include "../support/tstream.h"
 
 #define HANG_MS 5000 /* longer than this is a hang, not slowness */
 
 /* ==== helpers ======================================================================= */
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* The outcome of one asynchronous call. */
-typedef struct outcome {
-    int done;
-    int ok;
-    daffi_result res;
-    daffi_error err;
-} outcome;
-
-static void collect(daffi_client *c, daffi_result *res, daffi_error *err, void *arg)
-{
-    outcome *o = arg;
-
-    (void)c;
-    o->done++;
-    o->ok = res != NULL;
-    if (res != NULL)
-        daffi_result_move(&o->res, res);
-    else
-        daffi_error_move(&o->err, err);
-}
-
-static void outcome_free(outcome *o)
-{
-    daffi_result_free(&o->res);
-    daffi_error_clear(&o->err);
-    memset(o, 0, sizeof(*o));
-}
-
-static void loop_wake(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    (void)arg;
-}
-
-/* Runs the loop until *flag >= want or timeout_ms passed. Returns 1 when reached. */
-static int run_until(struct event_base *base, const int *flag, int want, int timeout_ms)
-{
-    struct event *tick = event_new(base, -1, EV_PERSIST, loop_wake, NULL);
-    struct timeval tv = {0, 10000};
-    int64_t end = mono_ms() + timeout_ms;
-
-    evtimer_add(tick, &tv); /* EVLOOP_ONCE must not block past the deadline */
-    while (*flag < want && mono_ms() < end)
-        event_base_loop(base, EVLOOP_ONCE);
-    event_free(tick);
-    return *flag >= want;
-}
 
 /* Counts state changes of an asynchronous client. */
 typedef struct states {
@@ -176,47 +121,10 @@ static daffi_client *async_new(struct event_base *base, const char *address,
     return c;
 }
 
-/* Runs a shell command line, capturing stdout+stderr (NUL-terminated, truncated) into
- * out. Returns its exit code, or -1 when it did not exit normally. */
-static int run_cmd(char *out, size_t outsz, const char *fmt, ...)
-{
-    char cmd[2048];
-    va_list ap;
-    FILE *p;
-    size_t n = 0, r;
-    int st;
-
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    fflush(NULL);
-    p = popen(cmd, "r");
-    assert_non_null(p);
-    while (n + 1 < outsz && (r = fread(out + n, 1, outsz - 1 - n, p)) > 0)
-        n += r;
-    out[n] = '\0';
-    while (fread(cmd, 1, sizeof(cmd), p) > 0)
-        ; /* drain what did not fit */
-    st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 /* ==== group: service ================================================================== */
 
-static int service_setup(void **state)
-{
-    tdaemon *d = tdaemon_new_started(NULL);
-
-    if (d == NULL)
-        return -1;
-    *state = d;
-    return 0;
-}
-
-static int service_teardown(void **state)
-{
-    return tdaemon_free(*state) == 0 ? 0 : -1;
-}
+/* The group's daffid comes from tdaemon_group_setup() and goes with
+ * tdaemon_group_teardown() (a clean exit required). */
 
 /* rpc, rpc_raw, notify and ping with a synchronous client on address. */
 static void sync_styles(const char *address)
@@ -263,18 +171,19 @@ static void async_styles(const char *address)
     struct event_base *base = event_base_new();
     daffi_client *c = async_new(base, address, NULL);
     msgpack_object objs[2], params = ints2(objs, 40, 2);
-    outcome a = {0}, b = {0}, p = {0}, e = {0};
+    tstream_outcome a = {0}, b = {0}, p = {0}, e = {0};
 
-    assert_int_equal(daffi_rpc_async(c, "add", &params, 2000, collect, &a, NULL), 0);
+    assert_int_equal(daffi_rpc_async(c, "add", &params, 2000, tstream_collect, &a, NULL), 0);
     assert_int_equal(daffi_notify_async(c, "add", &params, NULL), 0);
-    assert_int_equal(daffi_rpc_raw_async(c, "echo", "\x91\xa2hi", 4, 2000, collect, &b, NULL), 0);
-    assert_int_equal(daffi_ping_async(c, 2000, collect, &p, NULL), 0);
+    assert_int_equal(daffi_rpc_raw_async(c, "echo", "\x91\xa2hi", 4, 2000,
+                                         tstream_collect, &b, NULL), 0);
+    assert_int_equal(daffi_ping_async(c, 2000, tstream_collect, &p, NULL), 0);
     params = ints2(objs, 1, 0);
-    assert_int_equal(daffi_rpc_async(c, "divide", &params, 2000, collect, &e, NULL), 0);
-    assert_true(run_until(base, &e.done, 1, HANG_MS));
-    assert_true(run_until(base, &a.done, 1, HANG_MS));
-    assert_true(run_until(base, &b.done, 1, HANG_MS));
-    assert_true(run_until(base, &p.done, 1, HANG_MS));
+    assert_int_equal(daffi_rpc_async(c, "divide", &params, 2000, tstream_collect, &e, NULL), 0);
+    assert_true(tstream_run_until(base, &e.done, 1, HANG_MS));
+    assert_true(tstream_run_until(base, &a.done, 1, HANG_MS));
+    assert_true(tstream_run_until(base, &b.done, 1, HANG_MS));
+    assert_true(tstream_run_until(base, &p.done, 1, HANG_MS));
     assert_true(a.ok);
     assert_int_equal(int_of(&a.res.obj), 42);
     assert_true(is_str(&b.res.obj, "hi"));
@@ -282,10 +191,10 @@ static void async_styles(const char *address)
     assert_false(e.ok);
     assert_int_equal(e.err.code, DAFFI_E_HANDLER_ERROR);
     assert_non_null(strstr(e.err.message, "division by zero"));
-    outcome_free(&a);
-    outcome_free(&b);
-    outcome_free(&p);
-    outcome_free(&e);
+    tstream_outcome_free(&a);
+    tstream_outcome_free(&b);
+    tstream_outcome_free(&p);
+    tstream_outcome_free(&e);
     daffi_close(c);
     event_base_free(base);
 }
@@ -306,7 +215,7 @@ static void test_members_lists_the_service_itself_with_its_callbacks(void **stat
     daffi_client *ac = async_new(base, d->unix_addr, NULL);
     const msgpack_object *me, *cbs;
     daffi_result r;
-    outcome o = {0};
+    tstream_outcome o = {0};
     size_t i;
     int found = 0;
 
@@ -319,11 +228,11 @@ static void test_members_lists_the_service_itself_with_its_callbacks(void **stat
         found += is_str(&cbs->via.array.ptr[i], "echo_after") || is_str(&cbs->via.array.ptr[i], "fib");
     assert_int_equal(found, 2);
     daffi_result_free(&r);
-    assert_int_equal(daffi_members_async(ac, 2000, collect, &o, NULL), 0);
-    assert_true(run_until(base, &o.done, 1, HANG_MS));
+    assert_int_equal(daffi_members_async(ac, 2000, tstream_collect, &o, NULL), 0);
+    assert_true(tstream_run_until(base, &o.done, 1, HANG_MS));
     assert_true(o.ok);
     assert_int_equal(o.res.obj.via.array.size, 1);
-    outcome_free(&o);
+    tstream_outcome_free(&o);
     daffi_close(ac);
     event_base_free(base);
     daffi_close(c);
@@ -346,7 +255,7 @@ static void test_router_calls_on_a_plain_service_answer_that_they_need_a_router(
     daffi_client *ac = async_new(base, d->tcp, NULL);
     const char *names[] = {"w1"};
     daffi_error err = DAFFI_ERROR_INIT;
-    outcome cast = {0}, wait = {0}, sub = {0};
+    tstream_outcome cast = {0}, wait = {0}, sub = {0};
 
     assert_int_equal(daffi_cast(c, "add", NULL, NULL, 0, 500, NULL, &err), -1);
     assert_needs_router(&err, "daffi.cast");
@@ -355,17 +264,20 @@ static void test_router_calls_on_a_plain_service_answer_that_they_need_a_router(
     /* a notification gets no answer: cast_nowait is sent, the service ignores it */
     assert_int_equal(daffi_cast_nowait(c, "add", NULL, NULL, 0, 500, &err), 0);
     assert_int_equal(daffi_ping(c, 2000, NULL, &err), 0);
-    assert_int_equal(daffi_cast_async(ac, "add", NULL, names, 1, 500, collect, &cast, NULL), 0);
-    assert_int_equal(daffi_wait_for_members_async(ac, names, 1, 500, collect, &wait, NULL), 0);
-    assert_int_equal(daffi_subscribe_members_async(ac, NULL, NULL, 500, collect, &sub, &err),
+    assert_int_equal(daffi_cast_async(ac, "add", NULL, names, 1, 500,
+                                      tstream_collect, &cast, NULL), 0);
+    assert_int_equal(daffi_wait_for_members_async(ac, names, 1, 500,
+                                                  tstream_collect, &wait, NULL), 0);
+    assert_int_equal(daffi_subscribe_members_async(ac, NULL, NULL, 500,
+                                                   tstream_collect, &sub, &err),
                      -1);
     assert_int_equal(err.code, DAFFI_E_BAD_ARGS); /* an event callback is required */
-    assert_true(run_until(base, &wait.done, 1, HANG_MS));
-    assert_true(run_until(base, &cast.done, 1, HANG_MS));
+    assert_true(tstream_run_until(base, &wait.done, 1, HANG_MS));
+    assert_true(tstream_run_until(base, &cast.done, 1, HANG_MS));
     assert_needs_router(&cast.err, "daffi.cast");
     assert_needs_router(&wait.err, "daffi.wait");
-    outcome_free(&cast);
-    outcome_free(&wait);
+    tstream_outcome_free(&cast);
+    tstream_outcome_free(&wait);
     daffi_error_clear(&err);
     daffi_close(ac);
     event_base_free(base);
@@ -387,15 +299,15 @@ static void test_membership_subscription_on_a_plain_service_needs_a_router(void 
     tdaemon *d = *state;
     struct event_base *base = event_base_new();
     daffi_client *ac = async_new(base, d->unix_addr, NULL);
-    outcome sub = {0};
+    tstream_outcome sub = {0};
     int events = 0;
 
-    assert_int_equal(daffi_subscribe_members_async(ac, ignore_event, &events, 1000, collect,
+    assert_int_equal(daffi_subscribe_members_async(ac, ignore_event, &events, 1000, tstream_collect,
                                                    &sub, NULL), 0);
-    assert_true(run_until(base, &sub.done, 1, HANG_MS));
+    assert_true(tstream_run_until(base, &sub.done, 1, HANG_MS));
     assert_needs_router(&sub.err, "daffi.subscribe");
     assert_int_equal(events, 0);
-    outcome_free(&sub);
+    tstream_outcome_free(&sub);
     daffi_close(ac);
     event_base_free(base);
 }
@@ -409,14 +321,14 @@ static void test_50ms_timeout_against_echo_after_500_reports_elapsed_and_keeps_t
     daffi_error err = DAFFI_ERROR_INIT;
     daffi_client_stats st;
     daffi_result r;
-    int64_t t0 = mono_ms();
+    int64_t t0 = expect_now_ms();
 
     assert_int_equal(daffi_rpc(c, "echo_after", &params, 50, &r, &err), -1);
     assert_int_equal(err.code, DAFFI_E_TIMEOUT);
     assert_int_equal(err.remote, 0);
     assert_true(err.elapsed_ms >= 50);
     assert_true(err.elapsed_ms < 450); /* given up long before the reply */
-    assert_true(mono_ms() - t0 < 450);
+    assert_true(expect_now_ms() - t0 < 450);
     assert_true(daffi_client_connected(c));
     /* the late "late" arrives while this call waits; it must not be taken for it */
     params = echo_after(objs, 600, "next");
@@ -437,26 +349,28 @@ static void test_50ms_async_timeout_against_echo_after_500_discards_the_late_rep
     struct event_base *base = event_base_new();
     daffi_client *c = async_new(base, d->unix_addr, NULL);
     msgpack_object objs[2], params = echo_after(objs, 500, "late");
-    outcome late = {0}, next = {0};
+    tstream_outcome late = {0}, next = {0};
     daffi_client_stats st;
 
-    assert_int_equal(daffi_ping_async(c, 2000, collect, &next, NULL), 0); /* connected */
-    assert_true(run_until(base, &next.done, 1, HANG_MS));
-    outcome_free(&next);
-    assert_int_equal(daffi_rpc_async(c, "echo_after", &params, 50, collect, &late, NULL), 0);
+    assert_int_equal(daffi_ping_async(c, 2000, tstream_collect, &next, NULL), 0); /* connected */
+    assert_true(tstream_run_until(base, &next.done, 1, HANG_MS));
+    tstream_outcome_free(&next);
+    assert_int_equal(daffi_rpc_async(c, "echo_after", &params, 50,
+                                     tstream_collect, &late, NULL), 0);
     params = echo_after(objs, 600, "next");
-    assert_int_equal(daffi_rpc_async(c, "echo_after", &params, 5000, collect, &next, NULL), 0);
-    assert_true(run_until(base, &late.done, 1, HANG_MS));
+    assert_int_equal(daffi_rpc_async(c, "echo_after", &params, 5000,
+                                     tstream_collect, &next, NULL), 0);
+    assert_true(tstream_run_until(base, &late.done, 1, HANG_MS));
     assert_int_equal(late.err.code, DAFFI_E_TIMEOUT);
     assert_true(late.err.elapsed_ms >= 50);
     assert_true(late.err.elapsed_ms < 450);
-    assert_true(run_until(base, &next.done, 1, HANG_MS));
+    assert_true(tstream_run_until(base, &next.done, 1, HANG_MS));
     assert_true(is_str(&next.res.obj, "next"));
     assert_int_equal(late.done, 1);
     daffi_client_stats_get(c, &st);
     assert_int_equal(st.late_replies, 1);
-    outcome_free(&late);
-    outcome_free(&next);
+    tstream_outcome_free(&late);
+    tstream_outcome_free(&next);
     daffi_close(c);
     event_base_free(base);
 }
@@ -505,7 +419,7 @@ static void test_a_thousand_concurrent_async_calls_on_one_connection_each_get_th
         assert_int_equal(daffi_rpc_async(c, "echo", &params, 10000, echo_checked, &checks[i],
                                          NULL), 0);
     }
-    assert_true(run_until(base, &done, N, 3 * HANG_MS));
+    assert_true(tstream_run_until(base, &done, N, 3 * HANG_MS));
     assert_int_equal(wrong, 0);
     daffi_client_stats_get(c, &st);
     assert_int_equal(st.calls, N);
@@ -521,13 +435,13 @@ static void test_examples_built_with_pkg_config_run_against_daffid(void **state)
     tdaemon *d = *state;
     char out[4096];
 
-    assert_int_equal(run_cmd(out, sizeof(out), "%s/examples/sync_caller %s 2>&1", d->build,
-                             d->tcp), 0);
+    assert_int_equal(expect_run(out, sizeof(out), "%s/examples/sync_caller %s 2>&1", d->build,
+                                d->tcp), 0);
     assert_non_null(strstr(out, "add(1, 2) = 3"));
     assert_non_null(strstr(out, "divide(1, 0): HANDLER_ERROR (code 4)"));
     assert_non_null(strstr(out, "with a 50 ms timeout: TIMEOUT"));
-    assert_int_equal(run_cmd(out, sizeof(out), "%s/examples/async_caller %s 2000 2>&1",
-                             d->build, d->unix_addr), 0);
+    assert_int_equal(expect_run(out, sizeof(out), "%s/examples/async_caller %s 2000 2>&1",
+                                d->build, d->unix_addr), 0);
     assert_non_null(strstr(out, "completion order: c b a"));
     assert_non_null(strstr(out, "2000 concurrent add calls on one connection: 2000 right, "
                                 "0 wrong, 0 failed"));
@@ -538,14 +452,14 @@ static void test_examples_are_linked_from_the_generated_pkg_config_file(void **s
     tdaemon *d = *state;
     char out[2048];
 
-    assert_int_equal(run_cmd(out, sizeof(out), "PKG_CONFIG_PATH=%s pkg-config --cflags --libs "
-                             "daffi 2>&1", d->build), 0);
+    assert_int_equal(expect_run(out, sizeof(out), "PKG_CONFIG_PATH=%s pkg-config --cflags --libs "
+                                "daffi 2>&1", d->build), 0);
     assert_non_null(strstr(out, "/sdk/include"));
     assert_non_null(strstr(out, "libdaffi.a"));
-    assert_int_equal(run_cmd(out, sizeof(out), "PKG_CONFIG_PATH=%s PKG_CONFIG_DISABLE_UNINSTALLED"
-                             "=1 pkg-config --libs daffi; PKG_CONFIG_PATH=%s "
-                             "PKG_CONFIG_DISABLE_UNINSTALLED=1 pkg-config "
-                             "--variable=plugindir daffi", d->build, d->build), 0);
+    assert_int_equal(expect_run(out, sizeof(out), "PKG_CONFIG_PATH=%s PKG_CONFIG_DISABLE_UNINSTALLED"
+                                "=1 pkg-config --libs daffi; PKG_CONFIG_PATH=%s "
+                                "PKG_CONFIG_DISABLE_UNINSTALLED=1 pkg-config "
+                                "--variable=plugindir daffi", d->build, d->build), 0);
     assert_non_null(strstr(out, "-ldaffi"));
     assert_non_null(strstr(out, "/daffid/plugins"));
 }
@@ -555,27 +469,27 @@ static void test_daffictl_members_and_the_router_subcommands_on_a_service(void *
     tdaemon *d = *state;
     char out[4096];
 
-    assert_int_equal(run_cmd(out, sizeof(out), "%s/daffictl -s %s members 2>&1", d->build,
-                             d->tcp), 0);
+    assert_int_equal(expect_run(out, sizeof(out), "%s/daffictl -s %s members 2>&1", d->build,
+                                d->tcp), 0);
     assert_non_null(strstr(out, "echo_after"));
-    assert_int_equal(run_cmd(out, sizeof(out), "%s/daffictl -s %s --json members 2>&1", d->build,
-                             d->tcp), 0);
+    assert_int_equal(expect_run(out, sizeof(out), "%s/daffictl -s %s --json members 2>&1", d->build,
+                                d->tcp), 0);
     assert_non_null(strstr(out, "\"callbacks\":["));
-    assert_int_equal(run_cmd(out, sizeof(out), "%s/daffictl -s %s -t 500 cast add 1 2 2>&1",
-                             d->build, d->tcp), 6);
+    assert_int_equal(expect_run(out, sizeof(out), "%s/daffictl -s %s -t 500 cast add 1 2 2>&1",
+                                d->build, d->tcp), 6);
     assert_non_null(strstr(out, "cast needs a router"));
-    assert_int_equal(run_cmd(out, sizeof(out), "%s/daffictl -s %s -t 500 wait w1 2>&1", d->build,
-                             d->unix_addr), 6);
+    assert_int_equal(expect_run(out, sizeof(out), "%s/daffictl -s %s -t 500 wait w1 2>&1", d->build,
+                                d->unix_addr), 6);
     assert_non_null(strstr(out, "wait needs a router"));
-    assert_int_equal(run_cmd(out, sizeof(out), "%s/daffictl -s %s -t 500 watch 2>&1", d->build,
-                             d->tcp), 6);
+    assert_int_equal(expect_run(out, sizeof(out), "%s/daffictl -s %s -t 500 watch 2>&1", d->build,
+                                d->tcp), 6);
     assert_non_null(strstr(out, "watch needs a router"));
-    assert_int_equal(run_cmd(out, sizeof(out), "echo hi | %s/daffictl -s %s stream echo 2>&1",
-                             d->build, d->tcp), 5);
+    assert_int_equal(expect_run(out, sizeof(out), "echo hi | %s/daffictl -s %s stream echo 2>&1",
+                                d->build, d->tcp), 5);
     assert_non_null(strstr(out, "not a stream handler"));
-    assert_int_equal(run_cmd(out, sizeof(out), "%s/daffictl help watch 2>&1", d->build), 0);
+    assert_int_equal(expect_run(out, sizeof(out), "%s/daffictl help watch 2>&1", d->build), 0);
     assert_non_null(strstr(out, "--count N"));
-    assert_int_equal(run_cmd(out, sizeof(out), "%s/daffictl cast --bogus x 2>&1", d->build), 1);
+    assert_int_equal(expect_run(out, sizeof(out), "%s/daffictl cast --bogus x 2>&1", d->build), 1);
 }
 
 /* FNV-1a 64 of n bytes at p, continuing from h: what echo's digest computes. */
@@ -675,24 +589,15 @@ static void test_daffictl_stream_sends_stdin_to_a_stream_handler(void **state)
     tdaemon *d = *state;
     char out[1024];
 
-    assert_int_equal(run_cmd(out, sizeof(out), "head -c 300000 /dev/zero | %s/daffictl -s %s "
-                             "stream --window 2 --chunk-size 1000 digest 2>&1", d->build,
-                             d->unix_addr), 0);
+    assert_int_equal(expect_run(out, sizeof(out), "head -c 300000 /dev/zero | %s/daffictl -s %s "
+                                "stream --window 2 --chunk-size 1000 digest 2>&1", d->build,
+                                d->unix_addr), 0);
     assert_non_null(strstr(out, "\"chunks\":300,\"bytes\":300000"));
 }
 
 /* ==== group: crash (a daffid per test) ================================================= */
 
-static int crash_setup(void **state)
-{
-    tdaemon *d = tdaemon_new_started(NULL);
-
-    if (d == NULL)
-        return -1;
-    *state = d;
-    return 0;
-}
-
+/* Each test's daffid comes from tdaemon_group_setup(), run as a per-test setup. */
 static int crash_teardown(void **state)
 {
     tdaemon *d = *state;
@@ -717,7 +622,7 @@ static void test_daffid_killed_mid_call_fails_the_sync_call_unavailable_not_a_ha
     msgpack_object objs[2], params = echo_after(objs, 30000, "never");
     daffi_error err = DAFFI_ERROR_INIT;
     pid_t killer, victim = d->pid;
-    int64_t t0 = mono_ms();
+    int64_t t0 = expect_now_ms();
 
     killer = fork();
     assert_true(killer != -1);
@@ -733,7 +638,7 @@ static void test_daffid_killed_mid_call_fails_the_sync_call_unavailable_not_a_ha
     alarm(0);
     waitpid(killer, NULL, 0);
     assert_int_equal(err.code, DAFFI_E_UNAVAILABLE);
-    assert_true(mono_ms() - t0 < HANG_MS);
+    assert_true(expect_now_ms() - t0 < HANG_MS);
     assert_true(err.elapsed_ms >= 150);
     assert_false(daffi_client_connected(c));
     assert_int_equal(tdaemon_wait_exit(d, HANG_MS), 1);
@@ -747,27 +652,28 @@ static void test_daffid_killed_mid_call_fails_every_async_call_in_flight_at_once
     struct event_base *base = event_base_new();
     daffi_client *c = async_new(base, d->unix_addr, NULL);
     msgpack_object objs[2], params = echo_after(objs, 30000, "never");
-    outcome o[3] = {{0}};
+    tstream_outcome o[3] = {{0}};
     int64_t t0;
     int i;
 
     for (i = 0; i < 3; i++)
-        assert_int_equal(daffi_rpc_async(c, "echo_after", &params, 0, collect, &o[i], NULL), 0);
+        assert_int_equal(daffi_rpc_async(c, "echo_after", &params, 0,
+                                         tstream_collect, &o[i], NULL), 0);
     {
-        outcome ping = {0};
+        tstream_outcome ping = {0};
 
-        assert_int_equal(daffi_ping_async(c, 2000, collect, &ping, NULL), 0);
-        assert_true(run_until(base, &ping.done, 1, HANG_MS)); /* the calls are in */
-        outcome_free(&ping);
+        assert_int_equal(daffi_ping_async(c, 2000, tstream_collect, &ping, NULL), 0);
+        assert_true(tstream_run_until(base, &ping.done, 1, HANG_MS)); /* the calls are in */
+        tstream_outcome_free(&ping);
     }
-    t0 = mono_ms();
+    t0 = expect_now_ms();
     kill_daffid(d);
     for (i = 0; i < 3; i++) {
-        assert_true(run_until(base, &o[i].done, 1, HANG_MS));
+        assert_true(tstream_run_until(base, &o[i].done, 1, HANG_MS));
         assert_int_equal(o[i].err.code, DAFFI_E_UNAVAILABLE);
-        outcome_free(&o[i]);
+        tstream_outcome_free(&o[i]);
     }
-    assert_true(mono_ms() - t0 < HANG_MS);
+    assert_true(expect_now_ms() - t0 < HANG_MS);
     daffi_close(c);
     event_base_free(base);
 }
@@ -813,24 +719,24 @@ static void test_daffid_restarted_the_async_client_reconnects_and_the_next_call_
     msgpack_object objs[2], params = ints2(objs, 20, 22);
     daffi_client_stats st;
     states s = {0, 0};
-    outcome o = {0};
+    tstream_outcome o = {0};
 
     opts.reconnect_ms = 50;
     opts.reconnect_max_ms = 200;
     c = async_new(base, d->tcp, &opts);
     daffi_client_on_state(c, on_state, &s);
-    assert_true(run_until(base, &s.up, 1, HANG_MS));
+    assert_true(tstream_run_until(base, &s.up, 1, HANG_MS));
     kill_daffid(d);
-    assert_true(run_until(base, &s.down, 1, HANG_MS));
+    assert_true(tstream_run_until(base, &s.down, 1, HANG_MS));
     assert_int_equal(tdaemon_start(d, NULL), 0);
-    assert_true(run_until(base, &s.up, 2, HANG_MS));
-    assert_int_equal(daffi_rpc_async(c, "add", &params, 2000, collect, &o, NULL), 0);
-    assert_true(run_until(base, &o.done, 1, HANG_MS));
+    assert_true(tstream_run_until(base, &s.up, 2, HANG_MS));
+    assert_int_equal(daffi_rpc_async(c, "add", &params, 2000, tstream_collect, &o, NULL), 0);
+    assert_true(tstream_run_until(base, &o.done, 1, HANG_MS));
     assert_true(o.ok);
     assert_int_equal(int_of(&o.res.obj), 42);
     daffi_client_stats_get(c, &st);
     assert_int_equal(st.connects, 2);
-    outcome_free(&o);
+    tstream_outcome_free(&o);
     daffi_close(c);
     event_base_free(base);
 }
@@ -853,24 +759,24 @@ static void test_a_call_made_while_daffid_is_down_waits_for_it_to_come_back(void
     struct timeval tv = {0, 300000};
     struct event *later;
     states s = {0, 0};
-    outcome o = {0};
+    tstream_outcome o = {0};
 
     opts.reconnect_ms = 50;
     opts.reconnect_max_ms = 100;
     c = async_new(base, d->unix_addr, &opts);
     daffi_client_on_state(c, on_state, &s);
-    assert_true(run_until(base, &s.up, 1, HANG_MS));
+    assert_true(tstream_run_until(base, &s.up, 1, HANG_MS));
     kill_daffid(d);
-    assert_true(run_until(base, &s.down, 1, HANG_MS));
-    assert_int_equal(daffi_rpc_async(c, "add", &params, 10000, collect, &o, NULL), 0);
+    assert_true(tstream_run_until(base, &s.down, 1, HANG_MS));
+    assert_int_equal(daffi_rpc_async(c, "add", &params, 10000, tstream_collect, &o, NULL), 0);
     later = evtimer_new(base, restart_later, d);
     evtimer_add(later, &tv);
-    assert_true(run_until(base, &o.done, 1, 2 * HANG_MS));
+    assert_true(tstream_run_until(base, &o.done, 1, 2 * HANG_MS));
     if (!o.ok)
         fail_msg("%s", o.err.message);
     assert_int_equal(int_of(&o.res.obj), 3);
     event_free(later);
-    outcome_free(&o);
+    tstream_outcome_free(&o);
     daffi_close(c);
     event_base_free(base);
 }
@@ -918,11 +824,6 @@ static int router_setup(void **state)
     return 0;
 }
 
-static int router_teardown(void **state)
-{
-    return tdaemon_free(*state) == 0 ? 0 : -1;
-}
-
 /* Per-test teardown: a closed member's connection ends on the router's loop a moment
  * after daffi_close() returns, and with duplicate = reject the next test's hello under
  * the same name would be DENIED meanwhile. Waits until the router dropped them all. */
@@ -966,7 +867,7 @@ static const daffi_callback_def member_callbacks[] = {
 /* A member: an asynchronous client named name exposing member_callbacks on base,
  * announced (the router answered its hello) when this returns. */
 static daffi_client *member_new(struct event_base *base, const char *address, const char *name,
-                                outcome *ann)
+                                tstream_outcome *ann)
 {
     daffi_client_opts opts = {0};
     daffi_client *c;
@@ -974,9 +875,9 @@ static daffi_client *member_new(struct event_base *base, const char *address, co
 
     opts.name = name;
     c = async_new(base, address, &opts);
-    if (daffi_client_expose(c, member_callbacks, (void *)name, collect, ann, &err) == -1)
+    if (daffi_client_expose(c, member_callbacks, (void *)name, tstream_collect, ann, &err) == -1)
         fail_msg("expose: %s", err.message);
-    assert_true(run_until(base, &ann->done, 1, HANG_MS));
+    assert_true(tstream_run_until(base, &ann->done, 1, HANG_MS));
     if (!ann->ok)
         fail_msg("hello: %s", ann->err.message);
     return c;
@@ -989,27 +890,27 @@ static void test_a_client_exposed_callback_is_called_by_another_client_through_t
 {
     tdaemon *d = *state;
     struct event_base *base = event_base_new();
-    outcome ann = {0}, o = {0}, bad = {0};
+    tstream_outcome ann = {0}, o = {0}, bad = {0};
     daffi_client *m = member_new(base, d->tcp, "m1", &ann);
     daffi_client *caller = async_new(base, d->unix_addr, NULL);
     msgpack_object objs[2], params = ints2(objs, 6, 7);
     daffi_client_stats st;
 
-    assert_int_equal(daffi_rpc_async(caller, "mul", &params, 2000, collect, &o, NULL), 0);
-    assert_true(run_until(base, &o.done, 1, HANG_MS));
+    assert_int_equal(daffi_rpc_async(caller, "mul", &params, 2000, tstream_collect, &o, NULL), 0);
+    assert_true(tstream_run_until(base, &o.done, 1, HANG_MS));
     if (!o.ok)
         fail_msg("mul through the router: %s", o.err.message);
     assert_int_equal(int_of(&o.res.obj), 42);
     /* the handler's error travels back through the router unchanged */
-    assert_int_equal(daffi_rpc_raw_async(caller, "mul", "\x91\xa1x", 3, 2000, collect, &bad,
+    assert_int_equal(daffi_rpc_raw_async(caller, "mul", "\x91\xa1x", 3, 2000, tstream_collect, &bad,
                                          NULL), 0);
-    assert_true(run_until(base, &bad.done, 1, HANG_MS));
+    assert_true(tstream_run_until(base, &bad.done, 1, HANG_MS));
     assert_int_equal(bad.err.code, DAFFI_E_BAD_ARGS);
     daffi_client_stats_get(m, &st);
     assert_int_equal(st.requests_served, 2);
-    outcome_free(&ann);
-    outcome_free(&o);
-    outcome_free(&bad);
+    tstream_outcome_free(&ann);
+    tstream_outcome_free(&o);
+    tstream_outcome_free(&bad);
     daffi_close(caller);
     daffi_close(m);
     event_base_free(base);
@@ -1020,24 +921,25 @@ static void test_members_wait_and_cast_through_the_router_see_the_exposing_clien
 {
     tdaemon *d = *state;
     struct event_base *base = event_base_new();
-    outcome a1 = {0}, a2 = {0}, mem = {0}, wt = {0}, cast = {0};
+    tstream_outcome a1 = {0}, a2 = {0}, mem = {0}, wt = {0}, cast = {0};
     daffi_client *m1 = member_new(base, d->tcp, "m1", &a1);
     daffi_client *m2 = member_new(base, d->unix_addr, "m2", &a2);
     daffi_client *caller = async_new(base, d->tcp, NULL);
     const char *both[] = {"m1", "m2"};
     const msgpack_object *e1, *e2;
 
-    assert_int_equal(daffi_members_async(caller, 2000, collect, &mem, NULL), 0);
-    assert_true(run_until(base, &mem.done, 1, HANG_MS));
+    assert_int_equal(daffi_members_async(caller, 2000, tstream_collect, &mem, NULL), 0);
+    assert_true(tstream_run_until(base, &mem.done, 1, HANG_MS));
     assert_true(mem.ok);
     assert_int_equal(mem.res.obj.via.array.size, 2);
-    assert_int_equal(daffi_wait_for_members_async(caller, both, 2, 1000, collect, &wt, NULL), 0);
-    assert_true(run_until(base, &wt.done, 1, HANG_MS));
+    assert_int_equal(daffi_wait_for_members_async(caller, both, 2, 1000,
+                                                  tstream_collect, &wt, NULL), 0);
+    assert_true(tstream_run_until(base, &wt.done, 1, HANG_MS));
     if (!wt.ok)
         fail_msg("wait: %s", wt.err.message);
-    assert_int_equal(daffi_cast_async(caller, "whoami", NULL, NULL, 0, 2000, collect, &cast,
+    assert_int_equal(daffi_cast_async(caller, "whoami", NULL, NULL, 0, 2000, tstream_collect, &cast,
                                       NULL), 0);
-    assert_true(run_until(base, &cast.done, 1, HANG_MS));
+    assert_true(tstream_run_until(base, &cast.done, 1, HANG_MS));
     if (!cast.ok)
         fail_msg("cast: %s", cast.err.message);
     e1 = daffi_obj_get(&cast.res.obj, "m1");
@@ -1046,11 +948,11 @@ static void test_members_wait_and_cast_through_the_router_see_the_exposing_clien
     assert_non_null(e2);
     assert_true(is_str(daffi_obj_at(e1, 1), "m1"));
     assert_true(is_str(daffi_obj_at(e2, 1), "m2"));
-    outcome_free(&a1);
-    outcome_free(&a2);
-    outcome_free(&mem);
-    outcome_free(&wt);
-    outcome_free(&cast);
+    tstream_outcome_free(&a1);
+    tstream_outcome_free(&a2);
+    tstream_outcome_free(&mem);
+    tstream_outcome_free(&wt);
+    tstream_outcome_free(&cast);
     daffi_close(caller);
     daffi_close(m1);
     daffi_close(m2);
@@ -1096,23 +998,23 @@ static void test_membership_events_tell_when_an_exposing_client_joins_and_leaves
     tdaemon *d = *state;
     struct event_base *base = event_base_new();
     daffi_client *watcher = async_new(base, d->tcp, NULL);
-    outcome sub = {0}, ann = {0};
+    tstream_outcome sub = {0}, ann = {0};
     daffi_client *m;
     seen s = {0};
 
-    assert_int_equal(daffi_subscribe_members_async(watcher, record_event, &s, 2000, collect,
+    assert_int_equal(daffi_subscribe_members_async(watcher, record_event, &s, 2000, tstream_collect,
                                                    &sub, NULL), 0);
-    assert_true(run_until(base, &sub.done, 1, HANG_MS));
+    assert_true(tstream_run_until(base, &sub.done, 1, HANG_MS));
     if (!sub.ok)
         fail_msg("subscribe: %s", sub.err.message);
     m = member_new(base, d->unix_addr, "m3", &ann);
-    assert_true(run_until(base, &s.n, 1, HANG_MS));
+    assert_true(tstream_run_until(base, &s.n, 1, HANG_MS));
     assert_string_equal(s.text[0], "joined m3");
     daffi_close(m);
-    assert_true(run_until(base, &s.n, 2, HANG_MS));
+    assert_true(tstream_run_until(base, &s.n, 2, HANG_MS));
     assert_string_equal(s.text[1], "left m3");
-    outcome_free(&sub);
-    outcome_free(&ann);
+    tstream_outcome_free(&sub);
+    tstream_outcome_free(&ann);
     daffi_close(watcher);
     event_base_free(base);
 }
@@ -1139,7 +1041,7 @@ int main(void)
         cmocka_unit_test(test_daffictl_stream_sends_stdin_to_a_stream_handler),
     };
     const struct CMUnitTest crash[] = {
-#define CRASH(t) cmocka_unit_test_setup_teardown(t, crash_setup, crash_teardown)
+#define CRASH(t) cmocka_unit_test_setup_teardown(t, tdaemon_group_setup, crash_teardown)
         CRASH(test_daffid_killed_mid_call_fails_the_sync_call_unavailable_not_a_hang),
         CRASH(test_daffid_killed_mid_call_fails_every_async_call_in_flight_at_once),
         CRASH(test_a_stream_dies_with_its_connection_and_says_so),
@@ -1159,10 +1061,10 @@ int main(void)
     int failed = 0;
 
     signal(SIGPIPE, SIG_IGN);
-    failed += cmocka_run_group_tests_name("client against a service", service, service_setup,
-                                          service_teardown);
+    failed += cmocka_run_group_tests_name("client against a service", service,
+                                          tdaemon_group_setup, tdaemon_group_teardown);
     failed += cmocka_run_group_tests_name("client when daffid dies", crash, NULL, NULL);
     failed += cmocka_run_group_tests_name("client through a router", router, router_setup,
-                                          router_teardown);
+                                          tdaemon_group_teardown);
     return failed == 0 ? 0 : 1;
 }

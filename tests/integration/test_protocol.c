@@ -31,18 +31,6 @@
 #define BYTES(s) s, sizeof(s) - 1
 #define NO_MSGID (-1) /* the bad bytes carry no valid msgid */
 
-/* Calls daffi.ping on c as msgid id and asserts "pong". */
-static void ping(rawconn *c, uint32_t id)
-{
-    rawmsg m;
-
-    rawmsg_init(&m);
-    rawmsg_request(&m, id, "daffi.ping", 0);
-    expect_send(c, &m);
-    expect_result_str(c, id, "pong");
-    rawmsg_destroy(&m);
-}
-
 /* ---- notifications ---------------------------------------------------------------- */
 
 /* Body of test_notification_gets_no_response over one transport. */
@@ -84,7 +72,7 @@ static void unknown_notification_ignored(const char *addr)
     rawmsg_notify(&m, "daffi.no_such_control", 0);
     expect_send(&c, &m);
     expect_silence(&c, 100);
-    ping(&c, 6);
+    expect_ping(&c, 6);
     expect_silence(&c, 100);
     rawconn_close(&c);
     rawmsg_destroy(&m);
@@ -110,7 +98,7 @@ static void stray_response_ignored(const char *addr)
     msgpack_pack_nil(&m.pk);
     msgpack_pack_int(&m.pk, 5);
     expect_send(&c, &m);
-    ping(&c, 7);
+    expect_ping(&c, 7);
     expect_silence(&c, 100);
     rawconn_close(&c);
     rawmsg_destroy(&m);
@@ -233,7 +221,7 @@ static void check_malformed(const char *addr, const char *what, const char *byte
     unsigned nmsgs = 0;
 
     expect_open(&bystander, addr);
-    ping(&bystander, 1);
+    expect_ping(&bystander, 1);
     expect_open(&victim, addr);
     /* The server may close before it read everything: a failed send is fine. */
     rawconn_send(&victim, bytes, len);
@@ -248,7 +236,7 @@ static void check_malformed(const char *addr, const char *what, const char *byte
     if (nmsgs != 0)
         fail_msg("%s: %s: %u unexpected message(s) before the close", addr, what, nmsgs);
     rawconn_close(&victim);
-    ping(&bystander, 2);
+    expect_ping(&bystander, 2);
     rawconn_close(&bystander);
     expect_serving(addr);
 }

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include <cmocka.h>
@@ -22,6 +23,32 @@ int64_t expect_now_ms(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* See expect.h. */
+int expect_run(char *out, size_t outsz, const char *fmt, ...)
+{
+    char cmd[8192];
+    va_list ap;
+    FILE *p;
+    size_t n = 0, r;
+    int len, st;
+
+    va_start(ap, fmt);
+    len = vsnprintf(cmd, sizeof(cmd), fmt, ap);
+    va_end(ap);
+    if (len < 0 || (size_t)len >= sizeof(cmd))
+        fail_msg("command line too long (%d bytes): %.80s...", len, cmd);
+    fflush(NULL);
+    p = popen(cmd, "r");
+    assert_non_null(p);
+    while (n + 1 < outsz && (r = fread(out + n, 1, outsz - 1 - n, p)) > 0)
+        n += r;
+    out[n] = '\0';
+    while (fread(cmd, 1, sizeof(cmd), p) > 0)
+        ; /* drain what did not fit */
+    st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 /* See expect.h. Returns EXPECT_TIMEOUT_MS or the larger DAFFI_TEST_TIMEOUT_MS. */
@@ -161,6 +188,19 @@ void expect_result_str(rawconn *c, uint32_t msgid, const char *s)
         memcmp(o->via.str.ptr, s, o->via.str.size) != 0)
         fail_msg("%s: msgid %u: expected str \"%s\", got %s", c->addr, msgid, s,
                  expect_describe(o, d, sizeof(d)));
+}
+
+/* See expect.h. */
+void expect_send_ii(rawconn *c, uint32_t id, const char *method, int64_t a, int64_t b)
+{
+    rawmsg m;
+
+    rawmsg_init(&m);
+    msgpack_packer *pk = rawmsg_request(&m, id, method, 2);
+    msgpack_pack_int64(pk, a);
+    msgpack_pack_int64(pk, b);
+    expect_send(c, &m);
+    rawmsg_destroy(&m);
 }
 
 /* See expect.h. */

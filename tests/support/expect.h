@@ -36,6 +36,9 @@ void expect_send(rawconn *c, rawmsg *m);
 /* Sends raw bytes or fails the test. */
 void expect_send_bytes(rawconn *c, const void *p, size_t n);
 
+/* Sends method(a, b) with two int64 arguments as msgid id, or fails the test. */
+void expect_send_ii(rawconn *c, uint32_t id, const char *method, int64_t a, int64_t b);
+
 /* Reads one message, failing the test unless it is a response; returns its msgid. */
 uint32_t expect_response(rawconn *c);
 
@@ -84,6 +87,13 @@ void expect_result_bytes(rawconn *c, uint32_t id, const char *what, const char *
  * tdaemon in *state (a cmocka state set by tdaemon_group_setup()). */
 typedef void (*expect_body_fn)(const char *address);
 void expect_on_both(void **state, expect_body_fn body);
+
+/* Runs the shell command line made from fmt (printf-style; failing the test if it does
+ * not fit) with popen(), capturing its stdout (NUL-terminated, truncated to outsz) into
+ * out; the rest is read and dropped. Returns its exit code, or -1 when it did not exit
+ * normally. */
+int expect_run(char *out, size_t outsz, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* Formats o into buf for messages; returns buf. */
 const char *expect_describe(const msgpack_object *o, char *buf, size_t size);

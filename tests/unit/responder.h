@@ -141,11 +141,29 @@ static inline int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Returns a params array of the n objects at objs (referenced, not copied). */
+static inline msgpack_object array_params(msgpack_object *objs, size_t n)
+{
+    msgpack_object arr;
+
+    arr.type = MSGPACK_OBJECT_ARRAY;
+    arr.via.array.size = (uint32_t)n;
+    arr.via.array.ptr = objs;
+    return arr;
+}
+
+/* Makes *o the str of len bytes at p (referenced, not copied). */
+static inline void set_str(msgpack_object *o, const char *p, size_t len)
+{
+    o->type = MSGPACK_OBJECT_STR;
+    o->via.str.ptr = p;
+    o->via.str.size = (uint32_t)len;
+}
+
 /* Builds a params array of the n ints v in objs (caller's storage, n long) and
  * returns it; nothing is allocated. */
 static inline msgpack_object int_params(msgpack_object *objs, size_t n, const int64_t *v)
 {
-    msgpack_object arr;
     size_t i;
 
     for (i = 0; i < n; i++) {
@@ -156,10 +174,17 @@ static inline msgpack_object int_params(msgpack_object *objs, size_t n, const in
         else
             objs[i].via.u64 = (uint64_t)v[i];
     }
-    arr.type = MSGPACK_OBJECT_ARRAY;
-    arr.via.array.size = (uint32_t)n;
-    arr.via.array.ptr = objs;
-    return arr;
+    return array_params(objs, n);
+}
+
+/* A params array [ms, "str"] in two (caller's storage) for the responders' "slow",
+ * which answers str after sleeping ms milliseconds. */
+static inline msgpack_object slow_params(msgpack_object *two, int ms, const char *str)
+{
+    two[0].type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+    two[0].via.u64 = (uint64_t)ms;
+    set_str(&two[1], str, strlen(str));
+    return array_params(two, 2);
 }
 
 #endif

@@ -523,22 +523,6 @@ static void run_for(struct event_base *base, int ms)
     run_until(base, &never, 1, ms);
 }
 
-/* A params array [ms, "str"] for "slow". */
-static msgpack_object slow_params(msgpack_object *two, int ms, const char *str)
-{
-    msgpack_object arr;
-
-    two[0].type = MSGPACK_OBJECT_POSITIVE_INTEGER;
-    two[0].via.u64 = (uint64_t)ms;
-    two[1].type = MSGPACK_OBJECT_STR;
-    two[1].via.str.ptr = str;
-    two[1].via.str.size = (uint32_t)strlen(str);
-    arr.type = MSGPACK_OBJECT_ARRAY;
-    arr.via.array.size = 2;
-    arr.via.array.ptr = two;
-    return arr;
-}
-
 static int obj_is_str(const msgpack_object *o, const char *s)
 {
     const char *p;

@@ -310,15 +310,8 @@ static daffi_client *connect_ok(const suite *s, const daffi_client_opts *opts)
 /* A params array [str] (the string is referenced, not copied). */
 static msgpack_object str_params(msgpack_object *one, const char *p, size_t len)
 {
-    msgpack_object arr;
-
-    one->type = MSGPACK_OBJECT_STR;
-    one->via.str.ptr = p;
-    one->via.str.size = (uint32_t)len;
-    arr.type = MSGPACK_OBJECT_ARRAY;
-    arr.via.array.size = 1;
-    arr.via.array.ptr = one;
-    return arr;
+    set_str(one, p, len);
+    return array_params(one, 1);
 }
 
 static void assert_result_str(const daffi_result *r, const char *s)
@@ -482,14 +475,8 @@ static void test_timeout_reports_elapsed_and_discards_the_late_reply(void **stat
     daffi_error err = DAFFI_ERROR_INIT;
     daffi_client_stats st;
 
-    one[0].type = MSGPACK_OBJECT_POSITIVE_INTEGER;
-    one[0].via.u64 = 400; /* far from the 50 ms timeout, even on a loaded machine */
-    one[1].type = MSGPACK_OBJECT_STR;
-    one[1].via.str.ptr = "late";
-    one[1].via.str.size = 4;
-    params.type = MSGPACK_OBJECT_ARRAY;
-    params.via.array.size = 2;
-    params.via.array.ptr = one;
+    /* 400 ms: far from the 50 ms timeout, even on a loaded machine */
+    params = slow_params(one, 400, "late");
     assert_int_equal(daffi_rpc(c, "slow", &params, 50, &r, &err), -1);
     assert_int_equal(err.code, DAFFI_E_TIMEOUT);
     assert_string_equal(err.name, "TIMEOUT");
@@ -719,9 +706,7 @@ static void test_megabyte_params_and_result_round_trip(void **state)
     one.type = MSGPACK_OBJECT_BIN;
     one.via.bin.ptr = big;
     one.via.bin.size = (uint32_t)n;
-    params.type = MSGPACK_OBJECT_ARRAY;
-    params.via.array.size = 1;
-    params.via.array.ptr = &one;
+    params = array_params(&one, 1);
     assert_int_equal(daffi_rpc(c, "echo", &params, 2000, &r, NULL), 0);
     assert_int_equal(daffi_obj_bin(&r.obj, &p, &len), 0);
     assert_int_equal(len, n);

@@ -417,31 +417,29 @@ static void missing_file_is_refused(void **state)
     assert_refused(f, "missing", path, "cannot open: No such file or directory", 1);
 }
 
-static void text_file_is_refused_as_not_elf(void **state)
+/* Writes text into ROOT/name.so and asserts that loading it as plugin name is refused
+ * as not an ELF shared object. */
+static void assert_text_refused_as_not_elf(fx *f, const char *name, const char *text)
 {
-    fx *f = *state;
     char path[PATH_MAX];
     FILE *fp;
 
-    snprintf(path, sizeof(path), "%s/notes.so", f->root);
+    snprintf(path, sizeof(path), "%s/%s.so", f->root, name);
     fp = fopen(path, "w");
     assert_non_null(fp);
-    fputs("this is not a shared object\n", fp);
+    fputs(text, fp);
     fclose(fp);
-    assert_refused(f, "notes", path, "not an ELF shared object", 1);
+    assert_refused(f, name, path, "not an ELF shared object", 1);
+}
+
+static void text_file_is_refused_as_not_elf(void **state)
+{
+    assert_text_refused_as_not_elf(*state, "notes", "this is not a shared object\n");
 }
 
 static void empty_file_is_refused_as_not_elf(void **state)
 {
-    fx *f = *state;
-    char path[PATH_MAX];
-    FILE *fp;
-
-    snprintf(path, sizeof(path), "%s/empty.so", f->root);
-    fp = fopen(path, "w");
-    assert_non_null(fp);
-    fclose(fp);
-    assert_refused(f, "empty", path, "not an ELF shared object", 1);
+    assert_text_refused_as_not_elf(*state, "empty", "");
 }
 
 static void directory_is_refused(void **state)

@@ -262,93 +262,94 @@ static void test_float64_round_trips(void **state)
     assert_true(o->via.f64 == -0.1);
 }
 
-static void test_str_of_each_width_round_trips(void **state)
+/* One length of a str, bin or ext body and the first byte its encoding must have. */
+typedef struct width_case {
+    size_t len;
+    uint8_t first;
+} width_case;
+
+/* Packs each case as one param of kind (STR, BIN or EXT; an ext's type alternates 42
+ * and -1) whose body is the first len bytes of a 64 KiB pattern, checks the first
+ * byte of the encoding, and that the value round trips with the same type, size and
+ * bytes. */
+static void check_body_widths(fixture *f, msgpack_object_type kind, const width_case *cases,
+                              size_t ncases)
 {
-    static const struct { size_t len; uint8_t first; } cases[] = {
-        { 0, 0xa0 }, { 31, 0xbf }, { 32, 0xd9 }, { 255, 0xd9 }, { 256, 0xda },
-        { 65535, 0xda }, { 65536, 0xdb },
-    };
-    fixture *f = *state;
-    char *text = malloc(65536);
+    char *body = malloc(65536);
     size_t i;
 
-    assert_non_null(text);
-    for (i = 0; i < 65536; i++)
-        text[i] = (char)('a' + i % 26);
-    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        const msgpack_object *o;
-
-        msgpack_sbuffer_clear(&f->sb);
-        begin_echo(f, 1);
-        msgpack_pack_str_with_body(&f->pk, text, cases[i].len);
-        assert_int_equal(byte_at(f, ECHO_PARAM0), cases[i].first);
-        o = roundtrip_param(f, 0);
-        assert_int_equal(o->type, MSGPACK_OBJECT_STR);
-        assert_int_equal(o->via.str.size, cases[i].len);
-        if (cases[i].len > 0)
-            assert_memory_equal(o->via.str.ptr, text, cases[i].len);
+    assert_non_null(body);
+    for (i = 0; i < 65536; i++) {
+        if (kind == MSGPACK_OBJECT_STR)
+            body[i] = (char)('a' + i % 26);
+        else if (kind == MSGPACK_OBJECT_BIN)
+            body[i] = (char)(i * 7);
+        else
+            body[i] = (char)(i * 13 + 1);
     }
-    free(text);
-}
-
-static void test_bin_of_each_width_round_trips(void **state)
-{
-    static const struct { size_t len; uint8_t first; } cases[] = {
-        { 0, 0xc4 }, { 255, 0xc4 }, { 256, 0xc5 }, { 65535, 0xc5 }, { 65536, 0xc6 },
-    };
-    fixture *f = *state;
-    char *data = malloc(65536);
-    size_t i;
-
-    assert_non_null(data);
-    for (i = 0; i < 65536; i++)
-        data[i] = (char)(i * 7);
-    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    for (i = 0; i < ncases; i++) {
         const msgpack_object *o;
-
-        msgpack_sbuffer_clear(&f->sb);
-        begin_echo(f, 1);
-        msgpack_pack_bin_with_body(&f->pk, data, cases[i].len);
-        assert_int_equal(byte_at(f, ECHO_PARAM0), cases[i].first);
-        o = roundtrip_param(f, 0);
-        assert_int_equal(o->type, MSGPACK_OBJECT_BIN);
-        assert_int_equal(o->via.bin.size, cases[i].len);
-        if (cases[i].len > 0)
-            assert_memory_equal(o->via.bin.ptr, data, cases[i].len);
-    }
-    free(data);
-}
-
-static void test_ext_fixext_and_ext8_16_32_round_trip(void **state)
-{
-    static const struct { size_t len; uint8_t first; } cases[] = {
-        { 1, 0xd4 }, { 2, 0xd5 }, { 4, 0xd6 }, { 8, 0xd7 }, { 16, 0xd8 },
-        { 0, 0xc7 }, { 3, 0xc7 }, { 255, 0xc7 }, { 256, 0xc8 }, { 65535, 0xc8 },
-        { 65536, 0xc9 },
-    };
-    fixture *f = *state;
-    char *data = malloc(65536);
-    size_t i;
-
-    assert_non_null(data);
-    for (i = 0; i < 65536; i++)
-        data[i] = (char)(i * 13 + 1);
-    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        const msgpack_object *o;
+        const char *ptr;
+        uint32_t size;
         int8_t type = (int8_t)(i % 2 ? -1 : 42);
 
         msgpack_sbuffer_clear(&f->sb);
         begin_echo(f, 1);
-        msgpack_pack_ext_with_body(&f->pk, data, cases[i].len, type);
+        if (kind == MSGPACK_OBJECT_STR)
+            msgpack_pack_str_with_body(&f->pk, body, cases[i].len);
+        else if (kind == MSGPACK_OBJECT_BIN)
+            msgpack_pack_bin_with_body(&f->pk, body, cases[i].len);
+        else
+            msgpack_pack_ext_with_body(&f->pk, body, cases[i].len, type);
         assert_int_equal(byte_at(f, ECHO_PARAM0), cases[i].first);
         o = roundtrip_param(f, 0);
-        assert_int_equal(o->type, MSGPACK_OBJECT_EXT);
-        assert_int_equal(o->via.ext.type, type);
-        assert_int_equal(o->via.ext.size, cases[i].len);
+        assert_int_equal(o->type, kind);
+        if (kind == MSGPACK_OBJECT_STR) {
+            ptr = o->via.str.ptr;
+            size = o->via.str.size;
+        } else if (kind == MSGPACK_OBJECT_BIN) {
+            ptr = o->via.bin.ptr;
+            size = o->via.bin.size;
+        } else {
+            assert_int_equal(o->via.ext.type, type);
+            ptr = o->via.ext.ptr;
+            size = o->via.ext.size;
+        }
+        assert_int_equal(size, cases[i].len);
         if (cases[i].len > 0)
-            assert_memory_equal(o->via.ext.ptr, data, cases[i].len);
+            assert_memory_equal(ptr, body, cases[i].len);
     }
-    free(data);
+    free(body);
+}
+
+static void test_str_of_each_width_round_trips(void **state)
+{
+    static const width_case cases[] = {
+        { 0, 0xa0 }, { 31, 0xbf }, { 32, 0xd9 }, { 255, 0xd9 }, { 256, 0xda },
+        { 65535, 0xda }, { 65536, 0xdb },
+    };
+
+    check_body_widths(*state, MSGPACK_OBJECT_STR, cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+static void test_bin_of_each_width_round_trips(void **state)
+{
+    static const width_case cases[] = {
+        { 0, 0xc4 }, { 255, 0xc4 }, { 256, 0xc5 }, { 65535, 0xc5 }, { 65536, 0xc6 },
+    };
+
+    check_body_widths(*state, MSGPACK_OBJECT_BIN, cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+static void test_ext_fixext_and_ext8_16_32_round_trip(void **state)
+{
+    static const width_case cases[] = {
+        { 1, 0xd4 }, { 2, 0xd5 }, { 4, 0xd6 }, { 8, 0xd7 }, { 16, 0xd8 },
+        { 0, 0xc7 }, { 3, 0xc7 }, { 255, 0xc7 }, { 256, 0xc8 }, { 65535, 0xc8 },
+        { 65536, 0xc9 },
+    };
+
+    check_body_widths(*state, MSGPACK_OBJECT_EXT, cases, sizeof(cases) / sizeof(cases[0]));
 }
 
 static void test_nested_arrays_and_maps_round_trip(void **state)
