@@ -209,7 +209,7 @@ static int admin_run(const ctl_opts *o, const char *name, int argc, char **argv)
     const ctl_cmd ctl_cmd_admin_##id = {nm, run_##id, syn, sum, hlp};
 
 #define ADMIN_HELP_TAIL                                                                    \
-    "Talks to daffid's admin socket: -a SOCKET, else $DAFFID_ADMIN, else "                 \
+    "Talks to daffid's admin socket: -a SOCKET, else $DAFFID_ADMIN, else\n"               \
     CTL_DEFAULT_ADMIN ". Prints a table; --json or --pretty print the raw JSON reply.\n"  \
     "An error reply goes to stderr as 'CODE: detail' with a non-zero exit code.\n"
 

@@ -20,13 +20,7 @@ static int run_call(const ctl_opts *o, int argc, char **argv)
     daffi_error err = DAFFI_ERROR_INIT;
     int rc;
 
-    if (argc < 1) {
-        fprintf(stderr, "daffictl: call: missing CALLBACK (see: daffictl help call)\n");
-        return CTL_EXIT_USAGE;
-    }
-    msgpack_sbuffer_init(&sb);
-    rc = ctl_pack_args(&sb, argc - 1, argv + 1);
-    if (rc != 0 || (c = ctl_connect(o, &rc)) == NULL) {
+    if ((c = ctl_call_setup(o, "call", argc, argv, &sb, NULL, NULL, &rc)) == NULL) {
         msgpack_sbuffer_destroy(&sb);
         return rc;
     }
@@ -50,13 +44,7 @@ static int run_notify(const ctl_opts *o, int argc, char **argv)
     daffi_error err = DAFFI_ERROR_INIT;
     int rc;
 
-    if (argc < 1) {
-        fprintf(stderr, "daffictl: notify: missing CALLBACK (see: daffictl help notify)\n");
-        return CTL_EXIT_USAGE;
-    }
-    msgpack_sbuffer_init(&sb);
-    rc = ctl_pack_args(&sb, argc - 1, argv + 1);
-    if (rc != 0 || (c = ctl_connect(o, &rc)) == NULL) {
+    if ((c = ctl_call_setup(o, "notify", argc, argv, &sb, NULL, NULL, &rc)) == NULL) {
         msgpack_sbuffer_destroy(&sb);
         return rc;
     }
@@ -78,10 +66,8 @@ static int run_ping(const ctl_opts *o, int argc, char **argv)
     int rc = 0;
 
     (void)argv;
-    if (argc > 0) {
-        fprintf(stderr, "daffictl: ping: takes no arguments (see: daffictl help ping)\n");
-        return CTL_EXIT_USAGE;
-    }
+    if (argc > 0)
+        return ctl_usage("ping", "takes no arguments");
     if ((c = ctl_connect(o, &rc)) == NULL)
         return rc;
     if (daffi_ping(c, o->timeout_ms, &rtt_us, &err) == -1) {

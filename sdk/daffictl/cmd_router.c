@@ -1,8 +1,8 @@
 /*
  * cmd_router.c - the daffictl subcommands about members and the calls a router
- * serves: members, cast, wait, watch (membership events) and stream (not in the
- * protocol yet). cast, wait and watch use control methods only a router answers; a
- * plain service answers them NO_CALLBACK, which is reported as "needs a router".
+ * serves: members, cast, wait, watch (membership events) and stream (sdk/PROTOCOL.md
+ * section 8). cast, wait and watch use control methods only a router answers; a plain
+ * service answers them NO_CALLBACK, which is reported as "needs a router".
  */
 #include <signal.h>
 #include <stdio.h>
@@ -36,22 +36,6 @@ static int report_router(const ctl_opts *o, const daffi_error *err, const char *
     return ctl_report(o, err);
 }
 
-/* Turns packed params (one msgpack array in sb) into an object in *out, whose storage
- * lives in *unp (the caller destroys it). Returns 0, or CTL_EXIT_USAGE. */
-static int unpack_params(const msgpack_sbuffer *sb, msgpack_unpacked *unp,
-                         msgpack_object *out)
-{
-    size_t off = 0;
-
-    msgpack_unpacked_init(unp);
-    if (msgpack_unpack_next(unp, sb->data, sb->size, &off) != MSGPACK_UNPACK_SUCCESS) {
-        fprintf(stderr, "daffictl: cannot encode the arguments\n");
-        return CTL_EXIT_USAGE;
-    }
-    *out = unp->data;
-    return 0;
-}
-
 /* Prints one member error ([code, message(, details)]) as "NAME (code N): message". */
 static void print_member_error(const char *name, size_t name_len, const msgpack_object *e)
 {
@@ -78,10 +62,8 @@ static int run_members(const ctl_opts *o, int argc, char **argv)
     int rc = 0;
 
     (void)argv;
-    if (argc > 0) {
-        fprintf(stderr, "daffictl: members: takes no arguments (see: daffictl help members)\n");
-        return CTL_EXIT_USAGE;
-    }
+    if (argc > 0)
+        return ctl_usage("members", "takes no arguments");
     if ((c = ctl_connect(o, &rc)) == NULL)
         return rc;
     if (daffi_members(c, o->timeout_ms, &res, &err) == -1) {
@@ -120,7 +102,7 @@ static int run_members(const ctl_opts *o, int argc, char **argv)
 
 /* ---- cast ---------------------------------------------------------------------- */
 
-/* Parses the options of cast / wait that precede the positional arguments into
+/* Parses the options of cast that precede the positional arguments into
  * names (--to NAME, repeatable) and *nowait. Returns the index of the first
  * positional argument, or -1 after printing a usage error. */
 static int parse_cast_opts(int argc, char **argv, const char **names, size_t *n, int *nowait)
@@ -146,8 +128,7 @@ static int parse_cast_opts(int argc, char **argv, const char **names, size_t *n,
             }
             names[(*n)++] = v;
         } else {
-            fprintf(stderr, "daffictl: cast: unknown option '%s' (see: daffictl help cast)\n",
-                    argv[i]);
+            ctl_usage("cast", "unknown option '%s'", argv[i]);
             return -1;
         }
     }
@@ -222,17 +203,8 @@ static int run_cast(const ctl_opts *o, int argc, char **argv)
     first = parse_cast_opts(argc, argv, to, &nto, &nowait);
     if (first == -1)
         return CTL_EXIT_USAGE;
-    if (first >= argc) {
-        fprintf(stderr, "daffictl: cast: missing CALLBACK (see: daffictl help cast)\n");
-        return CTL_EXIT_USAGE;
-    }
-    msgpack_sbuffer_init(&sb);
-    rc = ctl_pack_args(&sb, argc - first - 1, argv + first + 1);
-    if (rc == 0)
-        rc = unpack_params(&sb, &unp, &params);
-    else
-        msgpack_unpacked_init(&unp);
-    if (rc != 0 || (c = ctl_connect(o, &rc)) == NULL) {
+    c = ctl_call_setup(o, "cast", argc - first, argv + first, &sb, &unp, &params, &rc);
+    if (c == NULL) {
         msgpack_unpacked_destroy(&unp);
         msgpack_sbuffer_destroy(&sb);
         return rc;
@@ -262,10 +234,8 @@ static int run_wait(const ctl_opts *o, int argc, char **argv)
     daffi_client *c;
     int rc = 0, i;
 
-    if (argc < 1) {
-        fprintf(stderr, "daffictl: wait: missing NAME (see: daffictl help wait)\n");
-        return CTL_EXIT_USAGE;
-    }
+    if (argc < 1)
+        return ctl_usage("wait", "missing NAME");
     for (i = 0; i < argc; i++) {
         if (argv[i][0] == '\0') {
             fprintf(stderr, "daffictl: wait: argument %d: empty member name\n", i + 1);
@@ -369,7 +339,9 @@ static int parse_watch_opts(int argc, char **argv, watch_run *w)
     for (i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--reconnect") == 0) {
             w->reconnect = 1;
-        } else if (strcmp(argv[i], "--count") == 0 && i + 1 < argc) {
+        } else if (strcmp(argv[i], "--count") == 0) {
+            if (i + 1 >= argc)
+                return ctl_usage("watch", "--count needs a number");
             w->count = strtol(argv[++i], &end, 10);
             if (*end != '\0' || w->count <= 0) {
                 fprintf(stderr, "daffictl: watch: --count '%s': expected a number > 0\n",
@@ -377,9 +349,7 @@ static int parse_watch_opts(int argc, char **argv, watch_run *w)
                 return CTL_EXIT_USAGE;
             }
         } else {
-            fprintf(stderr, "daffictl: watch: unknown argument '%s' (see: daffictl help "
-                    "watch)\n", argv[i]);
-            return CTL_EXIT_USAGE;
+            return ctl_usage("watch", "unknown argument '%s'", argv[i]);
         }
     }
     return 0;
@@ -463,18 +433,30 @@ static int parse_stream_opts(int argc, char **argv, const char **to, unsigned *w
             return -1;
         }
         if (strcmp(argv[i], "--to") == 0) {
+            if (argv[i + 1][0] == '\0') {
+                fprintf(stderr, "daffictl: stream: --to needs a member name\n");
+                return -1;
+            }
             *to = argv[++i];
             continue;
         }
         v = strtol(argv[i + 1], &end, 10);
-        if (strcmp(argv[i], "--window") == 0 && *end == '\0' && v >= 1 && v <= 1024) {
+        if (strcmp(argv[i], "--window") == 0) {
+            if (argv[i + 1][0] == '\0' || *end != '\0' || v < 1 || v > 1024) {
+                ctl_usage("stream", "--window '%s': expected a number from 1 to 1024",
+                          argv[i + 1]);
+                return -1;
+            }
             *window = (unsigned)v;
-        } else if (strcmp(argv[i], "--chunk-size") == 0 && *end == '\0' && v >= 1 &&
-                   v <= 16 * 1024 * 1024) {
+        } else if (strcmp(argv[i], "--chunk-size") == 0) {
+            if (argv[i + 1][0] == '\0' || *end != '\0' || v < 1 || v > 16 * 1024 * 1024) {
+                ctl_usage("stream", "--chunk-size '%s': expected bytes from 1 to %d",
+                          argv[i + 1], 16 * 1024 * 1024);
+                return -1;
+            }
             *chunk = (size_t)v;
         } else {
-            fprintf(stderr, "daffictl: stream: bad option %s %s (see: daffictl help stream)\n",
-                    argv[i], argv[i + 1]);
+            ctl_usage("stream", "unknown option '%s'", argv[i]);
             return -1;
         }
         i++;
@@ -533,17 +515,8 @@ static int run_stream(const ctl_opts *o, int argc, char **argv)
     first = parse_stream_opts(argc, argv, &to, &window, &chunk);
     if (first == -1)
         return CTL_EXIT_USAGE;
-    if (first >= argc) {
-        fprintf(stderr, "daffictl: stream: missing CALLBACK (see: daffictl help stream)\n");
-        return CTL_EXIT_USAGE;
-    }
-    msgpack_sbuffer_init(&sb);
-    rc = ctl_pack_args(&sb, argc - first - 1, argv + first + 1);
-    if (rc == 0)
-        rc = unpack_params(&sb, &unp, &params);
-    else
-        msgpack_unpacked_init(&unp);
-    if (rc != 0 || (c = ctl_connect(o, &rc)) == NULL) {
+    c = ctl_call_setup(o, "stream", argc - first, argv + first, &sb, &unp, &params, &rc);
+    if (c == NULL) {
         msgpack_unpacked_destroy(&unp);
         msgpack_sbuffer_destroy(&sb);
         return rc;
@@ -635,7 +608,7 @@ const ctl_cmd ctl_cmd_stream = {
     "\n"
     "  --to NAME         through a router: the member that receives the stream\n"
     "  --window N        ask for a window of N chunks (1-1024; default: the receiver's)\n"
-    "  --chunk-size B    bytes per chunk (default 65536)\n"
+    "  --chunk-size B    bytes per chunk (1-16777216; default 65536)\n"
     "\n"
     "Example (daffid's echo plugin has a stream handler, digest):\n"
     "  $ head -c 1000000 /dev/zero | daffictl stream digest\n"

@@ -2,6 +2,7 @@
  * common.c - helpers every daffictl subcommand uses: connecting, packing the
  * command-line arguments, printing results and errors, exit codes.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,4 +105,46 @@ int ctl_print_json(const ctl_opts *o, const msgpack_object *obj)
     }
     free(text);
     return rc;
+}
+
+/* See daffictl.h. */
+int ctl_usage(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "daffictl: %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, " (see: daffictl help %s)\n", cmd);
+    return CTL_EXIT_USAGE;
+}
+
+/* See daffictl.h. The arguments are checked before connecting: a bad one costs no
+ * connection. */
+daffi_client *ctl_call_setup(const ctl_opts *o, const char *cmd, int argc, char **argv,
+                             msgpack_sbuffer *sb, msgpack_unpacked *unp,
+                             msgpack_object *params, int *exit_code)
+{
+    size_t off = 0;
+
+    msgpack_sbuffer_init(sb);
+    if (unp != NULL)
+        msgpack_unpacked_init(unp);
+    if (argc < 1) {
+        *exit_code = ctl_usage(cmd, "missing CALLBACK");
+        return NULL;
+    }
+    *exit_code = ctl_pack_args(sb, argc - 1, argv + 1);
+    if (*exit_code != 0)
+        return NULL;
+    if (unp != NULL) {
+        if (msgpack_unpack_next(unp, sb->data, sb->size, &off) != MSGPACK_UNPACK_SUCCESS) {
+            fprintf(stderr, "daffictl: %s: cannot encode the arguments\n", cmd);
+            *exit_code = CTL_EXIT_USAGE;
+            return NULL;
+        }
+        *params = unp->data;
+    }
+    return ctl_connect(o, exit_code);
 }

@@ -88,10 +88,7 @@ static const ctl_cmd *find_command(const char *name)
     for (i = 0; i < NCOMMANDS; i++)
         if (strcmp(commands[i]->name, name) == 0)
             return commands[i];
-    for (i = 0; ctl_admin_cmds[i] != NULL; i++)
-        if (strcmp(ctl_admin_cmds[i]->name, name) == 0)
-            return ctl_admin_cmds[i];
-    return NULL;
+    return find_admin_command(name);
 }
 
 /* Prints the help of one subcommand on stdout. Returns 0, or CTL_EXIT_USAGE when
@@ -104,8 +101,10 @@ static int command_help(const char *name)
         fprintf(stderr, "daffictl: help: unknown subcommand '%s'\n", name);
         return CTL_EXIT_USAGE;
     }
-    printf("Usage: daffictl [-s ADDRESS] [-t TIMEOUT_MS] [--json|--pretty] %s\n\n%s\n%s",
-           cmd->synopsis, cmd->help, exit_codes_text);
+    /* the admin subcommands talk to the admin socket (-a), the others to -s */
+    printf("Usage: daffictl [%s] [-t TIMEOUT_MS] [--json|--pretty] %s\n\n%s\n%s",
+           find_admin_command(name) == cmd ? "-a SOCKET" : "-s ADDRESS", cmd->synopsis,
+           cmd->help, exit_codes_text);
     return CTL_EXIT_OK;
 }
 

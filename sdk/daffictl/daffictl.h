@@ -69,6 +69,23 @@ daffi_client *ctl_connect(const ctl_opts *o, int *exit_code);
  * CTL_EXIT_USAGE after printing which argument was wrong. */
 int ctl_pack_args(msgpack_sbuffer *sb, int argc, char **argv);
 
+/* Prints "daffictl: CMD: <message> (see: daffictl help CMD)" to stderr. Returns
+ * CTL_EXIT_USAGE. */
+int ctl_usage(const char *cmd, const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* Prepares subcommand cmd, which calls CALLBACK (argv[0]) with ARGS (the rest; argc
+ * counts both): checks that CALLBACK was given, packs ARGS into sb and, with unp not
+ * NULL, decodes them into *params (stored in *unp), then connects. sb and unp are
+ * initialised here in any case; the caller destroys them. Returns the client (caller
+ * closes it), or NULL after reporting, with *exit_code set. */
+daffi_client *ctl_call_setup(const ctl_opts *o, const char *cmd, int argc, char **argv,
+                             msgpack_sbuffer *sb, msgpack_unpacked *unp,
+                             msgpack_object *params, int *exit_code);
+
 /* Prints obj as JSON on stdout (compact or pretty per o) with a newline. Returns 0,
  * or CTL_EXIT_OTHER when memory ran out or stdout failed. */
 int ctl_print_json(const ctl_opts *o, const msgpack_object *obj);

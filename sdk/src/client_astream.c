@@ -27,30 +27,6 @@ typedef struct astream_opening {
     void *arg;
 } astream_opening;
 
-/* Reads a non-negative integer that fits 32 bits. Returns 0, or -1. */
-static int obj_u32(const msgpack_object *o, uint32_t *out)
-{
-    uint64_t v;
-
-    if (daffi_obj_uint(o, &v) == -1 || v > 0xffffffffu)
-        return -1;
-    *out = (uint32_t)v;
-    return 0;
-}
-
-/* Encodes [id] (a uint32, always 5 bytes) into p (6 bytes): the params of daffi.end
- * and daffi.abort. */
-static void pack_id_params(char p[6], uint32_t id)
-{
-    p[0] = (char)0x91;
-    p[1] = (char)0xce;
-    p[2] = (char)(id >> 24);
-    p[3] = (char)(id >> 16);
-    p[4] = (char)(id >> 8);
-    p[5] = (char)id;
-}
-
-
 /* The answer to daffi.stream: {"stream": id, "window": n} makes the stream (linked in
  * c's list before fn runs, so credit that follows finds it); anything else is the
  * open's failure. Frees the opening record arg. */
@@ -59,42 +35,18 @@ static void open_reply(daffi_client *c, daffi_result *res, daffi_error *err, voi
     astream_opening op = *(astream_opening *)arg;
     daffi_error mine = DAFFI_ERROR_INIT;
     daffi_stream *s;
-    uint32_t id, granted;
 
     free(arg);
     if (res == NULL) {
         op.fn(c, NULL, err, op.arg);
         return;
     }
-    if (obj_u32(daffi_obj_get(&res->obj, "stream"), &id) == -1 ||
-        obj_u32(daffi_obj_get(&res->obj, "window"), &granted) == -1 || granted == 0) {
-        daffi__err_set(&mine, DAFFI_E_PROTOCOL, "%s: daffi.stream answered something else "
-                       "than {\"stream\": id, \"window\": n > 0}", c->address);
-        op.fn(c, NULL, &mine, op.arg);
-        daffi_error_clear(&mine);
-        return;
-    }
-    s = calloc(1, sizeof(*s));
+    s = daffi__stream_opened(c, &res->obj, 1, &mine);
     if (s == NULL) {
-        /* the receiver holds a stream nobody will send on: release it there */
-        char params[6];
-
-        pack_id_params(params, id);
-        daffi__async_call_raw(c, 1, "daffi.abort", params, sizeof(params), 0, 0, NULL, NULL,
-                              NULL);
-        daffi__err_set(&mine, DAFFI_E_UNAVAILABLE, "daffi_stream_open_async: out of memory");
         op.fn(c, NULL, &mine, op.arg);
         daffi_error_clear(&mine);
         return;
     }
-    s->c = c;
-    s->async = 1;
-    s->id = id;
-    s->window = s->credit = granted;
-    s->next = c->streams;
-    if (c->streams != NULL)
-        c->streams->prev = s;
-    c->streams = s;
     op.fn(c, s, NULL, op.arg);
 }
 
@@ -167,21 +119,7 @@ static int astream_usable(const daffi_stream *s, const char *what, daffi_error *
                        what, s->id);
         return -1;
     }
-    if (s->c == NULL) {
-        daffi__err_set(err, DAFFI_E_UNAVAILABLE, "stream %u: client closed", s->id);
-        return -1;
-    }
-    if (s->dead) {
-        daffi__err_set(err, DAFFI_E_UNAVAILABLE, "stream %u: its connection to %s is gone (%s)",
-                       s->id, s->c->address,
-                       s->c->closed_why != NULL ? s->c->closed_why : "closed");
-        return -1;
-    }
-    if (s->aborted) {
-        daffi__err_set(err, DAFFI_E_UNAVAILABLE, "stream %u: aborted by the receiver", s->id);
-        return -1;
-    }
-    return 0;
+    return daffi__stream_usable(s, err);
 }
 
 /* Appends [2, "daffi.chunk", [id, chunk]] to c's output: the value chunk, or a bin of
@@ -296,13 +234,13 @@ static int astream_end(daffi_stream *s, int nowait, int timeout_ms, daffi_reply_
     }
     rc = astream_usable(s, what, err);
     if (rc == 0) {
-        pack_id_params(params, s->id);
+        daffi__stream_id_params(params, s->id);
         rc = daffi__async_call_raw(s->c, nowait, "daffi.end", params, sizeof(params),
                                    nowait ? 0 : timeout_ms, 0, fn, arg, err);
     } else if (s->aborted && !s->dead && s->c != NULL && daffi__async_connected(s->c)) {
         /* the receiver gave up: its id is released there only by the sender's end or
          * abort (a router answers a later end UNAVAILABLE); abort needs no answer */
-        pack_id_params(params, s->id);
+        daffi__stream_id_params(params, s->id);
         daffi__async_call_raw(s->c, 1, "daffi.abort", params, sizeof(params), 0, 0, NULL,
                               NULL, NULL);
     }
@@ -330,7 +268,7 @@ void daffi__astream_abort(daffi_stream *s)
     char params[6];
 
     if (s->c != NULL && !s->dead && daffi__async_connected(s->c)) {
-        pack_id_params(params, s->id);
+        daffi__stream_id_params(params, s->id);
         daffi__async_call_raw(s->c, 1, "daffi.abort", params, sizeof(params), 0, 0, NULL,
                               NULL, NULL);
     }

@@ -106,16 +106,12 @@ static void conn_drop(daffi_client *c, const char *fmt, ...) DAFFI_CL_PRINTF(2, 
 static void conn_drop(daffi_client *c, const char *fmt, ...)
 {
     va_list ap;
-    char *why = NULL;
 
     if (c->as->state != DAFFI__AS_CONNECTED)
         return;
     va_start(ap, fmt);
-    if (vasprintf(&why, fmt, ap) == -1)
-        why = NULL;
+    daffi__client_vset_why(c, fmt, ap);
     va_end(ap);
-    free(c->closed_why);
-    c->closed_why = why;
     socket_close(c);
     daffi__bufs_reset(c);
     c->stats.disconnects++;

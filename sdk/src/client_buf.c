@@ -17,6 +17,26 @@
 #define BUF_KEEP_MAX ((size_t)1024 * 1024)   /* an empty buffer over this is shrunk */
 #define OUT_BUF_INITIAL ((size_t)4096)
 
+/* Moves the bytes still to be written to the front of b, reclaiming the written part. */
+static void out_compact(daffi__outbuf *b)
+{
+    if (b->pos > 0) {
+        memmove(b->p, b->p + b->pos, b->len - b->pos);
+        b->len -= b->pos;
+        b->pos = 0;
+    }
+}
+
+/* Frees the memory of an empty buffer (*p, *cap) when it grew over BUF_KEEP_MAX. */
+static void buf_free_if_large(char **p, size_t *cap)
+{
+    if (*cap > BUF_KEEP_MAX) {
+        free(*p);
+        *p = NULL;
+        *cap = 0;
+    }
+}
+
 /* See client_int.h. Reclaims what was written before growing. */
 int daffi__out_reserve(daffi__outbuf *b, size_t need)
 {
@@ -26,9 +46,7 @@ int daffi__out_reserve(daffi__outbuf *b, size_t need)
     if (b->cap - b->len >= need)
         return 0;
     if (b->pos > 0) {
-        memmove(b->p, b->p + b->pos, b->len - b->pos);
-        b->len -= b->pos;
-        b->pos = 0;
+        out_compact(b);
         if (b->cap - b->len >= need)
             return 0;
     }
@@ -65,11 +83,7 @@ void daffi__out_shrink_if_idle(daffi__outbuf *b)
 {
     if (b->pos == b->len) {
         b->pos = b->len = 0;
-        if (b->cap > BUF_KEEP_MAX) {
-            free(b->p);
-            b->p = NULL;
-            b->cap = 0;
-        }
+        buf_free_if_large(&b->p, &b->cap);
     }
 }
 
@@ -119,11 +133,7 @@ void daffi__in_settle(daffi__inbuf *b)
 {
     if (b->start == b->end) {
         b->start = b->end = 0;
-        if (b->cap > BUF_KEEP_MAX) {
-            free(b->p);
-            b->p = NULL;
-            b->cap = 0;
-        }
+        buf_free_if_large(&b->p, &b->cap);
     }
 }
 
@@ -173,11 +183,7 @@ int daffi__append(daffi_client *c, int is_notify, uint32_t msgid, const char *me
     int rc;
 
     /* reclaim the written part now: growing must not move the bytes under mark */
-    if (c->out.pos > 0) {
-        memmove(c->out.p, c->out.p + c->out.pos, c->out.len - c->out.pos);
-        c->out.len -= c->out.pos;
-        c->out.pos = 0;
-    }
+    out_compact(&c->out);
     mark = c->out.len;
     if (raw != NULL) {
         if (daffi__raw_params_check(raw, raw_len, err) == -1)

@@ -113,17 +113,24 @@ void daffi__client_free(daffi_client *c)
 
 /* See client_int.h. When memory runs out the old reason is dropped (NULL reads as
  * "closed"). */
+void daffi__client_vset_why(daffi_client *c, const char *fmt, va_list ap)
+{
+    char *why = NULL;
+
+    if (vasprintf(&why, fmt, ap) == -1)
+        why = NULL;
+    free(c->closed_why);
+    c->closed_why = why;
+}
+
+/* See client_int.h. */
 void daffi__client_set_why(daffi_client *c, const char *fmt, ...)
 {
     va_list ap;
-    char *why = NULL;
 
     va_start(ap, fmt);
-    if (vasprintf(&why, fmt, ap) == -1)
-        why = NULL;
+    daffi__client_vset_why(c, fmt, ap);
     va_end(ap);
-    free(c->closed_why);
-    c->closed_why = why;
 }
 
 /* Returns the next pseudo-random number of b's xorshift64 generator. */

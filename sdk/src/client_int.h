@@ -7,6 +7,8 @@
 #ifndef DAFFI_CLIENT_INT_H
 #define DAFFI_CLIENT_INT_H
 
+#include <stdarg.h>
+
 #include <daffi/client.h>
 #include "client-t.h"
 
@@ -71,6 +73,10 @@ void daffi__client_free(daffi_client *c);
  * copy owned by c). */
 void daffi__client_set_why(daffi_client *c, const char *fmt, ...) DAFFI_CL_PRINTF(2, 3);
 
+/* daffi__client_set_why() with the arguments in ap. */
+void daffi__client_vset_why(daffi_client *c, const char *fmt, va_list ap)
+    DAFFI_CL_PRINTF(2, 0);
+
 /* Returns the delay in ms before the next connect attempt and counts the failure
  * that made it necessary: 0 for the first, then min_ms doubling up to max_ms, plus
  * up to 25% jitter. Only for a client with reconnect on. */
@@ -132,6 +138,21 @@ void daffi__streams_lost(daffi_client *c, int closing);
 
 /* Unlinks s from its client's list (when it still has a client). */
 void daffi__stream_unlink(daffi_stream *s);
+
+/* Makes the stream that daffi.stream's answer (the result object answer) opened on c,
+ * linked in c's list (async: of an asynchronous client). Returns it (the caller owns
+ * it), or NULL with err set: PROTOCOL when the answer is not {"stream": id, "window":
+ * n > 0}, UNAVAILABLE without memory (the stream is then aborted on the receiver). */
+daffi_stream *daffi__stream_opened(daffi_client *c, const msgpack_object *answer, int async,
+                                   daffi_error *err);
+
+/* Fails an operation on s when it cannot go on (client closed, connection gone,
+ * aborted by the receiver). Returns 0 when it can, or -1 with err set (UNAVAILABLE). */
+int daffi__stream_usable(const daffi_stream *s, daffi_error *err);
+
+/* Encodes [id] (the id always a uint32: 6 bytes) into p: the params of daffi.end and
+ * daffi.abort. */
+void daffi__stream_id_params(char p[6], uint32_t id);
 
 /* ---- client_astream.c: streams of an asynchronous client --------------------------- */
 

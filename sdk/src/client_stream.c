@@ -39,6 +39,57 @@ static int obj_u32(const msgpack_object *o, uint32_t *out)
 }
 
 /* See client_int.h. */
+void daffi__stream_id_params(char p[6], uint32_t id)
+{
+    p[0] = (char)0x91; /* [id], the id always as a uint32 */
+    p[1] = (char)0xce;
+    p[2] = (char)(id >> 24);
+    p[3] = (char)(id >> 16);
+    p[4] = (char)(id >> 8);
+    p[5] = (char)id;
+}
+
+/* See client_int.h. */
+daffi_stream *daffi__stream_opened(daffi_client *c, const msgpack_object *answer, int async,
+                                   daffi_error *err)
+{
+    daffi_stream *s;
+    uint32_t id, granted;
+
+    if (obj_u32(daffi_obj_get(answer, "stream"), &id) == -1 ||
+        obj_u32(daffi_obj_get(answer, "window"), &granted) == -1 || granted == 0) {
+        daffi__err_set(err, DAFFI_E_PROTOCOL, "%s: daffi.stream answered something else than "
+                       "{\"stream\": id, \"window\": n > 0}", c->address);
+        return NULL;
+    }
+    s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        /* the receiver holds a stream nobody will send on: release it there (best
+         * effort, as daffi_stream_abort) */
+        char params[6];
+
+        daffi__stream_id_params(params, id);
+        if (async)
+            daffi__async_call_raw(c, 1, "daffi.abort", params, sizeof(params), 0, 0, NULL,
+                                  NULL, NULL);
+        else
+            daffi_notify_raw(c, "daffi.abort", params, sizeof(params), 1000, NULL);
+        daffi__err_set(err, DAFFI_E_UNAVAILABLE, "%s: out of memory",
+                       async ? "daffi_stream_open_async" : "daffi_stream_open");
+        return NULL;
+    }
+    s->c = c;
+    s->async = async;
+    s->id = id;
+    s->window = s->credit = granted;
+    s->next = c->streams;
+    if (c->streams != NULL)
+        c->streams->prev = s;
+    c->streams = s;
+    return s;
+}
+
+/* See client_int.h. */
 int daffi__stream_pack_open(msgpack_sbuffer *sb, const char *callback, const msgpack_object *params,
                      const char *to, unsigned window, daffi_error *err)
 {
@@ -76,7 +127,6 @@ daffi_stream *daffi_stream_open(daffi_client *c, const char *callback,
     msgpack_sbuffer sb;
     daffi_result res;
     daffi_stream *s;
-    uint32_t id, granted;
     int rc;
 
     if (c == NULL || callback == NULL || (params != NULL && params->type != MSGPACK_OBJECT_ARRAY)) {
@@ -97,33 +147,15 @@ daffi_stream *daffi_stream_open(daffi_client *c, const char *callback,
     msgpack_sbuffer_destroy(&sb);
     if (rc == -1)
         return NULL;
-    if (obj_u32(daffi_obj_get(&res.obj, "stream"), &id) == -1 ||
-        obj_u32(daffi_obj_get(&res.obj, "window"), &granted) == -1 || granted == 0) {
-        daffi_result_free(&res);
-        daffi__err_set(err, DAFFI_E_PROTOCOL, "%s: daffi.stream answered something else than "
-                       "{\"stream\": id, \"window\": n > 0}", c->address);
-        return NULL;
-    }
+    s = daffi__stream_opened(c, &res.obj, 0, err);
     daffi_result_free(&res);
-    s = calloc(1, sizeof(*s));
-    if (s == NULL) {
-        daffi__err_set(err, DAFFI_E_UNAVAILABLE, "daffi_stream_open: out of memory");
-        return NULL;
-    }
-    s->c = c;
-    s->id = id;
-    s->window = s->credit = granted;
-    s->next = c->streams;
-    if (c->streams != NULL)
-        c->streams->prev = s;
-    c->streams = s;
-    daffi_error_clear(err);
+    if (s != NULL)
+        daffi_error_clear(err);
     return s;
 }
 
-/* Fails an operation on s when it cannot go on. Returns 0 when it can, or -1 with err
- * set (UNAVAILABLE). */
-static int stream_usable(const daffi_stream *s, daffi_error *err)
+/* See client_int.h. */
+int daffi__stream_usable(const daffi_stream *s, daffi_error *err)
 {
     if (s->c == NULL) {
         daffi__err_set(err, DAFFI_E_UNAVAILABLE, "stream %u: client closed", s->id);
@@ -161,10 +193,11 @@ static int stream_send(daffi_stream *s, const msgpack_object *chunk, const void 
                        "use daffi_stream_send_async", s->id);
         return -1;
     }
-    if (stream_usable(s, err) == -1)
+    if (daffi__stream_usable(s, err) == -1)
         return -1;
     if (s->credit == 0 &&
-        (daffi__sync_wait_credit(s->c, s, timeout_ms, err) == -1 || stream_usable(s, err) == -1))
+        (daffi__sync_wait_credit(s->c, s, timeout_ms, err) == -1 ||
+         daffi__stream_usable(s, err) == -1))
         return -1;
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
@@ -234,14 +267,9 @@ static int stream_end(daffi_stream *s, int nowait, int timeout_ms, daffi_result 
                        "use daffi_stream_end%s_async", s->id, nowait ? "_nowait" : "");
         return -1;
     }
-    rc = stream_usable(s, err);
+    rc = daffi__stream_usable(s, err);
     if (rc == 0) {
-        params[0] = (char)0x91; /* [id] as uint32 */
-        params[1] = (char)0xce;
-        params[2] = (char)(s->id >> 24);
-        params[3] = (char)(s->id >> 16);
-        params[4] = (char)(s->id >> 8);
-        params[5] = (char)s->id;
+        daffi__stream_id_params(params, s->id);
         rc = nowait ? daffi_notify_raw(s->c, "daffi.end", params, sizeof(params), timeout_ms,
                                        err)
                     : daffi__sync_call_raw(s->c, "daffi.end", params, sizeof(params),
@@ -281,13 +309,8 @@ void daffi_stream_abort(daffi_stream *s)
     }
     /* an aborted stream's id is released on the other side only by the sender's end or
      * abort (a router keeps it to answer a later end UNAVAILABLE) */
-    if (stream_usable(s, NULL) == 0 || (s->aborted && !s->dead && s->c != NULL)) {
-        params[0] = (char)0x91;
-        params[1] = (char)0xce;
-        params[2] = (char)(s->id >> 24);
-        params[3] = (char)(s->id >> 16);
-        params[4] = (char)(s->id >> 8);
-        params[5] = (char)s->id;
+    if (daffi__stream_usable(s, NULL) == 0 || (s->aborted && !s->dead && s->c != NULL)) {
+        daffi__stream_id_params(params, s->id);
         daffi_notify_raw(s->c, "daffi.abort", params, sizeof(params), 1000, NULL);
     }
     daffi__stream_unlink(s);

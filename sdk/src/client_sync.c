@@ -64,11 +64,9 @@ static int client_fail(daffi_client *c, daffi_error *err, int code, const char *
 static int client_fail(daffi_client *c, daffi_error *err, int code, const char *fmt, ...)
 {
     va_list ap;
-    char *why = NULL;
 
     va_start(ap, fmt);
-    if (vasprintf(&why, fmt, ap) == -1)
-        why = NULL;
+    daffi__client_vset_why(c, fmt, ap);
     va_end(ap);
     if (c->fd != -1) {
         close(c->fd);
@@ -79,9 +77,8 @@ static int client_fail(daffi_client *c, daffi_error *err, int code, const char *
      * no stream of the old one */
     daffi__bufs_reset(c);
     daffi__streams_lost(c, 0);
-    free(c->closed_why);
-    c->closed_why = why;
-    daffi__err_set(err, code, "%s: %s", c->address, why != NULL ? why : "failed");
+    daffi__err_set(err, code, "%s: %s", c->address,
+                   c->closed_why != NULL ? c->closed_why : "failed");
     return -1;
 }
 
