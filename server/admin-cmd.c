@@ -429,8 +429,7 @@ static json_t *admin_reload_results(const dfd_server *srv)
     return list;
 }
 
-/* Every message of errs as a JSON array. New reference. */
-static json_t *admin_errors(const dfd_errors *errs)
+json_t *admin_errors(const dfd_errors *errs)
 {
     json_t *a = json_array();
     for (size_t i = 0; i < errs->count; i++)

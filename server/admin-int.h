@@ -99,6 +99,8 @@ void admin_run_line(admin_client *c, char *line);
 void admin_drain_answer(dfd_admin *adm);
 /* Returns {"status":"ok","command":command}, or NULL when memory ran out. */
 json_t *admin_ok(const char *command);
+/* Every message of errs as a JSON array of strings. New reference. */
+json_t *admin_errors(const dfd_errors *errs);
 
 /* ---- admin-load.c ---- */
 

@@ -119,7 +119,6 @@ static void rt_free_one(admin_override *o)
     free(o->file);
 }
 
-/* The serving generation of the plugin called name, or NULL. */
 /* A load or unload that did not take: puts the runtime overrides back as they were
  * (the one taken out returns when put_back, else the one just added goes), and reloads
  * again when the first reload applied anything (rc == 0). */
@@ -141,6 +140,7 @@ static void rt_undo(dfd_admin *adm, int put_back, admin_override *taken, int rc)
     }
 }
 
+/* The serving generation of the plugin called name, or NULL. */
 static dfd_plugin *serving(const dfd_server *srv, const char *name)
 {
     for (size_t i = 0; i < srv->nplugins; i++)
@@ -194,17 +194,6 @@ static int admin_reload(dfd_admin *adm, dfd_errors *errs)
     return rc;
 }
 
-/* Every message of errs as a JSON array. New reference. */
-static json_t *errors_json(const dfd_errors *errs)
-{
-    json_t *a = json_array();
-    for (size_t i = 0; i < errs->count; i++) {
-        json_t *s = json_string(errs->msgs[i]);
-        json_array_append_new(a, s ? s : json_null());
-    }
-    return a;
-}
-
 /* The callbacks of p as a JSON array of names. New reference. */
 static json_t *callbacks_json(const dfd_plugin *p)
 {
@@ -214,6 +203,26 @@ static json_t *callbacks_json(const dfd_plugin *p)
         json_array_append_new(a, s ? s : json_null());
     }
     return a;
+}
+
+/* Answers load or unload after its reload: r (an ok reply, reference taken) gets every
+ * message of errs as reload_errors; r NULL answers the error code, with detail
+ * "what: first error" (fallback when errs is empty) and every message in errors.
+ * Frees taken and errs. */
+static void admin_load_answer(admin_client *c, const char *command, json_t *r,
+                              const char *code, const char *what, const char *fallback,
+                              dfd_errors *errs, admin_override *taken)
+{
+    if (r == NULL) {
+        admin_send_error(c, command, code, json_pack("{s:o}", "errors", admin_errors(errs)),
+                         0, "%s: %s", what, errs->count ? errs->msgs[0] : fallback);
+    } else {
+        /* the reload also applied whatever else changed; its failures are reported */
+        json_object_set_new(r, "reload_errors", admin_errors(errs));
+        admin_send(c, r);
+    }
+    rt_free_one(taken);
+    dfd_errors_free(errs);
 }
 
 /* Common refusals of load and unload. Returns 1 when c was answered. */
@@ -291,11 +300,9 @@ void admin_cmd_load(admin_client *c, const char *file)
     names_free(before);
     if (p == NULL) {
         rt_undo(adm, reenable, &taken, rc);
-        admin_send_error(c, "load", "load_failed", json_pack("{s:o}", "errors",
-                         errors_json(&errs)), 0, "%.200s: %s", real,
-                         errs.count ? errs.msgs[0] : "it declares no plugin to load");
-        rt_free_one(&taken);
-        dfd_errors_free(&errs);
+        snprintf(text, sizeof(text), "%.200s", real);
+        admin_load_answer(c, "load", NULL, "load_failed", text,
+                          "it declares no plugin to load", &errs, &taken);
         return;
     }
     if (!reenable) {
@@ -307,11 +314,7 @@ void admin_cmd_load(admin_client *c, const char *file)
     json_object_set_new(r, "generation", json_integer(p->generation));
     json_object_set_new(r, "file", json_string(real));
     json_object_set_new(r, "callbacks", callbacks_json(p));
-    /* the reload also applied whatever else changed; its failures are reported */
-    json_object_set_new(r, "reload_errors", errors_json(&errs));
-    admin_send(c, r);
-    rt_free_one(&taken);
-    dfd_errors_free(&errs);
+    admin_load_answer(c, "load", r, NULL, NULL, NULL, &errs, &taken);
 }
 
 void admin_cmd_unload(admin_client *c, const char *name)
@@ -351,19 +354,14 @@ void admin_cmd_unload(admin_client *c, const char *name)
     int rc = admin_reload(adm, &errs);
     if (serving(srv, name) != NULL) {
         rt_undo(adm, dropped, &taken, rc);
-        admin_send_error(c, "unload", "unload_failed", json_pack("{s:o}", "errors",
-                         errors_json(&errs)), 0, "plugin '%s' still serves: %s", name,
-                         errs.count ? errs.msgs[0] : "the reload kept it");
-        rt_free_one(&taken);
-        dfd_errors_free(&errs);
+        snprintf(text, sizeof(text), "plugin '%s' still serves", name);
+        admin_load_answer(c, "unload", NULL, "unload_failed", text, "the reload kept it",
+                          &errs, &taken);
         return;
     }
     json_t *r = admin_ok("unload");
     json_object_set_new(r, "plugin", json_string(name));
     json_object_set_new(r, "generation", json_integer(generation));
     json_object_set_new(r, "ini", json_string(ini));
-    json_object_set_new(r, "reload_errors", errors_json(&errs));
-    admin_send(c, r);
-    rt_free_one(&taken);
-    dfd_errors_free(&errs);
+    admin_load_answer(c, "unload", r, NULL, NULL, NULL, &errs, &taken);
 }

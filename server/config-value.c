@@ -29,51 +29,59 @@ static int cfg_digits(const char *s, uint64_t *out, const char **end)
     return 0;
 }
 
+/* A unit suffix and what one of it is worth. */
+typedef struct cfg_unit {
+    const char *unit;
+    uint64_t scale;
+} cfg_unit;
+
+/* Digits followed by exactly one of units (n of them). Returns 0 and sets *out to
+ * digits * scale, or -1 (no digits, sign, fraction, unknown unit, above max). */
+static int cfg_scaled(const char *text, const cfg_unit *units, size_t n, uint64_t max,
+                      uint64_t *out)
+{
+    const char *end;
+    uint64_t v;
+
+    if (text == NULL || cfg_digits(text, &v, &end) == -1)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(end, units[i].unit) != 0)
+            continue;
+        if (v > max / units[i].scale)
+            return -1;
+        *out = v * units[i].scale;
+        return 0;
+    }
+    return -1;
+}
+
 /* "512", "64K", "64KiB", "64k", "32M", "1G": binary units. Returns 0 and sets *out,
  * or -1 (empty, sign, fraction, unknown unit, overflow of size_t). */
 int dfd_parse_size(const char *text, size_t *out)
 {
-    static const struct { const char *unit; unsigned shift; } units[] = {
-        { "", 0 }, { "K", 10 }, { "KiB", 10 }, { "k", 10 }, { "M", 20 }, { "MiB", 20 },
-        { "m", 20 }, { "G", 30 }, { "GiB", 30 }, { "g", 30 },
+    static const cfg_unit units[] = {
+        { "", 1 }, { "K", 1u << 10 }, { "KiB", 1u << 10 }, { "k", 1u << 10 },
+        { "M", 1u << 20 }, { "MiB", 1u << 20 }, { "m", 1u << 20 },
+        { "G", 1u << 30 }, { "GiB", 1u << 30 }, { "g", 1u << 30 },
     };
-    const char *end;
-    uint64_t n;
+    uint64_t v;
 
-    if (text == NULL || cfg_digits(text, &n, &end) == -1)
+    if (cfg_scaled(text, units, sizeof(units) / sizeof(units[0]), SIZE_MAX, &v) == -1)
         return -1;
-    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-        if (strcmp(end, units[i].unit) != 0)
-            continue;
-        if (n > (uint64_t)SIZE_MAX >> units[i].shift)
-            return -1;
-        *out = (size_t)(n << units[i].shift);
-        return 0;
-    }
-    return -1;
+    *out = (size_t)v;
+    return 0;
 }
 
 /* "250ms", "5s", "2m", "1h", "100" (ms). Returns 0 and sets *out in milliseconds, or -1
  * (empty, sign, fraction, unknown unit, overflow). */
 int dfd_parse_duration_ms(const char *text, uint64_t *out)
 {
-    static const struct { const char *unit; uint64_t ms; } units[] = {
+    static const cfg_unit units[] = {
         { "", 1 }, { "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 },
     };
-    const char *end;
-    uint64_t n;
 
-    if (text == NULL || cfg_digits(text, &n, &end) == -1)
-        return -1;
-    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-        if (strcmp(end, units[i].unit) != 0)
-            continue;
-        if (n > UINT64_MAX / units[i].ms)
-            return -1;
-        *out = n * units[i].ms;
-        return 0;
-    }
-    return -1;
+    return cfg_scaled(text, units, sizeof(units) / sizeof(units[0]), UINT64_MAX, out);
 }
 
 /* yes/no, true/false, on/off, 1/0, any case. Returns 0 and sets *out to 1 or 0, or -1. */

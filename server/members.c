@@ -160,13 +160,9 @@ void dfd_snapshot_release(dfd_snapshot *s)
     free(s);
 }
 
-dfd_member *dfd_snapshot_pick(dfd_snapshot *s, const char *name, size_t len,
-                              unsigned limit, int *exists)
+dfd_member *dfd_snap_slot_pick(dfd_snap_slot *slot, unsigned limit, int *exists)
 {
     *exists = 0;
-    dfd_snap_slot *slot = dfd_snapshot_slot(s, name, len);
-    if (slot == NULL)
-        return NULL;
     unsigned start = atomic_fetch_add_explicit(&slot->rr, 1, memory_order_relaxed);
     for (size_t k = 0; k < slot->n; k++) {
         dfd_member *m = slot->members[(start + k) % slot->n];

@@ -97,11 +97,11 @@ void dfd_registry_update(struct dfd_server *srv, dfd_member *m, char **callbacks
 /* Removes m if it is still registered; publishes a left event. */
 void dfd_registry_leave(struct dfd_server *srv, dfd_member *m);
 
-/* Picks a member exposing the callback, round-robin, skipping members that are not
- * alive or hold `limit` calls. Returns a retained member, or NULL with *exists = 1 when
- * some member exposes it but all are busy, 0 when none does. */
-dfd_member *dfd_snapshot_pick(dfd_snapshot *s, const char *name, size_t len,
-                              unsigned limit, int *exists);
+/* Picks a member exposing the callback of slot (from dfd_snapshot_slot), round-robin,
+ * skipping members that are not alive or hold `limit` calls. Returns a retained member,
+ * or NULL with *exists = 1 when some member exposes it but all are busy, 0 when none
+ * alive does. */
+dfd_member *dfd_snap_slot_pick(dfd_snap_slot *slot, unsigned limit, int *exists);
 /* Returns the entry of callback name (the members exposing it), or NULL. */
 dfd_snap_slot *dfd_snapshot_slot(const dfd_snapshot *s, const char *name, size_t len);
 /* Returns the member entry called name, or NULL. */

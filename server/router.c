@@ -133,24 +133,20 @@ static void router_refuse(dfd_conn *c, dfd_call *call, int code, const char *msg
     dfd_call_free(call);
 }
 
-/* Counts a forwarded call of callback name (NULL: a stream's end, counted with its
- * open) in its "_forwarded" slot, when the loop's snapshot knows the callback. */
-static void router_count(dfd_call *call, const char *name, size_t len)
+/* Counts a forwarded call in the "_forwarded" slot of the snapshot entry ss of its
+ * callback (NULL: not counted, e.g. a stream's end, counted with its open). */
+static void router_count(dfd_call *call, dfd_snap_slot *ss)
 {
-    dfd_snap_slot *ss = name != NULL && call->loop->snapshot != NULL
-                            ? dfd_snapshot_slot(call->loop->snapshot, name, len)
-                            : NULL;
     if (ss == NULL)
         return;
-    unsigned slot = dfd_callstat_forwarded_slot(call->loop->srv, name, len, &ss->stat_slot);
+    unsigned slot = dfd_callstat_forwarded_slot(call->loop->srv, ss->name, &ss->stat_slot);
     call->fwd_slot = slot + 1;
     dfd_stats_slot_start(call->loop, slot);
 }
 
-/* Sends call to member m (taking over the reference on m); name is the callback it
- * is counted under (see router_count). */
-static void router_forward(dfd_conn *c, dfd_call *call, dfd_member *m, const char *name,
-                           size_t len)
+/* Sends call to member m (taking over the reference on m); ss is the snapshot entry of
+ * the callback it is counted under (see router_count). */
+static void router_forward(dfd_conn *c, dfd_call *call, dfd_member *m, dfd_snap_slot *ss)
 {
     call->kind = DFD_KIND_FORWARD;
     call->member = m;
@@ -161,7 +157,7 @@ static void router_forward(dfd_conn *c, dfd_call *call, dfd_member *m, const cha
         dfd_conn_link(c, call);
     atomic_store(&call->state, DFD_CALL_RUNNING);
     dfd_stat_add(&call->loop->stats, DFD_STAT_forwarded, 1);
-    router_count(call, name, len);
+    router_count(call, ss);
     dfd_dispatch_arm_deadline(call);
     if (m->loop == call->loop) {
         dfd_router_send(call);
@@ -175,13 +171,14 @@ static void router_forward(dfd_conn *c, dfd_call *call, dfd_member *m, const cha
 
 void dfd_router_forward_to(dfd_conn *c, dfd_call *call, dfd_member *m)
 {
-    router_forward(c, call, m, NULL, 0);
+    router_forward(c, call, m, NULL);
 }
 
-/* Picks the member for a callback (round-robin, or `to`). Returns a retained member,
- * or NULL after answering the call's error (and freeing it). */
+/* Picks the member for a callback (round-robin, or `to`). Returns a retained member
+ * and the callback's snapshot entry in *ss, or NULL after answering the call's error
+ * (and freeing it). */
 static dfd_member *router_pick(dfd_conn *c, dfd_call *call, const char *method, size_t len,
-                               const char *to, size_t to_len);
+                               const char *to, size_t to_len, dfd_snap_slot **ss);
 
 int dfd_router_is_local(dfd_loop *loop, const dfd_call *call, const char *to, size_t to_len)
 {
@@ -199,15 +196,17 @@ int dfd_router_is_local(dfd_loop *loop, const dfd_call *call, const char *to, si
 void dfd_router_route_stream(dfd_conn *c, dfd_call *call, const char *cb, size_t cb_len,
                              const char *to, size_t to_len)
 {
-    dfd_member *m = router_pick(c, call, cb, cb_len, to, to_len);
+    dfd_snap_slot *ss;
+    dfd_member *m = router_pick(c, call, cb, cb_len, to, to_len, &ss);
     if (m != NULL)
-        router_forward(c, call, m, cb, cb_len);
+        router_forward(c, call, m, ss);
 }
 
 void dfd_router_route(dfd_conn *c, dfd_call *call, const char *to, size_t to_len)
 {
+    dfd_snap_slot *ss;
     dfd_member *m = router_pick(c, call, call->base.method, call->base.msg.method_len, to,
-                                to_len);
+                                to_len, &ss);
     if (m == NULL)
         return;
     if (m->local) {
@@ -223,16 +222,19 @@ void dfd_router_route(dfd_conn *c, dfd_call *call, const char *to, size_t to_len
         dfd_dispatch_local(c, call, cb);
         return;
     }
-    router_forward(c, call, m, call->base.method, call->base.msg.method_len);
+    router_forward(c, call, m, ss);
 }
 
 static dfd_member *router_pick(dfd_conn *c, dfd_call *call, const char *method, size_t len,
-                               const char *to, size_t to_len)
+                               const char *to, size_t to_len, dfd_snap_slot **ss)
 {
     dfd_loop *loop = call->loop;
     dfd_server *srv = loop->srv;
     dfd_member *m = NULL;
     char msg[400];
+
+    /* one lookup serves the pick and the count (router_count) */
+    *ss = loop->snapshot != NULL ? dfd_snapshot_slot(loop->snapshot, method, len) : NULL;
 
     if (to != NULL) {
         const dfd_snap_member *sm = dfd_snapshot_find(loop->snapshot, to, to_len);
@@ -259,7 +261,7 @@ static dfd_member *router_pick(dfd_conn *c, dfd_call *call, const char *method, 
         return m;
     }
     int exists = 0;
-    m = dfd_snapshot_pick(loop->snapshot, method, len, srv->cfg->member_inflight, &exists);
+    m = *ss != NULL ? dfd_snap_slot_pick(*ss, srv->cfg->member_inflight, &exists) : NULL;
     if (m != NULL)
         return m;
     if (exists) {

@@ -120,11 +120,19 @@ static unsigned callstat_register(dfd_callstat_names *r, const char *plugin,
             free(c);
         }
     }
-    if (slot == DFD_CALLSTAT_SLOTS - 1 && r->plugin[slot] == NULL) {
-        r->plugin[slot] = strdup("_other");
-        r->callback[slot] = strdup("_other");
-        if (r->plugin[slot] != NULL && r->callback[slot] != NULL)
+    /* The overflow is named (and n reaches DFD_CALLSTAT_SLOTS) only once every slot
+     * before it is in use: readers walk the first n and need each one named. When
+     * memory ran out earlier, the pair is counted in the overflow all the same. */
+    if (n == DFD_CALLSTAT_SLOTS - 1) {
+        char *p = strdup("_other"), *c = strdup("_other");
+        if (p != NULL && c != NULL) {
+            r->plugin[n] = p;
+            r->callback[n] = c;
             atomic_store_explicit(&r->n, DFD_CALLSTAT_SLOTS, memory_order_release);
+        } else {
+            free(p);
+            free(c);
+        }
     }
     pthread_mutex_unlock(&r->lock);
     return slot;
@@ -142,17 +150,13 @@ unsigned dfd_callstat_slot(dfd_server *srv, const dfd_callback *cb)
     return slot;
 }
 
-unsigned dfd_callstat_forwarded_slot(dfd_server *srv, const char *callback, size_t len,
+unsigned dfd_callstat_forwarded_slot(dfd_server *srv, const char *callback,
                                      _Atomic unsigned *cache)
 {
     unsigned s = atomic_load_explicit(cache, memory_order_relaxed);
     if (s != 0)
         return s - 1;
-    char *name = strndup(callback, len);
-    unsigned slot = name == NULL ? DFD_CALLSTAT_SLOTS - 1
-                                 : callstat_register(&srv->callnames, DFD_FORWARDED_PLUGIN,
-                                                     name, 1);
-    free(name);
+    unsigned slot = callstat_register(&srv->callnames, DFD_FORWARDED_PLUGIN, callback, 1);
     atomic_store_explicit(cache, slot + 1, memory_order_relaxed);
     return slot;
 }
@@ -165,12 +169,6 @@ int dfd_callstat_find(dfd_server *srv, const char *plugin, const char *callback)
 
 /* ---- hot path --------------------------------------------------------------------- */
 
-static inline void callstat_inc(_Atomic uint64_t *v, uint64_t n)
-{
-    uint64_t cur = atomic_load_explicit(v, memory_order_relaxed);
-    atomic_store_explicit(v, cur + n, memory_order_relaxed);
-}
-
 void dfd_stats_call_start(dfd_loop *loop, const dfd_callback *cb)
 {
     dfd_stats_slot_start(loop, dfd_callstat_slot(loop->srv, cb));
@@ -178,7 +176,7 @@ void dfd_stats_call_start(dfd_loop *loop, const dfd_callback *cb)
 
 void dfd_stats_slot_start(dfd_loop *loop, unsigned slot)
 {
-    callstat_inc(&loop->stats.calls[slot].started, 1);
+    dfd_relaxed_add(&loop->stats.calls[slot].started, 1);
 }
 
 /* Bytes of a msgpack uint holding v. */
@@ -221,9 +219,9 @@ void dfd_stats_call_end(dfd_loop *loop, const dfd_call *call)
     unsigned b = 0;
     while (b < DFD_LATENCY_NBOUNDS && us > latency_bounds_us[b])
         b++;
-    callstat_inc(&cs->outcome[dfd_stats_call_outcome(call)], 1);
-    callstat_inc(&cs->bucket[b], 1);
-    callstat_inc(&cs->sum_ns, ns);
+    dfd_relaxed_add(&cs->outcome[dfd_stats_call_outcome(call)], 1);
+    dfd_relaxed_add(&cs->bucket[b], 1);
+    dfd_relaxed_add(&cs->sum_ns, ns);
 }
 
 /* ---- read side -------------------------------------------------------------------- */

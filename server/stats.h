@@ -127,11 +127,18 @@ typedef struct dfd_callstat_names {
     char *callback[DFD_CALLSTAT_SLOTS];
 } dfd_callstat_names;
 
+/* Adds n to a counter that only the calling thread writes: a relaxed load and store,
+ * no read-modify-write (readers on other threads see whole values). */
+static inline void dfd_relaxed_add(_Atomic uint64_t *v, uint64_t n)
+{
+    uint64_t cur = atomic_load_explicit(v, memory_order_relaxed);
+    atomic_store_explicit(v, cur + n, memory_order_relaxed);
+}
+
 /* Adds n to counter c of a loop's stats; only the owning thread calls it. */
 static inline void dfd_stat_add(dfd_stats *s, enum dfd_counter c, uint64_t n)
 {
-    uint64_t cur = atomic_load_explicit(&s->v[c], memory_order_relaxed);
-    atomic_store_explicit(&s->v[c], cur + n, memory_order_relaxed);
+    dfd_relaxed_add(&s->v[c], n);
 }
 
 static inline uint64_t dfd_stat_get(const dfd_stats *s, enum dfd_counter c)
@@ -160,7 +167,7 @@ unsigned dfd_callstat_slot(struct dfd_server *srv, const struct dfd_callback *cb
  * use (past DFD_CALLSTAT_FORWARDED_MAX the overflow); *cache (slot + 1, 0 = not yet)
  * makes later calls one relaxed load. Any thread. */
 unsigned dfd_callstat_forwarded_slot(struct dfd_server *srv, const char *callback,
-                                     size_t len, _Atomic unsigned *cache);
+                                     _Atomic unsigned *cache);
 /* Returns the slot registered for (plugin, callback), or -1 when it was never used. */
 int dfd_callstat_find(struct dfd_server *srv, const char *plugin, const char *callback);
 

@@ -98,50 +98,43 @@ static void calc_count(daffi_call *call)
     atomic_fetch_add_explicit(&st->calls, 1, memory_order_relaxed);
 }
 
-/* add(a, b): a + b. */
-static daffi_status calc_add(daffi_call *call)
+/* add and multiply: a op b (op '+' or '*'), int64 when both are integers (overflow is
+ * HANDLER_ERROR), float64 when either is a float. */
+static daffi_status calc_arith(daffi_call *call, char op)
 {
     calc_num a, b;
     int64_t r;
+    int overflow;
 
     calc_count(call);
     if (calc_operands(call, &a, &b) == -1)
         return DAFFI_DONE;
     if (a.is_float || b.is_float) {
-        daffi_reply_double(call, a.d + b.d);
+        daffi_reply_double(call, op == '+' ? a.d + b.d : a.d * b.d);
         return DAFFI_DONE;
     }
     if (calc_int_operands(call, &a, &b) == -1)
         return DAFFI_DONE;
-    if (__builtin_add_overflow(a.i, b.i, &r))
-        daffi_reply_error(call, DAFFI_ERR_HANDLER, "integer overflow: %lld + %lld",
-                          (long long)a.i, (long long)b.i);
+    overflow = op == '+' ? __builtin_add_overflow(a.i, b.i, &r)
+                         : __builtin_mul_overflow(a.i, b.i, &r);
+    if (overflow)
+        daffi_reply_error(call, DAFFI_ERR_HANDLER, "integer overflow: %lld %c %lld",
+                          (long long)a.i, op, (long long)b.i);
     else
         daffi_reply_int(call, r);
     return DAFFI_DONE;
 }
 
+/* add(a, b): a + b. */
+static daffi_status calc_add(daffi_call *call)
+{
+    return calc_arith(call, '+');
+}
+
 /* multiply(a, b): a * b. */
 static daffi_status calc_multiply(daffi_call *call)
 {
-    calc_num a, b;
-    int64_t r;
-
-    calc_count(call);
-    if (calc_operands(call, &a, &b) == -1)
-        return DAFFI_DONE;
-    if (a.is_float || b.is_float) {
-        daffi_reply_double(call, a.d * b.d);
-        return DAFFI_DONE;
-    }
-    if (calc_int_operands(call, &a, &b) == -1)
-        return DAFFI_DONE;
-    if (__builtin_mul_overflow(a.i, b.i, &r))
-        daffi_reply_error(call, DAFFI_ERR_HANDLER, "integer overflow: %lld * %lld",
-                          (long long)a.i, (long long)b.i);
-    else
-        daffi_reply_int(call, r);
-    return DAFFI_DONE;
+    return calc_arith(call, '*');
 }
 
 /* divide(a, b): a / b as float64, integers included (divide(7, 2) is 3.5). */
