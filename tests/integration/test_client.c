@@ -492,6 +492,32 @@ static void test_daffictl_members_and_the_router_subcommands_on_a_service(void *
     assert_int_equal(expect_run(out, sizeof(out), "%s/daffictl cast --bogus x 2>&1", d->build), 1);
 }
 
+/* A bad option or a missing operand is a usage error (exit 1) that names the option
+ * and what it wants, before anything is sent. */
+static void test_daffictl_usage_errors_name_the_option_and_what_it_wants(void **state)
+{
+    static const struct {
+        const char *args, *says;
+    } bad[] = {
+        {"stream --window 0 echo", "--window '0': expected a number from 1 to 1024"},
+        {"stream --chunk-size 0 echo", "--chunk-size '0': expected bytes from 1 to 16777216"},
+        {"stream --to '' echo", "--to needs a member name"},
+        {"cast --to '' add", "--to needs a member name"},
+        {"watch --count", "watch: --count needs a number"},
+        {"call", "call: missing CALLBACK"},
+    };
+    tdaemon *d = *state;
+    char out[4096];
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int rc = expect_run(out, sizeof(out), "%s/daffictl -s %s %s </dev/null 2>&1",
+                            d->build, d->tcp, bad[i].args);
+        if (rc != 1 || strstr(out, bad[i].says) == NULL)
+            fail_msg("daffictl %s: exit %d, expected 1 and \"%s\" in: %s", bad[i].args, rc,
+                     bad[i].says, out);
+    }
+}
+
 /* FNV-1a 64 of n bytes at p, continuing from h: what echo's digest computes. */
 static uint64_t fnv1a64(uint64_t h, const unsigned char *p, size_t n)
 {
@@ -1035,6 +1061,7 @@ int main(void)
         cmocka_unit_test(test_examples_built_with_pkg_config_run_against_daffid),
         cmocka_unit_test(test_examples_are_linked_from_the_generated_pkg_config_file),
         cmocka_unit_test(test_daffictl_members_and_the_router_subcommands_on_a_service),
+        cmocka_unit_test(test_daffictl_usage_errors_name_the_option_and_what_it_wants),
         cmocka_unit_test(test_a_stream_delivers_every_chunk_in_order_under_a_small_window),
         cmocka_unit_test(test_a_stream_whose_handler_fails_a_chunk_ends_with_that_error),
         cmocka_unit_test(test_a_stream_to_a_callback_that_is_no_stream_handler_is_bad_args),
