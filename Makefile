@@ -145,11 +145,11 @@ $(BUILD)/daffictl: $(CTL_OBJ) $(BUILD)/libdaffi.a
 # keep objects make would treat as intermediate (test and bench objects)
 .SECONDARY:
 .SECONDEXPANSION:
-$(BUILD)/plugins/%.so: $$(wildcard plugins/%/*.c) $$(wildcard plugins/%/*.h) sdk/include/daffi/plugin.h
+$(BUILD)/plugins/%.so: $$(wildcard plugins/%/*.c) $$(wildcard plugins/%/*.h) sdk/include/daffi/plugin.h sdk/include/daffi/errors.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -shared $(filter %.c,$^) -o $@ $(LDFLAGS_ALL)
 
-$(BUILD)/tests/fixtures/%.so: tests/fixtures/plugins/%.c sdk/include/daffi/plugin.h
+$(BUILD)/tests/fixtures/%.so: tests/fixtures/plugins/%.c sdk/include/daffi/plugin.h sdk/include/daffi/errors.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -shared $< -o $@ $(LDFLAGS_ALL)
 

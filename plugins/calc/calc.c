@@ -60,7 +60,7 @@ static int calc_operands(daffi_call *call, calc_num *a, calc_num *b)
     size_t argc = daffi_argc(call);
 
     if (argc != 2) {
-        daffi_reply_error(call, DAFFI_ERR_BAD_ARGS, "%s takes 2 arguments (a, b), got %zu",
+        daffi_reply_error(call, DAFFI_E_BAD_ARGS, "%s takes 2 arguments (a, b), got %zu",
                           daffi_call_method(call), argc);
         return -1;
     }
@@ -69,7 +69,7 @@ static int calc_operands(daffi_call *call, calc_num *a, calc_num *b)
         calc_num *n = out[i];
 
         if (daffi_arg_double(call, i, &n->d) == -1) {
-            daffi_reply_error(call, DAFFI_ERR_BAD_ARGS, "argument %zu must be a number, got %s",
+            daffi_reply_error(call, DAFFI_E_BAD_ARGS, "argument %zu must be a number, got %s",
                               i + 1, calc_type_name(o));
             return -1;
         }
@@ -84,7 +84,7 @@ static int calc_operands(daffi_call *call, calc_num *a, calc_num *b)
 static int calc_int_operands(daffi_call *call, const calc_num *a, const calc_num *b)
 {
     if (!a->fits_int64 || !b->fits_int64) {
-        daffi_reply_error(call, DAFFI_ERR_BAD_ARGS, "argument %d does not fit in int64",
+        daffi_reply_error(call, DAFFI_E_BAD_ARGS, "argument %d does not fit in int64",
                           a->fits_int64 ? 2 : 1);
         return -1;
     }
@@ -118,7 +118,7 @@ static daffi_status calc_arith(daffi_call *call, char op)
     overflow = op == '+' ? __builtin_add_overflow(a.i, b.i, &r)
                          : __builtin_mul_overflow(a.i, b.i, &r);
     if (overflow)
-        daffi_reply_error(call, DAFFI_ERR_HANDLER, "integer overflow: %lld %c %lld",
+        daffi_reply_error(call, DAFFI_E_HANDLER_ERROR, "integer overflow: %lld %c %lld",
                           (long long)a.i, op, (long long)b.i);
     else
         daffi_reply_int(call, r);
@@ -146,7 +146,7 @@ static daffi_status calc_divide(daffi_call *call)
     if (calc_operands(call, &a, &b) == -1)
         return DAFFI_DONE;
     if (b.d == 0.0) /* also true for -0.0 */
-        daffi_reply_error(call, DAFFI_ERR_HANDLER, "division by zero");
+        daffi_reply_error(call, DAFFI_E_HANDLER_ERROR, "division by zero");
     else
         daffi_reply_double(call, a.d / b.d);
     return DAFFI_DONE;

@@ -77,24 +77,24 @@ static daffi_status echo_after(daffi_call *call)
     int64_t ms;
 
     if (daffi_argc(call) != 2) {
-        daffi_reply_error(call, DAFFI_ERR_BAD_ARGS,
+        daffi_reply_error(call, DAFFI_E_BAD_ARGS,
                           "echo_after takes 2 arguments (ms, value), got %zu",
                           daffi_argc(call));
         return DAFFI_DONE;
     }
     if (daffi_arg_int(call, 0, &ms) == -1 || ms < 0 || ms > st->max_delay_ms) {
-        daffi_reply_error(call, DAFFI_ERR_BAD_ARGS,
+        daffi_reply_error(call, DAFFI_E_BAD_ARGS,
                           "argument 1 (ms) must be an integer 0..%lld",
                           (long long)st->max_delay_ms);
         return DAFFI_DONE;
     }
     if (daffi_call_loop(call) == NULL) { /* a host that runs no loop for this call */
-        daffi_reply_error(call, DAFFI_ERR_HANDLER, "no event loop to arm a timer on");
+        daffi_reply_error(call, DAFFI_E_HANDLER_ERROR, "no event loop to arm a timer on");
         return DAFFI_DONE;
     }
     d = malloc(sizeof(*d));
     if (d == NULL) {
-        daffi_reply_error(call, DAFFI_ERR_HANDLER, "out of memory");
+        daffi_reply_error(call, DAFFI_E_HANDLER_ERROR, "out of memory");
         return DAFFI_DONE;
     }
     d->call = call;
@@ -105,7 +105,7 @@ static daffi_status echo_after(daffi_call *call)
         if (d->timer != NULL)
             event_free(d->timer);
         free(d);
-        daffi_reply_error(call, DAFFI_ERR_HANDLER, "cannot arm a timer");
+        daffi_reply_error(call, DAFFI_E_HANDLER_ERROR, "cannot arm a timer");
         return DAFFI_DONE;
     }
     return DAFFI_PENDING;
@@ -160,12 +160,12 @@ static daffi_status echo_digest(daffi_call *call)
     switch (daffi_stream_step_of(call)) {
     case DAFFI_STREAM_OPEN:
         if (daffi_argc(call) != 0) {
-            daffi_reply_error(call, DAFFI_ERR_BAD_ARGS, "digest takes no arguments");
+            daffi_reply_error(call, DAFFI_E_BAD_ARGS, "digest takes no arguments");
             return DAFFI_DONE;
         }
         d = calloc(1, sizeof(*d));
         if (d == NULL) {
-            daffi_reply_error(call, DAFFI_ERR_HANDLER, "out of memory");
+            daffi_reply_error(call, DAFFI_E_HANDLER_ERROR, "out of memory");
             return DAFFI_DONE;
         }
         d->hash = 14695981039346656037ull;
@@ -182,7 +182,7 @@ static daffi_status echo_digest(daffi_call *call)
             p = (const unsigned char *)o->via.str.ptr;
             len = o->via.str.size;
         } else {
-            daffi_reply_error(call, DAFFI_ERR_BAD_ARGS, "chunk %llu must be bin or str",
+            daffi_reply_error(call, DAFFI_E_BAD_ARGS, "chunk %llu must be bin or str",
                               (unsigned long long)daffi_stream_index(call));
             return DAFFI_DONE;
         }
@@ -215,7 +215,7 @@ static daffi_status echo_digest(daffi_call *call)
         daffi_stream_set_data(call, NULL);
         return DAFFI_DONE;
     default:
-        daffi_reply_error(call, DAFFI_ERR_BAD_ARGS,
+        daffi_reply_error(call, DAFFI_E_BAD_ARGS,
                           "digest is a stream handler: open it with daffi.stream");
         return DAFFI_DONE;
     }

@@ -37,12 +37,12 @@ static daffi_status fib_fib(daffi_call *call)
 
     atomic_fetch_add_explicit(&st->calls, 1, memory_order_relaxed);
     if (daffi_argc(call) != 1) {
-        daffi_reply_error(call, DAFFI_ERR_BAD_ARGS, "fib takes 1 argument (n), got %zu",
+        daffi_reply_error(call, DAFFI_E_BAD_ARGS, "fib takes 1 argument (n), got %zu",
                           daffi_argc(call));
         return DAFFI_DONE;
     }
     if (daffi_arg_int(call, 0, &n) == -1 || n < 0 || n > FIB_MAX_N) {
-        daffi_reply_error(call, DAFFI_ERR_BAD_ARGS, "argument 1 (n) must be an integer 0..%d",
+        daffi_reply_error(call, DAFFI_E_BAD_ARGS, "argument 1 (n) must be an integer 0..%d",
                           FIB_MAX_N);
         return DAFFI_DONE;
     }

@@ -319,7 +319,7 @@ static daffi_status greet(daffi_call *call)
     const char *name;
     size_t len;
     if (daffi_arg_str(call, 0, &name, &len) == -1) {
-        daffi_reply_error(call, DAFFI_ERR_BAD_ARGS, "argument 1 must be a string");
+        daffi_reply_error(call, DAFFI_E_BAD_ARGS, "argument 1 must be a string");
         return DAFFI_DONE;
     }
     msgpack_packer *pk = daffi_reply_packer(call);

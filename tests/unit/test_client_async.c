@@ -1033,7 +1033,7 @@ static daffi_status cb_mul(daffi_call *call)
     int64_t a, b;
 
     if (daffi_arg_int(call, 0, &a) == -1 || daffi_arg_int(call, 1, &b) == -1) {
-        daffi_reply_error(call, DAFFI_ERR_BAD_ARGS, "mul takes two integers");
+        daffi_reply_error(call, DAFFI_E_BAD_ARGS, "mul takes two integers");
         return DAFFI_DONE;
     }
     daffi_reply_int(call, a * b);

@@ -38,6 +38,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <msgpack.h>
+#include <daffi/errors.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -179,18 +180,10 @@ void daffi_reply_raw(daffi_call *call, const char *p, size_t len);
  * array or map). Discards any result set before. Owned by the call. */
 msgpack_packer *daffi_reply_packer(daffi_call *call);
 
-/* Sets the outcome to an error: code is a daffi error code (DAFFI_ERR_BAD_ARGS,
- * DAFFI_ERR_HANDLER, ...); the message is formatted printf-style. */
+/* Sets the outcome to an error: code is a daffi error code (<daffi/errors.h>:
+ * DAFFI_E_BAD_ARGS, DAFFI_E_HANDLER_ERROR, ...); the message is formatted printf-style. */
 void daffi_reply_error(daffi_call *call, int code, const char *fmt, ...)
     DAFFI_PRINTF(3, 4);
-
-/* Error codes a handler uses (same values as the wire codes in daffi/rpc.h). */
-#define DAFFI_ERR_BAD_ARGS 2
-#define DAFFI_ERR_TIMEOUT 3
-#define DAFFI_ERR_HANDLER 4
-#define DAFFI_ERR_UNAVAILABLE 5
-#define DAFFI_ERR_OVERLOADED 6
-#define DAFFI_ERR_DENIED 9
 
 /* Completes a call whose handler returned DAFFI_PENDING: the outcome set before is
  * sent (a call with no outcome set answers nil). Call it once, from any thread; the

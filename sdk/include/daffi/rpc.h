@@ -35,6 +35,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <msgpack.h>
+#include <daffi/errors.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -46,21 +47,6 @@ typedef enum daffi_msg_kind {
     DAFFI_MSG_RESPONSE = 1,
     DAFFI_MSG_NOTIFY = 2
 } daffi_msg_kind;
-
-/* Error codes carried in a response's error array (DESIGN.md, normative). */
-typedef enum daffi_error_code {
-    DAFFI_OK = 0,
-    DAFFI_E_NO_CALLBACK = 1,
-    DAFFI_E_BAD_ARGS = 2,
-    DAFFI_E_TIMEOUT = 3,
-    DAFFI_E_HANDLER_ERROR = 4,
-    DAFFI_E_UNAVAILABLE = 5,
-    DAFFI_E_OVERLOADED = 6,
-    DAFFI_E_TOO_LARGE = 7,
-    DAFFI_E_PROTOCOL = 8,
-    DAFFI_E_DENIED = 9,
-    DAFFI_E_SHUTTING_DOWN = 10
-} daffi_error_code;
 
 /* Returns the static upper-case name of an error code ("NO_CALLBACK", ...), or
  * "UNKNOWN" for a code outside 1..10. Never NULL; the caller does not free it. */
