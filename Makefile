@@ -49,7 +49,7 @@ PLUGINDIR  ?= $(LIBDIR)/daffid/plugins
 PC_FILES   := $(BUILD)/daffi.pc $(BUILD)/daffi-uninstalled.pc
 EXAMPLES   := $(patsubst sdk/examples/%.c,$(BUILD)/examples/%,$(wildcard sdk/examples/*.c))
 
-.PHONY: all run test test-only bench asan fuzz deps clean check-config
+.PHONY: all run test test-only bench asan tsan fuzz fuzz-bins deps clean check-config
 all: $(BUILD)/daffid $(BUILD)/daffictl $(BUILD)/libdaffi.a $(BUILD)/libdaffi.so $(PLUGIN_SO) \
      $(PC_FILES) $(EXAMPLES)
 
@@ -73,23 +73,36 @@ asan: deps
 	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
 	  test-only
 
+# The whole suite under ThreadSanitizer (data races between loops, the blocking pool
+# and the main thread). TSAN_OPTIONS makes a race fail the test that hit it.
+tsan: deps
+	@TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 $${TSAN_OPTIONS:-}" \
+	  $(MAKE) --no-print-directory BUILD=build-tsan OPT=-O1 \
+	  SAN="-fsanitize=thread -fno-omit-frame-pointer" test-only
+
 bench: deps
 	@$(MAKE) --no-print-directory all $(BENCH_BIN)
 	@BUILD=$(BUILD) sh tests/bench/run.sh
 
-# Fuzz targets (libFuzzer, clang): the message decoder and the config reader, each run
-# for FUZZ_TIME seconds. Crashes and their inputs land in build/fuzz/.
+# Fuzz targets (libFuzzer, clang): every tests/fuzz/fuzz_X.c is one target, linked
+# against the whole server and SDK built with coverage and ASan + UBSan in build-fuzz/
+# (a new target needs no edit here). `make fuzz` runs each for FUZZ_TIME seconds
+# (tests/fuzz/run.sh; crashes and their inputs land in build-fuzz/fuzz/) and prints
+# "fuzz: N passed, N failed", one per target. FUZZ_FILTER=NAME runs the matching ones.
 FUZZ_TIME ?= 30
-FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
-              -Isdk/include -Isdk/src -Iserver
+FUZZ_BIN  := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 fuzz: deps
 	@command -v clang >/dev/null || { echo "fuzz: clang is needed (apt-get install clang)"; exit 1; }
-	@mkdir -p build/fuzz
-	clang $(FUZZ_CFLAGS) tests/fuzz/fuzz_rpc.c sdk/src/rpc.c -lmsgpackc -o build/fuzz/fuzz_rpc
-	clang $(FUZZ_CFLAGS) tests/fuzz/fuzz_config.c server/config.c server/config-keys.c server/config-ini.c \
-	  server/config-value.c sdk/src/addr.c -linih -o build/fuzz/fuzz_config
-	cd build/fuzz && ./fuzz_rpc -max_total_time=$(FUZZ_TIME) -print_final_stats=1
-	cd build/fuzz && ./fuzz_config -max_total_time=$(FUZZ_TIME) -print_final_stats=1
+	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang OPT=-O1 \
+	  SAN="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
+	  fuzz-bins
+	@BUILD=build-fuzz FUZZ_TIME=$(FUZZ_TIME) sh tests/fuzz/run.sh
+
+fuzz-bins: $(FUZZ_BIN)
+
+$(BUILD)/fuzz/%: $(BUILD)/obj/tests/fuzz/%.o $(BUILD)/libdfd.a $(BUILD)/libdaffi.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -fsanitize=fuzzer $< $(TEST_LINK) -o $@ $(LIBS_ALL)
 
 check-config: all
 	$(BUILD)/daffid -t -c conf.d
@@ -246,6 +259,6 @@ rpm:
 	@sh packaging/build-rpm.sh $(PKGDIR)
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz build-tsan
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
