@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
-#include <daffi/json.h>
+#include "json.h"
 
 #include "admin_view.h"
 #include "daffictl.h"
@@ -183,7 +183,7 @@ static int admin_run(const ctl_opts *o, const char *name, int argc, char **argv)
     const char *status = json_string_value(json_object_get(reply, "status"));
     int ok = status != NULL && strcmp(status, "ok") == 0;
     if (o->json_explicit) {
-        char *out = json_dumps(reply, o->json_flags & DAFFI_JSON_PRETTY
+        char *out = json_dumps(reply, o->json_flags & CTL_JSON_PRETTY
                                           ? JSON_INDENT(2) | JSON_PRESERVE_ORDER
                                           : JSON_COMPACT | JSON_PRESERVE_ORDER);
         printf("%s\n", out ? out : text);

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <daffi/json.h>
+#include "json.h"
 
 #include "daffictl.h"
 
@@ -74,7 +74,7 @@ static int run_ping(const ctl_opts *o, int argc, char **argv)
         rc = ctl_report(o, &err);
         daffi_error_clear(&err);
     } else if (o->json_explicit) {
-        printf((o->json_flags & DAFFI_JSON_PRETTY)
+        printf((o->json_flags & CTL_JSON_PRETTY)
                    ? "{\n  \"result\": \"pong\",\n  \"rtt_us\": %" PRId64 "\n}\n"
                    : "{\"result\":\"pong\",\"rtt_us\":%" PRId64 "}\n",
                rtt_us);
@@ -95,8 +95,10 @@ const ctl_cmd ctl_cmd_call = {
     "  3 -> int   -2.5 -> float   true, null   [1,2] -> array   {\"a\":1} -> map\n"
     "  '\"3\"' -> the string 3   hello -> the string hello\n"
     "  '{\"$bin\":\"AAEC\"}' -> bin (base64)   '{\"$ext\":[1,\"AAEC\"]}' -> ext\n"
+    "  '{\"$map\":[[[1,2],\"a\"]]}' -> a map whose keys may be of any type\n"
     "Results use the same notation: bin as {\"$bin\": base64}, ext as {\"$ext\": [type,\n"
-    "base64]}, map keys that are not strings as their JSON text.\n"
+    "base64]}, nil/boolean/number map keys as their JSON text, and a map no JSON object\n"
+    "can hold (container keys, repeated keys) as {\"$map\": [[key, value]...]}.\n"
     "\n"
     "On error, prints `NAME (code N): message` (and the error's details as JSON) to\n"
     "stderr and exits with the code of the error's class (see daffictl --help).\n"

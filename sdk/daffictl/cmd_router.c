@@ -11,7 +11,7 @@
 
 #include <event2/event.h>
 
-#include <daffi/json.h>
+#include "json.h"
 
 #include "daffictl.h"
 
@@ -176,7 +176,7 @@ static int print_cast(const ctl_opts *o, const msgpack_object *map)
             continue;
         }
         if (!o->json_explicit) {
-            json = daffi_json_dump(r, o->json_flags);
+            json = ctl_json_dump(r, o->json_flags);
             printf("%.*s: %s\n", (int)kv->key.via.str.size, kv->key.via.str.ptr,
                    json != NULL ? json : "(out of memory)");
             free(json);

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <daffi/json.h>
+#include "json.h"
 
 #include "daffictl.h"
 
@@ -147,7 +147,7 @@ int main(int argc, char **argv)
     o.timeout_ms = CTL_DEFAULT_TIMEOUT_MS;
     env = getenv("DAFFID_ADMIN");
     o.admin = env != NULL && env[0] != '\0' ? env : CTL_DEFAULT_ADMIN;
-    o.json_flags = DAFFI_JSON_COMPACT;
+    o.json_flags = CTL_JSON_COMPACT;
     /* '+': stop at the subcommand, whose arguments may start with '-' */
     while ((ch = getopt_long(argc, argv, "+s:a:t:hV", longopts, NULL)) != -1) {
         switch (ch) {
@@ -160,8 +160,8 @@ int main(int argc, char **argv)
                 return CTL_EXIT_USAGE;
             }
             break;
-        case 'j': o.json_flags = DAFFI_JSON_COMPACT; o.json_explicit = 1; break;
-        case 'p': o.json_flags = DAFFI_JSON_PRETTY; o.json_explicit = 1; break;
+        case 'j': o.json_flags = CTL_JSON_COMPACT; o.json_explicit = 1; break;
+        case 'p': o.json_flags = CTL_JSON_PRETTY; o.json_explicit = 1; break;
         case 'h': usage(stdout); return CTL_EXIT_OK;
         case 'V': printf("daffictl %s\n", DAFFID_VERSION); return CTL_EXIT_OK;
         default:

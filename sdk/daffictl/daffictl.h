@@ -30,7 +30,7 @@ enum ctl_exit {
 typedef struct ctl_opts {
     const char *address;   /* -s, else $DAFFI_ADDRESS, else CTL_DEFAULT_ADDRESS */
     int timeout_ms;        /* -t; 0: wait forever */
-    unsigned json_flags;   /* DAFFI_JSON_COMPACT or DAFFI_JSON_PRETTY */
+    unsigned json_flags;   /* CTL_JSON_COMPACT or CTL_JSON_PRETTY */
     int json_explicit;     /* 1 when --json or --pretty was given */
     const char *admin;     /* -a, else $DAFFID_ADMIN, else CTL_DEFAULT_ADMIN */
 } ctl_opts;

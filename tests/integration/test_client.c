@@ -464,6 +464,27 @@ static void test_examples_are_linked_from_the_generated_pkg_config_file(void **s
     assert_non_null(strstr(out, "/daffid/plugins"));
 }
 
+/* libdaffi needs libevent and msgpack-c only: JSON is daffictl's business. */
+static void test_libdaffi_needs_no_json_library(void **state)
+{
+    tdaemon *d = *state;
+    char out[4096];
+
+    assert_int_equal(expect_run(out, sizeof(out), "for k in uninstalled disabled; do "
+                                "[ $k = disabled ] && export PKG_CONFIG_DISABLE_UNINSTALLED=1; "
+                                "PKG_CONFIG_PATH=%s pkg-config --static --libs --print-requires "
+                                "--print-requires-private daffi || exit 1; done 2>&1", d->build),
+                     0);
+    assert_non_null(strstr(out, "msgpack"));
+    assert_null(strstr(out, "jansson"));
+    assert_int_equal(expect_run(out, sizeof(out), "readelf -d %s/libdaffi.so 2>&1 | grep NEEDED; "
+                                "nm -u %s/libdaffi.a 2>&1 | grep ' json_'", d->build, d->build),
+                     1); /* grep's status: the last pipeline found nothing */
+    assert_non_null(strstr(out, "libmsgpackc"));
+    assert_null(strstr(out, "jansson"));
+    assert_null(strstr(out, "json_"));
+}
+
 static void test_daffictl_members_and_the_router_subcommands_on_a_service(void **state)
 {
     tdaemon *d = *state;
@@ -1060,6 +1081,7 @@ int main(void)
             test_a_thousand_concurrent_async_calls_on_one_connection_each_get_their_reply),
         cmocka_unit_test(test_examples_built_with_pkg_config_run_against_daffid),
         cmocka_unit_test(test_examples_are_linked_from_the_generated_pkg_config_file),
+        cmocka_unit_test(test_libdaffi_needs_no_json_library),
         cmocka_unit_test(test_daffictl_members_and_the_router_subcommands_on_a_service),
         cmocka_unit_test(test_daffictl_usage_errors_name_the_option_and_what_it_wants),
         cmocka_unit_test(test_a_stream_delivers_every_chunk_in_order_under_a_small_window),

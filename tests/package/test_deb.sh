@@ -164,7 +164,7 @@ files_present() {
         /usr/lib/tmpfiles.d/daffid.conf /usr/share/man/man8/daffid.8.gz \
         /usr/share/man/man1/daffictl.1.gz /usr/share/man/man5/daffid.ini.5.gz \
         /usr/include/daffi/plugin.h /usr/include/daffi/client.h \
-        /usr/include/daffi/rpc.h /usr/include/daffi/json.h; do
+        /usr/include/daffi/rpc.h /usr/include/daffi/errors.h; do
         [ -e "$f" ] || { echo "missing: $f"; rc=1; }
     done
     local multiarch
