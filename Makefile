@@ -6,6 +6,7 @@
 #   server/*.c (but main.c)      -> libdfd.a, linked into daffid and the tests
 #   plugins/NAME/*.c             -> build/plugins/NAME.so
 #   tests/fixtures/plugins/X.c   -> build/tests/fixtures/X.so
+#   tests/fixtures/plugins/X.cc  -> build/tests/fixtures/X.so (g++: a C++ plugin)
 #   tests/unit/test_X.c          -> build/tests/unit/test_X        (cmocka)
 #   tests/integration/test_X.c   -> build/tests/integration/test_X (cmocka + tests/support)
 #   tests/bench/bench_X.c        -> build/tests/bench/bench_X      (+ tests/support)
@@ -39,7 +40,8 @@ SRV_SRC    := $(filter-out server/main.c,$(wildcard server/*.c))
 SRV_OBJ    := $(SRV_SRC:%.c=$(BUILD)/obj/%.o)
 PLUGINS    := $(notdir $(wildcard plugins/*))
 PLUGIN_SO  := $(PLUGINS:%=$(BUILD)/plugins/%.so)
-FIXTURE_SO := $(patsubst tests/fixtures/plugins/%.c,$(BUILD)/tests/fixtures/%.so,$(wildcard tests/fixtures/plugins/*.c))
+FIXTURE_SO := $(patsubst tests/fixtures/plugins/%.c,$(BUILD)/tests/fixtures/%.so,$(wildcard tests/fixtures/plugins/*.c)) \
+              $(patsubst tests/fixtures/plugins/%.cc,$(BUILD)/tests/fixtures/%.so,$(wildcard tests/fixtures/plugins/*.cc))
 SUPPORT_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tests/support/*.c))
 UNIT_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(wildcard tests/unit/test_*.c))
 INTEG_BIN  := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(wildcard tests/integration/test_*.c))
@@ -179,6 +181,13 @@ $(BUILD)/plugins/%.so: $$(wildcard plugins/%/*.c) $$(wildcard plugins/%/*.h) sdk
 $(BUILD)/tests/fixtures/%.so: tests/fixtures/plugins/%.c sdk/include/daffi/plugin.h sdk/include/daffi/errors.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -shared $< -o $@ $(LDFLAGS_ALL)
+
+# A C++ fixture, built as C++ libraries often are (hidden visibility by default): the
+# DAFFI_PLUGIN macro must export the descriptor with C linkage anyway.
+$(BUILD)/tests/fixtures/%.so: tests/fixtures/plugins/%.cc $(wildcard sdk/include/daffi/*.h)
+	@mkdir -p $(dir $@)
+	$(CXX) -std=c++11 -Wall -Wextra -Werror -g $(OPT) -fPIC -fvisibility=hidden -Isdk/include \
+	  $(PKG_CFLAGS) $(SAN) $(CXXFLAGS) -shared $< -o $@ $(LDFLAGS_ALL)
 
 TEST_LINK = -rdynamic -Wl,--whole-archive $(BUILD)/libdfd.a $(BUILD)/libdaffi.a $(CTL_LIB) \
             -Wl,--no-whole-archive

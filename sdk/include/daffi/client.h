@@ -102,8 +102,9 @@
  *   a table of daffi_callback_def (<daffi/plugin.h>: the plugin handler signature) and
  *   announces them with daffi.hello under opts.name. A request arriving on the
  *   connection naming one runs its handler on the loop with a daffi_call exactly as a
- *   plugin sees it (daffi_call_host() is NULL: the host functions daffi_config_get,
- *   daffi_log ... belong to daffid, not to a client); other requests are answered
+ *   plugin sees it (daffi_call_host() is NULL: there is no plugin instance, so
+ *   libdaffi's host functions answer for it: daffi_config_get() and the other [config]
+ *   readers find nothing, daffi_log() writes to stderr); other requests are answered
  *   NO_CALLBACK; a notification naming one runs it without reply.
  */
 #ifndef DAFFI_CLIENT_H
