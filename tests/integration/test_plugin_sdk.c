@@ -128,6 +128,7 @@ static int service_setup(void **state)
 
     if (d == NULL || tdaemon_init(d) == -1 ||
         add_fixture(d, "cxx_plugin", "[config]\nprefix = P:\n") == -1 ||
+        add_fixture(d, "details", NULL) == -1 ||
         tdaemon_start(d, NULL) == -1) {
         if (d != NULL)
             tdaemon_cleanup(d);
@@ -170,8 +171,85 @@ static void test_a_cxx_plugin_is_loaded_by_daffid_and_its_callbacks_answer(void 
     assert_int_equal(daffi_rpc(c, "cxx_throw", &params, HANG_MS, &r, &err), -1);
     assert_int_equal(err.code, DAFFI_E_HANDLER_ERROR);
     assert_string_equal(err.message, "thrown");
+    assert_true(is_str(daffi_obj_get(&err.details, "type"), "std::runtime_error"));
     daffi_error_clear(&err);
     daffi_close(c);
+}
+
+/* Asserts err is the details fixture's error for type with traceback trace. */
+static void assert_details(const daffi_error *err, const char *message, const char *type,
+                           const char *trace)
+{
+    int64_t line;
+
+    assert_int_equal(err->code, DAFFI_E_HANDLER_ERROR);
+    assert_int_equal(err->remote, 1);
+    assert_string_equal(err->message, message);
+    assert_int_equal(err->details.type, MSGPACK_OBJECT_MAP);
+    assert_int_equal(err->details.via.map.size, 3);
+    assert_true(is_str(daffi_obj_get(&err->details, "type"), type));
+    assert_true(is_str(daffi_obj_at(daffi_obj_get(&err->details, "traceback"), 0), trace));
+    assert_int_equal(daffi_obj_int(daffi_obj_get(&err->details, "line"), &line), 0);
+    assert_int_equal(line, 42);
+}
+
+/* A handler's details map travels as [code, message, details] and the client library
+ * hands it over as daffi_error.details, for a call answered at once and for one
+ * answered later (pending). */
+static void test_an_error_with_details_reaches_the_client_with_its_map(void **state)
+{
+    tdaemon *d = *state;
+    daffi_client *c = sync_connect(d->unix_addr);
+    daffi_error err = DAFFI_ERROR_INIT;
+    msgpack_object objs[2];
+    msgpack_object params;
+
+    set_str(&objs[0], "ValueError");
+    set_str(&objs[1], "  File \"x.py\", line 42");
+    params = params_of(objs, 2);
+    assert_int_equal(daffi_rpc(c, "fail_with_details", &params, HANG_MS, NULL, &err), -1);
+    assert_details(&err, "failed: ValueError", "ValueError", "  File \"x.py\", line 42");
+    set_int(&objs[0], 20);
+    set_str(&objs[1], "KeyError");
+    assert_int_equal(daffi_rpc(c, "fail_later", &params, HANG_MS, NULL, &err), -1);
+    assert_details(&err, "failed later", "KeyError", "timer");
+    daffi_error_clear(&err);
+    daffi_close(c);
+}
+
+/* Details that are not one map never make the response malformed: they are dropped,
+ * the message says so, and the connection goes on. A reply after the details
+ * replaces the error. */
+static void test_details_that_are_not_one_map_are_dropped_and_the_message_says_so(
+    void **state)
+{
+    tdaemon *d = *state;
+    daffi_client *c = sync_connect(d->tcp);
+    daffi_error err = DAFFI_ERROR_INIT;
+    daffi_result r;
+
+    assert_int_equal(daffi_rpc(c, "fail_bad_details", NULL, HANG_MS, NULL, &err), -1);
+    assert_int_equal(err.code, DAFFI_E_HANDLER_ERROR);
+    assert_string_equal(err.message, "bad details [details dropped: not one map]");
+    assert_int_equal(err.details.type, MSGPACK_OBJECT_NIL);
+    assert_int_equal(daffi_rpc(c, "details_then_result", NULL, HANG_MS, &r, &err), 0);
+    assert_true(is_str(&r.obj, "result wins"));
+    daffi_result_free(&r);
+    assert_true(daffi_client_connected(c));
+    daffi_close(c);
+}
+
+/* daffictl prints the details under the error, as JSON. */
+static void test_daffictl_prints_an_errors_details_as_json(void **state)
+{
+    tdaemon *d = *state;
+    char out[2048];
+
+    assert_int_equal(expect_run(out, sizeof(out), "%s/daffictl -s %s call fail_with_details "
+                                "TypeError tb 2>&1", d->build, d->tcp), 4);
+    assert_non_null(strstr(out, "HANDLER_ERROR (code 4): failed: TypeError\n"));
+    assert_non_null(strstr(out, "details: {\"type\":\"TypeError\",\"traceback\":[\"tb\"],"
+                                "\"line\":42}"));
 }
 
 /* ==== group: router ================================================================= */
@@ -282,6 +360,9 @@ int main(void)
     };
     const struct CMUnitTest service[] = {
         cmocka_unit_test(test_a_cxx_plugin_is_loaded_by_daffid_and_its_callbacks_answer),
+        cmocka_unit_test(test_an_error_with_details_reaches_the_client_with_its_map),
+        cmocka_unit_test(test_details_that_are_not_one_map_are_dropped_and_the_message_says_so),
+        cmocka_unit_test(test_daffictl_prints_an_errors_details_as_json),
     };
     const struct CMUnitTest router[] = {
         cmocka_unit_test(

@@ -240,6 +240,20 @@ msgpack_packer *daffi_reply_packer(daffi_call *call);
 void daffi_reply_error(daffi_call *call, int code, const char *fmt, ...)
     DAFFI_PRINTF(3, 4);
 
+/* As daffi_reply_error(), with a details map the caller sees with the error (its
+ * daffi_error.details; the wire's [code, message, details]), e.g. the type of an
+ * exception and its traceback:
+ *     msgpack_packer *pk = daffi_reply_error_details(call, DAFFI_E_HANDLER_ERROR, "boom");
+ *     msgpack_pack_map(pk, 1);
+ *     msgpack_pack_str_with_body(pk, "type", 4);
+ *     msgpack_pack_str_with_body(pk, "ValueError", 10);
+ * Returns a packer (owned by the call) into the details: pack exactly one map, before
+ * the call completes. Details that are not one map, or would make the response larger
+ * than max_message, are dropped and the message says so. Any later reply replaces
+ * the error and its details. Since ABI 1.1. */
+msgpack_packer *daffi_reply_error_details(daffi_call *call, int code, const char *fmt, ...)
+    DAFFI_PRINTF(3, 4);
+
 /* Completes a call whose handler returned DAFFI_PENDING: the outcome set before is
  * sent (a call with no outcome set answers nil). Call it once, from any thread; the
  * call must not be touched afterwards. Harmless when the caller has gone. */
