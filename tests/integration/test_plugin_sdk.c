@@ -260,12 +260,27 @@ typedef struct router_fx {
     tdaemon w1;
 } router_fx;
 
+/* Declares the relay fixture in d as member name, calling through the router at
+ * router. Returns 0 or -1. */
+static int add_relay(tdaemon *d, const char *router, const char *name)
+{
+    char extra[256];
+
+    snprintf(extra, sizeof(extra), "[config]\nrouter = %s\nname = %s\n", router, name);
+    return add_fixture(d, "relay", extra);
+}
+
 static int router_setup(void **state)
 {
     router_fx *f = tcluster_fixture_new(state, sizeof(router_fx));
 
     if (f == NULL || tcluster_router_init(&f->hub, "hub", NULL) == -1 ||
-        tdaemon_add_plugin(&f->hub, "calc", NULL) == -1 || tdaemon_start(&f->hub, NULL) == -1)
+        tdaemon_add_plugin(&f->hub, "calc", NULL) == -1 ||
+        add_relay(&f->hub, f->hub.tcp, "hub") == -1 || tdaemon_start(&f->hub, NULL) == -1)
+        return -1;
+    if (tcluster_worker_init(&f->w1, f->hub.tcp, "w1", NULL) == -1 ||
+        add_relay(&f->w1, f->hub.unix_addr, "w1") == -1 || add_fixture(&f->w1, "details", NULL) == -1 ||
+        tcluster_worker_start(&f->w1, f->hub.tcp, "w1", HANG_MS) == -1)
         return -1;
     return 0;
 }
@@ -353,6 +368,108 @@ static void test_a_plugin_handler_linked_into_a_client_finds_no_config_and_logs_
     assert_int_equal(tcluster_wait_gone(f->hub.tcp, "hostless-member", HANG_MS), 0);
 }
 
+/* A handler calls another member through the router (libdaffi's asynchronous client
+ * on daffi_call_loop) and replies with its outcome: a result, a named member's
+ * result, an error with its details, NO_CALLBACK. */
+static void test_a_handler_calls_another_member_through_the_router_and_replies_with_it(
+    void **state)
+{
+    router_fx *f = *state;
+    daffi_client *c = sync_connect(f->hub.tcp);
+    daffi_error err = DAFFI_ERROR_INIT;
+    msgpack_object objs[4];
+    msgpack_object params;
+    daffi_result r;
+    int64_t v;
+    daffi_rpc_opts opts = {"w1", HANG_MS};
+
+    /* w1's relay, asked through the hub, calls add, which the hub serves */
+    set_str(&objs[0], "add");
+    set_int(&objs[1], 20);
+    set_int(&objs[2], 22);
+    params = params_of(objs, 3);
+    if (daffi_rpc_with(c, "relay", &params, &opts, &r, &err) == -1)
+        fail_msg("relay add on w1: %s", err.message);
+    assert_int_equal(daffi_obj_int(&r.obj, &v), 0);
+    assert_int_equal(v, 42);
+    daffi_result_free(&r);
+    /* the hub's relay calls whoami on w1 (named), which answers its own name */
+    set_str(&objs[0], "w1");
+    set_str(&objs[1], "whoami");
+    params = params_of(objs, 2);
+    opts.to = "hub";
+    if (daffi_rpc_with(c, "relay_to", &params, &opts, &r, &err) == -1)
+        fail_msg("relay_to w1 whoami on the hub: %s", err.message);
+    assert_true(is_str(&r.obj, "w1"));
+    daffi_result_free(&r);
+    /* an error keeps its code, message and details on the way back */
+    set_str(&objs[0], "fail_with_details");
+    set_str(&objs[1], "OSError");
+    set_str(&objs[2], "relayed");
+    params = params_of(objs, 3);
+    assert_int_equal(daffi_rpc(c, "relay", &params, HANG_MS, &r, &err), -1);
+    assert_int_equal(err.code, DAFFI_E_HANDLER_ERROR);
+    assert_string_equal(err.message, "failed: OSError");
+    assert_true(is_str(daffi_obj_get(&err.details, "type"), "OSError"));
+    set_str(&objs[0], "nobody_has_this");
+    params = params_of(objs, 1);
+    assert_int_equal(daffi_rpc(c, "relay", &params, HANG_MS, &r, &err), -1);
+    assert_int_equal(err.code, DAFFI_E_NO_CALLBACK);
+    daffi_error_clear(&err);
+    daffi_close(c);
+}
+
+/* daffictl call --to and daffi_rpc_with()'s opts.to pick the member; a member that is
+ * not connected is UNAVAILABLE (daffictl's exit 2). */
+static void test_daffictl_and_the_c_api_call_a_named_member_through_the_router(void **state)
+{
+    router_fx *f = *state;
+    struct event_base *base = event_base_new();
+    daffi_client *c = sync_connect(f->hub.unix_addr), *ac;
+    daffi_rpc_opts opts = {"w1", HANG_MS};
+    daffi_error err = DAFFI_ERROR_INIT;
+    tstream_outcome o = {0};
+    daffi_result r;
+    char out[2048];
+
+    for (int i = 0; i < 2; i++) {
+        const char *who = i == 0 ? "w1" : "hub";
+
+        assert_int_equal(expect_run(out, sizeof(out), "%s/daffictl -s %s call --to %s whoami 2>&1",
+                                    f->hub.build, f->hub.tcp, who), 0);
+        if (strncmp(out, "\"", 1) != 0 || strncmp(out + 1, who, strlen(who)) != 0)
+            fail_msg("daffictl call --to %s whoami: %s", who, out);
+    }
+    assert_int_equal(expect_run(out, sizeof(out), "%s/daffictl -s %s call --to=hub add 1 2 2>&1",
+                                f->hub.build, f->hub.tcp), 0);
+    assert_string_equal(out, "3\n");
+    assert_int_equal(expect_run(out, sizeof(out), "%s/daffictl -s %s call --to nobody add 1 2 "
+                                "2>&1", f->hub.build, f->hub.tcp), 2);
+    assert_non_null(strstr(out, "UNAVAILABLE (code 5): no member named 'nobody'"));
+    assert_int_equal(expect_run(out, sizeof(out), "%s/daffictl -s %s call --to 2>&1",
+                                f->hub.build, f->hub.tcp), 1);
+    assert_non_null(strstr(out, "--to needs a member name"));
+    if (daffi_rpc_with(c, "whoami", NULL, &opts, &r, &err) == -1)
+        fail_msg("whoami to w1: %s", err.message);
+    assert_true(is_str(&r.obj, "w1"));
+    daffi_result_free(&r);
+    opts.to = "hub";
+    assert_int_equal(daffi_rpc_raw_with(c, "whoami", "\x90", 1, &opts, &r, &err), 0);
+    assert_true(is_str(&r.obj, "hub"));
+    daffi_result_free(&r);
+    ac = tstream_client_new(base, f->hub.tcp);
+    opts.to = "w1";
+    assert_int_equal(daffi_rpc_with_async(ac, "whoami", NULL, &opts, tstream_collect, &o, NULL),
+                     0);
+    assert_true(tstream_run_until(base, &o.done, 1, HANG_MS));
+    assert_true(o.ok);
+    assert_true(is_str(&o.res.obj, "w1"));
+    tstream_outcome_free(&o);
+    daffi_close(ac);
+    event_base_free(base);
+    daffi_close(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest alone[] = {
@@ -367,6 +484,9 @@ int main(void)
     const struct CMUnitTest router[] = {
         cmocka_unit_test(
             test_a_plugin_handler_linked_into_a_client_finds_no_config_and_logs_to_stderr),
+        cmocka_unit_test(
+            test_a_handler_calls_another_member_through_the_router_and_replies_with_it),
+        cmocka_unit_test(test_daffictl_and_the_c_api_call_a_named_member_through_the_router),
     };
     int failed = 0;
 
