@@ -33,7 +33,7 @@ static void usage(FILE *out)
             "                       NAME:config.key=value (repeatable)\n"
             "  -t, --test           check the configuration and test-load every plugin,\n"
             "                       then exit: 0 when good, 1 with the errors\n"
-            "  -v, --version        print the version\n"
+            "  -v, -V, --version    print the version\n"
             "  -h, --help           this text\n");
 }
 
@@ -99,7 +99,7 @@ int main(int argc, char **argv)
         {"test", no_argument, NULL, 't'},         {"version", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
     int opt;
-    while ((opt = getopt_long(argc, argv, "c:o:tvh", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:o:tvVh", longopts, NULL)) != -1) {
         switch (opt) {
         case 'c':
             dir = optarg;
@@ -115,6 +115,7 @@ int main(int argc, char **argv)
             test = 1;
             break;
         case 'v':
+        case 'V':
             printf("daffid %s (plugin ABI %u.%u)\n", DAFFID_VERSION, DAFFI_ABI_MAJOR,
                    DAFFI_ABI_MINOR);
             return 0;

@@ -541,7 +541,7 @@ static int run_stream(const ctl_opts *o, int argc, char **argv)
 
 const ctl_cmd ctl_cmd_members = {
     "members", run_members, "members",
-    "list the members and their callbacks",
+    "list the members and their callbacks (-a/-c: the admin socket's)",
     "Calls daffi.members and prints one line per member: its name, then the callbacks\n"
     "it serves. A plain service lists itself; a router lists every member connected to\n"
     "it. With --json or --pretty: the list as JSON, [{\"name\": ..., \"callbacks\": [...]}].\n"

@@ -544,6 +544,77 @@ static void test_daffictl_usage_errors_name_the_option_and_what_it_wants(void **
     }
 }
 
+/* daffictl finds daffid's admin socket the way daffid was configured: -c DIR's
+ * [admin] socket, ./conf.d's when there is one, $DAFFID_ADMIN and -a before them; a
+ * failure names where the path came from. */
+static void test_daffictl_finds_the_admin_socket_the_way_daffid_was_configured(void **state)
+{
+    tdaemon d;
+    char out[4096], work[64];
+
+    (void)state;
+    memset(&d, 0, sizeof(d));
+    assert_int_equal(tdaemon_init(&d), 0);
+    assert_int_equal(tdaemon_write_file(&d, "05-admin.ini", "[admin]\n; from -c\nsocket = "
+                                        "%s/admin.sock ; inline comment\n", d.dir), 0);
+    assert_int_equal(tdaemon_start(&d, NULL), 0);
+    snprintf(work, sizeof(work), "/tmp/daffictl-conf.XXXXXX");
+    assert_non_null(mkdtemp(work));
+    assert_int_equal(expect_run(out, sizeof(out), "cd / && %s/daffictl -c %s status 2>&1",
+                                d.build, d.dir), 0);
+    assert_non_null(strstr(out, "running"));
+    /* ./conf.d, as after `make run` in the tree */
+    assert_int_equal(expect_run(out, sizeof(out), "cd %s && ln -s %s conf.d && %s/daffictl "
+                                "status 2>&1", work, d.dir, d.build), 0);
+    assert_non_null(strstr(out, "running"));
+    /* $DAFFID_ADMIN comes before the configuration, and the failure says so */
+    assert_int_equal(expect_run(out, sizeof(out), "cd %s && DAFFID_ADMIN=%s/nothing %s/daffictl "
+                                "status 2>&1", work, work, d.build), 2);
+    assert_non_null(strstr(out, "/nothing (from $DAFFID_ADMIN)"));
+    /* a configuration without an admin socket, and one that turns it off */
+    assert_int_equal(expect_run(out, sizeof(out), "cd / && %s/daffictl -c %s status 2>&1",
+                                d.build, work), 2);
+    assert_non_null(strstr(out, "no ini file there sets [admin] socket"));
+    assert_int_equal(expect_run(out, sizeof(out), "printf '[admin]\\nsocket =\\n' > %s/off.ini; "
+                                "cd / && %s/daffictl -c %s status 2>&1", work, d.build, work), 2);
+    assert_non_null(strstr(out, "off.ini:2 turns daffid's admin socket off"));
+    /* in the tree, its own conf.d names the socket `make run` opens (a daffid of
+     * someone else's `make run` may even answer) */
+    expect_run(out, sizeof(out), "cd %s/.. && %s/daffictl -t 2000 status 2>&1", d.build, d.build);
+    if (strstr(out, "running") == NULL)
+        assert_non_null(strstr(out, "(from [admin] socket of conf.d/00-daffid.ini:"));
+    expect_run(out, sizeof(out), "rm -rf %s", work);
+    assert_int_equal(tdaemon_stop(&d, TDAEMON_STOP_TIMEOUT_MS), 0);
+    tdaemon_cleanup(&d);
+}
+
+/* --help lists each subcommand once and each exit code with the protocol codes it
+ * stands for; -V and -v both print the version, for daffictl and daffid. */
+static void test_daffictl_help_lists_members_once_with_exit_codes_beside_protocol_codes(
+    void **state)
+{
+    tdaemon *d = *state;
+    char out[8192];
+
+    assert_int_equal(expect_run(out, sizeof(out), "%s/daffictl --help | grep -c '^  members '",
+                                d->build), 0);
+    assert_string_equal(out, "1\n");
+    assert_int_equal(expect_run(out, sizeof(out), "%s/daffictl --help", d->build), 0);
+    assert_non_null(strstr(out, "  2   UNAVAILABLE (code 5)"));
+    assert_non_null(strstr(out, "  5   BAD_ARGS (code 2)"));
+    assert_non_null(strstr(out, "  6   NO_CALLBACK (code 1)"));
+    assert_int_equal(expect_run(out, sizeof(out), "%s/daffictl help members", d->build), 0);
+    assert_non_null(strstr(out, "asks the admin socket instead"));
+    for (int i = 0; i < 2; i++) {
+        const char *flag = i == 0 ? "-V" : "-v";
+
+        assert_int_equal(expect_run(out, sizeof(out), "%s/daffictl %s", d->build, flag), 0);
+        assert_non_null(strstr(out, "daffictl "));
+        assert_int_equal(expect_run(out, sizeof(out), "%s/daffid %s", d->build, flag), 0);
+        assert_non_null(strstr(out, "daffid "));
+    }
+}
+
 /* FNV-1a 64 of n bytes at p, continuing from h: what echo's digest computes. */
 static uint64_t fnv1a64(uint64_t h, const unsigned char *p, size_t n)
 {
@@ -1089,6 +1160,9 @@ int main(void)
         cmocka_unit_test(test_libdaffi_needs_no_json_library),
         cmocka_unit_test(test_daffictl_members_and_the_router_subcommands_on_a_service),
         cmocka_unit_test(test_daffictl_usage_errors_name_the_option_and_what_it_wants),
+        cmocka_unit_test(test_daffictl_finds_the_admin_socket_the_way_daffid_was_configured),
+        cmocka_unit_test(
+            test_daffictl_help_lists_members_once_with_exit_codes_beside_protocol_codes),
         cmocka_unit_test(test_a_stream_delivers_every_chunk_in_order_under_a_small_window),
         cmocka_unit_test(test_a_stream_whose_handler_fails_a_chunk_ends_with_that_error),
         cmocka_unit_test(test_a_stream_to_a_callback_that_is_no_stream_handler_is_bad_args),
