@@ -351,10 +351,10 @@ void daffi_client_on_state(daffi_client *c, daffi_state_fn fn, void *arg)
     c->as->on_state_arg = arg;
 }
 
-/* Completes every call of c with UNAVAILABLE: those in flight (SENT) only, or with
- * all also those waiting for a connection; notifications waiting are dropped. reason
- * is the message. Returns how many calls were failed. */
-static uint64_t fail_calls(daffi_client *c, int all, const char *reason)
+/* Completes every call of c: those in flight (SENT) with code, and with all also those
+ * waiting for a connection, with UNAVAILABLE; notifications waiting are dropped.
+ * reason is the message. Returns how many calls were failed. */
+static uint64_t fail_calls(daffi_client *c, int all, int code, const char *reason)
 {
     daffi__async *as = c->as;
     daffi__acall *list = NULL, *call, *next;
@@ -379,8 +379,8 @@ static uint64_t fail_calls(daffi_client *c, int all, const char *reason)
     for (call = list; call != NULL; call = next) {
         next = call->next;
         n++;
-        call_fail(c, call, DAFFI_E_UNAVAILABLE, "%s: %s (call '%s')", c->address, reason,
-                  call->method);
+        call_fail(c, call, call->state == DAFFI__ACALL_SENT ? code : DAFFI_E_UNAVAILABLE,
+                  "%s: %s (call '%s')", c->address, reason, call->method);
     }
     return n;
 }
@@ -398,7 +398,7 @@ void daffi__async_close(daffi_client *c)
     daffi__as_stop_io(c);
     daffi__serve_release(c);
     daffi__streams_lost(c, 1); /* the caller still owns them: they must not see c */
-    fail_calls(c, 1, "client closed");
+    fail_calls(c, 1, DAFFI_E_UNAVAILABLE, "client closed");
     daffi__as_leave(c);
 }
 
@@ -462,19 +462,20 @@ void daffi__as_connected(daffi_client *c)
 }
 
 /* See client_int.h. */
-void daffi__as_disconnected(daffi_client *c, int was_up, int final)
+void daffi__as_disconnected(daffi_client *c, int was_up, int final, int code)
 {
     daffi__async *as = c->as;
     uint64_t n;
 
     daffi__as_enter(c);
     if (was_up) {
-        n = fail_calls(c, final, c->closed_why != NULL ? c->closed_why : "connection lost");
+        n = fail_calls(c, final, code, c->closed_why != NULL ? c->closed_why : "connection lost");
         c->stats.calls_failed_on_drop += n;
         if (!as->closing)
             daffi__astreams_lost(c);
     } else if (final) {
-        fail_calls(c, 1, c->closed_why != NULL ? c->closed_why : "cannot connect");
+        fail_calls(c, 1, DAFFI_E_UNAVAILABLE,
+                   c->closed_why != NULL ? c->closed_why : "cannot connect");
     }
     if (!as->closing)
         notify_state(c, 0);

@@ -227,9 +227,11 @@ int daffi__as_leave(daffi_client *c);
 void daffi__as_connected(daffi_client *c);
 
 /* Called by the connection code after a connection dropped (was_up 1) or an attempt
- * failed (0); why is c->closed_why. Fails the calls in flight with UNAVAILABLE, and
- * with final (no reconnect) also those waiting; tells the state callback. */
-void daffi__as_disconnected(daffi_client *c, int was_up, int final);
+ * failed (0); why is c->closed_why. Fails the calls in flight with code (UNAVAILABLE,
+ * or PROTOCOL / TOO_LARGE for a message from the peer that broke the stream), and
+ * with final (no reconnect) those waiting too, with UNAVAILABLE; tells the state
+ * callback. */
+void daffi__as_disconnected(daffi_client *c, int was_up, int final, int code);
 
 /* Hands one whole response (size bytes at msg, scanned as s) to the call it answers,
  * or counts it as late. */

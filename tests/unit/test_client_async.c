@@ -272,6 +272,8 @@ static int answer(peer *p, const daffi_msg *m)
         msgpack_pack_object(pk, a->via.array.ptr[1]);
     } else if (method_is(m, "close")) {
         return -1;
+    } else if (method_is(m, "garbage")) {
+        msgpack_sbuffer_write(&p->out, "\xc1\xc1\xc1", 3);
     } else if (method_is(m, "notified")) {
         daffi_pack_response_ok(pk, m->msgid);
         msgpack_pack_array(pk, p->nnotes);
@@ -1256,6 +1258,25 @@ static void test_an_exposed_callback_is_served_through_daffi_call(void **state)
     daffi_close(c);
 }
 
+/* A malformed message from the peer fails the calls in flight with PROTOCOL (as the
+ * synchronous client does), and closes the connection. */
+static void test_a_malformed_message_fails_the_calls_in_flight_with_protocol(void **state)
+{
+    suite *s = *state;
+    daffi_client *c = new_client(s, NULL);
+    outcome o = {0};
+
+    assert_int_equal(daffi_rpc_async(c, "garbage", NULL, CALL_MS, collect, &o, NULL), 0);
+    assert_true(run_until(s->base, &o.done, 1, WAIT_MS));
+    assert_false(o.ok);
+    assert_int_equal(o.err.code, DAFFI_E_PROTOCOL);
+    assert_int_equal(o.err.remote, 0);
+    assert_non_null(strstr(o.err.message, "malformed message from peer"));
+    assert_false(daffi_client_connected(c));
+    outcome_free(&o);
+    daffi_close(c);
+}
+
 static void test_a_method_the_client_does_not_expose_is_answered_no_callback(void **state)
 {
     suite *s = *state;
@@ -1682,6 +1703,7 @@ int main(void)
         T(test_exposed_callback_may_complete_later_from_the_loop),
         T(test_a_method_the_client_does_not_expose_is_answered_no_callback),
         T(test_an_async_call_with_a_timeout_carries_it_as_daffi_call),
+        T(test_a_malformed_message_fails_the_calls_in_flight_with_protocol),
         T(test_a_call_that_waited_for_the_connection_carries_what_is_left),
         T(test_an_exposed_callback_is_served_through_daffi_call),
         T(test_expose_refuses_reserved_duplicate_unnamed_and_blocking_callbacks),
