@@ -184,9 +184,16 @@ void daffi__serve_message(daffi_client *c, const char *msg, size_t size, const d
         deliver_event(c, &sv->call);
         goto drop;
     }
-    /* a call wrapped with a member name or a deadline (a router or caller sends it) */
-    if (strcmp(sv->call.method, "daffi.call") == 0 && serve_unwrap(c, sv, s->msgid, is_notify) == -1)
+    /* a call wrapped with a member name or a deadline (a router or caller sends it);
+     * one this client cannot serve is counted as refused or ignored, as others are */
+    if (strcmp(sv->call.method, "daffi.call") == 0 &&
+        serve_unwrap(c, sv, s->msgid, is_notify) == -1) {
+        if (is_notify)
+            c->stats.notifications_ignored++;
+        else
+            c->stats.requests_refused++;
         goto drop;
+    }
     ex = exposed_find(as, sv->call.msg.method, sv->call.msg.method_len);
     if (ex == NULL) {
         if (is_notify) {
