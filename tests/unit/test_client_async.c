@@ -929,24 +929,33 @@ static void restart_cb(evutil_socket_t fd, short what, void *arg)
     responder_start(arg);
 }
 
+/* A client reconnecting every 20-40 ms whose responder was stopped: returned once its
+ * state callback (counting into st) heard the connection come up and go down. */
+static daffi_client *client_left_disconnected(suite *s, states *st)
+{
+    daffi_client_opts opts = {0};
+    daffi_client *c;
+
+    opts.reconnect_ms = 20;
+    opts.reconnect_max_ms = 40;
+    c = new_client(s, &opts);
+    daffi_client_on_state(c, on_state, st);
+    assert_true(run_until(s->base, &st->up, 1, WAIT_MS));
+    responder_stop(s);
+    assert_true(run_until(s->base, &st->down, 1, WAIT_MS));
+    return c;
+}
+
 static void test_call_made_while_disconnected_waits_for_the_reconnect(void **state)
 {
     suite *s = *state;
-    daffi_client_opts opts = {0};
-    daffi_client *c;
     states st = {0};
+    daffi_client *c = client_left_disconnected(s, &st);
     outcome o = {0};
     struct event *later;
     struct timeval tv = {0, 200000};
     int64_t v;
 
-    opts.reconnect_ms = 20;
-    opts.reconnect_max_ms = 40;
-    c = new_client(s, &opts);
-    daffi_client_on_state(c, on_state, &st);
-    assert_true(run_until(s->base, &st.up, 1, WAIT_MS));
-    responder_stop(s);
-    assert_true(run_until(s->base, &st.down, 1, WAIT_MS));
     /* made while down; the responder comes back 200 ms later */
     start_add(c, 40, 2, 3000, &o);
     later = evtimer_new(s->base, restart_cb, s);
@@ -964,18 +973,11 @@ static void test_call_made_while_disconnected_waits_for_the_reconnect(void **sta
 static void test_call_made_while_disconnected_fails_unavailable_at_its_timeout(void **state)
 {
     suite *s = *state;
-    daffi_client_opts opts = {0};
-    daffi_client *c;
     states st = {0};
+    daffi_client *c = client_left_disconnected(s, &st);
     outcome o = {0};
     int64_t t0;
 
-    opts.reconnect_ms = 20;
-    c = new_client(s, &opts);
-    daffi_client_on_state(c, on_state, &st);
-    assert_true(run_until(s->base, &st.up, 1, WAIT_MS));
-    responder_stop(s);
-    assert_true(run_until(s->base, &st.down, 1, WAIT_MS));
     t0 = mono_ms();
     start_add(c, 1, 1, 100, &o);
     assert_true(run_until(s->base, &o.done, 1, WAIT_MS));
@@ -1197,22 +1199,14 @@ static void test_an_async_call_with_a_timeout_carries_it_as_daffi_call(void **st
 static void test_a_call_that_waited_for_the_connection_carries_what_is_left(void **state)
 {
     suite *s = *state;
-    daffi_client_opts copts = {0};
     daffi_rpc_opts opts = {NULL, 3000};
-    daffi_client *c;
     states st = {0};
+    daffi_client *c = client_left_disconnected(s, &st);
     outcome o = {0};
     struct event *later;
     struct timeval tv = {0, 400000};
     uint64_t t;
 
-    copts.reconnect_ms = 20;
-    copts.reconnect_max_ms = 40;
-    c = new_client(s, &copts);
-    daffi_client_on_state(c, on_state, &st);
-    assert_true(run_until(s->base, &st.up, 1, WAIT_MS));
-    responder_stop(s);
-    assert_true(run_until(s->base, &st.down, 1, WAIT_MS));
     assert_int_equal(daffi_rpc_with_async(c, "request_bytes", NULL, &opts, collect, &o, NULL), 0);
     later = evtimer_new(s->base, restart_cb, s);
     evtimer_add(later, &tv);
