@@ -31,6 +31,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <dirent.h>
+#include <elf.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -624,6 +625,24 @@ static const broken BROKEN[] = {
 };
 
 /* Puts broken case b in place of the plugin's .so. */
+/* The bytes of an ELF file that its loadable segments span: half of it cuts into the
+ * code, wherever the build put its debug sections (a sanitizer build's .so keeps all
+ * its segments in the first half of the file). */
+static size_t loadable_size(const char *bytes, size_t len)
+{
+    const Elf64_Ehdr *eh = (const Elf64_Ehdr *)bytes;
+    size_t end = 0;
+    assert_true(len >= sizeof(*eh) && memcmp(eh->e_ident, ELFMAG, SELFMAG) == 0);
+    for (unsigned i = 0; i < eh->e_phnum; i++) {
+        const Elf64_Phdr *ph = (const Elf64_Phdr *)(bytes + eh->e_phoff + i * eh->e_phentsize);
+        assert_true((const char *)(ph + 1) <= bytes + len);
+        if (ph->p_type == PT_LOAD && ph->p_offset + ph->p_filesz > end)
+            end = ph->p_offset + ph->p_filesz;
+    }
+    assert_true(end > 0 && end <= len);
+    return end;
+}
+
 static void break_plugin(const tdaemon *d, const broken *b)
 {
     char path[PATH_MAX + 64], tmp[PATH_MAX];
@@ -646,7 +665,7 @@ static void break_plugin(const tdaemon *d, const broken *b)
         char *bytes = read_all(good, &len);
         assert_non_null(bytes);
         in_dir(d, "half.so", tmp, sizeof(tmp));
-        assert_int_equal(write_bytes(tmp, bytes, len / 2), 0);
+        assert_int_equal(write_bytes(tmp, bytes, loadable_size(bytes, len) / 2), 0);
         free(bytes);
         swap_in(d, tmp, PLUGIN_SO);
     } else {
