@@ -574,9 +574,7 @@ static void cmd_drain(admin_client *c, const admin_cmd *cmd, int argc, char **ar
         }
         dfd_info("admin.drain", "uid=%ld connections=%u msg=\"no longer accepting; "
                  "finishing the calls in flight\"", c->uid, atomic_load(&srv->conns));
-        dfd_listeners_close(srv);
-        for (unsigned i = 0; i < srv->nloops; i++)
-            dfd_loop_post(&srv->loops[i], DFD_MAIL_DRAIN, -1, 0, NULL);
+        dfd_server_drain(srv);
         adm->drain = ADMIN_DRAIN_RUNNING;
         adm->drain_complete = 0;
         adm->drain_start_ns = dfd_now_ns();

@@ -193,8 +193,9 @@ int main(int argc, char **argv)
          * leave without finalising plugins under them */
         if (pidfile)
             unlink(pidfile);
-        dfd_info("server.exit", "code=0 msg=\"exiting with calls still running\"");
-        _exit(0);
+        dfd_error("server.exit", "code=1 abandoned=%u msg=\"shutdown_timeout passed: "
+                  "exiting with calls unfinished\"", srv.abandoned);
+        _exit(1);
     }
     dfd_server_destroy(&srv);
     if (pidfile)

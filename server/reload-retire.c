@@ -20,7 +20,7 @@
 #include "loop.h"
 #include "plugin.h"
 #include "reload-int.h"
-#include "router.h"
+#include "membership.h"
 #include "server.h"
 #include "table.h"
 
@@ -32,7 +32,7 @@ void dfd_reload_switch_table(dfd_server *srv, dfd_table *t)
 {
     for (unsigned i = 0; i < srv->nloops; i++) {
         dfd_table_retain(t);
-        if (dfd_loop_post(&srv->loops[i], DFD_MAIL_TABLE, -1, 0, t) == -1) {
+        if (dfd_loop_post(&srv->loops[i], dfd_loop_switch_table, dfd_loop_drop_table, t) == -1) {
             dfd_table_release(t);
             dfd_error("reload.post_failed", "loop=%u msg=\"out of memory: this loop keeps "
                       "its previous callback table\"", i);
@@ -41,7 +41,7 @@ void dfd_reload_switch_table(dfd_server *srv, dfd_table *t)
     dfd_table *old = srv->table;
     srv->table = t;
     if (srv->cfg->role == DFD_ROLE_ROUTER && !dfd_table_same_callbacks(old, t))
-        dfd_router_update_self(srv);
+        dfd_membership_update_self(srv);
     dfd_table_release(old);
 }
 

@@ -60,6 +60,8 @@ typedef enum dfd_stat_kind { DFD_COUNTER = 0, DFD_GAUGE = 1 } dfd_stat_kind;
     X(late_completions, DFD_COUNTER,                                                    \
       "Handler completions after the caller left or timed out")                        \
     X(forwarded, DFD_COUNTER, "Calls forwarded to a member (router)")                  \
+    X(forgotten, DFD_COUNTER,                                                           \
+      "Forwarded calls dropped by the router at their deadline")                       \
     X(bytes_in, DFD_COUNTER, "Bytes read from connections")                            \
     X(bytes_out, DFD_COUNTER, "Bytes written to connections")                          \
     X(reloads, DFD_COUNTER, "Reloads attempted")                                       \
