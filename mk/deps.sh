@@ -4,9 +4,10 @@
 # argument "package", also the tools that build and check the deb and rpm packages.
 set -e
 PKGS="build-essential pkg-config libevent-dev libmsgpack-dev libinih-dev libcmocka-dev libjansson-dev python3 python3-msgpack python3-prometheus-client socat scdoc"
-# `sh mk/deps.sh package`: also what `make deb` and `make rpm` need
+# `sh mk/deps.sh package`: also what `make deb` and `make rpm` need (elfutils:
+# eu-strip, for the rpm -debuginfo split; rpmlint: the package test)
 if [ "${1:-}" = package ]; then
-    PKGS="$PKGS debhelper dpkg-dev fakeroot lintian rpm"
+    PKGS="$PKGS debhelper dpkg-dev fakeroot lintian rpm elfutils rpmlint"
 fi
 missing=""
 for p in $PKGS; do

@@ -385,7 +385,7 @@ static void cmd_stats(admin_client *c, const admin_cmd *cmd, int argc, char **ar
     for (unsigned k = 0; k < DFD_STAT_COUNT; k++)
         json_object_set_new(dfd_stat_kind_of((enum dfd_counter)k) == DFD_COUNTER ? counters
                                                                                  : gauges,
-                            dfd_stat_name((enum dfd_counter)k), admin_uint(snap[k]));
+                            dfd_stat_name((enum dfd_counter)k), dfd_stat_json(k, snap[k]));
     json_t *r = admin_ok(cmd->name);
     json_object_set_new(r, "counters", counters);
     json_object_set_new(r, "gauges", gauges);

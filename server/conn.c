@@ -355,7 +355,7 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
             break;
         }
         c->in_len += (size_t)n;
-        dfd_stat_add(&loop->stats, DFD_STAT_bytes_in, (uint64_t)n);
+        dfd_stat_add(&loop->stats, DFD_STAT_received_bytes, (uint64_t)n);
         if (c->track_rx)
             c->last_rx_ns = dfd_now_ns();
         conn_process(c);
@@ -393,7 +393,7 @@ static void conn_flush(dfd_conn *c)
             return;
         }
         c->out_off += (size_t)n;
-        dfd_stat_add(&c->loop->stats, DFD_STAT_bytes_out, (uint64_t)n);
+        dfd_stat_add(&c->loop->stats, DFD_STAT_sent_bytes, (uint64_t)n);
     }
     size_t backlog = c->out.size - c->out_off;
     if (backlog == 0) {

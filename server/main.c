@@ -63,8 +63,7 @@ static int check_only(dfd_config *cfg)
     for (size_t i = 0; i < srv.nplugins; i++)
         dfd_plugin_release(srv.plugins[i]);
     free(srv.plugins);
-    if (srv.private_dir[0])
-        rmdir(srv.private_dir);
+    dfd_server_private_dir_remove(&srv);
     if (rc == -1) {
         print_errors(&errs);
         fprintf(stderr, "daffid: configuration %s: test failed\n", cfg->dir);

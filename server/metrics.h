@@ -4,11 +4,12 @@
  * [server] metrics_listen = HOST:PORT, over HTTP at /metrics (libevent's evhttp on the
  * main event base).
  *
- * Series (all prefixed daffid_):
- *   every entry of DFD_COUNTERS: counters as NAME_total, gauges as NAME
+ * Series (all prefixed daffid_ but process_*):
+ *   every entry of DFD_COUNTERS: counters as NAME_total, gauges as NAME; the
+ *   process_* entries unprefixed, as the Prometheus client libraries name them
  *   build_info{version,role,name} 1
- *   calls_total{plugin,callback,outcome}   outcome "ok" always, each error name
- *                                          once it happened
+ *   calls_total{plugin,callback,outcome}   outcome "ok" always, each error name (lower
+ *                                          case: "bad_args") once it happened
  *   call_duration_seconds{plugin,callback} histogram (_bucket{le}, _sum, _count)
  *   calls_in_flight_by_callback{plugin,callback}
  *   plugin_generation{plugin}              the serving generation's number

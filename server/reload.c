@@ -520,6 +520,8 @@ int dfd_reload_run(dfd_server *srv, const char *only, dfd_errors *errs)
 out:
     x.r->last_duration_us = (dfd_now_ns() - t0) / 1000u;
     x.r->last_ok = rc == 0;
+    if (rc == 0)
+        x.r->last_ok_time = x.r->last_time;
     if (rc == -1)
         x.r->failures++;
     if (x.nc != NULL)
@@ -548,6 +550,7 @@ dfd_reload *dfd_reload_new(dfd_server *srv)
     r->log_level = srv->cfg->log_level;
     r->log_target = srv->cfg->log_target;
     r->last_ok = 1;
+    r->last_ok_time = time(NULL);
     r->retire_timer = evtimer_new(srv->base, dfd_reload_retire_tick, r);
     if (r->retire_timer == NULL)
         goto oom;

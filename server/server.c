@@ -38,23 +38,6 @@ uint64_t dfd_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-int dfd_server_private_dir(dfd_server *srv)
-{
-    const char *base = getenv("RUNTIME_DIRECTORY"); /* systemd's RuntimeDirectory= */
-    if (base == NULL || base[0] == '\0')
-        base = getenv("TMPDIR");
-    if (base == NULL || base[0] == '\0')
-        base = "/tmp";
-    snprintf(srv->private_dir, sizeof(srv->private_dir), "%s/daffid-plugins.XXXXXX", base);
-    if (mkdtemp(srv->private_dir) == NULL) {
-        dfd_error("server.private_dir", "path=%s errno=%d msg=\"%s\"", srv->private_dir, errno,
-                  strerror(errno));
-        srv->private_dir[0] = '\0';
-        return -1;
-    }
-    return 0;
-}
-
 int dfd_server_load_plugins(dfd_server *srv, dfd_errors *errs)
 {
     const dfd_config *cfg = srv->cfg;
@@ -342,8 +325,7 @@ void dfd_server_destroy(dfd_server *srv)
         dfd_plugin_release(srv->plugins[i]);
     free(srv->plugins);
     srv->plugins = NULL;
-    if (srv->private_dir[0])
-        rmdir(srv->private_dir);
+    dfd_server_private_dir_remove(srv);
     dfd_callstat_names_destroy(&srv->callnames);
     if (srv->base)
         event_base_free(srv->base);

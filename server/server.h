@@ -39,7 +39,8 @@ typedef struct dfd_server {
      * (service, worker) or the members (router); set once at init */
     void (*route)(struct dfd_conn *c, struct dfd_call *call);
     daffi_limits limits;             /* from cfg, for the codec */
-    char private_dir[PATH_MAX];      /* private copies of plugin files */
+    char private_dir[PATH_MAX];      /* private copies of plugin files ("": none) */
+    int private_dir_fd;              /* private_dir, locked (valid when it is set) */
 
     dfd_plugin **plugins;            /* current generations (one reference each) */
     size_t nplugins;
@@ -82,8 +83,12 @@ typedef struct dfd_server {
 /* Loads the plugins named by cfg into private generations and builds the table.
  * Returns 0, or -1 with every failure in errs. Used by daffid -t too. */
 int dfd_server_load_plugins(dfd_server *srv, dfd_errors *errs);
-/* Creates the private dir for plugin copies. Returns 0 or -1 (logged). */
+/* Creates the private dir for plugin copies (privdir.c: under $RUNTIME_DIRECTORY,
+ * /run/daffid or $TMPDIR/daffid-UID), locked for this process's life, after removing
+ * the ones crashed daffids left there. Returns 0 or -1 (logged). */
 int dfd_server_private_dir(dfd_server *srv);
+/* Removes the (empty) private dir and drops its lock; nothing when there is none. */
+void dfd_server_private_dir_remove(dfd_server *srv);
 
 /* Initialises a server from a loaded configuration (taking ownership of cfg): plugins,
  * listeners, loops, blocking pool. Returns 0, or -1 with the reasons in errs. */

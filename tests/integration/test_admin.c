@@ -38,12 +38,13 @@
 
 #include "../support/daemon.h"
 #include "../support/expect.h"
+#include "../support/promcheck.h"
 #include "../support/rawconn.h"
 
 #define IDLE_MS 400
 #define READ_MS 5000
 
-/* Files the tests write (the checker script, metrics, an extra plugin ini) go here,
+/* Files the tests write (an extra plugin ini) go here,
  * not into a daemon's configuration directory, which daffid watches for changes. */
 static char scratch[64];
 
@@ -298,106 +299,6 @@ static json_int_t outcome(json_t *cb, const char *key)
     return v ? json_integer_value(v) : 0;
 }
 
-/* ---- the Prometheus check ---------------------------------------------------------- */
-
-/* Run by /usr/bin/python3: parses the exposition with prometheus_client, checks what
- * the parser lets through (HELP before TYPE before samples, one family at a time,
- * valid names, cumulative buckets, +Inf == _count), prints every sample as
- * "name{k=v,...} value" with sorted labels. */
-static const char check_py[] =
-    "import re, sys\n"
-    "from prometheus_client.parser import text_string_to_metric_families\n"
-    "text = open(sys.argv[1]).read()\n"
-    "assert text.endswith('\\n'), 'the exposition must end with a newline'\n"
-    "fams = list(text_string_to_metric_families(text))\n"
-    "name_re = r'[a-zA-Z_:][a-zA-Z0-9_:]*'\n"
-    "helps, types, cur = set(), {}, None\n"
-    "for i, line in enumerate(text.split('\\n')[:-1], 1):\n"
-    "    if line.startswith('# HELP '):\n"
-    "        name = line.split(' ')[2]\n"
-    "        assert re.fullmatch(name_re, name) and name not in helps, (i, line)\n"
-    "        helps.add(name)\n"
-    "    elif line.startswith('# TYPE '):\n"
-    "        f = line.split(' ')\n"
-    "        assert len(f) == 4 and f[3] in ('counter', 'gauge', 'histogram'), (i, line)\n"
-    "        assert f[2] in helps and f[2] not in types, ('TYPE without HELP or twice', i)\n"
-    "        types[f[2]] = f[3]; cur = f[2]\n"
-    "    else:\n"
-    "        m = re.fullmatch('(' + name_re + r')(\\{[^}]*\\})? (\\S+)', line)\n"
-    "        assert m and cur is not None, ('bad sample line', i, line)\n"
-    "        n = m.group(1)\n"
-    "        assert n == cur or (types[cur] == 'histogram' and n in (cur + '_bucket', cur + '_sum', cur + '_count')), ('sample outside its family', i, line)\n"
-    "        v = float(m.group(3))\n"
-    "        assert types[cur] != 'counter' or v >= 0, ('negative counter', i)\n"
-    "for f in fams:\n"
-    "    if f.type != 'histogram':\n"
-    "        continue\n"
-    "    series = {}\n"
-    "    for s in f.samples:\n"
-    "        key = tuple(sorted((k, v) for k, v in s.labels.items() if k != 'le'))\n"
-    "        e = series.setdefault(key, {'b': [], 'count': None})\n"
-    "        if s.name.endswith('_bucket'): e['b'].append((float(s.labels['le']), s.value))\n"
-    "        elif s.name.endswith('_count'): e['count'] = s.value\n"
-    "    for key, e in series.items():\n"
-    "        les = [b[0] for b in e['b']]; vals = [b[1] for b in e['b']]\n"
-    "        assert les == sorted(les) and les[-1] == float('inf'), ('buckets', key)\n"
-    "        assert all(vals[i] <= vals[i + 1] for i in range(len(vals) - 1)), ('not cumulative', key)\n"
-    "        assert vals[-1] == e['count'], ('+Inf bucket differs from _count', key)\n"
-    "for f in fams:\n"
-    "    for s in f.samples:\n"
-    "        print('%s{%s} %d' % (s.name, ','.join('%s=%s' % (k, s.labels[k]) for k in sorted(s.labels)), s.value))\n";
-
-/* Checks text with the script above. Returns the script's output (samples), owned by
- * the caller; fails the test with the parser's complaint otherwise. */
-static char *prometheus_check(const adaemon *a, const char *text)
-{
-    char script[300], data[300], cmd[800];
-    const char *py = access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
-
-    (void)a;
-    snprintf(script, sizeof(script), "%s/check_metrics.py", scratch);
-    snprintf(data, sizeof(data), "%s/metrics.txt", scratch);
-    FILE *f = fopen(script, "w");
-    assert_non_null(f);
-    fputs(check_py, f);
-    fclose(f);
-    f = fopen(data, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-    snprintf(cmd, sizeof(cmd), "%s %s %s 2>&1", py, script, data);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    size_t cap = 1 << 16, len = 0;
-    char *out = malloc(cap);
-    size_t n;
-    while ((n = fread(out + len, 1, cap - len - 1, p)) > 0) {
-        len += n;
-        if (cap - len < 4096)
-            out = realloc(out, cap *= 2);
-    }
-    out[len] = '\0';
-    int st = pclose(p);
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-        fail_msg("the Prometheus check failed (python3-prometheus-client installed? "
-                 "mk/deps.sh installs it):\n%s", out);
-    return out;
-}
-
-/* The value of one parsed sample line "key value" in out, or -1 when absent. */
-static long long sample(const char *out, const char *key)
-{
-    size_t n = strlen(key);
-    for (const char *p = out; p != NULL && *p != '\0';) {
-        if (strncmp(p, key, n) == 0 && p[n] == ' ')
-            return atoll(p + n + 1);
-        p = strchr(p, '\n');
-        if (p != NULL)
-            p++;
-    }
-    return -1;
-}
-
 /* The exposition through the admin socket. Owned by the caller. */
 static char *admin_metrics(const adaemon *a)
 {
@@ -408,35 +309,6 @@ static char *admin_metrics(const adaemon *a)
     char *text = strdup(jstr(r, "text"));
     json_decref(r);
     return text;
-}
-
-/* GET path from the metrics listener: returns the whole response (head and body). */
-static char *http_get(const adaemon *a, const char *path)
-{
-    char addr[64];
-    rawconn rc;
-    snprintf(addr, sizeof(addr), "tcp://127.0.0.1:%d", a->metrics_port);
-    if (rawconn_open(&rc, addr, 2000) == -1)
-        fail_msg("cannot connect to %s: %s", addr, strerror(errno));
-    char req[256];
-    snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
-    assert_int_equal(rawconn_send(&rc, req, strlen(req)), 0);
-    size_t cap = 1 << 16, len = 0;
-    char *out = malloc(cap);
-    for (;;) {
-        struct pollfd p = { .fd = rc.fd, .events = POLLIN };
-        if (poll(&p, 1, READ_MS) <= 0)
-            fail_msg("no HTTP response within %d ms", READ_MS);
-        if (cap - len < 4096)
-            out = realloc(out, cap *= 2);
-        ssize_t n = read(rc.fd, out + len, cap - len - 1);
-        if (n <= 0)
-            break;
-        len += (size_t)n;
-    }
-    out[len] = '\0';
-    rawconn_close(&rc);
-    return out;
 }
 
 /* ---- the shared daemon ------------------------------------------------------------- */
@@ -583,10 +455,10 @@ static void test_callbacks_count_calls_by_outcome(void **state)
     json_t *add1 = find_named(json_object_get(r1, "callbacks"), "add");
     json_t *div1 = find_named(json_object_get(r1, "callbacks"), "divide");
     assert_int_equal(outcome(add1, "ok") - outcome(add0, "ok"), 3);
-    assert_int_equal(outcome(add1, "BAD_ARGS") - outcome(add0, "BAD_ARGS"), 2);
+    assert_int_equal(outcome(add1, "bad_args") - outcome(add0, "bad_args"), 2);
     assert_int_equal(jint(add1, "calls") - jint(add0, "calls"), 5);
     assert_int_equal(jint(add1, "errors") - jint(add0, "errors"), 2);
-    assert_int_equal(outcome(div1, "HANDLER_ERROR") - outcome(div0, "HANDLER_ERROR"), 1);
+    assert_int_equal(outcome(div1, "handler_error") - outcome(div0, "handler_error"), 1);
     assert_string_equal(jstr(add1, "plugin"), "calc");
     assert_true(json_is_real(json_object_get(add1, "mean_us")));
     json_decref(r0);
@@ -647,10 +519,15 @@ static void test_stats_counters_move_by_exactly_the_calls_made(void **state)
     assert_int_equal(jint(c1, "no_callback") - jint(c0, "no_callback"), 1);
     assert_int_equal(jint(c1, "connections_accepted") - jint(c0, "connections_accepted"), 1);
     assert_int_equal(jint(c1, "connections_closed") - jint(c0, "connections_closed"), 1);
-    assert_true(jint(c1, "bytes_in") > jint(c0, "bytes_in"));
+    assert_true(jint(c1, "received_bytes") > jint(c0, "received_bytes"));
     json_t *g = json_object_get(r1, "gauges");
     assert_int_equal(jint(g, "plugins"), 3);
     assert_int_equal(jint(g, "members"), 1);
+    /* the same table as the metrics: process_* and the last good reload too */
+    assert_true(jint(g, "process_open_fds") > 0);
+    assert_true(json_is_real(json_object_get(json_object_get(r1, "counters"),
+                                             "process_cpu_seconds")));
+    assert_int_equal(jint(g, "config_last_reload_successful"), 1);
     json_decref(r0);
     json_decref(r1);
 }
@@ -659,14 +536,14 @@ static void test_metrics_text_passes_the_prometheus_parser(void **state)
 {
     adaemon *a = *state;
     char *text = admin_metrics(a);
-    char *out = prometheus_check(a, text);
+    char *out = promcheck(text);
 
     /* every entry of the counter table is there */
-    assert_true(sample(out, "daffid_requests_total{}") >= 0);
-    assert_true(sample(out, "daffid_connections_open{}") >= 0);
-    assert_int_equal(sample(out, "daffid_plugins{}"), 3);
-    assert_int_equal(sample(out, "daffid_plugin_generation{plugin=calc}") >= 1, 1);
-    assert_true(sample(out, "daffid_call_duration_seconds_count{callback=fib,plugin=fib}") >= 0);
+    assert_true(promcheck_sample(out, "daffid_requests_total{}") >= 0);
+    assert_true(promcheck_sample(out, "daffid_connections_open{}") >= 0);
+    assert_int_equal(promcheck_sample(out, "daffid_plugins{}"), 3);
+    assert_int_equal(promcheck_sample(out, "daffid_plugin_generation{plugin=calc}") >= 1, 1);
+    assert_true(promcheck_sample(out, "daffid_call_duration_seconds_count{callback=fib,plugin=fib}") >= 0);
     free(text);
     free(out);
 }
@@ -675,23 +552,23 @@ static void test_metrics_calls_move_by_exactly_the_calls_made(void **state)
 {
     adaemon *a = *state;
     rawconn rc;
-    char *t0 = admin_metrics(a), *o0 = prometheus_check(a, t0);
+    char *t0 = admin_metrics(a), *o0 = promcheck(t0);
 
     expect_open(&rc, a->d->tcp);
     for (uint32_t i = 0; i < 4; i++)
         assert_int_equal(call2(&rc, i + 1, "multiply", i, 2), 0);
     call_bad_add(&rc, 9);
     rawconn_close(&rc);
-    char *t1 = admin_metrics(a), *o1 = prometheus_check(a, t1);
+    char *t1 = admin_metrics(a), *o1 = promcheck(t1);
     const char *ok = "daffid_calls_total{callback=multiply,outcome=ok,plugin=calc}";
-    const char *bad = "daffid_calls_total{callback=add,outcome=BAD_ARGS,plugin=calc}";
+    const char *bad = "daffid_calls_total{callback=add,outcome=bad_args,plugin=calc}";
     const char *cnt = "daffid_call_duration_seconds_count{callback=multiply,plugin=calc}";
     const char *inf = "daffid_call_duration_seconds_bucket{callback=multiply,le=+Inf,plugin=calc}";
-    assert_int_equal(sample(o1, ok) - sample(o0, ok), 4);
-    long long bad0 = sample(o0, bad) < 0 ? 0 : sample(o0, bad);
-    assert_int_equal(sample(o1, bad) - bad0, 1);
-    assert_int_equal(sample(o1, cnt) - sample(o0, cnt), 4);
-    assert_int_equal(sample(o1, inf), sample(o1, cnt));
+    assert_int_equal(promcheck_sample(o1, ok) - promcheck_sample(o0, ok), 4);
+    long long bad0 = promcheck_sample(o0, bad) < 0 ? 0 : promcheck_sample(o0, bad);
+    assert_int_equal(promcheck_sample(o1, bad) - bad0, 1);
+    assert_int_equal(promcheck_sample(o1, cnt) - promcheck_sample(o0, cnt), 4);
+    assert_int_equal(promcheck_sample(o1, inf), promcheck_sample(o1, cnt));
     free(t0);
     free(o0);
     free(t1);
@@ -701,18 +578,18 @@ static void test_metrics_calls_move_by_exactly_the_calls_made(void **state)
 static void test_http_metrics_serves_the_same_exposition(void **state)
 {
     adaemon *a = *state;
-    char *resp = http_get(a, "/metrics");
+    char *resp = promcheck_http_get(a->metrics_port, "/metrics");
 
     if (strncmp(resp, "HTTP/1.", 7) != 0 || strncmp(resp + 9, "200", 3) != 0)
         fail_msg("GET /metrics: %.200s", resp);
     assert_non_null(strstr(resp, "Content-Type: text/plain; version=0.0.4"));
     char *body = strstr(resp, "\r\n\r\n");
     assert_non_null(body);
-    char *out = prometheus_check(a, body + 4);
+    char *out = promcheck(body + 4);
     assert_non_null(strstr(out, "daffid_build_info{"));
     free(out);
     free(resp);
-    resp = http_get(a, "/other");
+    resp = promcheck_http_get(a->metrics_port, "/other");
     assert_int_equal(strncmp(resp + 9, "404", 3), 0);
     free(resp);
 }
@@ -1228,7 +1105,7 @@ int main(void)
     failed += cmocka_run_group_tests_name("admin socket", shared, group_setup,
                                           group_teardown);
     failed += cmocka_run_group_tests_name("admin lifecycle and systemd", own, NULL, NULL);
-    static const char *const files[] = { "check_metrics.py", "metrics.txt", "calc2.ini" };
+    static const char *const files[] = { "calc2.ini" };
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         char path[128];
         snprintf(path, sizeof(path), "%s/%s", scratch, files[i]);
