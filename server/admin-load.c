@@ -242,8 +242,11 @@ static int admin_load_refused(admin_client *c, const char *command)
     return 0;
 }
 
-void admin_cmd_load(admin_client *c, const char *file)
+void admin_cmd_load(admin_client *c, const admin_cmd *cmd, int argc, char **argv)
 {
+    const char *file = argv[0];
+    (void)cmd;
+    (void)argc;
     dfd_admin *adm = c->adm;
     dfd_server *srv = adm->srv;
     char real[PATH_MAX], text[PATH_MAX + 2];
@@ -317,8 +320,11 @@ void admin_cmd_load(admin_client *c, const char *file)
     admin_load_answer(c, "load", r, NULL, NULL, NULL, &errs, &taken);
 }
 
-void admin_cmd_unload(admin_client *c, const char *name)
+void admin_cmd_unload(admin_client *c, const admin_cmd *cmd, int argc, char **argv)
 {
+    const char *name = argv[0];
+    (void)cmd;
+    (void)argc;
     dfd_admin *adm = c->adm;
     dfd_server *srv = adm->srv;
     dfd_errors errs = {0};
