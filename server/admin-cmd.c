@@ -67,18 +67,20 @@ static void cmd_help(admin_client *c, const admin_cmd *cmd, int argc, char **arg
     admin_send(c, r);
 }
 
+/* See admin-int.h. Words are separated by blanks; a word of a known command must be
+ * printable UTF-8 text (admin_unprintable_at), so that every argument can be named in
+ * a reply and a log line as it was sent. */
 void admin_run_line(admin_client *c, char *line)
 {
     char *argv[ADMIN_MAX_ARGS + 1];
-    int argc = 0;
+    int argc = 0, too_many = 0;
     char *save = NULL;
 
     for (char *tok = strtok_r(line, " \t", &save); tok != NULL;
          tok = strtok_r(NULL, " \t", &save)) {
         if (argc == ADMIN_MAX_ARGS + 1) {
-            admin_send_error(c, argv[0], "bad_arguments", NULL, 0,
-                             "too many arguments (at most %d)", ADMIN_MAX_ARGS);
-            return;
+            too_many = 1;
+            break;
         }
         argv[argc++] = tok;
     }
@@ -86,20 +88,28 @@ void admin_run_line(admin_client *c, char *line)
         return; /* a blank line is not a command */
     const admin_cmd *cmd = admin_find(argv[0]);
     if (cmd == NULL) {
-        /* the name is echoed in the detail only: it may be anything */
+        /* the name is echoed in the detail only (escaped): it may be anything */
         admin_send_error(c, NULL, "unknown_command", NULL, 0,
                          "no command '%.64s' (help lists them)", argv[0]);
         return;
     }
     int nargs = argc - 1;
-    if (nargs < cmd->min_args || nargs > cmd->max_args) {
+    if (too_many || nargs < cmd->min_args || nargs > cmd->max_args) {
         admin_send_error(c, cmd->name, "bad_arguments", NULL, 0,
                          "%s takes %s%d argument%s; usage: %s", cmd->name,
                          cmd->min_args == cmd->max_args ? "" : "at most ", cmd->max_args,
                          cmd->max_args == 1 ? "" : "s", cmd->usage);
         return;
     }
+    for (int i = 1; i < argc; i++) {
+        long bad = admin_unprintable_at(argv[i]);
+        if (bad != -1) {
+            admin_send_error(c, cmd->name, "bad_arguments", NULL, 0,
+                             "argument %d is not printable UTF-8 text (byte 0x%02x at "
+                             "offset %ld)", i, (unsigned char)argv[i][bad], bad);
+            return;
+        }
+    }
     dfd_debug("admin.command", "uid=%ld command=%s args=%d", c->uid, cmd->name, nargs);
     cmd->run(c, cmd, nargs, argv + 1);
 }
-

@@ -115,9 +115,18 @@ void admin_run_line(admin_client *c, char *line);
 json_t *admin_ok(const char *command);
 /* A wall-clock time as "2024-05-01T12:00:00Z", or null for 0. New reference. */
 json_t *admin_time(time_t t);
-/* A string that may come from outside (file names, plugin versions): null when it is
- * not valid UTF-8 rather than a failed reply. New reference. */
+/* A string that may come from outside (file names, plugin versions, what a client
+ * sent): every byte that is not part of a printable UTF-8 character (admin_unprintable_at)
+ * is written \xNN, so the reply is always valid, readable JSON. null for NULL. New
+ * reference. */
 json_t *admin_str(const char *s);
+/* The offset of the first byte of s that does not start a printable UTF-8 character
+ * (not UTF-8; a control character; an invisible character that changes how text reads:
+ * direction marks and overrides, zero-width characters, line separators), or -1. */
+long admin_unprintable_at(const char *s);
+/* Copies s into out (size > 0), each byte admin_unprintable_at() would stop at written
+ * as \xNN; cut at a character boundary when out is full. */
+void admin_escape(const char *s, char *out, size_t size);
 /* An unsigned counter. New reference. */
 json_t *admin_uint(uint64_t v);
 /* Every message of errs as a JSON array of strings. New reference. */

@@ -79,11 +79,8 @@ void admin_send_error(admin_client *c, const char *command, const char *code, js
         json_object_set_new(r, "status", json_string("error"));
         json_object_set_new(r, "command", command ? json_string(command) : json_null());
         json_object_set_new(r, "error", json_string(code));
-        /* detail may hold what the client sent: keep it valid UTF-8 */
-        json_t *d = json_string(detail);
-        if (d == NULL)
-            d = json_string("(the detail was not valid UTF-8)");
-        json_object_set_new(r, "detail", d);
+        /* detail may hold what the client sent: admin_str escapes what is not text */
+        json_object_set_new(r, "detail", admin_str(detail));
         if (extra != NULL)
             json_object_update(r, extra);
     }

@@ -27,6 +27,7 @@ void dfd_reload_conf_free(dfd_plugin_conf *c)
     free(c->name);
     free(c->path);
     free(c->origin.file);
+    free(c->confine_dir);
     for (size_t i = 0; i < c->nconfig; i++) {
         free(c->config[i].key);
         free(c->config[i].value);
@@ -42,11 +43,13 @@ int dfd_reload_conf_copy(dfd_plugin_conf *dst, const dfd_plugin_conf *src)
     dst->name = NULL;
     dst->path = NULL;
     dst->origin.file = NULL;
+    dst->confine_dir = NULL;
     dst->config = NULL;
     dst->nconfig = 0;
     if ((src->name && (dst->name = strdup(src->name)) == NULL) ||
         (src->path && (dst->path = strdup(src->path)) == NULL) ||
-        (src->origin.file && (dst->origin.file = strdup(src->origin.file)) == NULL))
+        (src->origin.file && (dst->origin.file = strdup(src->origin.file)) == NULL) ||
+        (src->confine_dir && (dst->confine_dir = strdup(src->confine_dir)) == NULL))
         return -1;
     if (src->nconfig == 0)
         return 0;
