@@ -90,6 +90,16 @@ struct dfd_admin {
 
 /* ---- admin.c ---- */
 
+/* The admin state of srv without a socket (srv->admin = it; dfd_admin_stop frees it).
+ * dfd_admin_start uses it; so does tests/fuzz/fuzz_admin.c, which drives clients over
+ * bufferevent pairs. Returns NULL when memory ran out. */
+dfd_admin *admin_new(struct dfd_server *srv);
+/* Serves one more client on bev (taken: freed with the client), answering busy and
+ * closing past DFD_ADMIN_MAX_CLIENTS. uid and pid are for the log (-1: unknown).
+ * Returns 0 (the client may be gone already, having been answered and closed), or -1
+ * when memory ran out (bev is then the caller's). */
+int admin_client_add(dfd_admin *adm, struct bufferevent *bev, long uid, long pid);
+
 /* Sends reply (taking the reference) as one line. Returns 0, or -1 when it could not
  * be encoded (the client is then closed). */
 int admin_send(admin_client *c, json_t *reply);

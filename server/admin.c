@@ -193,16 +193,16 @@ static void admin_on_event(struct bufferevent *bev, short what, void *arg)
     admin_client_free(c);
 }
 
-/* Reads the peer's credentials into c (for the log). */
-static void admin_peer(admin_client *c, int fd)
+/* Reads the peer's credentials (for the log): -1 each when unknown. */
+static void admin_peer(int fd, long *uid, long *pid)
 {
     struct ucred cred;
     socklen_t len = sizeof(cred);
-    c->uid = -1;
-    c->pid = -1;
+    *uid = -1;
+    *pid = -1;
     if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
-        c->uid = (long)cred.uid;
-        c->pid = (long)cred.pid;
+        *uid = (long)cred.uid;
+        *pid = (long)cred.pid;
     }
 }
 
@@ -219,36 +219,48 @@ static void admin_on_accept(evutil_socket_t lfd, short what, void *arg)
                 dfd_warn("admin.accept", "errno=%d msg=\"%s\"", errno, strerror(errno));
             return;
         }
-        admin_client *c = calloc(1, sizeof(*c));
         struct bufferevent *bev =
-            c ? bufferevent_socket_new(adm->srv->base, fd, BEV_OPT_CLOSE_ON_FREE) : NULL;
-        if (bev == NULL) {
-            free(c);
-            close(fd);
+            bufferevent_socket_new(adm->srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+        long uid, pid;
+        admin_peer(fd, &uid, &pid);
+        if (bev == NULL || admin_client_add(adm, bev, uid, pid) == -1) {
+            if (bev != NULL)
+                bufferevent_free(bev);
+            else
+                close(fd);
             dfd_error("admin.oom", "msg=\"cannot accept an admin client\"");
-            continue;
         }
-        c->adm = adm;
-        c->bev = bev;
-        admin_peer(c, fd);
-        c->next = adm->clients;
-        if (adm->clients)
-            adm->clients->prev = c;
-        adm->clients = c;
-        adm->nclients++;
-        bufferevent_setcb(bev, admin_on_read, admin_on_write, admin_on_event, c);
-        /* the input never holds much more than one line beyond what was handled */
-        bufferevent_setwatermark(bev, EV_READ, 0, 2 * DFD_ADMIN_MAX_LINE + 2);
-        if (adm->nclients > DFD_ADMIN_MAX_CLIENTS) {
-            admin_send_error(c, NULL, "busy", NULL, 1,
-                             "%d admin clients are connected already; try again later",
-                             DFD_ADMIN_MAX_CLIENTS);
-            admin_close_after_write(c);
-            continue;
-        }
-        dfd_debug("admin.open", "uid=%ld pid=%ld", c->uid, c->pid);
-        admin_resume(c);
     }
+}
+
+/* See admin-int.h. */
+int admin_client_add(dfd_admin *adm, struct bufferevent *bev, long uid, long pid)
+{
+    admin_client *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return -1;
+    c->adm = adm;
+    c->bev = bev;
+    c->uid = uid;
+    c->pid = pid;
+    c->next = adm->clients;
+    if (adm->clients)
+        adm->clients->prev = c;
+    adm->clients = c;
+    adm->nclients++;
+    bufferevent_setcb(bev, admin_on_read, admin_on_write, admin_on_event, c);
+    /* the input never holds much more than one line beyond what was handled */
+    bufferevent_setwatermark(bev, EV_READ, 0, 2 * DFD_ADMIN_MAX_LINE + 2);
+    if (adm->nclients > DFD_ADMIN_MAX_CLIENTS) {
+        admin_send_error(c, NULL, "busy", NULL, 1,
+                         "%d admin clients are connected already; try again later",
+                         DFD_ADMIN_MAX_CLIENTS);
+        admin_close_after_write(c);
+        return 0;
+    }
+    dfd_debug("admin.open", "uid=%ld pid=%ld", c->uid, c->pid);
+    admin_resume(c);
+    return 0;
 }
 
 /* Creates, binds and listens on the admin socket at path with the configured mode
@@ -313,20 +325,29 @@ static int admin_listen(dfd_admin *adm, const dfd_config *cfg, dfd_errors *errs)
     return -1;
 }
 
+/* See admin-int.h. */
+dfd_admin *admin_new(dfd_server *srv)
+{
+    dfd_admin *adm = calloc(1, sizeof(*adm));
+    if (adm == NULL)
+        return NULL;
+    adm->srv = srv;
+    adm->fd = -1;
+    srv->admin = adm;
+    return adm;
+}
+
 int dfd_admin_start(dfd_server *srv, dfd_errors *errs)
 {
     const dfd_config *cfg = srv->cfg;
     if (cfg->admin_socket == NULL)
         return 0;
-    dfd_admin *adm = calloc(1, sizeof(*adm));
+    dfd_admin *adm = admin_new(srv);
     if (adm == NULL) {
         dfd_errors_add(errs, "[admin] socket: out of memory");
         return -1;
     }
-    adm->srv = srv;
-    adm->fd = -1;
     snprintf(adm->path, sizeof(adm->path), "%s", cfg->admin_socket);
-    srv->admin = adm;
     adm->fd = admin_listen(adm, cfg, errs);
     if (adm->fd == -1)
         return -1;
