@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "admin.h"
+#include "unixsock.h"
 
 struct bufferevent;
 struct event;
@@ -65,8 +66,7 @@ struct dfd_admin {
     struct dfd_server *srv;
     char path[108];
     int fd;
-    dev_t dev;                  /* identity of the socket file we created, so that */
-    ino_t ino;                  /* we never unlink a file that is not ours */
+    dfd_unixsock made;          /* the socket file we created (never unlink another) */
     struct event *accept_ev;
     admin_client *clients;
     unsigned nclients;

@@ -76,7 +76,11 @@ void admin_cmd_status(admin_client *c, const admin_cmd *cmd, int argc, char **ar
     json_object_set_new(r, "log_level", json_string(dfd_log_level_name(dfd_log_level())));
     json_object_set_new(r, "access_log", json_boolean(cfg->access_log));
     json_object_set_new(r, "admin_clients", json_integer(adm->nclients));
-    if (cfg->metrics_enabled) {
+    if (cfg->metrics_enabled && cfg->metrics_listen.kind == DAFFI_ADDR_UNIX) {
+        char m[200];
+        snprintf(m, sizeof(m), "unix://%s", cfg->metrics_listen.path);
+        json_object_set_new(r, "metrics", admin_str(m));
+    } else if (cfg->metrics_enabled) {
         char m[300];
         snprintf(m, sizeof(m), "http://%s%s%s:%d/metrics",
                  strchr(cfg->metrics_listen.host, ':') ? "[" : "", cfg->metrics_listen.host,

@@ -8,8 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -19,6 +17,7 @@
 #include "admin-int.h"
 #include "log.h"
 #include "server.h"
+#include "unixsock.h"
 
 static void admin_on_read(struct bufferevent *bev, void *arg);
 static void admin_on_write(struct bufferevent *bev, void *arg);
@@ -263,68 +262,6 @@ int admin_client_add(dfd_admin *adm, struct bufferevent *bev, long uid, long pid
     return 0;
 }
 
-/* Creates, binds and listens on the admin socket at path with the configured mode
- * and owner. Returns the fd, or -1 with the reason in errs. */
-static int admin_listen(dfd_admin *adm, const dfd_config *cfg, dfd_errors *errs)
-{
-    const char *path = cfg->admin_socket;
-    struct sockaddr_un sun = {0};
-    struct stat st;
-
-    sun.sun_family = AF_UNIX;
-    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
-    if (lstat(path, &st) == 0) {
-        if (!S_ISSOCK(st.st_mode)) {
-            dfd_errors_add(errs, "[admin] socket %s: the path exists and is not a socket",
-                           path);
-            return -1;
-        }
-        int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (probe != -1 && connect(probe, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
-            close(probe);
-            dfd_errors_add(errs, "[admin] socket %s: another process is serving it", path);
-            return -1;
-        }
-        if (probe != -1)
-            close(probe);
-        dfd_info("admin.stale_socket", "path=%s msg=\"replacing a socket file nobody "
-                 "serves\"", path);
-        unlink(path);
-    }
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd == -1) {
-        dfd_errors_add(errs, "[admin] socket %s: %s", path, strerror(errno));
-        return -1;
-    }
-    /* no moment with wider permissions than asked: the file is born owner-only, then
-     * opened up to the configured mode (daffid has no other thread yet) */
-    mode_t old = umask(0177);
-    int rc = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
-    umask(old);
-    if (rc == -1) {
-        dfd_errors_add(errs, "[admin] socket %s: %s", path, strerror(errno));
-        close(fd);
-        return -1;
-    }
-    const char *step = "chown";
-    if ((cfg->admin_uid == -1 && cfg->admin_gid == -1) ||
-        chown(path, (uid_t)cfg->admin_uid, (gid_t)cfg->admin_gid) == 0) {
-        step = "chmod";
-        if (chmod(path, cfg->admin_mode) == 0) {
-            step = "listen";
-            if (listen(fd, 16) == 0 && stat(path, &st) == 0) {
-                adm->dev = st.st_dev;
-                adm->ino = st.st_ino;
-                return fd;
-            }
-        }
-    }
-    dfd_errors_add(errs, "[admin] socket %s: %s: %s", path, step, strerror(errno));
-    unlink(path);
-    close(fd);
-    return -1;
-}
-
 /* See admin-int.h. */
 dfd_admin *admin_new(dfd_server *srv)
 {
@@ -348,7 +285,8 @@ int dfd_admin_start(dfd_server *srv, dfd_errors *errs)
         return -1;
     }
     snprintf(adm->path, sizeof(adm->path), "%s", cfg->admin_socket);
-    adm->fd = admin_listen(adm, cfg, errs);
+    adm->fd = dfd_unix_listen(cfg->admin_socket, cfg->admin_mode, cfg->admin_uid,
+                              cfg->admin_gid, 16, "[admin] socket", &adm->made, errs);
     if (adm->fd == -1)
         return -1;
     adm->accept_ev = event_new(srv->base, adm->fd, EV_READ | EV_PERSIST, admin_on_accept, adm);
@@ -377,9 +315,7 @@ void dfd_admin_stop(dfd_server *srv)
         event_free(adm->drain_timer);
     if (adm->fd != -1) {
         close(adm->fd);
-        struct stat st;
-        if (stat(adm->path, &st) == 0 && st.st_dev == adm->dev && st.st_ino == adm->ino)
-            unlink(adm->path);
+        dfd_unix_unlink(adm->path, &adm->made);
     }
     admin_overrides_free(adm);
     free(adm);

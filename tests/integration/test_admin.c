@@ -40,6 +40,7 @@
 #include "../support/daemon.h"
 #include "../support/expect.h"
 #include "../support/rawconn.h"
+#include "../support/thttp.h"
 
 #define IDLE_MS 400
 
@@ -267,30 +268,10 @@ static char *admin_metrics(const adaemon *a)
 /* GET path from the metrics listener: returns the whole response (head and body). */
 static char *http_get(const adaemon *a, const char *path)
 {
-    char addr[64];
-    rawconn rc;
+    char addr[64], req[256];
     snprintf(addr, sizeof(addr), "tcp://127.0.0.1:%d", a->metrics_port);
-    if (rawconn_open(&rc, addr, 2000) == -1)
-        fail_msg("cannot connect to %s: %s", addr, strerror(errno));
-    char req[256];
     snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
-    assert_int_equal(rawconn_send(&rc, req, strlen(req)), 0);
-    size_t cap = 1 << 16, len = 0;
-    char *out = malloc(cap);
-    for (;;) {
-        struct pollfd p = { .fd = rc.fd, .events = POLLIN };
-        if (poll(&p, 1, ACONN_READ_MS) <= 0)
-            fail_msg("no HTTP response within %d ms", ACONN_READ_MS);
-        if (cap - len < 4096)
-            out = realloc(out, cap *= 2);
-        ssize_t n = read(rc.fd, out + len, cap - len - 1);
-        if (n <= 0)
-            break;
-        len += (size_t)n;
-    }
-    out[len] = '\0';
-    rawconn_close(&rc);
-    return out;
+    return thttp_exchange(addr, req);
 }
 
 /* ---- the shared daemon ------------------------------------------------------------- */
