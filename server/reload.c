@@ -464,31 +464,6 @@ static void run_record(reload_run *x)
     }
 }
 
-/* Forgets the records of names the configuration just read does not declare and that
- * never loaded (a failed admin `load`, an ini whose first load failed and that was then
- * removed): they hold no generation number to continue and no state to report, and
- * would otherwise be listed by every later reply. */
-static void run_forget(reload_run *x)
-{
-    dfd_reload *r = x->r;
-    size_t kept = 0;
-
-    for (size_t i = 0; i < r->nplugins; i++) {
-        dfd_reload_plugin *rec = &r->plugins[i];
-        if (!rec->configured && rec->current == NULL && rec->last_generation == 0) {
-            dfd_debug("reload.forget", "plugin=%s msg=\"nothing declares it and it never "
-                      "loaded\"", rec->name);
-            free(rec->name);
-            free(rec->path);
-            free(rec->last_error);
-            dfd_reload_conf_free(&rec->applied);
-            continue;
-        }
-        r->plugins[kept++] = *rec;
-    }
-    r->nplugins = kept;
-}
-
 /* Releases what a run holds. */
 static void run_free(reload_run *x)
 {
@@ -548,7 +523,7 @@ out:
     if (rc == -1)
         x.r->failures++;
     if (x.nc != NULL && x.pl != NULL)
-        run_forget(&x); /* after the plan: x.pl is indexed by record */
+        dfd_reload_forget(x.r); /* after the plan: x.pl is indexed by record */
     if (x.nc != NULL)
         dfd_info("reload.done", "loaded=%u unchanged=%u removed=%u failed=%u "
                  "restart_required=%u retiring=%zu duration_us=%llu", x.loaded, x.unchanged,
