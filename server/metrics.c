@@ -1,6 +1,6 @@
 /*
- * metrics.c - Prometheus text exposition of the counter table and the optional
- * /metrics HTTP listener (see metrics.h).
+ * metrics.c - the Prometheus text exposition of the counter table (see metrics.h;
+ * metrics-http.c serves it over HTTP).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -8,8 +8,6 @@
 #include <string.h>
 
 #include <event2/buffer.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 
 #include "log.h"
 #include "metrics.h"
@@ -19,13 +17,6 @@
 #include "table.h"
 
 #define METRICS_PREFIX "daffid_"
-#define METRICS_HTTP_TIMEOUT_S 10
-#define METRICS_HTTP_MAX_HEADERS 16384
-
-typedef struct dfd_metrics_http {
-    struct evhttp *http;
-    dfd_server *srv;
-} dfd_metrics_http;
 
 /* Appends v as a label value: backslash, double quote and newline escaped. Returns 0
  * or -1. */
@@ -206,74 +197,4 @@ int dfd_metrics_render(dfd_server *srv, struct evbuffer *out)
         metrics_callbacks(srv, out) == -1)
         return -1;
     return 0;
-}
-
-/* ---- HTTP ------------------------------------------------------------------------- */
-
-/* Any request: GET or HEAD /metrics gets the exposition, other paths 404 (evhttp
- * answers 405 to other methods and 400 to malformed requests by itself). */
-static void metrics_on_request(struct evhttp_request *req, void *arg)
-{
-    dfd_metrics_http *mh = arg;
-    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
-    struct evbuffer *body = evbuffer_new();
-    struct evkeyvalq *headers = evhttp_request_get_output_headers(req);
-
-    if (body == NULL) {
-        evhttp_send_error(req, HTTP_INTERNAL, "out of memory");
-        return;
-    }
-    if (path == NULL || strcmp(path, "/metrics") != 0) {
-        evhttp_add_header(headers, "Content-Type", "text/plain; charset=utf-8");
-        evbuffer_add_printf(body, "not found: metrics are at /metrics\n");
-        evhttp_send_reply(req, HTTP_NOTFOUND, "Not Found", body);
-    } else if (dfd_metrics_render(mh->srv, body) == -1) {
-        evhttp_send_error(req, HTTP_INTERNAL, "out of memory");
-    } else {
-        evhttp_add_header(headers, "Content-Type", DFD_METRICS_CONTENT_TYPE);
-        evhttp_send_reply(req, HTTP_OK, "OK", body);
-    }
-    evbuffer_free(body);
-}
-
-int dfd_metrics_http_start(dfd_server *srv, dfd_errors *errs)
-{
-    const dfd_config *cfg = srv->cfg;
-    if (!cfg->metrics_enabled)
-        return 0;
-    const daffi_addr *a = &cfg->metrics_listen;
-    dfd_metrics_http *mh = calloc(1, sizeof(*mh));
-    if (mh == NULL || (mh->http = evhttp_new(srv->base)) == NULL) {
-        free(mh);
-        dfd_errors_add(errs, "metrics_listen tcp://%s:%d: out of memory", a->host, a->port);
-        return -1;
-    }
-    mh->srv = srv;
-    evhttp_set_allowed_methods(mh->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
-    evhttp_set_max_headers_size(mh->http, METRICS_HTTP_MAX_HEADERS);
-    evhttp_set_max_body_size(mh->http, 0);
-    evhttp_set_timeout(mh->http, METRICS_HTTP_TIMEOUT_S);
-    evhttp_set_gencb(mh->http, metrics_on_request, mh);
-    errno = 0;
-    if (evhttp_bind_socket_with_handle(mh->http, a->host, (ev_uint16_t)a->port) == NULL) {
-        dfd_errors_add(errs, "metrics_listen tcp://%s:%d: %s", a->host, a->port,
-                       errno ? strerror(errno) : "cannot listen");
-        evhttp_free(mh->http);
-        free(mh);
-        return -1;
-    }
-    srv->metrics_http = mh;
-    dfd_info("metrics.listen", "address=http://%s:%d/metrics", a->host, a->port);
-    return 0;
-}
-
-void dfd_metrics_http_stop(dfd_server *srv)
-{
-    dfd_metrics_http *mh = srv->metrics_http;
-    if (mh == NULL)
-        return;
-    evhttp_free(mh->http);
-    free(mh);
-    srv->metrics_http = NULL;
 }

@@ -524,6 +524,8 @@ out:
         x.r->last_ok_time = x.r->last_time;
     if (rc == -1)
         x.r->failures++;
+    if (x.nc != NULL && x.pl != NULL)
+        dfd_reload_forget(x.r); /* after the plan: x.pl is indexed by record */
     if (x.nc != NULL)
         dfd_info("reload.done", "loaded=%u unchanged=%u removed=%u failed=%u "
                  "restart_required=%u retiring=%zu duration_us=%llu", x.loaded, x.unchanged,

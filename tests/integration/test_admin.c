@@ -36,13 +36,14 @@
 
 #include <daffi/rpc.h>
 
+#include "../support/aconn.h"
 #include "../support/daemon.h"
 #include "../support/expect.h"
 #include "../support/promcheck.h"
 #include "../support/rawconn.h"
+#include "../support/thttp.h"
 
 #define IDLE_MS 400
-#define READ_MS 5000
 
 /* Files the tests write (an extra plugin ini) go here,
  * not into a daemon's configuration directory, which daffid watches for changes. */
@@ -56,13 +57,6 @@ typedef struct adaemon {
     int metrics_port;
 } adaemon;
 
-/* An admin connection: a blocking socket and what was read past the last line. */
-typedef struct aconn {
-    int fd;
-    char *buf;
-    size_t len;
-    size_t cap;
-} aconn;
 
 /* ---- helpers ----------------------------------------------------------------------- */
 
@@ -71,7 +65,7 @@ typedef struct aconn {
 static adaemon *adaemon_start(const char *const *extra)
 {
     adaemon *a = calloc(1, sizeof(*a));
-    char o_sock[260], o_idle[64], o_metrics[64];
+    char o_sock[260], o_idle[64], o_metrics[64], o_load[300];
     const char *ov[16];
     size_t n = 0;
 
@@ -88,6 +82,9 @@ static adaemon *adaemon_start(const char *const *extra)
     ov[n++] = o_sock;
     ov[n++] = o_idle;
     ov[n++] = o_metrics;
+    /* load reads the configuration directory and the scratch files */
+    snprintf(o_load, sizeof(o_load), "admin.load_paths=%s, %s", a->d->dir, scratch);
+    ov[n++] = o_load;
     for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 15; i++)
         ov[n++] = extra[i];
     ov[n] = NULL;
@@ -106,144 +103,10 @@ static void adaemon_free(adaemon *a)
     free(a);
 }
 
-/* Connects to the admin socket at path or fails the test. */
-static void aconn_open(aconn *c, const char *path)
-{
-    struct sockaddr_un sun = { .sun_family = AF_UNIX };
-    struct timeval tv = { READ_MS / 1000, 0 };
-
-    memset(c, 0, sizeof(*c));
-    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
-    c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    assert_true(c->fd != -1);
-    if (connect(c->fd, (struct sockaddr *)&sun, sizeof(sun)) == -1)
-        fail_msg("connect %s: %s", path, strerror(errno));
-    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    c->cap = 1 << 16;
-    c->buf = malloc(c->cap);
-    assert_non_null(c->buf);
-}
-
-static void aconn_close(aconn *c)
-{
-    if (c->fd != -1)
-        close(c->fd);
-    c->fd = -1;
-    free(c->buf);
-    c->buf = NULL;
-}
-
-static void aconn_send(aconn *c, const void *p, size_t n)
-{
-    if (send(c->fd, p, n, MSG_NOSIGNAL) != (ssize_t)n)
-        fail_msg("send to the admin socket: %s", strerror(errno));
-}
-
-/* Reads one line (without its LF) into a new string. Returns NULL on EOF; fails the
- * test on a timeout. */
-static char *aconn_line(aconn *c)
-{
-    for (;;) {
-        char *nl = memchr(c->buf, '\n', c->len);
-        if (nl != NULL) {
-            size_t n = (size_t)(nl - c->buf);
-            char *line = strndup(c->buf, n);
-            memmove(c->buf, nl + 1, c->len - n - 1);
-            c->len -= n + 1;
-            return line;
-        }
-        if (c->len == c->cap) {
-            c->cap *= 2;
-            c->buf = realloc(c->buf, c->cap);
-            assert_non_null(c->buf);
-        }
-        ssize_t r = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
-        if (r == 0 || (r == -1 && errno == ECONNRESET))
-            return NULL;
-        if (r == -1)
-            fail_msg("no reply from the admin socket within %d ms: %s", READ_MS,
-                     strerror(errno));
-        c->len += (size_t)r;
-    }
-}
-
-/* Reads one reply: a JSON object with a status. Fails the test otherwise. */
-static json_t *aconn_reply(aconn *c)
-{
-    json_error_t err;
-    char *line = aconn_line(c);
-
-    if (line == NULL)
-        fail_msg("the admin socket closed instead of replying");
-    json_t *j = json_loads(line, 0, &err);
-    if (j == NULL || !json_is_object(j) || !json_is_string(json_object_get(j, "status")))
-        fail_msg("reply is not a JSON object with a status: %s (%s)", line, err.text);
-    free(line);
-    return j;
-}
-
-/* o[key] as a string (NULL when absent or not a string). */
-static const char *jstr(json_t *o, const char *key)
-{
-    return json_string_value(json_object_get(o, key));
-}
-
-/* Sends a command line and returns its reply. */
-static json_t *acmd(aconn *c, const char *line)
-{
-    aconn_send(c, line, strlen(line));
-    aconn_send(c, "\n", 1);
-    return aconn_reply(c);
-}
-
-/* Asserts reply is a success of command. */
-static void assert_ok(json_t *r, const char *command)
-{
-    const char *st = jstr(r, "status");
-    if (strcmp(st, "ok") != 0) {
-        char *t = json_dumps(r, JSON_COMPACT);
-        fail_msg("expected ok from %s, got %s", command, t);
-    }
-    assert_string_equal(jstr(r, "command"), command);
-}
-
-/* Asserts reply is a structured error with code and a non-empty detail. */
-static void assert_err(json_t *r, const char *code)
-{
-    char *t = json_dumps(r, JSON_COMPACT);
-    if (strcmp(jstr(r, "status"), "error") != 0 ||
-        !json_is_string(json_object_get(r, "error")) ||
-        strcmp(jstr(r, "error"), code) != 0 ||
-        !json_is_string(json_object_get(r, "detail")) ||
-        json_string_length(json_object_get(r, "detail")) == 0)
-        fail_msg("expected error %s with a detail, got %s", code, t);
-    free(t);
-}
-
 /* One command on a fresh connection; returns the reply. */
 static json_t *admin1(const adaemon *a, const char *line)
 {
-    aconn c;
-    aconn_open(&c, a->admin);
-    json_t *r = acmd(&c, line);
-    aconn_close(&c);
-    return r;
-}
-
-/* Asserts the peer closes c within ms (whatever it sent before). */
-static void aconn_expect_closed(aconn *c, int ms)
-{
-    int64_t end = expect_now_ms() + ms;
-    for (;;) {
-        struct pollfd p = { .fd = c->fd, .events = POLLIN };
-        int left = (int)(end - expect_now_ms());
-        if (left <= 0 || poll(&p, 1, left) <= 0)
-            fail_msg("the admin socket did not close the connection within %d ms", ms);
-        char tmp[4096];
-        ssize_t r = recv(c->fd, tmp, sizeof(tmp), 0);
-        if (r == 0 || (r == -1 && errno == ECONNRESET))
-            return;
-    }
+    return aconn_once(a->admin, line);
 }
 
 /* Calls method(a, b) with int arguments as msgid id and returns the error code (0 for
@@ -284,14 +147,6 @@ static json_t *find_named(json_t *list, const char *name)
     return NULL;
 }
 
-static json_int_t jint(json_t *o, const char *key)
-{
-    json_t *v = json_object_get(o, key);
-    if (!json_is_integer(v))
-        fail_msg("%s is not an integer", key);
-    return json_integer_value(v);
-}
-
 /* outcomes[key] of a callbacks entry (0 when absent). */
 static json_int_t outcome(json_t *cb, const char *key)
 {
@@ -303,7 +158,7 @@ static json_int_t outcome(json_t *cb, const char *key)
 static char *admin_metrics(const adaemon *a)
 {
     json_t *r = admin1(a, "metrics");
-    assert_ok(r, "metrics");
+    assert_admin_ok(r, "metrics");
     assert_string_equal(jstr(r, "content_type"),
                         "text/plain; version=0.0.4; charset=utf-8");
     char *text = strdup(jstr(r, "text"));
@@ -350,7 +205,7 @@ static void test_help_lists_every_command(void **state)
     };
     json_t *r = admin1(*state, "help");
 
-    assert_ok(r, "help");
+    assert_admin_ok(r, "help");
     json_t *cmds = json_object_get(r, "commands");
     assert_int_equal(json_array_size(cmds), sizeof(names) / sizeof(names[0]));
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
@@ -363,7 +218,7 @@ static void test_status_reports_the_process(void **state)
     adaemon *a = *state;
     json_t *r = admin1(a, "status");
 
-    assert_ok(r, "status");
+    assert_admin_ok(r, "status");
     assert_int_equal(jint(r, "pid"), a->d->pid);
     assert_string_equal(jstr(r, "role"), "service");
     assert_string_equal(jstr(r, "state"), "running");
@@ -410,7 +265,7 @@ static void test_plugins_report_generation_file_and_calls(void **state)
     adaemon *a = *state;
     rawconn rc;
     json_t *r0 = admin1(a, "plugins");
-    assert_ok(r0, "plugins");
+    assert_admin_ok(r0, "plugins");
     json_t *calc0 = find_named(json_object_get(r0, "plugins"), "calc");
     json_int_t calls0 = jint(calc0, "calls"), errors0 = jint(calc0, "errors");
     assert_true(json_is_true(json_object_get(calc0, "serving")));
@@ -439,7 +294,7 @@ static void test_callbacks_count_calls_by_outcome(void **state)
     adaemon *a = *state;
     rawconn rc;
     json_t *r0 = admin1(a, "callbacks calc");
-    assert_ok(r0, "callbacks");
+    assert_admin_ok(r0, "callbacks");
     json_t *add0 = find_named(json_object_get(r0, "callbacks"), "add");
     json_t *div0 = find_named(json_object_get(r0, "callbacks"), "divide");
 
@@ -468,14 +323,14 @@ static void test_callbacks_count_calls_by_outcome(void **state)
 static void test_callbacks_of_an_unknown_plugin_is_an_error(void **state)
 {
     json_t *r = admin1(*state, "callbacks nosuch");
-    assert_err(r, "no_such_plugin");
+    assert_admin_err(r, "no_such_plugin");
     json_decref(r);
 }
 
 static void test_members_lists_this_daffid_with_its_callbacks(void **state)
 {
     json_t *r = admin1(*state, "members");
-    assert_ok(r, "members");
+    assert_admin_ok(r, "members");
     json_t *ms = json_object_get(r, "members");
     assert_int_equal(json_array_size(ms), 1);
     json_t *self = json_array_get(ms, 0);
@@ -494,7 +349,7 @@ static void test_stats_counters_move_by_exactly_the_calls_made(void **state)
     adaemon *a = *state;
     rawconn rc;
     json_t *r0 = admin1(a, "stats");
-    assert_ok(r0, "stats");
+    assert_admin_ok(r0, "stats");
     json_t *c0 = json_object_get(r0, "counters");
 
     expect_open(&rc, a->d->tcp);
@@ -600,19 +455,19 @@ static void test_loglevel_sets_and_reports_the_level(void **state)
     aconn c;
 
     aconn_open(&c, a->admin);
-    json_t *r = acmd(&c, "loglevel debug");
-    assert_ok(r, "loglevel");
+    json_t *r = aconn_cmd(&c, "loglevel debug");
+    assert_admin_ok(r, "loglevel");
     assert_string_equal(jstr(r, "log_level"), "debug");
     assert_string_equal(jstr(r, "previous"), "info");
     json_decref(r);
-    r = acmd(&c, "status");
+    r = aconn_cmd(&c, "status");
     assert_string_equal(jstr(r, "log_level"), "debug");
     json_decref(r);
-    r = acmd(&c, "loglevel loud");
-    assert_err(r, "bad_arguments");
+    r = aconn_cmd(&c, "loglevel loud");
+    assert_admin_err(r, "bad_arguments");
     json_decref(r);
-    r = acmd(&c, "loglevel info");
-    assert_ok(r, "loglevel");
+    r = aconn_cmd(&c, "loglevel info");
+    assert_admin_ok(r, "loglevel");
     json_decref(r);
     aconn_close(&c);
 }
@@ -623,12 +478,12 @@ static void test_unknown_command_is_an_error_and_the_client_goes_on(void **state
     aconn c;
 
     aconn_open(&c, a->admin);
-    json_t *r = acmd(&c, "frobnicate now");
-    assert_err(r, "unknown_command");
+    json_t *r = aconn_cmd(&c, "frobnicate now");
+    assert_admin_err(r, "unknown_command");
     assert_true(json_is_null(json_object_get(r, "command")));
     json_decref(r);
-    r = acmd(&c, "status");
-    assert_ok(r, "status");
+    r = aconn_cmd(&c, "status");
+    assert_admin_ok(r, "status");
     json_decref(r);
     aconn_close(&c);
 }
@@ -642,8 +497,8 @@ static void test_wrong_arguments_name_the_usage(void **state)
 
     aconn_open(&c, a->admin);
     for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
-        json_t *r = acmd(&c, lines[i]);
-        assert_err(r, "bad_arguments");
+        json_t *r = aconn_cmd(&c, lines[i]);
+        assert_admin_err(r, "bad_arguments");
         assert_non_null(strstr(jstr(r, "detail"), "usage:"));
         json_decref(r);
     }
@@ -659,17 +514,17 @@ static void test_pipelined_commands_are_answered_in_order(void **state)
     aconn_open(&c, a->admin);
     aconn_send(&c, lines, strlen(lines));
     json_t *r = aconn_reply(&c);
-    assert_ok(r, "status");
+    assert_admin_ok(r, "status");
     json_decref(r);
     r = aconn_reply(&c);
-    assert_ok(r, "help");
+    assert_admin_ok(r, "help");
     assert_int_equal(json_array_size(json_object_get(r, "commands")), 1);
     json_decref(r);
     r = aconn_reply(&c);
-    assert_err(r, "unknown_command");
+    assert_admin_err(r, "unknown_command");
     json_decref(r);
     r = aconn_reply(&c);
-    assert_ok(r, "stats");
+    assert_admin_ok(r, "stats");
     json_decref(r);
     aconn_close(&c);
 }
@@ -685,11 +540,11 @@ static void test_over_long_line_is_refused_and_closed_while_others_are_served(vo
     memset(line, 'a', 10000);
     aconn_send(&bad, line, 10000);
     json_t *r = aconn_reply(&bad);
-    assert_err(r, "line_too_long");
+    assert_admin_err(r, "line_too_long");
     json_decref(r);
-    aconn_expect_closed(&bad, READ_MS);
-    r = acmd(&good, "status");
-    assert_ok(r, "status");
+    aconn_expect_closed(&bad, ACONN_READ_MS);
+    r = aconn_cmd(&good, "status");
+    assert_admin_ok(r, "status");
     json_decref(r);
     aconn_close(&bad);
     aconn_close(&good);
@@ -706,13 +561,13 @@ static void test_binary_garbage_is_refused_and_closed(void **state)
     aconn_open(&bad, a->admin);
     aconn_send(&bad, garbage, sizeof(garbage));
     json_t *r = aconn_reply(&bad);
-    assert_err(r, "binary_input");
+    assert_admin_err(r, "binary_input");
     assert_non_null(strstr(jstr(r, "detail"), "0x00"));
     json_decref(r);
-    aconn_expect_closed(&bad, READ_MS);
+    aconn_expect_closed(&bad, ACONN_READ_MS);
     aconn_close(&bad);
     r = admin1(a, "status");
-    assert_ok(r, "status");
+    assert_admin_ok(r, "status");
     json_decref(r);
 }
 
@@ -724,13 +579,13 @@ static void test_silent_client_is_closed_after_the_idle_timeout(void **state)
 
     aconn_open(&quiet, a->admin);
     aconn_open(&other, a->admin);
-    json_t *r = acmd(&other, "status"); /* served while the quiet one waits */
-    assert_ok(r, "status");
+    json_t *r = aconn_cmd(&other, "status"); /* served while the quiet one waits */
+    assert_admin_ok(r, "status");
     json_decref(r);
     r = aconn_reply(&quiet);
-    assert_err(r, "idle_timeout");
+    assert_admin_err(r, "idle_timeout");
     json_decref(r);
-    aconn_expect_closed(&quiet, READ_MS);
+    aconn_expect_closed(&quiet, ACONN_READ_MS);
     int64_t waited = expect_now_ms() - t0;
     assert_true(waited >= IDLE_MS - 50);
     assert_true(waited < IDLE_MS + 3000);
@@ -747,7 +602,7 @@ static void test_reload_of_one_plugin_makes_a_new_generation(void **state)
     json_int_t runs0 = jint(json_object_get(s0, "reload"), "runs");
 
     json_t *r = admin1(a, "reload echo");
-    assert_ok(r, "reload");
+    assert_admin_ok(r, "reload");
     json_t *echo = find_named(json_object_get(r, "plugins"), "echo");
     assert_int_equal(jint(echo, "generation"), gen0 + 1);
     assert_string_equal(jstr(echo, "result"), "loaded");
@@ -770,7 +625,7 @@ static void test_reload_of_one_plugin_makes_a_new_generation(void **state)
 static void test_reload_of_an_unknown_plugin_is_a_structured_error(void **state)
 {
     json_t *r = admin1(*state, "reload nosuch");
-    assert_err(r, "no_such_plugin");
+    assert_admin_err(r, "no_such_plugin");
     assert_true(json_is_array(json_object_get(r, "errors")));
     json_decref(r);
 }
@@ -782,7 +637,7 @@ static void test_unload_then_load_a_plugin(void **state)
     rawconn rc;
 
     json_t *r = admin1(a, "unload echo");
-    assert_ok(r, "unload");
+    assert_admin_ok(r, "unload");
     json_int_t gen = jint(r, "generation");
     json_decref(r);
     /* its callbacks are gone */
@@ -793,12 +648,12 @@ static void test_unload_then_load_a_plugin(void **state)
     assert_int_equal(jint(r, "plugins"), 2);
     json_decref(r);
     r = admin1(a, "unload echo");
-    assert_err(r, "no_such_plugin");
+    assert_admin_err(r, "no_such_plugin");
     json_decref(r);
 
     snprintf(line, sizeof(line), "load %s/10-echo.ini", a->d->dir);
     r = admin1(a, line);
-    assert_ok(r, "load");
+    assert_admin_ok(r, "load");
     assert_string_equal(jstr(r, "plugin"), "echo");
     assert_true(jint(r, "generation") > gen);
     json_decref(r);
@@ -806,7 +661,7 @@ static void test_unload_then_load_a_plugin(void **state)
     assert_int_equal(call2(&rc, 2, "echo", 1, 2), 0);
     rawconn_close(&rc);
     r = admin1(a, line);
-    assert_err(r, "load_failed"); /* serving already */
+    assert_admin_err(r, "load_failed"); /* serving already */
     json_decref(r);
 }
 
@@ -823,21 +678,21 @@ static void test_load_of_a_new_plugin_file_and_its_unload(void **state)
     snprintf(line, sizeof(line), "load %s", path);
     json_t *r = admin1(a, line);
     /* fib's callbacks clash with the serving fib plugin: refused, nothing changed */
-    assert_err(r, "load_failed");
+    assert_admin_err(r, "load_failed");
     json_decref(r);
     r = admin1(a, "unload fib");
-    assert_ok(r, "unload");
+    assert_admin_ok(r, "unload");
     json_decref(r);
     r = admin1(a, line);
-    assert_ok(r, "load");
+    assert_admin_ok(r, "load");
     assert_string_equal(jstr(r, "plugin"), "calc2");
     json_decref(r);
     r = admin1(a, "unload calc2");
-    assert_ok(r, "unload");
+    assert_admin_ok(r, "unload");
     json_decref(r);
     snprintf(line, sizeof(line), "load %s/10-fib.ini", a->d->dir);
     r = admin1(a, line);
-    assert_ok(r, "load");
+    assert_admin_ok(r, "load");
     assert_string_equal(jstr(r, "plugin"), "fib");
     json_decref(r);
 }
@@ -846,10 +701,10 @@ static void test_load_refuses_relative_and_missing_files(void **state)
 {
     adaemon *a = *state;
     json_t *r = admin1(a, "load relative.ini");
-    assert_err(r, "bad_arguments");
+    assert_admin_err(r, "bad_arguments");
     json_decref(r);
     r = admin1(a, "load /nonexistent/x.ini");
-    assert_err(r, "load_failed");
+    assert_admin_err(r, "load_failed");
     assert_non_null(strstr(jstr(r, "detail"), "/nonexistent"));
     json_decref(r);
     r = admin1(a, "status");
@@ -932,7 +787,7 @@ static void test_drain_finishes_calls_in_flight_then_reports(void **state)
 
     int64_t t0 = expect_now_ms();
     json_t *r = admin1(a, "drain");
-    assert_ok(r, "drain");
+    assert_admin_ok(r, "drain");
     assert_true(json_is_true(json_object_get(r, "complete")));
     assert_string_equal(jstr(r, "state"), "drained");
     assert_int_equal(jint(r, "connections"), 0);
@@ -948,11 +803,11 @@ static void test_drain_finishes_calls_in_flight_then_reports(void **state)
     assert_true(json_is_false(json_object_get(r, "accepting")));
     json_decref(r);
     r = admin1(a, "drain"); /* again: the same report, at once */
-    assert_ok(r, "drain");
+    assert_admin_ok(r, "drain");
     json_decref(r);
 
     r = admin1(a, "shutdown");
-    assert_ok(r, "shutdown");
+    assert_admin_ok(r, "shutdown");
     json_decref(r);
     assert_int_equal(tdaemon_wait_exit(a->d, 5000), 1);
     assert_true(WIFEXITED(a->d->status) && WEXITSTATUS(a->d->status) == 0);
@@ -966,8 +821,8 @@ static void test_shutdown_stops_daffid_and_removes_the_socket(void **state)
     assert_true(a->started);
     aconn c;
     aconn_open(&c, a->admin);
-    json_t *r = acmd(&c, "shutdown");
-    assert_ok(r, "shutdown");
+    json_t *r = aconn_cmd(&c, "shutdown");
+    assert_admin_ok(r, "shutdown");
     assert_string_equal(jstr(r, "state"), "stopping");
     json_decref(r);
     aconn_close(&c);

@@ -70,6 +70,12 @@ static const char *complete_line(const char *line, int with_line)
     assert_true(fd != -1);
     FILE *f = fdopen(fd, "w");
     assert_non_null(f);
+    /* "daffid" is the tree's: the completion asks it for its keys (daffid --keys) */
+    char bin[PATH_MAX];
+    const char *build = getenv("BUILD");
+    if (realpath(build && *build ? build : "build", bin) == NULL)
+        fail_msg("no build directory");
+    fprintf(f, "PATH=%s:$PATH\n", bin);
     fprintf(f, "source %s || exit 3\n", COMPLETION);
     fprintf(f, "line=$(cat <<'LINE_END'\n%s\nLINE_END\n)\n", line);
     /* a trailing blank starts a new, empty word, as bash has it */

@@ -740,6 +740,40 @@ static void test_new_plugin_with_clashing_callbacks_is_refused(void **state)
 
 /* ---- (c) ini added, removed, edited ------------------------------------------------------ */
 
+/* Changes that never stop (a rename 20 times a second, faster than the quiet period)
+ * still get a reload at least every watch_max_wait: each batch waited about that long,
+ * and several reloads happened while the changes went on. */
+static void test_steady_changes_still_reload_within_watch_max_wait(void **state)
+{
+    static const char *const ov[] = { "server.watch_max_wait=500ms", NULL };
+    tdaemon *d = start(state, NULL, NULL, ov);
+    size_t mark = log_mark(d), len;
+    int64_t end = expect_now_ms() + 4000;
+
+    for (int i = 0; expect_now_ms() < end; i++) {
+        write_ini(d, "30-churn.ini", "[server]\n; change %d\n", i);
+        sleep_ms(50);
+    }
+    sleep_ms(1000); /* the last batch */
+    char *log = read_all(d->log_path, &len);
+    assert_non_null(log);
+    unsigned reloads = 0, longest = 0;
+    for (const char *p = log + (mark < len ? mark : len);
+         (p = strstr(p, "event=watch.changed")) != NULL; p++) {
+        const char *w = strstr(p, "waited_ms=");
+        unsigned waited = w ? (unsigned)strtoul(w + 10, NULL, 10) : 0;
+        reloads++;
+        if (waited > longest)
+            longest = waited;
+    }
+    free(log);
+    if (reloads < 3 || longest > 2500) {
+        tdaemon_dump_log(d);
+        fail_msg("%u reloads in 4 s of steady change, the longest batch waited %u ms "
+                 "(watch_max_wait = 500ms)", reloads, longest);
+    }
+}
+
 /* A new ini in the config dir loads its plugin; until then its callbacks are unknown. */
 static void test_added_ini_loads_its_plugin(void **state)
 {
@@ -1111,6 +1145,8 @@ int main(void)
         cmocka_unit_test_teardown(test_truncated_so_is_refused_without_crashing, teardown),
         cmocka_unit_test_teardown(test_new_plugin_with_clashing_callbacks_is_refused, teardown),
         cmocka_unit_test_teardown(test_added_ini_loads_its_plugin, teardown),
+        cmocka_unit_test_teardown(test_steady_changes_still_reload_within_watch_max_wait,
+                                  teardown),
         cmocka_unit_test_teardown(test_removed_ini_unloads_its_plugin, teardown),
         cmocka_unit_test_teardown(test_edited_config_value_takes_effect, teardown),
         cmocka_unit_test_teardown(test_edited_plugin_setting_takes_effect, teardown),

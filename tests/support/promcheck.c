@@ -16,6 +16,7 @@
 
 #include "expect.h"
 #include "promcheck.h"
+#include "thttp.h"
 #include "rawconn.h"
 
 /* Run by python3 with the exposition's file as argv[1]; prints the samples. */
@@ -143,31 +144,9 @@ double promcheck_value(const char *text, const char *name)
 char *promcheck_http_get(int port, const char *path)
 {
     char addr[64], req[256];
-    rawconn rc;
     snprintf(addr, sizeof(addr), "tcp://127.0.0.1:%d", port);
-    if (rawconn_open(&rc, addr, 2000) == -1)
-        fail_msg("cannot connect to %s", addr);
     snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
-    assert_int_equal(rawconn_send(&rc, req, strlen(req)), 0);
-    size_t cap = 1 << 16, len = 0;
-    char *out = malloc(cap);
-    assert_non_null(out);
-    for (;;) {
-        struct pollfd p = { .fd = rc.fd, .events = POLLIN };
-        if (poll(&p, 1, expect_timeout_ms()) <= 0)
-            fail_msg("no HTTP response from %s within %d ms", addr, expect_timeout_ms());
-        if (cap - len < 4096) {
-            out = realloc(out, cap *= 2);
-            assert_non_null(out);
-        }
-        ssize_t n = read(rc.fd, out + len, cap - len - 1);
-        if (n <= 0)
-            break;
-        len += (size_t)n;
-    }
-    out[len] = '\0';
-    rawconn_close(&rc);
-    return out;
+    return thttp_exchange(addr, req);
 }
 
 char *promcheck_scrape(int port, char **samples)
