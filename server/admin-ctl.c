@@ -83,7 +83,7 @@ void admin_cmd_loglevel(admin_client *c, const admin_cmd *cmd, int argc, char **
             return;
         }
         dfd_log_set_level(level);
-        dfd_log(old < level ? old : level, "admin.loglevel", "uid=%ld level=%s previous=%s",
+        dfd_log(old < level ? old : level, "admin.loglevel", "uid=%ld log_level=%s previous=%s",
                 c->uid, dfd_log_level_name(level), dfd_log_level_name(old));
     }
     json_t *r = admin_ok(cmd->name);

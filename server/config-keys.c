@@ -43,12 +43,14 @@ typedef struct cfg_key {
 /* CFG_CHOICE stores through an int pointer into these enums. */
 _Static_assert(sizeof(dfd_role) == sizeof(int), "dfd_role is int-sized");
 _Static_assert(sizeof(dfd_log_target) == sizeof(int), "dfd_log_target is int-sized");
+_Static_assert(sizeof(dfd_log_format) == sizeof(int), "dfd_log_format is int-sized");
 _Static_assert(sizeof(dfd_duplicate) == sizeof(int), "dfd_duplicate is int-sized");
 _Static_assert(sizeof(dfd_plugin_paths) == sizeof(int), "dfd_plugin_paths is int-sized");
 
 static const char *const cfg_roles[] = { "service", "router", "worker", NULL };
 static const char *const cfg_levels[] = { "debug", "info", "warn", "error", NULL };
 static const char *const cfg_targets[] = { "stderr", "syslog", NULL };
+static const char *const cfg_formats[] = { "text", "json", NULL };
 static const char *const cfg_duplicates[] = { "reject", "replace", NULL };
 static const char *const cfg_plugin_paths[] = { "any", "strict", NULL };
 
@@ -95,6 +97,7 @@ static const cfg_key cfg_server_keys[] = {
       NULL },
     { DFD_SECT_LOG, "level", CFG_CHOICE, CFG_S(log_level), 0, 0, cfg_levels },
     { DFD_SECT_LOG, "target", CFG_CHOICE, CFG_S(log_target), 0, 0, cfg_targets },
+    { DFD_SECT_LOG, "format", CFG_CHOICE, CFG_S(log_format), 0, 0, cfg_formats },
     { DFD_SECT_LOG, "access_log", CFG_BOOL, CFG_S(access_log), 0, 1, NULL },
     { DFD_SECT_SERVER, "metrics_listen", CFG_SPECIAL, 0, 0, 0, NULL },
     { DFD_SECT_ADMIN, "socket", CFG_SPECIAL, 0, 0, 0, NULL },

@@ -14,15 +14,20 @@
 
 /* Configures the logger: level (daffi_log_level), target, and the program name used as
  * syslog ident. Safe to call again (e.g. after a reload). */
-void dfd_log_setup(int level, dfd_log_target target, const char *ident);
+void dfd_log_setup(int level, dfd_log_target target, dfd_log_format format,
+                   const char *ident);
 void dfd_log_set_level(int level);
 int dfd_log_level(void);
 /* Returns "debug", "info", "warn", "error"; dfd_log_level_parse returns -1 if unknown. */
 const char *dfd_log_level_name(int level);
 int dfd_log_level_parse(const char *text);
 
-/* Writes one line: "TIME LEVEL event=EVENT <formatted fields>". fmt should produce
- * key=value pairs separated by spaces; values with spaces are quoted by the caller. */
+/* Writes one line: "ts=TIME level=LEVEL event=EVENT <formatted fields>" (logfmt), or
+ * the same as a JSON object ([log] format = json). fmt must produce logfmt pairs
+ * separated by one space: a value that may hold anything (a peer's text, a path, a
+ * message) goes through dfd_logfmt_value() (logfmt.h), or is written as \"%s\" only
+ * when it is known to hold no quote, backslash or control character. The suite checks
+ * every line daffid writes. */
 void dfd_log(int level, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

@@ -22,9 +22,6 @@ struct dfd_table;
 
 /* ---- reload.c ---- */
 
-/* Copies s into buf (size n > 0) for a quoted log field: '"' becomes '\'', control
- * characters become spaces. Returns buf. */
-const char *dfd_reload_quote(const char *s, char *buf, size_t n);
 
 /* ---- reload-compare.c ---- */
 
