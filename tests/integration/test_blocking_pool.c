@@ -103,12 +103,8 @@ static void test_pool_threads_are_batch_at_nice_19_and_the_rest_keep_the_default
 static int setup(void **state)
 {
     static const char *const overrides[] = { "server.blocking_threads=3", NULL };
-    tdaemon *d = tdaemon_new_started(overrides);
 
-    if (d == NULL)
-        return -1;
-    *state = d;
-    return 0;
+    return tdaemon_group_setup_with(state, overrides);
 }
 
 int main(void)
