@@ -520,8 +520,12 @@ int dfd_reload_run(dfd_server *srv, const char *only, dfd_errors *errs)
 out:
     x.r->last_duration_us = (dfd_now_ns() - t0) / 1000u;
     x.r->last_ok = rc == 0;
+    if (rc == 0)
+        x.r->last_ok_time = x.r->last_time;
     if (rc == -1)
         x.r->failures++;
+    if (x.nc != NULL && x.pl != NULL)
+        dfd_reload_forget(x.r); /* after the plan: x.pl is indexed by record */
     if (x.nc != NULL)
         dfd_info("reload.done", "loaded=%u unchanged=%u removed=%u failed=%u "
                  "restart_required=%u retiring=%zu duration_us=%llu", x.loaded, x.unchanged,
@@ -548,6 +552,7 @@ dfd_reload *dfd_reload_new(dfd_server *srv)
     r->log_level = srv->cfg->log_level;
     r->log_target = srv->cfg->log_target;
     r->last_ok = 1;
+    r->last_ok_time = time(NULL);
     r->retire_timer = evtimer_new(srv->base, dfd_reload_retire_tick, r);
     if (r->retire_timer == NULL)
         goto oom;

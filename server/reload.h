@@ -114,6 +114,8 @@ typedef struct dfd_reload {
     int last_ok;                  /* 1 when the last reload failed nothing */
     char *last_error;             /* owned: the last configuration error, or NULL */
     time_t last_time;
+    time_t last_ok_time;          /* of the last reload that failed nothing (at start:
+                                     the start, whose configuration loaded) */
     uint64_t last_duration_us;    /* of the last reload: trigger to tables posted */
 } dfd_reload;
 

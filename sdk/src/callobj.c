@@ -48,6 +48,8 @@ void daffi_call_reset(daffi_call *call)
     call->chunk = NULL;
     call->chunk_index = 0;
     call->stream_data = NULL;
+    call->on_cancel = NULL;
+    call->on_cancel_arg = NULL;
     call->host = NULL;
     call->state = NULL;
     call->loop = NULL;
@@ -215,24 +217,7 @@ int daffi_arg_raw(const daffi_call *call, size_t i, const char **p, size_t *len)
 {
     if (i >= daffi_argc(call))
         return -1;
-    const char *cur = call->msg.params_raw;
-    size_t left = call->msg.params_raw_len;
-    /* skip the array header: fixarray, array16 or array32 */
-    size_t hdr = ((unsigned char)cur[0] & 0xf0) == 0x90 ? 1 : (unsigned char)cur[0] == 0xdc ? 3 : 5;
-    cur += hdr;
-    left -= hdr;
-    for (size_t k = 0;; k++) {
-        size_t n = daffi_object_size(cur, left);
-        if (n == 0)
-            return -1;
-        if (k == i) {
-            *p = cur;
-            *len = n;
-            return 0;
-        }
-        cur += n;
-        left -= n;
-    }
+    return daffi_array_element(call->msg.params_raw, call->msg.params_raw_len, i, p, len);
 }
 
 int daffi_arg_int(const daffi_call *call, size_t i, int64_t *out)
@@ -381,4 +366,18 @@ void daffi_call_done(daffi_call *call)
 int daffi_call_cancelled(const daffi_call *call)
 {
     return call->ops->cancelled(call);
+}
+
+void daffi_call_on_cancel(daffi_call *call, daffi_cancel_fn fn, void *arg)
+{
+    call->on_cancel = fn;
+    call->on_cancel_arg = arg;
+}
+
+void daffi_call_fire_cancel(daffi_call *call)
+{
+    daffi_cancel_fn fn = call->on_cancel;
+    call->on_cancel = NULL;
+    if (fn != NULL)
+        fn(call, call->on_cancel_arg);
 }

@@ -30,6 +30,11 @@ void daffi_call_set_error(daffi_call *call, int code, const char *message);
  * relayed unchanged; code is its code, kept for counters. */
 void daffi_call_set_raw_error(daffi_call *call, int code, const char *p, size_t len);
 
+/* Runs the handler's cancel callback (daffi_call_on_cancel) once, if it set one. The
+ * host calls it on the call's loop, for a pending call only; the call may be
+ * completed (and freed by the host) before this returns. */
+void daffi_call_fire_cancel(daffi_call *call);
+
 /* Rewrites a loaded daffi.call / daffi.cast request so that it looks like a direct
  * call: the method becomes params[0] and the params become params[1] (an array).
  * Returns 0, or -1 when params[0] is not a str/bin or params[1] is not an array. */

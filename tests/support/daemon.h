@@ -98,7 +98,7 @@ void tdaemon_dump_log(const tdaemon *d);
 /* Reads the daemon's log into out (NUL-terminated). Returns its length or -1. */
 long tdaemon_read_log(const tdaemon *d, char *out, size_t outsz);
 
-/* Kills a child still running (SIGKILL), removes every file of the dir and the dir. */
+/* Kills a child still running (SIGKILL), removes the dir and everything in it. */
 void tdaemon_cleanup(tdaemon *d);
 
 /* Returns a free 127.0.0.1 TCP port (bound with port 0, then released), or -1. */

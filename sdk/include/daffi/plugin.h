@@ -225,6 +225,16 @@ void *daffi_stream_data(const daffi_call *call);
  * (the reply would be discarded). Safe from the call's loop thread. */
 int daffi_call_cancelled(const daffi_call *call);
 
+/* Cancellation, pushed: fn(call, arg) runs on the call's loop, at most once, when a
+ * call whose handler returned DAFFI_PENDING is cancelled (its caller's connection
+ * closed, or its deadline passed). Stop the work there and complete the call with
+ * daffi_call_done (its outcome is discarded). Set it before returning DAFFI_PENDING;
+ * fn NULL removes it (do that before completing the call some other way, from the
+ * loop). Meant for handlers that wait on the loop (timers, I/O); a DAFFI_CB_BLOCKING
+ * handler polls daffi_call_cancelled() instead. */
+typedef void (*daffi_cancel_fn)(daffi_call *call, void *arg);
+void daffi_call_on_cancel(daffi_call *call, daffi_cancel_fn fn, void *arg);
+
 #ifdef __cplusplus
 }
 #endif
