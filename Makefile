@@ -7,7 +7,7 @@
 #   tests/fixtures/plugins/X.c   -> build/tests/fixtures/X.so
 #   tests/unit/test_X.c          -> build/tests/unit/test_X        (cmocka)
 #   tests/integration/test_X.c   -> build/tests/integration/test_X (cmocka + tests/support)
-#   tests/bench/bench_X.c        -> build/tests/bench/bench_X      (+ tests/support)
+#   tests/bench/bench_X.c        -> build/tests/bench/bench_X      (+ tests/bench/*.c, tests/support)
 
 VERSION   := $(shell cat VERSION)
 BUILD     ?= build
@@ -37,6 +37,8 @@ SUPPORT_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tests/support/*.c))
 UNIT_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(wildcard tests/unit/test_*.c))
 INTEG_BIN  := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(wildcard tests/integration/test_*.c))
 BENCH_BIN  := $(patsubst tests/bench/%.c,$(BUILD)/tests/bench/%,$(wildcard tests/bench/bench_*.c))
+# the bench's own helpers (tests/bench/*.c but bench_*.c), linked into every bench_X
+BENCH_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out tests/bench/bench_%.c,$(wildcard tests/bench/*.c)))
 
 # pkg-config files (sdk/daffi.pc.in): $(BUILD)/daffi.pc describes an installed libdaffi
 # (PREFIX, LIBDIR, INCLUDEDIR, PLUGINDIR); $(BUILD)/daffi-uninstalled.pc this tree,
@@ -88,7 +90,10 @@ tsan: deps
 	  $(MAKE) --no-print-directory BUILD=build-tsan OPT=-O1 \
 	  SAN="-fsanitize=thread -fno-omit-frame-pointer" test-only
 
-bench: deps
+# make bench: tests/bench/run.sh (README "Benchmarks"); its comparisons need
+# redis-server and strace, installed here, not for make test.
+bench:
+	@sh mk/deps.sh bench
 	@$(MAKE) --no-print-directory all $(BENCH_BIN)
 	@BUILD=$(BUILD) sh tests/bench/run.sh
 
@@ -196,9 +201,9 @@ $(BUILD)/tests/integration/%: $(BUILD)/obj/tests/integration/%.o $(SUPPORT_OBJ) 
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) $< $(SUPPORT_OBJ) $(BUILD)/libdaffi.a -o $@ $(LIBS_ALL) -lcmocka
 
-$(BUILD)/tests/bench/%: $(BUILD)/obj/tests/bench/%.o $(SUPPORT_OBJ) $(BUILD)/libdaffi.a
+$(BUILD)/tests/bench/%: $(BUILD)/obj/tests/bench/%.o $(BENCH_OBJ) $(SUPPORT_OBJ) $(BUILD)/libdaffi.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_ALL) $< $(SUPPORT_OBJ) $(BUILD)/libdaffi.a -o $@ $(LIBS_ALL) -lcmocka
+	$(CC) $(LDFLAGS_ALL) $< $(BENCH_OBJ) $(SUPPORT_OBJ) $(BUILD)/libdaffi.a -o $@ $(LIBS_ALL) -lcmocka
 
 # ---- install, man pages and packages (packaging/, see README "Packages") ----
 # `make install` lays daffid out as the packages do; debian/rules and the rpm spec call

@@ -23,6 +23,7 @@
 typedef enum cfg_type {
     CFG_UINT,     /* unsigned, lo..hi */
     CFG_THREADS,  /* unsigned, "auto" (online CPUs) or lo..hi */
+    CFG_LOOPS,    /* unsigned, "auto" (dfd_cfg_auto_workers) or lo..hi */
     CFG_OCTAL,    /* unsigned, octal lo..hi */
     CFG_SIZE,     /* size_t, a size lo..hi */
     CFG_DURATION, /* uint64_t milliseconds, up to hi */
@@ -62,8 +63,7 @@ static const cfg_key cfg_server_keys[] = {
     { DFD_SECT_SERVER, "role", CFG_CHOICE, CFG_S(role), 0, 0, cfg_roles },
     { DFD_SECT_SERVER, "name", CFG_SPECIAL, 0, 0, 0, NULL },
     { DFD_SECT_SERVER, "listen", CFG_SPECIAL, 0, 0, 0, NULL },
-    { DFD_SECT_SERVER, "workers", CFG_THREADS, CFG_S(workers), 1, DFD_CFG_MAX_THREADS,
-      NULL },
+    { DFD_SECT_SERVER, "workers", CFG_LOOPS, CFG_S(workers), 1, DFD_CFG_MAX_THREADS, NULL },
     { DFD_SECT_SERVER, "blocking_threads", CFG_THREADS, CFG_S(blocking_threads), 1,
       DFD_CFG_MAX_THREADS, NULL },
     { DFD_SECT_SERVER, "shutdown_timeout", CFG_DURATION, CFG_S(shutdown_timeout_ms), 0,
@@ -139,6 +139,13 @@ unsigned dfd_cfg_ncpu(void)
     return n < 1 ? 1 : n > (long)DFD_CFG_MAX_THREADS ? DFD_CFG_MAX_THREADS : (unsigned)n;
 }
 
+unsigned dfd_cfg_auto_workers(void)
+{
+    unsigned n = dfd_cfg_ncpu();
+
+    return n > 1 ? n - 1 : 1;
+}
+
 /* Writes n as the shortest exact binary-unit text ("64K", "1G", "100"). */
 static void cfg_size_text(uint64_t n, char *buf, size_t len)
 {
@@ -166,8 +173,10 @@ static const char *cfg_typed(dfd_cfg_loader *ld, const cfg_key *k, void *base,
 
     switch (k->type) {
     case CFG_THREADS:
+    case CFG_LOOPS:
         if (strcmp(v, "auto") == 0) {
-            *(unsigned *)(void *)field = dfd_cfg_ncpu();
+            *(unsigned *)(void *)field =
+                k->type == CFG_LOOPS ? dfd_cfg_auto_workers() : dfd_cfg_ncpu();
             return NULL;
         }
         /* fall through */
@@ -225,8 +234,8 @@ static const char *cfg_typed(dfd_cfg_loader *ld, const cfg_key *k, void *base,
         return "internal error: no parser for this key";
     }
     snprintf(ld->why, sizeof(ld->why), "must be %san integer from %llu to %llu",
-             k->type == CFG_THREADS ? "auto or " : "", (unsigned long long)k->lo,
-             (unsigned long long)k->hi);
+             k->type == CFG_THREADS || k->type == CFG_LOOPS ? "auto or " : "",
+             (unsigned long long)k->lo, (unsigned long long)k->hi);
     return ld->why;
 }
 
@@ -236,6 +245,7 @@ static size_t cfg_field_size(cfg_type type)
     switch (type) {
     case CFG_UINT:
     case CFG_THREADS:
+    case CFG_LOOPS:
     case CFG_OCTAL:
         return sizeof(unsigned);
     case CFG_SIZE:

@@ -526,7 +526,13 @@ int tdaemon_free(tdaemon *d)
 /* See daemon.h. *state receives a daemon owned by the group (freed by the teardown). */
 int tdaemon_group_setup(void **state)
 {
-    tdaemon *d = tdaemon_new_started(NULL);
+    return tdaemon_group_setup_with(state, NULL);
+}
+
+/* See daemon.h. */
+int tdaemon_group_setup_with(void **state, const char *const *overrides)
+{
+    tdaemon *d = tdaemon_new_started(overrides);
 
     if (d == NULL)
         return -1;
