@@ -33,18 +33,32 @@ static const daffi_call_ops dispatch_ops = {
 
 static void dispatch_on_timeout(evutil_socket_t fd, short what, void *arg);
 
+/* Arms call->timer for what is left of its deadline, rounded up to the microsecond.
+ * Returns 0 when armed, 1 when the deadline has passed. */
+static int dispatch_arm_rest(dfd_call *call)
+{
+    uint64_t due = call->start_ns + call->timeout_ms * 1000000u;
+    uint64_t now = dfd_now_ns();
+    if (now >= due)
+        return 1;
+    uint64_t us = (due - now + 999) / 1000;
+    struct timeval tv = {(time_t)(us / 1000000), (suseconds_t)(us % 1000000)};
+    evtimer_add(&call->timer, &tv);
+    call->timer_armed = 1;
+    return 0;
+}
+
 /* Arms the call's deadline (call->timeout_ms; 0 = none). Owner loop thread only. */
 void dfd_dispatch_arm_deadline(dfd_call *call)
 {
     if (call->timer_armed || call->timeout_ms == 0)
         return;
-    uint64_t ms = call->timeout_ms;
-    uint64_t spent = (dfd_now_ns() - call->start_ns) / 1000000u;
-    uint64_t left = ms > spent ? ms - spent : 0;
-    struct timeval tv = {(time_t)(left / 1000), (suseconds_t)((left % 1000) * 1000)};
     evtimer_assign(&call->timer, call->loop->base, dispatch_on_timeout, call);
-    evtimer_add(&call->timer, &tv);
-    call->timer_armed = 1;
+    if (dispatch_arm_rest(call) == 1) {
+        struct timeval now = {0, 0};
+        evtimer_add(&call->timer, &now);
+        call->timer_armed = 1;
+    }
 }
 
 /* Mail: a call completed on another thread (or a queued one got its slot). */
@@ -293,6 +307,10 @@ static void dispatch_on_timeout(evutil_socket_t fd, short what, void *arg)
     dfd_call *call = arg;
     dfd_loop *loop = call->loop;
     call->timer_armed = 0;
+    /* the loops run libevent's coarse clock (no timerfd syscall per loop pass), which
+     * may fire up to a tick early: the deadline is the precise clock's */
+    if (dispatch_arm_rest(call) == 0)
+        return;
     dfd_loop_batch_begin(loop);
     dispatch_timeout(call);
     dfd_loop_batch_end(loop);

@@ -138,7 +138,10 @@ daffi_host *daffi_call_host(const daffi_call *call);
 /* The state init() created for this call's generation. */
 void *daffi_call_state(const daffi_call *call);
 /* The event loop that owns the call's connection: use it (from that loop's thread
- * only) for timers and async I/O of a pending call. */
+ * only) for timers and async I/O of a pending call. Its clock is libevent's coarse one
+ * (no syscall per loop pass): a timer may fire up to a kernel tick (1-4 ms) early;
+ * check the time yourself where that matters. The call's own deadline never fires
+ * early. */
 struct event_base *daffi_call_loop(const daffi_call *call);
 /* The method name, NUL-terminated. */
 const char *daffi_call_method(const daffi_call *call);
