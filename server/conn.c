@@ -478,8 +478,11 @@ static void conn_kill(dfd_conn *c)
         call->conn = NULL;
         call->conn_prev = call->conn_next = NULL;
         atomic_store(&call->cancelled, 1);
-        /* a handler waiting on this loop is told (it may complete the call here) */
-        if (atomic_load(&call->state) == DFD_CALL_PENDING && dfd_loop_is_current(loop))
+        /* whoever holds the call lets go now (either may complete or free it here): its
+         * role (a daffi.wait parked for members), or a handler waiting on this loop */
+        if (call->hooks != NULL && call->hooks->caller_gone != NULL)
+            call->hooks->caller_gone(call);
+        else if (atomic_load(&call->state) == DFD_CALL_PENDING && dfd_loop_is_current(loop))
             daffi_call_fire_cancel(&call->base);
         call = next;
     }

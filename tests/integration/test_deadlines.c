@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -179,6 +180,52 @@ static void test_calls_timing_out_through_a_router_are_forgotten_by_every_hop(vo
     expect_serving(f->router.tcp);
 }
 
+/* gauges.NAME of the admin `stats` reply, or -1. */
+static long long stats_gauge(const char *admin, const char *name)
+{
+    json_t *r = tcluster_admin(admin, "stats");
+    json_t *v = json_object_get(json_object_get(r, "gauges"), name);
+    long long n = json_is_integer(v) ? (long long)json_integer_value(v) : -1;
+    json_decref(r);
+    return n;
+}
+
+/* 200 callers park daffi.wait for a member that never comes (10 minutes) and vanish
+ * (their sockets reset): the router lets go of each wait when its caller's connection
+ * dies, not at its deadline. (A caller that only shuts down its sending side still
+ * gets its answers: PROTOCOL.md, section 3.) */
+static void test_a_wait_whose_caller_left_is_dropped_at_once(void **state)
+{
+    fixture *f = *state;
+    rawconn c[200];
+    rawmsg m;
+
+    rawmsg_init(&m);
+    for (int k = 0; k < 200; k++) {
+        expect_open(&c[k], f->router.tcp);
+        msgpack_packer *pk = rawmsg_request(&m, 1, "daffi.wait", 2);
+        msgpack_pack_array(pk, 1);
+        daffi_pack_cstr(pk, "nobody");
+        msgpack_pack_int(pk, 600000);
+        expect_send(&c[k], &m);
+    }
+    rawmsg_destroy(&m);
+    int64_t until = expect_now_ms() + expect_timeout_ms();
+    while (stats_gauge(f->admin, "waits_parked") < 200 && expect_now_ms() < until)
+        usleep(10000);
+    assert_int_equal(stats_gauge(f->admin, "waits_parked"), 200);
+    for (int k = 0; k < 200; k++) {
+        struct linger lg = {1, 0};
+        assert_int_equal(setsockopt(c[k].fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+        rawconn_close(&c[k]);
+    }
+    until = expect_now_ms() + expect_timeout_ms();
+    while (stats_gauge(f->admin, "waits_parked") != 0 && expect_now_ms() < until)
+        usleep(10000);
+    assert_int_equal(stats_gauge(f->admin, "waits_parked"), 0);
+    expect_serving(f->router.tcp);
+}
+
 /* Two workers with one name and duplicate = replace: the evicted one is told why and
  * rejoins only once the name is free, so they do not replace each other in a loop
  * (fewer than 10 replacements in 5 s); when the newcomer leaves, the evicted one
@@ -215,6 +262,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_calls_timing_out_through_a_router_are_forgotten_by_every_hop),
+        cmocka_unit_test(test_a_wait_whose_caller_left_is_dropped_at_once),
     };
     const struct CMUnitTest alone[] = {
         cmocka_unit_test(test_workers_sharing_a_name_do_not_replace_each_other_in_a_loop),
