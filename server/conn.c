@@ -156,8 +156,7 @@ void dfd_conn_flush_dirty(dfd_loop *loop)
 
 void dfd_conn_answer(dfd_conn *c, dfd_call *call)
 {
-    int code = daffi_call_write_response(&call->base, call->msgid, &c->out,
-                                         conn_limits(c)->max_message);
+    int code = daffi_call_write_response(&call->base, call->msgid, &c->out, conn_limits(c));
     if (code == -1) {
         dfd_error("conn.oom", "peer=%s msg=\"out of memory writing a response\"", c->peer);
         c->closing = 1;
@@ -230,7 +229,7 @@ void dfd_conn_send_request(dfd_conn *c, uint32_t msgid, const char *method,
 
 void dfd_conn_answer_now(dfd_conn *c, dfd_call *call)
 {
-    daffi_call_write_response(&call->base, call->msgid, &c->out, conn_limits(c)->max_message);
+    daffi_call_write_response(&call->base, call->msgid, &c->out, conn_limits(c));
     dfd_stat_add(&c->loop->stats, DFD_STAT_responses_ok, 1);
     conn_after_append(c);
 }

@@ -123,8 +123,9 @@ int daffi_call_unwrap(daffi_call *call)
 }
 
 int daffi_call_write_response(const daffi_call *call, uint32_t msgid,
-                              msgpack_sbuffer *sbuf, size_t max_message)
+                              msgpack_sbuffer *sbuf, const daffi_limits *lim)
 {
+    size_t max_message = lim->max_message;
     msgpack_packer pk;
     msgpack_packer_init(&pk, sbuf, msgpack_sbuffer_write);
     size_t mark = sbuf->size;
@@ -152,6 +153,22 @@ int daffi_call_write_response(const daffi_call *call, uint32_t msgid,
         if (sbuf->size - mark > max_message) {
             sbuf->size = mark;
             goto too_large;
+        }
+        /* what we send must pass the checks we make on what we receive: a handler's
+         * result nesting deeper than max_depth (echo(a, b) of two 32-deep values) would
+         * be refused by any peer with the same limits */
+        daffi_scan scan;
+        daffi_scan_init(&scan);
+        if (call->result.size > 1 &&
+            daffi_scan_feed(&scan, sbuf->data + mark, sbuf->size - mark, lim) !=
+                DAFFI_SCAN_COMPLETE) {
+            sbuf->size = mark;
+            char msg[160];
+            snprintf(msg, sizeof(msg), "the result nests deeper than max_depth (%u levels)",
+                     lim->max_depth);
+            if (daffi_pack_response_error(&pk, msgid, DAFFI_E_HANDLER_ERROR, msg) == -1)
+                goto oom;
+            return DAFFI_E_HANDLER_ERROR;
         }
         return 0;
     }

@@ -108,7 +108,7 @@ static void setup(void)
     put("avail/ghost.ini", "[plugin]\nname = ghost\npath = /nonexistent/ghost.so\n");
     put("avail/junk.ini", "root:x:0:0:root:/root:/bin/bash\n[server\nworkers = many\n");
 
-    dfd_log_setup(DAFFI_LOG_ERROR, DFD_LOG_STDERR, "fuzz_admin");
+    dfd_log_setup(DAFFI_LOG_ERROR, DFD_LOG_STDERR, DFD_LOG_TEXT, "fuzz_admin");
     srv.cfg = calloc(1, sizeof(*srv.cfg));
     if (srv.cfg == NULL || dfd_config_load(srv.cfg, dir, NULL, 0, 1, &errs) == -1)
         abort();
