@@ -74,7 +74,7 @@ void admin_cmd_status(admin_client *c, const admin_cmd *cmd, int argc, char **ar
     }
     json_object_set_new(r, "listen", ls);
     json_object_set_new(r, "log_level", json_string(dfd_log_level_name(dfd_log_level())));
-    json_object_set_new(r, "access_log", json_boolean(cfg->access_log));
+    json_object_set_new(r, "access_log", json_boolean(atomic_load(&c->adm->srv->access_log)));
     json_object_set_new(r, "admin_clients", json_integer(adm->nclients));
     if (cfg->metrics_enabled && cfg->metrics_listen.kind == DAFFI_ADDR_UNIX) {
         char m[200];
