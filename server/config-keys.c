@@ -63,6 +63,8 @@ static const cfg_key cfg_server_keys[] = {
     { DFD_SECT_SERVER, "role", CFG_CHOICE, CFG_S(role), 0, 0, cfg_roles },
     { DFD_SECT_SERVER, "name", CFG_SPECIAL, 0, 0, 0, NULL },
     { DFD_SECT_SERVER, "listen", CFG_SPECIAL, 0, 0, 0, NULL },
+    { DFD_SECT_SERVER, "loops", CFG_LOOPS, CFG_S(workers), 1, DFD_CFG_MAX_THREADS, NULL },
+    /* the old name of loops, kept as an alias: "workers" read as the worker role */
     { DFD_SECT_SERVER, "workers", CFG_LOOPS, CFG_S(workers), 1, DFD_CFG_MAX_THREADS, NULL },
     { DFD_SECT_SERVER, "blocking_threads", CFG_THREADS, CFG_S(blocking_threads), 1,
       DFD_CFG_MAX_THREADS, NULL },

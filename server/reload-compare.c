@@ -255,7 +255,7 @@ unsigned dfd_reload_server_settings(dfd_reload *r, const dfd_config *run, const 
                          format_listen(nc, b, sizeof(b)));
         n++;
     }
-    U_SETTING("server.workers", workers);
+    U_SETTING("server.loops", workers);
     U_SETTING("server.blocking_threads", blocking_threads);
     U_SETTING("server.shutdown_timeout", shutdown_timeout_ms);
     U_SETTING("server.default_timeout", default_timeout_ms);

@@ -287,7 +287,7 @@ void dfd_server_shutdown(dfd_server *srv)
 
 int dfd_server_run(dfd_server *srv)
 {
-    dfd_info("server.ready", "role=%s name=%s workers=%u blocking_threads=%u plugins=%zu "
+    dfd_info("server.ready", "role=%s name=%s loops=%u blocking_threads=%u plugins=%zu "
              "callbacks=%zu pid=%d", dfd_role_name(srv->cfg->role), srv->cfg->name,
              srv->nloops, srv->cfg->blocking_threads, srv->nplugins, srv->table->ncallbacks,
              (int)getpid());
