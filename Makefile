@@ -9,7 +9,7 @@
 #   tests/fixtures/plugins/X.cc  -> build/tests/fixtures/X.so (g++: a C++ plugin)
 #   tests/unit/test_X.c          -> build/tests/unit/test_X        (cmocka)
 #   tests/integration/test_X.c   -> build/tests/integration/test_X (cmocka + tests/support)
-#   tests/bench/bench_X.c        -> build/tests/bench/bench_X      (+ tests/support)
+#   tests/bench/bench_X.c        -> build/tests/bench/bench_X      (+ tests/bench/*.c, tests/support)
 
 VERSION   := $(shell cat VERSION)
 BUILD     ?= build
@@ -46,15 +46,25 @@ SUPPORT_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tests/support/*.c))
 UNIT_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(wildcard tests/unit/test_*.c))
 INTEG_BIN  := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(wildcard tests/integration/test_*.c))
 BENCH_BIN  := $(patsubst tests/bench/%.c,$(BUILD)/tests/bench/%,$(wildcard tests/bench/bench_*.c))
+# the bench's own helpers (tests/bench/*.c but bench_*.c), linked into every bench_X
+BENCH_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out tests/bench/bench_%.c,$(wildcard tests/bench/*.c)))
 
 # pkg-config files (sdk/daffi.pc.in): $(BUILD)/daffi.pc describes an installed libdaffi
 # (PREFIX, LIBDIR, INCLUDEDIR, PLUGINDIR); $(BUILD)/daffi-uninstalled.pc this tree,
 # which pkg-config prefers when PKG_CONFIG_PATH=$(BUILD). sdk/examples/X.c ->
 # $(BUILD)/examples/X, built with pkg-config alone, as a user's program is.
+# SYSCONFDIR follows the prefix as autotools and meson have it (PREFIX/etc/daffid;
+# meson's exception: /etc/daffid for PREFIX=/usr); the packages pass /etc/daffid.
+# It is compiled into daffid as the default -c directory (SYSCONFDIR/conf.d).
+# SITEPLUGINDIR is where a site's own plugins go: outside every package's files, so
+# that no upgrade touches them (daffi.pc's siteplugindir).
 PREFIX     ?= /usr/local
 LIBDIR     ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 PLUGINDIR  ?= $(LIBDIR)/daffid/plugins
+DATADIR    ?= $(PREFIX)/share
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)/daffid
+SITEPLUGINDIR ?= /usr/local/lib/daffid/plugins
 PC_FILES   := $(BUILD)/daffi.pc $(BUILD)/daffi-uninstalled.pc
 EXAMPLES   := $(patsubst sdk/examples/%.c,$(BUILD)/examples/%,$(wildcard sdk/examples/*.c))
 
@@ -89,7 +99,10 @@ tsan: deps
 	  $(MAKE) --no-print-directory BUILD=build-tsan OPT=-O1 \
 	  SAN="-fsanitize=thread -fno-omit-frame-pointer" test-only
 
-bench: deps
+# make bench: tests/bench/run.sh (README "Benchmarks"); its comparisons need
+# redis-server and strace, installed here, not for make test.
+bench:
+	@sh mk/deps.sh bench
 	@$(MAKE) --no-print-directory all $(BENCH_BIN)
 	@BUILD=$(BUILD) sh tests/bench/run.sh
 
@@ -101,6 +114,7 @@ bench: deps
 FUZZ_TIME ?= 30
 FUZZ_BIN  := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 fuzz: deps
+	@sh mk/deps.sh fuzz
 	@command -v clang >/dev/null || { echo "fuzz: clang is needed (apt-get install clang)"; exit 1; }
 	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang OPT=-O1 \
 	  SAN="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
@@ -138,6 +152,8 @@ $(BUILD)/daffi.pc: sdk/daffi.pc.in VERSION Makefile
 	@mkdir -p $(dir $@)
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
 	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@PLUGINDIR@|$(PLUGINDIR)|' \
+	    -e 's|@SITEPLUGINDIR@|$(SITEPLUGINDIR)|' -e 's|@CONFDIR@|$(SYSCONFDIR)/conf.d|' \
+	    -e 's|@TEMPLATEDIR@|$(DATADIR)/daffi/templates|' \
 	    -e 's|@VERSION@|$(VERSION)|' -e 's|@REQUIRES@|msgpack libevent_core|' \
 	    -e 's|@REQUIRES_PRIVATE@||' -e 's|@LIBS@|-L$${libdir} -ldaffi|' \
 	    -e 's|@LIBS_PRIVATE@|-ldl -lpthread -lm|' $< > $@
@@ -149,6 +165,8 @@ $(BUILD)/daffi-uninstalled.pc: sdk/daffi.pc.in VERSION Makefile
 	sed -e 's|@PREFIX@|$(CURDIR)|' -e 's|@LIBDIR@|$(CURDIR)/$(BUILD)|' \
 	    -e 's|@INCLUDEDIR@|$(CURDIR)/sdk/include|' \
 	    -e 's|@PLUGINDIR@|$(CURDIR)/$(BUILD)/plugins|' -e 's|@VERSION@|$(VERSION)|' \
+	    -e 's|@SITEPLUGINDIR@|$(CURDIR)/$(BUILD)/plugins|' -e 's|@CONFDIR@|$(CURDIR)/conf.d|' \
+	    -e 's|@TEMPLATEDIR@|$(CURDIR)/sdk/templates|' \
 	    -e 's|@REQUIRES@|msgpack libevent_core|' -e 's|@REQUIRES_PRIVATE@||' \
 	    -e 's|@LIBS@|$${libdir}/libdaffi.a -ldl -lpthread -lm|' -e 's|@LIBS_PRIVATE@||' \
 	    $< > $@
@@ -161,6 +179,17 @@ $(BUILD)/examples/%: sdk/examples/%.c $(BUILD)/libdaffi.a $(PC_FILES)
 $(BUILD)/libdfd.a: $(SRV_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
+
+# daffid's default configuration directory is SYSCONFDIR/conf.d: main.o is compiled
+# with it and made again when it changes (the stamp is rewritten only then).
+CONFDIR_STAMP := $(BUILD)/confdir.stamp
+$(shell mkdir -p $(BUILD) && { [ "$$(cat $(CONFDIR_STAMP) 2>/dev/null)" = "$(SYSCONFDIR)" ] || \
+    printf '%s' "$(SYSCONFDIR)" > $(CONFDIR_STAMP); })
+$(BUILD)/obj/server/main.o: CFLAGS_ALL += -DDAFFID_CONFDIR='"$(SYSCONFDIR)/conf.d"'
+$(BUILD)/obj/server/main.o: $(CONFDIR_STAMP)
+# daffictl looks there for the admin socket too (sdk/daffictl/admin_socket.c).
+$(CTL_OBJ): CFLAGS_ALL += -DCTL_CONFDIR='"$(SYSCONFDIR)/conf.d"'
+$(CTL_OBJ): $(CONFDIR_STAMP)
 
 # -rdynamic: plugins resolve the SDK functions (daffi_reply_int, ...) against daffid.
 $(BUILD)/daffid: $(BUILD)/obj/server/main.o $(BUILD)/libdfd.a $(BUILD)/libdaffi.a
@@ -200,29 +229,38 @@ $(BUILD)/tests/integration/%: $(BUILD)/obj/tests/integration/%.o $(SUPPORT_OBJ) 
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) $< $(SUPPORT_OBJ) $(BUILD)/libdaffi.a -o $@ $(LIBS_ALL) -lcmocka
 
-$(BUILD)/tests/bench/%: $(BUILD)/obj/tests/bench/%.o $(SUPPORT_OBJ) $(BUILD)/libdaffi.a
+$(BUILD)/tests/bench/%: $(BUILD)/obj/tests/bench/%.o $(BENCH_OBJ) $(SUPPORT_OBJ) $(BUILD)/libdaffi.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_ALL) $< $(SUPPORT_OBJ) $(BUILD)/libdaffi.a -o $@ $(LIBS_ALL) -lcmocka
+	$(CC) $(LDFLAGS_ALL) $< $(BENCH_OBJ) $(SUPPORT_OBJ) $(BUILD)/libdaffi.a -o $@ $(LIBS_ALL) -lcmocka
 
 # ---- install, man pages and packages (packaging/, see README "Packages") ----
 # `make install` lays daffid out as the packages do; debian/rules and the rpm spec call
-# it with their own directories. PREFIX, LIBDIR, INCLUDEDIR and PLUGINDIR are above
-# (they also go into daffi.pc). The unit, sysusers.d and tmpfiles.d files name
-# /run/daffid, systemd's RuntimeDirectory=daffid.
+# it with their own directories, DESTDIR staging every path. PREFIX, LIBDIR,
+# INCLUDEDIR, PLUGINDIR, DATADIR, SYSCONFDIR and SITEPLUGINDIR are above (they also go
+# into daffi.pc). The unit, sysusers.d and tmpfiles.d files name /run/daffid,
+# systemd's RuntimeDirectory=daffid. `make uninstall` with the same variables removes
+# what install wrote (the configuration too).
 DESTDIR     ?=
 SBINDIR     ?= $(PREFIX)/sbin
 BINDIR      ?= $(PREFIX)/bin
-MANDIR      ?= $(PREFIX)/share/man
-SYSCONFDIR  ?= /etc/daffid
+MANDIR      ?= $(DATADIR)/man
+DOCDIR      ?= $(DATADIR)/doc/daffid
 UNITDIR     ?= $(PREFIX)/lib/systemd/system
 SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
+COMPLETIONDIR ?= $(DATADIR)/bash-completion/completions
+TEMPLATEDIR := $(DATADIR)/daffi/templates
 RUNDIR      := /run/daffid
 PKGDIR      := build/pkg
 MAN_PAGES   := $(patsubst packaging/man/%.scd,$(BUILD)/man/%,$(wildcard packaging/man/*.scd))
-PLUGIN_INIS := $(filter-out conf.d/00-daffid.ini,$(wildcard conf.d/*.ini))
+# the example plugins' inis only: a stray ini in conf.d (the README tour's
+# 20-hello.ini) is the user's, never installed
+PLUGIN_INIS := $(wildcard $(PLUGINS:%=conf.d/10-%.ini))
+TEMPLATES   := $(wildcard sdk/templates/plugin/*)
+# bash completion: one file for daffictl and daffid (completions/daffid links to it)
+COMPLETIONS := daffictl daffid
 
-.PHONY: man install deb rpm
+.PHONY: man install uninstall deb rpm
 man: $(MAN_PAGES)
 
 # packaging/man/NAME.SECTION.scd -> $(BUILD)/man/NAME.SECTION (roff), with the version
@@ -231,7 +269,9 @@ $(BUILD)/man/%: packaging/man/%.scd VERSION
 	@command -v scdoc >/dev/null || { echo "man: scdoc is needed (sh mk/deps.sh)"; exit 1; }
 	@mkdir -p $(dir $@)
 	sed -e 's|@VERSION@|$(VERSION)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
-	    -e 's|@PLUGINDIR@|$(PLUGINDIR)|g' -e 's|@RUNDIR@|$(RUNDIR)|g' $< | scdoc > $@
+	    -e 's|@PLUGINDIR@|$(PLUGINDIR)|g' -e 's|@RUNDIR@|$(RUNDIR)|g' \
+	    -e 's|@DATADIR@|$(DATADIR)|g' -e 's|@SITEPLUGINDIR@|$(SITEPLUGINDIR)|g' \
+	    $< | scdoc > $@
 
 # daffi.pc and the man pages name installed paths: they are made again with this
 # install's directories. The installed server ini is the tree's conf.d/00-daffid.ini
@@ -243,16 +283,18 @@ install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig \
 	  $(DESTDIR)$(INCLUDEDIR)/daffi $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(SYSCONFDIR)/conf.d \
 	  $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR) \
-	  $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
+	  $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man5 \
+	  $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DOCDIR)/examples/callers \
+	  $(DESTDIR)$(TEMPLATEDIR)/plugin $(DESTDIR)$(COMPLETIONDIR)
 	install -m 0755 $(BUILD)/daffid $(DESTDIR)$(SBINDIR)/daffid
 	install -m 0755 $(BUILD)/daffictl $(DESTDIR)$(BINDIR)/daffictl
 	install -m 0644 $(BUILD)/libdaffi.a $(DESTDIR)$(LIBDIR)/libdaffi.a
-	install -m 0644 $(BUILD)/libdaffi.so $(DESTDIR)$(LIBDIR)/libdaffi.so.$(VERSION)
+	install -m 0755 $(BUILD)/libdaffi.so $(DESTDIR)$(LIBDIR)/libdaffi.so.$(VERSION)
 	ln -sf libdaffi.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libdaffi.so.0
 	ln -sf libdaffi.so.0 $(DESTDIR)$(LIBDIR)/libdaffi.so
 	install -m 0644 $(BUILD)/daffi.pc $(DESTDIR)$(LIBDIR)/pkgconfig/daffi.pc
 	install -m 0644 sdk/include/daffi/*.h $(DESTDIR)$(INCLUDEDIR)/daffi/
-	install -m 0644 $(PLUGIN_SO) $(DESTDIR)$(PLUGINDIR)/
+	install -m 0755 $(PLUGIN_SO) $(DESTDIR)$(PLUGINDIR)/
 	tree_admin=$$(sed -n 's|^socket = ||p' conf.d/00-daffid.ini); \
 	sed -e 's|^plugin_dir = .*|plugin_dir = $(PLUGINDIR)|' \
 	    -e 's|^; where relative plugin paths point (relative to this directory)|; where relative plugin paths point|' \
@@ -271,9 +313,46 @@ install: all
 	install -m 0644 packaging/tmpfiles.d/daffid.conf $(DESTDIR)$(TMPFILESDIR)/daffid.conf
 	for m in $(MAN_PAGES); do \
 	  install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/$${m##*/} || exit 1; done
+	@# every other name of a section-3 page's NAME line (daffi_arg.3: daffi_argc,
+	@# daffi_arg_int, ...) is a link to it, so that `man daffi_arg_int` finds it
+	for p in $(filter %.3.scd,$(wildcard packaging/man/*.scd)); do \
+	  page=$${p##*/}; page=$${page%.scd}; \
+	  for a in $$(sed -n '/^# NAME/{n;n;s/ - .*//;s/,//g;p;q}' $$p | cut -s -d' ' -f2-); do \
+	    ln -sf $$page $(DESTDIR)$(MANDIR)/man3/$$a.3 || exit 1; done; done
+	install -m 0644 README.md LICENSE sdk/PROTOCOL.md sdk/CLIENT.md $(DESTDIR)$(DOCDIR)/
+	for d in $(PLUGINS); do \
+	  install -d $(DESTDIR)$(DOCDIR)/examples/plugins/$$d && \
+	  install -m 0644 plugins/$$d/* conf.d/10-$$d.ini $(DESTDIR)$(DOCDIR)/examples/plugins/$$d/ \
+	  || exit 1; done
+	install -m 0644 sdk/examples/*.c $(DESTDIR)$(DOCDIR)/examples/callers/
+	install -m 0644 $(TEMPLATES) $(DESTDIR)$(TEMPLATEDIR)/plugin/
+	sed -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' packaging/completion/daffictl \
+	    > $(DESTDIR)$(COMPLETIONDIR)/daffictl
+	ln -sf daffictl $(DESTDIR)$(COMPLETIONDIR)/daffid
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/daffid $(DESTDIR)$(BINDIR)/daffictl \
+	  $(DESTDIR)$(LIBDIR)/libdaffi.a $(DESTDIR)$(LIBDIR)/libdaffi.so.$(VERSION) \
+	  $(DESTDIR)$(LIBDIR)/libdaffi.so.0 $(DESTDIR)$(LIBDIR)/libdaffi.so \
+	  $(DESTDIR)$(LIBDIR)/pkgconfig/daffi.pc $(DESTDIR)$(UNITDIR)/daffid.service \
+	  $(DESTDIR)$(SYSUSERSDIR)/daffid.conf $(DESTDIR)$(TMPFILESDIR)/daffid.conf \
+	  $(DESTDIR)$(SYSCONFDIR)/conf.d/00-daffid.ini \
+	  $(PLUGIN_INIS:conf.d/%=$(DESTDIR)$(SYSCONFDIR)/conf.d/%) \
+	  $(PLUGIN_SO:$(BUILD)/plugins/%=$(DESTDIR)$(PLUGINDIR)/%) \
+	  $(COMPLETIONS:%=$(DESTDIR)$(COMPLETIONDIR)/%)
+	for m in $(MAN_PAGES); do rm -f $(DESTDIR)$(MANDIR)/man$${m##*.}/$${m##*/}; done
+	for p in $(filter %.3.scd,$(wildcard packaging/man/*.scd)); do \
+	  for a in $$(sed -n '/^# NAME/{n;n;s/ - .*//;s/,//g;p;q}' $$p | cut -s -d' ' -f2-); do \
+	    rm -f $(DESTDIR)$(MANDIR)/man3/$$a.3; done; done
+	rm -rf $(DESTDIR)$(INCLUDEDIR)/daffi $(DESTDIR)$(DOCDIR) $(DESTDIR)$(DATADIR)/daffi
+	@# directories install made, when nothing else is left in them
+	-rmdir $(DESTDIR)$(SYSCONFDIR)/conf.d $(DESTDIR)$(SYSCONFDIR) $(DESTDIR)$(PLUGINDIR) \
+	  $(DESTDIR)$(LIBDIR)/daffid $(DESTDIR)$(UNITDIR) $(dir $(DESTDIR)$(UNITDIR)) \
+	  $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(LIBDIR)/pkgconfig \
+	  $(DESTDIR)$(COMPLETIONDIR) $(dir $(DESTDIR)$(COMPLETIONDIR)) 2>/dev/null
 
 # Packages are built from a copy of the tree (packaging/source-copy.sh: the files git
-# knows, tracked or not ignored), never from the work tree itself; output in $(PKGDIR).
+# tracks, as they are on disk), never from the work tree itself; output in $(PKGDIR).
 deb:
 	@sh mk/deps.sh package
 	@sh packaging/build-deb.sh $(PKGDIR)

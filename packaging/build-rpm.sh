@@ -18,10 +18,21 @@ sh "$root/packaging/source-copy.sh" "$top/daffid-$version"
 tar -C "$top" -czf "$top/SOURCES/daffid-$version.tar.gz" "daffid-$version"
 rm -rf "$top/daffid-$version"
 
+# The spec's %changelog starts with the release it was written for: a newer VERSION
+# gets an entry of its own in the copy that is built, as build-deb.sh does.
+spec=$top/SPECS/daffid.spec
+cp "$root/packaging/rpm/daffid.spec" "$spec"
+top_version=$(sed -n '/^%changelog/{n;s/.* - \([^ ]*\)-[^-]*$/\1/p;q}' "$spec")
+if [ "$top_version" != "$version" ]; then
+    who=$(sed -n '/^%changelog/{n;s/^\* [A-Z][a-z]* [A-Z][a-z]* [0-9]* [0-9]* \(.*\) - .*/\1/p;q}' "$spec")
+    entry="* $(LC_ALL=C date -u '+%a %b %d %Y') $who - $version-1\n- New upstream version $version.\n"
+    sed -i "/^%changelog/a $entry" "$spec"
+fi
+
 nodeps=""
 rpm -q rpm >/dev/null 2>&1 || nodeps="--nodeps"
 rpmbuild -bb $nodeps --define "_topdir $top" --define "daffid_version $version" \
-    "$root/packaging/rpm/daffid.spec"
+    "$spec"
 mv "$top"/RPMS/*/*.rpm "$out/"
 rm -rf "$top"
 echo "rpm: packages in $out:"

@@ -1,11 +1,12 @@
 /*
- * admin-int.h - what the admin socket's files share (private to admin.c, admin-cmd.c,
- * admin-load.c; nothing else includes it).
+ * admin-int.h - what the admin socket's files share (private to the admin*.c files;
+ * nothing else includes it).
  *
  * admin.c owns the transport: the listening socket, the clients, reading lines,
- * sending replies, limits. admin-cmd.c parses a line and runs the command, building
- * the reply with jansson. admin-load.c keeps the runtime overrides behind load and
- * unload.
+ * sending replies, limits. admin-cmd.c parses a line and finds the command in its
+ * table; admin-reply.c has the JSON building blocks of the replies; admin-view.c runs
+ * the commands that only look, admin-ctl.c those that steer (reload, loglevel, drain,
+ * shutdown), admin-load.c load and unload and the runtime overrides behind them.
  */
 #ifndef DFD_ADMIN_INT_H
 #define DFD_ADMIN_INT_H
@@ -13,18 +14,31 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include <jansson.h>
 
 #include "admin.h"
+#include "unixsock.h"
 
 struct bufferevent;
 struct event;
 struct dfd_server;
 
 typedef struct dfd_admin dfd_admin;
+typedef struct admin_client admin_client;
 
-typedef struct admin_client {
+/* One command of the table (admin-cmd.c). */
+typedef struct admin_cmd {
+    const char *name;
+    int min_args;
+    int max_args;
+    const char *usage;
+    const char *summary;
+    void (*run)(admin_client *c, const struct admin_cmd *cmd, int argc, char **argv);
+} admin_cmd;
+
+struct admin_client {
     dfd_admin *adm;
     struct bufferevent *bev;
     struct admin_client *prev;
@@ -33,7 +47,7 @@ typedef struct admin_client {
     int waiting;                /* a drain answers later: reading is paused */
     long uid;                   /* the peer's uid (SO_PEERCRED), -1 if unknown */
     long pid;
-} admin_client;
+};
 
 /* One runtime override that load/unload added (admin-load.c). */
 typedef struct admin_override {
@@ -52,8 +66,7 @@ struct dfd_admin {
     struct dfd_server *srv;
     char path[108];
     int fd;
-    dev_t dev;                  /* identity of the socket file we created, so that */
-    ino_t ino;                  /* we never unlink a file that is not ours */
+    dfd_unixsock made;          /* the socket file we created (never unlink another) */
     struct event *accept_ev;
     admin_client *clients;
     unsigned nclients;
@@ -77,6 +90,16 @@ struct dfd_admin {
 
 /* ---- admin.c ---- */
 
+/* The admin state of srv without a socket (srv->admin = it; dfd_admin_stop frees it).
+ * dfd_admin_start uses it; so does tests/fuzz/fuzz_admin.c, which drives clients over
+ * bufferevent pairs. Returns NULL when memory ran out. */
+dfd_admin *admin_new(struct dfd_server *srv);
+/* Serves one more client on bev (taken: freed with the client), answering busy and
+ * closing past DFD_ADMIN_MAX_CLIENTS. uid and pid are for the log (-1: unknown).
+ * Returns 0 (the client may be gone already, having been answered and closed), or -1
+ * when memory ran out (bev is then the caller's). */
+int admin_client_add(dfd_admin *adm, struct bufferevent *bev, long uid, long pid);
+
 /* Sends reply (taking the reference) as one line. Returns 0, or -1 when it could not
  * be encoded (the client is then closed). */
 int admin_send(admin_client *c, json_t *reply);
@@ -95,19 +118,55 @@ void admin_resume(admin_client *c);
 /* Runs one command line (NUL-terminated, without its newline, checked to be text) and
  * answers it on c, now or (drain) later. */
 void admin_run_line(admin_client *c, char *line);
-/* Answers every client waiting for the drain (the drain has ended). */
-void admin_drain_answer(dfd_admin *adm);
+
+/* ---- admin-reply.c ---- */
+
 /* Returns {"status":"ok","command":command}, or NULL when memory ran out. */
 json_t *admin_ok(const char *command);
+/* A wall-clock time as "2024-05-01T12:00:00Z", or null for 0. New reference. */
+json_t *admin_time(time_t t);
+/* A string that may come from outside (file names, plugin versions, what a client
+ * sent): every byte that is not part of a printable UTF-8 character (admin_unprintable_at)
+ * is written \xNN, so the reply is always valid, readable JSON. null for NULL. New
+ * reference. */
+json_t *admin_str(const char *s);
+/* The offset of the first byte of s that does not start a printable UTF-8 character
+ * (not UTF-8; a control character; an invisible character that changes how text reads:
+ * direction marks and overrides, zero-width characters, line separators), or -1. */
+long admin_unprintable_at(const char *s);
+/* Copies s into out (size > 0), each byte admin_unprintable_at() would stop at written
+ * as \xNN; cut at a character boundary when out is full. */
+void admin_escape(const char *s, char *out, size_t size);
+/* An unsigned counter. New reference. */
+json_t *admin_uint(uint64_t v);
 /* Every message of errs as a JSON array of strings. New reference. */
 json_t *admin_errors(const dfd_errors *errs);
+/* "running", "draining", "drained" or "stopping". */
+const char *admin_state(const dfd_admin *adm);
 
-/* ---- admin-load.c ---- */
+/* ---- the commands: admin-view.c, admin-ctl.c, admin-load.c ---- */
 
-/* load FILE / unload NAME (see admin.h); answer on c. */
-void admin_cmd_load(admin_client *c, const char *file);
-void admin_cmd_unload(admin_client *c, const char *name);
-/* Frees the runtime overrides; points srv->overrides back at main's list. */
+/* Each answers on c, now or (drain) later; argv holds argc arguments, counted against
+ * cmd's bounds already. README.md describes each reply. */
+void admin_cmd_status(admin_client *c, const admin_cmd *cmd, int argc, char **argv);
+void admin_cmd_plugins(admin_client *c, const admin_cmd *cmd, int argc, char **argv);
+void admin_cmd_callbacks(admin_client *c, const admin_cmd *cmd, int argc, char **argv);
+void admin_cmd_members(admin_client *c, const admin_cmd *cmd, int argc, char **argv);
+void admin_cmd_stats(admin_client *c, const admin_cmd *cmd, int argc, char **argv);
+void admin_cmd_metrics(admin_client *c, const admin_cmd *cmd, int argc, char **argv);
+void admin_cmd_reload(admin_client *c, const admin_cmd *cmd, int argc, char **argv);
+void admin_cmd_loglevel(admin_client *c, const admin_cmd *cmd, int argc, char **argv);
+void admin_cmd_accesslog(admin_client *c, const admin_cmd *cmd, int argc, char **argv);
+void admin_cmd_drain(admin_client *c, const admin_cmd *cmd, int argc, char **argv);
+void admin_cmd_resume(admin_client *c, const admin_cmd *cmd, int argc, char **argv);
+void admin_cmd_shutdown(admin_client *c, const admin_cmd *cmd, int argc, char **argv);
+/* load FILE / unload NAME (see admin-load.c) */
+void admin_cmd_load(admin_client *c, const admin_cmd *cmd, int argc, char **argv);
+void admin_cmd_unload(admin_client *c, const admin_cmd *cmd, int argc, char **argv);
+
+/* Answers every client waiting for the drain (the drain has ended). admin-ctl.c. */
+void admin_drain_answer(dfd_admin *adm);
+/* Frees the runtime overrides; points srv->overrides back at main's list. admin-load.c. */
 void admin_overrides_free(dfd_admin *adm);
 
 #endif /* DFD_ADMIN_INT_H */

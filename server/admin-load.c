@@ -23,6 +23,7 @@
 
 #include "admin-int.h"
 #include "log.h"
+#include "paths.h"
 #include "plugin-t.h"
 #include "reload.h"
 #include "sdnotify.h"
@@ -120,9 +121,11 @@ static void rt_free_one(admin_override *o)
 }
 
 /* A load or unload that did not take: puts the runtime overrides back as they were
- * (the one taken out returns when put_back, else the one just added goes), and reloads
- * again when the first reload applied anything (rc == 0). */
-static void rt_undo(dfd_admin *adm, int put_back, admin_override *taken, int rc)
+ * (the one taken out returns when put_back, else the one just added goes) and reloads
+ * again, so that the engine's view follows the overrides: whatever the first reload
+ * applied is undone, and a plugin only the file declared is forgotten (reload.h: a
+ * name nothing declares and that never loaded leaves no record). */
+static void rt_undo(dfd_admin *adm, int put_back, admin_override *taken)
 {
     if (put_back) {
         if (rt_put_back(adm, taken) == 0)
@@ -133,11 +136,9 @@ static void rt_undo(dfd_admin *adm, int put_back, admin_override *taken, int rc)
         rt_free_one(&added);
     }
     overrides_publish(adm);
-    if (rc == 0) {
-        dfd_errors again = {0};
-        dfd_reload_run(adm->srv, NULL, &again);
-        dfd_errors_free(&again);
-    }
+    dfd_errors again = {0};
+    dfd_reload_run(adm->srv, NULL, &again);
+    dfd_errors_free(&again);
 }
 
 /* The serving generation of the plugin called name, or NULL. */
@@ -181,7 +182,8 @@ static dfd_plugin *first_new(const dfd_server *srv, char **before)
 }
 
 /* Publishes the overrides and reloads, with the systemd notifications around it.
- * Returns what dfd_reload_run returned (-1 also when memory ran out). */
+ * Returns what dfd_reload_run returned (-1 also when memory ran out); the caller looks
+ * at the plugins serving afterwards to tell whether its change took. */
 static int admin_reload(dfd_admin *adm, dfd_errors *errs)
 {
     if (overrides_publish(adm) == -1) {
@@ -225,6 +227,32 @@ static void admin_load_answer(admin_client *c, const char *command, json_t *r,
     dfd_errors_free(errs);
 }
 
+/* Whether admin `load` may read real (a resolved path): 1 when it lies under one of
+ * [admin] load_paths, or under the configuration directory when none is set (each
+ * resolved now: a directory that does not exist holds nothing). 0 otherwise. dirs
+ * (size n) gets the list as the operator wrote it, for the refusal. */
+static int load_allowed(const dfd_config *cfg, const char *real, char *dirs, size_t n)
+{
+    const char *const *list = (const char *const *)cfg->admin_load_paths;
+    size_t count = cfg->nadmin_load_paths;
+    size_t used = 0;
+    int ok = 0;
+
+    if (count == 0) {
+        list = (const char *const *)&cfg->dir;
+        count = 1;
+    }
+    dirs[0] = '\0';
+    for (size_t i = 0; i < count; i++) {
+        char dir[PATH_MAX];
+        if (realpath(list[i], dir) != NULL && dfd_path_within(real, dir))
+            ok = 1;
+        if (used < n)
+            used += (size_t)snprintf(dirs + used, n - used, "%s%s", i ? ", " : "", list[i]);
+    }
+    return ok;
+}
+
 /* Common refusals of load and unload. Returns 1 when c was answered. */
 static int admin_load_refused(admin_client *c, const char *command)
 {
@@ -242,11 +270,14 @@ static int admin_load_refused(admin_client *c, const char *command)
     return 0;
 }
 
-void admin_cmd_load(admin_client *c, const char *file)
+void admin_cmd_load(admin_client *c, const admin_cmd *cmd, int argc, char **argv)
 {
+    const char *file = argv[0];
+    (void)cmd;
+    (void)argc;
     dfd_admin *adm = c->adm;
     dfd_server *srv = adm->srv;
-    char real[PATH_MAX], text[PATH_MAX + 2];
+    char real[PATH_MAX], text[PATH_MAX + 2], dirs[600];
     dfd_errors errs = {0};
     admin_override taken = {0};
     int reenable = 0;
@@ -262,6 +293,11 @@ void admin_cmd_load(admin_client *c, const char *file)
     if (realpath(file, real) == NULL) {
         admin_send_error(c, "load", "load_failed", NULL, 0, "cannot use %.200s: %s", file,
                          strerror(errno));
+        return;
+    }
+    if (load_allowed(srv->cfg, real, dirs, sizeof(dirs)) != 1) {
+        admin_send_error(c, "load", "denied", NULL, 0, "%.200s is not under %s: load "
+                         "reads only files there ([admin] load_paths)", real, dirs);
         return;
     }
     for (size_t i = 0; i < adm->nrt; i++) {
@@ -295,11 +331,11 @@ void admin_cmd_load(admin_client *c, const char *file)
     }
     char **before = names_serving(srv);
     dfd_info("admin.load", "uid=%ld file=%s", c->uid, real);
-    int rc = admin_reload(adm, &errs);
+    admin_reload(adm, &errs); /* what it met is in errs; whether it took is below */
     dfd_plugin *p = reenable ? serving(srv, taken.plugin) : first_new(srv, before);
     names_free(before);
     if (p == NULL) {
-        rt_undo(adm, reenable, &taken, rc);
+        rt_undo(adm, reenable, &taken);
         snprintf(text, sizeof(text), "%.200s", real);
         admin_load_answer(c, "load", NULL, "load_failed", text,
                           "it declares no plugin to load", &errs, &taken);
@@ -317,8 +353,11 @@ void admin_cmd_load(admin_client *c, const char *file)
     admin_load_answer(c, "load", r, NULL, NULL, NULL, &errs, &taken);
 }
 
-void admin_cmd_unload(admin_client *c, const char *name)
+void admin_cmd_unload(admin_client *c, const admin_cmd *cmd, int argc, char **argv)
 {
+    const char *name = argv[0];
+    (void)cmd;
+    (void)argc;
     dfd_admin *adm = c->adm;
     dfd_server *srv = adm->srv;
     dfd_errors errs = {0};
@@ -351,9 +390,9 @@ void admin_cmd_unload(admin_client *c, const char *name)
         return;
     }
     dfd_info("admin.unload", "uid=%ld plugin=%s generation=%u", c->uid, name, generation);
-    int rc = admin_reload(adm, &errs);
+    admin_reload(adm, &errs); /* what it met is in errs; whether it took is below */
     if (serving(srv, name) != NULL) {
-        rt_undo(adm, dropped, &taken, rc);
+        rt_undo(adm, dropped, &taken);
         snprintf(text, sizeof(text), "plugin '%s' still serves", name);
         admin_load_answer(c, "unload", NULL, "unload_failed", text, "the reload kept it",
                           &errs, &taken);

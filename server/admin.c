@@ -8,8 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -19,6 +17,7 @@
 #include "admin-int.h"
 #include "log.h"
 #include "server.h"
+#include "unixsock.h"
 
 static void admin_on_read(struct bufferevent *bev, void *arg);
 static void admin_on_write(struct bufferevent *bev, void *arg);
@@ -79,11 +78,8 @@ void admin_send_error(admin_client *c, const char *command, const char *code, js
         json_object_set_new(r, "status", json_string("error"));
         json_object_set_new(r, "command", command ? json_string(command) : json_null());
         json_object_set_new(r, "error", json_string(code));
-        /* detail may hold what the client sent: keep it valid UTF-8 */
-        json_t *d = json_string(detail);
-        if (d == NULL)
-            d = json_string("(the detail was not valid UTF-8)");
-        json_object_set_new(r, "detail", d);
+        /* detail may hold what the client sent: admin_str escapes what is not text */
+        json_object_set_new(r, "detail", admin_str(detail));
         if (extra != NULL)
             json_object_update(r, extra);
     }
@@ -196,16 +192,16 @@ static void admin_on_event(struct bufferevent *bev, short what, void *arg)
     admin_client_free(c);
 }
 
-/* Reads the peer's credentials into c (for the log). */
-static void admin_peer(admin_client *c, int fd)
+/* Reads the peer's credentials (for the log): -1 each when unknown. */
+static void admin_peer(int fd, long *uid, long *pid)
 {
     struct ucred cred;
     socklen_t len = sizeof(cred);
-    c->uid = -1;
-    c->pid = -1;
+    *uid = -1;
+    *pid = -1;
     if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
-        c->uid = (long)cred.uid;
-        c->pid = (long)cred.pid;
+        *uid = (long)cred.uid;
+        *pid = (long)cred.pid;
     }
 }
 
@@ -222,98 +218,60 @@ static void admin_on_accept(evutil_socket_t lfd, short what, void *arg)
                 dfd_warn("admin.accept", "errno=%d msg=\"%s\"", errno, strerror(errno));
             return;
         }
-        admin_client *c = calloc(1, sizeof(*c));
         struct bufferevent *bev =
-            c ? bufferevent_socket_new(adm->srv->base, fd, BEV_OPT_CLOSE_ON_FREE) : NULL;
-        if (bev == NULL) {
-            free(c);
-            close(fd);
+            bufferevent_socket_new(adm->srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+        long uid, pid;
+        admin_peer(fd, &uid, &pid);
+        if (bev == NULL || admin_client_add(adm, bev, uid, pid) == -1) {
+            if (bev != NULL)
+                bufferevent_free(bev);
+            else
+                close(fd);
             dfd_error("admin.oom", "msg=\"cannot accept an admin client\"");
-            continue;
         }
-        c->adm = adm;
-        c->bev = bev;
-        admin_peer(c, fd);
-        c->next = adm->clients;
-        if (adm->clients)
-            adm->clients->prev = c;
-        adm->clients = c;
-        adm->nclients++;
-        bufferevent_setcb(bev, admin_on_read, admin_on_write, admin_on_event, c);
-        /* the input never holds much more than one line beyond what was handled */
-        bufferevent_setwatermark(bev, EV_READ, 0, 2 * DFD_ADMIN_MAX_LINE + 2);
-        if (adm->nclients > DFD_ADMIN_MAX_CLIENTS) {
-            admin_send_error(c, NULL, "busy", NULL, 1,
-                             "%d admin clients are connected already; try again later",
-                             DFD_ADMIN_MAX_CLIENTS);
-            admin_close_after_write(c);
-            continue;
-        }
-        dfd_debug("admin.open", "uid=%ld pid=%ld", c->uid, c->pid);
-        admin_resume(c);
     }
 }
 
-/* Creates, binds and listens on the admin socket at path with the configured mode
- * and owner. Returns the fd, or -1 with the reason in errs. */
-static int admin_listen(dfd_admin *adm, const dfd_config *cfg, dfd_errors *errs)
+/* See admin-int.h. */
+int admin_client_add(dfd_admin *adm, struct bufferevent *bev, long uid, long pid)
 {
-    const char *path = cfg->admin_socket;
-    struct sockaddr_un sun = {0};
-    struct stat st;
+    admin_client *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return -1;
+    c->adm = adm;
+    c->bev = bev;
+    c->uid = uid;
+    c->pid = pid;
+    c->next = adm->clients;
+    if (adm->clients)
+        adm->clients->prev = c;
+    adm->clients = c;
+    adm->nclients++;
+    bufferevent_setcb(bev, admin_on_read, admin_on_write, admin_on_event, c);
+    /* the input never holds much more than one line beyond what was handled */
+    bufferevent_setwatermark(bev, EV_READ, 0, 2 * DFD_ADMIN_MAX_LINE + 2);
+    if (adm->nclients > DFD_ADMIN_MAX_CLIENTS) {
+        admin_send_error(c, NULL, "busy", NULL, 1,
+                         "%d admin clients are connected already; try again later",
+                         DFD_ADMIN_MAX_CLIENTS);
+        admin_close_after_write(c);
+        return 0;
+    }
+    dfd_debug("admin.open", "uid=%ld pid=%ld", c->uid, c->pid);
+    admin_resume(c);
+    return 0;
+}
 
-    sun.sun_family = AF_UNIX;
-    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
-    if (lstat(path, &st) == 0) {
-        if (!S_ISSOCK(st.st_mode)) {
-            dfd_errors_add(errs, "[admin] socket %s: the path exists and is not a socket",
-                           path);
-            return -1;
-        }
-        int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (probe != -1 && connect(probe, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
-            close(probe);
-            dfd_errors_add(errs, "[admin] socket %s: another process is serving it", path);
-            return -1;
-        }
-        if (probe != -1)
-            close(probe);
-        dfd_info("admin.stale_socket", "path=%s msg=\"replacing a socket file nobody "
-                 "serves\"", path);
-        unlink(path);
-    }
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd == -1) {
-        dfd_errors_add(errs, "[admin] socket %s: %s", path, strerror(errno));
-        return -1;
-    }
-    /* no moment with wider permissions than asked: the file is born owner-only, then
-     * opened up to the configured mode (daffid has no other thread yet) */
-    mode_t old = umask(0177);
-    int rc = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
-    umask(old);
-    if (rc == -1) {
-        dfd_errors_add(errs, "[admin] socket %s: %s", path, strerror(errno));
-        close(fd);
-        return -1;
-    }
-    const char *step = "chown";
-    if ((cfg->admin_uid == -1 && cfg->admin_gid == -1) ||
-        chown(path, (uid_t)cfg->admin_uid, (gid_t)cfg->admin_gid) == 0) {
-        step = "chmod";
-        if (chmod(path, cfg->admin_mode) == 0) {
-            step = "listen";
-            if (listen(fd, 16) == 0 && stat(path, &st) == 0) {
-                adm->dev = st.st_dev;
-                adm->ino = st.st_ino;
-                return fd;
-            }
-        }
-    }
-    dfd_errors_add(errs, "[admin] socket %s: %s: %s", path, step, strerror(errno));
-    unlink(path);
-    close(fd);
-    return -1;
+/* See admin-int.h. */
+dfd_admin *admin_new(dfd_server *srv)
+{
+    dfd_admin *adm = calloc(1, sizeof(*adm));
+    if (adm == NULL)
+        return NULL;
+    adm->srv = srv;
+    adm->fd = -1;
+    srv->admin = adm;
+    return adm;
 }
 
 int dfd_admin_start(dfd_server *srv, dfd_errors *errs)
@@ -321,16 +279,14 @@ int dfd_admin_start(dfd_server *srv, dfd_errors *errs)
     const dfd_config *cfg = srv->cfg;
     if (cfg->admin_socket == NULL)
         return 0;
-    dfd_admin *adm = calloc(1, sizeof(*adm));
+    dfd_admin *adm = admin_new(srv);
     if (adm == NULL) {
         dfd_errors_add(errs, "[admin] socket: out of memory");
         return -1;
     }
-    adm->srv = srv;
-    adm->fd = -1;
     snprintf(adm->path, sizeof(adm->path), "%s", cfg->admin_socket);
-    srv->admin = adm;
-    adm->fd = admin_listen(adm, cfg, errs);
+    adm->fd = dfd_unix_listen(cfg->admin_socket, cfg->admin_mode, cfg->admin_uid,
+                              cfg->admin_gid, 16, "[admin] socket", &adm->made, errs);
     if (adm->fd == -1)
         return -1;
     adm->accept_ev = event_new(srv->base, adm->fd, EV_READ | EV_PERSIST, admin_on_accept, adm);
@@ -359,9 +315,7 @@ void dfd_admin_stop(dfd_server *srv)
         event_free(adm->drain_timer);
     if (adm->fd != -1) {
         close(adm->fd);
-        struct stat st;
-        if (stat(adm->path, &st) == 0 && st.st_dev == adm->dev && st.st_ino == adm->ino)
-            unlink(adm->path);
+        dfd_unix_unlink(adm->path, &adm->made);
     }
     admin_overrides_free(adm);
     free(adm);

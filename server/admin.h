@@ -12,13 +12,21 @@
  *               "detail": "what was wrong, naming it"}
  *   Error codes: unknown_command, bad_arguments, line_too_long, binary_input,
  *   idle_timeout, busy, no_such_plugin, reload_failed, load_failed, unload_failed,
- *   shutting_down, internal. After line_too_long, binary_input, idle_timeout and busy
+ *   denied, shutting_down, internal. `command` is the command's name, or null when the
+ *   line named none the table knows. Arguments must be printable UTF-8 text
+ *   (bad_arguments otherwise); strings in replies that came from outside are escaped
+ *   (\xNN) where they are not. After line_too_long, binary_input, idle_timeout and busy
  *   the connection is closed (the stream cannot be trusted to resynchronise); after
  *   any other error the client may go on.
  *
  * Commands: help, status, plugins, callbacks [PLUGIN], members, stats, metrics,
  * reload [PLUGIN], load FILE, unload NAME, loglevel [LEVEL], drain, shutdown
  * (`help` lists them with their usage; README.md describes each reply).
+ *
+ * Trust: whoever can connect has the server's own rights (load runs the code of any
+ * .so an ini in an allowed directory names): guard the socket file like a root
+ * shell when daffid runs as root. load reads only files under [admin] load_paths (the
+ * configuration directory by default); its errors never repeat what a file holds.
  *
  * Limits: DFD_ADMIN_MAX_CLIENTS connections at once (more are answered busy and
  * closed), [admin] idle_timeout for a client that says nothing, the line length.

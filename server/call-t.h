@@ -15,6 +15,7 @@
 #define DFD_CALL_T_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <event2/event_struct.h>
@@ -27,6 +28,34 @@ struct dfd_callback;
 struct dfd_member;
 struct dfd_cast;
 struct dfd_stream;
+
+struct dfd_call;
+
+/* What a call's role adds to its life, where the default (answer the caller's
+ * connection; TIMEOUT at the deadline) is not the whole story. Set by the role that
+ * made the call (router, fanout, stream relays); NULL members keep the default. All
+ * run on the owner loop. */
+typedef struct dfd_call_hooks {
+    /* The outcome is final: report it instead of answering a connection (a cast's
+     * child reports to its cast). The call is freed afterwards. */
+    void (*report)(struct dfd_call *call);
+    /* Just before the answer is written (a relay stream's open registers the stream
+     * under the caller's id). */
+    void (*before_answer)(struct dfd_call *call);
+    /* The deadline passed: instead of the default TIMEOUT (a cast answers with what
+     * it has, a wait names who is missing). */
+    void (*deadline)(struct dfd_call *call);
+    /* The default TIMEOUT was decided with message msg: report it instead of writing
+     * it to the connection (a cast's child). */
+    void (*timed_out)(struct dfd_call *call, const char *msg);
+    /* The caller's connection closed while the call waits for something other than a
+     * handler (a daffi.wait): drop it now. May free the call. */
+    void (*caller_gone)(struct dfd_call *call);
+} dfd_call_hooks;
+
+/* Where a call went, at its deadline: write the TIMEOUT message into msg and stop
+ * waiting there (a forwarded call is forgotten by its member). */
+typedef void (*dfd_call_expire_fn)(struct dfd_call *call, char *msg, size_t size);
 
 /* What a call does: run a local handler, go to a member (router), fan out (cast), or
  * wait for members to join. */
@@ -55,6 +84,8 @@ typedef struct dfd_call {
     struct dfd_call *next;          /* plugin queue, loop mailbox or free list */
     const struct dfd_callback *cb;  /* LOCAL: holds a reference on cb->plugin */
     dfd_call_kind kind;
+    const dfd_call_hooks *hooks;    /* NULL: the default life */
+    dfd_call_expire_fn expire;      /* NULL: a local call */
     uint64_t timeout_ms;            /* deadline (0 = none) */
     struct dfd_member *member;      /* FORWARD: where it went (a reference) */
     uint32_t member_msgid;          /* FORWARD: our msgid on the member's connection */

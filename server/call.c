@@ -33,6 +33,8 @@ dfd_call *dfd_call_new(dfd_loop *loop)
     call->conn_prev = call->conn_next = call->next = NULL;
     call->cb = NULL;
     call->kind = DFD_KIND_LOCAL;
+    call->hooks = NULL;
+    call->expire = NULL;
     call->timeout_ms = 0;
     call->member = NULL;
     call->member_msgid = 0;
@@ -60,8 +62,11 @@ void dfd_call_free(dfd_call *call)
         event_del(&call->timer);
         call->timer_armed = 0;
     }
-    if (call->cb != NULL)
+    if (call->cb != NULL) {
         dfd_plugin_release(call->cb->plugin);
+        atomic_fetch_sub_explicit(&loop->handler_calls, 1, memory_order_relaxed);
+        dfd_loop_check_drained(loop);
+    }
     call->cb = NULL;
     dfd_member_release(call->member);
     call->member = NULL;
@@ -76,6 +81,16 @@ void dfd_call_free(dfd_call *call)
     call->next = loop->free_calls;
     loop->free_calls = call;
     loop->nfree_calls++;
+}
+
+void dfd_call_set_callback(dfd_call *call, const dfd_callback *cb)
+{
+    dfd_plugin_retain(cb->plugin);
+    call->cb = cb;
+    call->kind = DFD_KIND_LOCAL;
+    call->base.host = &cb->plugin->host;
+    call->base.state = cb->plugin->state;
+    atomic_fetch_add_explicit(&call->loop->handler_calls, 1, memory_order_relaxed);
 }
 
 void dfd_call_free_list(dfd_loop *loop)

@@ -15,6 +15,10 @@ dfd_call *dfd_call_new(dfd_loop *loop);
  * generation reference, disarms the timer. Owner loop thread only. */
 void dfd_call_free(dfd_call *call);
 
+/* Makes call a call of callback cb: holds a reference on its plugin generation (until
+ * dfd_call_free), counted in the loop's handler_calls (a drain waits for them). */
+void dfd_call_set_callback(dfd_call *call, const struct dfd_callback *cb);
+
 /* Frees every recycled call of the loop (at loop teardown). */
 void dfd_call_free_list(dfd_loop *loop);
 

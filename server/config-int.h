@@ -28,7 +28,10 @@ typedef enum dfd_cfg_sect {
     DFD_SECT_SKIP      /* a header already reported as bad: its keys are ignored */
 } dfd_cfg_sect;
 
-/* Where a value was set: file points to a loader-owned path or to "-o". */
+/* The "file" of an -o override in messages and dfd_cfg_where. */
+#define DFD_CFG_OVERRIDE "-o"
+
+/* Where a value was set: file points to a loader-owned path or to DFD_CFG_OVERRIDE. */
 typedef struct dfd_cfg_where {
     const char *file;
     unsigned line;
@@ -58,16 +61,27 @@ typedef struct dfd_cfg_loader {
     char why[512];           /* scratch for reasons built by the key parsers */
 } dfd_cfg_loader;
 
-/* The online CPUs (at least 1): what workers = auto and blocking_threads = auto mean. */
+/* Sets every default of config-t.h on a zeroed cfg (name waits for the end of the load:
+ * the host name). Allocates nothing. */
+void dfd_cfg_defaults(dfd_config *cfg);
+
+/* The online CPUs (at least 1): what blocking_threads = auto means. */
 unsigned dfd_cfg_ncpu(void);
+/* What workers = auto means: the online CPUs but one, at least 1. The spare CPU runs
+ * what the loops wait on (the kernel's network work, clients on the same machine, the
+ * main thread, the blocking pool): on 2 CPUs with a local client one loop served more
+ * calls than two, at less CPU per call (make bench, "2 cores" rows). */
+unsigned dfd_cfg_auto_workers(void);
 
 /* Returns the name of a real section ("server", ...), NULL for NONE and SKIP. */
 const char *dfd_cfg_sect_name(dfd_cfg_sect sect);
 /* Returns the section called name, or DFD_SECT_SKIP when there is none. */
 dfd_cfg_sect dfd_cfg_sect_find(const char *name);
 
-/* Records "FILE:LINE: [sect] key: what (got 'value')"; line 0, sect, key and value NULL
- * leave their part out. Nothing passed is kept. */
+/* Records "FILE:LINE: [sect] key: what", and " (got 'value')" for an override (file
+ * DFD_CFG_OVERRIDE). A file's values are never shown, its key and section names only
+ * when they are plain lowercase names: a message must not repeat what a file holds.
+ * line 0, sect, key and value NULL leave their part out. Nothing passed is kept. */
 void dfd_cfg_err(dfd_cfg_loader *ld, const char *file, unsigned line, const char *sect,
                  const char *key, const char *value, const char *fmt, ...)
     __attribute__((format(printf, 7, 8)));
@@ -82,6 +96,20 @@ void dfd_cfg_server_key(dfd_cfg_loader *ld, dfd_cfg_sect sect, const char *key,
 const char *dfd_cfg_plugin_key(dfd_cfg_loader *ld, dfd_plugin_conf *p,
                                dfd_cfg_plugin_meta *m, const char *key, const char *value,
                                dfd_cfg_where at);
+/* config-special.c: applies a [server] or [admin] key that is not a plain typed value
+ * (name, listen, router, plugin_dir, pidfile, metrics_listen, socket, owner, group,
+ * load_paths); v is not empty. Returns NULL or why v is refused (static, or in
+ * ld->why). */
+const char *dfd_cfg_special(dfd_cfg_loader *ld, const char *key, const char *v);
+/* Puts such a key back to "not set" (its default). */
+void dfd_cfg_special_unset(dfd_cfg_loader *ld, const char *key);
+/* Replaces *slot with a copy of v. Returns NULL or "out of memory". */
+const char *dfd_cfg_set_str(char **slot, const char *v);
+/* Frees *slot and sets it to NULL. */
+void dfd_cfg_unset_str(char **slot);
+/* 1 when s is 1..max characters of [A-Za-z0-9_.-]. */
+int dfd_cfg_valid_name(const char *s, size_t max);
+
 /* Sets key in p's [config] (replaces the first entry with that key, or appends). Returns
  * NULL or "out of memory". */
 const char *dfd_cfg_config_key(dfd_plugin_conf *p, dfd_cfg_plugin_meta *m,

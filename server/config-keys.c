@@ -1,7 +1,8 @@
 /*
- * config-keys.c - the keys an ini file or -o may set: their tables, how each value is
- * read (numbers, sizes, durations, choices, addresses, user and group names), and the
- * [plugin] and [config] keys of a plugin. config.c owns the load around them.
+ * config-keys.c - the keys an ini file or -o may set: their tables, how each typed
+ * value is read (numbers, sizes, durations, choices), the one rule for an empty value
+ * (unset), and the [plugin] and [config] keys of a plugin. Strings, addresses and lists
+ * are config-special.c's; config.c owns the load around them.
  */
 #include <ctype.h>
 #include <stddef.h>
@@ -10,8 +11,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include <grp.h>
-#include <pwd.h>
 #include <unistd.h>
 
 #include <daffi/plugin.h>
@@ -24,12 +23,13 @@
 typedef enum cfg_type {
     CFG_UINT,     /* unsigned, lo..hi */
     CFG_THREADS,  /* unsigned, "auto" (online CPUs) or lo..hi */
+    CFG_LOOPS,    /* unsigned, "auto" (dfd_cfg_auto_workers) or lo..hi */
     CFG_OCTAL,    /* unsigned, octal lo..hi */
     CFG_SIZE,     /* size_t, a size lo..hi */
     CFG_DURATION, /* uint64_t milliseconds, up to hi */
     CFG_BOOL,     /* int, 0 or 1 */
     CFG_CHOICE,   /* an int-sized enum: the index of the value in choices */
-    CFG_SPECIAL   /* strings and addresses: cfg_server_special() / dfd_cfg_plugin_key() */
+    CFG_SPECIAL   /* strings and addresses: dfd_cfg_special() / dfd_cfg_plugin_key() */
 } cfg_type;
 
 typedef struct cfg_key {
@@ -44,12 +44,16 @@ typedef struct cfg_key {
 /* CFG_CHOICE stores through an int pointer into these enums. */
 _Static_assert(sizeof(dfd_role) == sizeof(int), "dfd_role is int-sized");
 _Static_assert(sizeof(dfd_log_target) == sizeof(int), "dfd_log_target is int-sized");
+_Static_assert(sizeof(dfd_log_format) == sizeof(int), "dfd_log_format is int-sized");
 _Static_assert(sizeof(dfd_duplicate) == sizeof(int), "dfd_duplicate is int-sized");
+_Static_assert(sizeof(dfd_plugin_paths) == sizeof(int), "dfd_plugin_paths is int-sized");
 
 static const char *const cfg_roles[] = { "service", "router", "worker", NULL };
 static const char *const cfg_levels[] = { "debug", "info", "warn", "error", NULL };
 static const char *const cfg_targets[] = { "stderr", "syslog", NULL };
+static const char *const cfg_formats[] = { "text", "json", NULL };
 static const char *const cfg_duplicates[] = { "reject", "replace", NULL };
+static const char *const cfg_plugin_paths[] = { "any", "strict", NULL };
 
 #define CFG_S(f) offsetof(dfd_config, f)
 #define CFG_P(f) offsetof(dfd_plugin_conf, f)
@@ -59,8 +63,9 @@ static const cfg_key cfg_server_keys[] = {
     { DFD_SECT_SERVER, "role", CFG_CHOICE, CFG_S(role), 0, 0, cfg_roles },
     { DFD_SECT_SERVER, "name", CFG_SPECIAL, 0, 0, 0, NULL },
     { DFD_SECT_SERVER, "listen", CFG_SPECIAL, 0, 0, 0, NULL },
-    { DFD_SECT_SERVER, "workers", CFG_THREADS, CFG_S(workers), 1, DFD_CFG_MAX_THREADS,
-      NULL },
+    { DFD_SECT_SERVER, "loops", CFG_LOOPS, CFG_S(workers), 1, DFD_CFG_MAX_THREADS, NULL },
+    /* the old name of loops, kept as an alias: "workers" read as the worker role */
+    { DFD_SECT_SERVER, "workers", CFG_LOOPS, CFG_S(workers), 1, DFD_CFG_MAX_THREADS, NULL },
     { DFD_SECT_SERVER, "blocking_threads", CFG_THREADS, CFG_S(blocking_threads), 1,
       DFD_CFG_MAX_THREADS, NULL },
     { DFD_SECT_SERVER, "shutdown_timeout", CFG_DURATION, CFG_S(shutdown_timeout_ms), 0,
@@ -68,6 +73,10 @@ static const cfg_key cfg_server_keys[] = {
     { DFD_SECT_SERVER, "default_timeout", CFG_DURATION, CFG_S(default_timeout_ms), 0,
       DFD_CFG_MAX_DURATION_MS, NULL },
     { DFD_SECT_SERVER, "plugin_dir", CFG_SPECIAL, 0, 0, 0, NULL },
+    { DFD_SECT_SERVER, "plugin_paths", CFG_CHOICE, CFG_S(plugin_paths), 0, 0,
+      cfg_plugin_paths },
+    { DFD_SECT_SERVER, "watch_max_wait", CFG_DURATION, CFG_S(watch_max_wait_ms), 100,
+      DFD_CFG_MAX_DURATION_MS, NULL },
     { DFD_SECT_SERVER, "pidfile", CFG_SPECIAL, 0, 0, 0, NULL },
     { DFD_SECT_SERVER, "backlog", CFG_UINT, CFG_S(backlog), 1, 1000000, NULL },
     { DFD_SECT_SERVER, "unix_mode", CFG_OCTAL, CFG_S(unix_mode), 0, 0777, NULL },
@@ -90,6 +99,7 @@ static const cfg_key cfg_server_keys[] = {
       NULL },
     { DFD_SECT_LOG, "level", CFG_CHOICE, CFG_S(log_level), 0, 0, cfg_levels },
     { DFD_SECT_LOG, "target", CFG_CHOICE, CFG_S(log_target), 0, 0, cfg_targets },
+    { DFD_SECT_LOG, "format", CFG_CHOICE, CFG_S(log_format), 0, 0, cfg_formats },
     { DFD_SECT_LOG, "access_log", CFG_BOOL, CFG_S(access_log), 0, 1, NULL },
     { DFD_SECT_SERVER, "metrics_listen", CFG_SPECIAL, 0, 0, 0, NULL },
     { DFD_SECT_ADMIN, "socket", CFG_SPECIAL, 0, 0, 0, NULL },
@@ -98,6 +108,7 @@ static const cfg_key cfg_server_keys[] = {
     { DFD_SECT_ADMIN, "group", CFG_SPECIAL, 0, 0, 0, NULL },
     { DFD_SECT_ADMIN, "idle_timeout", CFG_DURATION, CFG_S(admin_idle_ms), 0,
       DFD_CFG_MAX_DURATION_MS, NULL },
+    { DFD_SECT_ADMIN, "load_paths", CFG_SPECIAL, 0, 0, 0, NULL },
 };
 
 static const cfg_key cfg_plugin_keys[] = {
@@ -130,6 +141,13 @@ unsigned dfd_cfg_ncpu(void)
     return n < 1 ? 1 : n > (long)DFD_CFG_MAX_THREADS ? DFD_CFG_MAX_THREADS : (unsigned)n;
 }
 
+unsigned dfd_cfg_auto_workers(void)
+{
+    unsigned n = dfd_cfg_ncpu();
+
+    return n > 1 ? n - 1 : 1;
+}
+
 /* Writes n as the shortest exact binary-unit text ("64K", "1G", "100"). */
 static void cfg_size_text(uint64_t n, char *buf, size_t len)
 {
@@ -157,8 +175,10 @@ static const char *cfg_typed(dfd_cfg_loader *ld, const cfg_key *k, void *base,
 
     switch (k->type) {
     case CFG_THREADS:
+    case CFG_LOOPS:
         if (strcmp(v, "auto") == 0) {
-            *(unsigned *)(void *)field = dfd_cfg_ncpu();
+            *(unsigned *)(void *)field =
+                k->type == CFG_LOOPS ? dfd_cfg_auto_workers() : dfd_cfg_ncpu();
             return NULL;
         }
         /* fall through */
@@ -185,9 +205,14 @@ static const char *cfg_typed(dfd_cfg_loader *ld, const cfg_key *k, void *base,
         *(size_t *)(void *)field = size;
         return NULL;
     case CFG_DURATION:
-        if (dfd_parse_duration_ms(v, &ms) == -1 || ms > k->hi)
-            return "must be a duration up to 7 days (250ms, 5s, 2m, 1h; a bare number "
-                   "is ms)";
+        if (dfd_parse_duration_ms(v, &ms) == -1 || ms < k->lo || ms > k->hi) {
+            char lo[48] = "";
+            if (k->lo > 0)
+                snprintf(lo, sizeof(lo), "from %llums ", (unsigned long long)k->lo);
+            snprintf(ld->why, sizeof(ld->why), "must be a duration %sup to 7 days (250ms, "
+                     "5s, 2m, 1h; a bare number is ms)", lo);
+            return ld->why;
+        }
         *(uint64_t *)(void *)field = ms;
         return NULL;
     case CFG_BOOL:
@@ -211,193 +236,52 @@ static const char *cfg_typed(dfd_cfg_loader *ld, const cfg_key *k, void *base,
         return "internal error: no parser for this key";
     }
     snprintf(ld->why, sizeof(ld->why), "must be %san integer from %llu to %llu",
-             k->type == CFG_THREADS ? "auto or " : "", (unsigned long long)k->lo,
-             (unsigned long long)k->hi);
+             k->type == CFG_THREADS || k->type == CFG_LOOPS ? "auto or " : "",
+             (unsigned long long)k->lo, (unsigned long long)k->hi);
     return ld->why;
 }
 
-/* 1..max characters of [A-Za-z0-9_.-]. */
-static int cfg_valid_name(const char *s, size_t max)
+/* The size of the field a typed key stores. */
+static size_t cfg_field_size(cfg_type type)
 {
-    size_t n = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                         "0123456789_.-");
-    return n > 0 && n <= max && s[n] == '\0';
+    switch (type) {
+    case CFG_UINT:
+    case CFG_THREADS:
+    case CFG_LOOPS:
+    case CFG_OCTAL:
+        return sizeof(unsigned);
+    case CFG_SIZE:
+        return sizeof(size_t);
+    case CFG_DURATION:
+        return sizeof(uint64_t);
+    case CFG_BOOL:
+    case CFG_CHOICE:
+        return sizeof(int);
+    case CFG_SPECIAL:
+        break;
+    }
+    return 0;
 }
 
-/* Replaces *slot with a copy of v. Returns NULL or "out of memory". */
-static const char *cfg_set_str(char **slot, const char *v)
+/* The one rule for "unset": an empty value, in a file or an -o override, puts the
+ * server key k back to its default, whatever its type. A key that must be set (listen
+ * for a service or router, router for a worker) is then reported missing by the check
+ * that needs it, as if it had never been written. */
+static void cfg_server_unset(dfd_cfg_loader *ld, const cfg_key *k)
 {
-    char *copy = strdup(v);
+    dfd_config *cfg = ld->cfg;
 
-    if (copy == NULL)
-        return "out of memory";
-    free(*slot);
-    *slot = copy;
-    return NULL;
-}
-
-/* Parses one address for listen or router into *out. Returns NULL or the reason. Port 0
- * is refused: nobody could find a server bound to a random port from its config. */
-static const char *cfg_addr(dfd_cfg_loader *ld, const char *text, daffi_addr *out)
-{
-    const char *reason = NULL;
-
-    if (daffi_addr_parse(text, out, &reason) == -1) {
-        snprintf(ld->why, sizeof(ld->why), "bad address '%s': %s", text,
-                 reason ? reason : "not an address");
-        return ld->why;
+    if (k->type != CFG_SPECIAL) {
+        dfd_config defaults;
+        memset(&defaults, 0, sizeof(defaults));
+        dfd_cfg_defaults(&defaults);
+        memcpy((char *)cfg + k->offset, (const char *)&defaults + k->offset,
+               cfg_field_size(k->type));
+        if (strcmp(k->name, "role") == 0)
+            ld->role_at.line = 0;
+        return;
     }
-    if (out->kind == DAFFI_ADDR_TCP && out->port == 0) {
-        snprintf(ld->why, sizeof(ld->why), "bad address '%s': port 0 (use 1 to 65535)",
-                 text);
-        return ld->why;
-    }
-    return NULL;
-}
-
-/* listen: a comma-separated list of addresses. The list replaces the previous one only
- * when every item is good. Returns NULL or the reason. */
-static const char *cfg_listen(dfd_cfg_loader *ld, const char *v)
-{
-    daffi_addr *addrs = NULL, *grown;
-    size_t n = 0;
-    char *copy = strdup(v), *item, *next;
-    const char *why = NULL;
-
-    if (copy == NULL)
-        return "out of memory";
-    /* strtok_r would merge ",," into one separator and hide an empty item. */
-    for (item = copy; item != NULL && why == NULL; item = next) {
-        char *end;
-
-        if ((next = strchr(item, ',')) != NULL)
-            *next++ = '\0';
-        while (isspace((unsigned char)*item))
-            item++;
-        end = item + strlen(item);
-        while (end > item && isspace((unsigned char)end[-1]))
-            *--end = '\0';
-        if (*item == '\0')
-            why = "empty address in the list (tcp://host:port or unix:///path, comma "
-                  "separated)";
-        else if ((grown = realloc(addrs, (n + 1) * sizeof(*addrs))) == NULL)
-            why = "out of memory";
-        else if ((why = cfg_addr(ld, item, &(addrs = grown)[n])) == NULL)
-            n++;
-    }
-    free(copy);
-    if (why != NULL) {
-        free(addrs);
-        return why;
-    }
-    free(ld->cfg->listen);
-    ld->cfg->listen = addrs;
-    ld->cfg->nlisten = n;
-    return NULL;
-}
-
-/* metrics_listen: "HOST:PORT" or "tcp://HOST:PORT"; empty turns the listener off.
- * Returns NULL or the reason. */
-static const char *cfg_metrics_listen(dfd_cfg_loader *ld, const char *v)
-{
-    daffi_addr addr;
-    char text[300];
-    const char *why;
-
-    if (*v == '\0') {
-        ld->cfg->metrics_enabled = 0;
-        return NULL;
-    }
-    if (strncmp(v, "unix://", 7) == 0)
-        return "must be HOST:PORT or tcp://HOST:PORT (metrics are served over HTTP on "
-               "TCP)";
-    snprintf(text, sizeof(text), "%s%s", strncmp(v, "tcp://", 6) == 0 ? "" : "tcp://", v);
-    if ((why = cfg_addr(ld, text, &addr)) != NULL)
-        return why;
-    ld->cfg->metrics_listen = addr;
-    ld->cfg->metrics_enabled = 1;
-    return NULL;
-}
-
-/* [admin] owner and group: a name known to the system or a number. Stores the id in
- * *out. Returns NULL or the reason (in ld->why). */
-static const char *cfg_admin_id(dfd_cfg_loader *ld, const char *key, const char *v,
-                                long *out)
-{
-    char buf[4096];
-    unsigned long n;
-    int rc;
-
-    if (*v == '\0')
-        return "must be a user or group name, or a number";
-    if (dfd_parse_uint(v, 0x7fffffffUL, &n) == 0) {
-        *out = (long)n;
-        return NULL;
-    }
-    if (strcmp(key, "owner") == 0) {
-        struct passwd pw, *res = NULL;
-        rc = getpwnam_r(v, &pw, buf, sizeof(buf), &res);
-        if (rc == 0 && res != NULL) {
-            *out = (long)res->pw_uid;
-            return NULL;
-        }
-    } else {
-        struct group gr, *res = NULL;
-        rc = getgrnam_r(v, &gr, buf, sizeof(buf), &res);
-        if (rc == 0 && res != NULL) {
-            *out = (long)res->gr_gid;
-            return NULL;
-        }
-    }
-    snprintf(ld->why, sizeof(ld->why), "no such %s on this system",
-             strcmp(key, "owner") == 0 ? "user" : "group");
-    return ld->why;
-}
-
-/* The [admin] keys that are not a plain typed value. Returns NULL or the reason. */
-static const char *cfg_admin_special(dfd_cfg_loader *ld, const char *key, const char *v)
-{
-    if (strcmp(key, "owner") == 0)
-        return cfg_admin_id(ld, key, v, &ld->cfg->admin_uid);
-    if (strcmp(key, "group") == 0)
-        return cfg_admin_id(ld, key, v, &ld->cfg->admin_gid);
-    /* socket: empty turns the admin socket off (e.g. -o admin.socket=) */
-    if (*v == '\0') {
-        free(ld->cfg->admin_socket);
-        ld->cfg->admin_socket = NULL;
-        return NULL;
-    }
-    if (strlen(v) >= sizeof(((daffi_addr *)0)->path))
-        return "path too long for a Unix socket (at most 107 bytes)";
-    return cfg_set_str(&ld->cfg->admin_socket, v);
-}
-
-/* The [server] keys that are not a plain typed value. Returns NULL or the reason. */
-static const char *cfg_server_special(dfd_cfg_loader *ld, const char *key, const char *v)
-{
-    daffi_addr addr;
-
-    if (strcmp(key, "metrics_listen") == 0)
-        return cfg_metrics_listen(ld, v);
-    if (strcmp(key, "socket") == 0 || strcmp(key, "owner") == 0 ||
-        strcmp(key, "group") == 0)
-        return cfg_admin_special(ld, key, v);
-    if (strcmp(key, "name") == 0) {
-        if (!cfg_valid_name(v, DFD_CFG_MEMBER_NAME_MAX))
-            return "must be 1 to 255 characters of A-Z a-z 0-9 _ . -";
-        return cfg_set_str(&ld->cfg->name, v);
-    }
-    if (strcmp(key, "listen") == 0)
-        return cfg_listen(ld, v);
-    if (strcmp(key, "router") == 0) {
-        const char *why = cfg_addr(ld, v, &addr);
-        return why != NULL ? why : cfg_set_str(&ld->cfg->router, v);
-    }
-    if (*v == '\0')
-        return "must not be empty";
-    if (strcmp(key, "plugin_dir") == 0)
-        return cfg_set_str(&ld->plugin_dir, v);
-    return cfg_set_str(&ld->cfg->pidfile, v);
+    dfd_cfg_special_unset(ld, k->name);
 }
 
 /* Applies one server-section key. Records an error for an unknown key or a bad value. */
@@ -416,7 +300,11 @@ void dfd_cfg_server_key(dfd_cfg_loader *ld, dfd_cfg_sect sect, const char *key,
                                                   "[plugin] section)" : "");
         return;
     }
-    why = k->type == CFG_SPECIAL ? cfg_server_special(ld, key, value)
+    if (*value == '\0') {
+        cfg_server_unset(ld, k);
+        return;
+    }
+    why = k->type == CFG_SPECIAL ? dfd_cfg_special(ld, key, value)
                                  : cfg_typed(ld, k, ld->cfg, value);
     if (why == NULL) {
         if (strcmp(key, "role") == 0)
@@ -438,18 +326,32 @@ const char *dfd_cfg_plugin_key(dfd_cfg_loader *ld, dfd_plugin_conf *p,
 
     if (k == NULL)
         return "unknown key (name, path, concurrency, queue, timeout, enabled)";
+    if (*v == '\0') {
+        /* unset (cfg_server_unset's rule): the default, or missing for name and path */
+        if (k->type != CFG_SPECIAL) {
+            dfd_plugin_conf defaults;
+            dfd_cfg_plugin_init(&defaults);
+            memcpy((char *)p + k->offset, (const char *)&defaults + k->offset,
+                   cfg_field_size(k->type));
+        } else if (strcmp(key, "name") == 0) {
+            dfd_cfg_unset_str(&p->name);
+            m->name_at = at;
+        } else {
+            dfd_cfg_unset_str(&m->raw_path);
+            m->path_at = at;
+        }
+        return NULL;
+    }
     if (k->type != CFG_SPECIAL)
         return cfg_typed(ld, k, p, v);
     if (strcmp(key, "name") == 0) {
-        if (!cfg_valid_name(v, DFD_CFG_PLUGIN_NAME_MAX))
+        if (!dfd_cfg_valid_name(v, DFD_CFG_PLUGIN_NAME_MAX))
             return "must be 1 to 64 characters of A-Z a-z 0-9 _ . -";
         m->name_at = at;
-        return cfg_set_str(&p->name, v);
+        return dfd_cfg_set_str(&p->name, v);
     }
-    if (*v == '\0')
-        return "must be the path of a .so file";
     m->path_at = at;
-    return cfg_set_str(&m->raw_path, v);
+    return dfd_cfg_set_str(&m->raw_path, v);
 }
 
 /* Sets key in p's [config]: replaces the first entry with that key, or appends one.
@@ -461,7 +363,7 @@ const char *dfd_cfg_config_key(dfd_plugin_conf *p, dfd_cfg_plugin_meta *m,
 
     for (size_t i = 0; i < p->nconfig; i++)
         if (strcmp(p->config[i].key, key) == 0)
-            return cfg_set_str(&p->config[i].value, value);
+            return dfd_cfg_set_str(&p->config[i].value, value);
     if (p->nconfig == m->config_cap) {
         size_t cap = m->config_cap ? m->config_cap * 2 : 8;
         dfd_kv *grown = realloc(p->config, cap * sizeof(*grown));
@@ -481,4 +383,13 @@ const char *dfd_cfg_config_key(dfd_plugin_conf *p, dfd_cfg_plugin_meta *m,
     p->config[p->nconfig].value = v;
     p->nconfig++;
     return NULL;
+}
+
+void dfd_config_list_keys(FILE *out)
+{
+    for (size_t i = 0; i < CFG_NKEYS(cfg_server_keys); i++)
+        fprintf(out, "%s.%s\n", dfd_cfg_sect_name(cfg_server_keys[i].sect),
+                cfg_server_keys[i].name);
+    for (size_t i = 0; i < CFG_NKEYS(cfg_plugin_keys); i++)
+        fprintf(out, "plugin.%s\n", cfg_plugin_keys[i].name);
 }

@@ -18,6 +18,13 @@ typedef enum dfd_role { DFD_ROLE_SERVICE = 0, DFD_ROLE_ROUTER = 1, DFD_ROLE_WORK
 typedef enum dfd_duplicate { DFD_DUP_REJECT = 0, DFD_DUP_REPLACE = 1 } dfd_duplicate;
 
 typedef enum dfd_log_target { DFD_LOG_STDERR = 0, DFD_LOG_SYSLOG = 1 } dfd_log_target;
+typedef enum dfd_log_format { DFD_LOG_TEXT = 0, DFD_LOG_JSON = 1 } dfd_log_format;
+
+/* [server] plugin_paths: where a plugin's .so may be. */
+typedef enum dfd_plugin_paths {
+    DFD_PLUGIN_PATHS_ANY = 0,    /* any path (the configuration directory is trusted) */
+    DFD_PLUGIN_PATHS_STRICT = 1  /* only under plugin_dir, symlinks resolved */
+} dfd_plugin_paths;
 
 /* Where a value came from, for error messages: "conf.d/10-calc.ini:4" or "-o #2". */
 typedef struct dfd_origin {
@@ -39,6 +46,8 @@ typedef struct dfd_plugin_conf {
     unsigned queue;      /* calls waiting past concurrency before OVERLOADED */
     uint64_t timeout_ms; /* per-call deadline; 0 = the server's default_timeout */
     int enabled;         /* 0 skips the plugin (enabled = no) */
+    char *confine_dir;   /* plugin_paths = strict: plugin_dir with symlinks resolved,
+                            under which the opened file must be; NULL: anywhere; owned */
     dfd_kv *config;      /* the free-form [config] section, in file order; owned */
     size_t nconfig;
 } dfd_plugin_conf;
@@ -57,6 +66,10 @@ typedef struct dfd_config {
     uint64_t default_timeout_ms;  /* default_timeout = duration (default 30s; 0 = none) */
     char *plugin_dir;          /* plugin_dir = dir (relative to the config dir); default:
                                   the config dir */
+    int plugin_paths;          /* plugin_paths = any | strict (dfd_plugin_paths; default
+                                  any) */
+    uint64_t watch_max_wait_ms; /* watch_max_wait = duration: longest a change waits
+                                  for a quiet moment before the reload (default 1s) */
     char *pidfile;             /* pidfile = path, NULL when unset */
     unsigned backlog;          /* backlog = N (default 1024) */
     unsigned unix_mode;        /* unix_mode = octal (default 0660) for Unix listeners */
@@ -83,6 +96,7 @@ typedef struct dfd_config {
     /* [log] */
     int log_level;             /* level = debug | info | warn | error (daffi_log_level) */
     dfd_log_target log_target; /* target = stderr | syslog */
+    dfd_log_format log_format; /* format = text (logfmt) | json */
     int access_log;            /* access_log = yes | no */
 
     /* [admin] (admin.h), and [server] metrics_listen (metrics.h) */
@@ -92,9 +106,13 @@ typedef struct dfd_config {
     long admin_gid;            /* group = group name or gid; -1: left as created */
     uint64_t admin_idle_ms;    /* idle_timeout = duration a client may stay silent
                                   (default 60s; 0 = no limit) */
+    char **admin_load_paths;   /* load_paths = dir, dir...: where admin `load` may read
+                                  files (relative ones joined to the config dir); none
+                                  set: the config dir; owned */
+    size_t nadmin_load_paths;
     int metrics_enabled;       /* 1 when metrics_listen is set */
-    daffi_addr metrics_listen; /* metrics_listen = HOST:PORT or tcp://HOST:PORT:
-                                  Prometheus /metrics over HTTP */
+    daffi_addr metrics_listen; /* metrics_listen = HOST:PORT, tcp://HOST:PORT or
+                                  unix:///path: Prometheus /metrics over HTTP */
 
     dfd_plugin_conf *plugins;  /* in file order (alphabetical); owned */
     size_t nplugins;

@@ -20,6 +20,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +30,7 @@
 #include <daffi/plugin.h>
 
 #include "config-int.h"
+#include "paths.h"
 
 static const char *const cfg_sect_names[] = {
     [DFD_SECT_NONE] = NULL, [DFD_SECT_SERVER] = "server", [DFD_SECT_LIMITS] = "limits",
@@ -85,12 +87,25 @@ void dfd_errors_free(dfd_errors *errs)
     errs->count = 0;
 }
 
-/* Records "FILE:LINE: [sect] key: what (got 'value')". line 0, sect, key and value
- * NULL leave their part out. Nothing passed is kept. */
+/* 1 when a key or section name read from a file may be repeated in a message: 1 to 32
+ * of [a-z0-9_.-], as every name daffid knows and their typos are. Anything else may be
+ * a line of a file that is no ini at all (a password file, a key). */
+static int cfg_name_shown(const char *s)
+{
+    size_t n = strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_.-");
+    return n > 0 && n <= 32 && s[n] == '\0';
+}
+
+/* Records "FILE:LINE: [sect] key: what", plus " (got 'value')" for an override. line 0,
+ * sect, key and value NULL leave their part out. A file's contents are never repeated:
+ * its values are not shown, and its key and section names only when they are plain
+ * names (cfg_name_shown); an override comes from the command line and is shown whole.
+ * Nothing passed is kept. */
 void dfd_cfg_err(dfd_cfg_loader *ld, const char *file, unsigned line, const char *sect,
                  const char *key, const char *value, const char *fmt, ...)
 {
     char what[1024], where[32] = "";
+    int override = strcmp(file, DFD_CFG_OVERRIDE) == 0;
     va_list ap;
 
     va_start(ap, fmt);
@@ -98,6 +113,13 @@ void dfd_cfg_err(dfd_cfg_loader *ld, const char *file, unsigned line, const char
     va_end(ap);
     if (line > 0)
         snprintf(where, sizeof(where), ":%u", line);
+    if (!override) {
+        value = NULL;
+        if (sect != NULL && !cfg_name_shown(sect))
+            sect = "(a section name not repeated here)";
+        if (key != NULL && !cfg_name_shown(key))
+            key = "(a key not repeated here)";
+    }
     ld->nerr++;
     if (ld->errs == NULL)
         return;
@@ -121,6 +143,7 @@ void dfd_cfg_plugin_free(dfd_plugin_conf *p)
     free(p->name);
     free(p->path);
     free(p->origin.file);
+    free(p->confine_dir);
     for (size_t i = 0; i < p->nconfig; i++) {
         free(p->config[i].key);
         free(p->config[i].value);
@@ -154,8 +177,9 @@ void dfd_cfg_add_plugin(dfd_cfg_loader *ld, const char *file, unsigned line,
     long dup = cfg_find_plugin(cfg, p->name);
 
     if (dup != -1) {
-        dfd_cfg_err(ld, file, m->name_at.line, "plugin", "name", p->name,
-                    "duplicate plugin name, already declared in %s:%u",
+        /* a plugin name is checked to be a plain name: it may be shown */
+        dfd_cfg_err(ld, file, m->name_at.line, "plugin", "name", NULL,
+                    "duplicate plugin name '%s', already declared in %s:%u", p->name,
                     ld->meta[dup].name_at.file, ld->meta[dup].name_at.line);
         return;
     }
@@ -216,7 +240,7 @@ static char *cfg_trimmed(const char *b, const char *e)
  * "NAME:plugin.key=value" or "NAME:config.key=value". */
 static void cfg_override(dfd_cfg_loader *ld, const char *text, unsigned index)
 {
-    dfd_cfg_where at = { "-o", index };
+    dfd_cfg_where at = { DFD_CFG_OVERRIDE, index };
     const char *eq = strchr(text, '='), *why = NULL;
     char *left = NULL, *value = NULL, *name = NULL, *dot, *colon, *sect, *key;
     dfd_cfg_sect s;
@@ -226,20 +250,20 @@ static void cfg_override(dfd_cfg_loader *ld, const char *text, unsigned index)
     /* "@FILE": one more ini file, read after the directory (admin `load` uses it) */
     if (text[0] == '@') {
         if (text[1] == '\0')
-            dfd_cfg_err(ld, "-o", index, NULL, NULL, text,
+            dfd_cfg_err(ld, DFD_CFG_OVERRIDE, index, NULL, NULL, text,
                         "no file after '@' (expected @/path/to/file.ini)");
         else
             dfd_cfg_read_extra(ld, text + 1);
         return;
     }
     if (eq == NULL) {
-        dfd_cfg_err(ld, "-o", index, NULL, NULL, text,
+        dfd_cfg_err(ld, DFD_CFG_OVERRIDE, index, NULL, NULL, text,
                     "no '=' (expected section.key=value or NAME:plugin.key=value)");
         return;
     }
     if ((left = cfg_trimmed(text, eq)) == NULL ||
         (value = cfg_trimmed(eq + 1, eq + 1 + strlen(eq + 1))) == NULL) {
-        dfd_cfg_oom(ld, "-o", index);
+        dfd_cfg_oom(ld, DFD_CFG_OVERRIDE, index);
         goto out;
     }
     sect = left;
@@ -249,31 +273,31 @@ static void cfg_override(dfd_cfg_loader *ld, const char *text, unsigned index)
         sect = colon + 1;
     }
     if ((dot = strchr(sect, '.')) == NULL) {
-        dfd_cfg_err(ld, "-o", index, NULL, NULL, text,
+        dfd_cfg_err(ld, DFD_CFG_OVERRIDE, index, NULL, NULL, text,
                     "no section (expected section.key=value or NAME:plugin.key=value)");
         goto out;
     }
     *dot = '\0';
     key = dot + 1;
     if ((s = dfd_cfg_sect_find(sect)) == DFD_SECT_SKIP) {
-        dfd_cfg_err(ld, "-o", index, sect, NULL, text,
+        dfd_cfg_err(ld, DFD_CFG_OVERRIDE, index, sect, NULL, text,
                     "unknown section (sections: server, limits, log, admin; NAME:plugin, "
                     "NAME:config)");
         goto out;
     }
     if (name == NULL && (s == DFD_SECT_PLUGIN || s == DFD_SECT_CONFIG)) {
-        dfd_cfg_err(ld, "-o", index, sect, key, text,
+        dfd_cfg_err(ld, DFD_CFG_OVERRIDE, index, sect, key, text,
                     "no plugin name (expected NAME:%s.key=value)", sect);
         goto out;
     }
     if (name != NULL && s != DFD_SECT_PLUGIN && s != DFD_SECT_CONFIG) {
-        dfd_cfg_err(ld, "-o", index, sect, key, text,
+        dfd_cfg_err(ld, DFD_CFG_OVERRIDE, index, sect, key, text,
                     "a plugin name goes with plugin or config only (expected "
                     "%s.key=value)", sect);
         goto out;
     }
     if (*key == '\0') {
-        dfd_cfg_err(ld, "-o", index, sect, NULL, text, "empty key");
+        dfd_cfg_err(ld, DFD_CFG_OVERRIDE, index, sect, NULL, text, "empty key");
         goto out;
     }
     if (name == NULL) {
@@ -287,7 +311,7 @@ static void cfg_override(dfd_cfg_loader *ld, const char *text, unsigned index)
         if (s == DFD_SECT_PLUGIN && strcmp(key, "enabled") == 0 &&
             dfd_parse_bool(value, &on) == 0 && !on)
             goto out;
-        dfd_cfg_err(ld, "-o", index, sect, key, text, "no plugin named '%s'", name);
+        dfd_cfg_err(ld, DFD_CFG_OVERRIDE, index, sect, key, text, "no plugin named '%s'", name);
         goto out;
     }
     p = &ld->cfg->plugins[pi];
@@ -298,7 +322,7 @@ static void cfg_override(dfd_cfg_loader *ld, const char *text, unsigned index)
     else
         why = dfd_cfg_plugin_key(ld, p, &ld->meta[pi], key, value, at);
     if (why != NULL)
-        dfd_cfg_err(ld, "-o", index, sect, key, value, "%s", why);
+        dfd_cfg_err(ld, DFD_CFG_OVERRIDE, index, sect, key, value, "%s", why);
 out:
     free(left);
     free(value);
@@ -322,12 +346,43 @@ static const char *cfg_so_problem(dfd_cfg_loader *ld, const char *path)
     return ld->why;
 }
 
+/* plugin_paths = strict: checks that p's file, symlinks resolved, is under real (the
+ * resolved plugin_dir) and hands the plugin loader the same rule (p->confine_dir), so
+ * that the file it opens is checked again. A file that does not exist yet is judged by
+ * its directory; its load fails anyway. */
+static void cfg_confine(dfd_cfg_loader *ld, dfd_plugin_conf *p, const dfd_cfg_plugin_meta *m,
+                        const char *real)
+{
+    char file[PATH_MAX];
+    const char *judged = file;
+
+    if (realpath(p->path, file) == NULL) {
+        char *slash, dir[PATH_MAX];
+        snprintf(dir, sizeof(dir), "%s", p->path);
+        slash = strrchr(dir, '/');
+        if (slash != NULL)
+            *slash = '\0';
+        if (slash == NULL || realpath(dir[0] ? dir : "/", file) == NULL ||
+            strcmp(slash + 1, "..") == 0)
+            judged = NULL;
+    }
+    if (judged == NULL || !dfd_path_within(judged, real))
+        dfd_cfg_err(ld, m->path_at.file, m->path_at.line, "plugin", "path", NULL,
+                    "'%s' is not under plugin_dir %s ([server] plugin_paths = strict; "
+                    "symlinks are resolved)", p->path, real);
+    if ((p->confine_dir = strdup(real)) == NULL)
+        dfd_cfg_oom(ld, m->path_at.file, m->path_at.line);
+}
+
 /* Resolves plugin_dir and every plugin path; with check_files, requires each enabled
- * plugin's .so to be a readable regular file. */
+ * plugin's .so to be a readable regular file; with plugin_paths = strict, each enabled
+ * plugin's file to be under plugin_dir. */
 static void cfg_resolve_plugins(dfd_cfg_loader *ld, int check_files)
 {
     dfd_config *cfg = ld->cfg;
     const char *pd = ld->plugin_dir;
+    char real[PATH_MAX];
+    int strict = cfg->plugin_paths == DFD_PLUGIN_PATHS_STRICT;
 
     if (pd == NULL)
         cfg->plugin_dir = strdup(cfg->dir);
@@ -339,11 +394,22 @@ static void cfg_resolve_plugins(dfd_cfg_loader *ld, int check_files)
         dfd_cfg_oom(ld, cfg->dir, 0);
         return;
     }
+    if (strict && realpath(cfg->plugin_dir, real) == NULL) {
+        dfd_cfg_err(ld, cfg->dir, 0, "server", "plugin_dir", NULL, "cannot resolve %s: %s "
+                    "(plugin_paths = strict needs it)", cfg->plugin_dir, strerror(errno));
+        return;
+    }
     for (size_t i = 0; i < cfg->nplugins; i++) {
         dfd_plugin_conf *p = &cfg->plugins[i];
         dfd_cfg_plugin_meta *m = &ld->meta[i];
         const char *why;
 
+        if (m->raw_path == NULL) {
+            /* unset by an override after its file declared it */
+            dfd_cfg_err(ld, m->path_at.file, m->path_at.line, "plugin", "path", NULL,
+                        "missing (every [plugin] needs name and path)");
+            continue;
+        }
         p->path = m->raw_path[0] == '/' ? strdup(m->raw_path)
                                          : dfd_cfg_join(cfg->plugin_dir, m->raw_path);
         if (p->path == NULL) {
@@ -354,6 +420,8 @@ static void cfg_resolve_plugins(dfd_cfg_loader *ld, int check_files)
         if (check_files && p->enabled && (why = cfg_so_problem(ld, p->path)) != NULL)
             dfd_cfg_err(ld, m->path_at.file, m->path_at.line, "plugin", "path",
                         m->raw_path, "%s", why);
+        if (strict && p->enabled)
+            cfg_confine(ld, p, m, real);
     }
 }
 
@@ -393,19 +461,22 @@ void dfd_config_free(dfd_config *cfg)
     free(cfg->pidfile);
     free(cfg->router);
     free(cfg->admin_socket);
+    for (size_t i = 0; i < cfg->nadmin_load_paths; i++)
+        free(cfg->admin_load_paths[i]);
+    free(cfg->admin_load_paths);
     for (size_t i = 0; i < cfg->nplugins; i++)
         dfd_cfg_plugin_free(&cfg->plugins[i]);
     free(cfg->plugins);
     memset(cfg, 0, sizeof(*cfg));
 }
 
-/* Sets every default of config-t.h on a zeroed cfg (name waits for cfg_check_role). */
-static void cfg_defaults(dfd_config *cfg)
+/* See config-int.h. */
+void dfd_cfg_defaults(dfd_config *cfg)
 {
     unsigned threads = dfd_cfg_ncpu();
 
     cfg->role = DFD_ROLE_SERVICE;
-    cfg->workers = threads;
+    cfg->workers = dfd_cfg_auto_workers();
     cfg->blocking_threads = threads;
     cfg->shutdown_timeout_ms = 10000;
     cfg->default_timeout_ms = 30000;
@@ -428,6 +499,8 @@ static void cfg_defaults(dfd_config *cfg)
     cfg->admin_uid = -1;
     cfg->admin_gid = -1;
     cfg->admin_idle_ms = 60000;
+    cfg->plugin_paths = DFD_PLUGIN_PATHS_ANY;
+    cfg->watch_max_wait_ms = 1000;
 }
 
 /* See config.h. The loader's own memory (file names, raw paths) is released here;
@@ -441,7 +514,7 @@ int dfd_config_load(dfd_config *cfg, const char *dir, const char *const *overrid
     memset(&ld, 0, sizeof(ld));
     ld.cfg = cfg;
     ld.errs = errs;
-    cfg_defaults(cfg);
+    dfd_cfg_defaults(cfg);
     if ((cfg->dir = strdup(dir)) == NULL) {
         dfd_cfg_oom(&ld, dir, 0);
         return -1;

@@ -45,4 +45,8 @@ int dfd_parse_uint(const char *text, unsigned long max, unsigned long *out);
 
 const char *dfd_role_name(dfd_role role);
 
+/* Prints every key the reader knows, one per line: SECTION.KEY for the server's
+ * sections, plugin.KEY for a plugin's (daffid --keys; shell completion reads it). */
+void dfd_config_list_keys(FILE *out);
+
 #endif /* DFD_CONFIG_H */

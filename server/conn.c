@@ -11,12 +11,8 @@
 #include "call-t.h"
 #include "callobj.h"
 #include "conn.h"
-#include "dispatch.h"
 #include "log.h"
-#include "router.h"
 #include "server.h"
-#include "stream.h"
-#include "worker.h"
 
 #define CONN_READ_MIN (64 * 1024)   /* read buffer size; grows for larger messages */
 #define CONN_READ_ROOM (16 * 1024)  /* compact or grow when less room than this */
@@ -24,14 +20,15 @@
 static void conn_on_read(evutil_socket_t fd, short what, void *arg);
 static void conn_on_write(evutil_socket_t fd, short what, void *arg);
 static void conn_flush(dfd_conn *c);
-static void conn_free(dfd_conn *c);
+static void conn_kill(dfd_conn *c);
 
 static const daffi_limits *conn_limits(const dfd_conn *c)
 {
     return &c->loop->srv->limits;
 }
 
-dfd_conn *dfd_conn_adopt(dfd_loop *loop, int fd, int is_unix)
+dfd_conn *dfd_conn_adopt(dfd_loop *loop, int fd, int is_unix, const dfd_conn_ops *ops,
+                         void *owner)
 {
     dfd_conn *c = calloc(1, sizeof(*c));
     if (c == NULL || (c->in = malloc(CONN_READ_MIN)) == NULL) {
@@ -42,6 +39,8 @@ dfd_conn *dfd_conn_adopt(dfd_loop *loop, int fd, int is_unix)
     c->loop = loop;
     c->fd = fd;
     c->is_unix = is_unix;
+    c->ops = ops;
+    c->owner = owner;
     c->in_cap = CONN_READ_MIN;
     c->last_rx_ns = dfd_now_ns();
     daffi_scan_init(&c->scan);
@@ -79,6 +78,12 @@ dfd_conn *dfd_conn_adopt(dfd_loop *loop, int fd, int is_unix)
     return c;
 }
 
+void dfd_conn_set_owner(dfd_conn *c, const dfd_conn_ops *ops, void *owner)
+{
+    c->ops = ops;
+    c->owner = owner;
+}
+
 void dfd_conn_link(dfd_conn *c, dfd_call *call)
 {
     call->conn = c;
@@ -91,18 +96,11 @@ void dfd_conn_link(dfd_conn *c, dfd_call *call)
         c->pending++;
 }
 
-/* 1 when nothing keeps the connection open any more: no call of its own in flight, no
- * call forwarded to it as a member (router), and, for the worker's connection to its
- * router, the withdrawal acknowledged (so calls already routed here are served). */
-static int conn_idle(const dfd_conn *c)
+int dfd_conn_idle(const dfd_conn *c)
 {
     if (c->pending != 0 || c->calls != NULL)
         return 0;
-    if (c->member != NULL && c->member->outstanding.count != 0)
-        return 0;
-    if (c->worker != NULL && c->loop->draining && !dfd_worker_withdrawn(c->worker))
-        return 0;
-    return 1;
+    return c->ops->busy == NULL || !c->ops->busy(c);
 }
 
 /* Removes call from the in-flight list; a connection that was only waiting for its
@@ -119,7 +117,7 @@ static void conn_unlink(dfd_conn *c, dfd_call *call)
     call->conn = NULL;
     if (!call->notify)
         c->pending--;
-    if ((c->eof || c->loop->draining) && conn_idle(c))
+    if ((c->eof || c->loop->draining) && dfd_conn_idle(c))
         c->closing = 1;
 }
 
@@ -139,10 +137,7 @@ static void conn_after_append(dfd_conn *c)
             c->dirty_next = loop->dirty;
             loop->dirty = c;
         }
-        if (!loop->flush_pending) {
-            loop->flush_pending = 1;
-            event_active(&loop->flush_ev, EV_WRITE, 0);
-        }
+        dfd_loop_want_flush(loop);
         return;
     }
     conn_flush(c);
@@ -161,8 +156,7 @@ void dfd_conn_flush_dirty(dfd_loop *loop)
 
 void dfd_conn_answer(dfd_conn *c, dfd_call *call)
 {
-    int code = daffi_call_write_response(&call->base, call->msgid, &c->out,
-                                         conn_limits(c)->max_message);
+    int code = daffi_call_write_response(&call->base, call->msgid, &c->out, conn_limits(c));
     if (code == -1) {
         dfd_error("conn.oom", "peer=%s msg=\"out of memory writing a response\"", c->peer);
         c->closing = 1;
@@ -235,7 +229,7 @@ void dfd_conn_send_request(dfd_conn *c, uint32_t msgid, const char *method,
 
 void dfd_conn_answer_now(dfd_conn *c, dfd_call *call)
 {
-    daffi_call_write_response(&call->base, call->msgid, &c->out, conn_limits(c)->max_message);
+    daffi_call_write_response(&call->base, call->msgid, &c->out, conn_limits(c));
     dfd_stat_add(&c->loop->stats, DFD_STAT_responses_ok, 1);
     conn_after_append(c);
 }
@@ -300,7 +294,7 @@ static void conn_process(dfd_conn *c)
             return;
         }
         size_t size = c->scan.size;
-        dfd_dispatch_message(c, start, size, c->scan.kind, c->scan.msgid);
+        c->ops->message(c, start, size, c->scan.kind, c->scan.msgid);
         c->in_start += size;
         daffi_scan_init(&c->scan);
     }
@@ -335,7 +329,7 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
     for (int rounds = 0; rounds < 4; rounds++) {
         if (conn_make_room(c) == -1) {
             dfd_error("conn.oom", "peer=%s msg=\"out of memory growing the read buffer\"", c->peer);
-            c->dead = 1;
+            conn_kill(c);
             break;
         }
         size_t room = c->in_cap - c->in_len;
@@ -346,7 +340,7 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
             if (errno == EINTR)
                 continue;
             dfd_debug("conn.read_error", "peer=%s errno=%d", c->peer, errno);
-            c->dead = 1;
+            conn_kill(c);
             break;
         }
         if (n == 0) {
@@ -360,8 +354,8 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
             break;
         }
         c->in_len += (size_t)n;
-        dfd_stat_add(&loop->stats, DFD_STAT_bytes_in, (uint64_t)n);
-        if (c->member != NULL || c->worker != NULL)
+        dfd_stat_add(&loop->stats, DFD_STAT_received_bytes, (uint64_t)n);
+        if (c->track_rx)
             c->last_rx_ns = dfd_now_ns();
         conn_process(c);
         if ((size_t)n < room || c->closing || c->dead || c->read_paused)
@@ -369,10 +363,7 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
     }
     c->in_batch = 0;
     loop->batching--;
-    if (c->dead)
-        conn_free(c);
-    else
-        conn_flush(c);
+    conn_flush(c); /* nothing when it died: reaped at the end of the pass */
 }
 
 static void conn_on_write(evutil_socket_t fd, short what, void *arg)
@@ -383,7 +374,8 @@ static void conn_on_write(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Writes what is pending; arms the write event on a short write; resumes reading once
- * the backlog is under half of max_output; finishes a graceful close. May free c. */
+ * the backlog is under half of max_output; finishes a graceful close (c is dead then;
+ * never freed here). */
 static void conn_flush(dfd_conn *c)
 {
     if (c->dead)
@@ -396,11 +388,11 @@ static void conn_flush(dfd_conn *c)
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 break;
             dfd_debug("conn.write_error", "peer=%s errno=%d", c->peer, errno);
-            conn_free(c);
+            conn_kill(c);
             return;
         }
         c->out_off += (size_t)n;
-        dfd_stat_add(&c->loop->stats, DFD_STAT_bytes_out, (uint64_t)n);
+        dfd_stat_add(&c->loop->stats, DFD_STAT_sent_bytes, (uint64_t)n);
     }
     size_t backlog = c->out.size - c->out_off;
     if (backlog == 0) {
@@ -414,7 +406,7 @@ static void conn_flush(dfd_conn *c)
             c->write_armed = 0;
         }
         if (c->closing) {
-            conn_free(c);
+            conn_kill(c);
             return;
         }
     } else if (!c->write_armed) {
@@ -439,30 +431,35 @@ static void conn_flush(dfd_conn *c)
 
 void dfd_conn_close(dfd_conn *c, int graceful)
 {
-    if (graceful) {
-        c->closing = 1;
-        conn_pause_reading(c);
-        if (!c->in_batch)
-            conn_flush(c);
+    if (c->dead)
+        return;
+    if (!graceful) {
+        conn_kill(c);
         return;
     }
-    if (c->in_batch)
-        c->dead = 1;
-    else
-        conn_free(c);
+    c->closing = 1;
+    conn_pause_reading(c);
+    if (!c->in_batch)
+        conn_flush(c);
 }
 
 void dfd_conn_drain(dfd_conn *c)
 {
-    if (conn_idle(c))
+    if (c->ops->drain != NULL)
+        c->ops->drain(c);
+    else if (dfd_conn_idle(c))
         dfd_conn_close(c, 1);
 }
 
-/* Releases the connection: detaches calls in flight (their completion is discarded),
- * unlinks from the loop, closes the socket. */
-static void conn_free(dfd_conn *c)
+/* Marks the connection dead (see conn.h, "Lifetime"): detaches its calls (their
+ * completion is discarded), leaves the dirty list, stops its events, closes the
+ * socket and tells the owner. The memory is released by dfd_conn_reap. */
+static void conn_kill(dfd_conn *c)
 {
+    if (c->dead)
+        return;
     dfd_loop *loop = c->loop;
+    c->dead = 1; /* nothing may write to it any more */
     if (c->dirty) {
         for (dfd_conn **pp = &loop->dirty; *pp != NULL; pp = &(*pp)->dirty_next)
             if (*pp == c) {
@@ -471,38 +468,57 @@ static void conn_free(dfd_conn *c)
             }
         c->dirty = 0;
     }
-    /* detach calls first: failing a member's calls below may answer one of this
-     * connection's own calls (a member calling through the router) */
-    for (dfd_call *call = c->calls; call != NULL;) {
+    /* detach calls first: the owner failing a member's calls below may answer one of
+     * this connection's own calls (a member calling through the router) */
+    dfd_call *calls = c->calls;
+    c->calls = NULL;
+    for (dfd_call *call = calls; call != NULL;) {
         dfd_call *next = call->conn_next;
         call->conn = NULL;
         call->conn_prev = call->conn_next = NULL;
         atomic_store(&call->cancelled, 1);
+        /* whoever holds the call lets go now (either may complete or free it here): its
+         * role (a daffi.wait parked for members), or a handler waiting on this loop */
+        if (call->hooks != NULL && call->hooks->caller_gone != NULL)
+            call->hooks->caller_gone(call);
+        else if (atomic_load(&call->state) == DFD_CALL_PENDING && dfd_loop_is_current(loop))
+            daffi_call_fire_cancel(&call->base);
         call = next;
     }
-    c->calls = NULL;
-    c->dead = 1; /* nothing may write to it any more */
-    dfd_stream_conn_closed(c);
-    if (c->member != NULL)
-        dfd_router_conn_closed(c);
-    if (c->worker != NULL)
-        dfd_worker_conn_closed(c);
+    c->pending = 0;
     event_del(&c->rev);
     event_del(&c->wev);
     close(c->fd);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        loop->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    c->fd = -1;
     loop->nconns--;
+    loop->ndead++;
     atomic_fetch_sub(&loop->srv->conns, 1);
     dfd_stat_add(&loop->stats, DFD_STAT_connections_closed, 1);
     dfd_debug("conn.close", "peer=%s loop=%u", c->peer, loop->index);
-    free(c->in);
-    msgpack_sbuffer_destroy(&c->out);
-    free(c);
-    if (loop->draining && loop->nconns == 0)
-        atomic_store(&loop->drained, 1);
+    if (c->ops->closed != NULL)
+        c->ops->closed(c);
+    dfd_loop_want_reap(loop);
+    dfd_loop_check_drained(loop);
+}
+
+void dfd_conn_reap(dfd_loop *loop)
+{
+    if (loop->ndead == 0)
+        return;
+    for (dfd_conn *c = loop->conns; c != NULL;) {
+        dfd_conn *next = c->next;
+        if (c->dead) {
+            if (c->prev)
+                c->prev->next = c->next;
+            else
+                loop->conns = c->next;
+            if (c->next)
+                c->next->prev = c->prev;
+            free(c->in);
+            msgpack_sbuffer_destroy(&c->out);
+            free(c);
+        }
+        c = next;
+    }
+    loop->ndead = 0;
 }

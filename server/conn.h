@@ -1,16 +1,28 @@
 /*
- * conn.h - one client connection on its loop: reading and framing requests, writing
- * responses, limits, closing.
+ * conn.h - one connection on its loop: reading and framing messages, writing output,
+ * limits, closing. The transport knows nothing of roles.
  *
  * The connection reads into its own buffer from a plain event on the socket (not a
  * bufferevent: see DESIGN.md, performance facts), frames messages with the codec's
- * scanner, hands each to dispatch, and writes the responses of one read together,
- * inline, before the loop waits again. Unsent output past max_output pauses reading,
- * so a caller that never reads cannot grow our memory.
+ * scanner and hands each to its owner's `message` handler. The replies of one read
+ * are written together, inline, before the loop waits again. Unsent output past
+ * max_output pauses reading, so a caller that never reads cannot grow our memory.
  *
- * Ownership: a dfd_conn belongs to its loop and is freed by dfd_conn_close() (or at
- * the end of the read batch that closed it). Calls in flight hold a pointer to it that
- * closing clears.
+ * Owners. Whoever adopts a connection sets its handlers (dfd_conn_ops), the way nginx
+ * sets c->read->handler: the service dispatch for an accepted caller, the router's
+ * membership once a caller said hello, the worker role for its link to the router.
+ * `owner` is that party's own state (a member, the worker).
+ *
+ * Lifetime (the rule that makes every walk safe). No dfd_conn_* function frees a
+ * connection, and nothing a handler, timer or mail can reach does. Closing marks the
+ * connection dead at once: its events are removed, its socket closed, its calls
+ * detached (their late completions are discarded), the dirty list and the owner
+ * (ops->closed) let go of it. The memory stays valid, and the connection stays on its
+ * loop's list with `dead` set, until the loop's reap event at the end of the pass
+ * releases it, as Redis frees clients asynchronously. A walk over loop->conns skips
+ * dead entries; a pointer to a connection held on the stack stays valid for the pass;
+ * a pointer kept across passes must be cleared by the owner's `closed` handler.
+ * Reads, mails and timers all batch their output the same way (loop.h).
  */
 #ifndef DFD_CONN_H
 #define DFD_CONN_H
@@ -25,15 +37,37 @@
 #include "loop.h"
 
 struct dfd_call;
+typedef struct dfd_conn dfd_conn;
 
-typedef struct dfd_conn {
+/* What the owner of a connection does with it. message is required; the rest may be
+ * NULL. None of them may free c. */
+typedef struct dfd_conn_ops {
+    /* One complete message of size bytes (kind: request, response or notification;
+     * msgid valid for requests and responses). */
+    void (*message)(dfd_conn *c, const char *bytes, size_t size, int kind, uint32_t msgid);
+    /* c is dead: detach what the owner keeps of it. May answer other connections. */
+    void (*closed)(dfd_conn *c);
+    /* 1 while something besides c's own calls keeps it open (a member's forwarded
+     * calls, a withdrawal the router has not acknowledged). */
+    int (*busy)(const dfd_conn *c);
+    /* The loop drains: NULL closes c once idle (dfd_conn_drain). */
+    void (*drain)(dfd_conn *c);
+    /* A fresh msgid for a request we send on c (heartbeat pings). */
+    uint32_t (*next_msgid)(dfd_conn *c);
+    /* Who the peer is, for logs (a member's name, "router"). */
+    const char *(*describe)(const dfd_conn *c);
+} dfd_conn_ops;
+
+struct dfd_conn {
     dfd_loop *loop;
-    int fd;
+    int fd;                       /* -1 once dead */
     int is_unix;
     struct event rev;
     struct event wev;
     struct dfd_conn *prev;        /* loop's connection list */
     struct dfd_conn *next;
+    const dfd_conn_ops *ops;      /* set by the adopter */
+    void *owner;                  /* the owner's state for this connection */
 
     char *in;                     /* read buffer */
     size_t in_start;              /* first byte not yet framed */
@@ -41,41 +75,49 @@ typedef struct dfd_conn {
     size_t in_cap;
     daffi_scan scan;              /* state of the message starting at in_start */
 
-    msgpack_sbuffer out;          /* responses not yet written */
+    msgpack_sbuffer out;          /* output not yet written */
     size_t out_off;               /* bytes of out already written */
 
     unsigned pending;             /* calls in flight (requests awaiting a response) */
     struct dfd_call *calls;       /* in-flight list (requests and notifications) */
 
-    struct dfd_member *member;    /* router: the member this connection said hello as
-                                     (a reference), or NULL */
-    struct dfd_worker *worker;    /* worker role: this is the connection to the router */
-    uint64_t last_rx_ns;          /* when bytes last arrived (heartbeats) */
+    /* heartbeats (heartbeat.h): kept when track_rx is set by the owner */
+    uint64_t last_rx_ns;          /* when bytes last arrived */
     uint32_t ping_msgid;          /* our heartbeat ping in flight on it, 0 = none */
+
+    /* streams (stream.h) */
     dfd_idmap streams;            /* streams this connection sends, by the id we gave */
     dfd_idmap member_streams;     /* router: relay streams to this member, by its id */
     uint32_t next_stream_id;
-    uint64_t sub_version;         /* router: registry version when it subscribed */
+    /* membership events (router) */
+    uint64_t sub_version;         /* registry version when it subscribed */
     struct dfd_conn *dirty_next;  /* loop's list of connections with output to flush */
 
-    unsigned in_batch : 1;        /* inside the read handler: defer writes and frees */
+    unsigned in_batch : 1;        /* inside the read handler: writes wait for its end */
     unsigned read_paused : 1;     /* output over max_output, or peer finished sending */
     unsigned write_armed : 1;
     unsigned closing : 1;         /* close once the output is written */
     unsigned eof : 1;             /* peer shut down its sending side */
-    unsigned dead : 1;            /* closed during a batch; freed at its end */
+    unsigned dead : 1;            /* closed; released at the end of the pass */
+    unsigned dirty : 1;           /* on the loop's dirty list */
+    unsigned track_rx : 1;        /* owner wants last_rx_ns kept (heartbeats) */
+    unsigned keep_serving : 1;    /* draining: still serve this peer's requests (the
+                                     worker's link: its router sends what it routed) */
     unsigned subscribed : 1;      /* router: wants daffi.event notifications (of
                                      registry versions after sub_version) */
-    unsigned dirty : 1;           /* on the loop's dirty list */
-    char peer[64];                /* for logs */
-} dfd_conn;
+    char peer[64];                /* for logs: address, or what the owner named it */
+};
 
-/* Takes ownership of an accepted, non-blocking fd and starts reading it on loop.
- * Returns the connection or NULL (fd closed) when out of memory. */
-dfd_conn *dfd_conn_adopt(dfd_loop *loop, int fd, int is_unix);
+/* Takes ownership of a connected, non-blocking fd and starts reading it on loop, owned
+ * by ops/owner. Returns the connection, or NULL (fd closed) when out of memory. The
+ * caller counts it in srv->conns first; closing uncounts it. */
+dfd_conn *dfd_conn_adopt(dfd_loop *loop, int fd, int is_unix, const dfd_conn_ops *ops,
+                         void *owner);
+/* Hands c to another owner (e.g. a caller that said hello becomes a member). */
+void dfd_conn_set_owner(dfd_conn *c, const dfd_conn_ops *ops, void *owner);
 
 /* Appends the response of a finished request call and unlinks the call from the
- * connection. Writes at once unless a read batch is in progress. */
+ * connection. Writes at once unless a batch is in progress. */
 void dfd_conn_answer(dfd_conn *c, struct dfd_call *call);
 
 /* Unlinks a call from the connection without answering (notifications, calls already
@@ -106,16 +148,22 @@ void dfd_conn_answer_now(dfd_conn *c, struct dfd_call *call);
 /* Writes the output of every connection that gathered some during a loop batch. */
 void dfd_conn_flush_dirty(dfd_loop *loop);
 
+/* Releases the loop's dead connections (its reap event, and loop teardown). */
+void dfd_conn_reap(dfd_loop *loop);
+
 /* Links a new call into the connection's in-flight list; counts it as pending when it
  * is a request. */
 void dfd_conn_link(dfd_conn *c, struct dfd_call *call);
 
-/* Closes now, or after the output is flushed when graceful is 1. Detaches every call
- * in flight (their late completions are discarded). */
+/* Closes now (c is dead when this returns), or, with graceful, once the output is
+ * written. Never frees c (see "Lifetime"). Harmless on a dead connection. */
 void dfd_conn_close(dfd_conn *c, int graceful);
 
 /* Draining: close the connection if it has nothing in flight; otherwise it closes
  * after its last response is written. */
 void dfd_conn_drain(dfd_conn *c);
+
+/* 1 when nothing keeps c open: no call of its own, and its owner is not busy. */
+int dfd_conn_idle(const dfd_conn *c);
 
 #endif /* DFD_CONN_H */

@@ -1,6 +1,6 @@
 /*
- * control.c - the daffi.* control methods outside the router role, and the members
- * listing shared with the router (see control.h).
+ * control.c - the daffi.* control methods: the table, the options parser, and the
+ * methods every role answers itself (see control.h).
  */
 #include <stdio.h>
 #include <string.h>
@@ -9,12 +9,68 @@
 #include "callobj.h"
 #include "control.h"
 #include "dispatch.h"
+#include "fanout.h"
 #include "log.h"
+#include "membership.h"
 #include "router.h"
 #include "server.h"
 #include "stats.h"
 #include "stream.h"
 #include "table.h"
+
+#define OPTS_TIMEOUT_MAX_MS (7ull * 24 * 3600 * 1000)
+
+/* ---- the options parser -------------------------------------------------------------- */
+
+int dfd_call_opts_parse(const dfd_call *call, unsigned allowed, dfd_call_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    const msgpack_object *opts = daffi_arg(&call->base, 2);
+    if (opts == NULL || opts->type == MSGPACK_OBJECT_NIL)
+        return 0;
+    if (opts->type != MSGPACK_OBJECT_MAP)
+        return -1;
+    for (uint32_t i = 0; i < opts->via.map.size; i++) {
+        const char *k;
+        size_t klen;
+        const msgpack_object *v = &opts->via.map.ptr[i].val;
+        if (daffi_obj_text(&opts->via.map.ptr[i].key, &k, &klen) == -1 ||
+            v->type == MSGPACK_OBJECT_NIL)
+            continue;
+        if (klen == 2 && memcmp(k, "to", 2) == 0) {
+            if ((allowed & DFD_OPT_TO_LIST) && v->type == MSGPACK_OBJECT_ARRAY)
+                o->to_list = v;
+            else if (!(allowed & DFD_OPT_TO) || daffi_obj_text(v, &o->to, &o->to_len) == -1)
+                return -1;
+        } else if (klen == 10 && memcmp(k, "timeout_ms", 10) == 0 && (allowed & DFD_OPT_TIMEOUT)) {
+            if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || v->via.u64 > OPTS_TIMEOUT_MAX_MS)
+                return -1;
+            o->timeout_ms = v->via.u64;
+        } else if (klen == 6 && memcmp(k, "window", 6) == 0 && (allowed & DFD_OPT_WINDOW)) {
+            if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || v->via.u64 == 0)
+                return -1;
+            o->window = v->via.u64;
+        }
+    }
+    return 0;
+}
+
+/* ---- answers ---------------------------------------------------------------------------- */
+
+void dfd_control_answer(dfd_conn *c, dfd_call *call, void (*pack)(msgpack_packer *, void *),
+                        void *arg)
+{
+    if (call->notify)
+        return;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    daffi_pack_response_ok(&pk, call->msgid);
+    pack(&pk, arg);
+    dfd_conn_write_raw(c, sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+}
 
 /* Packs {"name": NAME, "callbacks": [...]} for this daffid from the loop's table. */
 static void control_pack_self(msgpack_packer *pk, const dfd_loop *loop)
@@ -51,8 +107,7 @@ void dfd_control_pack_snapshot(msgpack_packer *pk, const dfd_snapshot *s)
     }
 }
 
-/* Packs the members list: [{"name", "callbacks"}...]. */
-static void control_pack_members(msgpack_packer *pk, const dfd_loop *loop)
+void dfd_control_pack_members(msgpack_packer *pk, const dfd_loop *loop)
 {
     if (loop->srv->cfg->role == DFD_ROLE_ROUTER && loop->snapshot != NULL) {
         dfd_control_pack_snapshot(pk, loop->snapshot);
@@ -75,7 +130,7 @@ void dfd_control_no_callback_named(dfd_conn *c, dfd_call *call, const char *name
     daffi_pack_response_error_details(&pk, call->msgid, DAFFI_E_NO_CALLBACK, msg);
     msgpack_pack_map(&pk, 1);
     daffi_pack_cstr(&pk, "members");
-    control_pack_members(&pk, c->loop);
+    dfd_control_pack_members(&pk, c->loop);
     daffi_pack_response_error_end(&pk);
     dfd_conn_write_raw_error(c, sb.data, sb.size);
     msgpack_sbuffer_destroy(&sb);
@@ -86,109 +141,167 @@ void dfd_control_no_callback(dfd_conn *c, dfd_call *call)
     dfd_control_no_callback_named(c, call, call->base.method, call->base.msg.method_len);
 }
 
+/* ---- the methods every role answers ---------------------------------------------------- */
 
-/* daffi.call outside a router: a local callback; `to` may only name this daffid. */
-static int control_local_call(dfd_conn *c, dfd_call *call)
+static void pack_pong(msgpack_packer *pk, void *arg)
+{
+    (void)arg;
+    daffi_pack_cstr(pk, "pong");
+}
+
+static void pack_members(msgpack_packer *pk, void *arg)
+{
+    dfd_control_pack_members(pk, arg);
+}
+
+static void pack_hello(msgpack_packer *pk, void *arg)
+{
+    const dfd_loop *loop = arg;
+    msgpack_pack_map(pk, 2);
+    daffi_pack_cstr(pk, "name");
+    daffi_pack_cstr(pk, loop->srv->cfg->name);
+    daffi_pack_cstr(pk, "members");
+    dfd_control_pack_members(pk, loop);
+}
+
+static int control_ping(dfd_conn *c, dfd_call *call)
+{
+    dfd_control_answer(c, call, pack_pong, NULL);
+    return 0;
+}
+
+static int control_members(dfd_conn *c, dfd_call *call)
+{
+    dfd_control_answer(c, call, pack_members, c->loop);
+    return 0;
+}
+
+/* daffi.hello outside a router: this daffid describes itself; nobody joins. */
+static int control_hello(dfd_conn *c, dfd_call *call)
+{
+    if (c->loop->srv->cfg->role == DFD_ROLE_ROUTER)
+        return dfd_membership_hello(c, call);
+    dfd_control_answer(c, call, pack_hello, c->loop);
+    return 0;
+}
+
+/* daffi.call [callback, [params...], {"to": name, "timeout_ms": int}]: the callback,
+ * routed as a plain call would be (a router's members; elsewhere this daffid, which
+ * `to` may only name). */
+static int control_call(dfd_conn *c, dfd_call *call)
 {
     static const char usage[] =
         "daffi.call takes [callback, [params...], {\"to\": name, \"timeout_ms\": int}]";
-    const msgpack_object *opts = daffi_arg(&call->base, 2);
-    const char *to = NULL;
-    size_t to_len = 0;
-    uint64_t timeout = 0;
-    if (opts != NULL && opts->type == MSGPACK_OBJECT_MAP) {
-        for (uint32_t i = 0; i < opts->via.map.size; i++) {
-            const char *k;
-            size_t klen;
-            const msgpack_object *v = &opts->via.map.ptr[i].val;
-            if (daffi_obj_text(&opts->via.map.ptr[i].key, &k, &klen) == -1)
-                continue;
-            if (klen == 2 && memcmp(k, "to", 2) == 0 && v->type != MSGPACK_OBJECT_NIL &&
-                daffi_obj_text(v, &to, &to_len) == -1)
-                goto bad;
-            if (klen == 10 && memcmp(k, "timeout_ms", 10) == 0 && v->type != MSGPACK_OBJECT_NIL) {
-                if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-                    goto bad;
-                timeout = v->via.u64;
-            }
-        }
-    } else if (opts != NULL && opts->type != MSGPACK_OBJECT_NIL) {
-        goto bad;
+    dfd_server *srv = c->loop->srv;
+    dfd_call_opts o;
+    if (dfd_call_opts_parse(call, DFD_OPT_TO | DFD_OPT_TIMEOUT, &o) == -1 ||
+        daffi_call_unwrap(&call->base) == -1) {
+        if (!call->notify)
+            dfd_conn_error(c, call->msgid, DAFFI_E_BAD_ARGS, usage);
+        return 0;
     }
-    if (daffi_call_unwrap(&call->base) == -1)
-        goto bad;
-    const char *name = c->loop->srv->cfg->name;
-    if (to != NULL && (to_len != strlen(name) || memcmp(to, name, to_len) != 0)) {
-        char msg[360];
-        snprintf(msg, sizeof(msg), "no member named '%.*s' (this daffid is '%s' and runs "
-                 "role=%s, without a router)", (int)(to_len > 200 ? 200 : to_len), to, name,
-                 dfd_role_name(c->loop->srv->cfg->role));
+    if (call->base.msg.method_len >= 6 && memcmp(call->base.method, "daffi.", 6) == 0) {
+        if (!call->notify)
+            dfd_conn_error(c, call->msgid, DAFFI_E_BAD_ARGS,
+                           "daffi.call cannot call a daffi.* method");
+        return 0;
+    }
+    call->timeout_ms = o.timeout_ms;
+    if (srv->cfg->role == DFD_ROLE_ROUTER) {
+        dfd_router_route(c, call, o.to, o.to_len);
+        return 1;
+    }
+    const char *name = srv->cfg->name;
+    if (o.to != NULL && (o.to_len != strlen(name) || memcmp(o.to, name, o.to_len) != 0)) {
+        char msg[400];
+        if (srv->cfg->role == DFD_ROLE_WORKER)
+            snprintf(msg, sizeof(msg), "no member named '%.*s' here: this daffid is worker "
+                     "'%s' of the router at %s; call other members through that router",
+                     (int)(o.to_len > 120 ? 120 : o.to_len), o.to, name, srv->cfg->router);
+        else
+            snprintf(msg, sizeof(msg), "no member named '%.*s' (this daffid is '%s' and runs "
+                     "role=%s, without a router)", (int)(o.to_len > 200 ? 200 : o.to_len),
+                     o.to, name, dfd_role_name(srv->cfg->role));
         if (!call->notify)
             dfd_conn_error(c, call->msgid, DAFFI_E_UNAVAILABLE, msg);
         return 0;
     }
-    const char *method = call->base.method;
-    size_t len = call->base.msg.method_len;
-    const dfd_callback *cb = dfd_table_find(c->loop->table, method, len);
-    if (cb == NULL || strlen(method) != len) {
-        dfd_stat_add(&c->loop->stats, DFD_STAT_no_callback, 1);
-        dfd_control_no_callback(c, call);
-        return 0;
-    }
-    call->timeout_ms = timeout;
-    dfd_dispatch_local(c, call, cb);
+    dfd_dispatch_route_local(c, call);
     return 1;
-bad:
-    if (!call->notify)
-        dfd_conn_error(c, call->msgid, DAFFI_E_BAD_ARGS, usage);
-    return 0;
 }
+
+/* ---- the table ---------------------------------------------------------------------------- */
+
+#define ROLE_ALL 0x7u
+#define ROLE_ROUTER (1u << DFD_ROLE_ROUTER)
+
+enum {
+    CTL_REQUEST = 1u << 0,  /* a notification of it is counted and dropped */
+    CTL_NOTIFY = 1u << 1    /* a request of it is answered BAD_ARGS (it is a notification) */
+};
+
+typedef struct control_method {
+    const char *name;       /* after "daffi." */
+    dfd_control_fn fn;
+    unsigned roles;         /* bit (1 << role) for each role that serves it */
+    unsigned flags;
+    const char *notify_form; /* CTL_NOTIFY: the params a notification carries */
+} control_method;
+
+static const control_method control_methods[] = {
+    {"ping", control_ping, ROLE_ALL, CTL_REQUEST, NULL},
+    {"members", control_members, ROLE_ALL, CTL_REQUEST, NULL},
+    {"hello", control_hello, ROLE_ALL, CTL_REQUEST, NULL},
+    {"call", control_call, ROLE_ALL, 0, NULL},
+    {"cast", dfd_fanout_cast, ROLE_ROUTER, 0, NULL},
+    {"wait", dfd_fanout_wait, ROLE_ROUTER, 0, NULL},
+    {"subscribe", dfd_membership_subscribe, ROLE_ROUTER, 0, NULL},
+    {"stream", dfd_stream_open, ROLE_ALL, CTL_REQUEST, NULL},
+    {"end", dfd_stream_end, ROLE_ALL, 0, NULL},
+    {"chunk", dfd_stream_chunk, ROLE_ALL, CTL_NOTIFY, "[stream id, chunk]"},
+    {"credit", dfd_stream_credit, ROLE_ALL, CTL_NOTIFY, "[stream id, chunks]"},
+    {"abort", dfd_stream_abort, ROLE_ALL, CTL_NOTIFY, "[stream id]"},
+};
 
 int dfd_control_handle(dfd_conn *c, dfd_call *call)
 {
-    if (c->loop->srv->cfg->role == DFD_ROLE_ROUTER)
-        return dfd_router_control(c, call);
-    const char *m = call->base.method + 6; /* after "daffi." */
-    if (strcmp(m, "ping") == 0 || strcmp(m, "members") == 0 || strcmp(m, "hello") == 0) {
-        if (call->notify)
-            return 0;
-        msgpack_sbuffer sb;
-        msgpack_sbuffer_init(&sb);
-        msgpack_packer pk;
-        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-        daffi_pack_response_ok(&pk, call->msgid);
-        if (m[0] == 'p') {
-            daffi_pack_cstr(&pk, "pong");
-        } else if (m[0] == 'm') {
-            control_pack_members(&pk, c->loop);
-        } else {
-            msgpack_pack_map(&pk, 2);
-            daffi_pack_cstr(&pk, "name");
-            daffi_pack_cstr(&pk, c->loop->srv->cfg->name);
-            daffi_pack_cstr(&pk, "members");
-            control_pack_members(&pk, c->loop);
+    dfd_loop *loop = c->loop;
+    const char *name = call->base.method + 6; /* after "daffi." */
+    size_t len = call->base.msg.method_len - 6;
+    const control_method *m = NULL;
+    for (size_t i = 0; i < sizeof(control_methods) / sizeof(control_methods[0]); i++)
+        if (strlen(control_methods[i].name) == len &&
+            memcmp(control_methods[i].name, name, len) == 0) {
+            m = &control_methods[i];
+            break;
         }
-        dfd_conn_write_raw(c, sb.data, sb.size);
-        msgpack_sbuffer_destroy(&sb);
+    dfd_role role = loop->srv->cfg->role;
+    if (m == NULL || (call->notify && (m->flags & CTL_REQUEST))) {
+        if (call->notify) {
+            dfd_stat_add(&loop->stats, DFD_STAT_unknown_notifications, 1);
+            return 0;
+        }
+        dfd_stat_add(&loop->stats, DFD_STAT_no_callback, 1);
+        dfd_control_no_callback(c, call);
         return 0;
     }
-    if (strcmp(m, "call") == 0)
-        return control_local_call(c, call);
-    if (strcmp(m, "stream") == 0 || strcmp(m, "chunk") == 0 || strcmp(m, "end") == 0 ||
-        strcmp(m, "abort") == 0 || strcmp(m, "credit") == 0)
-        return dfd_stream_control(c, call, m);
-    if (call->notify) {
-        dfd_stat_add(&c->loop->stats, DFD_STAT_unknown_notifications, 1);
-        return 0;
-    }
-    if (strcmp(m, "cast") == 0 || strcmp(m, "wait") == 0 || strcmp(m, "subscribe") == 0) {
+    if (!(m->roles & (1u << role))) {
+        if (call->notify) {
+            dfd_stat_add(&loop->stats, DFD_STAT_unknown_notifications, 1);
+            return 0;
+        }
         char msg[200];
-        snprintf(msg, sizeof(msg), "%s needs a router; this daffid runs role=%s",
-                 call->base.method, dfd_role_name(c->loop->srv->cfg->role));
+        snprintf(msg, sizeof(msg), "daffi.%s needs a router; this daffid runs role=%s",
+                 m->name, dfd_role_name(role));
         dfd_conn_error(c, call->msgid, DAFFI_E_NO_CALLBACK, msg);
         return 0;
     }
-    dfd_stat_add(&c->loop->stats, DFD_STAT_no_callback, 1);
-    dfd_control_no_callback(c, call);
-    return 0;
+    if (!call->notify && (m->flags & CTL_NOTIFY)) {
+        char msg[240];
+        snprintf(msg, sizeof(msg), "daffi.%s is a notification, never answered: send it as "
+                 "[2, \"daffi.%s\", %s]", m->name, m->name, m->notify_form);
+        dfd_conn_error(c, call->msgid, DAFFI_E_BAD_ARGS, msg);
+        return 0;
+    }
+    return m->fn(c, call);
 }

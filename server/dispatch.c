@@ -18,12 +18,11 @@
 #include "control.h"
 #include "dispatch.h"
 #include "log.h"
+#include "logfmt.h"
 #include "plugin.h"
-#include "router.h"
 #include "server.h"
 #include "stream.h"
 #include "table.h"
-#include "worker.h"
 
 static void dispatch_done_op(daffi_call *base);
 static int dispatch_cancelled_op(const daffi_call *base);
@@ -35,45 +34,86 @@ static const daffi_call_ops dispatch_ops = {
 
 static void dispatch_on_timeout(evutil_socket_t fd, short what, void *arg);
 
+/* Arms call->timer for what is left of its deadline, rounded up to the microsecond.
+ * Returns 0 when armed, 1 when the deadline has passed. */
+static int dispatch_arm_rest(dfd_call *call)
+{
+    uint64_t due = call->start_ns + call->timeout_ms * 1000000u;
+    uint64_t now = dfd_now_ns();
+    if (now >= due)
+        return 1;
+    uint64_t us = (due - now + 999) / 1000;
+    struct timeval tv = {(time_t)(us / 1000000), (suseconds_t)(us % 1000000)};
+    evtimer_add(&call->timer, &tv);
+    call->timer_armed = 1;
+    return 0;
+}
+
 /* Arms the call's deadline (call->timeout_ms; 0 = none). Owner loop thread only. */
 void dfd_dispatch_arm_deadline(dfd_call *call)
 {
     if (call->timer_armed || call->timeout_ms == 0)
         return;
-    uint64_t ms = call->timeout_ms;
-    uint64_t spent = (dfd_now_ns() - call->start_ns) / 1000000u;
-    uint64_t left = ms > spent ? ms - spent : 0;
-    struct timeval tv = {(time_t)(left / 1000), (suseconds_t)((left % 1000) * 1000)};
     evtimer_assign(&call->timer, call->loop->base, dispatch_on_timeout, call);
-    evtimer_add(&call->timer, &tv);
-    call->timer_armed = 1;
+    if (dispatch_arm_rest(call) == 1) {
+        struct timeval now = {0, 0};
+        evtimer_add(&call->timer, &now);
+        call->timer_armed = 1;
+    }
 }
 
-/* Completes a COMPLETING call on its owner loop: inline or by mail. */
-static void dispatch_deliver(dfd_call *call)
+/* Mail: a call completed on another thread (or a queued one got its slot). */
+static void dispatch_finish_mail(dfd_loop *loop, void *arg)
 {
-    if (dfd_loop_is_current(call->loop)) {
+    (void)loop;
+    dfd_dispatch_finish(arg);
+}
+
+static void dispatch_run_mail(dfd_loop *loop, void *arg)
+{
+    (void)loop;
+    dfd_dispatch_run(arg);
+}
+
+/* A call mail the loop never ran (teardown): the call is still the loop's to free. */
+static void dispatch_drop_call(void *arg)
+{
+    dfd_call_free(arg);
+}
+
+/* Completes a COMPLETING call on its owner loop: inline or by mail. on_loop was
+ * decided by the caller before the call could be handed over. */
+static void dispatch_deliver(dfd_call *call, int on_loop)
+{
+    if (on_loop) {
         dfd_dispatch_finish(call);
         return;
     }
-    if (dfd_loop_post(call->loop, DFD_MAIL_CALL_DONE, -1, 0, call) == -1)
+    if (dfd_loop_post(call->loop, dispatch_finish_mail, dispatch_drop_call, call) == -1)
         dfd_error("dispatch.oom", "callback=%s msg=\"cannot post a completion\"",
                   call->base.method);
 }
 
 void dfd_dispatch_after_handler(dfd_call *call, daffi_status st)
 {
+    /* Decided before the hand-off: once the state leaves RUNNING, a daffi_call_done on
+     * another thread may complete the call and its loop free it, so a handler that ran
+     * off its loop (the blocking pool) must not read the call after the exchange. */
+    int on_loop = dfd_loop_is_current(call->loop);
     if (st == DAFFI_PENDING) {
         int expected = DFD_CALL_RUNNING;
         if (atomic_compare_exchange_strong(&call->state, &expected, DFD_CALL_PENDING)) {
-            if (!call->timer_armed && dfd_loop_is_current(call->loop))
+            /* on its loop the call cannot be finished before this returns (a
+             * completion from elsewhere comes by mail); a blocking call's deadline was
+             * armed before it left the loop */
+            if (on_loop)
                 dfd_dispatch_arm_deadline(call);
             return;
         }
         /* daffi_call_done() already ran inside the handler (DONE_EARLY) */
     }
     atomic_store(&call->state, DFD_CALL_COMPLETING);
-    dispatch_deliver(call);
+    dispatch_deliver(call, on_loop);
 }
 
 static void dispatch_done_op(daffi_call *base)
@@ -85,8 +125,9 @@ static void dispatch_done_op(daffi_call *base)
             if (atomic_compare_exchange_strong(&call->state, &s, DFD_CALL_DONE_EARLY))
                 return;
         } else if (s == DFD_CALL_PENDING) {
+            int on_loop = dfd_loop_is_current(call->loop);
             if (atomic_compare_exchange_strong(&call->state, &s, DFD_CALL_COMPLETING)) {
-                dispatch_deliver(call);
+                dispatch_deliver(call, on_loop);
                 return;
             }
         } else {
@@ -153,7 +194,8 @@ static void dispatch_release_slot(dfd_call *call)
     }
     pthread_mutex_unlock(&p->lock);
     /* by mail even on this loop: a chain of inline calls must not recurse */
-    if (next != NULL && dfd_loop_post(next->loop, DFD_MAIL_CALL_RUN, -1, 0, next) == -1) {
+    if (next != NULL &&
+        dfd_loop_post(next->loop, dispatch_run_mail, dispatch_drop_call, next) == -1) {
         dfd_error("dispatch.oom", "callback=%s msg=\"cannot start a queued call\"",
                   next->base.method);
     }
@@ -168,17 +210,17 @@ void dfd_dispatch_finish(dfd_call *call)
     }
     dispatch_release_slot(call);
     dfd_stats_call_end(loop, call);
-    if (call->cast != NULL) {
-        /* a cast's child reports to its cast, not to a connection */
-        dfd_router_cast_child_done(call);
+    const dfd_call_hooks *h = call->hooks;
+    if (h != NULL && h->report != NULL) {
+        h->report(call);
         dfd_call_free(call);
         return;
     }
-    if (call->stream != NULL)
-        dfd_stream_relay_opened(call); /* the member opened a relayed stream */
+    if (h != NULL && h->before_answer != NULL)
+        h->before_answer(call);
     dfd_conn *c = call->conn;
-    if (loop->srv->cfg->access_log) /* before the answer, which may free c */
-        dfd_log_access(call, c != NULL ? c->peer : "-");
+    if (atomic_load_explicit(&loop->srv->access_log, memory_order_relaxed))
+        dfd_log_access(call, c != NULL ? c->peer : "-", -1);
     if (c == NULL || call->answered) {
         if (atomic_load(&call->cancelled))
             dfd_stat_add(&loop->stats, DFD_STAT_late_completions, 1);
@@ -192,21 +234,10 @@ void dfd_dispatch_finish(dfd_call *call)
     dfd_call_free(call);
 }
 
-/* Deadline of a call that is queued, on the pool, or pending: answer TIMEOUT now; the
- * handler's later completion is discarded. */
-static void dispatch_on_timeout(evutil_socket_t fd, short what, void *arg)
+/* Takes a queued call out of its plugin's queue. Returns 1 when it was there. */
+static int dispatch_unqueue(dfd_call *call)
 {
-    (void)fd;
-    (void)what;
-    dfd_call *call = arg;
-    call->timer_armed = 0;
-    dfd_loop *loop = call->loop;
-    if (call->kind == DFD_KIND_CAST || call->kind == DFD_KIND_WAIT) {
-        dfd_router_on_deadline(call);
-        return;
-    }
     int was_queued = 0;
-    if (call->kind == DFD_KIND_LOCAL) {
     dfd_plugin *p = call->cb->plugin;
     pthread_mutex_lock(&p->lock);
     if (atomic_load(&call->state) == DFD_CALL_QUEUED) {
@@ -226,13 +257,25 @@ static void dispatch_on_timeout(evutil_socket_t fd, short what, void *arg)
         }
     }
     pthread_mutex_unlock(&p->lock);
-    }
+    return was_queued;
+}
 
+/* The deadline of a call that is queued, on the pool, pending, or forwarded: answer
+ * TIMEOUT now; wherever the call went stops waiting for it (call->expire), and a
+ * handler's later completion is discarded. */
+static void dispatch_timeout(dfd_call *call)
+{
+    dfd_loop *loop = call->loop;
+    const dfd_call_hooks *h = call->hooks;
+    if (h != NULL && h->deadline != NULL) {
+        h->deadline(call);
+        return;
+    }
+    int was_queued = call->kind == DFD_KIND_LOCAL && call->cb != NULL && dispatch_unqueue(call);
     uint64_t ms = (dfd_now_ns() - call->start_ns) / 1000000u;
-    char msg[200];
-    if (call->kind == DFD_KIND_FORWARD)
-        snprintf(msg, sizeof(msg), "member '%s' did not answer '%.100s' within %llu ms",
-                 call->member->name, call->base.method, (unsigned long long)ms);
+    char msg[320];
+    if (call->expire != NULL)
+        call->expire(call, msg, sizeof(msg));
     else
         snprintf(msg, sizeof(msg), "callback '%.100s' did not complete within %llu ms%s",
                  call->base.method, (unsigned long long)ms, was_queued ? " (still queued)" : "");
@@ -244,18 +287,34 @@ static void dispatch_on_timeout(evutil_socket_t fd, short what, void *arg)
         return;
     }
     atomic_store(&call->cancelled, 1);
-    if (call->cast != NULL) {
-        /* a cast's child with its own deadline: the cast records the TIMEOUT */
+    if (h != NULL && h->timed_out != NULL) {
         call->answered = 1;
-        dfd_router_cast_child_timeout(call, msg);
-        return;
-    }
-    if (call->conn != NULL && !call->notify && !call->answered) {
+        h->timed_out(call, msg);
+    } else if (call->conn != NULL && !call->notify && !call->answered) {
         call->answered = 1;
         dfd_conn *c = call->conn;
         dfd_conn_error(c, call->msgid, DAFFI_E_TIMEOUT, msg);
         dfd_conn_forget(c, call);
     }
+    /* last: a handler waiting on the loop stops now, and may complete (free) the call */
+    if (atomic_load(&call->state) == DFD_CALL_PENDING)
+        daffi_call_fire_cancel(&call->base);
+}
+
+static void dispatch_on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    dfd_call *call = arg;
+    dfd_loop *loop = call->loop;
+    call->timer_armed = 0;
+    /* the loops run libevent's coarse clock (no timerfd syscall per loop pass), which
+     * may fire up to a tick early: the deadline is the precise clock's */
+    if (dispatch_arm_rest(call) == 0)
+        return;
+    dfd_loop_batch_begin(loop);
+    dispatch_timeout(call);
+    dfd_loop_batch_end(loop);
 }
 
 /* Packs and sends an error for a request that never became a running call. */
@@ -263,7 +322,14 @@ static void dispatch_refuse(dfd_conn *c, dfd_call *call, int code, const char *m
 {
     if (!call->notify)
         dfd_conn_error(c, call->msgid, code, msg);
+    dfd_dispatch_log_refused(c, call, code);
     dfd_call_free(call);
+}
+
+void dfd_dispatch_log_refused(dfd_conn *c, dfd_call *call, int code)
+{
+    if (atomic_load_explicit(&call->loop->srv->access_log, memory_order_relaxed))
+        dfd_log_access(call, c != NULL ? c->peer : "-", code);
 }
 
 void dfd_dispatch_message(dfd_conn *c, const char *bytes, size_t size, int kind,
@@ -271,14 +337,9 @@ void dfd_dispatch_message(dfd_conn *c, const char *bytes, size_t size, int kind,
 {
     dfd_loop *loop = c->loop;
     if (kind == DAFFI_MSG_RESPONSE) {
-        /* only a member's connection (router) and the connection to the router (worker)
-         * carry calls of our own */
-        if (c->member != NULL)
-            dfd_router_on_response(c, bytes, size, msgid);
-        else if (c->worker != NULL)
-            dfd_worker_on_response(c, bytes, size, msgid);
-        else
-            dfd_stat_add(&loop->stats, DFD_STAT_unexpected_responses, 1);
+        /* a caller has no call of ours outstanding: the owners that do (a router's
+         * members, a worker's link) take responses before they come here */
+        dfd_stat_add(&loop->stats, DFD_STAT_unexpected_responses, 1);
         return;
     }
     int notify = kind == DAFFI_MSG_NOTIFY;
@@ -299,7 +360,7 @@ void dfd_dispatch_message(dfd_conn *c, const char *bytes, size_t size, int kind,
         return;
     }
     /* a worker keeps serving what its router still sends while it withdraws */
-    if (loop->draining && c->worker == NULL) {
+    if (loop->draining && !c->keep_serving) {
         dispatch_refuse(c, call, DAFFI_E_SHUTTING_DOWN, "daffid is shutting down");
         return;
     }
@@ -318,15 +379,23 @@ void dfd_dispatch_message(dfd_conn *c, const char *bytes, size_t size, int kind,
             dfd_call_free(call);
         return;
     }
-    if (loop->srv->cfg->role == DFD_ROLE_ROUTER) {
-        dfd_router_route(c, call, NULL, 0);
-        return;
-    }
+    loop->srv->route(c, call);
+}
+
+void dfd_dispatch_route_local(dfd_conn *c, dfd_call *call)
+{
+    dfd_loop *loop = call->loop;
+    const char *method = call->base.method;
+    size_t len = call->base.msg.method_len;
+    int notify = call->notify;
     const dfd_callback *cb = dfd_table_find(loop->table, method, len);
     if (cb == NULL || strlen(method) != len) {
+        dfd_dispatch_log_refused(c, call, DAFFI_E_NO_CALLBACK);
         if (notify) {
+            char name[160];
             dfd_stat_add(&loop->stats, DFD_STAT_unknown_notifications, 1);
-            dfd_debug("call.unknown_notification", "peer=%s method=\"%.64s\"", c->peer, method);
+            dfd_debug("call.unknown_notification", "peer=%s method=%s", c->peer,
+                      dfd_logfmt_value_n(name, sizeof(name), method, len > 64 ? 64 : len));
             dfd_call_free(call);
             return;
         }
@@ -353,12 +422,8 @@ void dfd_dispatch_local(dfd_conn *c, dfd_call *call, const dfd_callback *cb)
         return;
     }
     dfd_plugin *p = cb->plugin;
-    dfd_plugin_retain(p);
-    call->kind = DFD_KIND_LOCAL;
-    call->cb = cb;
+    dfd_call_set_callback(call, cb);
     dfd_stats_call_start(loop, cb);
-    call->base.host = &p->host;
-    call->base.state = p->state;
     if (call->timeout_ms == 0)
         call->timeout_ms = p->timeout_ms ? p->timeout_ms : loop->srv->cfg->default_timeout_ms;
     if (c != NULL)
@@ -399,3 +464,15 @@ void dfd_dispatch_local(dfd_conn *c, dfd_call *call, const dfd_callback *cb)
     atomic_store(&call->state, DFD_CALL_COMPLETING);
     dfd_dispatch_finish(call);
 }
+
+/* The connection's owner for a caller (the default for accepted connections): its
+ * streams end with it. */
+static void dispatch_caller_closed(dfd_conn *c)
+{
+    dfd_stream_conn_closed(c);
+}
+
+const dfd_conn_ops dfd_caller_ops = {
+    .message = dfd_dispatch_message,
+    .closed = dispatch_caller_closed,
+};

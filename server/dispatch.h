@@ -3,6 +3,10 @@
  * table (or a daffi.* control method), per-connection and per-plugin limits, running
  * the handler inline, on the blocking pool or asynchronously, deadlines, and
  * delivering the outcome on the loop that owns the call.
+ *
+ * Dispatch names no role: the router routes through srv->route, and what a role adds
+ * to a call's life (a cast's children, forwarded calls, relay streams) comes through
+ * the call's hooks (call-t.h).
  */
 #ifndef DFD_DISPATCH_H
 #define DFD_DISPATCH_H
@@ -12,14 +16,27 @@
 #include "call-t.h"
 #include "conn.h"
 
+/* The owner of a caller's connection (what an accepted connection starts with). */
+extern const dfd_conn_ops dfd_caller_ops;
+
 /* Handles one complete message of size bytes that the connection framed (kind is the
- * envelope's kind; msgid is valid for requests). On the connection's loop thread. */
+ * envelope's kind; msgid is valid for requests): daffi.* control methods go to the
+ * control table, every other request to the role's route (srv->route). On the
+ * connection's loop thread. Other owners hand their requests and notifications here. */
 void dfd_dispatch_message(dfd_conn *c, const char *bytes, size_t size, int kind,
                           uint32_t msgid);
+
+/* The route of the service and worker roles: the loop's callback table, else
+ * NO_CALLBACK (a notification for nobody is counted and dropped). */
+void dfd_dispatch_route_local(dfd_conn *c, dfd_call *call);
 
 /* Runs a local callback for call (c may be NULL for a cast's child): per-plugin
  * concurrency and queue, inline / blocking / async. */
 void dfd_dispatch_local(dfd_conn *c, dfd_call *call, const struct dfd_callback *cb);
+
+/* The access log line of a call refused before it ran (its error code), when the
+ * access log is on: the log then has one line per call, whatever became of it. */
+void dfd_dispatch_log_refused(dfd_conn *c, dfd_call *call, int code);
 
 /* Arms the call's deadline from call->timeout_ms (owner loop; 0 = none). */
 void dfd_dispatch_arm_deadline(dfd_call *call);

@@ -36,6 +36,26 @@ struct dfd_cast {
     cast_slot *slots;
 };
 
+static void cast_child_done(dfd_call *call);
+static void cast_child_timeout(dfd_call *call, const char *msg);
+static void fanout_deadline(dfd_call *call);
+
+static const dfd_call_hooks cast_child_hooks = {
+    .report = cast_child_done,
+    .timed_out = cast_child_timeout,
+};
+
+static void wait_caller_gone(dfd_call *call);
+
+static const dfd_call_hooks cast_parent_hooks = {
+    .deadline = fanout_deadline,
+};
+
+static const dfd_call_hooks wait_hooks = {
+    .deadline = fanout_deadline,
+    .caller_gone = wait_caller_gone,
+};
+
 static void cast_release(dfd_cast *cast)
 {
     if (--cast->refs > 0)
@@ -86,7 +106,8 @@ static void cast_answer(dfd_cast *cast)
     cast_release(cast);
 }
 
-void dfd_router_cast_child_done(dfd_call *call)
+/* A child finished (hook report): its outcome fills its slot. */
+static void cast_child_done(dfd_call *call)
 {
     dfd_cast *cast = call->cast;
     call->cast = NULL;
@@ -126,7 +147,8 @@ void dfd_router_cast_child_done(dfd_call *call)
     cast_release(cast);
 }
 
-void dfd_router_cast_child_timeout(dfd_call *call, const char *msg)
+/* A child hit its own deadline (hook timed_out): its slot reads TIMEOUT. */
+static void cast_child_timeout(dfd_call *call, const char *msg)
 {
     dfd_cast *cast = call->cast;
     cast_slot *slot = &cast->slots[call->cast_slot];
@@ -154,6 +176,7 @@ static dfd_call *cast_child(dfd_call *parent, dfd_cast *cast, size_t i)
     }
     child->cast = cast;
     child->cast_slot = (unsigned)i;
+    child->hooks = &cast_child_hooks;
     cast->refs++;
     return child;
 }
@@ -173,22 +196,18 @@ int dfd_fanout_cast(dfd_conn *c, dfd_call *call)
     dfd_loop *loop = c->loop;
     const msgpack_object *target = daffi_arg(&call->base, 0);
     const msgpack_object *params = daffi_arg(&call->base, 1);
-    const msgpack_object *opts = daffi_arg(&call->base, 2);
-    const msgpack_object *to = daffi_obj_get(opts, "to");
-    const msgpack_object *tmo = daffi_obj_get(opts, "timeout_ms");
     const char *cb;
     size_t cb_len;
+    dfd_call_opts o;
     if (target == NULL || daffi_obj_text(target, &cb, &cb_len) == -1 || params == NULL ||
         params->type != MSGPACK_OBJECT_ARRAY ||
-        (opts != NULL && opts->type != MSGPACK_OBJECT_MAP && opts->type != MSGPACK_OBJECT_NIL) ||
-        (to != NULL && to->type != MSGPACK_OBJECT_NIL && to->type != MSGPACK_OBJECT_ARRAY) ||
-        (tmo != NULL && tmo->type != MSGPACK_OBJECT_NIL &&
-         tmo->type != MSGPACK_OBJECT_POSITIVE_INTEGER)) {
+        dfd_call_opts_parse(call, DFD_OPT_TO_LIST | DFD_OPT_TIMEOUT, &o) == -1) {
         fanout_bad_args(c, call, usage);
         return 0;
     }
     dfd_snapshot *snap = loop->snapshot;
-    int use_to = to != NULL && to->type == MSGPACK_OBJECT_ARRAY;
+    const msgpack_object *to = o.to_list;
+    int use_to = to != NULL;
     size_t n = use_to ? to->via.array.size : snap->n;
     dfd_cast *cast = calloc(1, sizeof(*cast));
     if (cast == NULL || (cast->slots = calloc(n ? n : 1, sizeof(cast_slot))) == NULL) {
@@ -266,9 +285,8 @@ int dfd_fanout_cast(dfd_conn *c, dfd_call *call)
 
     /* the parent waits for its children on this loop */
     call->kind = DFD_KIND_CAST;
-    call->timeout_ms = loop->srv->cfg->default_timeout_ms;
-    if (tmo != NULL && tmo->type == MSGPACK_OBJECT_POSITIVE_INTEGER && tmo->via.u64 > 0)
-        call->timeout_ms = tmo->via.u64;
+    call->hooks = &cast_parent_hooks;
+    call->timeout_ms = o.timeout_ms ? o.timeout_ms : loop->srv->cfg->default_timeout_ms;
     if (!call->notify) {
         cast->parent = call;
         call->cast_parent = cast;
@@ -330,9 +348,17 @@ static void wait_unlink(dfd_loop *loop, dfd_call *call)
         if (*pp == call) {
             *pp = call->next;
             call->next = NULL;
+            atomic_fetch_sub_explicit(&loop->nwaiters, 1, memory_order_relaxed);
             return;
         }
     }
+}
+
+/* The caller of a parked daffi.wait left: nobody waits for its answer. */
+static void wait_caller_gone(dfd_call *call)
+{
+    wait_unlink(call->loop, call);
+    dfd_call_free(call);
 }
 
 int dfd_fanout_wait(dfd_conn *c, dfd_call *call)
@@ -360,6 +386,7 @@ int dfd_fanout_wait(dfd_conn *c, dfd_call *call)
         return 0;
     }
     call->kind = DFD_KIND_WAIT;
+    call->hooks = &wait_hooks;
     call->timeout_ms = loop->srv->cfg->default_timeout_ms;
     if (tmo != NULL && tmo->type == MSGPACK_OBJECT_POSITIVE_INTEGER && tmo->via.u64 > 0)
         call->timeout_ms = tmo->via.u64;
@@ -367,6 +394,7 @@ int dfd_fanout_wait(dfd_conn *c, dfd_call *call)
     atomic_store(&call->state, DFD_CALL_RUNNING);
     call->next = loop->waiters;
     loop->waiters = call;
+    atomic_fetch_add_explicit(&loop->nwaiters, 1, memory_order_relaxed);
     dfd_dispatch_arm_deadline(call);
     return 1;
 }
@@ -386,7 +414,8 @@ void dfd_fanout_members_changed(dfd_loop *loop)
     }
 }
 
-void dfd_router_on_deadline(dfd_call *call)
+/* The deadline of a cast (what it has, missing slots TIMEOUT) or a wait. */
+static void fanout_deadline(dfd_call *call)
 {
     dfd_loop *loop = call->loop;
     if (call->kind == DFD_KIND_CAST) {

@@ -13,6 +13,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "conn.h"
+#include "dispatch.h"
 #include "listener.h"
 #include "log.h"
 #include "loop.h"
@@ -122,6 +124,34 @@ int dfd_listeners_open(dfd_server *srv, dfd_errors *errs)
     return 0;
 }
 
+/* An accepted connection on its way to a loop (the mail owns it). */
+typedef struct listener_accepted {
+    int fd;
+    int is_unix;
+    dfd_server *srv;
+} listener_accepted;
+
+static void listener_drop(void *arg)
+{
+    listener_accepted *a = arg;
+    close(a->fd);
+    atomic_fetch_sub(&a->srv->conns, 1);
+    free(a);
+}
+
+/* On the loop: a caller's connection, owned by the service dispatch. */
+static void listener_adopt(dfd_loop *loop, void *arg)
+{
+    listener_accepted *a = arg;
+    if (loop->draining) {
+        listener_drop(a);
+        return;
+    }
+    if (dfd_conn_adopt(loop, a->fd, a->is_unix, &dfd_caller_ops, NULL) == NULL)
+        atomic_fetch_sub(&a->srv->conns, 1);
+    free(a);
+}
+
 static void listener_on_accept(evutil_socket_t lfd, short what, void *arg)
 {
     (void)what;
@@ -148,10 +178,17 @@ static void listener_on_accept(evutil_socket_t lfd, short what, void *arg)
         }
         atomic_fetch_add(&srv->conns, 1);
         dfd_loop *loop = &srv->loops[srv->next_loop++ % srv->nloops];
-        if (dfd_loop_post(loop, DFD_MAIL_CONN, fd, l->is_unix, NULL) == -1) {
+        listener_accepted *a = malloc(sizeof(*a));
+        if (a == NULL) {
             atomic_fetch_sub(&srv->conns, 1);
             close(fd);
+            continue;
         }
+        a->fd = fd;
+        a->is_unix = l->is_unix;
+        a->srv = srv;
+        if (dfd_loop_post(loop, listener_adopt, listener_drop, a) == -1)
+            listener_drop(a);
     }
 }
 

@@ -6,34 +6,28 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "call.h"
 #include "conn.h"
-#include "dispatch.h"
-#include "fanout.h"
 #include "log.h"
 #include "loop.h"
-#include "members.h"
-#include "router.h"
 #include "server.h"
-#include "stream.h"
 #include "table.h"
-#include "worker.h"
 
 static void loop_on_mail(evutil_socket_t fd, short what, void *arg);
 static void loop_on_flush(evutil_socket_t fd, short what, void *arg);
+static void loop_on_reap(evutil_socket_t fd, short what, void *arg);
 
 int dfd_loop_init(dfd_loop *loop, dfd_server *srv, unsigned index, dfd_table *table)
 {
     loop->srv = srv;
     loop->index = index;
-    /* precise timers: deadlines are promised to the millisecond, and libevent's coarse
-     * clock fires them up to a few ms early */
-    struct event_config *ec = event_config_new();
-    if (ec == NULL)
-        return -1;
-    event_config_set_flag(ec, EVENT_BASE_FLAG_PRECISE_TIMER);
-    loop->base = event_base_new_with_config(ec);
-    event_config_free(ec);
+    /* No EVENT_BASE_FLAG_PRECISE_TIMER: with it libevent's epoll backend reprograms a
+     * timerfd (timerfd_settime) on every loop pass, one syscall per call more than the
+     * floor (make bench, section 4). Without it the loop's clock is
+     * CLOCK_MONOTONIC_COARSE, which lags by up to a tick (4 ms here), so a timer may
+     * fire that much early: a call's deadline re-checks the precise clock when it
+     * fires and re-arms for the rest (dispatch.c, dispatch_on_timeout), so it never
+     * fires early (tests/integration/test_timeout_precision.c). */
+    loop->base = event_base_new();
     if (loop->base == NULL)
         return -1;
     loop->mail_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -46,6 +40,7 @@ int dfd_loop_init(dfd_loop *loop, dfd_server *srv, unsigned index, dfd_table *ta
     event_assign(&loop->mail_ev, loop->base, loop->mail_fd, EV_READ | EV_PERSIST,
                  loop_on_mail, loop);
     event_assign(&loop->flush_ev, loop->base, -1, 0, loop_on_flush, loop);
+    event_assign(&loop->reap_ev, loop->base, -1, 0, loop_on_reap, loop);
     event_add(&loop->mail_ev, NULL);
     dfd_table_retain(table);
     loop->table = table;
@@ -64,16 +59,15 @@ int dfd_loop_start(dfd_loop *loop)
     return pthread_create(&loop->thread, NULL, loop_main, loop) == 0 ? 0 : -1;
 }
 
-int dfd_loop_post(dfd_loop *loop, dfd_mail_kind kind, int fd, int is_unix, void *ptr)
+int dfd_loop_post(dfd_loop *loop, dfd_mail_fn run, dfd_mail_drop_fn drop, void *arg)
 {
     dfd_mail *m = malloc(sizeof(*m));
     if (m == NULL)
         return -1;
     m->next = NULL;
-    m->kind = kind;
-    m->fd = fd;
-    m->is_unix = is_unix;
-    m->ptr = ptr;
+    m->run = run;
+    m->drop = drop;
+    m->arg = arg;
     pthread_mutex_lock(&loop->mail_lock);
     int was_empty = loop->mail_head == NULL;
     if (loop->mail_tail)
@@ -91,19 +85,61 @@ int dfd_loop_post(dfd_loop *loop, dfd_mail_kind kind, int fd, int is_unix, void 
     return 0;
 }
 
-/* Starts draining: idle connections close now, busy ones after their last answer. */
-static void loop_drain(dfd_loop *loop)
+void dfd_loop_drain(dfd_loop *loop, void *unused)
 {
+    (void)unused;
+    if (loop->draining)
+        return;
     loop->draining = 1;
-    if (loop->srv->worker != NULL && loop->index == 0)
-        dfd_worker_withdraw(loop->srv->worker);
-    for (dfd_conn *c = loop->conns; c != NULL;) {
-        dfd_conn *next = c->next;
-        dfd_conn_drain(c);
-        c = next;
-    }
-    if (loop->nconns == 0)
+    /* dead connections are skipped: they are released at the end of this pass */
+    for (dfd_conn *c = loop->conns; c != NULL; c = c->next)
+        if (!c->dead)
+            dfd_conn_drain(c);
+    dfd_loop_check_drained(loop);
+}
+
+void dfd_loop_resume(dfd_loop *loop, void *unused)
+{
+    (void)unused;
+    loop->draining = 0;
+    atomic_store(&loop->drained, 0);
+    if (loop->on_resume != NULL)
+        loop->on_resume(loop);
+}
+
+void dfd_loop_check_drained(dfd_loop *loop)
+{
+    /* handlers whose caller left still run: their plugin generation must outlive them */
+    if (loop->draining && loop->nconns == 0 && atomic_load(&loop->handler_calls) == 0)
         atomic_store(&loop->drained, 1);
+}
+
+void dfd_loop_switch_table(dfd_loop *loop, void *t)
+{
+    dfd_table *old = loop->table;
+    loop->table = t;
+    if (loop->on_table != NULL)
+        loop->on_table(loop, old);
+    dfd_table_release(old);
+}
+
+void dfd_loop_drop_table(void *t)
+{
+    dfd_table_release(t);
+}
+
+static void loop_on_stop(dfd_loop *loop, void *unused)
+{
+    (void)unused;
+    event_base_loopbreak(loop->base);
+}
+
+void dfd_loop_stop(dfd_loop *loop)
+{
+    if (dfd_loop_post(loop, loop_on_stop, NULL, NULL) == -1) {
+        /* out of memory: the loop still leaves, at its next pass */
+        event_base_loopbreak(loop->base);
+    }
 }
 
 static void loop_on_mail(evutil_socket_t fd, short what, void *arg)
@@ -118,60 +154,40 @@ static void loop_on_mail(evutil_socket_t fd, short what, void *arg)
     loop->mail_head = loop->mail_tail = NULL;
     pthread_mutex_unlock(&loop->mail_lock);
 
-    loop->batching++;
+    dfd_loop_batch_begin(loop);
     while (m != NULL) {
         dfd_mail *next = m->next;
-        switch (m->kind) {
-        case DFD_MAIL_CONN:
-            if (loop->draining) {
-                close(m->fd);
-                atomic_fetch_sub(&loop->srv->conns, 1);
-            } else if (dfd_conn_adopt(loop, m->fd, m->is_unix) == NULL) {
-                atomic_fetch_sub(&loop->srv->conns, 1);
-            }
-            break;
-        case DFD_MAIL_CALL_DONE:
-            dfd_dispatch_finish(m->ptr);
-            break;
-        case DFD_MAIL_CALL_RUN:
-            dfd_dispatch_run(m->ptr);
-            break;
-        case DFD_MAIL_TABLE: {
-            dfd_table *old = loop->table;
-            loop->table = m->ptr;
-            /* a worker re-announces when its callbacks changed (not on every switch) */
-            if (loop->srv->worker != NULL && loop->index == 0 &&
-                !dfd_table_same_callbacks(old, loop->table))
-                dfd_worker_announce(loop->srv->worker);
-            dfd_table_release(old);
-            break;
-        }
-        case DFD_MAIL_FORWARD:
-            dfd_router_send(m->ptr);
-            break;
-        case DFD_MAIL_SNAPSHOT:
-            dfd_router_apply_snapshot(loop, m->ptr);
-            break;
-        case DFD_MAIL_EVENT:
-            dfd_router_on_event(loop, m->ptr);
-            break;
-        case DFD_MAIL_CLOSE_MEMBER:
-            dfd_router_close_member(m->ptr);
-            break;
-        case DFD_MAIL_STREAM:
-            dfd_stream_on_mail(loop, m->ptr);
-            break;
-        case DFD_MAIL_DRAIN:
-            loop_drain(loop);
-            break;
-        case DFD_MAIL_STOP:
-            event_base_loopbreak(loop->base);
-            break;
-        }
+        m->run(loop, m->arg);
         free(m);
         m = next;
     }
+    dfd_loop_batch_end(loop);
+}
+
+void dfd_loop_batch_begin(dfd_loop *loop)
+{
+    loop->batching++;
+}
+
+void dfd_loop_batch_end(dfd_loop *loop)
+{
     loop->batching--;
+}
+
+void dfd_loop_want_flush(dfd_loop *loop)
+{
+    if (!loop->flush_pending) {
+        loop->flush_pending = 1;
+        event_active(&loop->flush_ev, EV_WRITE, 0);
+    }
+}
+
+void dfd_loop_want_reap(dfd_loop *loop)
+{
+    if (!loop->reap_pending) {
+        loop->reap_pending = 1;
+        event_active(&loop->reap_ev, EV_WRITE, 0);
+    }
 }
 
 /* Runs after the socket and mail events of one poll: writes what they gathered for
@@ -185,19 +201,15 @@ static void loop_on_flush(evutil_socket_t fd, short what, void *arg)
     dfd_conn_flush_dirty(loop);
 }
 
-static void loop_on_heartbeat(evutil_socket_t fd, short what, void *arg)
+/* Runs after the flush: nothing on the stack can hold a connection any more, so the
+ * dead ones are released here (conn.h, "Lifetime"). */
+static void loop_on_reap(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    dfd_router_heartbeat(arg);
-}
-
-void dfd_loop_start_heartbeat(dfd_loop *loop, uint64_t interval_ms)
-{
-    struct timeval tv = {(time_t)(interval_ms / 1000), (suseconds_t)((interval_ms % 1000) * 1000)};
-    event_assign(&loop->heartbeat_ev, loop->base, -1, EV_PERSIST, loop_on_heartbeat, loop);
-    event_add(&loop->heartbeat_ev, &tv);
-    loop->heartbeat_armed = 1;
+    dfd_loop *loop = arg;
+    loop->reap_pending = 0;
+    dfd_conn_reap(loop);
 }
 
 void dfd_loop_join(dfd_loop *loop)
@@ -216,34 +228,20 @@ void dfd_loop_destroy(dfd_loop *loop)
     if (loop->heartbeat_armed)
         event_del(&loop->heartbeat_ev);
     event_del(&loop->flush_ev);
-    dfd_fanout_loop_destroy(loop);
-    while (loop->conns != NULL)
-        dfd_conn_close(loop->conns, 0);
-    /* mail that arrived after STOP: connections are closed, calls are freed */
+    event_del(&loop->reap_ev);
+    for (dfd_conn *c = loop->conns; c != NULL; c = c->next)
+        if (!c->dead)
+            dfd_conn_close(c, 0);
+    /* mail that arrived after the stop: connections are closed, calls are freed */
     for (dfd_mail *m = loop->mail_head; m != NULL;) {
         dfd_mail *next = m->next;
-        if (m->kind == DFD_MAIL_CONN)
-            close(m->fd);
-        else if (m->kind == DFD_MAIL_TABLE)
-            dfd_table_release(m->ptr);
-        else if (m->kind == DFD_MAIL_CALL_DONE || m->kind == DFD_MAIL_CALL_RUN ||
-                 m->kind == DFD_MAIL_FORWARD)
-            dfd_call_free(m->ptr);
-        else if (m->kind == DFD_MAIL_SNAPSHOT)
-            dfd_snapshot_release(m->ptr);
-        else if (m->kind == DFD_MAIL_EVENT)
-            dfd_event_free(m->ptr);
-        else if (m->kind == DFD_MAIL_CLOSE_MEMBER)
-            dfd_member_release(m->ptr);
-        else if (m->kind == DFD_MAIL_STREAM)
-            dfd_stream_mail_free(m->ptr);
+        if (m->drop != NULL)
+            m->drop(m->arg);
         free(m);
         m = next;
     }
     loop->mail_head = loop->mail_tail = NULL;
-    dfd_call_free_list(loop);
-    dfd_snapshot_release(loop->snapshot);
-    loop->snapshot = NULL;
+    dfd_conn_reap(loop);
     dfd_table_release(loop->table);
     loop->table = NULL;
     event_del(&loop->mail_ev);

@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "pidfile.h"
 #include "plugin.h"
 #include "server.h"
 
@@ -34,6 +35,7 @@ static void usage(FILE *out)
             "  -t, --test           check the configuration and test-load every plugin,\n"
             "                       then exit: 0 when good, 1 with the errors\n"
             "  -v, -V, --version    print the version\n"
+            "      --keys           list every configuration key (SECTION.KEY), then exit\n"
             "  -h, --help           this text\n");
 }
 
@@ -63,8 +65,7 @@ static int check_only(dfd_config *cfg)
     for (size_t i = 0; i < srv.nplugins; i++)
         dfd_plugin_release(srv.plugins[i]);
     free(srv.plugins);
-    if (srv.private_dir[0])
-        rmdir(srv.private_dir);
+    dfd_server_private_dir_remove(&srv);
     if (rc == -1) {
         print_errors(&errs);
         fprintf(stderr, "daffid: configuration %s: test failed\n", cfg->dir);
@@ -73,18 +74,6 @@ static int check_only(dfd_config *cfg)
     }
     printf("daffid: configuration %s: ok (%zu plugins, %zu callbacks, %zu listeners)\n",
            cfg->dir, srv.nplugins, ncallbacks, cfg->nlisten);
-    return 0;
-}
-
-static int write_pidfile(const char *path)
-{
-    FILE *f = fopen(path, "w");
-    if (f == NULL) {
-        dfd_error("server.pidfile", "path=%s msg=\"%s\"", path, strerror(errno));
-        return -1;
-    }
-    fprintf(f, "%d\n", (int)getpid());
-    fclose(f);
     return 0;
 }
 
@@ -97,7 +86,8 @@ int main(int argc, char **argv)
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'}, {"set", required_argument, NULL, 'o'},
         {"test", no_argument, NULL, 't'},         {"version", no_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+        {"help", no_argument, NULL, 'h'},         {"keys", no_argument, NULL, 'K'},
+        {NULL, 0, NULL, 0}};
     int opt;
     while ((opt = getopt_long(argc, argv, "c:o:tvVh", longopts, NULL)) != -1) {
         switch (opt) {
@@ -114,6 +104,9 @@ int main(int argc, char **argv)
         case 't':
             test = 1;
             break;
+        case 'K':
+            dfd_config_list_keys(stdout);
+            return 0;
         case 'v':
         case 'V':
             printf("daffid %s (plugin ABI %u.%u)\n", DAFFID_VERSION, DAFFI_ABI_MAJOR,
@@ -148,12 +141,23 @@ int main(int argc, char **argv)
         free(cfg);
         return 1;
     }
-    dfd_log_setup(cfg->log_level, cfg->log_target, "daffid");
+    dfd_log_setup(cfg->log_level, cfg->log_target, cfg->log_format, "daffid");
     if (test) {
         int rc = check_only(cfg);
         dfd_config_free(cfg);
         free(cfg);
         return rc;
+    }
+
+    /* The pidfile first: a second daffid on it stops here, before it binds anything. */
+    dfd_pidfile pidfile = {.fd = -1};
+    if (cfg->pidfile && dfd_pidfile_acquire(&pidfile, cfg->pidfile, &errs) == -1) {
+        print_errors(&errs);
+        fprintf(stderr, "daffid: cannot start\n");
+        dfd_errors_free(&errs);
+        dfd_config_free(cfg);
+        free(cfg);
+        return 1;
     }
 
     /* Signals are handled by the main loop (evsignal); block them in every thread we
@@ -173,16 +177,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "daffid: cannot start\n");
         dfd_errors_free(&errs);
         dfd_server_destroy(&srv);
+        dfd_pidfile_release(&pidfile);
         return 1;
     }
     /* every reload reads the directory again with the same overrides */
     srv.overrides = overrides;
     srv.noverrides = noverrides;
-    if (cfg->pidfile && write_pidfile(cfg->pidfile) == -1) {
-        dfd_server_destroy(&srv);
-        return 1;
-    }
-    char *pidfile = cfg->pidfile ? strdup(cfg->pidfile) : NULL;
     /* The main thread accepts, reloads and answers the admin socket; the loops and
      * the blocking pool (started above, at the default priority) serve calls. Running
      * the main thread a little nicer keeps a burst of reloads (copies, dlopen) from
@@ -192,15 +192,13 @@ int main(int argc, char **argv)
     if (rc == -1) {
         /* shutdown_timeout passed: handlers are still running on other threads, so
          * leave without finalising plugins under them */
-        if (pidfile)
-            unlink(pidfile);
-        dfd_info("server.exit", "code=0 msg=\"exiting with calls still running\"");
-        _exit(0);
+        dfd_pidfile_release(&pidfile);
+        dfd_error("server.exit", "code=1 abandoned=%u msg=\"shutdown_timeout passed: "
+                  "exiting with calls unfinished\"", srv.abandoned);
+        _exit(1);
     }
     dfd_server_destroy(&srv);
-    if (pidfile)
-        unlink(pidfile);
-    free(pidfile);
+    dfd_pidfile_release(&pidfile);
     dfd_info("server.exit", "code=%d", rc);
     return rc;
 }

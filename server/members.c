@@ -7,7 +7,7 @@
 #include "log.h"
 #include "loop.h"
 #include "members.h"
-#include "router.h"
+#include "membership.h"
 #include "server.h"
 #include "table.h"
 
@@ -30,7 +30,7 @@ dfd_member *dfd_member_new(const char *name, size_t name_len, const char *const 
             goto fail;
         m->ncallbacks = i + 1;
     }
-    m->next_msgid = 1;
+    atomic_init(&m->next_msgid, 1);
     return m;
 fail:
     dfd_member_release(m);
@@ -221,10 +221,11 @@ static void registry_event(dfd_server *srv, const char *type, dfd_member *m)
         ev->name = strdup(m->name);
         ev->member = m;
         dfd_member_retain(m);
-        if (ev->name == NULL || dfd_loop_post(&srv->loops[i], DFD_MAIL_EVENT, -1, 0, ev) == -1)
-            dfd_event_free(ev);
+        if (ev->name == NULL || dfd_loop_post(&srv->loops[i], dfd_membership_on_event,
+                                              dfd_membership_drop_event, ev) == -1)
+            dfd_membership_drop_event(ev);
     }
-    dfd_info("router.member", "event=%s member=%s callbacks=%zu", type, m->name, m->ncallbacks);
+    dfd_info("router.member", "change=%s member=%s callbacks=%zu", type, m->name, m->ncallbacks);
 }
 
 /* Builds and mails the snapshot of the registry's current version. Caller holds
@@ -242,7 +243,8 @@ static void registry_publish(dfd_server *srv)
     r->current = s;
     for (unsigned i = 0; i < srv->nloops; i++) {
         dfd_snapshot_retain(s);
-        if (dfd_loop_post(&srv->loops[i], DFD_MAIL_SNAPSHOT, -1, 0, s) == -1)
+        if (dfd_loop_post(&srv->loops[i], dfd_membership_on_snapshot,
+                          dfd_membership_drop_snapshot, s) == -1)
             dfd_snapshot_release(s);
     }
 }
@@ -306,7 +308,7 @@ void dfd_registry_update(dfd_server *srv, dfd_member *m, char **callbacks, size_
     m->ncallbacks = ncallbacks;
     r->version++;
     registry_publish(srv);
-    dfd_info("router.member", "event=updated member=%s callbacks=%zu", m->name, ncallbacks);
+    dfd_info("router.member", "change=updated member=%s callbacks=%zu", m->name, ncallbacks);
     pthread_mutex_unlock(&r->lock);
 }
 
@@ -326,4 +328,12 @@ void dfd_registry_leave(dfd_server *srv, dfd_member *m)
         break;
     }
     pthread_mutex_unlock(&r->lock);
+}
+
+uint32_t dfd_member_next_msgid(dfd_member *m)
+{
+    uint32_t id = atomic_fetch_add_explicit(&m->next_msgid, 1, memory_order_relaxed);
+    if (id == 0)
+        id = atomic_fetch_add_explicit(&m->next_msgid, 1, memory_order_relaxed);
+    return id;
 }

@@ -36,10 +36,11 @@ typedef struct dfd_member {
     int local;                  /* the router's own plugins */
     atomic_int alive;           /* 0 once it left or was replaced */
     atomic_uint inflight;       /* forwarded calls not yet answered by it */
+    atomic_uint next_msgid;     /* our msgids on its connection (any loop takes one) */
+    int deadlines;              /* its hello said it honours daffi.call's timeout_ms */
     /* on `loop` only: */
     struct dfd_conn *conn;      /* NULL once the connection closed */
     dfd_idmap outstanding;      /* our msgid -> dfd_call forwarded to it */
-    uint32_t next_msgid;
 } dfd_member;
 
 /* One callback of a snapshot and the members exposing it. */
@@ -75,6 +76,9 @@ typedef struct dfd_registry {
     uint64_t version;
     dfd_snapshot *current;      /* one reference */
 } dfd_registry;
+
+/* A fresh msgid for a request to m (never 0); any thread. */
+uint32_t dfd_member_next_msgid(dfd_member *m);
 
 /* Creates a member from a hello's name and callbacks (copied). refs = 1. */
 dfd_member *dfd_member_new(const char *name, size_t name_len, const char *const *cbs,

@@ -1,6 +1,6 @@
 /*
- * metrics.c - Prometheus text exposition of the counter table and the optional
- * /metrics HTTP listener (see metrics.h).
+ * metrics.c - the Prometheus text exposition of the counter table (see metrics.h;
+ * metrics-http.c serves it over HTTP).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -8,8 +8,6 @@
 #include <string.h>
 
 #include <event2/buffer.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 
 #include "log.h"
 #include "metrics.h"
@@ -19,13 +17,6 @@
 #include "table.h"
 
 #define METRICS_PREFIX "daffid_"
-#define METRICS_HTTP_TIMEOUT_S 10
-#define METRICS_HTTP_MAX_HEADERS 16384
-
-typedef struct dfd_metrics_http {
-    struct evhttp *http;
-    dfd_server *srv;
-} dfd_metrics_http;
 
 /* Appends v as a label value: backslash, double quote and newline escaped. Returns 0
  * or -1. */
@@ -56,12 +47,12 @@ static int metrics_cb_labels(struct evbuffer *out, const char *plugin, const cha
     return 0;
 }
 
-/* Writes us microseconds as seconds in plain decimal without trailing zeros
- * ("0.00005", "2.5", "10"). */
-static void metrics_seconds(char *buf, size_t size, uint64_t us)
+/* Writes v millionths (of a second, a byte...) in plain decimal without trailing
+ * zeros ("0.00005", "2.5", "10"). */
+static void metrics_micro(char *buf, size_t size, uint64_t v)
 {
-    snprintf(buf, size, "%llu.%06llu", (unsigned long long)(us / 1000000u),
-             (unsigned long long)(us % 1000000u));
+    snprintf(buf, size, "%llu.%06llu", (unsigned long long)(v / 1000000u),
+             (unsigned long long)(v % 1000000u));
     char *end = buf + strlen(buf);
     while (end[-1] == '0')
         *--end = '\0';
@@ -69,29 +60,39 @@ static void metrics_seconds(char *buf, size_t size, uint64_t us)
         end[-1] = '\0';
 }
 
-/* Appends the HELP and TYPE lines of a family. Returns 0 or -1. */
-static int metrics_family(struct evbuffer *out, const char *name, const char *type,
-                          const char *help)
+/* Appends the HELP and TYPE lines of the family prefix + name. Returns 0 or -1. */
+static int metrics_family(struct evbuffer *out, const char *prefix, const char *name,
+                          const char *type, const char *help)
 {
-    return evbuffer_add_printf(out, "# HELP " METRICS_PREFIX "%s %s\n# TYPE " METRICS_PREFIX
-                               "%s %s\n", name, help, name, type) == -1 ? -1 : 0;
+    return evbuffer_add_printf(out, "# HELP %s%s %s\n# TYPE %s%s %s\n", prefix, name, help,
+                               prefix, name, type) == -1 ? -1 : 0;
 }
 
-/* The counter table: counters as NAME_total, gauges as NAME. Returns 0 or -1. */
+/* The counter table: counters as NAME_total, gauges as NAME, each prefixed daffid_
+ * but the process_* entries (named as the Prometheus client libraries name them). A
+ * value that could not be read leaves its family without a sample. Returns 0 or -1. */
 static int metrics_table(dfd_server *srv, struct evbuffer *out)
 {
     uint64_t snap[DFD_STAT_COUNT];
-    char name[96];
+    char name[96], value[32];
 
     dfd_stats_snapshot(srv, snap);
     for (unsigned c = 0; c < DFD_STAT_COUNT; c++) {
         int counter = dfd_stat_kind_of((enum dfd_counter)c) == DFD_COUNTER;
+        unsigned flags = dfd_stat_flags((enum dfd_counter)c);
+        const char *prefix = flags & DFD_STAT_F_PROCESS ? "" : METRICS_PREFIX;
         snprintf(name, sizeof(name), "%s%s", dfd_stat_name((enum dfd_counter)c),
                  counter ? "_total" : "");
-        if (metrics_family(out, name, counter ? "counter" : "gauge",
-                           dfd_stat_help((enum dfd_counter)c)) == -1 ||
-            evbuffer_add_printf(out, METRICS_PREFIX "%s %llu\n", name,
-                                (unsigned long long)snap[c]) == -1)
+        if (metrics_family(out, prefix, name, counter ? "counter" : "gauge",
+                           dfd_stat_help((enum dfd_counter)c)) == -1)
+            return -1;
+        if (snap[c] == DFD_STAT_UNKNOWN)
+            continue;
+        if (flags & DFD_STAT_F_MICRO)
+            metrics_micro(value, sizeof(value), snap[c]);
+        else
+            snprintf(value, sizeof(value), "%llu", (unsigned long long)snap[c]);
+        if (evbuffer_add_printf(out, "%s%s %s\n", prefix, name, value) == -1)
             return -1;
     }
     return 0;
@@ -100,14 +101,14 @@ static int metrics_table(dfd_server *srv, struct evbuffer *out)
 /* build_info and plugin_generation. Returns 0 or -1. */
 static int metrics_info(dfd_server *srv, struct evbuffer *out)
 {
-    if (metrics_family(out, "build_info", "gauge",
+    if (metrics_family(out, METRICS_PREFIX, "build_info", "gauge",
                        "Always 1; the labels say which daffid this is") == -1 ||
         evbuffer_add_printf(out, METRICS_PREFIX "build_info{version=\"") == -1 ||
         metrics_label(out, DAFFID_VERSION) == -1 ||
         evbuffer_add_printf(out, "\",role=\"%s\",name=\"", dfd_role_name(srv->cfg->role)) == -1 ||
         metrics_label(out, srv->cfg->name) == -1 || evbuffer_add_printf(out, "\"} 1\n") == -1)
         return -1;
-    if (metrics_family(out, "plugin_generation", "gauge",
+    if (metrics_family(out, METRICS_PREFIX, "plugin_generation", "gauge",
                        "Generation number of the plugin's serving code") == -1)
         return -1;
     for (size_t i = 0; i < srv->nplugins; i++) {
@@ -136,7 +137,7 @@ static int metrics_callbacks(dfd_server *srv, struct evbuffer *out)
         return -1;
     for (unsigned s = 0; s < n; s++)
         dfd_callstat_read(srv, s, &sums[s]);
-    int rc = metrics_family(out, "calls_total", "counter",
+    int rc = metrics_family(out, METRICS_PREFIX, "calls_total", "counter",
                             "Calls finished, by plugin, callback and outcome");
     for (unsigned s = 0; s < n && rc == 0; s++) {
         for (unsigned o = 0; o < DFD_OUTCOMES && rc == 0; o++) {
@@ -150,13 +151,13 @@ static int metrics_callbacks(dfd_server *srv, struct evbuffer *out)
         }
     }
     if (rc == 0)
-        rc = metrics_family(out, "call_duration_seconds", "histogram",
+        rc = metrics_family(out, METRICS_PREFIX, "call_duration_seconds", "histogram",
                             "Time from a call's arrival to its outcome");
     for (unsigned s = 0; s < n && rc == 0; s++) {
         char le[32];
         for (unsigned b = 0; b <= DFD_LATENCY_NBOUNDS && rc == 0; b++) {
             if (b < DFD_LATENCY_NBOUNDS)
-                metrics_seconds(le, sizeof(le), dfd_latency_bound_us(b));
+                metrics_micro(le, sizeof(le), dfd_latency_bound_us(b));
             else
                 snprintf(le, sizeof(le), "+Inf");
             if (evbuffer_add_printf(out, METRICS_PREFIX "call_duration_seconds_bucket") == -1 ||
@@ -178,7 +179,7 @@ static int metrics_callbacks(dfd_server *srv, struct evbuffer *out)
             rc = -1;
     }
     if (rc == 0)
-        rc = metrics_family(out, "calls_in_flight_by_callback", "gauge",
+        rc = metrics_family(out, METRICS_PREFIX, "calls_in_flight_by_callback", "gauge",
                             "Calls started and not yet finished, by plugin and callback");
     for (unsigned s = 0; s < n && rc == 0; s++) {
         if (evbuffer_add_printf(out, METRICS_PREFIX "calls_in_flight_by_callback") == -1 ||
@@ -196,74 +197,4 @@ int dfd_metrics_render(dfd_server *srv, struct evbuffer *out)
         metrics_callbacks(srv, out) == -1)
         return -1;
     return 0;
-}
-
-/* ---- HTTP ------------------------------------------------------------------------- */
-
-/* Any request: GET or HEAD /metrics gets the exposition, other paths 404 (evhttp
- * answers 405 to other methods and 400 to malformed requests by itself). */
-static void metrics_on_request(struct evhttp_request *req, void *arg)
-{
-    dfd_metrics_http *mh = arg;
-    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
-    struct evbuffer *body = evbuffer_new();
-    struct evkeyvalq *headers = evhttp_request_get_output_headers(req);
-
-    if (body == NULL) {
-        evhttp_send_error(req, HTTP_INTERNAL, "out of memory");
-        return;
-    }
-    if (path == NULL || strcmp(path, "/metrics") != 0) {
-        evhttp_add_header(headers, "Content-Type", "text/plain; charset=utf-8");
-        evbuffer_add_printf(body, "not found: metrics are at /metrics\n");
-        evhttp_send_reply(req, HTTP_NOTFOUND, "Not Found", body);
-    } else if (dfd_metrics_render(mh->srv, body) == -1) {
-        evhttp_send_error(req, HTTP_INTERNAL, "out of memory");
-    } else {
-        evhttp_add_header(headers, "Content-Type", DFD_METRICS_CONTENT_TYPE);
-        evhttp_send_reply(req, HTTP_OK, "OK", body);
-    }
-    evbuffer_free(body);
-}
-
-int dfd_metrics_http_start(dfd_server *srv, dfd_errors *errs)
-{
-    const dfd_config *cfg = srv->cfg;
-    if (!cfg->metrics_enabled)
-        return 0;
-    const daffi_addr *a = &cfg->metrics_listen;
-    dfd_metrics_http *mh = calloc(1, sizeof(*mh));
-    if (mh == NULL || (mh->http = evhttp_new(srv->base)) == NULL) {
-        free(mh);
-        dfd_errors_add(errs, "metrics_listen tcp://%s:%d: out of memory", a->host, a->port);
-        return -1;
-    }
-    mh->srv = srv;
-    evhttp_set_allowed_methods(mh->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
-    evhttp_set_max_headers_size(mh->http, METRICS_HTTP_MAX_HEADERS);
-    evhttp_set_max_body_size(mh->http, 0);
-    evhttp_set_timeout(mh->http, METRICS_HTTP_TIMEOUT_S);
-    evhttp_set_gencb(mh->http, metrics_on_request, mh);
-    errno = 0;
-    if (evhttp_bind_socket_with_handle(mh->http, a->host, (ev_uint16_t)a->port) == NULL) {
-        dfd_errors_add(errs, "metrics_listen tcp://%s:%d: %s", a->host, a->port,
-                       errno ? strerror(errno) : "cannot listen");
-        evhttp_free(mh->http);
-        free(mh);
-        return -1;
-    }
-    srv->metrics_http = mh;
-    dfd_info("metrics.listen", "address=http://%s:%d/metrics", a->host, a->port);
-    return 0;
-}
-
-void dfd_metrics_http_stop(dfd_server *srv)
-{
-    dfd_metrics_http *mh = srv->metrics_http;
-    if (mh == NULL)
-        return;
-    evhttp_free(mh->http);
-    free(mh);
-    srv->metrics_http = NULL;
 }

@@ -15,6 +15,7 @@
 #include <link.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,7 @@
 #include <event2/event.h>
 
 #include "config.h"
+#include "paths.h"
 #include "plugin.h"
 
 /* The descriptor as ABI 1.0 and 1.1 defined it: a plugin's size must cover at least
@@ -99,11 +101,13 @@ static void plugin_discard(dfd_plugin *p, int run_fini, int lock_ready)
 }
 
 /* Opens path for reading and checks that it is a regular file starting with the ELF
- * magic. Returns the open descriptor (the caller closes it), or -1 with the reason
- * appended to errs. Copying from this same descriptor means the bytes checked are the
- * bytes copied, even if the file is replaced meanwhile. */
-static int open_elf(const char *path, dfd_errors *errs)
+ * magic (and, with confine_dir, that it lies under that directory). Returns the
+ * open descriptor (the caller closes it), or -1 with the reason appended to errs.
+ * Copying from this same descriptor means the bytes checked are the bytes copied, even
+ * if the file is replaced meanwhile. */
+static int open_elf(const char *path, const char *confine_dir, dfd_errors *errs)
 {
+    char real[PATH_MAX];
     struct stat st;
     unsigned char magic[4];
     ssize_t n;
@@ -112,6 +116,13 @@ static int open_elf(const char *path, dfd_errors *errs)
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd == -1) {
         load_error(errs, path, "cannot open: %s", strerror(errno));
+        return -1;
+    }
+    /* the file actually opened: a symlink swapped in after the check changes nothing */
+    if (confine_dir != NULL && dfd_fd_within(fd, confine_dir, real, sizeof(real)) != 1) {
+        load_error(errs, path, "the file opened is %s, not under plugin_dir %s ([server] "
+                   "plugin_paths = strict)", real, confine_dir);
+        close(fd);
         return -1;
     }
     if (fstat(fd, &st) == -1) {
@@ -504,7 +515,7 @@ int dfd_plugin_load(const dfd_plugin_conf *pc, const char *private_dir,
     p->host.plugin = p;
     atomic_init(&p->refs, 1);
 
-    fd = open_elf(p->file, errs);
+    fd = open_elf(p->file, pc->confine_dir, errs);
     if (fd == -1) {
         plugin_discard(p, 0, 0);
         return -1;

@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "logfmt.h"
+#include "server.h"
 #include "reload-int.h"
 
 /* Returns 1 when a and b are equal strings (both NULL counts as equal). */
@@ -27,6 +29,7 @@ void dfd_reload_conf_free(dfd_plugin_conf *c)
     free(c->name);
     free(c->path);
     free(c->origin.file);
+    free(c->confine_dir);
     for (size_t i = 0; i < c->nconfig; i++) {
         free(c->config[i].key);
         free(c->config[i].value);
@@ -42,11 +45,13 @@ int dfd_reload_conf_copy(dfd_plugin_conf *dst, const dfd_plugin_conf *src)
     dst->name = NULL;
     dst->path = NULL;
     dst->origin.file = NULL;
+    dst->confine_dir = NULL;
     dst->config = NULL;
     dst->nconfig = 0;
     if ((src->name && (dst->name = strdup(src->name)) == NULL) ||
         (src->path && (dst->path = strdup(src->path)) == NULL) ||
-        (src->origin.file && (dst->origin.file = strdup(src->origin.file)) == NULL))
+        (src->origin.file && (dst->origin.file = strdup(src->origin.file)) == NULL) ||
+        (src->confine_dir && (dst->confine_dir = strdup(src->confine_dir)) == NULL))
         return -1;
     if (src->nconfig == 0)
         return 0;
@@ -138,9 +143,9 @@ static void restart_required(const char *setting, const char *running, const cha
 {
     char a[256], b[256];
 
-    dfd_warn("reload.restart_required", "setting=%s running=\"%s\" configured=\"%s\" "
+    dfd_warn("reload.restart_required", "setting=%s running=%s configured=%s "
              "msg=\"cannot change at runtime; restart daffid to apply it\"", setting,
-             dfd_reload_quote(running, a, sizeof(a)), dfd_reload_quote(wanted, b, sizeof(b)));
+             dfd_logfmt_value(a, sizeof(a), running), dfd_logfmt_value(b, sizeof(b), wanted));
 }
 
 /* Formats the listen list into buf. Returns buf. */
@@ -177,6 +182,46 @@ static int listen_same(const dfd_config *a, const dfd_config *b)
 }
 
 /* See reload-int.h. */
+/* 1 when both configurations have the same [admin] load_paths. */
+static int load_paths_same(const dfd_config *a, const dfd_config *b)
+{
+    if (a->nadmin_load_paths != b->nadmin_load_paths)
+        return 0;
+    for (size_t i = 0; i < a->nadmin_load_paths; i++)
+        if (strcmp(a->admin_load_paths[i], b->admin_load_paths[i]) != 0)
+            return 0;
+    return 1;
+}
+
+/* 1 when both configurations serve metrics at the same place (or neither does). */
+static int metrics_same(const dfd_config *a, const dfd_config *b)
+{
+    const daffi_addr *x = &a->metrics_listen, *y = &b->metrics_listen;
+
+    if (a->metrics_enabled != b->metrics_enabled)
+        return 0;
+    if (!a->metrics_enabled)
+        return 1;
+    if (x->kind != y->kind)
+        return 0;
+    return x->kind == DAFFI_ADDR_UNIX ? strcmp(x->path, y->path) == 0
+                                      : x->port == y->port && strcmp(x->host, y->host) == 0;
+}
+
+/* c's metrics_listen as text into buf ("" when off). Returns buf. */
+static const char *format_metrics(const dfd_config *c, char *buf, size_t n)
+{
+    const daffi_addr *m = &c->metrics_listen;
+
+    if (!c->metrics_enabled)
+        snprintf(buf, n, "%s", "");
+    else if (m->kind == DAFFI_ADDR_UNIX)
+        snprintf(buf, n, "unix://%s", m->path);
+    else
+        snprintf(buf, n, "%s:%d", m->host, m->port);
+    return buf;
+}
+
 unsigned dfd_reload_server_settings(dfd_reload *r, const dfd_config *run, const dfd_config *nc)
 {
     char a[512], b[512];
@@ -210,7 +255,7 @@ unsigned dfd_reload_server_settings(dfd_reload *r, const dfd_config *run, const 
                          format_listen(nc, b, sizeof(b)));
         n++;
     }
-    U_SETTING("server.workers", workers);
+    U_SETTING("server.loops", workers);
     U_SETTING("server.blocking_threads", blocking_threads);
     U_SETTING("server.shutdown_timeout", shutdown_timeout_ms);
     U_SETTING("server.default_timeout", default_timeout_ms);
@@ -223,15 +268,10 @@ unsigned dfd_reload_server_settings(dfd_reload *r, const dfd_config *run, const 
     U_SETTING("server.heartbeat_misses", heartbeat_misses);
     U_SETTING("server.member_inflight", member_inflight);
     U_SETTING("server.reconnect_max", reconnect_max_ms);
-    if (run->metrics_enabled != nc->metrics_enabled ||
-        (nc->metrics_enabled && (run->metrics_listen.port != nc->metrics_listen.port ||
-                                 strcmp(run->metrics_listen.host,
-                                        nc->metrics_listen.host) != 0))) {
-        snprintf(a, sizeof(a), "%s:%d", run->metrics_enabled ? run->metrics_listen.host : "",
-                 run->metrics_enabled ? run->metrics_listen.port : 0);
-        snprintf(b, sizeof(b), "%s:%d", nc->metrics_enabled ? nc->metrics_listen.host : "",
-                 nc->metrics_enabled ? nc->metrics_listen.port : 0);
-        restart_required("server.metrics_listen", a, b);
+    U_SETTING("server.watch_max_wait", watch_max_wait_ms);
+    if (!metrics_same(run, nc)) {
+        restart_required("server.metrics_listen", format_metrics(run, a, sizeof(a)),
+                         format_metrics(nc, b, sizeof(b)));
         n++;
     }
     S_SETTING("admin.socket", admin_socket);
@@ -239,23 +279,38 @@ unsigned dfd_reload_server_settings(dfd_reload *r, const dfd_config *run, const 
     U_SETTING("admin.owner", admin_uid);
     U_SETTING("admin.group", admin_gid);
     U_SETTING("admin.idle_timeout", admin_idle_ms);
+    if (!load_paths_same(run, nc)) {
+        restart_required("admin.load_paths", run->nadmin_load_paths ? "(set)" : "",
+                         nc->nadmin_load_paths ? "(set)" : "");
+        n++;
+    }
     U_SETTING("limits.max_message", max_message);
     U_SETTING("limits.max_depth", max_depth);
     U_SETTING("limits.max_pending", max_pending);
     U_SETTING("limits.max_connections", max_connections);
     U_SETTING("limits.max_output", max_output);
-    U_SETTING("log.access_log", access_log);
 #undef U_SETTING
 #undef S_SETTING
 
+    /* the access log is a switch (the admin `accesslog` flips it too): the file's value
+     * applies now when the file changed it */
+    if (nc->access_log != r->access_log) {
+        atomic_store(&r->srv->access_log, nc->access_log);
+        dfd_info("reload.access_log", "access_log=%s", nc->access_log ? "yes" : "no");
+        r->access_log = nc->access_log;
+    }
+
     /* the logger is atomic: [log] level and target apply now, when the file changed
      * them (a level set by the admin socket since then is not undone otherwise) */
-    if (nc->log_level != r->log_level || nc->log_target != r->log_target) {
-        dfd_log_setup(nc->log_level, nc->log_target, "daffid");
-        dfd_info("reload.log", "level=%s target=%s", dfd_log_level_name(nc->log_level),
-                 nc->log_target == DFD_LOG_SYSLOG ? "syslog" : "stderr");
+    if (nc->log_level != r->log_level || nc->log_target != r->log_target ||
+        nc->log_format != r->log_format) {
+        dfd_log_setup(nc->log_level, nc->log_target, nc->log_format, "daffid");
+        dfd_info("reload.log", "level=%s target=%s format=%s", dfd_log_level_name(nc->log_level),
+                 nc->log_target == DFD_LOG_SYSLOG ? "syslog" : "stderr",
+                 nc->log_format == DFD_LOG_JSON ? "json" : "text");
         r->log_level = nc->log_level;
         r->log_target = nc->log_target;
+        r->log_format = nc->log_format;
     }
     return n;
 }

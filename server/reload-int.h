@@ -22,9 +22,6 @@ struct dfd_table;
 
 /* ---- reload.c ---- */
 
-/* Copies s into buf (size n > 0) for a quoted log field: '"' becomes '\'', control
- * characters become spaces. Returns buf. */
-const char *dfd_reload_quote(const char *s, char *buf, size_t n);
 
 /* ---- reload-compare.c ---- */
 
@@ -57,6 +54,12 @@ void dfd_reload_switch_table(struct dfd_server *srv, struct dfd_table *t);
 void dfd_reload_retire(dfd_reload *r, dfd_plugin *gen);
 /* The retire timer's callback (arg: the dfd_reload). */
 void dfd_reload_retire_tick(evutil_socket_t fd, short what, void *arg);
+/* Forgets the records of names the configuration just read does not declare and that
+ * never loaded (a failed admin `load`, an ini whose first load failed and that was then
+ * removed): they hold no generation number to continue and no state to report, and
+ * would otherwise be listed by every later reply. Call once the run's plan, indexed by
+ * record, is no longer used. */
+void dfd_reload_forget(dfd_reload *r);
 /* Releases the fence and every retiring generation (at exit, after the loops). */
 void dfd_reload_retire_free(dfd_reload *r);
 

@@ -1,6 +1,7 @@
 /*
  * reload-retire.c - generations leaving the table: the table switch, the drain, the
- * loop fence, the drain-deadline report and the final release (see reload-int.h).
+ * loop fence, the drain-deadline report and the final release, and the records of names
+ * that left without ever loading (see reload-int.h).
  *
  * "No reachable pointer to an unreachable location": a generation leaves srv->plugins
  * and srv->table first; loops drop it when they switch tables, calls when they
@@ -20,7 +21,7 @@
 #include "loop.h"
 #include "plugin.h"
 #include "reload-int.h"
-#include "router.h"
+#include "membership.h"
 #include "server.h"
 #include "table.h"
 
@@ -32,7 +33,7 @@ void dfd_reload_switch_table(dfd_server *srv, dfd_table *t)
 {
     for (unsigned i = 0; i < srv->nloops; i++) {
         dfd_table_retain(t);
-        if (dfd_loop_post(&srv->loops[i], DFD_MAIL_TABLE, -1, 0, t) == -1) {
+        if (dfd_loop_post(&srv->loops[i], dfd_loop_switch_table, dfd_loop_drop_table, t) == -1) {
             dfd_table_release(t);
             dfd_error("reload.post_failed", "loop=%u msg=\"out of memory: this loop keeps "
                       "its previous callback table\"", i);
@@ -41,7 +42,7 @@ void dfd_reload_switch_table(dfd_server *srv, dfd_table *t)
     dfd_table *old = srv->table;
     srv->table = t;
     if (srv->cfg->role == DFD_ROLE_ROUTER && !dfd_table_same_callbacks(old, t))
-        dfd_router_update_self(srv);
+        dfd_membership_update_self(srv);
     dfd_table_release(old);
 }
 
@@ -175,4 +176,25 @@ void dfd_reload_retire_free(dfd_reload *r)
     free(r->retiring);
     r->retiring = NULL;
     r->nretiring = r->retiring_cap = 0;
+}
+
+/* See reload-int.h. */
+void dfd_reload_forget(dfd_reload *r)
+{
+    size_t kept = 0;
+
+    for (size_t i = 0; i < r->nplugins; i++) {
+        dfd_reload_plugin *rec = &r->plugins[i];
+        if (!rec->configured && rec->current == NULL && rec->last_generation == 0) {
+            dfd_debug("reload.forget", "plugin=%s msg=\"nothing declares it and it never "
+                      "loaded\"", rec->name);
+            free(rec->name);
+            free(rec->path);
+            free(rec->last_error);
+            dfd_reload_conf_free(&rec->applied);
+            continue;
+        }
+        r->plugins[kept++] = *rec;
+    }
+    r->nplugins = kept;
 }

@@ -22,24 +22,12 @@
 #include "log.h"
 #include "plugin.h"
 #include "reload-int.h"
+#include "logfmt.h"
 #include "server.h"
 #include "table.h"
 #include "watch.h"
 
 /* ---- helpers -------------------------------------------------------------------- */
-
-/* See reload-int.h. */
-const char *dfd_reload_quote(const char *s, char *buf, size_t n)
-{
-    size_t i = 0;
-
-    for (; s != NULL && *s != '\0' && i + 1 < n; s++) {
-        unsigned char c = (unsigned char)*s;
-        buf[i++] = c == '"' ? '\'' : c < 0x20 ? ' ' : (char)c;
-    }
-    buf[i] = '\0';
-    return buf;
-}
 
 /* Returns the messages of e joined by "; " (malloc'd, the caller frees), or NULL when
  * e is empty or memory runs out. */
@@ -176,9 +164,10 @@ static void run_failed(reload_run *x, size_t i, const char *why)
 
     x->failed++;
     record_outcome(rec, DFD_RELOAD_FAILED, reason);
-    dfd_error("plugin.load_failed", "plugin=%s file=%s change=%s serving=%s error=\"%s\"",
-              rec->name, p->pc->path, p->why, p->keep ? "previous generation" : "nothing",
-              dfd_reload_quote(reason, x->q, sizeof(x->q)));
+    char file[PATH_MAX + 8];
+    dfd_error("plugin.load_failed", "plugin=%s file=%s change=%s serving=%s error=%s",
+              rec->name, dfd_logfmt_value(file, sizeof(file), p->pc->path), p->why,
+              p->keep ? "previous" : "nothing", dfd_logfmt_value(x->q, sizeof(x->q), reason));
 }
 
 /* Step 1: reads the configuration into x->nc. Returns 0, or -1 (nothing changed; the
@@ -202,8 +191,8 @@ static int run_read_config(reload_run *x)
     free(x->nc);
     x->nc = NULL;
     for (size_t i = 0; i < cerrs.count; i++) {
-        dfd_error("reload.config_error", "error=\"%s\"",
-                  dfd_reload_quote(cerrs.msgs[i], x->q, sizeof(x->q)));
+        dfd_error("reload.config_error", "error=%s",
+                  dfd_logfmt_value(x->q, sizeof(x->q), cerrs.msgs[i]));
         dfd_errors_add(x->errs, "%s", cerrs.msgs[i]);
     }
     free(x->r->last_error);
@@ -520,8 +509,12 @@ int dfd_reload_run(dfd_server *srv, const char *only, dfd_errors *errs)
 out:
     x.r->last_duration_us = (dfd_now_ns() - t0) / 1000u;
     x.r->last_ok = rc == 0;
+    if (rc == 0)
+        x.r->last_ok_time = x.r->last_time;
     if (rc == -1)
         x.r->failures++;
+    if (x.nc != NULL && x.pl != NULL)
+        dfd_reload_forget(x.r); /* after the plan: x.pl is indexed by record */
     if (x.nc != NULL)
         dfd_info("reload.done", "loaded=%u unchanged=%u removed=%u failed=%u "
                  "restart_required=%u retiring=%zu duration_us=%llu", x.loaded, x.unchanged,
@@ -547,7 +540,10 @@ dfd_reload *dfd_reload_new(dfd_server *srv)
     r->srv = srv;
     r->log_level = srv->cfg->log_level;
     r->log_target = srv->cfg->log_target;
+    r->log_format = srv->cfg->log_format;
+    r->access_log = srv->cfg->access_log;
     r->last_ok = 1;
+    r->last_ok_time = time(NULL);
     r->retire_timer = evtimer_new(srv->base, dfd_reload_retire_tick, r);
     if (r->retire_timer == NULL)
         goto oom;

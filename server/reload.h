@@ -108,12 +108,16 @@ typedef struct dfd_reload {
 
     int log_level;                /* [log] of the last configuration read */
     dfd_log_target log_target;
+    dfd_log_format log_format;
+    int access_log;               /* [log] access_log of the last configuration read */
 
     unsigned runs;                /* reloads attempted */
     unsigned failures;            /* reloads with at least one failure */
     int last_ok;                  /* 1 when the last reload failed nothing */
     char *last_error;             /* owned: the last configuration error, or NULL */
     time_t last_time;
+    time_t last_ok_time;          /* of the last reload that failed nothing (at start:
+                                     the start, whose configuration loaded) */
     uint64_t last_duration_us;    /* of the last reload: trigger to tables posted */
 } dfd_reload;
 

@@ -11,12 +11,17 @@
 
 #include "admin.h"
 #include "blocking.h"
+#include "call.h"
+#include "dispatch.h"
+#include "fanout.h"
+#include "heartbeat.h"
 #include "listener.h"
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
 #include "plugin.h"
 #include "reload.h"
+#include "membership.h"
 #include "router.h"
 #include "sdnotify.h"
 #include "server.h"
@@ -31,23 +36,6 @@ uint64_t dfd_now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-int dfd_server_private_dir(dfd_server *srv)
-{
-    const char *base = getenv("RUNTIME_DIRECTORY"); /* systemd's RuntimeDirectory= */
-    if (base == NULL || base[0] == '\0')
-        base = getenv("TMPDIR");
-    if (base == NULL || base[0] == '\0')
-        base = "/tmp";
-    snprintf(srv->private_dir, sizeof(srv->private_dir), "%s/daffid-plugins.XXXXXX", base);
-    if (mkdtemp(srv->private_dir) == NULL) {
-        dfd_error("server.private_dir", "path=%s errno=%d msg=\"%s\"", srv->private_dir, errno,
-                  strerror(errno));
-        srv->private_dir[0] = '\0';
-        return -1;
-    }
-    return 0;
 }
 
 int dfd_server_load_plugins(dfd_server *srv, dfd_errors *errs)
@@ -106,7 +94,7 @@ static int server_init_role(dfd_server *srv, dfd_errors *errs)
             dfd_snapshot_retain(srv->registry.current);
             srv->loops[i].snapshot = srv->registry.current;
         }
-        if (dfd_router_join_self(srv) == -1) {
+        if (dfd_membership_join_self(srv) == -1) {
             dfd_errors_add(errs, "cannot register the router's own callbacks");
             return -1;
         }
@@ -118,8 +106,7 @@ static int server_init_role(dfd_server *srv, dfd_errors *errs)
         }
     }
     if (cfg->role != DFD_ROLE_SERVICE && cfg->heartbeat_ms > 0)
-        for (unsigned i = 0; i < srv->nloops; i++)
-            dfd_loop_start_heartbeat(&srv->loops[i], cfg->heartbeat_ms);
+        dfd_heartbeat_start(srv);
     return 0;
 }
 
@@ -131,6 +118,7 @@ int dfd_server_init(dfd_server *srv, dfd_config *cfg, dfd_errors *errs)
     srv->limits.max_depth = cfg->max_depth;
     srv->started_ns = dfd_now_ns();
     atomic_init(&srv->draining, 0);
+    atomic_init(&srv->access_log, cfg->access_log);
     atomic_init(&srv->conns, 0);
     atomic_init(&srv->rejected, 0);
     if (dfd_callstat_names_init(&srv->callnames) == -1) {
@@ -138,7 +126,8 @@ int dfd_server_init(dfd_server *srv, dfd_config *cfg, dfd_errors *errs)
         return -1;
     }
 
-    if (dfd_router_init(srv) == -1) {
+    srv->route = cfg->role == DFD_ROLE_ROUTER ? dfd_router_route_call : dfd_dispatch_route_local;
+    if (dfd_membership_init(srv) == -1) {
         dfd_errors_add(errs, "cannot set up the member registry");
         return -1;
     }
@@ -211,19 +200,18 @@ static void server_on_drain_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     dfd_server *srv = arg;
-    unsigned busy = 0;
-    for (unsigned i = 0; i < srv->nloops; i++)
-        if (!atomic_load(&srv->loops[i].drained))
-            busy++;
+    unsigned busy = dfd_server_busy_loops(srv);
     if (busy == 0) {
         dfd_info("server.drained", "msg=\"every call answered\"");
         event_base_loopbreak(srv->base);
         return;
     }
     if (dfd_now_ns() >= srv->drain_deadline_ns) {
-        dfd_warn("server.drain_timeout", "loops_busy=%u connections=%u timeout_ms=%llu "
-                 "msg=\"shutdown_timeout passed with calls in flight\"", busy,
-                 atomic_load(&srv->conns), (unsigned long long)srv->cfg->shutdown_timeout_ms);
+        srv->abandoned = dfd_server_calls_left(srv);
+        dfd_warn("server.drain_timeout", "loops_busy=%u connections=%u abandoned=%u "
+                 "timeout_ms=%llu msg=\"shutdown_timeout passed with calls unfinished\"",
+                 busy, atomic_load(&srv->conns), srv->abandoned,
+                 (unsigned long long)srv->cfg->shutdown_timeout_ms);
         srv->exit_code = -1; /* leave without waiting for handlers still running */
         event_base_loopbreak(srv->base);
         return;
@@ -232,14 +220,65 @@ static void server_on_drain_tick(evutil_socket_t fd, short what, void *arg)
     evtimer_add(srv->drain_timer, &tv);
 }
 
+int dfd_server_drain(dfd_server *srv)
+{
+    if (srv->drain_started)
+        return 0;
+    srv->drain_started = 1;
+    dfd_listeners_close(srv);
+    for (unsigned i = 0; i < srv->nloops; i++)
+        if (dfd_loop_post(&srv->loops[i], dfd_loop_drain, NULL, NULL) == -1)
+            dfd_error("server.drain", "loop=%u msg=\"out of memory: cannot tell the loop to "
+                      "drain\"", i);
+    return 1;
+}
+
+int dfd_server_resume(dfd_server *srv, dfd_errors *errs)
+{
+    if (!srv->drain_started)
+        return 0;
+    if (atomic_load(&srv->draining)) {
+        dfd_errors_add(errs, "daffid is shutting down: nothing to resume");
+        return -1;
+    }
+    /* the listeners were closed (a load balancer saw connections refused): bind again */
+    if (dfd_listeners_open(srv, errs) == -1 || dfd_listeners_start(srv) == -1) {
+        dfd_listeners_close(srv);
+        if (errs->count == 0)
+            dfd_errors_add(errs, "cannot start accepting again");
+        return -1;
+    }
+    for (unsigned i = 0; i < srv->nloops; i++)
+        if (dfd_loop_post(&srv->loops[i], dfd_loop_resume, NULL, NULL) == -1)
+            dfd_error("server.resume", "loop=%u msg=\"out of memory: the loop keeps "
+                      "draining\"", i);
+    srv->drain_started = 0;
+    return 1;
+}
+
+unsigned dfd_server_busy_loops(const dfd_server *srv)
+{
+    unsigned busy = 0;
+    for (unsigned i = 0; i < srv->nloops; i++)
+        if (!atomic_load(&srv->loops[i].drained))
+            busy++;
+    return busy;
+}
+
+unsigned dfd_server_calls_left(const dfd_server *srv)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < srv->nloops; i++)
+        n += atomic_load(&srv->loops[i].handler_calls);
+    return n;
+}
+
 void dfd_server_shutdown(dfd_server *srv)
 {
     if (atomic_exchange(&srv->draining, 1))
         return;
     dfd_sdnotify_stopping("stopping: finishing the calls in flight");
-    dfd_listeners_close(srv);
-    for (unsigned i = 0; i < srv->nloops; i++)
-        dfd_loop_post(&srv->loops[i], DFD_MAIL_DRAIN, -1, 0, NULL);
+    dfd_server_drain(srv);
     srv->drain_deadline_ns = dfd_now_ns() + srv->cfg->shutdown_timeout_ms * 1000000u;
     srv->drain_timer = evtimer_new(srv->base, server_on_drain_tick, srv);
     struct timeval tv = {0, 0};
@@ -248,7 +287,7 @@ void dfd_server_shutdown(dfd_server *srv)
 
 int dfd_server_run(dfd_server *srv)
 {
-    dfd_info("server.ready", "role=%s name=%s workers=%u blocking_threads=%u plugins=%zu "
+    dfd_info("server.ready", "role=%s name=%s loops=%u blocking_threads=%u plugins=%zu "
              "callbacks=%zu pid=%d", dfd_role_name(srv->cfg->role), srv->cfg->name,
              srv->nloops, srv->cfg->blocking_threads, srv->nplugins, srv->table->ncallbacks,
              (int)getpid());
@@ -282,17 +321,25 @@ void dfd_server_destroy(dfd_server *srv)
     dfd_blocking_stop(srv->blocking);
     srv->blocking = NULL;
     for (unsigned i = 0; i < srv->nloops; i++)
-        dfd_loop_post(&srv->loops[i], DFD_MAIL_STOP, -1, 0, NULL);
+        dfd_loop_stop(&srv->loops[i]);
     for (unsigned i = 0; i < srv->nloops; i++)
         dfd_loop_join(&srv->loops[i]);
     dfd_worker_stop(srv->worker);
     srv->worker = NULL;
-    for (unsigned i = 0; i < srv->nloops; i++)
-        dfd_loop_destroy(&srv->loops[i]);
+    for (unsigned i = 0; i < srv->nloops; i++) {
+        dfd_loop *loop = &srv->loops[i];
+        /* what the roles keep on a loop, then the loop, then its recycled calls (its
+         * connections and mails free calls into that list) */
+        dfd_fanout_loop_destroy(loop);
+        dfd_loop_destroy(loop);
+        dfd_snapshot_release(loop->snapshot);
+        loop->snapshot = NULL;
+        dfd_call_free_list(loop);
+    }
     free(srv->loops);
     srv->loops = NULL;
     if (srv->registry.current != NULL)
-        dfd_router_destroy(srv);
+        dfd_membership_destroy(srv);
     dfd_table_release(srv->table);
     srv->table = NULL;
     /* after the loops: retiring generations are finalised here, on this thread */
@@ -302,8 +349,7 @@ void dfd_server_destroy(dfd_server *srv)
         dfd_plugin_release(srv->plugins[i]);
     free(srv->plugins);
     srv->plugins = NULL;
-    if (srv->private_dir[0])
-        rmdir(srv->private_dir);
+    dfd_server_private_dir_remove(srv);
     dfd_callstat_names_destroy(&srv->callnames);
     if (srv->base)
         event_base_free(srv->base);

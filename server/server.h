@@ -30,10 +30,17 @@ struct dfd_metrics_http;
 struct dfd_watch;
 struct dfd_worker;
 
+struct dfd_conn;
+struct dfd_call;
+
 typedef struct dfd_server {
     dfd_config *cfg;                 /* owned */
+    /* where a request that is not a daffi.* method goes: the callback table
+     * (service, worker) or the members (router); set once at init */
+    void (*route)(struct dfd_conn *c, struct dfd_call *call);
     daffi_limits limits;             /* from cfg, for the codec */
-    char private_dir[PATH_MAX];      /* private copies of plugin files */
+    char private_dir[PATH_MAX];      /* private copies of plugin files ("": none) */
+    int private_dir_fd;              /* private_dir, locked (valid when it is set) */
 
     dfd_plugin **plugins;            /* current generations (one reference each) */
     size_t nplugins;
@@ -50,10 +57,14 @@ typedef struct dfd_server {
     struct event *sig_events[4];
     struct event *drain_timer;
     uint64_t drain_deadline_ns;
-    atomic_int draining;
+    atomic_int draining;             /* shutting down (SIGTERM/SIGINT, admin shutdown) */
+    atomic_int access_log;           /* [log] access_log, switched at run time by a
+                                        reload or the admin `accesslog` */
+    int drain_started;               /* dfd_server_drain ran (main thread) */
     atomic_uint conns;               /* open connections, all loops */
     atomic_uint rejected;            /* refused at max_connections */
     int exit_code;
+    unsigned abandoned;              /* calls left unfinished at shutdown_timeout */
     uint64_t started_ns;
     dfd_registry registry;           /* router: the members */
     struct dfd_worker *worker;       /* worker role: the connection to the router */
@@ -74,8 +85,12 @@ typedef struct dfd_server {
 /* Loads the plugins named by cfg into private generations and builds the table.
  * Returns 0, or -1 with every failure in errs. Used by daffid -t too. */
 int dfd_server_load_plugins(dfd_server *srv, dfd_errors *errs);
-/* Creates the private dir for plugin copies. Returns 0 or -1 (logged). */
+/* Creates the private dir for plugin copies (privdir.c: under $RUNTIME_DIRECTORY,
+ * /run/daffid or $TMPDIR/daffid-UID), locked for this process's life, after removing
+ * the ones crashed daffids left there. Returns 0 or -1 (logged). */
 int dfd_server_private_dir(dfd_server *srv);
+/* Removes the (empty) private dir and drops its lock; nothing when there is none. */
+void dfd_server_private_dir_remove(dfd_server *srv);
 
 /* Initialises a server from a loaded configuration (taking ownership of cfg): plugins,
  * listeners, loops, blocking pool. Returns 0, or -1 with the reasons in errs. */
@@ -85,7 +100,21 @@ int dfd_server_run(dfd_server *srv);
 /* Releases everything the server owns. */
 void dfd_server_destroy(dfd_server *srv);
 
-/* Starts a graceful shutdown (any thread of the main loop): stop accepting, drain. */
+/* The one drain (SIGTERM and the admin `drain`): stop accepting and tell every loop to
+ * drain (new calls get SHUTTING_DOWN; connections close as their calls are answered).
+ * Main thread. Returns 1 when it started now, 0 when it already had. */
+int dfd_server_drain(dfd_server *srv);
+/* Undoes dfd_server_drain (the admin `resume`): listen again, loops take calls again.
+ * Main thread. Returns 1 when it resumed, 0 when nothing was drained, -1 with the
+ * reasons in errs (a listener cannot bind again, or daffid is shutting down). */
+int dfd_server_resume(dfd_server *srv, dfd_errors *errs);
+/* Loops that still hold connections or handler calls (0: drained). */
+unsigned dfd_server_busy_loops(const dfd_server *srv);
+/* Handler calls not finished yet, all loops (an estimate while they run). */
+unsigned dfd_server_calls_left(const dfd_server *srv);
+
+/* Starts a graceful shutdown (main thread): drain, then exit when drained or at
+ * shutdown_timeout. */
 void dfd_server_shutdown(dfd_server *srv);
 
 /* Monotonic clock in nanoseconds. */

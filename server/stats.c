@@ -2,12 +2,17 @@
  * stats.c - the counter table (see stats.h): names, kinds, help texts, the per-callback
  * slots, the hot-path recorders and the read side that sums the loops.
  */
+#include <ctype.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <jansson.h>
 
 #include "call-t.h"
 #include "loop.h"
 #include "plugin-t.h"
+#include "procstat.h"
 #include "reload.h"
 #include "server.h"
 #include "stats.h"
@@ -16,9 +21,10 @@
 static const struct {
     const char *name;
     dfd_stat_kind kind;
+    unsigned flags;
     const char *help;
 } counters[DFD_STAT_COUNT] = {
-#define DFD_X_DEF(name, kind, help) {#name, kind, help},
+#define DFD_X_DEF(name, kind, flags, help) {#name, kind, flags, help},
     DFD_COUNTERS(DFD_X_DEF)
 #undef DFD_X_DEF
 };
@@ -35,19 +41,47 @@ dfd_stat_kind dfd_stat_kind_of(enum dfd_counter c)
     return counters[c].kind;
 }
 
+unsigned dfd_stat_flags(enum dfd_counter c)
+{
+    return counters[c].flags;
+}
+
 const char *dfd_stat_help(enum dfd_counter c)
 {
     return counters[c].help;
 }
 
+json_t *dfd_stat_json(enum dfd_counter c, uint64_t v)
+{
+    if (v == DFD_STAT_UNKNOWN)
+        return json_null();
+    if (counters[c].flags & DFD_STAT_F_MICRO)
+        return json_real((double)v / 1e6);
+    return json_integer((json_int_t)v);
+}
+
+/* The outcome names: the wire error names (daffi_error_name), lower-cased once. */
+static char outcome_names[DFD_OUTCOMES][24];
+static pthread_once_t outcome_names_once = PTHREAD_ONCE_INIT;
+
+static void outcome_names_init(void)
+{
+    snprintf(outcome_names[0], sizeof(outcome_names[0]), "ok");
+    snprintf(outcome_names[DFD_OUTCOME_OTHER], sizeof(outcome_names[0]), "other");
+    for (unsigned o = 1; o < DFD_OUTCOME_OTHER; o++) {
+        const char *n = daffi_error_name((int)o);
+        size_t i = 0;
+        for (; n[i] != '\0' && i + 1 < sizeof(outcome_names[o]); i++)
+            outcome_names[o][i] = (char)tolower((unsigned char)n[i]);
+        outcome_names[o][i] = '\0';
+    }
+}
+
 /* Accepts an outcome index (0..DFD_OUTCOMES-1). Returns a static name. */
 const char *dfd_outcome_name(unsigned outcome)
 {
-    if (outcome == 0)
-        return "ok";
-    if (outcome >= DFD_OUTCOME_OTHER)
-        return "other";
-    return daffi_error_name((int)outcome);
+    pthread_once(&outcome_names_once, outcome_names_init);
+    return outcome_names[outcome < DFD_OUTCOMES ? outcome : DFD_OUTCOME_OTHER];
 }
 
 uint64_t dfd_latency_bound_us(unsigned i)
@@ -268,6 +302,21 @@ static uint64_t stats_queue_depth(const dfd_server *srv)
     return n;
 }
 
+/* The process_* entries, all DFD_STAT_UNKNOWN when /proc cannot tell. */
+static void stats_process(uint64_t out[DFD_STAT_COUNT])
+{
+    dfd_procstat ps;
+    int ok = dfd_procstat_read(&ps) == 0;
+    out[DFD_STAT_process_cpu_seconds] = ok ? ps.cpu_us : DFD_STAT_UNKNOWN;
+    out[DFD_STAT_process_resident_memory_bytes] = ok ? ps.rss_bytes : DFD_STAT_UNKNOWN;
+    out[DFD_STAT_process_virtual_memory_bytes] = ok ? ps.vsize_bytes : DFD_STAT_UNKNOWN;
+    out[DFD_STAT_process_open_fds] = ok ? ps.open_fds : DFD_STAT_UNKNOWN;
+    out[DFD_STAT_process_max_fds] = ok ? ps.max_fds : DFD_STAT_UNKNOWN;
+    /* whole seconds, as the other timestamps of the table */
+    out[DFD_STAT_process_start_time_seconds] = ok ? ps.start_time_us / 1000000u
+                                                  : DFD_STAT_UNKNOWN;
+}
+
 void dfd_stats_snapshot(dfd_server *srv, uint64_t out[DFD_STAT_COUNT])
 {
     memset(out, 0, DFD_STAT_COUNT * sizeof(out[0]));
@@ -288,6 +337,8 @@ void dfd_stats_snapshot(dfd_server *srv, uint64_t out[DFD_STAT_COUNT])
         out[DFD_STAT_calls_in_flight] += sum.in_flight;
     }
     out[DFD_STAT_queue_depth] = stats_queue_depth(srv);
+    for (unsigned l = 0; l < srv->nloops; l++)
+        out[DFD_STAT_waits_parked] += atomic_load(&srv->loops[l].nwaiters);
     /* a service or worker is its own only member; a router counts its registry (its
      * own plugins are a member there too) */
     out[DFD_STAT_members] = 1;
@@ -299,4 +350,8 @@ void dfd_stats_snapshot(dfd_server *srv, uint64_t out[DFD_STAT_COUNT])
     out[DFD_STAT_plugins] = srv->nplugins;
     out[DFD_STAT_callbacks] = srv->table ? srv->table->ncallbacks : 0;
     out[DFD_STAT_uptime_seconds] = (dfd_now_ns() - srv->started_ns) / 1000000000u;
+    out[DFD_STAT_config_last_reload_successful] = srv->reload ? srv->reload->last_ok != 0 : 1;
+    out[DFD_STAT_config_last_reload_success_timestamp_seconds] =
+        srv->reload ? (uint64_t)srv->reload->last_ok_time : DFD_STAT_UNKNOWN;
+    stats_process(out);
 }

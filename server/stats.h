@@ -10,6 +10,8 @@
  *                reload_failures): dfd_stats_snapshot() reads those from the server.
  *   DFD_GAUGE    a level (connections open, calls in flight, queue depth...), read
  *                from the server when a snapshot is taken; nothing is stored per loop.
+ *   The process_* entries (DFD_STAT_F_PROCESS) are read from /proc when a snapshot is
+ *   taken (procstat.h), the config_last_reload_* ones from the reload engine.
  *
  * Calls by callback. Each (plugin, callback) pair gets a slot in the server's
  * registry the first time it is called or shown; the slot index is cached in the
@@ -41,39 +43,69 @@ struct dfd_callback;
 
 typedef enum dfd_stat_kind { DFD_COUNTER = 0, DFD_GAUGE = 1 } dfd_stat_kind;
 
-#define DFD_COUNTERS(X)                                                                 \
-    X(connections_accepted, DFD_COUNTER, "Connections accepted")                       \
-    X(connections_closed, DFD_COUNTER, "Connections closed")                           \
-    X(connections_rejected, DFD_COUNTER, "Connections refused at max_connections")     \
-    X(requests, DFD_COUNTER, "Requests received")                                      \
-    X(notifications, DFD_COUNTER, "Notifications received")                            \
-    X(responses_ok, DFD_COUNTER, "Responses sent with a result")                       \
-    X(responses_error, DFD_COUNTER, "Responses sent with an error")                    \
-    X(unknown_notifications, DFD_COUNTER, "Notifications naming no callback, ignored") \
-    X(unexpected_responses, DFD_COUNTER,                                                \
-      "Responses matching no outstanding call, ignored")                               \
-    X(no_callback, DFD_COUNTER, "Calls naming no callback")                            \
-    X(overloaded, DFD_COUNTER, "Calls refused with OVERLOADED")                        \
-    X(timeouts, DFD_COUNTER, "Calls answered with TIMEOUT")                            \
-    X(protocol_errors, DFD_COUNTER, "Connections closed for malformed input")          \
-    X(too_large, DFD_COUNTER, "Messages refused for exceeding max_message")            \
-    X(late_completions, DFD_COUNTER,                                                    \
-      "Handler completions after the caller left or timed out")                        \
-    X(forwarded, DFD_COUNTER, "Calls forwarded to a member (router)")                  \
-    X(bytes_in, DFD_COUNTER, "Bytes read from connections")                            \
-    X(bytes_out, DFD_COUNTER, "Bytes written to connections")                          \
-    X(reloads, DFD_COUNTER, "Reloads attempted")                                       \
-    X(reload_failures, DFD_COUNTER, "Reloads with at least one failure")               \
-    X(connections_open, DFD_GAUGE, "Connections open")                                 \
-    X(calls_in_flight, DFD_GAUGE, "Calls started and not yet finished")                \
-    X(queue_depth, DFD_GAUGE, "Calls waiting for a concurrency slot, all plugins")     \
-    X(members, DFD_GAUGE, "Members known, this daffid included")                       \
-    X(plugins, DFD_GAUGE, "Plugins serving (current generations)")                     \
-    X(callbacks, DFD_GAUGE, "Callbacks in the callback table")                         \
-    X(uptime_seconds, DFD_GAUGE, "Seconds since daffid started")
+/* Entry flags. */
+#define DFD_STAT_F_PROCESS 0x1u /* a process_* entry, read from /proc (procstat.h) and
+                                   shown under the name the Prometheus client
+                                   libraries give it: no daffid_ prefix */
+#define DFD_STAT_F_MICRO 0x2u   /* the value counts millionths of the unit its name
+                                   says (seconds): views show value / 1e6 */
+/* A value that could not be read (/proc unreadable): views leave it out (null). */
+#define DFD_STAT_UNKNOWN UINT64_MAX
+
+/* name, kind, flags, help. Names follow the Prometheus naming rules (the unit last and
+ * plural, _total added to counters by the metrics view); the admin `stats` view shows
+ * the same names without _total. */
+#define DFD_COUNTERS(X)                                                                  \
+    X(connections_accepted, DFD_COUNTER, 0, "Connections accepted")                      \
+    X(connections_closed, DFD_COUNTER, 0, "Connections closed")                          \
+    X(connections_rejected, DFD_COUNTER, 0, "Connections refused at max_connections")    \
+    X(requests, DFD_COUNTER, 0, "Requests received")                                     \
+    X(notifications, DFD_COUNTER, 0, "Notifications received")                           \
+    X(responses_ok, DFD_COUNTER, 0, "Responses sent with a result")                      \
+    X(responses_error, DFD_COUNTER, 0, "Responses sent with an error")                   \
+    X(unknown_notifications, DFD_COUNTER, 0, "Notifications naming no callback, ignored")\
+    X(unexpected_responses, DFD_COUNTER, 0,                                              \
+      "Responses matching no outstanding call, ignored")                                 \
+    X(no_callback, DFD_COUNTER, 0, "Calls naming no callback")                           \
+    X(overloaded, DFD_COUNTER, 0, "Calls refused with OVERLOADED")                       \
+    X(timeouts, DFD_COUNTER, 0, "Calls answered with TIMEOUT")                           \
+    X(protocol_errors, DFD_COUNTER, 0, "Connections closed for malformed input")         \
+    X(too_large, DFD_COUNTER, 0, "Messages refused for exceeding max_message")           \
+    X(late_completions, DFD_COUNTER, 0,                                                  \
+      "Handler completions after the caller left or timed out")                          \
+    X(forwarded, DFD_COUNTER, 0, "Calls forwarded to a member (router)")                 \
+    X(forgotten, DFD_COUNTER, 0,                                                         \
+      "Forwarded calls dropped by the router at their deadline")                         \
+    X(received_bytes, DFD_COUNTER, 0, "Bytes read from connections")                     \
+    X(sent_bytes, DFD_COUNTER, 0, "Bytes written to connections")                        \
+    X(reloads, DFD_COUNTER, 0, "Reloads attempted")                                      \
+    X(reload_failures, DFD_COUNTER, 0, "Reloads with at least one failure")              \
+    X(connections_open, DFD_GAUGE, 0, "Connections open")                                \
+    X(calls_in_flight, DFD_GAUGE, 0, "Calls started and not yet finished")               \
+    X(queue_depth, DFD_GAUGE, 0, "Calls waiting for a concurrency slot, all plugins")    \
+    X(waits_parked, DFD_GAUGE, 0, "daffi.wait calls waiting for members (router)")        \
+    X(members, DFD_GAUGE, 0, "Members known, this daffid included")                      \
+    X(plugins, DFD_GAUGE, 0, "Plugins serving (current generations)")                    \
+    X(callbacks, DFD_GAUGE, 0, "Callbacks in the callback table")                        \
+    X(uptime_seconds, DFD_GAUGE, 0, "Seconds since daffid started")                      \
+    X(config_last_reload_successful, DFD_GAUGE, 0,                                       \
+      "1 when the last reload failed nothing (also before any reload)")                  \
+    X(config_last_reload_success_timestamp_seconds, DFD_GAUGE, 0,                        \
+      "Unix time of the last reload that failed nothing (the start before any)")         \
+    X(process_cpu_seconds, DFD_COUNTER, DFD_STAT_F_PROCESS | DFD_STAT_F_MICRO,           \
+      "Total user and system CPU time spent in seconds")                                 \
+    X(process_resident_memory_bytes, DFD_GAUGE, DFD_STAT_F_PROCESS,                      \
+      "Resident memory size in bytes")                                                   \
+    X(process_virtual_memory_bytes, DFD_GAUGE, DFD_STAT_F_PROCESS,                       \
+      "Virtual memory size in bytes")                                                    \
+    X(process_open_fds, DFD_GAUGE, DFD_STAT_F_PROCESS, "Number of open file descriptors")\
+    X(process_max_fds, DFD_GAUGE, DFD_STAT_F_PROCESS,                                    \
+      "Maximum number of open file descriptors")                                         \
+    X(process_start_time_seconds, DFD_GAUGE, DFD_STAT_F_PROCESS,                         \
+      "Start time of the process since unix epoch in seconds")
 
 enum dfd_counter {
-#define DFD_X_ENUM(name, kind, help) DFD_STAT_##name,
+#define DFD_X_ENUM(name, kind, flags, help) DFD_STAT_##name,
     DFD_COUNTERS(DFD_X_ENUM)
 #undef DFD_X_ENUM
     DFD_STAT_COUNT
@@ -146,12 +178,19 @@ static inline uint64_t dfd_stat_get(const dfd_stats *s, enum dfd_counter c)
     return atomic_load_explicit(&s->v[c], memory_order_relaxed);
 }
 
-/* The entry's name, kind and help text (static strings). */
+/* The entry's name, kind, flags (DFD_STAT_F_*) and help text (static strings). */
 const char *dfd_stat_name(enum dfd_counter c);
 dfd_stat_kind dfd_stat_kind_of(enum dfd_counter c);
+unsigned dfd_stat_flags(enum dfd_counter c);
 const char *dfd_stat_help(enum dfd_counter c);
 
-/* Returns "ok", the error name ("TIMEOUT"...) or "other" for an outcome index. */
+/* Entry c's value v as JSON, for the admin view: an integer, a real for a
+ * DFD_STAT_F_MICRO entry (v / 1e6), null for DFD_STAT_UNKNOWN. New reference. */
+struct json_t *dfd_stat_json(enum dfd_counter c, uint64_t v);
+
+/* Returns the name of an outcome index, one case for every view (admin, metrics,
+ * access log): "ok", the error's name in lower case ("timeout", "bad_args"...), or
+ * "other". Static. */
 const char *dfd_outcome_name(unsigned outcome);
 /* Upper bound of latency bucket i (i < DFD_LATENCY_NBOUNDS) in microseconds. */
 uint64_t dfd_latency_bound_us(unsigned i);
@@ -184,7 +223,8 @@ unsigned dfd_stats_call_outcome(const struct dfd_call *call);
 void dfd_callstat_read(const struct dfd_server *srv, unsigned slot, dfd_callstat_sum *out);
 
 /* Read side (main thread): every entry of the table, counters summed over the loops
- * and the main thread, gauges read from the server. */
+ * and the main thread, gauges read from the server, process_* from /proc
+ * (DFD_STAT_UNKNOWN when it cannot be read). */
 void dfd_stats_snapshot(struct dfd_server *srv, uint64_t out[DFD_STAT_COUNT]);
 
 #endif /* DFD_STATS_H */

@@ -270,11 +270,23 @@ static int event_relevant(dfd_watch *w, const struct inotify_event *ev)
     return 0;
 }
 
-/* Restarts the quiet period. */
+/* Restarts the quiet period, never past the batch's deadline: [server] watch_max_wait
+ * after its first event (DFD_WATCH_WRITER_MAX_MS when that is later and a writer still
+ * holds a changed file open). Under steady change the reload so happens at the
+ * deadline instead of waiting for a quiet moment that never comes. */
 static void quiet_restart(dfd_watch *w)
 {
-    struct timeval tv = {0, DFD_WATCH_QUIET_MS * 1000};
+    uint64_t limit_ms = w->srv->cfg->watch_max_wait_ms;
+    uint64_t elapsed_ms = (dfd_now_ns() - w->first_ns) / 1000000u;
+    uint64_t delay_ms = DFD_WATCH_QUIET_MS;
 
+    if (w->nwriters > 0 && limit_ms < DFD_WATCH_WRITER_MAX_MS)
+        limit_ms = DFD_WATCH_WRITER_MAX_MS;
+    if (elapsed_ms >= limit_ms)
+        delay_ms = 0;
+    else if (limit_ms - elapsed_ms < delay_ms)
+        delay_ms = limit_ms - elapsed_ms;
+    struct timeval tv = {(time_t)(delay_ms / 1000), (suseconds_t)(delay_ms % 1000 * 1000)};
     evtimer_add(w->timer, &tv);
 }
 
@@ -350,8 +362,10 @@ static void watch_on_quiet(evutil_socket_t fd, short what, void *arg)
         dfd_warn("watch.writer_slow", "file=%s waited_ms=%llu msg=\"still open for "
                  "writing; reloading anyway\"", w->writers[0].name,
                  (unsigned long long)waited_ms);
-    dfd_info("watch.changed", "events=%u file=%s waited_ms=%llu", w->nevents,
-             w->last[0] ? w->last : "-", (unsigned long long)waited_ms);
+    dfd_info("watch.changed", "events=%u file=%s waited_ms=%llu%s", w->nevents,
+             w->last[0] ? w->last : "-", (unsigned long long)waited_ms,
+             waited_ms >= w->srv->cfg->watch_max_wait_ms ? " quiet=no msg=\"changes keep "
+             "coming: reloading at watch_max_wait\"" : "");
     writers_clear(w);
     w->first_ns = 0;
     w->nevents = 0;
@@ -389,7 +403,8 @@ dfd_watch *dfd_watch_start(dfd_server *srv)
         return NULL;
     }
     dfd_watch_sync(w);
-    dfd_info("watch.started", "dirs=%zu quiet_ms=%d", w->ndirs, DFD_WATCH_QUIET_MS);
+    dfd_info("watch.started", "dirs=%zu quiet_ms=%d max_wait_ms=%llu", w->ndirs,
+             DFD_WATCH_QUIET_MS, (unsigned long long)srv->cfg->watch_max_wait_ms);
     /* A file changed between the configuration's reading and the first watch raised no
      * event: one reload on the loop's first pass picks it up (and changes nothing
      * otherwise). Not now: the server is still being set up (its -o overrides, for

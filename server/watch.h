@@ -10,7 +10,10 @@
  *   renamed) are ignored, so a rename over the watched name is one change.
  *
  *   Debounce: every relevant event restarts a DFD_WATCH_QUIET_MS timer; when it fires,
- *   dfd_reload_run(srv, NULL) runs once for the whole batch. A file being written in
+ *   dfd_reload_run(srv, NULL) runs once for the whole batch. The batch waits at most
+ *   [server] watch_max_wait after its first event: changes that never stop (a build
+ *   renaming files 20 times a second) still get a reload at that deadline, then the
+ *   next batch starts. A file being written in
  *   place (IN_MODIFY seen, IN_CLOSE_WRITE not yet) holds the reload back until its
  *   writer closes it, for at most DFD_WATCH_WRITER_MAX_MS after the batch began, so a
  *   half-written .so is not loaded (and if it were, the load fails and changes

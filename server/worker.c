@@ -18,8 +18,10 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "dispatch.h"
+#include "heartbeat.h"
+#include "stream.h"
 #include "log.h"
-#include "router.h"
 #include "server.h"
 #include "table.h"
 #include "worker.h"
@@ -41,8 +43,12 @@ struct dfd_worker {
     int stopping;
     int withdrawing;           /* draining: the empty hello is on its way */
     int withdrawn;             /* the router acknowledged it (or there is no router) */
+    int evicted;               /* a newcomer took our name: rejoin without replacing */
     unsigned attempts;
+    unsigned refusals;         /* hellos refused since the last registration */
 };
+
+static const dfd_conn_ops worker_link_ops;
 
 uint32_t dfd_worker_next_msgid(dfd_worker *w)
 {
@@ -77,9 +83,16 @@ static void worker_hello(dfd_worker *w, int withdraw)
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     w->hello_msgid = dfd_worker_next_msgid(w);
     daffi_pack_request(&pk, w->hello_msgid, "daffi.hello", 11, 1);
-    msgpack_pack_map(&pk, 2);
+    msgpack_pack_map(&pk, w->evicted ? 4 : 3);
     daffi_pack_cstr(&pk, "name");
     daffi_pack_cstr(&pk, w->srv->cfg->name);
+    /* we honour daffi.call's timeout_ms: the router sends each call's deadline */
+    daffi_pack_cstr(&pk, "deadlines");
+    msgpack_pack_true(&pk);
+    if (w->evicted) {
+        daffi_pack_cstr(&pk, "replace");
+        msgpack_pack_false(&pk);
+    }
     daffi_pack_cstr(&pk, "callbacks");
     msgpack_pack_array(&pk, withdraw ? 0 : (uint32_t)t->ncallbacks);
     for (size_t i = 0; !withdraw && i < t->nplugins; i++)
@@ -105,11 +118,6 @@ void dfd_worker_withdraw(dfd_worker *w)
     worker_hello(w, 1);
 }
 
-int dfd_worker_withdrawn(const dfd_worker *w)
-{
-    return w->withdrawn || w->conn == NULL;
-}
-
 /* The connection is up: adopt it as an ordinary connection and say hello. */
 static void worker_connected(dfd_worker *w, int fd)
 {
@@ -118,14 +126,16 @@ static void worker_connected(dfd_worker *w, int fd)
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     }
     atomic_fetch_add(&w->srv->conns, 1);
-    dfd_conn *c = dfd_conn_adopt(w->loop, fd, w->addr.kind == DAFFI_ADDR_UNIX);
+    dfd_conn *c = dfd_conn_adopt(w->loop, fd, w->addr.kind == DAFFI_ADDR_UNIX,
+                                 &worker_link_ops, w);
     if (c == NULL) {
         atomic_fetch_sub(&w->srv->conns, 1);
         worker_schedule(w);
         return;
     }
     snprintf(c->peer, sizeof(c->peer), "router");
-    c->worker = w;
+    c->track_rx = 1;
+    c->keep_serving = 1;
     w->conn = c;
     dfd_worker_announce(w);
 }
@@ -202,6 +212,27 @@ static void worker_connect(evutil_socket_t unused, short what, void *arg)
     event_add(&w->connect_ev, NULL);
 }
 
+/* A drain was undone: announce the callbacks again, or reconnect if the withdrawal
+ * already closed the link. */
+static void worker_on_resume(dfd_loop *loop)
+{
+    dfd_worker *w = loop->on_table_arg;
+    w->withdrawing = 0;
+    w->withdrawn = 0;
+    if (w->conn != NULL)
+        worker_hello(w, 0);
+    else
+        worker_schedule(w);
+}
+
+/* The loop switched tables (a reload): re-announce when the callbacks changed. */
+static void worker_on_table(dfd_loop *loop, const dfd_table *old)
+{
+    dfd_worker *w = loop->on_table_arg;
+    if (!dfd_table_same_callbacks(old, loop->table))
+        dfd_worker_announce(w);
+}
+
 dfd_worker *dfd_worker_start(dfd_server *srv, dfd_loop *loop)
 {
     dfd_worker *w = calloc(1, sizeof(*w));
@@ -217,33 +248,37 @@ dfd_worker *dfd_worker_start(dfd_server *srv, dfd_loop *loop)
         free(w);
         return NULL;
     }
+    loop->on_table = worker_on_table;
+    loop->on_resume = worker_on_resume;
+    loop->on_table_arg = w;
     evtimer_assign(&w->retry_ev, loop->base, worker_connect, w);
     struct timeval now = {0, 0};
     evtimer_add(&w->retry_ev, &now);
     return w;
 }
 
-void dfd_worker_on_response(dfd_conn *c, const char *bytes, size_t size, uint32_t msgid)
+/* The answer to our hello (or its withdrawal). */
+static void worker_on_response(dfd_conn *c, const char *bytes, size_t size, uint32_t msgid)
 {
-    dfd_worker *w = c->worker;
-    if (msgid == c->ping_msgid && msgid != 0) {
-        c->ping_msgid = 0;
+    dfd_worker *w = c->owner;
+    if (dfd_heartbeat_answered(c, msgid))
         return;
-    }
     if (msgid != w->hello_msgid) {
         dfd_stat_add(&c->loop->stats, DFD_STAT_unexpected_responses, 1);
         return;
     }
     const char *err, *result;
     size_t err_len, result_len;
-    if (dfd_response_split(bytes, size, &err, &err_len, &result, &result_len) == -1)
+    if (daffi_response_split(bytes, size, &err, &err_len, &result, &result_len) == -1)
         return;
     if (err_len == 1 && (unsigned char)err[0] == 0xc0 && w->withdrawing) {
         /* the router sends us nothing new: close once what it sent is answered */
         w->withdrawn = 1;
         dfd_info("worker.withdrawn", "router=%s msg=\"no new calls; finishing the ones "
                  "in flight\"", w->srv->cfg->router);
-        dfd_conn_drain(c);
+        /* closes now, or as its last call is answered (conn.c) */
+        if (dfd_conn_idle(c))
+            dfd_conn_close(c, 1);
         return;
     }
     if (err_len == 1 && (unsigned char)err[0] == 0xc0) {
@@ -251,8 +286,10 @@ void dfd_worker_on_response(dfd_conn *c, const char *bytes, size_t size, uint32_
             dfd_info("worker.registered", "router=%s name=%s callbacks=%zu",
                      w->srv->cfg->router, w->srv->cfg->name, w->loop->table->ncallbacks);
         w->registered = 1;
+        w->evicted = 0;
         w->backoff_ms = 0;
         w->attempts = 0;
+        w->refusals = 0;
         return;
     }
     msgpack_zone zone;
@@ -267,18 +304,54 @@ void dfd_worker_on_response(dfd_conn *c, const char *bytes, size_t size, uint32_
         daffi_error_parse(&obj, &code, &text, &text_len, &details);
     }
     w->withdrawn = 1;
-    dfd_error("worker.hello_refused", "router=%s name=%s error=%s msg=\"%.*s\"",
-              w->srv->cfg->router, w->srv->cfg->name, daffi_error_name(code), (int)text_len,
-              text);
+    /* refused (e.g. the name is taken): said once, then every tenth time */
+    if (w->refusals++ % 10 == 0)
+        dfd_error("worker.hello_refused", "router=%s name=%s error=%s refusals=%u msg=\"%.*s\"",
+                  w->srv->cfg->router, w->srv->cfg->name, daffi_error_name(code), w->refusals,
+                  (int)text_len, text);
     msgpack_zone_destroy(&zone);
-    /* refused (e.g. the name is taken): drop the connection and try again later */
+    /* drop the connection and try again later, with backoff */
     dfd_conn_close(c, 1);
 }
 
-void dfd_worker_conn_closed(dfd_conn *c)
+/* The router's daffi.evicted notification: a newcomer took our name. */
+static int worker_evicted(dfd_worker *w, const char *bytes, size_t size)
 {
-    dfd_worker *w = c->worker;
-    c->worker = NULL;
+    static const char name[] = "\xad" "daffi.evicted";
+    const char *m;
+    size_t len;
+    if (daffi_array_element(bytes, size, 1, &m, &len) == -1 || len != sizeof(name) - 1 ||
+        memcmp(m, name, len) != 0)
+        return 0;
+    if (!w->evicted)
+        dfd_warn("worker.evicted", "router=%s name=%s msg=\"another member took this name "
+                 "(the router's duplicate = replace); rejoining only once the name is free\"",
+                 w->srv->cfg->router, w->srv->cfg->name);
+    w->evicted = 1;
+    w->registered = 0;
+    return 1;
+}
+
+static void worker_message(dfd_conn *c, const char *bytes, size_t size, int kind,
+                           uint32_t msgid)
+{
+    dfd_worker *w = c->owner;
+    if (kind == DAFFI_MSG_RESPONSE) {
+        worker_on_response(c, bytes, size, msgid);
+        return;
+    }
+    if (kind == DAFFI_MSG_NOTIFY && worker_evicted(w, bytes, size))
+        return;
+    dfd_dispatch_message(c, bytes, size, kind, msgid);
+}
+
+static void worker_closed(dfd_conn *c)
+{
+    dfd_worker *w = c->owner;
+    dfd_stream_conn_closed(c);
+    if (w == NULL)
+        return; /* the worker stopped first */
+    c->owner = NULL;
     w->conn = NULL;
     if (w->registered)
         dfd_warn("worker.disconnected", "router=%s msg=\"connection to the router lost\"",
@@ -286,6 +359,42 @@ void dfd_worker_conn_closed(dfd_conn *c)
     w->registered = 0;
     worker_schedule(w);
 }
+
+/* While draining, the link stays open until the router acknowledged the withdrawal. */
+static int worker_busy(const dfd_conn *c)
+{
+    const dfd_worker *w = c->owner;
+    return w != NULL && c->loop->draining && !w->withdrawn;
+}
+
+static void worker_drain(dfd_conn *c)
+{
+    dfd_worker *w = c->owner;
+    if (w != NULL && !w->withdrawing)
+        dfd_worker_withdraw(w);
+    if (dfd_conn_idle(c))
+        dfd_conn_close(c, 1);
+}
+
+static uint32_t worker_link_msgid(dfd_conn *c)
+{
+    return dfd_worker_next_msgid(c->owner);
+}
+
+static const char *worker_describe(const dfd_conn *c)
+{
+    (void)c;
+    return "router";
+}
+
+static const dfd_conn_ops worker_link_ops = {
+    .message = worker_message,
+    .closed = worker_closed,
+    .busy = worker_busy,
+    .drain = worker_drain,
+    .next_msgid = worker_link_msgid,
+    .describe = worker_describe,
+};
 
 void dfd_worker_stop(dfd_worker *w)
 {
@@ -298,6 +407,6 @@ void dfd_worker_stop(dfd_worker *w)
         close(w->fd);
     }
     if (w->conn != NULL)
-        w->conn->worker = NULL;
+        w->conn->owner = NULL;
     free(w);
 }

@@ -24,13 +24,6 @@ void dfd_worker_announce(dfd_worker *w);
 /* Draining: announce no callbacks, so the router sends nothing new; the connection
  * closes once the router acknowledged it and the calls in flight are answered. */
 void dfd_worker_withdraw(dfd_worker *w);
-/* 1 once the withdrawal is acknowledged (or there is no connection). */
-int dfd_worker_withdrawn(const dfd_worker *w);
-
-/* Hooks from the connection (worker's loop). */
-void dfd_worker_on_response(struct dfd_conn *c, const char *bytes, size_t size,
-                            uint32_t msgid);
-void dfd_worker_conn_closed(struct dfd_conn *c);
 
 /* A fresh msgid for a request the worker sends (hello, heartbeat). */
 uint32_t dfd_worker_next_msgid(dfd_worker *w);

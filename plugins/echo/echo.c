@@ -63,6 +63,16 @@ static void echo_fire(evutil_socket_t fd, short what, void *arg)
     /* the arguments stay valid until daffi_call_done() */
     if (daffi_arg_raw(call, 1, &p, &len) == 0)
         daffi_reply_raw(call, p, len);
+    daffi_call_on_cancel(call, NULL, NULL);
+    event_free(d->timer);
+    free(d);
+    daffi_call_done(call);
+}
+
+/* The caller left or the deadline passed: nobody waits for the value any more. */
+static void echo_cancel(daffi_call *call, void *arg)
+{
+    echo_delay *d = arg;
     event_free(d->timer);
     free(d);
     daffi_call_done(call);
@@ -108,6 +118,7 @@ static daffi_status echo_after(daffi_call *call)
         daffi_reply_error(call, DAFFI_E_HANDLER_ERROR, "cannot arm a timer");
         return DAFFI_DONE;
     }
+    daffi_call_on_cancel(call, echo_cancel, d);
     return DAFFI_PENDING;
 }
 

@@ -88,11 +88,13 @@ static void usage(FILE *f)
             "  -h, --help              this help; `daffictl help SUBCOMMAND` for one subcommand\n"
             "  -V, -v, --version       print the version\n"
             "\n"
-            "Calls (to -s ADDRESS):\n",
+            "Subcommands, calls (to -s ADDRESS):\n",
             CTL_DEFAULT_TIMEOUT_MS);
     for (i = 0; i < NCOMMANDS; i++)
         list_command(f, commands[i]->synopsis, commands[i]->summary);
-    fprintf(f, "\nAdmin socket (-a SOCKET, -c DIR; `members` too, with -a or -c):\n");
+    /* one block without a blank line: shell completion reads the subcommands from it */
+    fprintf(f, "Subcommands of the admin socket (-a SOCKET, -c DIR; `members` too, with -a "
+               "or -c):\n");
     for (i = 0; ctl_admin_cmds[i] != NULL; i++)
         if (find_rpc_command(ctl_admin_cmds[i]->name) == NULL) /* listed once, above */
             list_command(f, ctl_admin_cmds[i]->synopsis, ctl_admin_cmds[i]->summary);

@@ -59,6 +59,10 @@ struct daffi_call {
     const msgpack_object *chunk;  /* CHUNK step: the chunk, valid during the step */
     uint64_t chunk_index;
     void *stream_data;            /* the handler's, via daffi_stream_set_data */
+
+    /* daffi_call_on_cancel */
+    daffi_cancel_fn on_cancel;
+    void *on_cancel_arg;
 };
 
 #endif /* DAFFI_CALLOBJ_T_H */

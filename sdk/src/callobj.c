@@ -54,6 +54,8 @@ void daffi_call_reset(daffi_call *call)
     call->chunk = NULL;
     call->chunk_index = 0;
     call->stream_data = NULL;
+    call->on_cancel = NULL;
+    call->on_cancel_arg = NULL;
     call->host = NULL;
     call->state = NULL;
     call->loop = NULL;
@@ -178,8 +180,9 @@ static int write_error(const daffi_call *call, uint32_t msgid, msgpack_sbuffer *
 }
 
 int daffi_call_write_response(const daffi_call *call, uint32_t msgid,
-                              msgpack_sbuffer *sbuf, size_t max_message)
+                              msgpack_sbuffer *sbuf, const daffi_limits *lim)
 {
+    size_t max_message = lim->max_message;
     msgpack_packer pk;
     msgpack_packer_init(&pk, sbuf, msgpack_sbuffer_write);
     size_t mark = sbuf->size;
@@ -207,6 +210,22 @@ int daffi_call_write_response(const daffi_call *call, uint32_t msgid,
         if (sbuf->size - mark > max_message) {
             sbuf->size = mark;
             goto too_large;
+        }
+        /* what we send must pass the checks we make on what we receive: a handler's
+         * result nesting deeper than max_depth (echo(a, b) of two 32-deep values) would
+         * be refused by any peer with the same limits */
+        daffi_scan scan;
+        daffi_scan_init(&scan);
+        if (call->result.size > 1 &&
+            daffi_scan_feed(&scan, sbuf->data + mark, sbuf->size - mark, lim) !=
+                DAFFI_SCAN_COMPLETE) {
+            sbuf->size = mark;
+            char msg[160];
+            snprintf(msg, sizeof(msg), "the result nests deeper than max_depth (%u levels)",
+                     lim->max_depth);
+            if (daffi_pack_response_error(&pk, msgid, DAFFI_E_HANDLER_ERROR, msg) == -1)
+                goto oom;
+            return DAFFI_E_HANDLER_ERROR;
         }
         return 0;
     }
@@ -272,24 +291,7 @@ int daffi_arg_raw(const daffi_call *call, size_t i, const char **p, size_t *len)
 {
     if (i >= daffi_argc(call))
         return -1;
-    const char *cur = call->msg.params_raw;
-    size_t left = call->msg.params_raw_len;
-    /* skip the array header: fixarray, array16 or array32 */
-    size_t hdr = ((unsigned char)cur[0] & 0xf0) == 0x90 ? 1 : (unsigned char)cur[0] == 0xdc ? 3 : 5;
-    cur += hdr;
-    left -= hdr;
-    for (size_t k = 0;; k++) {
-        size_t n = daffi_object_size(cur, left);
-        if (n == 0)
-            return -1;
-        if (k == i) {
-            *p = cur;
-            *len = n;
-            return 0;
-        }
-        cur += n;
-        left -= n;
-    }
+    return daffi_array_element(call->msg.params_raw, call->msg.params_raw_len, i, p, len);
 }
 
 int daffi_arg_int(const daffi_call *call, size_t i, int64_t *out)
@@ -452,4 +454,18 @@ void daffi_call_done(daffi_call *call)
 int daffi_call_cancelled(const daffi_call *call)
 {
     return call->ops->cancelled(call);
+}
+
+void daffi_call_on_cancel(daffi_call *call, daffi_cancel_fn fn, void *arg)
+{
+    call->on_cancel = fn;
+    call->on_cancel_arg = arg;
+}
+
+void daffi_call_fire_cancel(daffi_call *call)
+{
+    daffi_cancel_fn fn = call->on_cancel;
+    call->on_cancel = NULL;
+    if (fn != NULL)
+        fn(call, call->on_cancel_arg);
 }

@@ -18,10 +18,12 @@ void daffi_call_reset(daffi_call *call);
 int daffi_call_load(daffi_call *call, const char *bytes, size_t len);
 
 /* Appends the call's response envelope for msgid to sbuf: the result (or nil), or the
- * error. When the whole response would exceed max_message it appends a TOO_LARGE error
- * instead. Returns the error code sent (0 for a result) or -1 when out of memory. */
+ * error. When the whole response would exceed lim->max_message it appends a TOO_LARGE
+ * error instead, and a result nesting deeper than lim->max_depth is answered
+ * HANDLER_ERROR (what we send passes the checks we make on what we receive). Returns
+ * the error code sent (0 for a result) or -1 when out of memory. */
 int daffi_call_write_response(const daffi_call *call, uint32_t msgid,
-                              msgpack_sbuffer *sbuf, size_t max_message);
+                              msgpack_sbuffer *sbuf, const daffi_limits *lim);
 
 /* Sets the outcome to an error with a plain message (no formatting). */
 void daffi_call_set_error(daffi_call *call, int code, const char *message);
@@ -29,6 +31,11 @@ void daffi_call_set_error(daffi_call *call, int code, const char *message);
 /* Sets the outcome to an encoded error array ([code, message(, details)]) that is
  * relayed unchanged; code is its code, kept for counters. */
 void daffi_call_set_raw_error(daffi_call *call, int code, const char *p, size_t len);
+
+/* Runs the handler's cancel callback (daffi_call_on_cancel) once, if it set one. The
+ * host calls it on the call's loop, for a pending call only; the call may be
+ * completed (and freed by the host) before this returns. */
+void daffi_call_fire_cancel(daffi_call *call);
 
 /* Rewrites a loaded daffi.call / daffi.cast request so that it looks like a direct
  * call: the method becomes params[0] and the params become params[1] (an array).

@@ -37,9 +37,9 @@ static int opts_check(const daffi_client_opts *o, daffi_error *err)
                        o->reconnect_max_ms, DAFFI_DEFAULT_RECONNECT_MAX_MS);
         return -1;
     }
-    if (o->max_depth > DAFFI_SCAN_MAX_DEPTH - 2) {
+    if (o->max_depth > DAFFI_SCAN_MAX_DEPTH - 3) {
         daffi__err_set(err, DAFFI_E_BAD_ARGS, "max_depth %u: at most %u", o->max_depth,
-                       DAFFI_SCAN_MAX_DEPTH - 2);
+                       DAFFI_SCAN_MAX_DEPTH - 3);
         return -1;
     }
     if (o->max_message != 0 && o->max_message < 16) {

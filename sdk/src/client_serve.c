@@ -52,7 +52,7 @@ static void served_finish(daffi__served *sv)
             sv->conn_gen == c->as->conn_gen) {
             sb = &c->as->scratch;
             sb->size = 0;
-            if (daffi_call_write_response(&sv->call, sv->msgid, sb, c->lim.max_message) == -1)
+            if (daffi_call_write_response(&sv->call, sv->msgid, sb, &c->lim) == -1)
                 respond_error(c, sv->msgid, DAFFI_E_OVERLOADED,
                               "out of memory for the response");
             else if (daffi__out_write(&c->out, sb->data, sb->size) == 0)

@@ -221,7 +221,19 @@ static void scan_element_done(daffi_scan *s)
 /* Accepts the header h of the element that starts the envelope position
  * s->top_index (s->depth == 1). Returns NEED_MORE when it is acceptable there,
  * else the verdict with s->error set. Sets kind/msgid as they are read. */
-static daffi_scan_result scan_check_envelope(daffi_scan *s, const mp_head *h)
+/* 1 when the method at s->method_at (whole in p) wraps a callback's params. */
+static int scan_method_wraps(const daffi_scan *s, const uint8_t *p)
+{
+    static const char *const wrappers[] = {"daffi.call", "daffi.cast", "daffi.stream"};
+    for (size_t i = 0; i < sizeof(wrappers) / sizeof(wrappers[0]); i++)
+        if (s->method_len == strlen(wrappers[i]) &&
+            memcmp(p + s->method_at, wrappers[i], s->method_len) == 0)
+            return 1;
+    return 0;
+}
+
+static daffi_scan_result scan_check_envelope(daffi_scan *s, const mp_head *h,
+                                             const uint8_t *p)
 {
     unsigned idx = s->top_index;
     int want;
@@ -245,7 +257,7 @@ static daffi_scan_result scan_check_envelope(daffi_scan *s, const mp_head *h)
             return scan_fail(s, DAFFI_SCAN_PROTOCOL, "method is not a str or bin");
         if (idx == 2 && h->type != MP_ARRAY)
             return scan_fail(s, DAFFI_SCAN_PROTOCOL, "params is not an array");
-        return DAFFI_SCAN_NEED_MORE;
+        goto method;
     }
     if (idx == 1) {
         if (h->type != MP_UINT || h->u > UINT32_MAX)
@@ -259,11 +271,21 @@ static daffi_scan_result scan_check_envelope(daffi_scan *s, const mp_head *h)
             return scan_fail(s, DAFFI_SCAN_PROTOCOL, "method is not a str or bin");
         if (idx == 3 && h->type != MP_ARRAY)
             return scan_fail(s, DAFFI_SCAN_PROTOCOL, "params is not an array");
-        return DAFFI_SCAN_NEED_MORE;
+        idx--; /* as a notification's: method 1, params 2 */
+        goto method;
     }
     /* response: the error is nil or an array, the result anything */
     if (idx == 2 && h->type != MP_NIL && h->type != MP_ARRAY)
         return scan_fail(s, DAFFI_SCAN_PROTOCOL, "error is not nil or an array");
+    return DAFFI_SCAN_NEED_MORE;
+method:
+    /* the method's bytes precede the params header, which is whole in p now */
+    if (idx == 1) {
+        s->method_at = s->pos + h->hsize;
+        s->method_len = (size_t)h->n;
+    } else if (idx == 2) {
+        s->wrapped = scan_method_wraps(s, p);
+    }
     return DAFFI_SCAN_NEED_MORE;
 }
 
@@ -275,7 +297,7 @@ static daffi_scan_result scan_check_container(daffi_scan *s, const mp_head *h,
                                               size_t max_message, unsigned max_depth,
                                               uint64_t elems)
 {
-    unsigned base = s->kind == DAFFI_MSG_RESPONSE ? 1 : 2;
+    unsigned base = s->kind == DAFFI_MSG_RESPONSE ? 1 : 2 + s->wrapped;
     unsigned level = s->depth + 1 > base ? s->depth + 1 - base : 0;
 
     /* each element takes at least one byte */
@@ -302,8 +324,8 @@ daffi_scan_result daffi_scan_feed(daffi_scan *s, const char *buf, size_t len,
     uint64_t elems;
     size_t hs;
 
-    if (max_depth > DAFFI_SCAN_MAX_DEPTH - 2)
-        max_depth = DAFFI_SCAN_MAX_DEPTH - 2;
+    if (max_depth > DAFFI_SCAN_MAX_DEPTH - 3)
+        max_depth = DAFFI_SCAN_MAX_DEPTH - 3;
 
     for (;;) {
         if (s->pos > 0 && s->depth == 0) {
@@ -342,7 +364,7 @@ daffi_scan_result daffi_scan_feed(daffi_scan *s, const char *buf, size_t len,
             continue;
         }
         if (s->depth == 1) {
-            r = scan_check_envelope(s, &h);
+            r = scan_check_envelope(s, &h, p);
             if (r != DAFFI_SCAN_NEED_MORE)
                 return r;
         }

@@ -1,6 +1,8 @@
 /*
  * test_lifecycle.c - daffid's process life: the SIGTERM/SIGINT drain, `daffid -t`,
- * and the Unix socket file (a stale one is replaced, a live one is not stolen).
+ * the Unix socket file (a stale one is replaced, a live one is not stolen) and the
+ * pidfile (never through a symlink, locked while running, a stale one taken over,
+ * removed at exit only while it is still ours).
  *
  * Every test starts its own daffid, because each ends it. The daemons a test starts
  * are kept in its fixture, so a failing test still has them killed and their
@@ -386,6 +388,124 @@ static void test_a_live_unix_socket_is_not_stolen(void **state)
     assert_int_equal(tdaemon_stop(first, TDAEMON_STOP_TIMEOUT_MS), 0);
 }
 
+/* ---- the pidfile ----------------------------------------------------------------- */
+
+/* Reads the first line of path into buf ("" when it cannot be read). */
+static void read_first_line(const char *path, char *buf, size_t size)
+{
+    FILE *f = fopen(path, "r");
+    buf[0] = '\0';
+    if (f != NULL) {
+        if (fgets(buf, (int)size, f) == NULL)
+            buf[0] = '\0';
+        fclose(f);
+    }
+}
+
+/* Asserts that path holds pid. */
+static void expect_pidfile(const char *path, pid_t pid)
+{
+    char line[64], want[64];
+    read_first_line(path, line, sizeof(line));
+    snprintf(want, sizeof(want), "%ld\n", (long)pid);
+    if (strcmp(line, want) != 0)
+        fail_msg("pidfile %s holds '%s', expected pid %ld", path, line, (long)pid);
+}
+
+/* Spawns d with overrides and asserts it exits 1 with a log naming needle. */
+static void expect_refused(tdaemon *d, const char *const *overrides, const char *needle)
+{
+    char log[16384];
+
+    assert_int_equal(tdaemon_spawn(d, overrides), 0);
+    if (tdaemon_wait_exit(d, TDAEMON_START_TIMEOUT_MS) != 1)
+        fail_msg("daffid kept running instead of refusing to start");
+    tdaemon_read_log(d, log, sizeof(log));
+    if (!WIFEXITED(d->status) || WEXITSTATUS(d->status) != 1 || strstr(log, needle) == NULL)
+        fail_msg("expected exit 1 naming '%s'; wait status 0x%x, log:\n%s", needle,
+                 (unsigned)d->status, log);
+}
+
+static void test_a_symlink_pidfile_is_refused_and_its_target_untouched(void **state)
+{
+    tdaemon *d = prepare(state);
+    char target[300], link[300], ov[400], line[64];
+    const char *overrides[] = { ov, NULL };
+
+    snprintf(target, sizeof(target), "%s/precious.txt", d->dir);
+    snprintf(link, sizeof(link), "%s/daffid.pid", d->dir);
+    FILE *f = fopen(target, "w");
+    assert_non_null(f);
+    fputs("precious\n", f);
+    fclose(f);
+    assert_int_equal(symlink(target, link), 0);
+    snprintf(ov, sizeof(ov), "server.pidfile=%s", link);
+    expect_refused(d, overrides, "symbolic link");
+    read_first_line(target, line, sizeof(line));
+    assert_string_equal(line, "precious\n");
+}
+
+static void test_a_second_instance_refuses_a_held_pidfile_and_leaves_it(void **state)
+{
+    tdaemon *first = prepare(state);
+    tdaemon *second = prepare(state);
+    char pidfile[300], ov[400], pid[32];
+    const char *overrides[] = { ov, NULL };
+
+    snprintf(pidfile, sizeof(pidfile), "%s/daffid.pid", first->dir);
+    snprintf(ov, sizeof(ov), "server.pidfile=%s", pidfile);
+    if (tdaemon_start(first, overrides) == -1)
+        fail_msg("daffid did not start");
+    expect_pidfile(pidfile, first->pid);
+    /* the second listens elsewhere: only the pidfile is shared */
+    snprintf(pid, sizeof(pid), "pid %ld", (long)first->pid);
+    expect_refused(second, overrides, pid);
+    expect_pidfile(pidfile, first->pid);
+    expect_serving(first->tcp);
+    assert_int_equal(tdaemon_stop(first, TDAEMON_STOP_TIMEOUT_MS), 0);
+    assert_int_equal(access(pidfile, F_OK), -1); /* ours: removed at exit */
+}
+
+static void test_a_stale_pidfile_is_taken_over(void **state)
+{
+    tdaemon *d = prepare(state);
+    char pidfile[300], ov[400];
+    const char *overrides[] = { ov, NULL };
+
+    snprintf(pidfile, sizeof(pidfile), "%s/daffid.pid", d->dir);
+    FILE *f = fopen(pidfile, "w");
+    assert_non_null(f);
+    fputs("999999\n", f); /* a crashed run's: nobody holds its lock */
+    fclose(f);
+    snprintf(ov, sizeof(ov), "server.pidfile=%s", pidfile);
+    if (tdaemon_start(d, overrides) == -1)
+        fail_msg("daffid did not take over a stale pidfile");
+    expect_pidfile(pidfile, d->pid);
+    assert_int_equal(tdaemon_stop(d, TDAEMON_STOP_TIMEOUT_MS), 0);
+    assert_int_equal(access(pidfile, F_OK), -1);
+}
+
+static void test_a_pidfile_replaced_while_running_is_left_at_exit(void **state)
+{
+    tdaemon *d = prepare(state);
+    char pidfile[300], moved[320], ov[400], line[64];
+    const char *overrides[] = { ov, NULL };
+
+    snprintf(pidfile, sizeof(pidfile), "%s/daffid.pid", d->dir);
+    snprintf(moved, sizeof(moved), "%s/moved.pid", d->dir);
+    snprintf(ov, sizeof(ov), "server.pidfile=%s", pidfile);
+    if (tdaemon_start(d, overrides) == -1)
+        fail_msg("daffid did not start");
+    assert_int_equal(rename(pidfile, moved), 0);
+    FILE *f = fopen(pidfile, "w");
+    assert_non_null(f);
+    fputs("someone else's\n", f);
+    fclose(f);
+    assert_int_equal(tdaemon_stop(d, TDAEMON_STOP_TIMEOUT_MS), 0);
+    read_first_line(pidfile, line, sizeof(line));
+    assert_string_equal(line, "someone else's\n");
+}
+
 /* A test with its own fixture of daemons. */
 #define LIFECYCLE_TEST(f) cmocka_unit_test_setup_teardown(f, fixture_setup, fixture_teardown)
 
@@ -404,6 +524,10 @@ int main(void)
         LIFECYCLE_TEST(test_check_mode_rejects_a_bad_override),
         LIFECYCLE_TEST(test_a_stale_unix_socket_file_is_replaced),
         LIFECYCLE_TEST(test_a_live_unix_socket_is_not_stolen),
+        LIFECYCLE_TEST(test_a_symlink_pidfile_is_refused_and_its_target_untouched),
+        LIFECYCLE_TEST(test_a_second_instance_refuses_a_held_pidfile_and_leaves_it),
+        LIFECYCLE_TEST(test_a_stale_pidfile_is_taken_over),
+        LIFECYCLE_TEST(test_a_pidfile_replaced_while_running_is_left_at_exit),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

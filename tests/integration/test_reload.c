@@ -31,6 +31,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <dirent.h>
+#include <elf.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -624,6 +625,24 @@ static const broken BROKEN[] = {
 };
 
 /* Puts broken case b in place of the plugin's .so. */
+/* The bytes of an ELF file that its loadable segments span: half of it cuts into the
+ * code, wherever the build put its debug sections (a sanitizer build's .so keeps all
+ * its segments in the first half of the file). */
+static size_t loadable_size(const char *bytes, size_t len)
+{
+    const Elf64_Ehdr *eh = (const Elf64_Ehdr *)bytes;
+    size_t end = 0;
+    assert_true(len >= sizeof(*eh) && memcmp(eh->e_ident, ELFMAG, SELFMAG) == 0);
+    for (unsigned i = 0; i < eh->e_phnum; i++) {
+        const Elf64_Phdr *ph = (const Elf64_Phdr *)(bytes + eh->e_phoff + i * eh->e_phentsize);
+        assert_true((const char *)(ph + 1) <= bytes + len);
+        if (ph->p_type == PT_LOAD && ph->p_offset + ph->p_filesz > end)
+            end = ph->p_offset + ph->p_filesz;
+    }
+    assert_true(end > 0 && end <= len);
+    return end;
+}
+
 static void break_plugin(const tdaemon *d, const broken *b)
 {
     char path[PATH_MAX + 64], tmp[PATH_MAX];
@@ -646,7 +665,7 @@ static void break_plugin(const tdaemon *d, const broken *b)
         char *bytes = read_all(good, &len);
         assert_non_null(bytes);
         in_dir(d, "half.so", tmp, sizeof(tmp));
-        assert_int_equal(write_bytes(tmp, bytes, len / 2), 0);
+        assert_int_equal(write_bytes(tmp, bytes, loadable_size(bytes, len) / 2), 0);
         free(bytes);
         swap_in(d, tmp, PLUGIN_SO);
     } else {
@@ -720,6 +739,40 @@ static void test_new_plugin_with_clashing_callbacks_is_refused(void **state)
 }
 
 /* ---- (c) ini added, removed, edited ------------------------------------------------------ */
+
+/* Changes that never stop (a rename 20 times a second, faster than the quiet period)
+ * still get a reload at least every watch_max_wait: each batch waited about that long,
+ * and several reloads happened while the changes went on. */
+static void test_steady_changes_still_reload_within_watch_max_wait(void **state)
+{
+    static const char *const ov[] = { "server.watch_max_wait=500ms", NULL };
+    tdaemon *d = start(state, NULL, NULL, ov);
+    size_t mark = log_mark(d), len;
+    int64_t end = expect_now_ms() + 4000;
+
+    for (int i = 0; expect_now_ms() < end; i++) {
+        write_ini(d, "30-churn.ini", "[server]\n; change %d\n", i);
+        sleep_ms(50);
+    }
+    sleep_ms(1000); /* the last batch */
+    char *log = read_all(d->log_path, &len);
+    assert_non_null(log);
+    unsigned reloads = 0, longest = 0;
+    for (const char *p = log + (mark < len ? mark : len);
+         (p = strstr(p, "event=watch.changed")) != NULL; p++) {
+        const char *w = strstr(p, "waited_ms=");
+        unsigned waited = w ? (unsigned)strtoul(w + 10, NULL, 10) : 0;
+        reloads++;
+        if (waited > longest)
+            longest = waited;
+    }
+    free(log);
+    if (reloads < 3 || longest > 2500) {
+        tdaemon_dump_log(d);
+        fail_msg("%u reloads in 4 s of steady change, the longest batch waited %u ms "
+                 "(watch_max_wait = 500ms)", reloads, longest);
+    }
+}
 
 /* A new ini in the config dir loads its plugin; until then its callbacks are unknown. */
 static void test_added_ini_loads_its_plugin(void **state)
@@ -810,7 +863,7 @@ static void test_setting_needing_restart_is_reported(void **state)
     size_t mark = log_mark(d);
 
     write_ini(d, "30-site.ini", "[server]\nworkers = 3\n[limits]\nmax_pending = 99\n");
-    expect_log(d, mark, "reload.restart_required", "setting=server.workers");
+    expect_log(d, mark, "reload.restart_required", "setting=server.loops");
     expect_log(d, mark, "reload.restart_required", "setting=limits.max_pending");
     expect_int(d->tcp, &VARIANT, 0);
 }
@@ -1092,6 +1145,8 @@ int main(void)
         cmocka_unit_test_teardown(test_truncated_so_is_refused_without_crashing, teardown),
         cmocka_unit_test_teardown(test_new_plugin_with_clashing_callbacks_is_refused, teardown),
         cmocka_unit_test_teardown(test_added_ini_loads_its_plugin, teardown),
+        cmocka_unit_test_teardown(test_steady_changes_still_reload_within_watch_max_wait,
+                                  teardown),
         cmocka_unit_test_teardown(test_removed_ini_unloads_its_plugin, teardown),
         cmocka_unit_test_teardown(test_edited_config_value_takes_effect, teardown),
         cmocka_unit_test_teardown(test_edited_plugin_setting_takes_effect, teardown),

@@ -406,6 +406,22 @@ int tcluster_log_contains(const tdaemon *d, const char *needle, int timeout_ms)
     return found;
 }
 
+/* See cluster.h. */
+int tcluster_log_count(const tdaemon *d, const char *needle)
+{
+    const size_t cap = 4 * 1024 * 1024;
+    char *buf = malloc(cap);
+    int n = 0;
+
+    if (buf == NULL)
+        return -1;
+    if (tdaemon_read_log(d, buf, cap) > 0)
+        for (const char *p = buf; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+            n++;
+    free(buf);
+    return n;
+}
+
 /* Ends the prepared daemon d: stops it (only when it still runs, with running_only),
  * requiring a clean stop, and removes its dir. Returns 0 or -1. */
 static int cluster_end(tdaemon *d, int running_only)

@@ -114,4 +114,7 @@ int tcluster_discard(tdaemon *d);
  * buffer cannot be had). */
 int tcluster_log_contains(const tdaemon *d, const char *needle, int timeout_ms);
 
+/* How many times needle occurs in d's log now (its first 4 MiB), or -1. */
+int tcluster_log_count(const tdaemon *d, const char *needle);
+
 #endif /* DAFFI_TEST_CLUSTER_H */

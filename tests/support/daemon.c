@@ -1,9 +1,9 @@
 /*
  * daemon.c - real daffid processes for integration tests (see daemon.h).
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -20,6 +20,7 @@
 #include <arpa/inet.h>
 
 #include "daemon.h"
+#include "logcheck.h"
 #include "rawconn.h"
 
 #define TDAEMON_MAX_ARGS 64
@@ -367,8 +368,16 @@ int tdaemon_stop(tdaemon *d, int timeout_ms)
     if (WEXITSTATUS(d->status) != 0) {
         print_exit(d, "on SIGTERM");
         tdaemon_dump_log(d);
+        return WEXITSTATUS(d->status);
     }
-    return WEXITSTATUS(d->status);
+    /* every line daffid logged is logfmt (operators parse them) */
+    int bad = logcheck_file(d->log_path);
+    if (bad > 0) {
+        fprintf(stderr, "tdaemon: %d log line(s) of daffid (pid %d) are not logfmt\n", bad,
+                (int)d->pid);
+        return -1;
+    }
+    return 0;
 }
 
 /* See daemon.h. The output is read through a pipe until daffid closes it. */
@@ -460,6 +469,16 @@ void tdaemon_dump_log(const tdaemon *d)
 }
 
 /* See daemon.h. The dir holds only flat files daffid or the tests wrote. */
+/* nftw callback of tdaemon_cleanup: removes one entry of the tree. */
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
 void tdaemon_cleanup(tdaemon *d)
 {
     if (d->pid != 0) {
@@ -468,20 +487,10 @@ void tdaemon_cleanup(tdaemon *d)
     }
     if (d->dir[0] == '\0')
         return;
-    DIR *dir = opendir(d->dir);
-    if (dir != NULL) {
-        struct dirent *e;
-        char path[PATH_MAX];
-        while ((e = readdir(dir)) != NULL) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                continue;
-            snprintf(path, sizeof(path), "%s/%s", d->dir, e->d_name);
-            unlink(path);
-        }
-        closedir(dir);
-    }
-    if (rmdir(d->dir) == -1)
-        fprintf(stderr, "tdaemon: rmdir %s: %s\n", d->dir, strerror(errno));
+    /* children first, symlinks not followed: a test may leave subdirectories */
+    nftw(d->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+    if (access(d->dir, F_OK) == 0)
+        fprintf(stderr, "tdaemon: cannot remove %s\n", d->dir);
     d->dir[0] = '\0';
 }
 
@@ -517,7 +526,13 @@ int tdaemon_free(tdaemon *d)
 /* See daemon.h. *state receives a daemon owned by the group (freed by the teardown). */
 int tdaemon_group_setup(void **state)
 {
-    tdaemon *d = tdaemon_new_started(NULL);
+    return tdaemon_group_setup_with(state, NULL);
+}
+
+/* See daemon.h. */
+int tdaemon_group_setup_with(void **state, const char *const *overrides)
+{
+    tdaemon *d = tdaemon_new_started(overrides);
 
     if (d == NULL)
         return -1;

@@ -600,6 +600,35 @@ static void unwritable_private_dir_is_refused(void **state)
     assert_non_null(strstr(f->errs.msgs[0], "No such file or directory"));
 }
 
+/* plugin_paths = strict: the loader checks the file it opened, symlinks resolved, so a
+ * path that the configuration accepted but that leads elsewhere now is refused. */
+static void a_confined_load_refuses_a_file_outside_its_directory(void **state)
+{
+    fx *f = *state;
+    char rel[PATH_MAX], good[PATH_MAX], lib[PATH_MAX], real_lib[PATH_MAX];
+    char link[PATH_MAX + 16];
+    dfd_plugin_conf pc;
+    dfd_plugin *p = NULL;
+
+    fixture_path(rel, sizeof(rel), "good");
+    assert_non_null(realpath(rel, good));
+    snprintf(lib, sizeof(lib), "%s/lib", f->root);
+    assert_int_equal(mkdir(lib, 0700), 0);
+    assert_non_null(realpath(lib, real_lib));
+    snprintf(link, sizeof(link), "%s/good.so", lib);
+    assert_int_equal(symlink(good, link), 0);
+    pc = make_conf("good", link, NULL, 0);
+    pc.confine_dir = real_lib;
+    assert_int_equal(dfd_plugin_load(&pc, f->private_dir, 1, &p, &f->errs), -1);
+    assert_null(p);
+    assert_int_equal(f->errs.count, 1);
+    assert_non_null(strstr(f->errs.msgs[0], "not under plugin_dir"));
+    assert_non_null(strstr(f->errs.msgs[0], good));
+    assert_int_equal(count_entries(f->private_dir), 0);
+    unlink(link);
+    rmdir(lib);
+}
+
 /* ---- the example plugins ------------------------------------------------------ */
 
 typedef struct expected_cb {
@@ -785,6 +814,7 @@ int main(void)
         T(good_plugin_refuses_to_start_without_its_trace_file),
         T(failures_are_appended_to_earlier_errors),
         T(unwritable_private_dir_is_refused),
+        T(a_confined_load_refuses_a_file_outside_its_directory),
         T(calc_exposes_add_multiply_divide_inline),
         T(echo_exposes_echo_and_echo_after_inline_and_the_digest_stream),
         T(echo_refuses_a_bad_max_delay_at_init),

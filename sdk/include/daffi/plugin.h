@@ -193,7 +193,10 @@ daffi_host *daffi_call_host(const daffi_call *call);
 /* The state init() created for this call's generation. */
 void *daffi_call_state(const daffi_call *call);
 /* The event loop that owns the call's connection: use it (from that loop's thread
- * only) for timers and async I/O of a pending call. */
+ * only) for timers and async I/O of a pending call. Its clock is libevent's coarse one
+ * (no syscall per loop pass): a timer may fire up to a kernel tick (1-4 ms) early;
+ * check the time yourself where that matters. The call's own deadline never fires
+ * early. */
 struct event_base *daffi_call_loop(const daffi_call *call);
 /* The method name, NUL-terminated. */
 const char *daffi_call_method(const daffi_call *call);
@@ -293,6 +296,16 @@ void *daffi_stream_data(const daffi_call *call);
 /* Returns 1 when the caller is gone or the call timed out, so further work is wasted
  * (the reply would be discarded). Safe from the call's loop thread. */
 int daffi_call_cancelled(const daffi_call *call);
+
+/* Cancellation, pushed: fn(call, arg) runs on the call's loop, at most once, when a
+ * call whose handler returned DAFFI_PENDING is cancelled (its caller's connection
+ * closed, or its deadline passed). Stop the work there and complete the call with
+ * daffi_call_done (its outcome is discarded). Set it before returning DAFFI_PENDING;
+ * fn NULL removes it (do that before completing the call some other way, from the
+ * loop). Meant for handlers that wait on the loop (timers, I/O); a DAFFI_CB_BLOCKING
+ * handler polls daffi_call_cancelled() instead. */
+typedef void (*daffi_cancel_fn)(daffi_call *call, void *arg);
+void daffi_call_on_cancel(daffi_call *call, daffi_cancel_fn fn, void *arg);
 
 #ifdef __cplusplus
 }

@@ -57,7 +57,8 @@ const char *daffi_error_name(int code);
  * nesting of user values (params elements), as DESIGN.md's "deeper than 32" means. */
 #define DAFFI_DEFAULT_MAX_MESSAGE ((size_t)16 * 1024 * 1024)
 #define DAFFI_DEFAULT_MAX_DEPTH 32u
-#define DAFFI_SCAN_MAX_DEPTH 64u /* hard ceiling on max_depth (the scan stack size) */
+#define DAFFI_SCAN_MAX_DEPTH 65u /* the scan stack: max_depth (<= 62) + envelope, params
+                                  * and a daffi.call wrapper */
 
 typedef struct daffi_limits {
     size_t max_message;  /* bytes in one whole encoded message, >= 16 */
@@ -83,6 +84,10 @@ typedef struct daffi_scan {
     size_t pos;             /* bytes consumed so far (start of next element) */
     unsigned depth;         /* containers open */
     unsigned top_index;     /* index of the next envelope element */
+    size_t method_at;       /* offset of the method's bytes */
+    size_t method_len;
+    unsigned wrapped;       /* daffi.call/cast/stream: the callback's params nest one
+                               level deeper, and max_depth counts from there */
     uint32_t remain[DAFFI_SCAN_MAX_DEPTH]; /* elements left per open container */
     uint8_t is_map[DAFFI_SCAN_MAX_DEPTH];
 } daffi_scan;
@@ -95,7 +100,10 @@ void daffi_scan_init(daffi_scan *s);
  *   - the top level is an array: 4 elements for kinds 0 and 1, 3 for kind 2;
  *     element 0 an integer 0..2; msgid any uint encoding <= 0xffffffff;
  *     method str or bin; params an array; error nil or array.
- *   - nesting deeper than max_depth inside the envelope, the reserved byte 0xc1, or a
+ *   - nesting deeper than max_depth inside the envelope (counted from the values inside
+ *     params; for daffi.call, daffi.cast and daffi.stream, which carry a callback's
+ *     params as their second argument, from the values inside those), the reserved
+ *     byte 0xc1, or a
  *     container whose declared count cannot fit in max_message bytes: PROTOCOL.
  *   - a str/bin/ext whose declared length would end past max_message, or
  *     len >= max_message without a complete message: TOO_LARGE.
@@ -107,6 +115,23 @@ daffi_scan_result daffi_scan_feed(daffi_scan *s, const char *buf, size_t len,
  * when the bytes hold no complete object. Does not validate limits: use it on bytes
  * daffi_scan_feed() already accepted. */
 size_t daffi_object_size(const char *p, size_t len);
+
+/* ---- Walking encoded bytes (no decoding, no allocation) ----
+ * For bytes daffi_scan_feed() accepted (so every object is whole). */
+
+/* Reads the array header at p: element count and header size. Returns 0, or -1 when p
+ * does not start with an array. */
+int daffi_array_header(const char *p, size_t len, uint32_t *count, size_t *hdr);
+/* Finds element i of the encoded array at p. Returns 0, or -1 when there is none. */
+int daffi_array_element(const char *p, size_t len, size_t i, const char **elem,
+                        size_t *elem_len);
+/* Splits a response envelope [1, msgid, error, result] into its encoded error and
+ * result elements. Returns 0, or -1 when the bytes are not a response envelope. */
+int daffi_response_split(const char *bytes, size_t size, const char **err, size_t *err_len,
+                         const char **result, size_t *result_len);
+/* The code of an encoded error array [code, message(, details)] (for counters), or 0
+ * when it has no readable non-negative code. */
+int daffi_error_code_of(const char *p, size_t len);
 
 /* A decoded message. Pointers reference the zone and the input bytes. */
 typedef struct daffi_msg {
