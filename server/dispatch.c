@@ -424,8 +424,12 @@ void dfd_dispatch_local(dfd_conn *c, dfd_call *call, const dfd_callback *cb)
     dfd_plugin *p = cb->plugin;
     dfd_call_set_callback(call, cb);
     dfd_stats_call_start(loop, cb);
+    /* the caller's deadline (sent with the call, or travelled from a router) and the
+     * plugin's own timeout: the sooner wins; neither: the server's default */
     if (call->timeout_ms == 0)
         call->timeout_ms = p->timeout_ms ? p->timeout_ms : loop->srv->cfg->default_timeout_ms;
+    else if (p->timeout_ms != 0 && p->timeout_ms < call->timeout_ms)
+        call->timeout_ms = p->timeout_ms;
     if (c != NULL)
         dfd_conn_link(c, call);
 

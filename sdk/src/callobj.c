@@ -139,14 +139,35 @@ static int is_one_map(const char *p, size_t len)
            daffi_object_size(p, len) == len;
 }
 
+/* 1 when the len bytes at p are exactly one message the scanner accepts with lim: what
+ * we send passes the checks we make on what we receive. */
+static int daffi_scan_accepts(const char *p, size_t len, const daffi_limits *lim)
+{
+    daffi_scan scan;
+    daffi_scan_init(&scan);
+    return daffi_scan_feed(&scan, p, len, lim) == DAFFI_SCAN_COMPLETE && scan.size == len;
+}
+
+int daffi_call_pack_error(const daffi_call *call, msgpack_packer *pk, msgpack_sbuffer *sb)
+{
+    int with = call->details.size > 0 && is_one_map(call->details.data, call->details.size);
+    if (msgpack_pack_array(pk, with ? 3 : 2) != 0 || msgpack_pack_int(pk, call->error_code) != 0 ||
+        daffi_pack_cstr(pk, call->error_msg) != 0)
+        return -1;
+    if (with && msgpack_sbuffer_write(sb, call->details.data, call->details.size) != 0)
+        return -1;
+    return 0;
+}
+
 /* Appends the error response of an ERROR outcome: [code, message, details] when the
  * handler packed details that are one map and fit max_message with the rest, else
  * [code, message], the message then saying why the details were dropped (a handler's
  * mistake must not make the response malformed). Returns 0 or -1 (out of memory,
  * sbuf unchanged). */
 static int write_error(const daffi_call *call, uint32_t msgid, msgpack_sbuffer *sbuf,
-                       size_t max_message)
+                       const daffi_limits *lim)
 {
+    size_t max_message = lim->max_message;
     msgpack_packer pk;
     size_t mark = sbuf->size;
     const char *why = NULL;
@@ -165,6 +186,9 @@ static int write_error(const daffi_call *call, uint32_t msgid, msgpack_sbuffer *
         } else if (sbuf->size - mark > max_message) {
             sbuf->size = mark;
             why = "over max_message";
+        } else if (!daffi_scan_accepts(sbuf->data + mark, sbuf->size - mark, lim)) {
+            sbuf->size = mark;
+            why = "nests deeper than max_depth";
         } else {
             return 0;
         }
@@ -187,7 +211,7 @@ int daffi_call_write_response(const daffi_call *call, uint32_t msgid,
     msgpack_packer_init(&pk, sbuf, msgpack_sbuffer_write);
     size_t mark = sbuf->size;
     if (call->outcome == DAFFI_OUTCOME_ERROR) {
-        if (write_error(call, msgid, sbuf, max_message) == -1)
+        if (write_error(call, msgid, sbuf, lim) == -1)
             goto oom;
         return call->error_code;
     }
@@ -214,11 +238,8 @@ int daffi_call_write_response(const daffi_call *call, uint32_t msgid,
         /* what we send must pass the checks we make on what we receive: a handler's
          * result nesting deeper than max_depth (echo(a, b) of two 32-deep values) would
          * be refused by any peer with the same limits */
-        daffi_scan scan;
-        daffi_scan_init(&scan);
         if (call->result.size > 1 &&
-            daffi_scan_feed(&scan, sbuf->data + mark, sbuf->size - mark, lim) !=
-                DAFFI_SCAN_COMPLETE) {
+            !daffi_scan_accepts(sbuf->data + mark, sbuf->size - mark, lim)) {
             sbuf->size = mark;
             char msg[160];
             snprintf(msg, sizeof(msg), "the result nests deeper than max_depth (%u levels)",

@@ -34,6 +34,7 @@
 #include "../support/cluster.h"
 #include "../support/daemon.h"
 #include "../support/expect.h"
+#include "../support/rawconn.h"
 #include "../support/tstream.h"
 
 #define HANG_MS 5000 /* longer than this is a hang, not slowness */
@@ -276,7 +277,8 @@ static int router_setup(void **state)
 
     if (f == NULL || tcluster_router_init(&f->hub, "hub", NULL) == -1 ||
         tdaemon_add_plugin(&f->hub, "calc", NULL) == -1 ||
-        add_relay(&f->hub, f->hub.tcp, "hub") == -1 || tdaemon_start(&f->hub, NULL) == -1)
+        add_relay(&f->hub, f->hub.tcp, "hub") == -1 || add_fixture(&f->hub, "details", NULL) == -1 ||
+        tdaemon_start(&f->hub, NULL) == -1)
         return -1;
     if (tcluster_worker_init(&f->w1, f->hub.tcp, "w1", NULL) == -1 ||
         add_relay(&f->w1, f->hub.unix_addr, "w1") == -1 || add_fixture(&f->w1, "details", NULL) == -1 ||
@@ -470,6 +472,43 @@ static void test_daffictl_and_the_c_api_call_a_named_member_through_the_router(v
     daffi_close(c);
 }
 
+/* A cast reaches the router's own plugin and a worker: both errors keep their details
+ * in the cast's entries (the router's own one packed by the router, the worker's
+ * relayed as it sent it). */
+static void test_a_cast_keeps_each_members_error_details(void **state)
+{
+    router_fx *f = *state;
+    rawconn c;
+    rawmsg m;
+
+    expect_open(&c, f->hub.tcp);
+    rawmsg_init(&m);
+    msgpack_packer *pk = rawmsg_request(&m, 1, "daffi.cast", 2);
+    daffi_pack_cstr(pk, "fail_with_details");
+    msgpack_pack_array(pk, 2);
+    daffi_pack_cstr(pk, "ValueError");
+    daffi_pack_cstr(pk, "trace");
+    expect_send(&c, &m);
+    const msgpack_object *r = expect_result(&c, 1);
+    assert_int_equal(r->type, MSGPACK_OBJECT_MAP);
+    assert_int_equal(r->via.map.size, 2);
+    for (uint32_t i = 0; i < 2; i++) {
+        const msgpack_object *pair = &r->via.map.ptr[i].val;
+        assert_int_equal(pair->type, MSGPACK_OBJECT_ARRAY);
+        const msgpack_object *e = daffi_obj_at(pair, 0);
+        int code;
+        const char *text;
+        size_t len;
+        const msgpack_object *details;
+        assert_int_equal(daffi_error_parse(e, &code, &text, &len, &details), 0);
+        assert_int_equal(code, DAFFI_E_HANDLER_ERROR);
+        assert_non_null(details);
+        assert_true(is_str(daffi_obj_get(details, "type"), "ValueError"));
+    }
+    rawmsg_destroy(&m);
+    rawconn_close(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest alone[] = {
@@ -487,6 +526,7 @@ int main(void)
         cmocka_unit_test(
             test_a_handler_calls_another_member_through_the_router_and_replies_with_it),
         cmocka_unit_test(test_daffictl_and_the_c_api_call_a_named_member_through_the_router),
+        cmocka_unit_test(test_a_cast_keeps_each_members_error_details),
     };
     int failed = 0;
 
