@@ -78,6 +78,7 @@ typedef struct dfd_loop {
     unsigned ndead;               /* dead connections not yet released */
     struct dfd_snapshot *snapshot; /* router: the member set this loop routes with */
     struct dfd_call *waiters;     /* router: daffi.wait calls parked here */
+    struct dfd_call *parked;      /* router: calls the startup grace holds (router-grace.h) */
     struct event heartbeat_ev;    /* router/worker: heartbeat tick */
     int heartbeat_armed;
     dfd_stats stats;

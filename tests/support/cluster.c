@@ -45,10 +45,11 @@ int tcluster_router_init(tdaemon *d, const char *name, const char *extra)
                               "workers = 2\n"
                               "blocking_threads = 1\n"
                               "shutdown_timeout = 5s\n"
+                              "state_file = %s/router.members\n"
                               "%s\n"
                               "[log]\n"
                               "level = info\n",
-                              name, d->tcp, d->unix_addr, extra ? extra : "");
+                              name, d->tcp, d->unix_addr, d->dir, extra ? extra : "");
 }
 
 /* See cluster.h. The worker listens nowhere: it only connects to its router. */
