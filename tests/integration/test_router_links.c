@@ -30,6 +30,7 @@
 #include "../support/rawconn.h"
 #include "../support/rawmember.h"
 #include "../support/rexpect.h"
+#include "../support/tproxy.h"
 
 #define START_MS 10000
 #define NCALLERS 4
@@ -39,6 +40,7 @@ typedef struct fixture {
     tdaemon router;
     tdaemon worker;
     char admin[200];
+    tproxy *proxy;
 } fixture;
 
 static int group_setup(void **state)
@@ -56,6 +58,7 @@ static int test_teardown(void **state)
 {
     fixture *f = *state;
     int rc = 0;
+    tproxy_stop(f->proxy);
     if (tcluster_discard(&f->worker) == -1)
         rc = -1;
     if (tcluster_discard(&f->router) == -1)
@@ -102,9 +105,10 @@ static void read_forwarded(rawconn *ls, unsigned n, int ms, unsigned *got,
     }
 }
 
-/* 1 when the router's admin `members` lists name; *nlinks set to its links. */
-static int admin_member_links(const char *admin, const char *name, size_t *nlinks,
-                              int loops[2])
+/* 1 when the router's admin `members` lists name; *nlinks set to its links, loops[]
+ * (and in_flight[], when not NULL) to those of links 0 and 1. */
+static int admin_member_links_in(const char *admin, const char *name, size_t *nlinks,
+                                 int loops[2], long long *in_flight)
 {
     json_t *r = tcluster_admin(admin, "members");
     int found = 0;
@@ -116,12 +120,39 @@ static int admin_member_links(const char *admin, const char *name, size_t *nlink
             continue;
         json_t *links = json_object_get(m, "links");
         *nlinks = json_array_size(links);
-        for (size_t k = 0; k < *nlinks && k < 2; k++)
-            loops[k] = (int)json_integer_value(json_object_get(json_array_get(links, k), "loop"));
+        for (size_t k = 0; k < *nlinks; k++) {
+            json_t *l = json_array_get(links, k);
+            unsigned idx = (unsigned)json_integer_value(json_object_get(l, "link"));
+            if (idx < 2)
+                loops[idx] = (int)json_integer_value(json_object_get(l, "loop"));
+            if (idx < 2 && in_flight != NULL)
+                in_flight[idx] = json_integer_value(json_object_get(l, "in_flight"));
+        }
         found = 1;
     }
     json_decref(r);
     return found;
+}
+
+static int admin_member_links(const char *admin, const char *name, size_t *nlinks,
+                              int loops[2])
+{
+    return admin_member_links_in(admin, name, nlinks, loops, NULL);
+}
+
+/* Waits until the router's admin lists member name with want links. */
+static void wait_links(fixture *f, const char *name, size_t want)
+{
+    size_t nlinks = 0;
+    int loops[2] = { -1, -1 };
+    int64_t until = expect_now_ms() + expect_timeout_ms();
+    while ((!admin_member_links(f->admin, name, &nlinks, loops) || nlinks != want) &&
+           expect_now_ms() < until) {
+        struct timespec ts = { 0, 10 * 1000000L };
+        nanosleep(&ts, NULL);
+    }
+    if (nlinks != want)
+        fail_msg("member %s has %zu links, not %zu", name, nlinks, want);
 }
 
 /* Two links of one session are one member; a dropped link fails exactly the calls it
@@ -346,6 +377,80 @@ static void test_a_worker_with_two_loops_serves_calls_on_both(void **state)
         rawconn_close(&callers[c]);
 }
 
+/* Sends echo_after(ms, v) as id. */
+static void send_echo_after(rawconn *c, uint32_t id, int ms, int v)
+{
+    rawmsg m;
+    rawmsg_init(&m);
+    msgpack_packer *pk = rawmsg_request(&m, id, "echo_after", 2);
+    msgpack_pack_int(pk, ms);
+    msgpack_pack_int(pk, v);
+    expect_send(c, &m);
+    rawmsg_destroy(&m);
+}
+
+/* A daffid worker reaching the router through a proxy: cutting the connection of its
+ * link 1 (a reset, as a broken network does) fails exactly the calls that link held
+ * (UNAVAILABLE), the calls on link 0 are answered, the member never leaves, and the
+ * worker connects link 1 again. */
+static void test_cutting_one_link_of_a_worker_fails_only_its_calls(void **state)
+{
+    fixture *f = *state;
+    rawconn callers[NCALLERS], sub;
+    static const unsigned char link1[] = { 0xa4, 'l', 'i', 'n', 'k', 0x01 };
+
+    start_router(f);
+    f->proxy = tproxy_start(f->router.tcp);
+    assert_non_null(f->proxy);
+    expect_open(&sub, f->router.unix_addr);
+    rexpect_subscribe(&sub, 1);
+    assert_int_equal(tcluster_worker_up(&f->worker, tproxy_addr(f->proxy), "wp",
+                                        "heartbeat = 1s\nreconnect_max = 200ms\n",
+                                        (const char *const[]){ "echo", NULL }, START_MS), 0);
+    rexpect_event(&sub, "joined", "wp");
+    wait_links(f, "wp", 2);
+    for (unsigned c = 0; c < NCALLERS; c++) {
+        expect_open(&callers[c], f->router.tcp);
+        for (unsigned k = 0; k < CALLS_EACH; k++)
+            send_echo_after(&callers[c], k, 2000, (int)(c * 100 + k));
+    }
+    /* every call is on a link: the router's admin says which holds how many */
+    size_t nlinks = 0;
+    int loops[2];
+    long long held[2] = { 0, 0 };
+    int64_t until = expect_now_ms() + expect_timeout_ms();
+    while (admin_member_links_in(f->admin, "wp", &nlinks, loops, held) &&
+           held[0] + held[1] < NCALLERS * CALLS_EACH && expect_now_ms() < until) {
+        struct timespec ts = { 0, 10 * 1000000L };
+        nanosleep(&ts, NULL);
+    }
+    print_message("link 0 holds %lld calls, link 1 holds %lld\n", held[0], held[1]);
+    assert_int_equal(held[0] + held[1], NCALLERS * CALLS_EACH);
+    assert_true(held[0] > 0 && held[1] > 0);
+    int cut = tproxy_find(f->proxy, link1, sizeof(link1));
+    assert_true(cut >= 0);
+    assert_int_equal(tproxy_cut(f->proxy, cut), 0);
+    unsigned ok = 0, unavailable = 0;
+    for (unsigned c = 0; c < NCALLERS; c++)
+        for (unsigned k = 0; k < CALLS_EACH; k++) {
+            expect_response(&callers[c]);
+            if (callers[c].msg.error->type == MSGPACK_OBJECT_NIL) {
+                ok++;
+                continue;
+            }
+            check_error(&callers[c], callers[c].msg.msgid, DAFFI_E_UNAVAILABLE);
+            unavailable++;
+        }
+    print_message("after link 1 was cut: %u answered, %u UNAVAILABLE\n", ok, unavailable);
+    assert_int_equal(ok, held[0]);
+    assert_int_equal(unavailable, held[1]);
+    wait_links(f, "wp", 2); /* the worker connected link 1 again */
+    expect_silence(&sub, 100); /* never left */
+    for (unsigned c = 0; c < NCALLERS; c++)
+        rawconn_close(&callers[c]);
+    rawconn_close(&sub);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -355,6 +460,8 @@ int main(void)
                                   test_teardown),
         cmocka_unit_test_teardown(test_bad_link_options_are_bad_args, test_teardown),
         cmocka_unit_test_teardown(test_a_worker_with_two_loops_serves_calls_on_both,
+                                  test_teardown),
+        cmocka_unit_test_teardown(test_cutting_one_link_of_a_worker_fails_only_its_calls,
                                   test_teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
