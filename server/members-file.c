@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "config-int.h"
 #include "log.h"
 #include "members-file.h"
 #include "server.h"
@@ -59,20 +60,6 @@ void dfd_members_file_free(char **names, size_t n)
     free(names);
 }
 
-/* 1 when line (len bytes) is a member name: 1-255 of [A-Za-z0-9_.-]. */
-static int members_file_name_ok(const char *line, size_t len)
-{
-    if (len == 0 || len > 255)
-        return 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)line[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              ch == '_' || ch == '.' || ch == '-'))
-            return 0;
-    }
-    return 1;
-}
-
 /* Splits the text buf (n bytes) into names. Returns 0 or -1 (out of memory). */
 static int members_file_parse(const char *path, const char *buf, size_t n, char ***names,
                               size_t *count)
@@ -86,18 +73,24 @@ static int members_file_parse(const char *path, const char *buf, size_t n, char 
         lineno++;
         if (len == 0 || line[0] == '#')
             continue;
-        if (!members_file_name_ok(line, len) || *count >= MEMBERS_FILE_NAMES_MAX) {
+        char *name = strndup(line, len);
+        if (name == NULL)
+            return -1;
+        /* a member name is what [server] name may be: 1-255 of [A-Za-z0-9_.-] */
+        if (!dfd_cfg_valid_name(name, DFD_CFG_MEMBER_NAME_MAX) ||
+            *count >= MEMBERS_FILE_NAMES_MAX) {
+            free(name);
             dfd_warn("router.state_file", "file=%s line=%u msg=\"not a member name: "
                      "skipped\"", path, lineno);
             continue;
         }
         char **grown = realloc(*names, (*count + 1) * sizeof(*grown));
-        if (grown == NULL)
+        if (grown == NULL) {
+            free(name);
             return -1;
+        }
         *names = grown;
-        if ((grown[*count] = strndup(line, len)) == NULL)
-            return -1;
-        (*count)++;
+        grown[(*count)++] = name;
     }
     return 0;
 }

@@ -41,9 +41,7 @@
 #define MAXCALLS 400
 
 typedef struct fixture {
-    tdaemon router;
-    tdaemon workers[2];
-    char admin[200];
+    tcluster_set s;             /* first: the set's teardown takes the fixture */
     char wadmin[2][300];
 } fixture;
 
@@ -54,17 +52,8 @@ static int group_setup(void **state)
 
 static int group_teardown(void **state)
 {
-    fixture *f = *state;
-    int rc = 0;
-    for (int i = 0; i < 2; i++) {
-        if (f->workers[i].dir[0] != '\0')
-            tdaemon_signal(&f->workers[i], SIGCONT);
-        if (tcluster_discard(&f->workers[i]) == -1)
-            rc = -1;
-    }
-    if (tcluster_discard(&f->router) == -1)
-        rc = -1;
-    free(f);
+    int rc = tcluster_set_teardown(state);
+    tcluster_group_free(state);
     return rc;
 }
 
@@ -87,7 +76,7 @@ static long long worker_calls(fixture *f, int i)
 /* 1 when the router's admin `members` shows member name with a frozen link. */
 static int router_sees_frozen(fixture *f, const char *name)
 {
-    json_t *r = tcluster_admin(f->admin, "members");
+    json_t *r = tcluster_admin(f->s.admin, "members");
     int frozen = 0;
     size_t i, k;
     json_t *m, *l;
@@ -151,21 +140,21 @@ static void test_new_calls_pass_over_a_frozen_member_and_it_comes_back(void **st
     static const char *const names[] = { "fa", "fb" };
 
     memset(&k, 0, sizeof(k));
-    assert_int_equal(tcluster_router_start(&f->router, "hub",
+    assert_int_equal(tcluster_router_start(&f->s.router, "hub",
                                            "heartbeat = 200ms\nheartbeat_misses = 20\n"
-                                           "default_timeout = 20s\n", f->admin,
-                                           sizeof(f->admin)), 0);
+                                           "default_timeout = 20s\n", f->s.admin,
+                                           sizeof(f->s.admin)), 0);
     for (int i = 0; i < 2; i++) {
-        snprintf(f->wadmin[i], sizeof(f->wadmin[i]), "%s/%s-admin.sock", f->router.dir,
+        snprintf(f->wadmin[i], sizeof(f->wadmin[i]), "%s/%s-admin.sock", f->s.router.dir,
                  names[i]);
         snprintf(extra, sizeof(extra), "heartbeat = 1s\n[admin]\nsocket = %s\n", f->wadmin[i]);
-        assert_int_equal(tcluster_worker_up(&f->workers[i], f->router.tcp, names[i], extra,
+        assert_int_equal(tcluster_worker_up(&f->s.workers[i], f->s.router.tcp, names[i], extra,
                                             (const char *const[]){ "echo", NULL }, START_MS),
                          0);
     }
     const char *both[] = { "fa", "fb", NULL };
-    assert_int_equal(tcluster_wait_members(f->router.tcp, both, START_MS), 0);
-    expect_open(&c, f->router.tcp);
+    assert_int_equal(tcluster_wait_members(f->s.router.tcp, both, START_MS), 0);
+    expect_open(&c, f->s.router.tcp);
     for (int i = 0; i < 20; i++) {
         send_echo(&c, &k);
         while (k.done < k.n)
@@ -174,7 +163,7 @@ static void test_new_calls_pass_over_a_frozen_member_and_it_comes_back(void **st
     long long calls0[2] = { worker_calls(f, 0), worker_calls(f, 1) };
     assert_true(calls0[0] > 0 && calls0[1] > 0);
 
-    assert_int_equal(tcluster_freeze(&f->workers[0], 5000), 0);
+    assert_int_equal(tcluster_freeze(&f->s.workers[0], 5000), 0);
     int64_t t0 = expect_now_ms();
     uint32_t first = k.n;
     int frozen_seen = 0;
@@ -212,7 +201,7 @@ static void test_new_calls_pass_over_a_frozen_member_and_it_comes_back(void **st
     assert_true(frozen_seen);
 
     /* fa resumes: the calls it holds are answered (never resent), it is routed to again */
-    assert_int_equal(tdaemon_signal(&f->workers[0], SIGCONT), 0);
+    assert_int_equal(tdaemon_signal(&f->s.workers[0], SIGCONT), 0);
     int64_t until = expect_now_ms() + expect_timeout_ms();
     while (k.done < k.n && expect_now_ms() < until)
         read_answers(&c, &k, 50);
@@ -236,8 +225,8 @@ static void test_new_calls_pass_over_a_frozen_member_and_it_comes_back(void **st
     assert_true(calls1[0] > fa_before);
     /* every call ran exactly once */
     assert_int_equal((calls1[0] - calls0[0]) + (calls1[1] - calls0[1]), k.n - first);
-    assert_true(tcluster_log_contains(&f->router, "router.frozen", 0));
-    assert_true(tcluster_log_contains(&f->router, "router.thawed", 2000));
+    assert_true(tcluster_log_contains(&f->s.router, "router.frozen", 0));
+    assert_true(tcluster_log_contains(&f->s.router, "router.thawed", 2000));
     rawconn_close(&c);
 }
 

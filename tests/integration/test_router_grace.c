@@ -41,35 +41,8 @@
 #define CLOCK_SLACK_MS 5
 #define NCALLERS 4
 
-typedef struct fixture {
-    tdaemon router;
-    tdaemon workers[2];
-    char admin[200];
-} fixture;
-
-static int group_setup(void **state)
-{
-    return tcluster_fixture_new(state, sizeof(fixture)) == NULL ? -1 : 0;
-}
-
-static int group_teardown(void **state)
-{
-    free(*state);
-    return 0;
-}
-
-static int test_teardown(void **state)
-{
-    fixture *f = *state;
-    int rc = 0;
-    for (int i = 0; i < 2; i++)
-        if (tcluster_discard(&f->workers[i]) == -1)
-            rc = -1;
-    if (tcluster_discard(&f->router) == -1)
-        rc = -1;
-    memset(f, 0, sizeof(*f));
-    return rc;
-}
+/* each test starts its own router and workers: cluster.h's set */
+typedef tcluster_set fixture;
 
 static void start_workers(fixture *f)
 {
@@ -362,14 +335,14 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(
-            test_a_restarted_router_under_load_fails_no_call_with_no_callback, test_teardown),
+            test_a_restarted_router_under_load_fails_no_call_with_no_callback, tcluster_set_teardown),
         cmocka_unit_test_teardown(test_the_grace_ends_once_the_members_last_known_are_back,
-                                  test_teardown),
+                                  tcluster_set_teardown),
         cmocka_unit_test_teardown(
             test_held_calls_are_routed_on_join_time_out_or_fail_when_the_grace_ends,
-            test_teardown),
+            tcluster_set_teardown),
         cmocka_unit_test_teardown(
-            test_no_member_file_means_no_grace_and_none_means_the_whole_grace, test_teardown),
+            test_no_member_file_means_no_grace_and_none_means_the_whole_grace, tcluster_set_teardown),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, tcluster_set_setup, tcluster_group_free);
 }

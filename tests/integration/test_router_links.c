@@ -48,12 +48,6 @@ static int group_setup(void **state)
     return tcluster_fixture_new(state, sizeof(fixture)) == NULL ? -1 : 0;
 }
 
-static int group_teardown(void **state)
-{
-    free(*state);
-    return 0;
-}
-
 static int test_teardown(void **state)
 {
     fixture *f = *state;
@@ -155,6 +149,22 @@ static void wait_links(fixture *f, const char *name, size_t want)
         fail_msg("member %s has %zu links, not %zu", name, nlinks, want);
 }
 
+/* Reads the CALLS_EACH answers of each caller: *ok results, *unavailable
+ * UNAVAILABLE errors (any other answer fails the test). */
+static void read_outcomes(rawconn *callers, unsigned *ok, unsigned *unavailable)
+{
+    for (unsigned c = 0; c < NCALLERS; c++)
+        for (unsigned k = 0; k < CALLS_EACH; k++) {
+            expect_response(&callers[c]);
+            if (callers[c].msg.error->type == MSGPACK_OBJECT_NIL) {
+                (*ok)++;
+                continue;
+            }
+            check_error(&callers[c], callers[c].msg.msgid, DAFFI_E_UNAVAILABLE);
+            (*unavailable)++;
+        }
+}
+
 /* Two links of one session are one member; a dropped link fails exactly the calls it
  * carried (UNAVAILABLE) while the other link's calls are answered and the member stays
  * (no left event); new calls go over the link that is left; the member leaves with its
@@ -200,17 +210,7 @@ static void test_a_dropped_link_fails_only_its_calls_and_the_member_stays(void *
         assert_int_equal(rawmember_reply_raw(&ls[0], ids[0][i], &nil, 1), 0);
     }
     unsigned ok = 0, unavailable = 0;
-    for (unsigned c = 0; c < NCALLERS; c++) {
-        for (unsigned k = 0; k < CALLS_EACH; k++) {
-            expect_response(&callers[c]);
-            if (callers[c].msg.error->type == MSGPACK_OBJECT_NIL) {
-                ok++;
-                continue;
-            }
-            check_error(&callers[c], callers[c].msg.msgid, DAFFI_E_UNAVAILABLE);
-            unavailable++;
-        }
-    }
+    read_outcomes(callers, &ok, &unavailable);
     print_message("after link 1 dropped: %u answered by link 0, %u failed UNAVAILABLE\n", ok,
                   unavailable);
     assert_int_equal(ok, got[0]);
@@ -431,16 +431,7 @@ static void test_cutting_one_link_of_a_worker_fails_only_its_calls(void **state)
     assert_true(cut >= 0);
     assert_int_equal(tproxy_cut(f->proxy, cut), 0);
     unsigned ok = 0, unavailable = 0;
-    for (unsigned c = 0; c < NCALLERS; c++)
-        for (unsigned k = 0; k < CALLS_EACH; k++) {
-            expect_response(&callers[c]);
-            if (callers[c].msg.error->type == MSGPACK_OBJECT_NIL) {
-                ok++;
-                continue;
-            }
-            check_error(&callers[c], callers[c].msg.msgid, DAFFI_E_UNAVAILABLE);
-            unavailable++;
-        }
+    read_outcomes(callers, &ok, &unavailable);
     print_message("after link 1 was cut: %u answered, %u UNAVAILABLE\n", ok, unavailable);
     assert_int_equal(ok, held[0]);
     assert_int_equal(unavailable, held[1]);
@@ -464,5 +455,5 @@ int main(void)
         cmocka_unit_test_teardown(test_cutting_one_link_of_a_worker_fails_only_its_calls,
                                   test_teardown),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, group_setup, tcluster_group_free);
 }

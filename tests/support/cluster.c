@@ -108,6 +108,40 @@ void *tcluster_fixture_new(void **state, size_t size)
 }
 
 /* See cluster.h. */
+int tcluster_set_setup(void **state)
+{
+    return tcluster_fixture_new(state, sizeof(tcluster_set)) == NULL ? -1 : 0;
+}
+
+/* See cluster.h. */
+int tcluster_set_teardown(void **state)
+{
+    tcluster_set *s = *state;
+    int rc = 0;
+
+    for (int i = 0; i < TCLUSTER_WORKERS; i++) {
+        if (s->workers[i].dir[0] != '\0')
+            tdaemon_signal(&s->workers[i], SIGCONT);
+        if (tcluster_discard(&s->workers[i]) == -1)
+            rc = -1;
+    }
+    if (s->router.dir[0] != '\0')
+        tdaemon_signal(&s->router, SIGCONT);
+    if (tcluster_discard(&s->router) == -1)
+        rc = -1;
+    memset(s, 0, sizeof(*s));
+    return rc;
+}
+
+/* See cluster.h. */
+int tcluster_group_free(void **state)
+{
+    free(*state);
+    *state = NULL;
+    return 0;
+}
+
+/* See cluster.h. */
 int tcluster_fixture_free(void *f, tdaemon *worker, tdaemon *router)
 {
     int rc = 0;
