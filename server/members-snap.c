@@ -149,12 +149,13 @@ int dfd_link_frozen(const dfd_link *l, uint64_t now_ns, uint64_t frozen_ns)
 
 /* dfd_link_frozen, and the first pick that finds l frozen says so (once, until it
  * answers again: membership.c). */
-static int link_check_frozen(dfd_link *l, uint64_t now_ns, uint64_t frozen_ns)
+static int link_check_frozen(dfd_loop *loop, dfd_link *l, uint64_t now_ns, uint64_t frozen_ns)
 {
     if (!dfd_link_frozen(l, now_ns, frozen_ns))
         return 0;
     if (!atomic_load_explicit(&l->frozen, memory_order_relaxed) &&
         !atomic_exchange(&l->frozen, 1)) {
+        dfd_stat_add(&loop->stats, DFD_STAT_members_frozen, 1);
         uint64_t since = atomic_load_explicit(&l->owed_since_ns, memory_order_relaxed);
         dfd_warn("router.frozen", "member=%s link=%u silent_ms=%llu msg=\"owes an answer and "
                  "sent nothing: new calls go to other members until it answers\"",
@@ -167,7 +168,7 @@ static int link_check_frozen(dfd_link *l, uint64_t now_ns, uint64_t frozen_ns)
 /* A link of sm that is alive and not frozen, on loop when it has one there (no hop to
  * another thread), round-robin among those that qualify; or NULL. *frozen is set when
  * an alive link was passed over for being frozen. Not retained. */
-static dfd_link *snap_member_healthy_link(dfd_snap_member *sm, const dfd_loop *loop,
+static dfd_link *snap_member_healthy_link(dfd_snap_member *sm, dfd_loop *loop,
                                           uint64_t now_ns, uint64_t frozen_ns, int *frozen)
 {
     size_t n = sm->nlinks;
@@ -178,7 +179,7 @@ static dfd_link *snap_member_healthy_link(dfd_snap_member *sm, const dfd_loop *l
         dfd_link *l = sm->links[(start + k) % n];
         if (!atomic_load_explicit(&l->alive, memory_order_relaxed))
             continue;
-        if (link_check_frozen(l, now_ns, frozen_ns)) {
+        if (link_check_frozen(loop, l, now_ns, frozen_ns)) {
             *frozen = 1;
             continue;
         }
@@ -199,7 +200,7 @@ static dfd_link *snap_member_any_link(const dfd_snap_member *sm)
     return NULL;
 }
 
-dfd_link *dfd_snap_member_link(dfd_snap_member *sm, const dfd_loop *loop, uint64_t now_ns,
+dfd_link *dfd_snap_member_link(dfd_snap_member *sm, dfd_loop *loop, uint64_t now_ns,
                                uint64_t frozen_ns)
 {
     int frozen = 0;
@@ -212,7 +213,7 @@ dfd_link *dfd_snap_member_link(dfd_snap_member *sm, const dfd_loop *loop, uint64
 }
 
 const dfd_snap_member *dfd_snap_slot_pick(dfd_snap_slot *slot, unsigned limit,
-                                          const dfd_loop *loop, uint64_t now_ns,
+                                          dfd_loop *loop, uint64_t now_ns,
                                           uint64_t frozen_ns, dfd_link **link, int *exists)
 {
     *exists = 0;

@@ -194,13 +194,14 @@ dfd_snapshot *dfd_registry_snapshot(struct dfd_server *srv);
  * NULL for the router itself); or NULL with *exists = 1 when some member exposes it
  * but all are busy, 0 when none alive does. now_ns: dfd_now_ns(). */
 const dfd_snap_member *dfd_snap_slot_pick(dfd_snap_slot *slot, unsigned limit,
-                                          const struct dfd_loop *loop, uint64_t now_ns,
+                                          struct dfd_loop *loop, uint64_t now_ns,
                                           uint64_t frozen_ns, dfd_link **link,
                                           int *exists);
 /* Picks a link of member entry sm: an alive one that is not frozen, on `loop` when it
  * has one there (no hop to another thread), else round-robin; a frozen one only when
- * all are. Returns it retained, or NULL when it has none alive (or is the router). */
-dfd_link *dfd_snap_member_link(dfd_snap_member *sm, const struct dfd_loop *loop,
+ * all are (a link first found frozen is counted in loop's members_frozen). Returns it
+ * retained, or NULL when it has none alive (or is the router). */
+dfd_link *dfd_snap_member_link(dfd_snap_member *sm, struct dfd_loop *loop,
                                uint64_t now_ns, uint64_t frozen_ns);
 /* 1 when link l owes an answer and has sent nothing for more than frozen_ns (0: the
  * check is off). */

@@ -175,6 +175,7 @@ int dfd_grace_hold(dfd_conn *c, dfd_call *call)
     call->next = loop->parked;
     loop->parked = call;
     atomic_fetch_add(&g->held, 1);
+    dfd_stat_add(&loop->stats, DFD_STAT_startup_held, 1);
     dfd_debug("router.grace_hold", "peer=%s method=\"%.64s\"", c->peer, call->base.method);
     return 1;
 }

@@ -182,7 +182,7 @@ static void test_a_restarted_router_under_load_fails_no_call_with_no_callback(vo
     /* each caller: its call in flight at the kill, and one more when it reconnected while
      * the dying router's listener still completed connections it would never serve */
     assert_true(dropped <= 2 * NCALLERS);
-    assert_true(tcluster_log_contains(&f->router, "reason=members_back", 0));
+    assert_true(tcluster_log_contains(&f->router, "reason=members_back", 2000));
 }
 
 /* ---- when it ends ----------------------------------------------------------------- */
@@ -254,11 +254,15 @@ static void test_held_calls_are_routed_on_join_time_out_or_fail_when_the_grace_e
     assert_int_equal(tcluster_router_init(&f->router, "hub",
                                           "heartbeat = 1s\nstartup_grace = 1s\n"), 0);
     snprintf(path, sizeof(path), "%s/router.members", f->router.dir);
+    snprintf(f->admin, sizeof(f->admin), "%s/admin.sock", f->router.dir);
+    assert_int_equal(tdaemon_write_file(&f->router, "05-admin.ini", "[admin]\nsocket = %s\n",
+                                        f->admin), 0);
     assert_int_equal(tdaemon_write_file(&f->router, "router.members",
                                         "# members of the last run\nghost\nnot a name!\n"), 0);
     int64_t t0 = expect_now_ms();
     assert_int_equal(tdaemon_start(&f->router, NULL), 0);
-    assert_true(tcluster_log_contains(&f->router, "line=3", 0)); /* the bad line is named */
+    /* the bad line is named */
+    assert_true(tcluster_log_contains(&f->router, "line=3", expect_timeout_ms()));
     expect_open(&c, f->router.tcp);
     send_call(&c, 1, "later", 0);
     send_call(&c, 2, "never", 200);
@@ -283,7 +287,8 @@ static void test_held_calls_are_routed_on_join_time_out_or_fail_when_the_grace_e
     print_message("a held call for a callback nobody exposes: NO_CALLBACK %lld ms after the "
                   "router started (startup_grace 1 s)\n", (long long)ms);
     assert_true(ms >= 1000 - CLOCK_SLACK_MS);
-    assert_true(tcluster_log_contains(&f->router, "router.grace_over reason=timeout", 0));
+    assert_true(tcluster_log_contains(&f->router, "router.grace_over reason=timeout", 2000));
+    assert_int_equal(tcluster_admin_counter(f->admin, "startup_held"), 3);
     /* the member file names the members now */
     FILE *fp = fopen(path, "r");
     assert_non_null(fp);
