@@ -6,7 +6,9 @@
  * ping was written to it) and has sent nothing for longer than frozen_ns (router.c:
  * one and a half heartbeat intervals) is frozen: a stopped process, a loop stuck in a
  * handler. Picks pass over it while another link or member can take the call, so new
- * calls go to the healthy ones; it is picked again as soon as anything arrives from it
+ * calls go to the healthy ones (a member with one frozen link comes after the members
+ * with none: a stopped process freezes all its links, one pick at a time would find
+ * them one by one); it is picked again as soon as anything arrives from it
  * (membership.c clears owed_since_ns). When every candidate is frozen the pick takes
  * one anyway: the call then waits as it did before, rather than failing.
  */
@@ -167,28 +169,28 @@ static int link_check_frozen(dfd_loop *loop, dfd_link *l, uint64_t now_ns, uint6
 
 /* A link of sm that is alive and not frozen, on loop when it has one there (no hop to
  * another thread), round-robin among those that qualify; or NULL. *frozen is set when
- * an alive link was passed over for being frozen. Not retained. */
+ * an alive link of sm is frozen (every link is looked at: a process that stopped
+ * freezes all of them, and a pick must not discover them one at a time). Not
+ * retained. */
 static dfd_link *snap_member_healthy_link(dfd_snap_member *sm, dfd_loop *loop,
                                           uint64_t now_ns, uint64_t frozen_ns, int *frozen)
 {
     size_t n = sm->nlinks;
     unsigned start = n > 1 ? atomic_fetch_add_explicit(&sm->link_rr, 1, memory_order_relaxed)
                            : 0;
-    dfd_link *other = NULL;
+    dfd_link *here = NULL, *other = NULL;
     for (size_t k = 0; k < n; k++) {
         dfd_link *l = sm->links[(start + k) % n];
         if (!atomic_load_explicit(&l->alive, memory_order_relaxed))
             continue;
-        if (link_check_frozen(loop, l, now_ns, frozen_ns)) {
+        if (link_check_frozen(loop, l, now_ns, frozen_ns))
             *frozen = 1;
-            continue;
-        }
-        if (l->loop == loop)
-            return l;
-        if (other == NULL)
+        else if (l->loop == loop && here == NULL)
+            here = l;
+        else if (other == NULL)
             other = l;
     }
-    return other;
+    return here != NULL ? here : other;
 }
 
 /* Any alive link of sm, frozen or not (the last resort), or NULL. Not retained. */
@@ -218,7 +220,11 @@ const dfd_snap_member *dfd_snap_slot_pick(dfd_snap_slot *slot, unsigned limit,
 {
     *exists = 0;
     *link = NULL;
-    dfd_snap_member *last_resort = NULL;
+    /* first choice: a member none of whose links is frozen; then one with a healthy
+     * link beside a frozen one (a loop stuck in a handler, or a process stopping: its
+     * other links may be next); last, a frozen one */
+    dfd_snap_member *suspect = NULL, *last_resort = NULL;
+    dfd_link *suspect_link = NULL;
     unsigned start = atomic_fetch_add_explicit(&slot->rr, 1, memory_order_relaxed);
     for (size_t k = 0; k < slot->n; k++) {
         dfd_snap_member *sm = slot->members[(start + k) % slot->n];
@@ -232,13 +238,22 @@ const dfd_snap_member *dfd_snap_slot_pick(dfd_snap_slot *slot, unsigned limit,
             continue;
         int frozen = 0;
         dfd_link *l = snap_member_healthy_link(sm, loop, now_ns, frozen_ns, &frozen);
-        if (l != NULL) {
+        if (l != NULL && !frozen) {
             dfd_link_retain(l);
             *link = l;
             return sm;
         }
-        if (frozen && last_resort == NULL)
+        if (l != NULL && suspect == NULL) {
+            suspect = sm;
+            suspect_link = l;
+        } else if (l == NULL && frozen && last_resort == NULL) {
             last_resort = sm;
+        }
+    }
+    if (suspect != NULL) {
+        dfd_link_retain(suspect_link);
+        *link = suspect_link;
+        return suspect;
     }
     if (last_resort != NULL && (*link = snap_member_any_link(last_resort)) != NULL) {
         dfd_link_retain(*link);

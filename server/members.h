@@ -189,7 +189,8 @@ dfd_snapshot *dfd_registry_snapshot(struct dfd_server *srv);
 
 /* Picks a member exposing the callback of slot (from dfd_snapshot_slot), round-robin,
  * skipping members that are not alive or hold `limit` calls, and preferring members
- * with a link that is not frozen (dfd_link_frozen). Returns the member's entry (valid
+ * none of whose links is frozen (dfd_link_frozen), then members with a link that is
+ * not, then a frozen one. Returns the member's entry (valid
  * while the snapshot is) and, in *link, a retained link of it (dfd_snap_member_link;
  * NULL for the router itself); or NULL with *exists = 1 when some member exposes it
  * but all are busy, 0 when none alive does. now_ns: dfd_now_ns(). */
