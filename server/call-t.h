@@ -86,6 +86,7 @@ typedef struct dfd_call {
     uint64_t timeout_ms;            /* deadline (0 = none) */
     struct dfd_link *link;          /* FORWARD: the member link it went to (a reference) */
     uint32_t member_msgid;          /* FORWARD: our msgid on that link's connection */
+    int to_member;                  /* FORWARD: `to` named its member: no other serves it */
     unsigned fwd_slot;              /* FORWARD: callstat slot + 1 (0: not counted) */
     struct dfd_cast *cast;          /* a cast's child: the cast it reports to */
     unsigned cast_slot;

@@ -38,6 +38,7 @@ dfd_call *dfd_call_new(dfd_loop *loop)
     call->timeout_ms = 0;
     call->link = NULL;
     call->member_msgid = 0;
+    call->to_member = 0;
     call->fwd_slot = 0;
     call->cast = NULL;
     call->cast_slot = 0;

@@ -229,7 +229,8 @@ const dfd_snap_member *dfd_snap_slot_pick(dfd_snap_slot *slot, unsigned limit,
     for (size_t k = 0; k < slot->n; k++) {
         dfd_snap_member *sm = slot->members[(start + k) % slot->n];
         dfd_member *m = sm->m;
-        if (!atomic_load_explicit(&m->alive, memory_order_relaxed))
+        if (!atomic_load_explicit(&m->alive, memory_order_relaxed) ||
+            atomic_load_explicit(&m->withdrawn, memory_order_relaxed))
             continue;
         *exists = 1;
         if (m->local)

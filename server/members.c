@@ -299,6 +299,7 @@ static int registry_add_link(dfd_server *srv, dfd_member *existing, const dfd_he
         existing->ncallbacks = fresh->ncallbacks;
         fresh->callbacks = old;
         fresh->ncallbacks = nold;
+        atomic_store(&existing->withdrawn, existing->ncallbacks == 0);
     }
     srv->registry.version++;
     registry_publish(srv);
@@ -369,6 +370,7 @@ void dfd_registry_update(dfd_server *srv, dfd_member *m, char **callbacks, size_
     dfd_member_free_callbacks(m->callbacks, m->ncallbacks);
     m->callbacks = callbacks;
     m->ncallbacks = ncallbacks;
+    atomic_store(&m->withdrawn, ncallbacks == 0);
     r->version++;
     registry_publish(srv);
     dfd_info("router.member", "event=updated member=%s callbacks=%zu", m->name, ncallbacks);

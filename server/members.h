@@ -69,6 +69,9 @@ typedef struct dfd_member {
     size_t ncallbacks;
     int local;                  /* the router's own plugins (no link) */
     atomic_int alive;           /* 0 once it left or was replaced */
+    atomic_int withdrawn;       /* it announces no callbacks (a draining worker): picks
+                                   pass it at once, before the new snapshot arrives, and
+                                   calls not yet written to it go elsewhere */
     atomic_uint inflight;       /* forwarded calls not yet answered, all links */
     char *session;              /* its hello's "session", owned; NULL: a plain member */
     unsigned links_announced;   /* its hello's "links" (1 for a plain member) */

@@ -86,8 +86,8 @@ static void router_refuse(dfd_conn *c, dfd_call *call, int code, const char *msg
  * callback (NULL: not counted, e.g. a stream's end, counted with its open). */
 static void router_count(dfd_call *call, dfd_snap_slot *ss)
 {
-    if (ss == NULL)
-        return;
+    if (ss == NULL || call->fwd_slot != 0)
+        return; /* not counted, or counted when it first went out */
     unsigned slot = dfd_callstat_forwarded_slot(call->loop->srv, ss->name, &ss->stat_slot);
     call->fwd_slot = slot + 1;
     dfd_stats_slot_start(call->loop, slot);
@@ -115,11 +115,11 @@ static void router_uncount(dfd_call *call)
 }
 
 /* Sends call over link l (taking over the reference on l); ss is the snapshot entry of
- * the callback it is counted under (see router_count). again: the call was sent back
- * from a link that closed before it was written (router_send) and goes out once more. */
-static void router_forward(dfd_conn *c, dfd_call *call, dfd_link *l, dfd_snap_slot *ss,
-                           int again)
+ * the callback it is counted under (see router_count). A call forwarded already was
+ * sent back by a link that could not take it (router_send) and goes out once more. */
+static void router_forward(dfd_conn *c, dfd_call *call, dfd_link *l, dfd_snap_slot *ss)
 {
+    int again = call->kind == DFD_KIND_FORWARD;
     call->kind = DFD_KIND_FORWARD;
     call->link = l;
     call->expire = router_expired;
@@ -147,7 +147,7 @@ static void router_forward(dfd_conn *c, dfd_call *call, dfd_link *l, dfd_snap_sl
 
 void dfd_router_forward_to(dfd_conn *c, dfd_call *call, dfd_link *l)
 {
-    router_forward(c, call, l, NULL, 0);
+    router_forward(c, call, l, NULL);
 }
 
 /* Picks the member for a callback (round-robin, or `to`), then its link. Returns the
@@ -178,7 +178,7 @@ void dfd_router_route_stream(dfd_conn *c, dfd_call *call, const char *cb, size_t
     dfd_link *l;
     const dfd_snap_member *sm = router_pick(c, call, cb, cb_len, to, to_len, &ss, &l);
     if (sm != NULL)
-        router_forward(c, call, l, ss, 0);
+        router_forward(c, call, l, ss);
 }
 
 void dfd_router_route_call(dfd_conn *c, dfd_call *call)
@@ -206,7 +206,7 @@ void dfd_router_route(dfd_conn *c, dfd_call *call, const char *to, size_t to_len
         dfd_dispatch_local(c, call, cb);
         return;
     }
-    router_forward(c, call, l, ss, 0);
+    router_forward(c, call, l, ss);
 }
 
 static const dfd_snap_member *router_pick(dfd_conn *c, dfd_call *call, const char *method,
@@ -235,6 +235,7 @@ static const dfd_snap_member *router_pick(dfd_conn *c, dfd_call *call, const cha
             router_refuse(c, call, DAFFI_E_NO_CALLBACK, msg);
             return NULL;
         }
+        call->to_member = 1;
         if (sm->m->local)
             return sm;
         if (atomic_load(&sm->m->inflight) >= srv->cfg->member_inflight) {
@@ -279,13 +280,14 @@ static const dfd_snap_member *router_pick(dfd_conn *c, dfd_call *call, const cha
     return NULL;
 }
 
-/* ---- a link that closed before the call was written ------------------------------- */
+/* ---- a call its link could not take ------------------------------------------------ */
 
-/* On the call's own loop: the link it was sent to closed before the call was written
- * to it, so the member never saw it: it goes out once more over another link of the
- * same member (never another member: `to` may have named this one), or fails
- * UNAVAILABLE when the member has none left. A call already written is never resent
- * (PROTOCOL.md, "Members": it may have started). */
+/* On the call's own loop: the link it was sent to closed, or its member withdrew (a
+ * draining worker), before the call was written to it, so no member saw it. It goes
+ * out once more: over another link of the same member while that one still serves,
+ * else (unless `to` named the member) to whichever member exposes the callback now;
+ * or fails UNAVAILABLE. A call already written is never resent (PROTOCOL.md,
+ * "Members": it may have started). */
 static void router_resend_run(dfd_loop *loop, void *arg)
 {
     dfd_call *call = arg;
@@ -298,30 +300,45 @@ static void router_resend_run(dfd_loop *loop, void *arg)
         dfd_dispatch_finish(call);
         return;
     }
-    dfd_snap_member *sm = loop->snapshot != NULL
+    int serves = atomic_load(&m->alive) && !atomic_load(&m->withdrawn);
+    dfd_snap_member *sm = serves && loop->snapshot != NULL
                               ? dfd_snapshot_find(loop->snapshot, m->name, strlen(m->name))
                               : NULL;
     dfd_link *l = sm != NULL && sm->m == m
                       ? dfd_snap_member_link(sm, loop, dfd_now_ns(), router_frozen_ns(loop->srv))
                       : NULL;
-    if (l == NULL || l == old) {
+    if (l == old) {
         dfd_link_release(l);
-        snprintf(msg, sizeof(msg), "member '%s' disconnected", m->name);
+        l = NULL;
+    }
+    if (l == NULL && call->to_member) {
+        snprintf(msg, sizeof(msg), "member '%s' %s", m->name,
+                 atomic_load(&m->withdrawn) ? "withdrew its callbacks (draining)"
+                                            : "disconnected");
         router_fail(call, DAFFI_E_UNAVAILABLE, msg);
         return;
     }
     call->link = NULL;
     dfd_link_release(old);
-    router_forward(NULL, call, l, NULL, 1);
+    if (l != NULL) {
+        router_forward(NULL, call, l, NULL);
+        return;
+    }
+    /* already linked to its connection: routed as a call without one */
+    dfd_router_route(NULL, call, NULL, 0);
 }
 
 /* On the link's loop: write the request with a fresh msgid on its connection. */
 static void router_send(dfd_call *call)
 {
     dfd_link *l = call->link;
-    if (!atomic_load(&l->alive) || l->conn == NULL) {
+    int control = router_is_control(call);
+    /* a stream's open and end go to their link as long as it is there; a call for a
+     * member that withdrew (its ack may be closing the link) is not written to it */
+    if (!atomic_load(&l->alive) || l->conn == NULL ||
+        (!control && atomic_load(&l->member->withdrawn))) {
         router_uncount(call);
-        if (!router_is_control(call) &&
+        if (!control &&
             dfd_loop_post(call->loop, router_resend_run, router_drop_call, call) == 0)
             return;
         char msg[300];

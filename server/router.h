@@ -8,8 +8,9 @@
  *
  * Threads: a call belongs to the caller's loop; its forwarded request is written on the
  * link's loop (by mail when the two differ) and the member's response is mailed back.
- * A call whose link closed before it was written goes out once more over another link
- * of the same member; a call written to a link is never resent (it may have started).
+ * A call whose link closed, or whose member withdrew, before it was written goes out
+ * once more (another link of the member, else another member unless `to` named it);
+ * a call written to a link is never resent (it may have started).
  * Deadlines travel: a member that announced it gets the call's remaining time with the
  * request (daffi.call's timeout_ms), and at the deadline the router answers TIMEOUT
  * and the member's loop forgets the call. A member that disconnects fails every call

@@ -9,7 +9,9 @@
  * Each test starts its own router (admin socket in its dir); members are raw
  * connections (rawmember.h) or daffid workers.
  */
+#include <pthread.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -442,6 +444,114 @@ static void test_cutting_one_link_of_a_worker_fails_only_its_calls(void **state)
     rawconn_close(&sub);
 }
 
+/* ---- a withdrawing member ------------------------------------------------------ */
+
+typedef struct hammer {
+    const char *addr;
+    atomic_int stop;
+    pthread_t thread;
+    unsigned long ok, failed;
+    char first[200];
+} hammer;
+
+/* Keeps 16 calls of wcb in flight on each of 4 connections until told to stop, then
+ * reads the answers still due; counts results and errors. */
+static void *hammer_main(void *arg)
+{
+    hammer *h = arg;
+    rawconn c[4];
+    unsigned due[4] = { 0, 0, 0, 0 };
+    uint32_t id = 0;
+    rawmsg m;
+    rawmsg_init(&m);
+    for (int i = 0; i < 4; i++)
+        if (rawconn_open(&c[i], h->addr, 2000) == -1)
+            return NULL;
+    for (int stopping = 0;;) {
+        int busy = 0;
+        for (int i = 0; i < 4; i++) {
+            while (!stopping && due[i] < 16) {
+                id++;
+                msgpack_pack_uint32(rawmsg_request(&m, id, "wcb", 1), id);
+                if (rawconn_send_msg(&c[i], &m) == -1)
+                    break;
+                due[i]++;
+            }
+            if (due[i] == 0)
+                continue;
+            busy = 1;
+            if (rawconn_read(&c[i], 5) != RAWCONN_OK)
+                continue;
+            due[i]--;
+            if (c[i].msg.error->type == MSGPACK_OBJECT_NIL) {
+                h->ok++;
+            } else if (h->failed++ == 0) {
+                msgpack_object_print_buffer(h->first, sizeof(h->first), *c[i].msg.error);
+            }
+        }
+        if (!stopping && atomic_load(&h->stop))
+            stopping = 1;
+        if (stopping && !busy)
+            break;
+    }
+    for (int i = 0; i < 4; i++)
+        rawconn_close(&c[i]);
+    rawmsg_destroy(&m);
+    return NULL;
+}
+
+/* A member that withdraws its callbacks (as a draining worker does) and closes the
+ * moment the router acknowledges it, under a steady load of calls that another member
+ * also serves: every call written to it before the acknowledgement is answered by it,
+ * none is written after (those go to the other member), so no call fails. */
+static void test_a_member_closing_at_its_withdrawal_ack_loses_no_call(void **state)
+{
+    fixture *f = *state;
+    const char *cbs[] = { "wcb", NULL };
+    rawconn wd;
+    static hammer h;
+    unsigned served = 0;
+
+    start_router(f);
+    rmpool *alt = rmpool_start(f->router.tcp, "walt", 1, cbs);
+    assert_non_null(alt);
+    assert_int_equal(rawmember_join(&wd, f->router.tcp, "wd", cbs, NULL, 0), 0);
+    memset(&h, 0, sizeof(h));
+    h.addr = f->router.tcp;
+    assert_int_equal(pthread_create(&h.thread, NULL, hammer_main, &h), 0);
+    int64_t until = expect_now_ms() + 300;
+    while (expect_now_ms() < until) {
+        if (rawmember_read(&wd, 10) == RAWCONN_OK && wd.msg.kind == DAFFI_MSG_REQUEST) {
+            assert_int_equal(rawmember_reply_raw(&wd, wd.msg.msgid, "\x01", 1), 0);
+            served++;
+        }
+    }
+    /* withdraw: answer what arrives until the acknowledgement, then close at once */
+    assert_int_equal(rawmember_send_hello(&wd, "wd", NULL), 0);
+    for (;;) {
+        rawconn_status st = rawmember_read(&wd, expect_timeout_ms());
+        if (st != RAWCONN_OK)
+            fail_msg("wd: no acknowledgement of its withdrawal: %s", rawconn_status_name(st));
+        if (wd.msg.kind == DAFFI_MSG_RESPONSE && wd.msg.msgid == RAWMEMBER_HELLO_ID)
+            break;
+        if (wd.msg.kind == DAFFI_MSG_REQUEST) {
+            assert_int_equal(rawmember_reply_raw(&wd, wd.msg.msgid, "\x01", 1), 0);
+            served++;
+        }
+    }
+    rawconn_close(&wd);
+    struct timespec ts = { 0, 300 * 1000000L };
+    nanosleep(&ts, NULL);
+    atomic_store(&h.stop, 1);
+    pthread_join(h.thread, NULL);
+    print_message("%lu calls: %lu answered, %lu failed%s%s; wd served %u before it withdrew, "
+                  "walt %lu\n", h.ok + h.failed, h.ok, h.failed, h.failed ? ": " : "", h.first,
+                  served, rmpool_answered(alt, 0));
+    assert_true(served > 0 && rmpool_answered(alt, 0) > 0);
+    assert_int_equal(h.failed, 0);
+    rmpool_stop(alt);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -453,6 +563,8 @@ int main(void)
         cmocka_unit_test_teardown(test_a_worker_with_two_loops_serves_calls_on_both,
                                   test_teardown),
         cmocka_unit_test_teardown(test_cutting_one_link_of_a_worker_fails_only_its_calls,
+                                  test_teardown),
+        cmocka_unit_test_teardown(test_a_member_closing_at_its_withdrawal_ack_loses_no_call,
                                   test_teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, tcluster_group_free);
