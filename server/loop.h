@@ -80,6 +80,7 @@ typedef struct dfd_loop {
     struct dfd_snapshot *snapshot; /* router: the member set this loop routes with */
     struct dfd_call *waiters;     /* router: daffi.wait calls parked here */
     _Atomic unsigned nwaiters;    /* how many (read by the stats) */
+    struct dfd_call *parked;      /* router: calls the startup grace holds (router-grace.h) */
     struct event heartbeat_ev;    /* router/worker: heartbeat tick */
     int heartbeat_armed;
     dfd_stats stats;

@@ -268,6 +268,8 @@ unsigned dfd_reload_server_settings(dfd_reload *r, const dfd_config *run, const 
     U_SETTING("server.heartbeat_misses", heartbeat_misses);
     U_SETTING("server.member_inflight", member_inflight);
     U_SETTING("server.reconnect_max", reconnect_max_ms);
+    U_SETTING("server.startup_grace", startup_grace_ms);
+    S_SETTING("server.state_file", state_file);
     U_SETTING("server.watch_max_wait", watch_max_wait_ms);
     if (!metrics_same(run, nc)) {
         restart_required("server.metrics_listen", format_metrics(run, a, sizeof(a)),

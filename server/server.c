@@ -22,6 +22,7 @@
 #include "plugin.h"
 #include "reload.h"
 #include "membership.h"
+#include "router-grace.h"
 #include "router.h"
 #include "sdnotify.h"
 #include "server.h"
@@ -83,8 +84,8 @@ static void server_on_signal(evutil_socket_t sig, short what, void *arg)
     dfd_server_shutdown(srv);
 }
 
-/* Router: the member registry, each loop's first snapshot, the router's own member;
- * worker: the connection to the router on loop 0; both: heartbeats. Runs before the
+/* Router: the member registry, each loop's first snapshot, the router's own member,
+ * the startup grace; worker: a link to the router on every loop; both: heartbeats. Runs before the
  * loop threads start, so it may touch their bases. */
 static int server_init_role(dfd_server *srv, dfd_errors *errs)
 {
@@ -98,8 +99,12 @@ static int server_init_role(dfd_server *srv, dfd_errors *errs)
             dfd_errors_add(errs, "cannot register the router's own callbacks");
             return -1;
         }
+        if (dfd_grace_start(srv) == -1) {
+            dfd_errors_add(errs, "cannot start the startup grace");
+            return -1;
+        }
     } else if (cfg->role == DFD_ROLE_WORKER) {
-        srv->worker = dfd_worker_start(srv, &srv->loops[0]);
+        srv->worker = dfd_worker_start(srv);
         if (srv->worker == NULL) {
             dfd_errors_add(errs, "cannot start the connection to router %s", cfg->router);
             return -1;
@@ -331,6 +336,7 @@ void dfd_server_destroy(dfd_server *srv)
         /* what the roles keep on a loop, then the loop, then its recycled calls (its
          * connections and mails free calls into that list) */
         dfd_fanout_loop_destroy(loop);
+        dfd_grace_loop_destroy(loop);
         dfd_loop_destroy(loop);
         dfd_snapshot_release(loop->snapshot);
         loop->snapshot = NULL;

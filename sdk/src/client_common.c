@@ -86,16 +86,9 @@ daffi_client *daffi__client_alloc(const char *address, const daffi_client_opts *
                                                        : DAFFI_DEFAULT_CONNECT_TIMEOUT_MS;
     c->next_msgid = 1;
     c->local_timeouts = o->local_timeouts != 0;
-    c->backoff.min_ms = o->reconnect_ms;
-    c->backoff.max_ms = o->reconnect_max_ms != 0 ? o->reconnect_max_ms
-                                                 : DAFFI_DEFAULT_RECONNECT_MAX_MS;
-    if (c->backoff.max_ms < c->backoff.min_ms)
-        c->backoff.max_ms = c->backoff.min_ms;
-    /* the jitter only needs to differ between clients started together */
-    c->backoff.rng = (uint64_t)daffi__now_ns() ^ ((uint64_t)getpid() << 32) ^
-                     (uint64_t)(uintptr_t)c;
-    if (c->backoff.rng == 0)
-        c->backoff.rng = 0x9e3779b97f4a7c15ull;
+    daffi__backoff_init(&c->backoff, o->reconnect_ms,
+                        o->reconnect_max_ms != 0 ? o->reconnect_max_ms
+                                                 : DAFFI_DEFAULT_RECONNECT_MAX_MS);
     msgpack_packer_init(&c->pk, &c->out, daffi__out_write);
     daffi_scan_init(&c->in.scan);
     return c;
@@ -145,6 +138,18 @@ static uint64_t backoff_rand(daffi__backoff *b)
     x ^= x << 17;
     b->rng = x;
     return x;
+}
+
+/* See client_int.h. */
+void daffi__backoff_init(daffi__backoff *b, int min_ms, int max_ms)
+{
+    b->min_ms = min_ms;
+    b->max_ms = max_ms < min_ms ? min_ms : max_ms;
+    b->failures = 0;
+    /* the jitter only needs to differ between clients started together */
+    b->rng = (uint64_t)daffi__now_ns() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)b;
+    if (b->rng == 0)
+        b->rng = 0x9e3779b97f4a7c15ull;
 }
 
 /* See client_int.h. A server that restarts is often back at once, so the first

@@ -77,6 +77,11 @@ void daffi__client_set_why(daffi_client *c, const char *fmt, ...) DAFFI_CL_PRINT
 void daffi__client_vset_why(daffi_client *c, const char *fmt, va_list ap)
     DAFFI_CL_PRINTF(2, 0);
 
+/* Sets b up for attempts backing off from min_ms (> 0) doubling up to max_ms (raised
+ * to min_ms when lower), with a jitter seed of its own. daffid's worker role uses it
+ * too, for its links to the router. */
+void daffi__backoff_init(daffi__backoff *b, int min_ms, int max_ms);
+
 /* Returns the delay in ms before the next connect attempt and counts the failure
  * that made it necessary: 0 for the first, then min_ms doubling up to max_ms, plus
  * up to 25% jitter. Only for a client with reconnect on. */

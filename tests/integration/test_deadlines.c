@@ -226,6 +226,38 @@ static void test_a_wait_whose_caller_left_is_dropped_at_once(void **state)
     expect_serving(f->router.tcp);
 }
 
+/* A drained worker withdraws its callbacks from the router; resume announces them
+ * again on its links and it serves again. */
+static void test_a_drained_worker_serves_again_after_resume(void **state)
+{
+    fixture *f = *state;
+    json_t *r = tcluster_admin(f->worker_admin, "drain");
+    assert_non_null(r);
+    assert_string_equal(json_string_value(json_object_get(r, "state")), "drained");
+    json_decref(r);
+    rawconn c;
+    expect_open(&c, f->router.tcp);
+    expect_send_ii(&c, 1, "echo", 1, 2);
+    expect_error(&c, 1, DAFFI_E_NO_CALLBACK);
+    r = tcluster_admin(f->worker_admin, "resume");
+    assert_non_null(r);
+    assert_true(json_is_true(json_object_get(r, "resumed")));
+    json_decref(r);
+    int64_t until = expect_now_ms() + expect_timeout_ms();
+    uint32_t id = 2;
+    for (;; id++) {
+        expect_send_ii(&c, id, "echo", 1, 2);
+        uint32_t got = expect_response(&c);
+        assert_int_equal(got, id);
+        if (c.msg.error->type == MSGPACK_OBJECT_NIL)
+            break;
+        if (expect_now_ms() > until)
+            fail_msg("the resumed worker did not serve echo again");
+        usleep(20000);
+    }
+    rawconn_close(&c);
+}
+
 /* A plugin's own timeout caps a caller's longer deadline (and a shorter one wins). */
 static void test_a_plugins_timeout_caps_the_callers_deadline(void **state)
 {
@@ -301,6 +333,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_calls_timing_out_through_a_router_are_forgotten_by_every_hop),
         cmocka_unit_test(test_a_wait_whose_caller_left_is_dropped_at_once),
+        cmocka_unit_test(test_a_drained_worker_serves_again_after_resume),
     };
     const struct CMUnitTest alone[] = {
         cmocka_unit_test(test_workers_sharing_a_name_do_not_replace_each_other_in_a_loop),
