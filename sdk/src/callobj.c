@@ -13,12 +13,22 @@
 #define CALL_ZONE_CHUNK 2048
 #define CALL_KEEP_BYTES (64 * 1024) /* buffers kept across reuse, at most */
 
+/* The packer's writer of a call's result: a notification's result is never sent, so it
+ * is not kept either (an echo of a 1 MiB notification copies nothing). */
+static int call_result_write(void *data, const char *buf, size_t len)
+{
+    daffi_call *call = data;
+    if (call->msg.kind == DAFFI_MSG_NOTIFY)
+        return 0;
+    return msgpack_sbuffer_write(&call->result, buf, len);
+}
+
 void daffi_call_init(daffi_call *call)
 {
     memset(call, 0, sizeof(*call));
     msgpack_zone_init(&call->zone, CALL_ZONE_CHUNK);
     msgpack_sbuffer_init(&call->result);
-    msgpack_packer_init(&call->packer, &call->result, msgpack_sbuffer_write);
+    msgpack_packer_init(&call->packer, call, call_result_write);
     msgpack_sbuffer_init(&call->details);
     msgpack_packer_init(&call->details_packer, &call->details, msgpack_sbuffer_write);
 }
@@ -416,7 +426,7 @@ void daffi_reply_object(daffi_call *call, const msgpack_object *obj)
 void daffi_reply_raw(daffi_call *call, const char *p, size_t len)
 {
     daffi_reply_packer(call);
-    msgpack_sbuffer_write(&call->result, p, len);
+    call_result_write(call, p, len);
 }
 
 void daffi_reply_error(daffi_call *call, int code, const char *fmt, ...)
