@@ -23,6 +23,14 @@ static struct {
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
+/* "child=NAME " in a child process (set before its threads start), else "". */
+static char log_tag[96];
+
+void dfd_log_set_tag(const char *tag)
+{
+    snprintf(log_tag, sizeof(log_tag), "child=%.80s ", tag);
+}
+
 void dfd_log_setup(int level, dfd_log_target target, const char *ident)
 {
     dfd_log_set_level(level);
@@ -71,7 +79,8 @@ static void log_emit(int level, const char *event, const char *prefix, const cha
     vsnprintf(body, sizeof(body), fmt, ap);
     if (atomic_load(&dfd_logger.target) == DFD_LOG_SYSLOG) {
         static const int prio[] = {LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERR};
-        syslog(prio[level], "level=%s event=%s %s%s", level_names[level], event, prefix, body);
+        syslog(prio[level], "level=%s event=%s %s%s%s", level_names[level], event, log_tag,
+               prefix, body);
         return;
     }
     struct timeval tv;
@@ -81,8 +90,8 @@ static void log_emit(int level, const char *event, const char *prefix, const cha
     gmtime_r(&tv.tv_sec, &tm);
     strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
     char line[2304];
-    snprintf(line, sizeof(line), "%s.%03dZ level=%s event=%s %s%s\n", ts,
-             (int)(tv.tv_usec / 1000), level_names[level], event, prefix, body);
+    snprintf(line, sizeof(line), "%s.%03dZ level=%s event=%s %s%s%s\n", ts,
+             (int)(tv.tv_usec / 1000), level_names[level], event, log_tag, prefix, body);
     fputs(line, stderr);
 }
 

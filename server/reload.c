@@ -19,6 +19,7 @@
 
 #include <event2/event.h>
 
+#include "isolate.h"
 #include "log.h"
 #include "plugin.h"
 #include "reload-int.h"
@@ -27,19 +28,6 @@
 #include "watch.h"
 
 /* ---- helpers -------------------------------------------------------------------- */
-
-/* See reload-int.h. */
-const char *dfd_reload_quote(const char *s, char *buf, size_t n)
-{
-    size_t i = 0;
-
-    for (; s != NULL && *s != '\0' && i + 1 < n; s++) {
-        unsigned char c = (unsigned char)*s;
-        buf[i++] = c == '"' ? '\'' : c < 0x20 ? ' ' : (char)c;
-    }
-    buf[i] = '\0';
-    return buf;
-}
 
 /* Returns the messages of e joined by "; " (malloc'd, the caller frees), or NULL when
  * e is empty or memory runs out. */
@@ -303,6 +291,8 @@ static void plan_decide(dfd_reload_plugin *rec, plan *p, int force)
     }
     if (force)
         p->why = "forced";
+    else if (dfd_isolate_failed(rec->current))
+        p->why = "failed"; /* a crash loop stopped its children: a reload starts them */
 }
 
 /* Step 2b-3: decides and loads, per record in table order. A failed load is logged and
@@ -329,8 +319,8 @@ static void run_load(reload_run *x)
             continue;
         }
         dfd_errors perrs = {0};
-        if (dfd_plugin_load(p->pc, x->srv->private_dir, rec->last_generation + 1, &p->fresh,
-                            &perrs) == -1) {
+        if (dfd_server_load_plugin(x->srv, p->pc, rec->last_generation + 1, &p->fresh,
+                                   &perrs) == -1) {
             char *why = errors_join(&perrs);
             p->fresh = NULL;
             run_failed(x, i, why);
