@@ -29,7 +29,7 @@
 typedef struct watch_node {
     dfd_call *call;
     uint64_t since_ns;
-    const char *callback;         /* the callback's name (its generation's mapping) */
+    unsigned index;               /* its callback's index in the plugin's table */
     struct watch_node *prev, *next;
 } watch_node;
 
@@ -103,7 +103,9 @@ static void watch_publish(void)
     if (watch.board == NULL)
         return;
     const watch_node *h = watch.head;
-    dfd_board_publish(watch.board, h ? h->since_ns : 0, h ? h->callback : NULL, watch.count);
+    atomic_store_explicit(&watch.board->oldest, h ? dfd_board_word(h->since_ns, h->index) : 0,
+                          memory_order_release);
+    atomic_store_explicit(&watch.board->running, watch.count, memory_order_relaxed);
 }
 
 static void watch_end(dfd_call *call);
@@ -124,7 +126,7 @@ static void watch_start(dfd_call *call, const dfd_callback *cb)
         return;
     n->call = call;
     n->since_ns = call->start_ns;
-    n->callback = cb->name;
+    n->index = (unsigned)(cb - cb->plugin->callbacks);
     n->next = NULL;
     n->prev = watch.tail;
     if (watch.tail != NULL)
@@ -167,17 +169,19 @@ static void watch_end(dfd_call *call)
 
 /* ---- the callback each thread runs, for the note a dying child leaves ---------- */
 
-/* The callback the calling thread is inside (set around each handler step). */
-static _Thread_local const char *watch_current;
+/* The callback (index + 1) the calling thread is inside, 0 outside any (set around
+ * each handler step). */
+static _Thread_local unsigned watch_current;
 /* The plugin's own handlers, by callback index (the table holds the trampoline). */
 static daffi_handler_fn *watch_handlers;
 
 static daffi_status watch_trampoline(daffi_call *base)
 {
     const dfd_callback *cb = ((dfd_call *)base)->cb;
-    const char *outer = watch_current;
-    watch_current = cb->name;
-    daffi_status st = watch_handlers[cb - cb->plugin->callbacks](base);
+    size_t k = (size_t)(cb - cb->plugin->callbacks);
+    unsigned outer = watch_current;
+    watch_current = (unsigned)k + 1;
+    daffi_status st = watch_handlers[k](base);
     watch_current = outer;
     return st;
 }
@@ -186,16 +190,16 @@ static daffi_status watch_trampoline(daffi_call *base)
  * the signal takes its ordinary course (the handler was reset: SA_RESETHAND). */
 static void watch_fatal(int sig)
 {
-    if (watch_current != NULL && watch.board != NULL)
-        dfd_board_put_name(watch.board->fatal, watch_current);
+    if (watch_current != 0 && watch.board != NULL)
+        atomic_store_explicit(&watch.board->fatal, watch_current, memory_order_release);
     raise(sig);
 }
 
 /* exit() called from a handler: the same note. */
 static void watch_exit(void)
 {
-    if (watch_current != NULL && watch.board != NULL)
-        dfd_board_put_name(watch.board->fatal, watch_current);
+    if (watch_current != 0 && watch.board != NULL)
+        atomic_store_explicit(&watch.board->fatal, watch_current, memory_order_release);
 }
 
 void dfd_child_watch_init(dfd_board *board, dfd_plugin *p)

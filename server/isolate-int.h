@@ -62,6 +62,9 @@ int dfd_isolate_setup(dfd_isolate *iso, const dfd_plugin_conf *pc);
  * child ready for calls. Returns 0, or -1 when the mail cannot be posted (the link is
  * closed then). */
 int dfd_child_post_adopt(dfd_child *ch);
+/* The same before the loops' threads run (server start): adopted at once, from the
+ * main thread. */
+void dfd_child_adopt_now(dfd_child *ch);
 /* Mails the link's loop to close the link (a stopping child): it exits on EOF. */
 void dfd_child_post_close(dfd_child *ch);
 /* Mails the link's loop to close the link and fail every call the child held with

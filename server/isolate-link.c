@@ -85,10 +85,10 @@ static void mail_done(dfd_child *ch)
     atomic_fetch_sub_explicit(&ch->mails, 1, memory_order_release);
 }
 
-/* On the link's loop: adopt the link and let calls go to the child. */
-static void adopt_run(dfd_loop *loop, void *arg)
+/* Adopts ch's link on loop and lets calls go to the child (the loop's thread, or the
+ * main thread before the loop runs). */
+static void link_adopt(dfd_loop *loop, dfd_child *ch)
 {
-    dfd_child *ch = arg;
     dfd_server *srv = loop->srv;
     atomic_fetch_add(&srv->conns, 1);
     dfd_conn *c = dfd_conn_adopt(loop, ch->fd, 1, &link_ops, ch);
@@ -106,7 +106,13 @@ static void adopt_run(dfd_loop *loop, void *arg)
         pthread_mutex_unlock(&ch->iso->lock);
         atomic_store_explicit(&ch->adopted, 1, memory_order_release);
     }
-    mail_done(ch);
+}
+
+/* Mail: the same on the link's loop, once it runs. */
+static void adopt_run(dfd_loop *loop, void *arg)
+{
+    link_adopt(loop, arg);
+    mail_done(arg);
 }
 
 /* The loop stopped before the adopt ran (teardown): the link is closed unused. */
@@ -174,12 +180,25 @@ static int post(dfd_child *ch, dfd_mail_fn run, dfd_mail_drop_fn drop)
     return -1;
 }
 
-/* See isolate-int.h. */
-int dfd_child_post_adopt(dfd_child *ch)
+/* The loop a child's link goes to: round-robin, as accepted connections. */
+static void link_pick_loop(dfd_child *ch)
 {
     dfd_server *srv = ch->iso->sup->srv;
     ch->loop = &srv->loops[srv->next_loop++ % srv->nloops];
     ch->m->loop = ch->loop;
+}
+
+/* See isolate-int.h. */
+void dfd_child_adopt_now(dfd_child *ch)
+{
+    link_pick_loop(ch);
+    link_adopt(ch->loop, ch);
+}
+
+/* See isolate-int.h. */
+int dfd_child_post_adopt(dfd_child *ch)
+{
+    link_pick_loop(ch);
     if (post(ch, adopt_run, adopt_drop) == 0)
         return 0;
     close(ch->fd);

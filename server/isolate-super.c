@@ -147,9 +147,12 @@ void dfd_child_exited(dfd_child *ch, int status)
     if (!ch->harakiri) {
         /* the callback whose thread died, else the oldest the child held */
         uint64_t since;
-        dfd_board_get_name(ch->board->fatal, ch->running, sizeof(ch->running));
-        if (ch->running[0] == '\0')
-            dfd_board_read(ch->board, &since, ch->running, sizeof(ch->running));
+        unsigned k = atomic_load_explicit(&ch->board->fatal, memory_order_acquire) - 1u;
+        if (k + 1u == 0u &&
+            !dfd_board_unword(atomic_load_explicit(&ch->board->oldest, memory_order_acquire),
+                              &since, &k))
+            k = UINT32_MAX;
+        snprintf(ch->running, sizeof(ch->running), "%s", k < iso->ncb ? iso->cb_names[k] : "");
     }
     if (ch->m != NULL)
         atomic_store(&ch->m->alive, 0);
@@ -377,19 +380,20 @@ static void super_check(dfd_child *ch, uint64_t now)
     }
     if (ch->state != DFD_CHILD_STARTING && iso->harakiri_ms != 0 && !ch->harakiri &&
         atomic_load(&ch->adopted)) {
-        uint64_t since;
-        char cb[256];
-        dfd_board_read(ch->board, &since, cb, sizeof(cb));
-        if (since != 0 && now > since && (now - since) / 1000000u > iso->harakiri_ms)
-            super_harakiri(ch, cb, (now - since) / 1000000u);
+        uint64_t since_ms, now_ms = now / 1000000u;
+        unsigned k;
+        uint64_t w = atomic_load_explicit(&ch->board->oldest, memory_order_acquire);
+        if (dfd_board_unword(w, &since_ms, &k) && now_ms > since_ms &&
+            now_ms - since_ms > iso->harakiri_ms)
+            super_harakiri(ch, k < iso->ncb ? iso->cb_names[k] : "?", now_ms - since_ms);
     }
-    if (ch->state == DFD_CHILD_READY && !ch->planned && atomic_load(&ch->adopted) &&
-        atomic_load(&ch->link_closed)) {
-        /* its link died but it lives: of no use any more (its calls fail at the reap) */
-        snprintf(ch->failure, sizeof(ch->failure), "its link closed while it ran");
-        kill(ch->pid, SIGKILL);
-        ch->sigkilled = 1;
-        return;
+    if (ch->state == DFD_CHILD_READY && atomic_load(&ch->adopted) &&
+        atomic_load(&ch->link_closed) && ch->kill_at_ns == 0) {
+        /* its link is gone (the drain closed it, or it broke): a child exits on EOF;
+         * one still there after the grace is of no use and is killed */
+        if (!super_draining(ch->iso->sup))
+            snprintf(ch->failure, sizeof(ch->failure), "its link closed while it ran");
+        ch->kill_at_ns = now + (uint64_t)DFD_ISOLATE_KILL_GRACE_MS * 1000000u;
     }
     if (ch->kill_at_ns != 0 && now >= ch->kill_at_ns && !ch->sigkilled) {
         dfd_warn("plugin.child_killed", "plugin=%s generation=%u slot=%u pid=%ld msg=\"it did "
@@ -472,7 +476,9 @@ static int super_arm(dfd_supervisor *sup)
     return 0;
 }
 
-/* See isolate.h. */
+/* See isolate.h. Before the loops run: their links are adopted now, so that no call
+ * (a worker announces its callbacks as soon as its router answers) finds a plugin
+ * without a ready child. */
 int dfd_supervisor_attach(dfd_server *srv, dfd_errors *errs)
 {
     dfd_supervisor *sup = dfd_supervisor_get(srv);
@@ -483,7 +489,15 @@ int dfd_supervisor_attach(dfd_server *srv, dfd_errors *errs)
     sup->attached = 1;
     if (sup->groups == NULL)
         return 0;
-    return dfd_supervisor_adopt_all(sup, errs);
+    if (super_arm(sup) == -1) {
+        dfd_errors_add(errs, "cannot watch the children of isolated plugins (SIGCHLD)");
+        return -1;
+    }
+    for (dfd_isolate *iso = sup->groups; iso != NULL; iso = iso->next)
+        for (dfd_child *ch = iso->children; ch != NULL; ch = ch->next)
+            if (ch->state == DFD_CHILD_READY && ch->loop == NULL)
+                dfd_child_adopt_now(ch);
+    return 0;
 }
 
 /* See isolate-int.h. */

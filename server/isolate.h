@@ -37,9 +37,10 @@ struct dfd_server;
 int dfd_isolate_load(struct dfd_server *srv, const dfd_plugin_conf *pc, unsigned generation,
                      dfd_plugin **out, dfd_errors *errs);
 
-/* The loops run now (server start): the children loaded before are handed to them and
- * supervision starts (SIGCHLD, the tick). Nothing when no plugin is isolated. Returns
- * 0, or -1 with the reason in errs. Main thread. */
+/* The loops exist and their threads do not run yet (server start): the children
+ * loaded before are handed to them and supervision starts (SIGCHLD, the tick); later
+ * loads hand theirs over by mail. Returns 0, or -1 with the reason in errs. Main
+ * thread. */
 int dfd_supervisor_attach(struct dfd_server *srv, dfd_errors *errs);
 
 /* At exit, after the loops are gone and every generation was released: the children

@@ -172,6 +172,10 @@ int dfd_server_init(dfd_server *srv, dfd_config *cfg, dfd_errors *errs)
         }
         srv->nloops = i + 1;
     }
+    /* the isolated plugins' children, started with the plugins, join the loops before
+     * anything can call them (a worker announces as soon as it is connected) */
+    if (dfd_supervisor_attach(srv, errs) == -1)
+        return -1;
     if (server_init_role(srv, errs) == -1)
         return -1;
     for (unsigned i = 0; i < srv->nloops; i++) {
@@ -180,9 +184,7 @@ int dfd_server_init(dfd_server *srv, dfd_config *cfg, dfd_errors *errs)
             return -1;
         }
     }
-    /* the isolated plugins' children, started with the plugins, join the loops */
-    if (dfd_supervisor_attach(srv, errs) == -1)
-        return -1;
+
     static const int sigs[] = {SIGTERM, SIGINT, SIGHUP};
     for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
         srv->sig_events[i] = evsignal_new(srv->base, sigs[i], server_on_signal, srv);
