@@ -132,6 +132,10 @@ static void super_board_error(dfd_child *ch)
     if (len >= sizeof(ch->board->error))
         len = sizeof(ch->board->error) - 1;
     snprintf(ch->failure, sizeof(ch->failure), "%.*s", (int)len, ch->board->error);
+    /* it goes into a quoted log field: the plugin's words may hold anything */
+    for (char *c = ch->failure; *c != '\0'; c++)
+        if (*c == '"' || (unsigned char)*c < 0x20)
+            *c = *c == '"' ? '\'' : ' ';
 }
 
 /* See isolate-int.h. */
@@ -147,10 +151,12 @@ void dfd_child_exited(dfd_child *ch, int status)
     if (!ch->harakiri) {
         /* the callback whose thread died, else the oldest the child held */
         uint64_t since;
-        unsigned k = atomic_load_explicit(&ch->board->fatal, memory_order_acquire) - 1u;
-        if (k + 1u == 0u &&
-            !dfd_board_unword(atomic_load_explicit(&ch->board->oldest, memory_order_acquire),
-                              &since, &k))
+        unsigned fatal = atomic_load_explicit(&ch->board->fatal, memory_order_acquire);
+        unsigned k = UINT32_MAX;
+        if (fatal != 0)
+            k = fatal - 1;
+        else if (!dfd_board_unword(atomic_load_explicit(&ch->board->oldest,
+                                                        memory_order_acquire), &since, &k))
             k = UINT32_MAX;
         snprintf(ch->running, sizeof(ch->running), "%s", k < iso->ncb ? iso->cb_names[k] : "");
     }

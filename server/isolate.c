@@ -314,7 +314,7 @@ int dfd_isolate_load(dfd_server *srv, const dfd_plugin_conf *pc, unsigned genera
 {
     dfd_supervisor *sup = dfd_supervisor_get(srv);
     dfd_plugin *p = NULL;
-    char why[800];
+    char why[800] = "";
 
     if (sup == NULL) {
         dfd_errors_add(errs, "%s: out of memory", pc->path);
@@ -329,7 +329,7 @@ int dfd_isolate_load(dfd_server *srv, const dfd_plugin_conf *pc, unsigned genera
         return -1;
     }
     if (isolate_start_all(iso, why, sizeof(why)) == -1 || isolate_fill(p, iso) == -1) {
-        if (p->iso == NULL && why[0] == '\0')
+        if (why[0] == '\0') /* the children started: building the callbacks failed */
             snprintf(why, sizeof(why), "%s: out of memory", pc->path);
         dfd_errors_add(errs, "%s", why);
         isolate_abort(iso);

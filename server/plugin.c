@@ -308,20 +308,30 @@ static int plugin_map(dfd_plugin *p, const dfd_plugin_conf *pc, const char *path
     return 0;
 }
 
-/* See plugin.h. */
-int dfd_plugin_load(const dfd_plugin_conf *pc, const char *private_dir,
-                    unsigned generation, dfd_plugin **out, dfd_errors *errs)
+/* plugin_new with the checked private copy of pc's file. NULL (reason in errs, no
+ * copy left) when either fails. */
+static dfd_plugin *plugin_new_copied(const dfd_plugin_conf *pc, const char *private_dir,
+                                     unsigned generation, dfd_errors *errs)
 {
     dfd_plugin *p = plugin_new(pc, generation, errs);
 
     if (p == NULL)
-        return -1;
+        return NULL;
     p->private_path = dfd_plugin_copy_file(pc, private_dir, generation, errs);
     if (p->private_path == NULL) {
         plugin_discard(p, 0, 0);
-        return -1;
+        return NULL;
     }
-    if (plugin_map(p, pc, p->private_path, errs) == -1)
+    return p;
+}
+
+/* See plugin.h. */
+int dfd_plugin_load(const dfd_plugin_conf *pc, const char *private_dir,
+                    unsigned generation, dfd_plugin **out, dfd_errors *errs)
+{
+    dfd_plugin *p = plugin_new_copied(pc, private_dir, generation, errs);
+
+    if (p == NULL || plugin_map(p, pc, p->private_path, errs) == -1)
         return -1;
     *out = p;
     return 0;
@@ -343,12 +353,11 @@ int dfd_plugin_open(const dfd_plugin_conf *pc, const char *path, unsigned genera
 int dfd_plugin_shell(const dfd_plugin_conf *pc, const char *private_dir,
                      unsigned generation, dfd_plugin **out, dfd_errors *errs)
 {
-    dfd_plugin *p = plugin_new(pc, generation, errs);
+    dfd_plugin *p = plugin_new_copied(pc, private_dir, generation, errs);
 
     if (p == NULL)
         return -1;
-    p->private_path = dfd_plugin_copy_file(pc, private_dir, generation, errs);
-    if (p->private_path == NULL || plugin_lock_init(p, errs) == -1) {
+    if (plugin_lock_init(p, errs) == -1) {
         plugin_discard(p, 0, 0);
         return -1;
     }

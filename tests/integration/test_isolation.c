@@ -283,6 +283,18 @@ static long long stat_value(const fixture *f, const char *kind, const char *name
     return n;
 }
 
+/* Opens c to addr and sends hold(ms) as msgid 1 without waiting for its answer. */
+static void send_hold(rawconn *c, const char *addr, int64_t ms)
+{
+    rawmsg m;
+    expect_open(c, addr);
+    rawmsg_init(&m);
+    rawmsg_request(&m, 1, "hold", 1);
+    msgpack_pack_int64(&m.pk, ms);
+    expect_send(c, &m);
+    rawmsg_destroy(&m);
+}
+
 /* ---- each way to die, inline and blocking ---------------------------------------------- */
 
 /* Calls method (nargs int args), which kills the child serving it: the caller gets
@@ -358,6 +370,13 @@ static void test_allocation_bomb_under_rlimit_as_kills_only_the_child(void **sta
         fail_msg("daffid's resident memory is %ld kB after the bombs", rss_kb);
 }
 
+/* A handler that burns CPU past rlimit_cpu (harakiri off) gets its child SIGXCPU. */
+static void test_cpu_past_rlimit_cpu_kills_only_the_child(void **state)
+{
+    fixture *f = start(state, "rlimit_cpu = 2s\nharakiri = 0\ntimeout = 60s");
+    expect_death(f, "spin", 0, 0, "killed by signal SIGXCPU");
+}
+
 /* A call that spins: TIMEOUT at its deadline; at harakiri (twice the timeout) the child
  * is killed and replaced; a blocking one spinning leaves the child's other blocking
  * thread serving until then. */
@@ -411,12 +430,7 @@ static void test_calls_in_flight_on_a_dying_child_fail_at_once(void **state)
 {
     fixture *f = start(state, NULL);
     rawconn c;
-    rawmsg m;
-    expect_open(&c, f->d.tcp);
-    rawmsg_init(&m);
-    rawmsg_request(&m, 1, "hold", 1);
-    msgpack_pack_int64(&m.pk, 5000);
-    expect_send(&c, &m);
+    send_hold(&c, f->d.tcp, 5000);
     sleep_ms(50);
     int64_t t0 = expect_now_ms();
     answer a = ask(f->d.unix_addr, "segv", 0, 0);
@@ -435,7 +449,6 @@ static void test_calls_in_flight_on_a_dying_child_fail_at_once(void **state)
     /* at once: not at its 5 s hold nor at its deadline */
     if (took > TIMEOUT_MS)
         fail_msg("the held call failed %lld ms after the crash", (long long)took);
-    rawmsg_destroy(&m);
     rawconn_close(&c);
 }
 
@@ -870,13 +883,7 @@ static void test_shutdown_answers_calls_in_children_and_reaps_them(void **state)
     fixture *f = start(state, NULL);
     pid_t pid = child_pid(f);
     rawconn c;
-    rawmsg m;
-    expect_open(&c, f->d.tcp);
-    rawmsg_init(&m);
-    rawmsg_request(&m, 1, "hold", 1);
-    msgpack_pack_int64(&m.pk, 300);
-    expect_send(&c, &m);
-    rawmsg_destroy(&m);
+    send_hold(&c, f->d.tcp, 300);
     sleep_ms(50);
     assert_int_equal(tdaemon_signal(&f->d, SIGTERM), 0);
     expect_result_int(&c, 1, 300);
@@ -926,6 +933,7 @@ int main(void)
         cmocka_unit_test_teardown(test_abort_inline_and_blocking_fail_the_call_and_restart_the_child, teardown),
         cmocka_unit_test_teardown(test_exit_inline_and_blocking_fail_the_call_and_restart_the_child, teardown),
         cmocka_unit_test_teardown(test_allocation_bomb_under_rlimit_as_kills_only_the_child, teardown),
+        cmocka_unit_test_teardown(test_cpu_past_rlimit_cpu_kills_only_the_child, teardown),
         cmocka_unit_test_teardown(test_spinning_calls_time_out_and_harakiri_replaces_the_child, teardown),
         cmocka_unit_test_teardown(test_calls_in_flight_on_a_dying_child_fail_at_once, teardown),
         cmocka_unit_test_teardown(test_crash_loop_is_stopped_and_a_reload_brings_the_plugin_back, teardown),
