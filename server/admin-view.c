@@ -53,7 +53,8 @@ void admin_cmd_status(admin_client *c, const admin_cmd *cmd, int argc, char **ar
     json_object_set_new(r, "state", json_string(admin_state(adm)));
     json_object_set_new(r, "started_at", admin_time(time(NULL) - (time_t)(up_ns / 1000000000u)));
     json_object_set_new(r, "uptime_ms", admin_uint(up_ns / 1000000u));
-    json_object_set_new(r, "workers", json_integer(srv->nloops));
+    json_object_set_new(r, "loops", json_integer(srv->nloops));
+    json_object_set_new(r, "workers", json_integer(srv->nloops)); /* its old name */
     json_object_set_new(r, "blocking_threads", json_integer(cfg->blocking_threads));
     json_object_set_new(r, "connections", admin_uint(snap[DFD_STAT_connections_open]));
     json_object_set_new(r, "calls_in_flight", admin_uint(snap[DFD_STAT_calls_in_flight]));
@@ -75,7 +76,7 @@ void admin_cmd_status(admin_client *c, const admin_cmd *cmd, int argc, char **ar
     }
     json_object_set_new(r, "listen", ls);
     json_object_set_new(r, "log_level", json_string(dfd_log_level_name(dfd_log_level())));
-    json_object_set_new(r, "access_log", json_boolean(cfg->access_log));
+    json_object_set_new(r, "access_log", json_boolean(atomic_load(&c->adm->srv->access_log)));
     json_object_set_new(r, "admin_clients", json_integer(adm->nclients));
     if (cfg->metrics_enabled && cfg->metrics_listen.kind == DAFFI_ADDR_UNIX) {
         char m[200];

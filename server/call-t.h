@@ -48,6 +48,9 @@ typedef struct dfd_call_hooks {
     /* The default TIMEOUT was decided with message msg: report it instead of writing
      * it to the connection (a cast's child). */
     void (*timed_out)(struct dfd_call *call, const char *msg);
+    /* The caller's connection closed while the call waits for something other than a
+     * handler (a daffi.wait): drop it now. May free the call. */
+    void (*caller_gone)(struct dfd_call *call);
 } dfd_call_hooks;
 
 /* Where a call went, at its deadline: write the TIMEOUT message into msg and stop

@@ -141,14 +141,14 @@ static int setup_config(const msgpack_object *map, dfd_plugin_conf *pc)
 /* Fills s from the map m. Returns 0, or -1 when a key is missing or bad. */
 static int setup_fill(const msgpack_object *m, child_setup *s)
 {
-    uint64_t u[14];
+    uint64_t u[15];
     int64_t uid, gid, ppid;
-    static const char *const ukeys[14] = {
+    static const char *const ukeys[15] = {
         "slot", "generation", "concurrency", "queue", "timeout_ms", "max_message",
         "max_depth", "max_pending", "max_output", "default_timeout_ms",
-        "shutdown_timeout_ms", "blocking_threads", "log_level", "log_target",
+        "shutdown_timeout_ms", "blocking_threads", "log_level", "log_target", "log_format",
     };
-    for (int i = 0; i < 14; i++)
+    for (int i = 0; i < 15; i++)
         if (setup_uint(m, ukeys[i], &u[i]) == -1)
             return -1;
     if (setup_int(m, "uid", &uid) == -1 || setup_int(m, "gid", &gid) == -1 ||
@@ -173,6 +173,7 @@ static int setup_fill(const msgpack_object *m, child_setup *s)
     cfg->blocking_threads = u[11] ? (unsigned)u[11] : 1;
     cfg->log_level = (int)u[12];
     cfg->log_target = u[13] == DFD_LOG_SYSLOG ? DFD_LOG_SYSLOG : DFD_LOG_STDERR;
+    cfg->log_format = u[14] == DFD_LOG_JSON ? DFD_LOG_JSON : DFD_LOG_TEXT;
     s->uid = (long)uid;
     s->gid = (long)gid;
     s->ppid = (long)ppid;
@@ -453,7 +454,7 @@ int dfd_child_main(void)
      * allocated is the process's) */
     if (child_setup_read(&s) != 0)
         _exit(1);
-    dfd_log_setup(s.cfg->log_level, s.cfg->log_target, "daffid");
+    dfd_log_setup(s.cfg->log_level, s.cfg->log_target, s.cfg->log_format, "daffid");
     dfd_log_set_tag(s.member);
     if (child_credentials(&s) != 0)
         _exit(1);

@@ -69,8 +69,13 @@ typedef struct dfd_cfg_loader {
  * the host name). Allocates nothing. */
 void dfd_cfg_defaults(dfd_config *cfg);
 
-/* The online CPUs (at least 1): what workers = auto and blocking_threads = auto mean. */
+/* The online CPUs (at least 1): what blocking_threads = auto means. */
 unsigned dfd_cfg_ncpu(void);
+/* What workers = auto means: the online CPUs but one, at least 1. The spare CPU runs
+ * what the loops wait on (the kernel's network work, clients on the same machine, the
+ * main thread, the blocking pool): on 2 CPUs with a local client one loop served more
+ * calls than two, at less CPU per call (make bench, "2 cores" rows). */
+unsigned dfd_cfg_auto_workers(void);
 
 /* Returns the name of a real section ("server", ...), NULL for NONE and SKIP. */
 const char *dfd_cfg_sect_name(dfd_cfg_sect sect);

@@ -23,6 +23,7 @@
 typedef enum cfg_type {
     CFG_UINT,     /* unsigned, lo..hi */
     CFG_THREADS,  /* unsigned, "auto" (online CPUs) or lo..hi */
+    CFG_LOOPS,    /* unsigned, "auto" (dfd_cfg_auto_workers) or lo..hi */
     CFG_OCTAL,    /* unsigned, octal lo..hi */
     CFG_SIZE,     /* size_t, a size lo..hi */
     CFG_DURATION, /* uint64_t milliseconds, up to hi */
@@ -43,6 +44,7 @@ typedef struct cfg_key {
 /* CFG_CHOICE stores through an int pointer into these enums. */
 _Static_assert(sizeof(dfd_role) == sizeof(int), "dfd_role is int-sized");
 _Static_assert(sizeof(dfd_log_target) == sizeof(int), "dfd_log_target is int-sized");
+_Static_assert(sizeof(dfd_log_format) == sizeof(int), "dfd_log_format is int-sized");
 _Static_assert(sizeof(dfd_duplicate) == sizeof(int), "dfd_duplicate is int-sized");
 _Static_assert(sizeof(dfd_plugin_paths) == sizeof(int), "dfd_plugin_paths is int-sized");
 _Static_assert(sizeof(dfd_isolation_mode) == sizeof(int), "dfd_isolation_mode is int-sized");
@@ -50,6 +52,7 @@ _Static_assert(sizeof(dfd_isolation_mode) == sizeof(int), "dfd_isolation_mode is
 static const char *const cfg_roles[] = { "service", "router", "worker", NULL };
 static const char *const cfg_levels[] = { "debug", "info", "warn", "error", NULL };
 static const char *const cfg_targets[] = { "stderr", "syslog", NULL };
+static const char *const cfg_formats[] = { "text", "json", NULL };
 static const char *const cfg_duplicates[] = { "reject", "replace", NULL };
 static const char *const cfg_plugin_paths[] = { "any", "strict", NULL };
 static const char *const cfg_isolations[] = { "inline", "process", NULL };
@@ -62,8 +65,9 @@ static const cfg_key cfg_server_keys[] = {
     { DFD_SECT_SERVER, "role", CFG_CHOICE, CFG_S(role), 0, 0, cfg_roles },
     { DFD_SECT_SERVER, "name", CFG_SPECIAL, 0, 0, 0, NULL },
     { DFD_SECT_SERVER, "listen", CFG_SPECIAL, 0, 0, 0, NULL },
-    { DFD_SECT_SERVER, "workers", CFG_THREADS, CFG_S(workers), 1, DFD_CFG_MAX_THREADS,
-      NULL },
+    { DFD_SECT_SERVER, "loops", CFG_LOOPS, CFG_S(workers), 1, DFD_CFG_MAX_THREADS, NULL },
+    /* the old name of loops, kept as an alias: "workers" read as the worker role */
+    { DFD_SECT_SERVER, "workers", CFG_LOOPS, CFG_S(workers), 1, DFD_CFG_MAX_THREADS, NULL },
     { DFD_SECT_SERVER, "blocking_threads", CFG_THREADS, CFG_S(blocking_threads), 1,
       DFD_CFG_MAX_THREADS, NULL },
     { DFD_SECT_SERVER, "shutdown_timeout", CFG_DURATION, CFG_S(shutdown_timeout_ms), 0,
@@ -97,6 +101,7 @@ static const cfg_key cfg_server_keys[] = {
       NULL },
     { DFD_SECT_LOG, "level", CFG_CHOICE, CFG_S(log_level), 0, 0, cfg_levels },
     { DFD_SECT_LOG, "target", CFG_CHOICE, CFG_S(log_target), 0, 0, cfg_targets },
+    { DFD_SECT_LOG, "format", CFG_CHOICE, CFG_S(log_format), 0, 0, cfg_formats },
     { DFD_SECT_LOG, "access_log", CFG_BOOL, CFG_S(access_log), 0, 1, NULL },
     { DFD_SECT_SERVER, "metrics_listen", CFG_SPECIAL, 0, 0, 0, NULL },
     { DFD_SECT_ADMIN, "socket", CFG_SPECIAL, 0, 0, 0, NULL },
@@ -154,6 +159,13 @@ unsigned dfd_cfg_ncpu(void)
     return n < 1 ? 1 : n > (long)DFD_CFG_MAX_THREADS ? DFD_CFG_MAX_THREADS : (unsigned)n;
 }
 
+unsigned dfd_cfg_auto_workers(void)
+{
+    unsigned n = dfd_cfg_ncpu();
+
+    return n > 1 ? n - 1 : 1;
+}
+
 /* Writes n as the shortest exact binary-unit text ("64K", "1G", "100"). */
 static void cfg_size_text(uint64_t n, char *buf, size_t len)
 {
@@ -181,8 +193,10 @@ static const char *cfg_typed(dfd_cfg_loader *ld, const cfg_key *k, void *base,
 
     switch (k->type) {
     case CFG_THREADS:
+    case CFG_LOOPS:
         if (strcmp(v, "auto") == 0) {
-            *(unsigned *)(void *)field = dfd_cfg_ncpu();
+            *(unsigned *)(void *)field =
+                k->type == CFG_LOOPS ? dfd_cfg_auto_workers() : dfd_cfg_ncpu();
             return NULL;
         }
         /* fall through */
@@ -240,8 +254,8 @@ static const char *cfg_typed(dfd_cfg_loader *ld, const cfg_key *k, void *base,
         return "internal error: no parser for this key";
     }
     snprintf(ld->why, sizeof(ld->why), "must be %san integer from %llu to %llu",
-             k->type == CFG_THREADS ? "auto or " : "", (unsigned long long)k->lo,
-             (unsigned long long)k->hi);
+             k->type == CFG_THREADS || k->type == CFG_LOOPS ? "auto or " : "",
+             (unsigned long long)k->lo, (unsigned long long)k->hi);
     return ld->why;
 }
 
@@ -251,6 +265,7 @@ static size_t cfg_field_size(cfg_type type)
     switch (type) {
     case CFG_UINT:
     case CFG_THREADS:
+    case CFG_LOOPS:
     case CFG_OCTAL:
         return sizeof(unsigned);
     case CFG_SIZE:

@@ -18,6 +18,7 @@ typedef enum dfd_role { DFD_ROLE_SERVICE = 0, DFD_ROLE_ROUTER = 1, DFD_ROLE_WORK
 typedef enum dfd_duplicate { DFD_DUP_REJECT = 0, DFD_DUP_REPLACE = 1 } dfd_duplicate;
 
 typedef enum dfd_log_target { DFD_LOG_STDERR = 0, DFD_LOG_SYSLOG = 1 } dfd_log_target;
+typedef enum dfd_log_format { DFD_LOG_TEXT = 0, DFD_LOG_JSON = 1 } dfd_log_format;
 
 /* [server] plugin_paths: where a plugin's .so may be. */
 typedef enum dfd_plugin_paths {
@@ -114,6 +115,7 @@ typedef struct dfd_config {
     /* [log] */
     int log_level;             /* level = debug | info | warn | error (daffi_log_level) */
     dfd_log_target log_target; /* target = stderr | syslog */
+    dfd_log_format log_format; /* format = text (logfmt) | json */
     int access_log;            /* access_log = yes | no */
 
     /* [admin] (admin.h), and [server] metrics_listen (metrics.h) */

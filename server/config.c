@@ -484,7 +484,7 @@ void dfd_cfg_defaults(dfd_config *cfg)
     unsigned threads = dfd_cfg_ncpu();
 
     cfg->role = DFD_ROLE_SERVICE;
-    cfg->workers = threads;
+    cfg->workers = dfd_cfg_auto_workers();
     cfg->blocking_threads = threads;
     cfg->shutdown_timeout_ms = 10000;
     cfg->default_timeout_ms = 30000;

@@ -53,6 +53,11 @@ void dfd_child_free(dfd_child *ch);
 /* Writes how a reaped child ended into ch->end: "plugin 'P' child S (pid N) was
  * killed by signal SIGX (text)" or "exited with status N", and what it ran. */
 void dfd_child_describe_end(dfd_child *ch);
+/* The children's environment: a copy of daffid's without systemd's NOTIFY_SOCKET,
+ * LISTEN_* and WATCHDOG_* (they speak to daffid, not to its children). NULL when
+ * memory runs out; dfd_child_env_free releases it. */
+char **dfd_child_env(void);
+void dfd_child_env_free(char **envp);
 /* Encodes iso's setup (everything a child needs but its slot). Returns 0 or -1. */
 int dfd_isolate_setup(dfd_isolate *iso, const dfd_plugin_conf *pc);
 

@@ -91,6 +91,7 @@ int dfd_isolate_setup(dfd_isolate *iso, const dfd_plugin_conf *pc)
     pack_kv_uint(&pk, "blocking_threads", cfg->blocking_threads, &n);
     pack_kv_uint(&pk, "log_level", (uint64_t)dfd_log_level(), &n);
     pack_kv_uint(&pk, "log_target", (uint64_t)cfg->log_target, &n);
+    pack_kv_uint(&pk, "log_format", (uint64_t)cfg->log_format, &n);
     pack_kv_int(&pk, "uid", sup->uid, &n);
     pack_kv_int(&pk, "gid", sup->gid, &n);
     pack_kv_int(&pk, "ppid", (int64_t)getpid(), &n);
@@ -99,6 +100,40 @@ int dfd_isolate_setup(dfd_isolate *iso, const dfd_plugin_conf *pc)
     pack_kv_uint(&pk, "rlimit_cpu", (pc->rlimit_cpu_ms + 999) / 1000, &n);
     iso->setup_pairs = n;
     return iso->setup.data != NULL ? 0 : -1;
+}
+
+/* ---- the environment ---------------------------------------------------------------- */
+
+extern char **environ;
+
+/* Variables a child must not inherit: systemd speaks to daffid, not to its children. */
+static const char *const env_dropped[] = {
+    "NOTIFY_SOCKET=", "LISTEN_FDS=", "LISTEN_PID=", "LISTEN_FDNAMES=", "WATCHDOG_USEC=",
+    "WATCHDOG_PID=", NULL,
+};
+
+/* See isolate-int.h. */
+char **dfd_child_env(void)
+{
+    size_t n = 0, k = 0;
+    while (environ[n] != NULL)
+        n++;
+    char **envp = calloc(n + 1, sizeof(char *));
+    for (size_t i = 0; envp != NULL && i < n; i++) {
+        int drop = 0;
+        for (size_t d = 0; env_dropped[d] != NULL && !drop; d++)
+            drop = strncmp(environ[i], env_dropped[d], strlen(env_dropped[d])) == 0;
+        if (!drop && (envp[k] = strdup(environ[i])) != NULL)
+            k++;
+    }
+    return envp;
+}
+
+void dfd_child_env_free(char **envp)
+{
+    for (size_t i = 0; envp != NULL && envp[i] != NULL; i++)
+        free(envp[i]);
+    free(envp);
 }
 
 /* ---- the spawn ------------------------------------------------------------------------- */

@@ -21,40 +21,9 @@
 #include "board.h"
 #include "isolate-int.h"
 #include "log.h"
+#include "logfmt.h"
 #include "plugin-t.h"
 #include "server.h"
-
-extern char **environ;
-
-/* Variables a child must not inherit: systemd speaks to daffid, not to its children. */
-static const char *const env_dropped[] = {
-    "NOTIFY_SOCKET=", "LISTEN_FDS=", "LISTEN_PID=", "LISTEN_FDNAMES=", "WATCHDOG_USEC=",
-    "WATCHDOG_PID=", NULL,
-};
-
-/* A copy of the environment without env_dropped. NULL when memory runs out. */
-static char **super_env(void)
-{
-    size_t n = 0, k = 0;
-    while (environ[n] != NULL)
-        n++;
-    char **envp = calloc(n + 1, sizeof(char *));
-    for (size_t i = 0; envp != NULL && i < n; i++) {
-        int drop = 0;
-        for (size_t d = 0; env_dropped[d] != NULL && !drop; d++)
-            drop = strncmp(environ[i], env_dropped[d], strlen(env_dropped[d])) == 0;
-        if (!drop && (envp[k] = strdup(environ[i])) != NULL)
-            k++;
-    }
-    return envp;
-}
-
-static void super_env_free(char **envp)
-{
-    for (size_t i = 0; envp != NULL && envp[i] != NULL; i++)
-        free(envp[i]);
-    free(envp);
-}
 
 /* See isolate-int.h. Started as root, the children run as the user `daffid` (the
  * packages' system user), else `nobody`. */
@@ -63,7 +32,7 @@ dfd_supervisor *dfd_supervisor_get(dfd_server *srv)
     if (srv->supervisor != NULL)
         return srv->supervisor;
     dfd_supervisor *sup = calloc(1, sizeof(*sup));
-    if (sup == NULL || (sup->envp = super_env()) == NULL) {
+    if (sup == NULL || (sup->envp = dfd_child_env()) == NULL) {
         free(sup);
         return NULL;
     }
@@ -196,9 +165,13 @@ void dfd_child_exited(dfd_child *ch, int status)
         sup->crashes++;
     }
     snprintf(iso->last_death, sizeof(iso->last_death), "%s", ch->end);
-    dfd_warn("plugin.child_died", "plugin=%s generation=%u slot=%u pid=%ld %s running=\"%s\" "
-             "msg=\"%s%s%s\"", iso->name, iso->generation, ch->slot, (long)ch->pid, field,
-             ch->running, ch->end, ch->failure[0] ? ": " : "", ch->failure);
+    char text[sizeof(ch->end) + sizeof(ch->failure) + 4], qtext[2 * sizeof(text)];
+    char qrun[2 * sizeof(ch->running) + 8];
+    snprintf(text, sizeof(text), "%s%s%s", ch->end, ch->failure[0] ? ": " : "", ch->failure);
+    dfd_warn("plugin.child_died", "plugin=%s generation=%u slot=%u pid=%ld %s running=%s "
+             "msg=%s", iso->name, iso->generation, ch->slot, (long)ch->pid, field,
+             dfd_logfmt_value(qrun, sizeof(qrun), ch->running),
+             dfd_logfmt_value(qtext, sizeof(qtext), text));
     if (iso->released || super_draining(sup))
         return;
     if (super_crash_loop(iso, now)) {
@@ -321,8 +294,10 @@ static void super_start(dfd_isolate *iso, unsigned slot)
     if (ch == NULL) {
         uint64_t ms = super_backoff_ms(s, 0, dfd_now_ns());
         s->restart_at_ns = dfd_now_ns() + ms * 1000000u;
+        char qwhy[2 * sizeof(why)];
         dfd_error("plugin.child_start_failed", "plugin=%s generation=%u slot=%u retry_ms=%llu "
-                  "msg=\"%s\"", iso->name, iso->generation, slot, (unsigned long long)ms, why);
+                  "msg=%s", iso->name, iso->generation, slot, (unsigned long long)ms,
+                  dfd_logfmt_value(qwhy, sizeof(qwhy), why));
         return;
     }
     pthread_mutex_lock(&iso->lock);
@@ -349,11 +324,12 @@ static void super_harakiri(dfd_child *ch, const char *callback, uint64_t ran_ms)
              "harakiri: '%.200s' ran %llu ms (harakiri %llu ms)", iso->name, ch->slot,
              (long)ch->pid, callback, (unsigned long long)ran_ms,
              (unsigned long long)iso->harakiri_ms);
-    dfd_warn("plugin.harakiri", "plugin=%s generation=%u slot=%u pid=%ld callback=\"%s\" "
+    char qcb[600];
+    dfd_warn("plugin.harakiri", "plugin=%s generation=%u slot=%u pid=%ld callback=%s "
              "ran_ms=%llu harakiri_ms=%llu msg=\"killing the child (SIGTERM, SIGKILL after "
              "%u ms); a new one starts\"", iso->name, iso->generation, ch->slot, (long)ch->pid,
-             callback, (unsigned long long)ran_ms, (unsigned long long)iso->harakiri_ms,
-             DFD_ISOLATE_KILL_GRACE_MS);
+             dfd_logfmt_value(qcb, sizeof(qcb), callback), (unsigned long long)ran_ms,
+             (unsigned long long)iso->harakiri_ms, DFD_ISOLATE_KILL_GRACE_MS);
     pthread_mutex_lock(&iso->lock);
     ch->planned = 1;
     ch->ready = 0;
@@ -574,7 +550,7 @@ void dfd_supervisor_free(dfd_server *srv)
         event_free(sup->sigchld_ev);
     if (sup->tick_ev != NULL)
         event_free(sup->tick_ev);
-    super_env_free(sup->envp);
+    dfd_child_env_free(sup->envp);
     free(sup);
     srv->supervisor = NULL;
 }

@@ -19,6 +19,7 @@
 #include "dispatch.h"
 #include "isolate-int.h"
 #include "log.h"
+#include "logfmt.h"
 #include "plugin.h"
 #include "router.h"
 #include "server.h"
@@ -348,9 +349,11 @@ int dfd_isolate_load(dfd_server *srv, const dfd_plugin_conf *pc, unsigned genera
     for (dfd_child *ch = iso->children; ch != NULL && len + 16 < sizeof(pids); ch = ch->next)
         len += (size_t)snprintf(pids + len, sizeof(pids) - len, "%s%ld", len ? "," : "",
                                 (long)ch->pid);
+    char quser[160];
     dfd_info("plugin.isolated", "plugin=%s generation=%u processes=%u pids=%s user=%s "
              "harakiri_ms=%llu", iso->name, generation, iso->processes, pids,
-             sup->user[0] ? sup->user : "(daffid's)", (unsigned long long)iso->harakiri_ms);
+             dfd_logfmt_value(quser, sizeof(quser), sup->user[0] ? sup->user : "(daffid's)"),
+             (unsigned long long)iso->harakiri_ms);
     *out = p;
     return 0;
 }

@@ -147,7 +147,7 @@ int main(int argc, char **argv)
         free(cfg);
         return 1;
     }
-    dfd_log_setup(cfg->log_level, cfg->log_target, "daffid");
+    dfd_log_setup(cfg->log_level, cfg->log_target, cfg->log_format, "daffid");
     if (test) {
         int rc = check_only(cfg);
         dfd_config_free(cfg);

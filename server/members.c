@@ -225,7 +225,7 @@ static void registry_event(dfd_server *srv, const char *type, dfd_member *m)
                                               dfd_membership_drop_event, ev) == -1)
             dfd_membership_drop_event(ev);
     }
-    dfd_info("router.member", "event=%s member=%s callbacks=%zu", type, m->name, m->ncallbacks);
+    dfd_info("router.member", "change=%s member=%s callbacks=%zu", type, m->name, m->ncallbacks);
 }
 
 /* Builds and mails the snapshot of the registry's current version. Caller holds
@@ -308,7 +308,7 @@ void dfd_registry_update(dfd_server *srv, dfd_member *m, char **callbacks, size_
     m->ncallbacks = ncallbacks;
     r->version++;
     registry_publish(srv);
-    dfd_info("router.member", "event=updated member=%s callbacks=%zu", m->name, ncallbacks);
+    dfd_info("router.member", "change=updated member=%s callbacks=%zu", m->name, ncallbacks);
     pthread_mutex_unlock(&r->lock);
 }
 

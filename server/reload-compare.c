@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "logfmt.h"
+#include "server.h"
 #include "reload-int.h"
 
 /* Returns 1 when a and b are equal strings (both NULL counts as equal). */
@@ -156,9 +158,9 @@ static void restart_required(const char *setting, const char *running, const cha
 {
     char a[256], b[256];
 
-    dfd_warn("reload.restart_required", "setting=%s running=\"%s\" configured=\"%s\" "
+    dfd_warn("reload.restart_required", "setting=%s running=%s configured=%s "
              "msg=\"cannot change at runtime; restart daffid to apply it\"", setting,
-             dfd_reload_quote(running, a, sizeof(a)), dfd_reload_quote(wanted, b, sizeof(b)));
+             dfd_logfmt_value(a, sizeof(a), running), dfd_logfmt_value(b, sizeof(b), wanted));
 }
 
 /* Formats the listen list into buf. Returns buf. */
@@ -268,7 +270,7 @@ unsigned dfd_reload_server_settings(dfd_reload *r, const dfd_config *run, const 
                          format_listen(nc, b, sizeof(b)));
         n++;
     }
-    U_SETTING("server.workers", workers);
+    U_SETTING("server.loops", workers);
     U_SETTING("server.blocking_threads", blocking_threads);
     U_SETTING("server.shutdown_timeout", shutdown_timeout_ms);
     U_SETTING("server.default_timeout", default_timeout_ms);
@@ -302,18 +304,28 @@ unsigned dfd_reload_server_settings(dfd_reload *r, const dfd_config *run, const 
     U_SETTING("limits.max_pending", max_pending);
     U_SETTING("limits.max_connections", max_connections);
     U_SETTING("limits.max_output", max_output);
-    U_SETTING("log.access_log", access_log);
 #undef U_SETTING
 #undef S_SETTING
 
+    /* the access log is a switch (the admin `accesslog` flips it too): the file's value
+     * applies now when the file changed it */
+    if (nc->access_log != r->access_log) {
+        atomic_store(&r->srv->access_log, nc->access_log);
+        dfd_info("reload.access_log", "access_log=%s", nc->access_log ? "yes" : "no");
+        r->access_log = nc->access_log;
+    }
+
     /* the logger is atomic: [log] level and target apply now, when the file changed
      * them (a level set by the admin socket since then is not undone otherwise) */
-    if (nc->log_level != r->log_level || nc->log_target != r->log_target) {
-        dfd_log_setup(nc->log_level, nc->log_target, "daffid");
-        dfd_info("reload.log", "level=%s target=%s", dfd_log_level_name(nc->log_level),
-                 nc->log_target == DFD_LOG_SYSLOG ? "syslog" : "stderr");
+    if (nc->log_level != r->log_level || nc->log_target != r->log_target ||
+        nc->log_format != r->log_format) {
+        dfd_log_setup(nc->log_level, nc->log_target, nc->log_format, "daffid");
+        dfd_info("reload.log", "level=%s target=%s format=%s", dfd_log_level_name(nc->log_level),
+                 nc->log_target == DFD_LOG_SYSLOG ? "syslog" : "stderr",
+                 nc->log_format == DFD_LOG_JSON ? "json" : "text");
         r->log_level = nc->log_level;
         r->log_target = nc->log_target;
+        r->log_format = nc->log_format;
     }
     return n;
 }

@@ -23,9 +23,6 @@ struct dfd_table;
 
 /* ---- reload-compare.c ---- */
 
-/* Copies s into buf (size n > 0) for a quoted log field: '"' becomes '\'', control
- * characters become spaces. Returns buf. */
-const char *dfd_reload_quote(const char *s, char *buf, size_t n);
 
 /* Deep-copies src into dst (zeroed, or released by dfd_reload_conf_free). Returns 0,
  * or -1 when memory runs out (dst then holds what was copied). */

@@ -23,6 +23,7 @@
 #include "log.h"
 #include "plugin.h"
 #include "reload-int.h"
+#include "logfmt.h"
 #include "server.h"
 #include "table.h"
 #include "watch.h"
@@ -164,9 +165,10 @@ static void run_failed(reload_run *x, size_t i, const char *why)
 
     x->failed++;
     record_outcome(rec, DFD_RELOAD_FAILED, reason);
-    dfd_error("plugin.load_failed", "plugin=%s file=%s change=%s serving=%s error=\"%s\"",
-              rec->name, p->pc->path, p->why, p->keep ? "previous generation" : "nothing",
-              dfd_reload_quote(reason, x->q, sizeof(x->q)));
+    char file[PATH_MAX + 8];
+    dfd_error("plugin.load_failed", "plugin=%s file=%s change=%s serving=%s error=%s",
+              rec->name, dfd_logfmt_value(file, sizeof(file), p->pc->path), p->why,
+              p->keep ? "previous" : "nothing", dfd_logfmt_value(x->q, sizeof(x->q), reason));
 }
 
 /* Step 1: reads the configuration into x->nc. Returns 0, or -1 (nothing changed; the
@@ -190,8 +192,8 @@ static int run_read_config(reload_run *x)
     free(x->nc);
     x->nc = NULL;
     for (size_t i = 0; i < cerrs.count; i++) {
-        dfd_error("reload.config_error", "error=\"%s\"",
-                  dfd_reload_quote(cerrs.msgs[i], x->q, sizeof(x->q)));
+        dfd_error("reload.config_error", "error=%s",
+                  dfd_logfmt_value(x->q, sizeof(x->q), cerrs.msgs[i]));
         dfd_errors_add(x->errs, "%s", cerrs.msgs[i]);
     }
     free(x->r->last_error);
@@ -541,6 +543,8 @@ dfd_reload *dfd_reload_new(dfd_server *srv)
     r->srv = srv;
     r->log_level = srv->cfg->log_level;
     r->log_target = srv->cfg->log_target;
+    r->log_format = srv->cfg->log_format;
+    r->access_log = srv->cfg->access_log;
     r->last_ok = 1;
     r->last_ok_time = time(NULL);
     r->retire_timer = evtimer_new(srv->base, dfd_reload_retire_tick, r);

@@ -78,6 +78,7 @@ static void router_refuse(dfd_conn *c, dfd_call *call, int code, const char *msg
     }
     if (!call->notify)
         dfd_conn_error(c, call->msgid, code, msg);
+    dfd_dispatch_log_refused(c, call, code);
     dfd_call_free(call);
 }
 
@@ -234,6 +235,7 @@ static dfd_member *router_pick(dfd_conn *c, dfd_call *call, const char *method, 
     } else {
         dfd_stat_add(&loop->stats, DFD_STAT_no_callback, 1);
         dfd_control_no_callback_named(c, call, method, len);
+        dfd_dispatch_log_refused(c, call, DAFFI_E_NO_CALLBACK);
         dfd_call_free(call);
     }
     return NULL;

@@ -127,6 +127,7 @@ int dfd_server_init(dfd_server *srv, dfd_config *cfg, dfd_errors *errs)
     srv->limits.max_depth = cfg->max_depth;
     srv->started_ns = dfd_now_ns();
     atomic_init(&srv->draining, 0);
+    atomic_init(&srv->access_log, cfg->access_log);
     atomic_init(&srv->conns, 0);
     atomic_init(&srv->rejected, 0);
     if (dfd_callstat_names_init(&srv->callnames) == -1) {
@@ -246,6 +247,29 @@ int dfd_server_drain(dfd_server *srv)
     return 1;
 }
 
+int dfd_server_resume(dfd_server *srv, dfd_errors *errs)
+{
+    if (!srv->drain_started)
+        return 0;
+    if (atomic_load(&srv->draining)) {
+        dfd_errors_add(errs, "daffid is shutting down: nothing to resume");
+        return -1;
+    }
+    /* the listeners were closed (a load balancer saw connections refused): bind again */
+    if (dfd_listeners_open(srv, errs) == -1 || dfd_listeners_start(srv) == -1) {
+        dfd_listeners_close(srv);
+        if (errs->count == 0)
+            dfd_errors_add(errs, "cannot start accepting again");
+        return -1;
+    }
+    for (unsigned i = 0; i < srv->nloops; i++)
+        if (dfd_loop_post(&srv->loops[i], dfd_loop_resume, NULL, NULL) == -1)
+            dfd_error("server.resume", "loop=%u msg=\"out of memory: the loop keeps "
+                      "draining\"", i);
+    srv->drain_started = 0;
+    return 1;
+}
+
 unsigned dfd_server_busy_loops(const dfd_server *srv)
 {
     unsigned busy = 0;
@@ -277,7 +301,7 @@ void dfd_server_shutdown(dfd_server *srv)
 
 int dfd_server_run(dfd_server *srv)
 {
-    dfd_info("server.ready", "role=%s name=%s workers=%u blocking_threads=%u plugins=%zu "
+    dfd_info("server.ready", "role=%s name=%s loops=%u blocking_threads=%u plugins=%zu "
              "callbacks=%zu pid=%d", dfd_role_name(srv->cfg->role), srv->cfg->name,
              srv->nloops, srv->cfg->blocking_threads, srv->nplugins, srv->table->ncallbacks,
              (int)getpid());

@@ -341,6 +341,8 @@ void dfd_stats_snapshot(dfd_server *srv, uint64_t out[DFD_STAT_COUNT])
         out[DFD_STAT_calls_in_flight] += sum.in_flight;
     }
     out[DFD_STAT_queue_depth] = stats_queue_depth(srv);
+    for (unsigned l = 0; l < srv->nloops; l++)
+        out[DFD_STAT_waits_parked] += atomic_load(&srv->loops[l].nwaiters);
     /* a service or worker is its own only member; a router counts its registry (its
      * own plugins are a member there too) */
     out[DFD_STAT_members] = 1;

@@ -90,6 +90,7 @@ typedef enum dfd_stat_kind { DFD_COUNTER = 0, DFD_GAUGE = 1 } dfd_stat_kind;
     X(connections_open, DFD_GAUGE, 0, "Connections open")                                \
     X(calls_in_flight, DFD_GAUGE, 0, "Calls started and not yet finished")               \
     X(queue_depth, DFD_GAUGE, 0, "Calls waiting for a concurrency slot, all plugins")    \
+    X(waits_parked, DFD_GAUGE, 0, "daffi.wait calls waiting for members (router)")        \
     X(members, DFD_GAUGE, 0, "Members known, this daffid included")                      \
     X(plugins, DFD_GAUGE, 0, "Plugins serving (current generations)")                    \
     X(callbacks, DFD_GAUGE, 0, "Callbacks in the callback table")                        \

@@ -212,6 +212,19 @@ static void worker_connect(evutil_socket_t unused, short what, void *arg)
     event_add(&w->connect_ev, NULL);
 }
 
+/* A drain was undone: announce the callbacks again, or reconnect if the withdrawal
+ * already closed the link. */
+static void worker_on_resume(dfd_loop *loop)
+{
+    dfd_worker *w = loop->on_table_arg;
+    w->withdrawing = 0;
+    w->withdrawn = 0;
+    if (w->conn != NULL)
+        worker_hello(w, 0);
+    else
+        worker_schedule(w);
+}
+
 /* The loop switched tables (a reload): re-announce when the callbacks changed. */
 static void worker_on_table(dfd_loop *loop, const dfd_table *old)
 {
@@ -236,6 +249,7 @@ dfd_worker *dfd_worker_start(dfd_server *srv, dfd_loop *loop)
         return NULL;
     }
     loop->on_table = worker_on_table;
+    loop->on_resume = worker_on_resume;
     loop->on_table_arg = w;
     evtimer_assign(&w->retry_ev, loop->base, worker_connect, w);
     struct timeval now = {0, 0};

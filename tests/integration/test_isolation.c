@@ -315,7 +315,7 @@ static void expect_death(fixture *f, const char *method, int nargs, int64_t arg,
     assert_true(after != before);
     await_gone(before);
     char running[300];
-    snprintf(running, sizeof(running), "running=\"%s\"", method);
+    snprintf(running, sizeof(running), "running=%s ", method); /* a bare logfmt value */
     if (!tcluster_log_contains(&f->d, running, wait_ms()))
         fail_msg("no plugin.child_died line with %s", running);
 }
@@ -396,7 +396,7 @@ static void test_spinning_calls_time_out_and_harakiri_replaces_the_child(void **
     if (replaced < 2 * TIMEOUT_MS)
         fail_msg("the spinning child was replaced after %lld ms, before harakiri (%d ms)",
                  (long long)replaced, 2 * TIMEOUT_MS);
-    assert_true(tcluster_log_contains(&f->d, "callback=\"spin\"", wait_ms()));
+    assert_true(tcluster_log_contains(&f->d, "callback=spin ", wait_ms()));
     await_gone(first);
     expect_echo_serves(f);
 
@@ -416,7 +416,7 @@ static void test_spinning_calls_time_out_and_harakiri_replaces_the_child(void **
     rawconn_close(&c);
     await_new_child(f, second);
     await_gone(second);
-    assert_true(tcluster_log_contains(&f->d, "callback=\"spin_blocking\"", wait_ms()));
+    assert_true(tcluster_log_contains(&f->d, "callback=spin_blocking ", wait_ms()));
     assert_int_equal(tcluster_admin_counter(f->admin, "isolated_harakiri"), 2);
     json_t *row = plugin_row(f, "crashy");
     assert_int_equal(row_int(row, "harakiri"), 2);

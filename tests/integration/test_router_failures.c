@@ -296,8 +296,10 @@ static void test_workers_come_back_after_the_router_is_killed_and_restarted(void
     assert_true(tdaemon_alive(&f->workers[0]));
     assert_true(tdaemon_alive(&f->workers[1]));
 
-    int64_t t0 = expect_now_ms();
+    /* measured from the moment the router accepts again: how long its own start takes
+     * is not the workers' doing (seconds under a sanitizer on a loaded machine) */
     assert_int_equal(tdaemon_start(&f->router, NULL), 0);
+    int64_t t0 = expect_now_ms();
     expect_open(&c, f->router.tcp);
     wait_members(&c, 1, names, 10000);
     int64_t ms = expect_now_ms() - t0;
