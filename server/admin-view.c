@@ -12,6 +12,7 @@
 #include <event2/buffer.h>
 
 #include "admin-int.h"
+#include "isolate.h"
 #include "log.h"
 #include "members.h"
 #include "metrics.h"
@@ -169,6 +170,46 @@ static json_t *admin_last_reload(const dfd_server *srv, const char *name)
                      "error", admin_str(rp->last_error), "at", admin_time(rp->last_time));
 }
 
+/* An isolated plugin's children and supervision (docs/ISOLATION.md) into o: its
+ * settings as each child applies them, state, counts and one entry per child process
+ * alive or on its way out. */
+static void admin_isolation(json_t *o, dfd_isolate *iso)
+{
+    json_t *kids = json_array();
+    json_object_set_new(o, "isolation", json_string("process"));
+    json_object_set_new(o, "serving", json_boolean(!iso->failed));
+    json_object_set_new(o, "state", json_string(dfd_isolate_state(iso)));
+    json_object_set_new(o, "processes", json_integer(iso->processes));
+    json_object_set_new(o, "concurrency", json_integer(iso->concurrency));
+    json_object_set_new(o, "queue", json_integer(iso->queue));
+    json_object_set_new(o, "harakiri_ms", admin_uint(iso->harakiri_ms));
+    json_object_set_new(o, "crashes", admin_uint(iso->crashes));
+    json_object_set_new(o, "restarts", admin_uint(iso->restarts));
+    json_object_set_new(o, "harakiri", admin_uint(iso->harakiri));
+    json_object_set_new(o, "last_death", iso->last_death[0] ? admin_str(iso->last_death)
+                                                            : json_null());
+    uint64_t now = dfd_now_ns();
+    for (const dfd_child *ch = iso->children; ch != NULL; ch = ch->next) {
+        if (ch->reaped)
+            continue;
+        pthread_mutex_lock(&iso->lock);
+        int serving = iso->slots[ch->slot].current == ch;
+        pthread_mutex_unlock(&iso->lock);
+        json_t *k = json_object();
+        json_object_set_new(k, "slot", json_integer(ch->slot));
+        json_object_set_new(k, "pid", json_integer(ch->pid));
+        json_object_set_new(k, "state", json_string(dfd_child_state_name(ch->state)));
+        json_object_set_new(k, "serving", json_boolean(serving));
+        json_object_set_new(k, "restarts", json_integer(iso->slots[ch->slot].restarts));
+        json_object_set_new(k, "started_at", admin_time(time(NULL) -
+                            (time_t)((now - ch->spawned_ns) / 1000000000u)));
+        json_object_set_new(k, "in_flight", admin_uint(ch->m != NULL ?
+                            atomic_load(&ch->m->inflight) : 0));
+        json_array_append_new(kids, k);
+    }
+    json_object_set_new(o, "children", kids);
+}
+
 void admin_cmd_plugins(admin_client *c, const admin_cmd *cmd, int argc, char **argv)
 {
     (void)argc;
@@ -203,6 +244,10 @@ void admin_cmd_plugins(admin_client *c, const admin_cmd *cmd, int argc, char **a
         json_object_set_new(o, "queue", json_integer(p->queue));
         json_object_set_new(o, "loaded_at", admin_time(admin_loaded_at(p)));
         json_object_set_new(o, "last_reload", admin_last_reload(srv, p->name));
+        if (p->iso != NULL)
+            admin_isolation(o, p->iso);
+        else
+            json_object_set_new(o, "isolation", json_string("inline"));
         json_array_append_new(list, o);
     }
     /* plugins the configuration names that do not serve: a first load that failed,

@@ -16,6 +16,7 @@
 #define DFD_CFG_MAX_DURATION_MS (7ull * 24 * 3600 * 1000) /* 7 days */
 #define DFD_CFG_PLUGIN_NAME_MAX 64
 #define DFD_CFG_MEMBER_NAME_MAX 255
+#define DFD_CFG_MAX_PROCESSES 256u
 
 typedef enum dfd_cfg_sect {
     DFD_SECT_NONE = 0, /* before any header */
@@ -43,6 +44,9 @@ typedef struct dfd_cfg_plugin_meta {
     dfd_cfg_where path_at;
     dfd_cfg_where name_at;
     size_t config_cap;       /* allocated entries of the plugin's config array */
+    const char *process_key; /* the first key only isolation = process reads (static
+                                name), or NULL */
+    dfd_cfg_where process_key_at;
 } dfd_cfg_plugin_meta;
 
 typedef struct dfd_cfg_loader {

@@ -47,6 +47,7 @@ _Static_assert(sizeof(dfd_log_target) == sizeof(int), "dfd_log_target is int-siz
 _Static_assert(sizeof(dfd_log_format) == sizeof(int), "dfd_log_format is int-sized");
 _Static_assert(sizeof(dfd_duplicate) == sizeof(int), "dfd_duplicate is int-sized");
 _Static_assert(sizeof(dfd_plugin_paths) == sizeof(int), "dfd_plugin_paths is int-sized");
+_Static_assert(sizeof(dfd_isolation_mode) == sizeof(int), "dfd_isolation_mode is int-sized");
 
 static const char *const cfg_roles[] = { "service", "router", "worker", NULL };
 static const char *const cfg_levels[] = { "debug", "info", "warn", "error", NULL };
@@ -54,6 +55,7 @@ static const char *const cfg_targets[] = { "stderr", "syslog", NULL };
 static const char *const cfg_formats[] = { "text", "json", NULL };
 static const char *const cfg_duplicates[] = { "reject", "replace", NULL };
 static const char *const cfg_plugin_paths[] = { "any", "strict", NULL };
+static const char *const cfg_isolations[] = { "inline", "process", NULL };
 
 #define CFG_S(f) offsetof(dfd_config, f)
 #define CFG_P(f) offsetof(dfd_plugin_conf, f)
@@ -122,7 +124,23 @@ static const cfg_key cfg_plugin_keys[] = {
     { DFD_SECT_PLUGIN, "timeout", CFG_DURATION, CFG_P(timeout_ms), 0,
       DFD_CFG_MAX_DURATION_MS, NULL },
     { DFD_SECT_PLUGIN, "enabled", CFG_BOOL, CFG_P(enabled), 0, 1, NULL },
+    { DFD_SECT_PLUGIN, "isolation", CFG_CHOICE, CFG_P(isolation), 0, 0, cfg_isolations },
+    { DFD_SECT_PLUGIN, "processes", CFG_UINT, CFG_P(processes), 1, DFD_CFG_MAX_PROCESSES,
+      NULL },
+    { DFD_SECT_PLUGIN, "harakiri", CFG_DURATION, CFG_P(harakiri_ms), 0,
+      DFD_CFG_MAX_DURATION_MS, NULL },
+    { DFD_SECT_PLUGIN, "rlimit_as", CFG_SIZE, CFG_P(rlimit_as), 0, 1024 * CFG_1G,
+      NULL },
+    { DFD_SECT_PLUGIN, "rlimit_cpu", CFG_DURATION, CFG_P(rlimit_cpu_ms), 0,
+      DFD_CFG_MAX_DURATION_MS, NULL },
 };
+
+/* 1 for the [plugin] keys that only mean something with isolation = process. */
+static int cfg_process_only(const char *key)
+{
+    return strcmp(key, "processes") == 0 || strcmp(key, "harakiri") == 0 ||
+           strcmp(key, "rlimit_as") == 0 || strcmp(key, "rlimit_cpu") == 0;
+}
 
 #define CFG_NKEYS(t) (sizeof(t) / sizeof((t)[0]))
 
@@ -328,7 +346,8 @@ const char *dfd_cfg_plugin_key(dfd_cfg_loader *ld, dfd_plugin_conf *p,
                                     DFD_SECT_PLUGIN, key);
 
     if (k == NULL)
-        return "unknown key (name, path, concurrency, queue, timeout, enabled)";
+        return "unknown key (name, path, concurrency, queue, timeout, enabled, isolation, "
+               "processes, harakiri, rlimit_as, rlimit_cpu)";
     if (*v == '\0') {
         /* unset (cfg_server_unset's rule): the default, or missing for name and path */
         if (k->type != CFG_SPECIAL) {
@@ -336,6 +355,8 @@ const char *dfd_cfg_plugin_key(dfd_cfg_loader *ld, dfd_plugin_conf *p,
             dfd_cfg_plugin_init(&defaults);
             memcpy((char *)p + k->offset, (const char *)&defaults + k->offset,
                    cfg_field_size(k->type));
+            if (m->process_key == k->name)
+                m->process_key = NULL;
         } else if (strcmp(key, "name") == 0) {
             dfd_cfg_unset_str(&p->name);
             m->name_at = at;
@@ -345,8 +366,15 @@ const char *dfd_cfg_plugin_key(dfd_cfg_loader *ld, dfd_plugin_conf *p,
         }
         return NULL;
     }
-    if (k->type != CFG_SPECIAL)
-        return cfg_typed(ld, k, p, v);
+    if (k->type != CFG_SPECIAL) {
+        const char *why = cfg_typed(ld, k, p, v);
+        /* remembered so that a key isolation = inline ignores is an error (config.c) */
+        if (why == NULL && cfg_process_only(key) && m->process_key == NULL) {
+            m->process_key = k->name;
+            m->process_key_at = at;
+        }
+        return why;
+    }
     if (strcmp(key, "name") == 0) {
         if (!dfd_cfg_valid_name(v, DFD_CFG_PLUGIN_NAME_MAX))
             return "must be 1 to 64 characters of A-Z a-z 0-9 _ . -";

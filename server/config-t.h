@@ -26,6 +26,15 @@ typedef enum dfd_plugin_paths {
     DFD_PLUGIN_PATHS_STRICT = 1  /* only under plugin_dir, symlinks resolved */
 } dfd_plugin_paths;
 
+/* [plugin] isolation: where a plugin's handlers run. */
+typedef enum dfd_isolation_mode {
+    DFD_ISOLATION_INLINE = 0,    /* in daffid's own threads (the default) */
+    DFD_ISOLATION_PROCESS = 1    /* in supervised child processes (isolate.h) */
+} dfd_isolation_mode;
+
+/* [plugin] harakiri unset: twice the plugin's call timeout. */
+#define DFD_HARAKIRI_DEFAULT UINT64_MAX
+
 /* Where a value came from, for error messages: "conf.d/10-calc.ini:4" or "-o #2". */
 typedef struct dfd_origin {
     char *file;          /* owned; the ini path as opened, or "-o" for an override */
@@ -46,6 +55,16 @@ typedef struct dfd_plugin_conf {
     unsigned queue;      /* calls waiting past concurrency before OVERLOADED */
     uint64_t timeout_ms; /* per-call deadline; 0 = the server's default_timeout */
     int enabled;         /* 0 skips the plugin (enabled = no) */
+    int isolation;       /* isolation = inline | process (dfd_isolation_mode) */
+    unsigned processes;  /* processes = N child processes serving it (isolation =
+                            process; default 1) */
+    uint64_t harakiri_ms; /* harakiri = how long a call may run in a child before the
+                            child is killed; DFD_HARAKIRI_DEFAULT = twice the call
+                            timeout (none without one); 0 = never */
+    size_t rlimit_as;    /* rlimit_as = size: a child's address space (RLIMIT_AS);
+                            0 = no limit */
+    uint64_t rlimit_cpu_ms; /* rlimit_cpu = duration: the CPU time a child may use over
+                            its life (RLIMIT_CPU, whole seconds); 0 = no limit */
     char *confine_dir;   /* plugin_paths = strict: plugin_dir with symlinks resolved,
                             under which the opened file must be; NULL: anywhere; owned */
     dfd_kv *config;      /* the free-form [config] section, in file order; owned */

@@ -152,12 +152,16 @@ void dfd_cfg_plugin_free(dfd_plugin_conf *p)
     memset(p, 0, sizeof(*p));
 }
 
-/* Zeroes p and sets the [plugin] defaults (queue 1024, enabled). p owns nothing yet. */
+/* Zeroes p and sets the [plugin] defaults (queue 1024, enabled, inline, 1 process,
+ * harakiri at twice the timeout). p owns nothing yet. */
 void dfd_cfg_plugin_init(dfd_plugin_conf *p)
 {
     memset(p, 0, sizeof(*p));
     p->queue = 1024;
     p->enabled = 1;
+    p->isolation = DFD_ISOLATION_INLINE;
+    p->processes = 1;
+    p->harakiri_ms = DFD_HARAKIRI_DEFAULT;
 }
 
 /* Index of the plugin called name in cfg->plugins, or -1. */
@@ -422,6 +426,10 @@ static void cfg_resolve_plugins(dfd_cfg_loader *ld, int check_files)
                         m->raw_path, "%s", why);
         if (strict && p->enabled)
             cfg_confine(ld, p, m, real);
+        /* a setting that would do nothing is a mistake worth naming */
+        if (m->process_key != NULL && p->isolation != DFD_ISOLATION_PROCESS)
+            dfd_cfg_err(ld, m->process_key_at.file, m->process_key_at.line, "plugin",
+                        m->process_key, NULL, "only applies with isolation = process");
     }
 }
 

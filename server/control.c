@@ -226,7 +226,7 @@ static int control_call(dfd_conn *c, dfd_call *call)
             dfd_conn_error(c, call->msgid, DAFFI_E_UNAVAILABLE, msg);
         return 0;
     }
-    dfd_dispatch_route_local(c, call);
+    srv->route(c, call); /* a service's or worker's table (a child's, watched) */
     return 1;
 }
 

@@ -153,6 +153,11 @@ static void dispatch_start(dfd_call *call)
         dfd_dispatch_finish(call);
         return;
     }
+    /* a generation served by child processes (isolation = process) takes it here */
+    if (call->cb->plugin->forward != NULL) {
+        call->cb->plugin->forward(call);
+        return;
+    }
     atomic_store(&call->state, DFD_CALL_RUNNING);
     if (call->cb->flags & DAFFI_CB_BLOCKING) {
         dfd_dispatch_arm_deadline(call);

@@ -17,6 +17,10 @@
 void dfd_log_setup(int level, dfd_log_target target, dfd_log_format format,
                    const char *ident);
 void dfd_log_set_level(int level);
+/* Marks every later line of this process with "child=TAG " after its event (a child
+ * process of an isolated plugin, whose lines share daffid's log). Call once, before
+ * any thread but the caller's runs. */
+void dfd_log_set_tag(const char *tag);
 int dfd_log_level(void);
 /* Returns "debug", "info", "warn", "error"; dfd_log_level_parse returns -1 if unknown. */
 const char *dfd_log_level_name(int level);

@@ -24,6 +24,19 @@ static int str_same(const char *a, const char *b)
 }
 
 /* See reload-int.h. */
+const char *dfd_reload_quote(const char *s, char *buf, size_t n)
+{
+    size_t i = 0;
+
+    for (; s != NULL && *s != '\0' && i + 1 < n; s++) {
+        unsigned char c = (unsigned char)*s;
+        buf[i++] = c == '"' ? '\'' : c < 0x20 ? ' ' : (char)c;
+    }
+    buf[i] = '\0';
+    return buf;
+}
+
+/* See reload-int.h. */
 void dfd_reload_conf_free(dfd_plugin_conf *c)
 {
     free(c->name);
@@ -75,7 +88,9 @@ const char *dfd_reload_conf_difference(const dfd_plugin_conf *a, const dfd_plugi
     if (!str_same(a->path, b->path))
         return "path";
     if (a->concurrency != b->concurrency || a->queue != b->queue ||
-        a->timeout_ms != b->timeout_ms)
+        a->timeout_ms != b->timeout_ms || a->isolation != b->isolation ||
+        a->processes != b->processes || a->harakiri_ms != b->harakiri_ms ||
+        a->rlimit_as != b->rlimit_as || a->rlimit_cpu_ms != b->rlimit_cpu_ms)
         return "settings";
     if (a->nconfig != b->nconfig)
         return "config";

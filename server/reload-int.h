@@ -3,7 +3,8 @@
  * reload-compare.c and reload-retire.c (nothing else includes it).
  *
  * reload.c owns a reload from start to end (read, plan, load, accept, commit) and the
- * per-plugin records. reload-compare.c says what changed. reload-retire.c switches the
+ * per-plugin records. reload-compare.c says what changed (and quotes log fields).
+ * reload-retire.c switches the
  * loops' table and finalises the generations that left it. Main thread only, all of it.
  */
 #ifndef DFD_RELOAD_INT_H
@@ -20,10 +21,8 @@
 struct dfd_server;
 struct dfd_table;
 
-/* ---- reload.c ---- */
-
-
 /* ---- reload-compare.c ---- */
+
 
 /* Deep-copies src into dst (zeroed, or released by dfd_reload_conf_free). Returns 0,
  * or -1 when memory runs out (dst then holds what was copied). */

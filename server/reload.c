@@ -19,6 +19,7 @@
 
 #include <event2/event.h>
 
+#include "isolate.h"
 #include "log.h"
 #include "plugin.h"
 #include "reload-int.h"
@@ -292,6 +293,8 @@ static void plan_decide(dfd_reload_plugin *rec, plan *p, int force)
     }
     if (force)
         p->why = "forced";
+    else if (dfd_isolate_failed(rec->current))
+        p->why = "failed"; /* a crash loop stopped its children: a reload starts them */
 }
 
 /* Step 2b-3: decides and loads, per record in table order. A failed load is logged and
@@ -318,8 +321,8 @@ static void run_load(reload_run *x)
             continue;
         }
         dfd_errors perrs = {0};
-        if (dfd_plugin_load(p->pc, x->srv->private_dir, rec->last_generation + 1, &p->fresh,
-                            &perrs) == -1) {
+        if (dfd_server_load_plugin(x->srv, p->pc, rec->last_generation + 1, &p->fresh,
+                                   &perrs) == -1) {
             char *why = errors_join(&perrs);
             p->fresh = NULL;
             run_failed(x, i, why);

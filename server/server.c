@@ -15,6 +15,7 @@
 #include "dispatch.h"
 #include "fanout.h"
 #include "heartbeat.h"
+#include "isolate.h"
 #include "listener.h"
 #include "log.h"
 #include "loop.h"
@@ -39,6 +40,14 @@ uint64_t dfd_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+int dfd_server_load_plugin(dfd_server *srv, const dfd_plugin_conf *pc, unsigned generation,
+                           dfd_plugin **out, dfd_errors *errs)
+{
+    if (pc->isolation == DFD_ISOLATION_PROCESS)
+        return dfd_isolate_load(srv, pc, generation, out, errs);
+    return dfd_plugin_load(pc, srv->private_dir, generation, out, errs);
+}
+
 int dfd_server_load_plugins(dfd_server *srv, dfd_errors *errs)
 {
     const dfd_config *cfg = srv->cfg;
@@ -51,7 +60,7 @@ int dfd_server_load_plugins(dfd_server *srv, dfd_errors *errs)
         if (!pc->enabled)
             continue;
         dfd_plugin *p = NULL;
-        if (dfd_plugin_load(pc, srv->private_dir, 1, &p, errs) == -1) {
+        if (dfd_server_load_plugin(srv, pc, 1, &p, errs) == -1) {
             failed = 1;
             continue;
         }
@@ -169,6 +178,10 @@ int dfd_server_init(dfd_server *srv, dfd_config *cfg, dfd_errors *errs)
         }
         srv->nloops = i + 1;
     }
+    /* the isolated plugins' children, started with the plugins, join the loops before
+     * anything can call them (a worker announces as soon as it is connected) */
+    if (dfd_supervisor_attach(srv, errs) == -1)
+        return -1;
     if (server_init_role(srv, errs) == -1)
         return -1;
     for (unsigned i = 0; i < srv->nloops; i++) {
@@ -177,6 +190,7 @@ int dfd_server_init(dfd_server *srv, dfd_config *cfg, dfd_errors *errs)
             return -1;
         }
     }
+
     static const int sigs[] = {SIGTERM, SIGINT, SIGHUP};
     for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
         srv->sig_events[i] = evsignal_new(srv->base, sigs[i], server_on_signal, srv);
@@ -355,6 +369,8 @@ void dfd_server_destroy(dfd_server *srv)
         dfd_plugin_release(srv->plugins[i]);
     free(srv->plugins);
     srv->plugins = NULL;
+    /* every generation is released: the children left are reaped */
+    dfd_supervisor_free(srv);
     dfd_server_private_dir_remove(srv);
     dfd_callstat_names_destroy(&srv->callnames);
     if (srv->base)

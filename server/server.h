@@ -29,6 +29,7 @@ struct dfd_admin;
 struct dfd_metrics_http;
 struct dfd_watch;
 struct dfd_worker;
+struct dfd_supervisor;
 
 struct dfd_conn;
 struct dfd_call;
@@ -68,6 +69,8 @@ typedef struct dfd_server {
     uint64_t started_ns;
     dfd_registry registry;           /* router: the members */
     struct dfd_worker *worker;       /* worker role: the connection to the router */
+    struct dfd_supervisor *supervisor; /* isolation = process: the children (isolate.h);
+                                        main thread; NULL until needed */
 
     /* hot reload (reload.h, watch.h): main thread only */
     const char *const *overrides;    /* the -o overrides every reload applies again;
@@ -85,6 +88,10 @@ typedef struct dfd_server {
 /* Loads the plugins named by cfg into private generations and builds the table.
  * Returns 0, or -1 with every failure in errs. Used by daffid -t too. */
 int dfd_server_load_plugins(dfd_server *srv, dfd_errors *errs);
+/* Loads one generation of pc: dfd_plugin_load, or with isolation = process
+ * dfd_isolate_load (its children started). Same contract. Main thread. */
+int dfd_server_load_plugin(dfd_server *srv, const dfd_plugin_conf *pc, unsigned generation,
+                           dfd_plugin **out, dfd_errors *errs);
 /* Creates the private dir for plugin copies (privdir.c: under $RUNTIME_DIRECTORY,
  * /run/daffid or $TMPDIR/daffid-UID), locked for this process's life, after removing
  * the ones crashed daffids left there. Returns 0 or -1 (logged). */

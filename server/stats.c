@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 #include "call-t.h"
+#include "isolate.h"
 #include "loop.h"
 #include "plugin-t.h"
 #include "procstat.h"
@@ -329,6 +330,9 @@ void dfd_stats_snapshot(dfd_server *srv, uint64_t out[DFD_STAT_COUNT])
         out[DFD_STAT_reloads] += srv->reload->runs;
         out[DFD_STAT_reload_failures] += srv->reload->failures;
     }
+    dfd_supervisor_counts(srv, &out[DFD_STAT_isolated_crashes],
+                          &out[DFD_STAT_isolated_restarts], &out[DFD_STAT_isolated_harakiri],
+                          &out[DFD_STAT_isolated_children]);
     out[DFD_STAT_connections_open] = atomic_load(&srv->conns);
     unsigned n = atomic_load_explicit(&srv->callnames.n, memory_order_acquire);
     for (unsigned s = 0; s < n; s++) {
