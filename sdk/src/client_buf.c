@@ -137,36 +137,17 @@ void daffi__in_settle(daffi__inbuf *b)
     }
 }
 
-/* Reads the element count of the msgpack array header at params (len bytes, already
- * known to hold one whole object) into *n. Returns 0, or -1 when it is no array. */
-static int raw_array_count(const char *params, size_t len, uint32_t *n)
-{
-    unsigned char b = (unsigned char)params[0];
-
-    if ((b & 0xf0) == 0x90) {
-        *n = b & 0x0f;
-    } else if (b == 0xdc && len >= 3) {
-        *n = ((uint32_t)(unsigned char)params[1] << 8) | (unsigned char)params[2];
-    } else if (b == 0xdd && len >= 5) {
-        *n = ((uint32_t)(unsigned char)params[1] << 24) |
-             ((uint32_t)(unsigned char)params[2] << 16) |
-             ((uint32_t)(unsigned char)params[3] << 8) | (unsigned char)params[4];
-    } else {
-        return -1;
-    }
-    return 0;
-}
-
 /* See client_int.h. */
 int daffi__raw_params_check(const char *params, size_t len, daffi_error *err)
 {
     uint32_t n;
+    size_t hdr;
 
     if (params == NULL || len == 0 || daffi_object_size(params, len) != len) {
         daffi__err_set(err, DAFFI_E_BAD_ARGS, "params: not exactly one encoded msgpack object");
         return -1;
     }
-    if (raw_array_count(params, len, &n) == -1) {
+    if (daffi_array_header(params, len, &n, &hdr) == -1) {
         daffi__err_set(err, DAFFI_E_BAD_ARGS, "params: not a msgpack array");
         return -1;
     }

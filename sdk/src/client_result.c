@@ -57,34 +57,6 @@ void daffi__err_set(daffi_error *e, int code, const char *fmt, ...)
     e->message = msg;
 }
 
-/* Returns the offset of the result element inside a response envelope
- * [1, msgid, error, result] of size bytes (already validated by the scanner), or 0
- * when it cannot be located (not a response envelope). */
-static size_t response_result_offset(const char *msg, size_t size)
-{
-    size_t off, n;
-    int i;
-
-    if (size == 0)
-        return 0;
-    switch ((unsigned char)msg[0]) {
-    case 0x94: off = 1; break; /* fixarray of 4 */
-    case 0xdc: off = 3; break; /* array 16 */
-    case 0xdd: off = 5; break; /* array 32 */
-    default: return 0;
-    }
-    /* skip kind, msgid and error: what follows is the result */
-    for (i = 0; i < 3; i++) {
-        if (off >= size)
-            return 0;
-        n = daffi_object_size(msg + off, size - off);
-        if (n == 0)
-            return 0;
-        off += n;
-    }
-    return off < size ? off : 0;
-}
-
 /* Takes the peer's error array of a decoded response into err, which then owns the
  * reply bytes and zone (moved from *bytes / *zone, which are set to NULL when taken).
  * Returns -1 always (the call failed); a malformed error array gives PROTOCOL. */
@@ -132,7 +104,6 @@ int daffi__reply_take(const char *msg, size_t size, const char *method,
     char *bytes;
     msgpack_zone *zone;
     daffi_msg m;
-    size_t off;
     int rc;
 
     memset(out, 0, sizeof(*out));
@@ -155,10 +126,12 @@ int daffi__reply_take(const char *msg, size_t size, const char *method,
     } else if (m.error != NULL && m.error->type != MSGPACK_OBJECT_NIL) {
         rc = reply_error_take(m.error, method, &bytes, &zone, err);
     } else {
-        off = response_result_offset(bytes, size);
+        const char *e, *raw;
+        size_t elen, raw_len;
+        int split = daffi_response_split(bytes, size, &e, &elen, &raw, &raw_len);
         out->obj = *m.result;
-        out->raw = off != 0 ? bytes + off : NULL;
-        out->raw_len = off != 0 ? size - off : 0;
+        out->raw = split == 0 ? raw : NULL;
+        out->raw_len = split == 0 ? raw_len : 0;
         out->bytes = bytes;
         out->zone = zone;
         return 0;
