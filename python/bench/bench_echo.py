@@ -55,6 +55,19 @@ def _timed(run_for) -> float:
     return n / (time.monotonic() - t0)
 
 
+def _sequential(one_call):
+    """run_for(seconds) for _timed: one_call() back to back, the clock read every 100."""
+    def run_for(seconds):
+        end, n = time.monotonic() + seconds, 0
+        while True:
+            for _ in range(100):
+                one_call()
+            n += 100
+            if time.monotonic() >= end:
+                return n
+    return run_for
+
+
 # ---- sequential ----------------------------------------------------------------------
 
 def raw_connect(address: str) -> socket.socket:
@@ -73,26 +86,17 @@ def raw_seq(address: str, with_timeout: bool) -> float:
     unp = msgpack.Unpacker(raw=False)
     msgid = [0]
 
-    def run_for(seconds):
-        end, n = time.monotonic() + seconds, 0
-        while True:
-            for _ in range(100):
-                msgid[0] += 1
-                if with_timeout:
-                    req = [0, msgid[0], "daffi.call", ["echo", [PAYLOAD], {"timeout_ms": 5000}]]
-                else:
-                    req = [0, msgid[0], "echo", [PAYLOAD]]
-                s.sendall(msgpack.packb(req))
-                while True:
-                    msg = next(unp, None)
-                    if msg is not None:
-                        break
-                    unp.feed(s.recv(65536))
-            n += 100
-            if time.monotonic() >= end:
-                return n
+    def one_call():
+        msgid[0] += 1
+        if with_timeout:
+            req = [0, msgid[0], "daffi.call", ["echo", [PAYLOAD], {"timeout_ms": 5000}]]
+        else:
+            req = [0, msgid[0], "echo", [PAYLOAD]]
+        s.sendall(msgpack.packb(req))
+        while next(unp, None) is None:
+            unp.feed(s.recv(65536))
     try:
-        return _timed(run_for)
+        return _timed(_sequential(one_call))
     finally:
         s.close()
 
@@ -101,19 +105,13 @@ def lib_seq(address: str, with_timeout: bool) -> float:
     client = Client(app_name="bench", address=address, callbacks=[])
     conn = client.connect()
 
-    def run_for(seconds):
-        end, n = time.monotonic() + seconds, 0
-        while True:
-            for _ in range(100):
-                if with_timeout:
-                    conn.rpc(timeout=5).echo(PAYLOAD)
-                else:
-                    conn.rpc().echo(PAYLOAD)
-            n += 100
-            if time.monotonic() >= end:
-                return n
+    def one_call():
+        if with_timeout:
+            conn.rpc(timeout=5).echo(PAYLOAD)
+        else:
+            conn.rpc().echo(PAYLOAD)
     try:
-        return _timed(run_for)
+        return _timed(_sequential(one_call))
     finally:
         client.stop()
 

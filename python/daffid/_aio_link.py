@@ -164,12 +164,11 @@ class AsyncLink:
         await self._open()
         try:
             if self.member:
-                info = await self._call_now("daffi.hello", w.hello_params(
+                await self._call_now("daffi.hello", w.hello_params(
                     self.name, self.registry.names(), self.evicted), self.connect_timeout)
                 log.info("daffid: member %r registered at %s with %d callbacks", self.name,
                          self.addr, len(self.registry))
                 self.evicted = False
-                del info
                 self._beat = self.loop.create_task(self._heartbeat(self._gen))
             if self.subscribe:
                 try:

@@ -14,7 +14,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any, Optional
 
 from . import _wire as w
-from .exceptions import CallTimeout, DaffidError, Disconnected, TooLarge
+from .exceptions import CallTimeout, DaffidError, Disconnected
 
 if TYPE_CHECKING:
     from ._aio_link import AsyncLink
@@ -54,10 +54,7 @@ class OutStream:
                                   timeout=self.timeout, elapsed=self.timeout) from None
         if self._dead is not None:
             raise self._dead
-        data = w.pack_notify("daffi.chunk", [self.sid, chunk])
-        if len(data) > self.link.max_message:
-            raise TooLarge(f"{self.what}: chunk {self.sent} is {len(data)} bytes, over "
-                           f"max_message ({self.link.max_message})")
+        data = w.pack_chunk(self.sid, chunk, self.sent, self.link.max_message, self.what)
         self.credit -= 1
         self.sent += 1
         self.link._write(data)

@@ -193,20 +193,16 @@ class ClientConnection:
         link = self._link
         start = time.monotonic()
         while True:
-            left = None if timeout is None else max(0.001, timeout - (time.monotonic() - start))
+            left = st.time_left(timeout, start, time.monotonic())
             if link.is_service:
                 return self._service_wait(list(members), left, timeout)
-            plan = st.wait(members, left)
             try:
-                link.call(*plan)
-                return
+                link.call(*st.wait(members, left))
             except DaffidError as e:
-                if w.is_router_only(e):
-                    link.is_service = True
+                if st.wait_again(link, e, timeout):
                     continue
-                if timeout is None and e.code == 3:
-                    continue    # one slice of an endless wait passed
                 raise
+            return
 
     def _service_wait(self, names: list, left: Optional[float], timeout: Optional[float]):
         end = None if left is None else time.monotonic() + left

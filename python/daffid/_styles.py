@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Any, Iterable, List, Optional
 
 from . import _wire as w
-from .exceptions import CallTimeout
+from .exceptions import CallTimeout, DaffidError
 
 
 def rpc(name: str, args: tuple, kwargs: dict, timeout: Optional[float],
@@ -81,6 +81,21 @@ def wait(names: Iterable[str], timeout: Optional[float]) -> tuple:
     limit = timeout if timeout else WAIT_SLICE
     return ("daffi.wait", [names, w.to_ms(limit)], limit, w.ROUTER_GRACE,
             f"wait_for_members({', '.join(map(repr, names))})", names)
+
+
+def time_left(timeout: Optional[float], start: float, now: float) -> Optional[float]:
+    """What remains of timeout (None: no limit) started at start."""
+    return None if timeout is None else max(0.001, timeout - (now - start))
+
+
+def wait_again(link: Any, e: DaffidError, timeout: Optional[float]) -> bool:
+    """After daffi.wait failed with e: True to ask again (the peer turned out to be a
+    plain service, now marked on the link, or one slice of an endless wait passed),
+    False when e is the answer."""
+    if w.is_router_only(e):
+        link.is_service = True
+        return True
+    return timeout is None and e.code == 3
 
 
 def members_missing(members: Any, names: List[str]) -> List[str]:

@@ -405,10 +405,7 @@ class SyncOutStream:
                                   timeout=self.timeout, elapsed=self.timeout) from None
         if self.dead is not None:
             raise self.dead
-        data = w.pack_notify("daffi.chunk", [self.sid, chunk])
-        if len(data) > self.link.max_message:
-            raise TooLarge(f"{self.what}: chunk {self.sent} is {len(data)} bytes, over "
-                           f"max_message ({self.link.max_message})")
+        data = w.pack_chunk(self.sid, chunk, self.sent, self.link.max_message, self.what)
         conn = self.link._conn
         if conn is None or conn[1] != self.gen:
             raise Disconnected(f"{self.what}: the connection was lost")

@@ -17,7 +17,7 @@ from typing import Any, Iterable, Optional
 
 import msgpack
 
-from .exceptions import DaffidError, ProtocolError, from_wire
+from .exceptions import DaffidError, ProtocolError, TooLarge, from_wire
 
 REQUEST, RESPONSE, NOTIFY = 0, 1, 2
 MSGID_MAX = 0xFFFFFFFF
@@ -184,6 +184,15 @@ def stream_params(callback: str, params: list, to: Optional[str], window: Option
     if timeout_ms:
         opts["timeout_ms"] = timeout_ms
     return [callback, params, opts]
+
+
+def pack_chunk(sid: int, chunk: Any, index: int, max_message: int, what: str) -> bytes:
+    """[2, "daffi.chunk", [sid, chunk]], or TooLarge naming the chunk."""
+    data = packb([NOTIFY, "daffi.chunk", [sid, chunk]])
+    if len(data) > max_message:
+        raise TooLarge(f"{what}: chunk {index} is {len(data)} bytes, over max_message "
+                       f"({max_message})")
+    return data
 
 
 def stream_opened(result: Any, what: str) -> tuple:

@@ -16,96 +16,18 @@ connection's, _styles.py). The nowait styles are plain calls, as in daffi.aio:
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import Any, Optional
 
 from .. import _styles as st
 from .. import _wire as w
 from .._aio_stream import send_all
-from .._connection import (CastNowaitProxy, RpcNowaitProxy, _names, _Proxy,
-                           cached_proxy)
-from ..exceptions import DaffidError, Disconnected
-
-if TYPE_CHECKING:
-    from .app import AsyncClient
+from .._connection import ClientConnection
+from ..exceptions import DaffidError
 
 
-class AsyncRpcProxy(_Proxy):
-    def _make(self, name: str) -> Callable:
-        conn, (timeout, receiver) = self._daffid_conn, self._daffid_opts
-        if not timeout and not receiver:
-            def rpc(*args, **kwargs):       # the plain request: the hot path
-                if kwargs:
-                    w.positional(name, args, kwargs)
-                return conn._link.call(name, args)
-            return rpc
-
-        def rpc_with(*args, **kwargs):
-            return conn._link.call(*st.rpc(name, args, kwargs, timeout, receiver))
-        return rpc_with
-
-
-class AsyncCastProxy(_Proxy):
-    def _make(self, name: str) -> Callable:
-        conn, (timeout, to) = self._daffid_conn, self._daffid_opts
-
-        def cast(*args, **kwargs):
-            return conn._cast(name, args, kwargs, timeout, to)
-        return cast
-
-
-class AsyncStreamProxy(_Proxy):
-    def _make(self, name: str) -> Callable:
-        conn, opts = self._daffid_conn, self._daffid_opts
-
-        def stream(chunks: Any, *params, **kwargs):
-            return conn._stream(name, chunks, w.positional(name, params, kwargs), *opts)
-        return stream
-
-
-class AsyncClientConnection:
-    """See the module's documentation and ClientConnection for each style."""
-
-    def __init__(self, client: "AsyncClient"):
-        self.client = client
-        self._proxies: dict = {}
-
-    @property
-    def _link(self):
-        link = self.client._link
-        if link is None:
-            raise Disconnected(f"{self.client.app_name}: the client is not connected "
-                               "(stopped, or connect() not awaited)")
-        return link
-
-    def rpc(self, timeout: Optional[float] = None, receiver: Optional[str] = None,
-            serde: Any = None) -> AsyncRpcProxy:
-        return cached_proxy(self._proxies, AsyncRpcProxy, self, (timeout, receiver))
-
-    def rpc_nowait(self, receiver: Optional[str] = None, serde: Any = None) -> RpcNowaitProxy:
-        """Not a coroutine: the notification is queued and the call returns None."""
-        return cached_proxy(self._proxies, RpcNowaitProxy, self, (receiver,))
-
-    def cast(self, timeout: Optional[float] = None, receiver: Any = None, serde: Any = None,
-             receivers: Any = None) -> AsyncCastProxy:
-        return cached_proxy(self._proxies, AsyncCastProxy, self,
-                            (timeout, _names(w.receivers_list(receiver, receivers))))
-
-    def cast_nowait(self, receiver: Any = None, serde: Any = None,
-                    receivers: Any = None) -> CastNowaitProxy:
-        return cached_proxy(self._proxies, CastNowaitProxy, self,
-                            (_names(w.receivers_list(receiver, receivers)),))
-
-    def stream(self, receiver: Optional[str] = None, serde: Any = None,
-               timeout: Optional[float] = None,
-               window: Optional[int] = None) -> AsyncStreamProxy:
-        return cached_proxy(self._proxies, AsyncStreamProxy, self,
-                            (receiver, window, timeout, False))
-
-    def stream_nowait(self, receiver: Optional[str] = None, serde: Any = None,
-                      window: Optional[int] = None,
-                      timeout: Optional[float] = None) -> AsyncStreamProxy:
-        return cached_proxy(self._proxies, AsyncStreamProxy, self,
-                            (receiver, window, timeout, True))
+class AsyncClientConnection(ClientConnection):
+    """See the module's documentation and ClientConnection for each style: the same
+    proxies, whose calls return coroutines here since the link's do."""
 
     async def members(self, timeout: Optional[float] = 5.0) -> list:
         return await self._link.call("daffi.members", [], timeout, 0.0, "members()")
@@ -124,19 +46,16 @@ class AsyncClientConnection:
         loop = asyncio.get_running_loop()
         start = loop.time()
         while True:
-            left = None if timeout is None else max(0.001, timeout - (loop.time() - start))
+            left = st.time_left(timeout, start, loop.time())
             if link.is_service:
                 return await self._service_wait(list(members), left, timeout)
             try:
                 await link.call(*st.wait(members, left))
-                return
             except DaffidError as e:
-                if w.is_router_only(e):
-                    link.is_service = True
+                if st.wait_again(link, e, timeout):
                     continue
-                if timeout is None and e.code == 3:
-                    continue    # one slice of an endless wait passed
                 raise
+            return
 
     async def _service_wait(self, names: list, left: Optional[float],
                             timeout: Optional[float]) -> None:
