@@ -17,6 +17,7 @@
 #include "metrics.h"
 #include "plugin-t.h"
 #include "reload.h"
+#include "router-grace.h"
 #include "server.h"
 #include "stats.h"
 #include "table.h"
@@ -27,6 +28,44 @@ static time_t admin_loaded_at(const dfd_plugin *p)
 {
     struct stat st;
     return p->private_path && stat(p->private_path, &st) == 0 ? st.st_mtime : 0;
+}
+
+/* Each loop's share of the work, one array per figure indexed by loop: requests read
+ * and handler calls started on it (a worker's links spread its calls over its loops),
+ * calls forwarded from it (router). New reference. */
+static json_t *admin_per_loop(const dfd_server *srv)
+{
+    json_t *requests = json_array(), *started = json_array(), *forwarded = json_array();
+    for (unsigned l = 0; l < srv->nloops; l++) {
+        const dfd_stats *st = &srv->loops[l].stats;
+        uint64_t n = 0;
+        for (unsigned k = 0; k < DFD_CALLSTAT_SLOTS; k++)
+            n += atomic_load_explicit(&st->calls[k].started, memory_order_relaxed);
+        json_array_append_new(requests, admin_uint(dfd_stat_get(st, DFD_STAT_requests)));
+        json_array_append_new(started, admin_uint(n));
+        json_array_append_new(forwarded, admin_uint(dfd_stat_get(st, DFD_STAT_forwarded)));
+    }
+    return json_pack("{s:o,s:o,s:o}", "requests", requests, "calls_started", started,
+                     "forwarded", forwarded);
+}
+
+/* A router's startup grace: null when there is none (not a router, or off). */
+static json_t *admin_grace(dfd_server *srv)
+{
+    const dfd_grace *g = srv->registry.grace;
+    if (srv->cfg->role != DFD_ROLE_ROUTER || g == NULL || g->ms == 0)
+        return json_null();
+    const char *missing[64];
+    size_t n = dfd_grace_missing(srv, missing, 64);
+    json_t *names = json_array();
+    for (size_t i = 0; i < n && i < 64; i++)
+        json_array_append_new(names, admin_str(missing[i]));
+    return json_pack("{s:b,s:I,s:o,s:o,s:I,s:I,s:I,s:I}", "active", atomic_load(&g->active),
+                     "ms", (json_int_t)g->ms, "state_file", admin_str(srv->registry.state_file),
+                     "waiting_for", names, "held", (json_int_t)atomic_load(&g->held),
+                     "routed", (json_int_t)atomic_load(&g->routed),
+                     "failed", (json_int_t)atomic_load(&g->failed),
+                     "timed_out", (json_int_t)atomic_load(&g->timed_out));
 }
 
 void admin_cmd_status(admin_client *c, const admin_cmd *cmd, int argc, char **argv)
@@ -52,7 +91,8 @@ void admin_cmd_status(admin_client *c, const admin_cmd *cmd, int argc, char **ar
     json_object_set_new(r, "state", json_string(admin_state(adm)));
     json_object_set_new(r, "started_at", admin_time(time(NULL) - (time_t)(up_ns / 1000000000u)));
     json_object_set_new(r, "uptime_ms", admin_uint(up_ns / 1000000u));
-    json_object_set_new(r, "workers", json_integer(srv->nloops));
+    json_object_set_new(r, "loops", json_integer(srv->nloops));
+    json_object_set_new(r, "workers", json_integer(srv->nloops)); /* its old name */
     json_object_set_new(r, "blocking_threads", json_integer(cfg->blocking_threads));
     json_object_set_new(r, "connections", admin_uint(snap[DFD_STAT_connections_open]));
     json_object_set_new(r, "calls_in_flight", admin_uint(snap[DFD_STAT_calls_in_flight]));
@@ -60,6 +100,8 @@ void admin_cmd_status(admin_client *c, const admin_cmd *cmd, int argc, char **ar
     json_object_set_new(r, "plugins", admin_uint(snap[DFD_STAT_plugins]));
     json_object_set_new(r, "callbacks", admin_uint(snap[DFD_STAT_callbacks]));
     json_object_set_new(r, "members", admin_uint(snap[DFD_STAT_members]));
+    json_object_set_new(r, "per_loop", admin_per_loop(srv));
+    json_object_set_new(r, "startup_grace", admin_grace(srv));
     json_object_set_new(r, "accepting", json_boolean(srv->nlisteners > 0 &&
                                                      !atomic_load(&srv->draining)));
     json_t *ls = json_array();
@@ -74,7 +116,7 @@ void admin_cmd_status(admin_client *c, const admin_cmd *cmd, int argc, char **ar
     }
     json_object_set_new(r, "listen", ls);
     json_object_set_new(r, "log_level", json_string(dfd_log_level_name(dfd_log_level())));
-    json_object_set_new(r, "access_log", json_boolean(cfg->access_log));
+    json_object_set_new(r, "access_log", json_boolean(atomic_load(&c->adm->srv->access_log)));
     json_object_set_new(r, "admin_clients", json_integer(adm->nclients));
     if (cfg->metrics_enabled && cfg->metrics_listen.kind == DAFFI_ADDR_UNIX) {
         char m[200];
@@ -268,15 +310,25 @@ static json_t *admin_router_members(dfd_server *srv)
     if (s != NULL)
         dfd_snapshot_retain(s);
     pthread_mutex_unlock(&srv->registry.lock);
+    uint64_t now = dfd_now_ns(), frozen_ns = srv->cfg->heartbeat_ms * 1500000u;
     for (size_t i = 0; s != NULL && i < s->n; i++) {
         const dfd_snap_member *sm = &s->members[i];
         json_t *cbs = json_array();
         for (size_t k = 0; k < sm->ncallbacks; k++)
             json_array_append_new(cbs, admin_str(sm->callbacks[k]));
-        json_array_append_new(list, json_pack("{s:o,s:b,s:b,s:b,s:I,s:o}", "name",
+        /* its connections: a member with a session may have several (members.h) */
+        json_t *links = json_array();
+        for (size_t k = 0; k < sm->nlinks; k++) {
+            const dfd_link *l = sm->links[k];
+            json_array_append_new(links, json_pack("{s:i,s:i,s:b,s:b,s:I}", "link",
+                (int)l->index, "loop", (int)l->loop->index, "alive", atomic_load(&l->alive),
+                "frozen", dfd_link_frozen(l, now, frozen_ns),
+                "in_flight", (json_int_t)atomic_load(&l->inflight)));
+        }
+        json_array_append_new(list, json_pack("{s:o,s:b,s:b,s:b,s:I,s:o,s:o}", "name",
             admin_str(sm->m->name), "self", sm->m->local, "local", sm->m->local, "alive",
             atomic_load(&sm->m->alive), "in_flight",
-            (json_int_t)atomic_load(&sm->m->inflight), "callbacks", cbs));
+            (json_int_t)atomic_load(&sm->m->inflight), "links", links, "callbacks", cbs));
     }
     if (s != NULL)
         dfd_snapshot_release(s);

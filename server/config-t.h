@@ -84,6 +84,11 @@ typedef struct dfd_config {
                                   before the router skips it (default 16384) */
     uint64_t reconnect_max_ms; /* reconnect_max = duration: worker backoff ceiling
                                   (default 5s) */
+    uint64_t startup_grace_ms; /* startup_grace = duration a restarted router holds calls
+                                  for callbacks nobody exposes yet (default 2s; 0 = off) */
+    char *state_file;          /* state_file = absolute path of the router's member file,
+                                  or "none"; NULL when unset: the default place
+                                  (members-file.h) */
 
     /* [limits] */
     size_t max_message;        /* max_message = size (default 16M) */

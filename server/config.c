@@ -459,6 +459,7 @@ void dfd_config_free(dfd_config *cfg)
     free(cfg->listen);
     free(cfg->plugin_dir);
     free(cfg->pidfile);
+    free(cfg->state_file);
     free(cfg->router);
     free(cfg->admin_socket);
     for (size_t i = 0; i < cfg->nadmin_load_paths; i++)
@@ -486,6 +487,7 @@ void dfd_cfg_defaults(dfd_config *cfg)
     cfg->heartbeat_misses = 3;
     cfg->member_inflight = 16384;
     cfg->reconnect_max_ms = 5000;
+    cfg->startup_grace_ms = 2000;
     cfg->unix_mode = 0660;
     cfg->max_message = (size_t)16 << 20;
     cfg->max_depth = 32;

@@ -18,6 +18,7 @@
 #include "control.h"
 #include "dispatch.h"
 #include "log.h"
+#include "logfmt.h"
 #include "plugin.h"
 #include "server.h"
 #include "stream.h"
@@ -218,8 +219,8 @@ void dfd_dispatch_finish(dfd_call *call)
     if (h != NULL && h->before_answer != NULL)
         h->before_answer(call);
     dfd_conn *c = call->conn;
-    if (loop->srv->cfg->access_log)
-        dfd_log_access(call, c != NULL ? c->peer : "-");
+    if (atomic_load_explicit(&loop->srv->access_log, memory_order_relaxed))
+        dfd_log_access(call, c != NULL ? c->peer : "-", -1);
     if (c == NULL || call->answered) {
         if (atomic_load(&call->cancelled))
             dfd_stat_add(&loop->stats, DFD_STAT_late_completions, 1);
@@ -321,7 +322,14 @@ static void dispatch_refuse(dfd_conn *c, dfd_call *call, int code, const char *m
 {
     if (!call->notify)
         dfd_conn_error(c, call->msgid, code, msg);
+    dfd_dispatch_log_refused(c, call, code);
     dfd_call_free(call);
+}
+
+void dfd_dispatch_log_refused(dfd_conn *c, dfd_call *call, int code)
+{
+    if (atomic_load_explicit(&call->loop->srv->access_log, memory_order_relaxed))
+        dfd_log_access(call, c != NULL ? c->peer : "-", code);
 }
 
 void dfd_dispatch_message(dfd_conn *c, const char *bytes, size_t size, int kind,
@@ -382,9 +390,12 @@ void dfd_dispatch_route_local(dfd_conn *c, dfd_call *call)
     int notify = call->notify;
     const dfd_callback *cb = dfd_table_find(loop->table, method, len);
     if (cb == NULL || strlen(method) != len) {
+        dfd_dispatch_log_refused(c, call, DAFFI_E_NO_CALLBACK);
         if (notify) {
+            char name[160];
             dfd_stat_add(&loop->stats, DFD_STAT_unknown_notifications, 1);
-            dfd_debug("call.unknown_notification", "peer=%s method=\"%.64s\"", c->peer, method);
+            dfd_debug("call.unknown_notification", "peer=%s method=%s", c->peer,
+                      dfd_logfmt_value_n(name, sizeof(name), method, len > 64 ? 64 : len));
             dfd_call_free(call);
             return;
         }
@@ -413,8 +424,12 @@ void dfd_dispatch_local(dfd_conn *c, dfd_call *call, const dfd_callback *cb)
     dfd_plugin *p = cb->plugin;
     dfd_call_set_callback(call, cb);
     dfd_stats_call_start(loop, cb);
+    /* the caller's deadline (sent with the call, or travelled from a router) and the
+     * plugin's own timeout: the sooner wins; neither: the server's default */
     if (call->timeout_ms == 0)
         call->timeout_ms = p->timeout_ms ? p->timeout_ms : loop->srv->cfg->default_timeout_ms;
+    else if (p->timeout_ms != 0 && p->timeout_ms < call->timeout_ms)
+        call->timeout_ms = p->timeout_ms;
     if (c != NULL)
         dfd_conn_link(c, call);
 

@@ -126,9 +126,7 @@ static void cast_child_done(dfd_call *call)
             msgpack_pack_nil(&pk);
             break;
         case DAFFI_OUTCOME_ERROR:
-            msgpack_pack_array(&pk, 2);
-            msgpack_pack_int(&pk, call->base.error_code);
-            daffi_pack_cstr(&pk, call->base.error_msg);
+            daffi_call_pack_error(&call->base, &pk, &slot->pair); /* details kept */
             msgpack_pack_nil(&pk);
             break;
         default:

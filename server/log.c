@@ -155,7 +155,7 @@ void daffi_log(const daffi_host *host, daffi_log_level level, const char *fmt, .
 
 /* One line per finished call: "event=access callback=NAME peer=ADDR outcome=ok|ERROR
  * duration_us=N". The method name is quoted: it is whatever the caller sent. */
-void dfd_log_access(const dfd_call *call, const char *peer)
+void dfd_log_access(const dfd_call *call, const char *peer, int refused)
 {
     uint64_t us = (dfd_now_ns() - call->start_ns) / 1000u;
     char name[300], who[160];
@@ -163,6 +163,9 @@ void dfd_log_access(const dfd_call *call, const char *peer)
                        call->base.msg.method_len > 200 ? 200 : call->base.msg.method_len);
     dfd_logfmt_value(who, sizeof(who), peer);
     dfd_info("access", "callback=%s peer=%s outcome=%s duration_us=%llu%s", name, who,
-             dfd_outcome_name(dfd_stats_call_outcome(call)), (unsigned long long)us,
+             dfd_outcome_name(refused >= 0 ? (refused < DFD_OUTCOME_OTHER ? (unsigned)refused
+                                                                          : DFD_OUTCOME_OTHER)
+                                           : dfd_stats_call_outcome(call)),
+             (unsigned long long)us,
              call->notify ? " notify=yes" : "");
 }

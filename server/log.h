@@ -31,10 +31,11 @@ int dfd_log_level_parse(const char *text);
 void dfd_log(int level, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* The access log line of a finished call (when [log] access_log = yes): callback,
- * peer, outcome as the caller saw it, duration. peer is not kept. */
+/* The access log line of a call (when the access log is on): callback, peer, outcome
+ * as the caller saw it (refused >= 0: the error code it was refused with before it
+ * ran), duration. peer is not kept. */
 struct dfd_call;
-void dfd_log_access(const struct dfd_call *call, const char *peer);
+void dfd_log_access(const struct dfd_call *call, const char *peer, int refused);
 
 #define dfd_debug(ev, ...) do { if (dfd_log_level() <= DAFFI_LOG_DEBUG) dfd_log(DAFFI_LOG_DEBUG, ev, __VA_ARGS__); } while (0)
 #define dfd_info(ev, ...) dfd_log(DAFFI_LOG_INFO, ev, __VA_ARGS__)

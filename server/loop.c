@@ -98,6 +98,15 @@ void dfd_loop_drain(dfd_loop *loop, void *unused)
     dfd_loop_check_drained(loop);
 }
 
+void dfd_loop_resume(dfd_loop *loop, void *unused)
+{
+    (void)unused;
+    loop->draining = 0;
+    atomic_store(&loop->drained, 0);
+    if (loop->on_resume != NULL)
+        loop->on_resume(loop);
+}
+
 void dfd_loop_check_drained(dfd_loop *loop)
 {
     /* handlers whose caller left still run: their plugin generation must outlive them */

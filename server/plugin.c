@@ -23,14 +23,22 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #include "config.h"
 #include "paths.h"
 #include "plugin.h"
 
-/* The descriptor as ABI 1.0 defined it: a plugin's size must cover at least this.
- * Later minors only append fields, so a larger size is fine. */
+/* The descriptor as ABI 1.0 and 1.1 defined it: a plugin's size must cover at least
+ * what its minor defines. Later minors only append fields, so a larger size is fine. */
 #define DFD_DESC_SIZE_1_0 \
     (offsetof(daffi_plugin_descriptor, callbacks) + sizeof(const daffi_callback_def *))
+#define DFD_DESC_SIZE_1_1 \
+    (offsetof(daffi_plugin_descriptor, libevent_version) + sizeof(uint32_t))
+
+/* A callback entry as ABI 1.0 defined it: the table's stride of a 1.0 plugin, and the
+ * least a later one may declare. */
+#define DFD_CB_SIZE_1_0 (offsetof(daffi_callback_def, doc) + sizeof(const char *))
 
 /* Callback flags this host understands. */
 #define DFD_CB_KNOWN_FLAGS (DAFFI_CB_BLOCKING | DAFFI_CB_STREAM)
@@ -263,6 +271,41 @@ static int check_callback_name(const char *name, size_t index, const char *file,
     return 0;
 }
 
+/* Checks the library versions an ABI 1.1+ descriptor records against the ones this
+ * process runs: the same msgpack-c major (msgpack_object's layout is the plugin's
+ * interface) and the same libevent major.minor (each is another library soname).
+ * Returns 0, or -1 with a message naming both versions in errs. */
+static int check_library_versions(const daffi_plugin_descriptor *d, const char *file,
+                                  dfd_errors *errs)
+{
+    uint32_t mp = DAFFI_VERSION_CODE(msgpack_version_major(), msgpack_version_minor(),
+                                     msgpack_version_revision());
+    uint32_t ev = event_get_version_number() >> 8;
+    uint32_t pm = d->msgpack_version, pe = d->libevent_version;
+
+    if (pm >> 16 != mp >> 16) {
+        load_error(errs, file, "built against msgpack-c %u.%u.%u, daffid runs msgpack-c "
+                   "%u.%u.%u: another major version (rebuild the plugin)", pm >> 16,
+                   (pm >> 8) & 0xff, pm & 0xff, mp >> 16, (mp >> 8) & 0xff, mp & 0xff);
+        return -1;
+    }
+    if (pe >> 8 != ev >> 8) {
+        load_error(errs, file, "built against libevent %u.%u.%u, daffid runs libevent "
+                   "%u.%u.%u: another major.minor version (rebuild the plugin)", pe >> 16,
+                   (pe >> 8) & 0xff, pe & 0xff, ev >> 16, (ev >> 8) & 0xff, ev & 0xff);
+        return -1;
+    }
+    return 0;
+}
+
+/* Returns entry i of the descriptor's callback table, whose entries are stride bytes
+ * apart (the plugin's sizeof(daffi_callback_def), which a later minor may enlarge). */
+static const daffi_callback_def *callback_at(const daffi_plugin_descriptor *d, size_t stride,
+                                             size_t i)
+{
+    return (const daffi_callback_def *)(const void *)((const char *)d->callbacks + i * stride);
+}
+
 /* Checks the descriptor of p (p->desc set) and fills p->callbacks. Returns 0, or -1
  * with the first problem in errs. The ABI fields are checked before anything else is
  * read, since a descriptor of another major may have another layout. */
@@ -270,7 +313,7 @@ static int check_descriptor(dfd_plugin *p, dfd_errors *errs)
 {
     const daffi_plugin_descriptor *d = p->desc;
     const char *file = p->file;
-    size_t n;
+    size_t n, stride = DFD_CB_SIZE_1_0;
 
     if (d->abi_major != DAFFI_ABI_MAJOR) {
         load_error(errs, file, "ABI major %u, daffid speaks %u", (unsigned)d->abi_major,
@@ -288,6 +331,22 @@ static int check_descriptor(dfd_plugin *p, dfd_errors *errs)
                    (unsigned)d->size, DAFFI_ABI_MAJOR, (size_t)DFD_DESC_SIZE_1_0);
         return -1;
     }
+    if (d->abi_minor >= 1) {
+        if (d->size < DFD_DESC_SIZE_1_1) {
+            load_error(errs, file, "descriptor size %u is smaller than ABI %u.1's %zu bytes",
+                       (unsigned)d->size, DAFFI_ABI_MAJOR, (size_t)DFD_DESC_SIZE_1_1);
+            return -1;
+        }
+        stride = d->callback_size;
+        if (stride < DFD_CB_SIZE_1_0 || stride % _Alignof(daffi_callback_def) != 0) {
+            load_error(errs, file, "callback_size %u: a callback entry takes at least %zu "
+                       "bytes, in steps of %zu", (unsigned)stride, (size_t)DFD_CB_SIZE_1_0,
+                       (size_t)_Alignof(daffi_callback_def));
+            return -1;
+        }
+        if (check_library_versions(d, file, errs) == -1)
+            return -1;
+    }
     if (d->name == NULL) {
         load_error(errs, file, "descriptor has no name");
         return -1;
@@ -300,7 +359,7 @@ static int check_descriptor(dfd_plugin *p, dfd_errors *errs)
         load_error(errs, file, "descriptor has no callback table");
         return -1;
     }
-    for (n = 0; n <= DFD_CB_MAX && d->callbacks[n].name != NULL; n++)
+    for (n = 0; n <= DFD_CB_MAX && callback_at(d, stride, n)->name != NULL; n++)
         ;
     if (n == 0) {
         load_error(errs, file, "descriptor declares no callbacks");
@@ -318,7 +377,7 @@ static int check_descriptor(dfd_plugin *p, dfd_errors *errs)
         return -1;
     }
     for (size_t i = 0; i < n; i++) {
-        const daffi_callback_def *def = &d->callbacks[i];
+        const daffi_callback_def *def = callback_at(d, stride, i);
 
         if (check_callback_name(def->name, i, file, errs) == -1)
             return -1;

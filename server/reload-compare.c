@@ -12,6 +12,7 @@
 
 #include "log.h"
 #include "logfmt.h"
+#include "server.h"
 #include "reload-int.h"
 
 /* Returns 1 when a and b are equal strings (both NULL counts as equal). */
@@ -254,7 +255,7 @@ unsigned dfd_reload_server_settings(dfd_reload *r, const dfd_config *run, const 
                          format_listen(nc, b, sizeof(b)));
         n++;
     }
-    U_SETTING("server.workers", workers);
+    U_SETTING("server.loops", workers);
     U_SETTING("server.blocking_threads", blocking_threads);
     U_SETTING("server.shutdown_timeout", shutdown_timeout_ms);
     U_SETTING("server.default_timeout", default_timeout_ms);
@@ -267,6 +268,8 @@ unsigned dfd_reload_server_settings(dfd_reload *r, const dfd_config *run, const 
     U_SETTING("server.heartbeat_misses", heartbeat_misses);
     U_SETTING("server.member_inflight", member_inflight);
     U_SETTING("server.reconnect_max", reconnect_max_ms);
+    U_SETTING("server.startup_grace", startup_grace_ms);
+    S_SETTING("server.state_file", state_file);
     U_SETTING("server.watch_max_wait", watch_max_wait_ms);
     if (!metrics_same(run, nc)) {
         restart_required("server.metrics_listen", format_metrics(run, a, sizeof(a)),
@@ -288,9 +291,16 @@ unsigned dfd_reload_server_settings(dfd_reload *r, const dfd_config *run, const 
     U_SETTING("limits.max_pending", max_pending);
     U_SETTING("limits.max_connections", max_connections);
     U_SETTING("limits.max_output", max_output);
-    U_SETTING("log.access_log", access_log);
 #undef U_SETTING
 #undef S_SETTING
+
+    /* the access log is a switch (the admin `accesslog` flips it too): the file's value
+     * applies now when the file changed it */
+    if (nc->access_log != r->access_log) {
+        atomic_store(&r->srv->access_log, nc->access_log);
+        dfd_info("reload.access_log", "access_log=%s", nc->access_log ? "yes" : "no");
+        r->access_log = nc->access_log;
+    }
 
     /* the logger is atomic: [log] level and target apply now, when the file changed
      * them (a level set by the admin socket since then is not undone otherwise) */

@@ -541,6 +541,7 @@ dfd_reload *dfd_reload_new(dfd_server *srv)
     r->log_level = srv->cfg->log_level;
     r->log_target = srv->cfg->log_target;
     r->log_format = srv->cfg->log_format;
+    r->access_log = srv->cfg->access_log;
     r->last_ok = 1;
     r->last_ok_time = time(NULL);
     r->retire_timer = evtimer_new(srv->base, dfd_reload_retire_tick, r);

@@ -58,6 +58,8 @@ typedef struct dfd_server {
     struct event *drain_timer;
     uint64_t drain_deadline_ns;
     atomic_int draining;             /* shutting down (SIGTERM/SIGINT, admin shutdown) */
+    atomic_int access_log;           /* [log] access_log, switched at run time by a
+                                        reload or the admin `accesslog` */
     int drain_started;               /* dfd_server_drain ran (main thread) */
     atomic_uint conns;               /* open connections, all loops */
     atomic_uint rejected;            /* refused at max_connections */
@@ -102,6 +104,10 @@ void dfd_server_destroy(dfd_server *srv);
  * drain (new calls get SHUTTING_DOWN; connections close as their calls are answered).
  * Main thread. Returns 1 when it started now, 0 when it already had. */
 int dfd_server_drain(dfd_server *srv);
+/* Undoes dfd_server_drain (the admin `resume`): listen again, loops take calls again.
+ * Main thread. Returns 1 when it resumed, 0 when nothing was drained, -1 with the
+ * reasons in errs (a listener cannot bind again, or daffid is shutting down). */
+int dfd_server_resume(dfd_server *srv, dfd_errors *errs);
 /* Loops that still hold connections or handler calls (0: drained). */
 unsigned dfd_server_busy_loops(const dfd_server *srv);
 /* Handler calls not finished yet, all loops (an estimate while they run). */

@@ -76,6 +76,12 @@ typedef enum dfd_stat_kind { DFD_COUNTER = 0, DFD_GAUGE = 1 } dfd_stat_kind;
     X(forwarded, DFD_COUNTER, 0, "Calls forwarded to a member (router)")                 \
     X(forgotten, DFD_COUNTER, 0,                                                         \
       "Forwarded calls dropped by the router at their deadline")                         \
+    X(rerouted, DFD_COUNTER, 0,                                                          \
+      "Forwarded calls sent again over another link: theirs closed before they left")    \
+    X(members_frozen, DFD_COUNTER, 0,                                                    \
+      "Times a member link was found frozen and passed over (router)")                   \
+    X(startup_held, DFD_COUNTER, 0,                                                      \
+      "Calls held by a restarted router's startup grace")                                \
     X(received_bytes, DFD_COUNTER, 0, "Bytes read from connections")                     \
     X(sent_bytes, DFD_COUNTER, 0, "Bytes written to connections")                        \
     X(reloads, DFD_COUNTER, 0, "Reloads attempted")                                      \

@@ -25,6 +25,11 @@ int daffi_call_load(daffi_call *call, const char *bytes, size_t len);
 int daffi_call_write_response(const daffi_call *call, uint32_t msgid,
                               msgpack_sbuffer *sbuf, const daffi_limits *lim);
 
+/* Packs an ERROR outcome's error array: [code, message, details] when the handler gave
+ * details that are one map, else [code, message] (pk writes into sb). Returns 0 or -1.
+ * For hosts that collect outcomes (a router's cast). */
+int daffi_call_pack_error(const daffi_call *call, msgpack_packer *pk, msgpack_sbuffer *sb);
+
 /* Sets the outcome to an error with a plain message (no formatting). */
 void daffi_call_set_error(daffi_call *call, int code, const char *message);
 

@@ -107,10 +107,11 @@ int tdaemon_init(tdaemon *d)
                               "workers = 2\n"
                               "blocking_threads = 2\n"
                               "shutdown_timeout = 5s\n"
+                              "state_file = %s/router.members\n"
                               "\n"
                               "[log]\n"
                               "level = info\n",
-                              d->tcp, d->unix_addr);
+                              d->tcp, d->unix_addr, d->dir);
 }
 
 /* See daemon.h. Accepts a file name inside d->dir. Returns 0 or -1 (printed). */

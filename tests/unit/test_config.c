@@ -1559,6 +1559,38 @@ static void test_override_disabling_an_undeclared_plugin_is_a_no_op(void **state
 
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
+/* [server] loops is the event-loop count; workers, its old name, is read the same. */
+static void test_loops_and_its_old_name_workers_set_the_loop_count(void **state)
+{
+    (void)state;
+    const char *const a[] = { "server.loops=3", NULL };
+    const char *const b[] = { "server.workers=4", NULL };
+    const char *const c[] = { "server.workers=4", "server.loops=2", NULL };
+    const char *const *sets[] = { a, b, c };
+    const unsigned want[] = { 3, 4, 2 };
+    for (int i = 0; i < 3; i++) {
+        char dir[] = "/tmp/daffid-cfg-loops.XXXXXX";
+        assert_non_null(mkdtemp(dir));
+        char path[128];
+        snprintf(path, sizeof(path), "%s/00.ini", dir);
+        FILE *f = fopen(path, "w");
+        assert_non_null(f);
+        fputs("[server]\nlisten = tcp://127.0.0.1:1\n", f);
+        fclose(f);
+        size_t n = 0;
+        while (sets[i][n] != NULL)
+            n++;
+        dfd_config cfg;
+        dfd_errors errs = {0};
+        assert_int_equal(dfd_config_load(&cfg, dir, sets[i], n, 0, &errs), 0);
+        assert_int_equal(cfg.workers, want[i]);
+        dfd_config_free(&cfg);
+        dfd_errors_free(&errs);
+        unlink(path);
+        rmdir(dir);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest values[] = {
@@ -1630,6 +1662,7 @@ int main(void)
         T(test_failed_load_leaves_nothing_to_free),
     };
     const struct CMUnitTest overrides[] = {
+        cmocka_unit_test(test_loops_and_its_old_name_workers_set_the_loop_count),
         T(test_override_sets_server_keys_over_the_files),
         T(test_override_sets_plugin_keys),
         T(test_override_replaces_and_adds_config_keys),
