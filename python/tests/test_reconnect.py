@@ -164,3 +164,27 @@ def _answer(conn):
         return conn.rpc(timeout=2).whoami()
     except Exception:
         return None
+
+
+def test_the_event_subscription_is_renewed_after_a_router_restart(member):
+    joined = support.Recorder()
+    r = support.Daemon("router", name="rt-events", plugins=())
+    watcher = Client(app_name="watcher", address=r.tcp, callbacks=[])
+    watcher.on_member_added(joined.add)
+    try:
+        r.start()
+        watcher.connect()
+        member(r.tcp, "before", {"whoami": whoami_factory("before")})
+        assert joined.wait_for(1) == ["before"]
+        assert r.stop() == 0
+        r.start()
+        # the watcher reconnected and subscribed again: later joins reach it
+        support.wait_until(lambda: watcher._link.link.connects >= 2 and watcher.connected,
+                           10, "the watcher reconnected")
+        member(r.tcp, "after", {"whoami": whoami_factory("after")})
+        support.wait_until(lambda: "after" in joined.items, 10, "the join after the restart")
+        watcher.stop()
+        assert r.stop() == 0
+    finally:
+        watcher.stop()
+        r.cleanup()
