@@ -8,6 +8,7 @@ Runs one of daffi's quick starts against daffid, as the README shows it:
 then stops the worker and the router with SIGTERM, each of which must exit 0.
 
     quickstart.py [--netns] WORKER CALLER
+    quickstart.py [--netns] --readme-python     the README's Python block instead
 
 The programs name 127.0.0.1:6001 themselves (that is the point: they are daffi's,
 with only their imports changed), so test_examples.py runs this in a network
@@ -26,11 +27,20 @@ import support  # noqa: E402
 ROUTER = "tcp://127.0.0.1:6001"
 
 
+def readme_block(name):
+    """The fenced block after `<!-- readme-test: NAME -->` in the README (the
+    convention tests/integration/test_readme.c reads it by), without its fences."""
+    with open(os.path.join(support.ROOT, "README.md")) as f:
+        text = f.read()
+    at = text.index(f"<!-- readme-test: {name} -->")
+    start = text.index("\n", text.index("```", at)) + 1
+    return text[start:text.index("```", start)]
+
+
 def main(argv):
     if argv and argv[0] == "--netns":
         argv = argv[1:]
         subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-    worker_py, caller_py = (os.path.join(support.EXAMPLES, a) for a in argv)
     env = dict(os.environ, **support.python_env())
     router = subprocess.Popen([f"{support.BUILD}/daffid", "-c",
                                os.path.join(support.EXAMPLES, "router")],
@@ -38,6 +48,15 @@ def main(argv):
     worker = None
     try:
         support.wait_until(lambda: _pong(), 10, f"the router on {ROUTER}")
+        if argv == ["--readme-python"]:
+            block = subprocess.run([support.PYTHON, "-c", readme_block("python")], env=env,
+                                   capture_output=True, timeout=60)
+            print(f"README block exit {block.returncode}: {block.stderr.decode()[-2000:]}")
+            router.send_signal(signal.SIGTERM)
+            router.wait(10)
+            print(f"router exit {router.returncode}")
+            return 0 if block.returncode == 0 and router.returncode == 0 else 1
+        worker_py, caller_py = (os.path.join(support.EXAMPLES, a) for a in argv)
         worker = subprocess.Popen([support.PYTHON, worker_py], env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         err, res = support.raw_call(ROUTER, "daffi.wait", [["calc-worker"], 10000], 15)
