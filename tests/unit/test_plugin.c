@@ -655,7 +655,12 @@ static void assert_loads(fx *f, const char *path, const char *name, dfd_kv *conf
     }
     dfd_plugin_release(p);
     assert_int_equal(count_entries(f->private_dir), 0);
-    assert_false(mapped(f->private_dir));
+#if defined(__SANITIZE_THREAD__)
+    /* under ThreadSanitizer a C++ library stays mapped after dlclose (its runtime's
+     * exit handlers are intercepted); the private copy is removed all the same */
+    if (strncmp(name, "cxx", 3) != 0)
+#endif
+        assert_false(mapped(f->private_dir));
 }
 
 /* assert_loads() of example plugin name. */
