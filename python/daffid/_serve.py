@@ -37,6 +37,7 @@ from .registry import STREAM, Executor, Registry
 
 log = logging.getLogger("daffid")
 
+STREAM_ID_FIRST = 0x80000001
 _END = object()       # a stream's daffi.end reached the chunk queue
 _ABORT = object()     # a stream's daffi.abort (or its connection's loss)
 
@@ -64,7 +65,10 @@ class Server:
         self._pool: Optional[ThreadPoolExecutor] = None
         self._tasks: set = set()
         self._streams: Dict[int, "_InStream"] = {}
-        self._next_stream = 1
+        # The ids of streams received, from the upper half of the uint32 range: on a
+        # connection that also sends streams, the router names those from 1 up, and
+        # daffi.abort carries an id alone, so the two must not meet.
+        self._next_stream = STREAM_ID_FIRST
         self.served = 0
         self.ignored = 0
 
@@ -235,7 +239,7 @@ class Server:
         window = asked if isinstance(asked, int) and 0 < asked <= w.MAX_WINDOW \
             else w.DEFAULT_WINDOW
         sid = self._next_stream
-        self._next_stream = sid + 1 if sid < w.MSGID_MAX else 1
+        self._next_stream = sid + 1 if sid < w.MSGID_MAX else STREAM_ID_FIRST
         s = _InStream(self, gen, sid, ex, params[1] if len(params) > 1 else [], window)
         self._streams[sid] = s
         self.reply(gen, w.pack_result(msgid, {"stream": sid, "window": window}))

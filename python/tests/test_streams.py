@@ -191,3 +191,34 @@ def test_concurrent_streams_do_not_mix(rt, member, caller):
     for t in threads:
         t.join(20)
     assert results == {i: True for i in range(4)}
+
+
+def test_a_member_sending_and_receiving_streams_keeps_their_ids_apart(rt, member, caller):
+    # The member "both" receives a stream (ids it chooses) and sends one (ids the
+    # router chooses) on one connection; daffi.abort names a stream by id alone, so
+    # the abort of the one it receives must not end the one it sends.
+    gate = threading.Event()
+
+    @stream_callback
+    def hold(chunks):
+        for _ in chunks:
+            gate.wait(5)
+        return "held"
+
+    @stream_callback
+    def sink(chunks):
+        return sum(1 for _ in chunks)
+    member(rt.tcp, "sinker", [hold])
+    both = member(rt.tcp, "both", [sink])
+    sender = both._link.open_stream("hold", [], None, 2, 10, "stream(fn: 'hold')")
+    sender.send(b"first")                   # router id 1 on both's connection
+
+    def aborted_source():
+        yield b"x"
+        raise RuntimeError("give up")
+    with pytest.raises(RuntimeError):       # both receives a stream, then its abort
+        caller(rt.tcp).stream(timeout=5).sink(aborted_source())
+    time.sleep(0.2)
+    gate.set()
+    sender.send(b"second")
+    assert sender.end() == "held"
