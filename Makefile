@@ -82,7 +82,8 @@ run: deps
 test: deps
 	@$(MAKE) --no-print-directory test-only
 
-# Builds everything the suite needs, then runs it (tests/run.sh prints the totals).
+# Builds everything the suite needs, then runs it (tests/run.sh prints the totals;
+# it runs the Python package's pytest suite, python/tests, last).
 test-only: all $(FIXTURE_SO) $(UNIT_BIN) $(INTEG_BIN)
 	@BUILD=$(BUILD) sh tests/run.sh
 
@@ -100,11 +101,13 @@ tsan: deps
 	  SAN="-fsanitize=thread -fno-omit-frame-pointer" test-only
 
 # make bench: tests/bench/run.sh (README "Benchmarks"); its comparisons need
-# redis-server and strace, installed here, not for make test.
+# redis-server and strace, installed here, not for make test. Then the Python
+# package's rows (python/bench/bench_echo.py: its client against a raw msgpack one).
 bench:
 	@sh mk/deps.sh bench
 	@$(MAKE) --no-print-directory all $(BENCH_BIN)
 	@BUILD=$(BUILD) sh tests/bench/run.sh
+	@PYTHONDONTWRITEBYTECODE=1 BUILD=$(BUILD) /usr/bin/python3 python/bench/bench_echo.py
 
 # Fuzz targets (libFuzzer, clang): every tests/fuzz/fuzz_X.c is one target, linked
 # against the whole server and SDK built with coverage and ASan + UBSan in build-fuzz/

@@ -5,11 +5,12 @@
 # with "bench", what `make bench` compares with and counts with (redis-server, strace);
 # with "fuzz", clang.
 set -e
-PKGS="build-essential pkg-config libevent-dev libmsgpack-dev libinih-dev libcmocka-dev libjansson-dev python3 python3-msgpack python3-prometheus-client socat scdoc"
+PKGS="build-essential pkg-config libevent-dev libmsgpack-dev libinih-dev libcmocka-dev libjansson-dev python3 python3-msgpack python3-pytest python3-prometheus-client socat scdoc"
 # `sh mk/deps.sh package`: also what `make deb` and `make rpm` need (elfutils:
-# eu-strip, for the rpm -debuginfo split; rpmlint: the package test)
+# eu-strip, for the rpm -debuginfo split; rpmlint: the package test; dh-python:
+# python3-daffid)
 if [ "${1:-}" = package ]; then
-    PKGS="$PKGS debhelper dpkg-dev fakeroot lintian rpm elfutils rpmlint"
+    PKGS="$PKGS debhelper dh-python dpkg-dev fakeroot lintian rpm elfutils rpmlint"
 fi
 if [ "${1:-}" = bench ]; then
     PKGS="$PKGS redis-server strace"

@@ -2,14 +2,18 @@
 # tests/run.sh - runs the whole test suite; `make test` calls it with BUILD set.
 #
 # Runs every binary in $BUILD/tests/unit, then every one in $BUILD/tests/integration,
-# from the repository root, each under a deadline (TEST_TIMEOUT seconds, default 300).
+# from the repository root, each under a deadline (TEST_TIMEOUT seconds, default 300),
+# then the Python package's tests (python/tests, pytest with Debian's /usr/bin/python3
+# against this build's daffid; named "test_python" for TEST_FILTER).
 # Their output is shown as it comes. Passed and failed tests are counted from cmocka's
-# summary lines; a binary that crashed, timed out or exited non-zero without reporting
+# summary lines and pytest's ("N passed, N failed, N error"; errors count as
+# failures); a binary that crashed, timed out or exited non-zero without reporting
 # a failure counts as one failure. Ends with exactly one line "N passed, N failed" and
 # exits 0 only when nothing failed.
 #
-# Environment: BUILD (default "build"), TEST_TIMEOUT (seconds per binary),
-# TEST_FILTER (optional substring: only binaries whose name contains it run).
+# Environment: BUILD (default "build"), TEST_TIMEOUT (seconds per binary; the Python
+# suite gets twice that), TEST_FILTER (optional substring: only binaries whose name
+# contains it run).
 
 BUILD=${BUILD:-build}
 TEST_TIMEOUT=${TEST_TIMEOUT:-300}
@@ -77,6 +81,31 @@ for kind in unit integration; do
         run_one "$bin"
     done
 done
+
+# run_pytest: the Python suite, counted from pytest's summary line.
+run_pytest() {
+    name=python
+    echo "=== $name (pytest python/tests)"
+    { PYTHONDONTWRITEBYTECODE=1 BUILD=$BUILD $linebuf timeout -k 10 $((TEST_TIMEOUT * 2)) \
+        /usr/bin/python3 -m pytest -q -p no:cacheprovider python/tests 2>&1
+      echo $? >"$work/rc"; } | tee "$work/out"
+    rc=$(cat "$work/rc")
+    summary=$(grep -E '[0-9]+ (passed|failed|error)' "$work/out" | tail -n 1)
+    passed=$(printf '%s\n' "$summary" | sed -nE 's/^(.*[^0-9])?([0-9]+) passed.*/\2/p')
+    failed=$(printf '%s\n' "$summary" | sed -nE 's/^(.*[^0-9])?([0-9]+) failed.*/\2/p')
+    errors=$(printf '%s\n' "$summary" | sed -nE 's/^(.*[^0-9])?([0-9]+) errors?.*/\2/p')
+    passed=${passed:-0}
+    failed=$((${failed:-0} + ${errors:-0}))
+    if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then
+        echo "=== $name: pytest exited with status $rc"
+        failed=1
+    fi
+    [ "$failed" -ne 0 ] && failed_bins="$failed_bins $name"
+    total_passed=$((total_passed + passed))
+    total_failed=$((total_failed + failed))
+}
+
+case test_python in *"$TEST_FILTER"*) run_pytest ;; esac
 
 [ -n "$failed_bins" ] && echo "failing binaries:$failed_bins"
 echo "$total_passed passed, $total_failed failed"
