@@ -46,9 +46,12 @@ int dfd_stream_arg_u32(const dfd_call *call, size_t i, uint32_t *out)
 
 uint32_t dfd_stream_new_id(dfd_conn *c)
 {
-    uint32_t id = c->next_stream_id++;
-    while (id == 0 || dfd_idmap_get(&c->streams, id) != NULL)
-        id = c->next_stream_id++;
+    /* 1 .. 0x7fffffff: the upper half is the peer's for the streams it receives on
+     * this connection (PROTOCOL.md section 8, "Two id spaces") */
+    uint32_t id;
+    do {
+        id = c->next_stream_id++ & 0x7fffffffu;
+    } while (id == 0 || dfd_idmap_get(&c->streams, id) != NULL);
     return id;
 }
 
