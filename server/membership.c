@@ -196,6 +196,22 @@ void dfd_membership_adopt(dfd_conn *c, dfd_link *l)
     c->last_rx_ns = dfd_now_ns();
 }
 
+/* Packs [2, method, [{k1: v1, k2: v2}]] into sb (initialised here; the caller
+ * destroys it): the membership notices a member or subscriber gets. */
+static void pack_note(msgpack_sbuffer *sb, const char *method, const char *k1,
+                      const char *v1, const char *k2, const char *v2)
+{
+    msgpack_sbuffer_init(sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    daffi_pack_notify(&pk, method, strlen(method), 1);
+    msgpack_pack_map(&pk, 2);
+    daffi_pack_cstr(&pk, k1);
+    daffi_pack_cstr(&pk, v1);
+    daffi_pack_cstr(&pk, k2);
+    daffi_pack_cstr(&pk, v2);
+}
+
 /* Mail to a replaced member's link's loop: tell it why, and close it. */
 static void member_close_replaced(dfd_loop *loop, void *arg)
 {
@@ -206,15 +222,8 @@ static void member_close_replaced(dfd_loop *loop, void *arg)
         /* tell it why, so that it does not fight back: an evicted member rejoins only
          * with "replace": false (PROTOCOL.md, "Members") */
         msgpack_sbuffer sb;
-        msgpack_sbuffer_init(&sb);
-        msgpack_packer pk;
-        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-        daffi_pack_notify(&pk, "daffi.evicted", 13, 1);
-        msgpack_pack_map(&pk, 2);
-        daffi_pack_cstr(&pk, "member");
-        daffi_pack_cstr(&pk, l->member->name);
-        daffi_pack_cstr(&pk, "reason");
-        daffi_pack_cstr(&pk, "replaced: a newcomer took this name (duplicate = replace)");
+        pack_note(&sb, "daffi.evicted", "member", l->member->name, "reason",
+                  "replaced: a newcomer took this name (duplicate = replace)");
         dfd_conn_send_raw(c, sb.data, sb.size);
         msgpack_sbuffer_destroy(&sb);
         /* closed once the notice is written; the calls it holds then fail */
@@ -288,15 +297,7 @@ void dfd_membership_on_event(dfd_loop *loop, void *event)
 {
     dfd_event *ev = event;
     msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    daffi_pack_notify(&pk, "daffi.event", 11, 1);
-    msgpack_pack_map(&pk, 2);
-    daffi_pack_cstr(&pk, "type");
-    daffi_pack_cstr(&pk, ev->type);
-    daffi_pack_cstr(&pk, "member");
-    daffi_pack_cstr(&pk, ev->name);
+    pack_note(&sb, "daffi.event", "type", ev->type, "member", ev->name);
     for (dfd_conn *c = loop->conns; c != NULL; c = c->next) {
         /* a member is never told about itself joining */
         if (!c->dead && c->subscribed && ev->version > c->sub_version &&
