@@ -12,6 +12,7 @@
 #include <event2/buffer.h>
 
 #include "admin-int.h"
+#include "budget.h"
 #include "log.h"
 #include "members.h"
 #include "metrics.h"
@@ -20,6 +21,7 @@
 #include "server.h"
 #include "stats.h"
 #include "table.h"
+#include "watchdog.h"
 
 /* The wall-clock time a generation was loaded: its private copy is written by the
  * load, so the copy's mtime is that moment. 0 when it cannot be told. */
@@ -60,6 +62,20 @@ void admin_cmd_status(admin_client *c, const admin_cmd *cmd, int argc, char **ar
     json_object_set_new(r, "plugins", admin_uint(snap[DFD_STAT_plugins]));
     json_object_set_new(r, "callbacks", admin_uint(snap[DFD_STAT_callbacks]));
     json_object_set_new(r, "members", admin_uint(snap[DFD_STAT_members]));
+    json_object_set_new(r, "memory", json_pack("{s:o,s:o,s:o,s:b}",
+        "used", admin_uint(snap[DFD_STAT_memory_used_bytes]),
+        "limit", admin_uint(srv->budget.limit),
+        "connection_limit", admin_uint(srv->budget.conn_limit),
+        "refusing", srv->budget.refusing));
+    /* an object by loop number: daffictl shows it as loops.N.stalled ... */
+    json_t *loops = json_object();
+    for (unsigned i = 0; i < srv->nloops; i++) {
+        char n[16];
+        snprintf(n, sizeof(n), "%u", i);
+        json_object_set_new(loops, n, dfd_watchdog_loop_json(srv, i));
+    }
+    json_object_set_new(r, "loops", loops);
+    json_object_set_new(r, "stall_warning_ms", admin_uint(cfg->stall_warning_ms));
     json_object_set_new(r, "accepting", json_boolean(srv->nlisteners > 0 &&
                                                      !atomic_load(&srv->draining)));
     json_t *ls = json_array();

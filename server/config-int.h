@@ -67,6 +67,9 @@ void dfd_cfg_defaults(dfd_config *cfg);
 
 /* The online CPUs (at least 1): what workers = auto and blocking_threads = auto mean. */
 unsigned dfd_cfg_ncpu(void);
+/* The default [limits] max_memory: 1G, or a quarter of the physical memory when that
+ * is less, but at least 64M. */
+size_t dfd_cfg_default_max_memory(void);
 
 /* Returns the name of a real section ("server", ...), NULL for NONE and SKIP. */
 const char *dfd_cfg_sect_name(dfd_cfg_sect sect);

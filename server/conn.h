@@ -81,6 +81,17 @@ struct dfd_conn {
     unsigned pending;             /* calls in flight (requests awaiting a response) */
     struct dfd_call *calls;       /* in-flight list (requests and notifications) */
 
+    /* the memory budget (budget.h): what this connection holds */
+    size_t mem_in;                /* read buffer beyond its base size */
+    size_t mem_out;               /* output buffer, while some of it waits */
+    size_t mem_calls;             /* requests of its calls in flight */
+    struct dfd_conn *stuck_prev;  /* loop's list of connections whose output waits */
+    struct dfd_conn *stuck_next;
+    uint64_t progress_ns;         /* when its waiting output last moved */
+    /* timeouts (sweep.h), in sweeps of its loop */
+    uint64_t active_tick;         /* last complete message, or last seen busy */
+    uint64_t partial_tick;        /* when the message now arriving began */
+
     /* heartbeats (heartbeat.h): kept when track_rx is set by the owner */
     uint64_t last_rx_ns;          /* when bytes last arrived */
     uint32_t ping_msgid;          /* our heartbeat ping in flight on it, 0 = none */
@@ -105,6 +116,9 @@ struct dfd_conn {
                                      worker's link: its router sends what it routed) */
     unsigned subscribed : 1;      /* router: wants daffi.event notifications (of
                                      registry versions after sub_version) */
+    unsigned stuck : 1;           /* on the loop's list of connections whose output
+                                     waits (budget.h) */
+    unsigned partial : 1;         /* part of a message is buffered (read_timeout) */
     char peer[64];                /* for logs: address, or what the owner named it */
 };
 

@@ -10,6 +10,7 @@
 #include "log.h"
 #include "loop.h"
 #include "server.h"
+#include "sweep.h"
 #include "table.h"
 
 static void loop_on_mail(evutil_socket_t fd, short what, void *arg);
@@ -20,6 +21,7 @@ int dfd_loop_init(dfd_loop *loop, dfd_server *srv, unsigned index, dfd_table *ta
 {
     loop->srv = srv;
     loop->index = index;
+    atomic_init(&loop->mem.stuck_oldest_ns, UINT64_MAX);
     /* precise timers: deadlines are promised to the millisecond, and libevent's coarse
      * clock fires them up to a few ms early */
     struct event_config *ec = event_config_new();
@@ -50,6 +52,7 @@ int dfd_loop_init(dfd_loop *loop, dfd_server *srv, unsigned index, dfd_table *ta
 static void *loop_main(void *arg)
 {
     dfd_loop *loop = arg;
+    dfd_sweep_start(loop);
     event_base_loop(loop->base, 0);
     return NULL;
 }
@@ -218,6 +221,7 @@ void dfd_loop_destroy(dfd_loop *loop)
     dfd_loop_join(loop);
     if (loop->heartbeat_armed)
         event_del(&loop->heartbeat_ev);
+    dfd_sweep_stop(loop);
     event_del(&loop->flush_ev);
     event_del(&loop->reap_ev);
     for (dfd_conn *c = loop->conns; c != NULL; c = c->next)

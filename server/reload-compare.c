@@ -267,6 +267,7 @@ unsigned dfd_reload_server_settings(dfd_reload *r, const dfd_config *run, const 
     U_SETTING("server.member_inflight", member_inflight);
     U_SETTING("server.reconnect_max", reconnect_max_ms);
     U_SETTING("server.watch_max_wait", watch_max_wait_ms);
+    U_SETTING("server.stall_warning", stall_warning_ms);
     if (!metrics_same(run, nc)) {
         restart_required("server.metrics_listen", format_metrics(run, a, sizeof(a)),
                          format_metrics(nc, b, sizeof(b)));
@@ -287,6 +288,10 @@ unsigned dfd_reload_server_settings(dfd_reload *r, const dfd_config *run, const 
     U_SETTING("limits.max_pending", max_pending);
     U_SETTING("limits.max_connections", max_connections);
     U_SETTING("limits.max_output", max_output);
+    U_SETTING("limits.max_memory", max_memory);
+    U_SETTING("limits.max_connection_memory", max_connection_memory);
+    U_SETTING("limits.idle_timeout", idle_timeout_ms);
+    U_SETTING("limits.read_timeout", read_timeout_ms);
     U_SETTING("log.access_log", access_log);
 #undef U_SETTING
 #undef S_SETTING
