@@ -56,6 +56,7 @@ typedef struct dfd_loop_mem {
     struct dfd_conn *stuck_tail;
     _Atomic uint64_t stuck_oldest_ns; /* stuck_head's progress_ns; UINT64_MAX: none */
     _Atomic int shed_asked;        /* another loop mailed it to shed (budget.c) */
+    unsigned npaused;              /* connections not read until the budget has room */
 } dfd_loop_mem;
 
 #endif /* DFD_BUDGET_T_H */

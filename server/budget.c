@@ -194,6 +194,10 @@ void dfd_budget_conn_gone(dfd_conn *c)
 {
     dfd_budget_release(c->loop, c->mem_in + c->mem_out);
     c->mem_in = c->mem_out = c->mem_calls = 0;
+    if (c->mem_paused) {
+        c->mem_paused = 0;
+        c->loop->mem.npaused--;
+    }
     if (c->stuck) {
         stuck_remove(c);
         stuck_publish(c->loop);
@@ -297,4 +301,11 @@ void dfd_budget_report(dfd_server *srv, uint64_t now_ns)
         b->refusing = 0;
         b->refused_since = 0;
     }
+}
+
+void dfd_budget_resume(dfd_loop *loop)
+{
+    for (dfd_conn *c = loop->conns; c != NULL && loop->mem.npaused != 0; c = c->next)
+        if (!c->dead && c->mem_paused && dfd_budget_fits(c, c->mem_wait))
+            dfd_conn_memory_resume(c);
 }

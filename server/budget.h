@@ -8,8 +8,9 @@
  *     of the budget or of its connection's share, is refused before its bytes are
  *     copied: OVERLOADED with the figures (dispatch.c); a notification is dropped and
  *     counted, as one past a plugin's queue is. Both count memory_refused.
- *   - a message whose read buffer would have to grow past what is left ends its
- *     connection, with OVERLOADED for its msgid when it was read (conn.c).
+ *   - a connection whose message needs its read buffer to grow past what is left is
+ *     not read until there is room (dfd_budget_resume, from the sweep), or, when the
+ *     message alone is past its share, ends with OVERLOADED for its msgid (conn.c).
  *   - once the connections hold more than 15/16 of the budget, the connections that do
  *     not read their output (none of it written for DFD_BUDGET_SHED_GRACE_MS) are
  *     closed, the one whose output moved least recently first, across every loop,
@@ -95,8 +96,15 @@ static inline void dfd_budget_link_call(dfd_conn *c, dfd_call *call)
 {
     if (call->mem_bytes == 0) {
         size_t n = call->base.bytes_len;
-        if (call->base.msg.params != NULL)
-            n += dfd_budget_objects(call->base.msg.params);
+        const msgpack_object *p = call->base.msg.params;
+        /* params is an array: its elements here, nested containers out of line */
+        if (p != NULL && p->type == MSGPACK_OBJECT_ARRAY) {
+            n += p->via.array.size * sizeof(msgpack_object);
+            for (uint32_t i = 0; i < p->via.array.size; i++)
+                if (p->via.array.ptr[i].type == MSGPACK_OBJECT_ARRAY ||
+                    p->via.array.ptr[i].type == MSGPACK_OBJECT_MAP)
+                    n += dfd_budget_objects(&p->via.array.ptr[i]);
+        }
         call->mem_bytes = n;
         dfd_budget_hold(c->loop, n);
     }
@@ -139,6 +147,10 @@ void dfd_budget_shed(dfd_loop *loop, uint64_t now_ns);
  * budget (memory.refusing, with the figures) and when none was for a second
  * (memory.refusing_end, with how many were). */
 void dfd_budget_report(struct dfd_server *srv, uint64_t now_ns);
+
+/* Reads again the loop's connections that waited for room (conn.h, mem_paused) and
+ * now fit. Inside a loop batch. */
+void dfd_budget_resume(dfd_loop *loop);
 
 /* Writes n as a size with a binary unit and one decimal ("1.0M", "512B"). */
 void dfd_budget_size_text(size_t n, char *buf, size_t size);

@@ -261,24 +261,48 @@ static void conn_reject_input(dfd_conn *c, daffi_scan_result r)
     conn_end_input(c, code, c->scan.error ? c->scan.error : daffi_error_name(code));
 }
 
+static void conn_pause_reading(dfd_conn *c);
+
 /* The message arriving on c needs its read buffer to grow by grow bytes, which the
- * memory budget does not have: it cannot be read without them (conn_end_input, with
- * OVERLOADED). */
-static void conn_refuse_memory(dfd_conn *c, size_t grow)
+ * memory budget does not have now: c is not read until it has (the sweep resumes it,
+ * dfd_budget_resume), unless the message alone is past the connection's share, which
+ * it can never have (conn_end_input, with OVERLOADED). */
+static void conn_wait_memory(dfd_conn *c, size_t grow)
 {
     char msg[256];
 
+    if (c->mem_in + grow <= c->loop->srv->budget.conn_limit) {
+        c->mem_wait = grow;
+        c->mem_paused = 1;
+        c->loop->mem.npaused++;
+        dfd_stat_add(&c->loop->stats, DFD_STAT_memory_waits, 1);
+        dfd_debug("conn.memory_wait", "peer=%s need=%zu", c->peer, grow);
+        conn_pause_reading(c);
+        return;
+    }
     dfd_budget_refusal(c, grow, msg, sizeof(msg));
     dfd_stat_add(&c->loop->stats, DFD_STAT_memory_refused, 1);
     dfd_warn("conn.memory_refused", "peer=%s msg=\"a message arriving needs more read "
-             "buffer than is left: %s\"", c->peer, msg);
+             "buffer than its share: %s\"", c->peer, msg);
     conn_end_input(c, DAFFI_E_OVERLOADED, msg);
+}
+
+void dfd_conn_memory_resume(dfd_conn *c)
+{
+    c->mem_paused = 0;
+    c->loop->mem.npaused--;
+    /* output over max_output keeps it paused: conn_flush resumes it then */
+    if (!c->eof && !c->closing &&
+        c->out.size - c->out_off <= c->loop->srv->cfg->max_output / 2) {
+        c->read_paused = 0;
+        event_add(&c->rev, NULL);
+    }
 }
 
 /* Makes room for at least CONN_READ_ROOM more bytes, or for the whole message being
  * framed: compacts the buffer, then grows it (never past max_message + a read).
- * Returns 0, -1 when out of memory, -2 when the memory budget has no room (answered:
- * conn_refuse_memory). */
+ * Returns 0, -1 when out of memory, -2 when the memory budget has no room
+ * (conn_wait_memory). */
 static int conn_make_room(dfd_conn *c)
 {
     if (c->in_cap - c->in_len >= CONN_READ_ROOM)
@@ -297,7 +321,7 @@ static int conn_make_room(dfd_conn *c)
     if (cap <= c->in_cap)
         return 0; /* the scanner reports TOO_LARGE before this is a problem */
     if (!dfd_budget_fits(c, cap - c->in_cap)) {
-        conn_refuse_memory(c, cap - c->in_cap);
+        conn_wait_memory(c, cap - c->in_cap);
         return -2;
     }
     char *p = realloc(c->in, cap);
@@ -464,7 +488,8 @@ static void conn_flush(dfd_conn *c)
     size_t max_output = c->loop->srv->cfg->max_output;
     if (backlog > max_output) {
         conn_pause_reading(c);
-    } else if (c->read_paused && !c->eof && !c->closing && backlog <= max_output / 2) {
+    } else if (c->read_paused && !c->eof && !c->closing && !c->mem_paused &&
+               backlog <= max_output / 2) {
         c->read_paused = 0;
         event_add(&c->rev, NULL);
         /* bytes already buffered may hold whole messages */

@@ -88,6 +88,7 @@ struct dfd_conn {
     struct dfd_conn *stuck_prev;  /* loop's list of connections whose output waits */
     struct dfd_conn *stuck_next;
     uint64_t progress_ns;         /* when its waiting output last moved */
+    size_t mem_wait;              /* mem_paused: the read buffer growth it waits for */
     /* timeouts (sweep.h), in sweeps of its loop */
     uint64_t active_tick;         /* last complete message, or last seen busy */
     uint64_t partial_tick;        /* when the message now arriving began */
@@ -119,6 +120,7 @@ struct dfd_conn {
     unsigned stuck : 1;           /* on the loop's list of connections whose output
                                      waits (budget.h) */
     unsigned partial : 1;         /* part of a message is buffered (read_timeout) */
+    unsigned mem_paused : 1;      /* not read until the budget has room (budget.h) */
     char peer[64];                /* for logs: address, or what the owner named it */
 };
 
@@ -176,6 +178,10 @@ void dfd_conn_close(dfd_conn *c, int graceful);
 /* Draining: close the connection if it has nothing in flight; otherwise it closes
  * after its last response is written. */
 void dfd_conn_drain(dfd_conn *c);
+
+/* The memory budget has room for what c waited for (mem_paused): reads it again, unless
+ * its output keeps it paused (budget.c). */
+void dfd_conn_memory_resume(dfd_conn *c);
 
 /* 1 when nothing keeps c open: no call of its own, and its owner is not busy. */
 int dfd_conn_idle(const dfd_conn *c);

@@ -79,6 +79,8 @@ typedef enum dfd_stat_kind { DFD_COUNTER = 0, DFD_GAUGE = 1 } dfd_stat_kind;
       "Forwarded calls dropped by the router at their deadline")                         \
     X(memory_refused, DFD_COUNTER, 0,                                                    \
       "Calls refused with OVERLOADED past max_memory or max_connection_memory")          \
+    X(memory_waits, DFD_COUNTER, 0,                                                      \
+      "Times a message arriving waited for room in the memory budget")                   \
     X(memory_shed, DFD_COUNTER, 0,                                                       \
       "Connections closed for not reading their output past max_memory")                 \
     X(idle_timeouts, DFD_COUNTER, 0,                                                     \

@@ -36,7 +36,7 @@ static uint64_t sweep_ticks(uint64_t timeout_ms, unsigned period_ms)
 /* 1 when something besides its own messages keeps c open (sweep.h). */
 static int sweep_kept(const dfd_conn *c)
 {
-    return c->track_rx || c->subscribed || c->streams.count != 0 ||
+    return c->track_rx || c->subscribed || c->mem_paused || c->streams.count != 0 ||
            c->member_streams.count != 0 || !dfd_conn_idle(c);
 }
 
@@ -91,6 +91,8 @@ static void sweep_on_tick(evutil_socket_t fd, short what, void *arg)
             if (!c->dead && !c->closing)
                 sweep_conn(loop, c, tick);
     dfd_budget_shed(loop, now);
+    if (loop->mem.npaused != 0)
+        dfd_budget_resume(loop);
     dfd_loop_batch_end(loop);
     /* what the closes wrote waits for the flush event of this pass */
 }

@@ -4,13 +4,14 @@
  *   - closes a connection that sent no complete message for [limits] idle_timeout
  *     (conn.idle_timeout), unless something keeps it: a call in flight or an owner
  *     that is busy with it (dfd_conn_idle), heartbeats that watch it (track_rx: a
- *     router's member, a worker's link), a subscription to membership events, or a
- *     stream;
+ *     router's member, a worker's link), a subscription to membership events, a
+ *     stream, or daffid waiting for memory to read it;
  *   - closes a connection whose message began arriving more than [limits]
  *     read_timeout ago and is still not whole (conn.read_timeout), unless daffid
  *     itself stopped reading it (its output is over max_output);
  *   - when the memory budget is nearly spent, closes the connections that do not read
- *     their output (budget.h, dfd_budget_shed);
+ *     their output (budget.h, dfd_budget_shed), and reads again the ones that waited
+ *     for room once there is (dfd_budget_resume);
  *   - marks that the loop came back to its event loop, for the watchdog (watchdog.h).
  * Connections note the loop's sweep count (`tick`) when a message completes or begins,
  * which costs a load and a store, no clock. A timeout fires between its value and its
