@@ -1,22 +1,28 @@
 # daffid - one entry point: all, run, test, bench, asan, deps, clean.
 # Sources are found by wildcard, so a new file in a known folder needs no edit here:
 #   sdk/src/*.c                  -> libdaffi (static + shared), the codec and client
-#   sdk/daffictl/*.c             -> daffictl
+#   sdk/daffictl/*.c             -> daffictl (all but daffictl.c also in libdaffictl.a,
+#                                   which the unit tests and fuzz targets link)
 #   server/*.c (but main.c)      -> libdfd.a, linked into daffid and the tests
 #   plugins/NAME/*.c             -> build/plugins/NAME.so
 #   tests/fixtures/plugins/X.c   -> build/tests/fixtures/X.so
+#   tests/fixtures/plugins/X.cc  -> build/tests/fixtures/X.so (g++: a C++ plugin)
 #   tests/unit/test_X.c          -> build/tests/unit/test_X        (cmocka)
 #   tests/integration/test_X.c   -> build/tests/integration/test_X (cmocka + tests/support)
-#   tests/bench/bench_X.c        -> build/tests/bench/bench_X      (+ tests/support)
+#   tests/bench/bench_X.c        -> build/tests/bench/bench_X      (+ tests/bench/*.c, tests/support)
 
 VERSION   := $(shell cat VERSION)
 BUILD     ?= build
 CC        ?= cc
 OPT       ?= -O2
 SAN       ?=
-PKGS      := libevent_core libevent_pthreads msgpack inih jansson
+# libdaffi needs libevent and msgpack-c only (what daffi.pc requires); daffid and
+# daffictl add inih and jansson.
+SDK_PKGS  := libevent_core msgpack
+PKGS      := $(SDK_PKGS) libevent_pthreads inih jansson
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+SDK_LIBS   := $(shell pkg-config --libs $(SDK_PKGS) 2>/dev/null) -ldl -lpthread -lm
 
 CFLAGS_ALL := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g $(OPT) -fPIC \
               -fvisibility=default -DDAFFID_VERSION='"$(VERSION)"' \
@@ -28,15 +34,20 @@ SDK_SRC    := $(wildcard sdk/src/*.c)
 SDK_OBJ    := $(SDK_SRC:%.c=$(BUILD)/obj/%.o)
 CTL_SRC    := $(wildcard sdk/daffictl/*.c)
 CTL_OBJ    := $(CTL_SRC:%.c=$(BUILD)/obj/%.o)
+CTL_MAIN   := $(BUILD)/obj/sdk/daffictl/daffictl.o
+CTL_LIB    := $(BUILD)/libdaffictl.a
 SRV_SRC    := $(filter-out server/main.c,$(wildcard server/*.c))
 SRV_OBJ    := $(SRV_SRC:%.c=$(BUILD)/obj/%.o)
 PLUGINS    := $(notdir $(wildcard plugins/*))
 PLUGIN_SO  := $(PLUGINS:%=$(BUILD)/plugins/%.so)
-FIXTURE_SO := $(patsubst tests/fixtures/plugins/%.c,$(BUILD)/tests/fixtures/%.so,$(wildcard tests/fixtures/plugins/*.c))
+FIXTURE_SO := $(patsubst tests/fixtures/plugins/%.c,$(BUILD)/tests/fixtures/%.so,$(wildcard tests/fixtures/plugins/*.c)) \
+              $(patsubst tests/fixtures/plugins/%.cc,$(BUILD)/tests/fixtures/%.so,$(wildcard tests/fixtures/plugins/*.cc))
 SUPPORT_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tests/support/*.c))
 UNIT_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(wildcard tests/unit/test_*.c))
 INTEG_BIN  := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(wildcard tests/integration/test_*.c))
 BENCH_BIN  := $(patsubst tests/bench/%.c,$(BUILD)/tests/bench/%,$(wildcard tests/bench/bench_*.c))
+# the bench's own helpers (tests/bench/*.c but bench_*.c), linked into every bench_X
+BENCH_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out tests/bench/bench_%.c,$(wildcard tests/bench/*.c)))
 
 # pkg-config files (sdk/daffi.pc.in): $(BUILD)/daffi.pc describes an installed libdaffi
 # (PREFIX, LIBDIR, INCLUDEDIR, PLUGINDIR); $(BUILD)/daffi-uninstalled.pc this tree,
@@ -88,7 +99,10 @@ tsan: deps
 	  $(MAKE) --no-print-directory BUILD=build-tsan OPT=-O1 \
 	  SAN="-fsanitize=thread -fno-omit-frame-pointer" test-only
 
-bench: deps
+# make bench: tests/bench/run.sh (README "Benchmarks"); its comparisons need
+# redis-server and strace, installed here, not for make test.
+bench:
+	@sh mk/deps.sh bench
 	@$(MAKE) --no-print-directory all $(BENCH_BIN)
 	@BUILD=$(BUILD) sh tests/bench/run.sh
 
@@ -100,6 +114,7 @@ bench: deps
 FUZZ_TIME ?= 30
 FUZZ_BIN  := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 fuzz: deps
+	@sh mk/deps.sh fuzz
 	@command -v clang >/dev/null || { echo "fuzz: clang is needed (apt-get install clang)"; exit 1; }
 	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang OPT=-O1 \
 	  SAN="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
@@ -108,7 +123,7 @@ fuzz: deps
 
 fuzz-bins: $(FUZZ_BIN)
 
-$(BUILD)/fuzz/%: $(BUILD)/obj/tests/fuzz/%.o $(BUILD)/libdfd.a $(BUILD)/libdaffi.a
+$(BUILD)/fuzz/%: $(BUILD)/obj/tests/fuzz/%.o $(BUILD)/libdfd.a $(BUILD)/libdaffi.a $(CTL_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -fsanitize=fuzzer $< $(TEST_LINK) -o $@ $(LIBS_ALL)
 
@@ -123,29 +138,36 @@ $(BUILD)/libdaffi.a: $(SDK_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
+# --no-undefined: the shared library must need nothing beyond SDK_PKGS.
 $(BUILD)/libdaffi.so: $(SDK_OBJ)
-	$(CC) -shared -Wl,-soname,libdaffi.so.0 $(LDFLAGS_ALL) $^ -o $@ $(LIBS_ALL)
+	$(CC) -shared -Wl,-soname,libdaffi.so.0 -Wl,--no-undefined $(LDFLAGS_ALL) $^ -o $@ $(SDK_LIBS)
 
-$(BUILD)/daffi.pc: sdk/daffi.pc.in VERSION
+# daffictl's modules without its main(): daffictl, the unit tests and the fuzz targets
+# link them.
+$(CTL_LIB): $(filter-out $(CTL_MAIN),$(CTL_OBJ))
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/daffi.pc: sdk/daffi.pc.in VERSION Makefile
 	@mkdir -p $(dir $@)
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
 	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@PLUGINDIR@|$(PLUGINDIR)|' \
 	    -e 's|@SITEPLUGINDIR@|$(SITEPLUGINDIR)|' -e 's|@CONFDIR@|$(SYSCONFDIR)/conf.d|' \
 	    -e 's|@TEMPLATEDIR@|$(DATADIR)/daffi/templates|' \
 	    -e 's|@VERSION@|$(VERSION)|' -e 's|@REQUIRES@|msgpack libevent_core|' \
-	    -e 's|@REQUIRES_PRIVATE@|jansson|' -e 's|@LIBS@|-L$${libdir} -ldaffi|' \
+	    -e 's|@REQUIRES_PRIVATE@||' -e 's|@LIBS@|-L$${libdir} -ldaffi|' \
 	    -e 's|@LIBS_PRIVATE@|-ldl -lpthread -lm|' $< > $@
 
 # In the tree the static library is linked by path: a program runs without an
 # installed libdaffi.so.0.
-$(BUILD)/daffi-uninstalled.pc: sdk/daffi.pc.in VERSION
+$(BUILD)/daffi-uninstalled.pc: sdk/daffi.pc.in VERSION Makefile
 	@mkdir -p $(dir $@)
 	sed -e 's|@PREFIX@|$(CURDIR)|' -e 's|@LIBDIR@|$(CURDIR)/$(BUILD)|' \
 	    -e 's|@INCLUDEDIR@|$(CURDIR)/sdk/include|' \
 	    -e 's|@PLUGINDIR@|$(CURDIR)/$(BUILD)/plugins|' -e 's|@VERSION@|$(VERSION)|' \
 	    -e 's|@SITEPLUGINDIR@|$(CURDIR)/$(BUILD)/plugins|' -e 's|@CONFDIR@|$(CURDIR)/conf.d|' \
 	    -e 's|@TEMPLATEDIR@|$(CURDIR)/sdk/templates|' \
-	    -e 's|@REQUIRES@|msgpack libevent_core jansson|' -e 's|@REQUIRES_PRIVATE@||' \
+	    -e 's|@REQUIRES@|msgpack libevent_core|' -e 's|@REQUIRES_PRIVATE@||' \
 	    -e 's|@LIBS@|$${libdir}/libdaffi.a -ldl -lpthread -lm|' -e 's|@LIBS_PRIVATE@||' \
 	    $< > $@
 
@@ -165,13 +187,16 @@ $(shell mkdir -p $(BUILD) && { [ "$$(cat $(CONFDIR_STAMP) 2>/dev/null)" = "$(SYS
     printf '%s' "$(SYSCONFDIR)" > $(CONFDIR_STAMP); })
 $(BUILD)/obj/server/main.o: CFLAGS_ALL += -DDAFFID_CONFDIR='"$(SYSCONFDIR)/conf.d"'
 $(BUILD)/obj/server/main.o: $(CONFDIR_STAMP)
+# daffictl looks there for the admin socket too (sdk/daffictl/admin_socket.c).
+$(CTL_OBJ): CFLAGS_ALL += -DCTL_CONFDIR='"$(SYSCONFDIR)/conf.d"'
+$(CTL_OBJ): $(CONFDIR_STAMP)
 
 # -rdynamic: plugins resolve the SDK functions (daffi_reply_int, ...) against daffid.
 $(BUILD)/daffid: $(BUILD)/obj/server/main.o $(BUILD)/libdfd.a $(BUILD)/libdaffi.a
 	$(CC) $(LDFLAGS_ALL) -rdynamic -Wl,--whole-archive $(BUILD)/libdfd.a $(BUILD)/libdaffi.a \
 	  -Wl,--no-whole-archive $< -o $@ $(LIBS_ALL)
 
-$(BUILD)/daffictl: $(CTL_OBJ) $(BUILD)/libdaffi.a
+$(BUILD)/daffictl: $(CTL_MAIN) $(CTL_LIB) $(BUILD)/libdaffi.a
 	$(CC) $(LDFLAGS_ALL) $^ -o $@ $(LIBS_ALL)
 
 # A plugin is every .c file of its folder; it links nothing from the host.
@@ -186,9 +211,17 @@ $(BUILD)/tests/fixtures/%.so: tests/fixtures/plugins/%.c sdk/include/daffi/plugi
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -shared $< -o $@ $(LDFLAGS_ALL)
 
-TEST_LINK = -rdynamic -Wl,--whole-archive $(BUILD)/libdfd.a $(BUILD)/libdaffi.a -Wl,--no-whole-archive
+# A C++ fixture, built as C++ libraries often are (hidden visibility by default): the
+# DAFFI_PLUGIN macro must export the descriptor with C linkage anyway.
+$(BUILD)/tests/fixtures/%.so: tests/fixtures/plugins/%.cc $(wildcard sdk/include/daffi/*.h)
+	@mkdir -p $(dir $@)
+	$(CXX) -std=c++11 -Wall -Wextra -Werror -g $(OPT) -fPIC -fvisibility=hidden -Isdk/include \
+	  $(PKG_CFLAGS) $(SAN) $(CXXFLAGS) -shared $< -o $@ $(LDFLAGS_ALL)
 
-$(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libdfd.a $(BUILD)/libdaffi.a
+TEST_LINK = -rdynamic -Wl,--whole-archive $(BUILD)/libdfd.a $(BUILD)/libdaffi.a $(CTL_LIB) \
+            -Wl,--no-whole-archive
+
+$(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libdfd.a $(BUILD)/libdaffi.a $(CTL_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) $< $(TEST_LINK) -o $@ $(LIBS_ALL) -lcmocka
 
@@ -196,9 +229,9 @@ $(BUILD)/tests/integration/%: $(BUILD)/obj/tests/integration/%.o $(SUPPORT_OBJ) 
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) $< $(SUPPORT_OBJ) $(BUILD)/libdaffi.a -o $@ $(LIBS_ALL) -lcmocka
 
-$(BUILD)/tests/bench/%: $(BUILD)/obj/tests/bench/%.o $(SUPPORT_OBJ) $(BUILD)/libdaffi.a
+$(BUILD)/tests/bench/%: $(BUILD)/obj/tests/bench/%.o $(BENCH_OBJ) $(SUPPORT_OBJ) $(BUILD)/libdaffi.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_ALL) $< $(SUPPORT_OBJ) $(BUILD)/libdaffi.a -o $@ $(LIBS_ALL) -lcmocka
+	$(CC) $(LDFLAGS_ALL) $< $(BENCH_OBJ) $(SUPPORT_OBJ) $(BUILD)/libdaffi.a -o $@ $(LIBS_ALL) -lcmocka
 
 # ---- install, man pages and packages (packaging/, see README "Packages") ----
 # `make install` lays daffid out as the packages do; debian/rules and the rpm spec call

@@ -33,8 +33,11 @@ static const admin_cmd admin_cmds[] = {
      admin_cmd_unload},
     {"loglevel", 0, 1, "loglevel [debug|info|warn|error]", "show or set the log level",
      admin_cmd_loglevel},
+    {"accesslog", 0, 1, "accesslog [on|off]", "show or switch the access log (a line per call)",
+     admin_cmd_accesslog},
     {"drain", 0, 0, "drain", "stop accepting, finish calls in flight, then report",
      admin_cmd_drain},
+    {"resume", 0, 0, "resume", "undo a drain: listen and take calls again", admin_cmd_resume},
     {"shutdown", 0, 0, "shutdown", "graceful shutdown (as SIGTERM)", admin_cmd_shutdown},
 };
 #define ADMIN_NCMDS (sizeof(admin_cmds) / sizeof(admin_cmds[0]))

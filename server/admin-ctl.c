@@ -83,12 +83,39 @@ void admin_cmd_loglevel(admin_client *c, const admin_cmd *cmd, int argc, char **
             return;
         }
         dfd_log_set_level(level);
-        dfd_log(old < level ? old : level, "admin.loglevel", "uid=%ld level=%s previous=%s",
+        dfd_log(old < level ? old : level, "admin.loglevel", "uid=%ld log_level=%s previous=%s",
                 c->uid, dfd_log_level_name(level), dfd_log_level_name(old));
     }
     json_t *r = admin_ok(cmd->name);
     json_object_set_new(r, "log_level", json_string(dfd_log_level_name(dfd_log_level())));
     json_object_set_new(r, "previous", json_string(dfd_log_level_name(old)));
+    admin_send(c, r);
+}
+
+/* accesslog [on|off]: the access log, switched at run time (until the next reload
+ * that changes [log] access_log, or another accesslog). */
+void admin_cmd_accesslog(admin_client *c, const admin_cmd *cmd, int argc, char **argv)
+{
+    dfd_server *srv = c->adm->srv;
+    int old = atomic_load(&srv->access_log);
+    if (argc > 0) {
+        int on;
+        if (strcmp(argv[0], "on") == 0)
+            on = 1;
+        else if (strcmp(argv[0], "off") == 0)
+            on = 0;
+        else {
+            admin_send_error(c, cmd->name, "bad_arguments", NULL, 0,
+                             "accesslog takes on or off, not '%.64s'", argv[0]);
+            return;
+        }
+        atomic_store(&srv->access_log, on);
+        dfd_info("admin.accesslog", "uid=%ld access_log=%s previous=%s", c->uid,
+                 on ? "on" : "off", old ? "on" : "off");
+    }
+    json_t *r = admin_ok(cmd->name);
+    json_object_set_new(r, "access_log", json_boolean(atomic_load(&srv->access_log)));
+    json_object_set_new(r, "previous", json_boolean(old));
     admin_send(c, r);
 }
 
@@ -143,6 +170,43 @@ static void admin_on_drain_tick(evutil_socket_t fd, short what, void *arg)
     }
     struct timeval tv = {0, ADMIN_DRAIN_POLL_MS * 1000};
     evtimer_add(adm->drain_timer, &tv);
+}
+
+/* resume: undoes drain. Clients still waiting for the drain's report get it now
+ * (state running, complete false). */
+void admin_cmd_resume(admin_client *c, const admin_cmd *cmd, int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    dfd_admin *adm = c->adm;
+    dfd_server *srv = adm->srv;
+    dfd_errors errs = {0};
+    int rc = dfd_server_resume(srv, &errs);
+    if (rc == -1) {
+        admin_send_error(c, cmd->name, atomic_load(&srv->draining) ? "shutting_down"
+                                                                   : "resume_failed",
+                         json_pack("{s:o}", "errors", admin_errors(&errs)), 0, "%s",
+                         errs.count ? errs.msgs[0] : "cannot resume");
+        dfd_errors_free(&errs);
+        return;
+    }
+    int was = adm->drain != ADMIN_DRAIN_NONE;
+    if (adm->drain_timer != NULL) {
+        event_free(adm->drain_timer);
+        adm->drain_timer = NULL;
+    }
+    adm->drain = ADMIN_DRAIN_NONE;
+    adm->drain_complete = 0;
+    admin_drain_answer(adm);
+    if (rc == 1) {
+        dfd_info("admin.resume", "uid=%ld msg=\"accepting and taking calls again\"", c->uid);
+        dfd_sdnotify("STATUS=running");
+    }
+    json_t *r = admin_ok(cmd->name);
+    json_object_set_new(r, "state", json_string(admin_state(adm)));
+    json_object_set_new(r, "resumed", json_boolean(rc == 1 || was));
+    json_object_set_new(r, "listeners", admin_uint(srv->nlisteners));
+    admin_send(c, r);
 }
 
 void admin_cmd_drain(admin_client *c, const admin_cmd *cmd, int argc, char **argv)

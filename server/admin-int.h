@@ -156,7 +156,9 @@ void admin_cmd_stats(admin_client *c, const admin_cmd *cmd, int argc, char **arg
 void admin_cmd_metrics(admin_client *c, const admin_cmd *cmd, int argc, char **argv);
 void admin_cmd_reload(admin_client *c, const admin_cmd *cmd, int argc, char **argv);
 void admin_cmd_loglevel(admin_client *c, const admin_cmd *cmd, int argc, char **argv);
+void admin_cmd_accesslog(admin_client *c, const admin_cmd *cmd, int argc, char **argv);
 void admin_cmd_drain(admin_client *c, const admin_cmd *cmd, int argc, char **argv);
+void admin_cmd_resume(admin_client *c, const admin_cmd *cmd, int argc, char **argv);
 void admin_cmd_shutdown(admin_client *c, const admin_cmd *cmd, int argc, char **argv);
 /* load FILE / unload NAME (see admin-load.c) */
 void admin_cmd_load(admin_client *c, const admin_cmd *cmd, int argc, char **argv);

@@ -13,11 +13,13 @@
 
 #include "admin-int.h"
 #include "budget.h"
+#include "isolate.h"
 #include "log.h"
 #include "members.h"
 #include "metrics.h"
 #include "plugin-t.h"
 #include "reload.h"
+#include "router-grace.h"
 #include "server.h"
 #include "stats.h"
 #include "table.h"
@@ -29,6 +31,44 @@ static time_t admin_loaded_at(const dfd_plugin *p)
 {
     struct stat st;
     return p->private_path && stat(p->private_path, &st) == 0 ? st.st_mtime : 0;
+}
+
+/* Each loop's share of the work, one array per figure indexed by loop: requests read
+ * and handler calls started on it (a worker's links spread its calls over its loops),
+ * calls forwarded from it (router). New reference. */
+static json_t *admin_per_loop(const dfd_server *srv)
+{
+    json_t *requests = json_array(), *started = json_array(), *forwarded = json_array();
+    for (unsigned l = 0; l < srv->nloops; l++) {
+        const dfd_stats *st = &srv->loops[l].stats;
+        uint64_t n = 0;
+        for (unsigned k = 0; k < DFD_CALLSTAT_SLOTS; k++)
+            n += atomic_load_explicit(&st->calls[k].started, memory_order_relaxed);
+        json_array_append_new(requests, admin_uint(dfd_stat_get(st, DFD_STAT_requests)));
+        json_array_append_new(started, admin_uint(n));
+        json_array_append_new(forwarded, admin_uint(dfd_stat_get(st, DFD_STAT_forwarded)));
+    }
+    return json_pack("{s:o,s:o,s:o}", "requests", requests, "calls_started", started,
+                     "forwarded", forwarded);
+}
+
+/* A router's startup grace: null when there is none (not a router, or off). */
+static json_t *admin_grace(dfd_server *srv)
+{
+    const dfd_grace *g = srv->registry.grace;
+    if (srv->cfg->role != DFD_ROLE_ROUTER || g == NULL || g->ms == 0)
+        return json_null();
+    const char *missing[64];
+    size_t n = dfd_grace_missing(srv, missing, 64);
+    json_t *names = json_array();
+    for (size_t i = 0; i < n && i < 64; i++)
+        json_array_append_new(names, admin_str(missing[i]));
+    return json_pack("{s:b,s:I,s:o,s:o,s:I,s:I,s:I,s:I}", "active", atomic_load(&g->active),
+                     "ms", (json_int_t)g->ms, "state_file", admin_str(srv->registry.state_file),
+                     "waiting_for", names, "held", (json_int_t)atomic_load(&g->held),
+                     "routed", (json_int_t)atomic_load(&g->routed),
+                     "failed", (json_int_t)atomic_load(&g->failed),
+                     "timed_out", (json_int_t)atomic_load(&g->timed_out));
 }
 
 void admin_cmd_status(admin_client *c, const admin_cmd *cmd, int argc, char **argv)
@@ -54,7 +94,8 @@ void admin_cmd_status(admin_client *c, const admin_cmd *cmd, int argc, char **ar
     json_object_set_new(r, "state", json_string(admin_state(adm)));
     json_object_set_new(r, "started_at", admin_time(time(NULL) - (time_t)(up_ns / 1000000000u)));
     json_object_set_new(r, "uptime_ms", admin_uint(up_ns / 1000000u));
-    json_object_set_new(r, "workers", json_integer(srv->nloops));
+    json_object_set_new(r, "loops", json_integer(srv->nloops));
+    json_object_set_new(r, "workers", json_integer(srv->nloops)); /* its old name */
     json_object_set_new(r, "blocking_threads", json_integer(cfg->blocking_threads));
     json_object_set_new(r, "connections", admin_uint(snap[DFD_STAT_connections_open]));
     json_object_set_new(r, "calls_in_flight", admin_uint(snap[DFD_STAT_calls_in_flight]));
@@ -67,15 +108,19 @@ void admin_cmd_status(admin_client *c, const admin_cmd *cmd, int argc, char **ar
         "limit", admin_uint(srv->budget.limit),
         "connection_limit", admin_uint(srv->budget.conn_limit),
         "refusing", srv->budget.refusing));
-    /* an object by loop number: daffictl shows it as loops.N.stalled ... */
+    /* loops by number: daffictl shows watchdog.loops.N.stalled ... */
     json_t *loops = json_object();
     for (unsigned i = 0; i < srv->nloops; i++) {
         char n[16];
         snprintf(n, sizeof(n), "%u", i);
         json_object_set_new(loops, n, dfd_watchdog_loop_json(srv, i));
     }
-    json_object_set_new(r, "loops", loops);
-    json_object_set_new(r, "stall_warning_ms", admin_uint(cfg->stall_warning_ms));
+    json_object_set_new(r, "watchdog", json_pack("{s:o,s:o,s:o,s:o}",
+        "stall_warning_ms", admin_uint(cfg->stall_warning_ms),
+        "stalled", admin_uint(dfd_watchdog_stalled(srv)),
+        "stalls", admin_uint(dfd_watchdog_stalls(srv)), "loops", loops));
+    json_object_set_new(r, "per_loop", admin_per_loop(srv));
+    json_object_set_new(r, "startup_grace", admin_grace(srv));
     json_object_set_new(r, "accepting", json_boolean(srv->nlisteners > 0 &&
                                                      !atomic_load(&srv->draining)));
     json_t *ls = json_array();
@@ -90,7 +135,7 @@ void admin_cmd_status(admin_client *c, const admin_cmd *cmd, int argc, char **ar
     }
     json_object_set_new(r, "listen", ls);
     json_object_set_new(r, "log_level", json_string(dfd_log_level_name(dfd_log_level())));
-    json_object_set_new(r, "access_log", json_boolean(cfg->access_log));
+    json_object_set_new(r, "access_log", json_boolean(atomic_load(&c->adm->srv->access_log)));
     json_object_set_new(r, "admin_clients", json_integer(adm->nclients));
     if (cfg->metrics_enabled && cfg->metrics_listen.kind == DAFFI_ADDR_UNIX) {
         char m[200];
@@ -143,6 +188,46 @@ static json_t *admin_last_reload(const dfd_server *srv, const char *name)
                      "error", admin_str(rp->last_error), "at", admin_time(rp->last_time));
 }
 
+/* An isolated plugin's children and supervision (docs/ISOLATION.md) into o: its
+ * settings as each child applies them, state, counts and one entry per child process
+ * alive or on its way out. */
+static void admin_isolation(json_t *o, dfd_isolate *iso)
+{
+    json_t *kids = json_array();
+    json_object_set_new(o, "isolation", json_string("process"));
+    json_object_set_new(o, "serving", json_boolean(!iso->failed));
+    json_object_set_new(o, "state", json_string(dfd_isolate_state(iso)));
+    json_object_set_new(o, "processes", json_integer(iso->processes));
+    json_object_set_new(o, "concurrency", json_integer(iso->concurrency));
+    json_object_set_new(o, "queue", json_integer(iso->queue));
+    json_object_set_new(o, "harakiri_ms", admin_uint(iso->harakiri_ms));
+    json_object_set_new(o, "crashes", admin_uint(iso->crashes));
+    json_object_set_new(o, "restarts", admin_uint(iso->restarts));
+    json_object_set_new(o, "harakiri", admin_uint(iso->harakiri));
+    json_object_set_new(o, "last_death", iso->last_death[0] ? admin_str(iso->last_death)
+                                                            : json_null());
+    uint64_t now = dfd_now_ns();
+    for (const dfd_child *ch = iso->children; ch != NULL; ch = ch->next) {
+        if (ch->reaped)
+            continue;
+        pthread_mutex_lock(&iso->lock);
+        int serving = iso->slots[ch->slot].current == ch;
+        pthread_mutex_unlock(&iso->lock);
+        json_t *k = json_object();
+        json_object_set_new(k, "slot", json_integer(ch->slot));
+        json_object_set_new(k, "pid", json_integer(ch->pid));
+        json_object_set_new(k, "state", json_string(dfd_child_state_name(ch->state)));
+        json_object_set_new(k, "serving", json_boolean(serving));
+        json_object_set_new(k, "restarts", json_integer(iso->slots[ch->slot].restarts));
+        json_object_set_new(k, "started_at", admin_time(time(NULL) -
+                            (time_t)((now - ch->spawned_ns) / 1000000000u)));
+        json_object_set_new(k, "in_flight", admin_uint(ch->m != NULL ?
+                            atomic_load(&ch->m->inflight) : 0));
+        json_array_append_new(kids, k);
+    }
+    json_object_set_new(o, "children", kids);
+}
+
 void admin_cmd_plugins(admin_client *c, const admin_cmd *cmd, int argc, char **argv)
 {
     (void)argc;
@@ -177,6 +262,10 @@ void admin_cmd_plugins(admin_client *c, const admin_cmd *cmd, int argc, char **a
         json_object_set_new(o, "queue", json_integer(p->queue));
         json_object_set_new(o, "loaded_at", admin_time(admin_loaded_at(p)));
         json_object_set_new(o, "last_reload", admin_last_reload(srv, p->name));
+        if (p->iso != NULL)
+            admin_isolation(o, p->iso);
+        else
+            json_object_set_new(o, "isolation", json_string("inline"));
         json_array_append_new(list, o);
     }
     /* plugins the configuration names that do not serve: a first load that failed,
@@ -284,15 +373,25 @@ static json_t *admin_router_members(dfd_server *srv)
     if (s != NULL)
         dfd_snapshot_retain(s);
     pthread_mutex_unlock(&srv->registry.lock);
+    uint64_t now = dfd_now_ns(), frozen_ns = srv->cfg->heartbeat_ms * 1500000u;
     for (size_t i = 0; s != NULL && i < s->n; i++) {
         const dfd_snap_member *sm = &s->members[i];
         json_t *cbs = json_array();
         for (size_t k = 0; k < sm->ncallbacks; k++)
             json_array_append_new(cbs, admin_str(sm->callbacks[k]));
-        json_array_append_new(list, json_pack("{s:o,s:b,s:b,s:b,s:I,s:o}", "name",
+        /* its connections: a member with a session may have several (members.h) */
+        json_t *links = json_array();
+        for (size_t k = 0; k < sm->nlinks; k++) {
+            const dfd_link *l = sm->links[k];
+            json_array_append_new(links, json_pack("{s:i,s:i,s:b,s:b,s:I}", "link",
+                (int)l->index, "loop", (int)l->loop->index, "alive", atomic_load(&l->alive),
+                "frozen", dfd_link_frozen(l, now, frozen_ns),
+                "in_flight", (json_int_t)atomic_load(&l->inflight)));
+        }
+        json_array_append_new(list, json_pack("{s:o,s:b,s:b,s:b,s:I,s:o,s:o}", "name",
             admin_str(sm->m->name), "self", sm->m->local, "local", sm->m->local, "alive",
             atomic_load(&sm->m->alive), "in_flight",
-            (json_int_t)atomic_load(&sm->m->inflight), "callbacks", cbs));
+            (json_int_t)atomic_load(&sm->m->inflight), "links", links, "callbacks", cbs));
     }
     if (s != NULL)
         dfd_snapshot_release(s);

@@ -14,6 +14,13 @@ void dfd_budget_init(dfd_budget *b, const dfd_config *cfg)
 {
     size_t share = cfg->max_connection_memory;
 
+    if (cfg->max_memory == 0) {
+        /* no budget (an isolated plugin's child: its parent's bounds what reaches it) */
+        b->limit = b->conn_limit = SIZE_MAX / 4;
+        atomic_init(&b->reserved, 0);
+        atomic_init(&b->shedding, 0);
+        return;
+    }
     if (share == 0) {
         /* a message of max_message is held twice while it is taken: in the read
          * buffer and in its call */
@@ -175,6 +182,8 @@ void dfd_budget_output(dfd_conn *c, size_t backlog, int progressed)
     else if (held < c->mem_out)
         dfd_budget_release(c->loop, c->mem_out - held);
     c->mem_out = held;
+    if (c->internal)
+        return; /* counted, never shed: its supervisor watches it */
     if (backlog == 0) {
         if (!c->stuck)
             return;

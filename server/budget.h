@@ -35,7 +35,7 @@
 
 /* Sets the budget from cfg (max_connection_memory 0: a quarter of max_memory, but room
  * for a message of max_message on its way in and in its call, and never past
- * max_memory). */
+ * max_memory; max_memory 0, which no configuration can set: no budget). */
 void dfd_budget_init(dfd_budget *b, const dfd_config *cfg);
 
 /* What every loop holds now (any thread; the loops' exact counts). */

@@ -25,7 +25,7 @@
 struct dfd_conn;
 struct dfd_loop;
 struct dfd_callback;
-struct dfd_member;
+struct dfd_link;
 struct dfd_cast;
 struct dfd_stream;
 
@@ -48,6 +48,9 @@ typedef struct dfd_call_hooks {
     /* The default TIMEOUT was decided with message msg: report it instead of writing
      * it to the connection (a cast's child). */
     void (*timed_out)(struct dfd_call *call, const char *msg);
+    /* The caller's connection closed while the call waits for something other than a
+     * handler (a daffi.wait): drop it now. May free the call. */
+    void (*caller_gone)(struct dfd_call *call);
 } dfd_call_hooks;
 
 /* Where a call went, at its deadline: write the TIMEOUT message into msg and stop
@@ -84,8 +87,9 @@ typedef struct dfd_call {
     const dfd_call_hooks *hooks;    /* NULL: the default life */
     dfd_call_expire_fn expire;      /* NULL: a local call */
     uint64_t timeout_ms;            /* deadline (0 = none) */
-    struct dfd_member *member;      /* FORWARD: where it went (a reference) */
-    uint32_t member_msgid;          /* FORWARD: our msgid on the member's connection */
+    struct dfd_link *link;          /* FORWARD: the member link it went to (a reference) */
+    uint32_t member_msgid;          /* FORWARD: our msgid on that link's connection */
+    int to_member;                  /* FORWARD: `to` named its member: no other serves it */
     unsigned fwd_slot;              /* FORWARD: callstat slot + 1 (0: not counted) */
     struct dfd_cast *cast;          /* a cast's child: the cast it reports to */
     unsigned cast_slot;

@@ -37,8 +37,9 @@ dfd_call *dfd_call_new(dfd_loop *loop)
     call->hooks = NULL;
     call->expire = NULL;
     call->timeout_ms = 0;
-    call->member = NULL;
+    call->link = NULL;
     call->member_msgid = 0;
+    call->to_member = 0;
     call->fwd_slot = 0;
     call->cast = NULL;
     call->cast_slot = 0;
@@ -70,8 +71,8 @@ void dfd_call_free(dfd_call *call)
     }
     call->cb = NULL;
     dfd_budget_call_freed(call);
-    dfd_member_release(call->member);
-    call->member = NULL;
+    dfd_link_release(call->link);
+    call->link = NULL;
     dfd_stream_release(call->stream);
     call->stream = NULL;
     daffi_call_reset(&call->base);

@@ -16,6 +16,7 @@
 #define DFD_CFG_MAX_DURATION_MS (7ull * 24 * 3600 * 1000) /* 7 days */
 #define DFD_CFG_PLUGIN_NAME_MAX 64
 #define DFD_CFG_MEMBER_NAME_MAX 255
+#define DFD_CFG_MAX_PROCESSES 256u
 
 typedef enum dfd_cfg_sect {
     DFD_SECT_NONE = 0, /* before any header */
@@ -43,6 +44,9 @@ typedef struct dfd_cfg_plugin_meta {
     dfd_cfg_where path_at;
     dfd_cfg_where name_at;
     size_t config_cap;       /* allocated entries of the plugin's config array */
+    const char *process_key; /* the first key only isolation = process reads (static
+                                name), or NULL */
+    dfd_cfg_where process_key_at;
 } dfd_cfg_plugin_meta;
 
 typedef struct dfd_cfg_loader {
@@ -65,11 +69,16 @@ typedef struct dfd_cfg_loader {
  * the host name). Allocates nothing. */
 void dfd_cfg_defaults(dfd_config *cfg);
 
-/* The online CPUs (at least 1): what workers = auto and blocking_threads = auto mean. */
+/* The online CPUs (at least 1): what blocking_threads = auto means. */
 unsigned dfd_cfg_ncpu(void);
 /* The default [limits] max_memory: 1G, or a quarter of the physical memory when that
  * is less, but at least 64M. */
 size_t dfd_cfg_default_max_memory(void);
+/* What workers = auto means: the online CPUs but one, at least 1. The spare CPU runs
+ * what the loops wait on (the kernel's network work, clients on the same machine, the
+ * main thread, the blocking pool): on 2 CPUs with a local client one loop served more
+ * calls than two, at less CPU per call (make bench, "2 cores" rows). */
+unsigned dfd_cfg_auto_workers(void);
 
 /* Returns the name of a real section ("server", ...), NULL for NONE and SKIP. */
 const char *dfd_cfg_sect_name(dfd_cfg_sect sect);
@@ -95,8 +104,8 @@ const char *dfd_cfg_plugin_key(dfd_cfg_loader *ld, dfd_plugin_conf *p,
                                dfd_cfg_plugin_meta *m, const char *key, const char *value,
                                dfd_cfg_where at);
 /* config-special.c: applies a [server] or [admin] key that is not a plain typed value
- * (name, listen, router, plugin_dir, pidfile, metrics_listen, socket, owner, group,
- * load_paths); v is not empty. Returns NULL or why v is refused (static, or in
+ * (name, listen, router, plugin_dir, pidfile, state_file, metrics_listen, socket, owner,
+ * group, load_paths); v is not empty. Returns NULL or why v is refused (static, or in
  * ld->why). */
 const char *dfd_cfg_special(dfd_cfg_loader *ld, const char *key, const char *v);
 /* Puts such a key back to "not set" (its default). */

@@ -23,6 +23,7 @@
 typedef enum cfg_type {
     CFG_UINT,     /* unsigned, lo..hi */
     CFG_THREADS,  /* unsigned, "auto" (online CPUs) or lo..hi */
+    CFG_LOOPS,    /* unsigned, "auto" (dfd_cfg_auto_workers) or lo..hi */
     CFG_OCTAL,    /* unsigned, octal lo..hi */
     CFG_SIZE,     /* size_t, a size lo..hi */
     CFG_DURATION, /* uint64_t milliseconds, up to hi */
@@ -43,14 +44,18 @@ typedef struct cfg_key {
 /* CFG_CHOICE stores through an int pointer into these enums. */
 _Static_assert(sizeof(dfd_role) == sizeof(int), "dfd_role is int-sized");
 _Static_assert(sizeof(dfd_log_target) == sizeof(int), "dfd_log_target is int-sized");
+_Static_assert(sizeof(dfd_log_format) == sizeof(int), "dfd_log_format is int-sized");
 _Static_assert(sizeof(dfd_duplicate) == sizeof(int), "dfd_duplicate is int-sized");
 _Static_assert(sizeof(dfd_plugin_paths) == sizeof(int), "dfd_plugin_paths is int-sized");
+_Static_assert(sizeof(dfd_isolation_mode) == sizeof(int), "dfd_isolation_mode is int-sized");
 
 static const char *const cfg_roles[] = { "service", "router", "worker", NULL };
 static const char *const cfg_levels[] = { "debug", "info", "warn", "error", NULL };
 static const char *const cfg_targets[] = { "stderr", "syslog", NULL };
+static const char *const cfg_formats[] = { "text", "json", NULL };
 static const char *const cfg_duplicates[] = { "reject", "replace", NULL };
 static const char *const cfg_plugin_paths[] = { "any", "strict", NULL };
+static const char *const cfg_isolations[] = { "inline", "process", NULL };
 
 #define CFG_S(f) offsetof(dfd_config, f)
 #define CFG_P(f) offsetof(dfd_plugin_conf, f)
@@ -60,8 +65,9 @@ static const cfg_key cfg_server_keys[] = {
     { DFD_SECT_SERVER, "role", CFG_CHOICE, CFG_S(role), 0, 0, cfg_roles },
     { DFD_SECT_SERVER, "name", CFG_SPECIAL, 0, 0, 0, NULL },
     { DFD_SECT_SERVER, "listen", CFG_SPECIAL, 0, 0, 0, NULL },
-    { DFD_SECT_SERVER, "workers", CFG_THREADS, CFG_S(workers), 1, DFD_CFG_MAX_THREADS,
-      NULL },
+    { DFD_SECT_SERVER, "loops", CFG_LOOPS, CFG_S(workers), 1, DFD_CFG_MAX_THREADS, NULL },
+    /* the old name of loops, kept as an alias: "workers" read as the worker role */
+    { DFD_SECT_SERVER, "workers", CFG_LOOPS, CFG_S(workers), 1, DFD_CFG_MAX_THREADS, NULL },
     { DFD_SECT_SERVER, "blocking_threads", CFG_THREADS, CFG_S(blocking_threads), 1,
       DFD_CFG_MAX_THREADS, NULL },
     { DFD_SECT_SERVER, "shutdown_timeout", CFG_DURATION, CFG_S(shutdown_timeout_ms), 0,
@@ -88,6 +94,9 @@ static const cfg_key cfg_server_keys[] = {
       DFD_CFG_MAX_DURATION_MS, NULL },
     { DFD_SECT_SERVER, "stall_warning", CFG_DURATION, CFG_S(stall_warning_ms), 0,
       DFD_CFG_MAX_DURATION_MS, NULL },
+    { DFD_SECT_SERVER, "startup_grace", CFG_DURATION, CFG_S(startup_grace_ms), 0,
+      3600000, NULL },
+    { DFD_SECT_SERVER, "state_file", CFG_SPECIAL, 0, 0, 0, NULL },
     { DFD_SECT_LIMITS, "max_message", CFG_SIZE, CFG_S(max_message), 64, CFG_1G, NULL },
     { DFD_SECT_LIMITS, "max_depth", CFG_UINT, CFG_S(max_depth), 1, 62, NULL },
     { DFD_SECT_LIMITS, "max_pending", CFG_UINT, CFG_S(max_pending), 1, 1000000, NULL },
@@ -105,6 +114,7 @@ static const cfg_key cfg_server_keys[] = {
       DFD_CFG_MAX_DURATION_MS, NULL },
     { DFD_SECT_LOG, "level", CFG_CHOICE, CFG_S(log_level), 0, 0, cfg_levels },
     { DFD_SECT_LOG, "target", CFG_CHOICE, CFG_S(log_target), 0, 0, cfg_targets },
+    { DFD_SECT_LOG, "format", CFG_CHOICE, CFG_S(log_format), 0, 0, cfg_formats },
     { DFD_SECT_LOG, "access_log", CFG_BOOL, CFG_S(access_log), 0, 1, NULL },
     { DFD_SECT_SERVER, "metrics_listen", CFG_SPECIAL, 0, 0, 0, NULL },
     { DFD_SECT_ADMIN, "socket", CFG_SPECIAL, 0, 0, 0, NULL },
@@ -124,7 +134,23 @@ static const cfg_key cfg_plugin_keys[] = {
     { DFD_SECT_PLUGIN, "timeout", CFG_DURATION, CFG_P(timeout_ms), 0,
       DFD_CFG_MAX_DURATION_MS, NULL },
     { DFD_SECT_PLUGIN, "enabled", CFG_BOOL, CFG_P(enabled), 0, 1, NULL },
+    { DFD_SECT_PLUGIN, "isolation", CFG_CHOICE, CFG_P(isolation), 0, 0, cfg_isolations },
+    { DFD_SECT_PLUGIN, "processes", CFG_UINT, CFG_P(processes), 1, DFD_CFG_MAX_PROCESSES,
+      NULL },
+    { DFD_SECT_PLUGIN, "harakiri", CFG_DURATION, CFG_P(harakiri_ms), 0,
+      DFD_CFG_MAX_DURATION_MS, NULL },
+    { DFD_SECT_PLUGIN, "rlimit_as", CFG_SIZE, CFG_P(rlimit_as), 0, 1024 * CFG_1G,
+      NULL },
+    { DFD_SECT_PLUGIN, "rlimit_cpu", CFG_DURATION, CFG_P(rlimit_cpu_ms), 0,
+      DFD_CFG_MAX_DURATION_MS, NULL },
 };
+
+/* 1 for the [plugin] keys that only mean something with isolation = process. */
+static int cfg_process_only(const char *key)
+{
+    return strcmp(key, "processes") == 0 || strcmp(key, "harakiri") == 0 ||
+           strcmp(key, "rlimit_as") == 0 || strcmp(key, "rlimit_cpu") == 0;
+}
 
 #define CFG_NKEYS(t) (sizeof(t) / sizeof((t)[0]))
 
@@ -156,6 +182,13 @@ size_t dfd_cfg_default_max_memory(void)
     return quarter < (64u << 20) ? (size_t)64 << 20 : (size_t)quarter;
 }
 
+unsigned dfd_cfg_auto_workers(void)
+{
+    unsigned n = dfd_cfg_ncpu();
+
+    return n > 1 ? n - 1 : 1;
+}
+
 /* Writes n as the shortest exact binary-unit text ("64K", "1G", "100"). */
 static void cfg_size_text(uint64_t n, char *buf, size_t len)
 {
@@ -183,8 +216,10 @@ static const char *cfg_typed(dfd_cfg_loader *ld, const cfg_key *k, void *base,
 
     switch (k->type) {
     case CFG_THREADS:
+    case CFG_LOOPS:
         if (strcmp(v, "auto") == 0) {
-            *(unsigned *)(void *)field = dfd_cfg_ncpu();
+            *(unsigned *)(void *)field =
+                k->type == CFG_LOOPS ? dfd_cfg_auto_workers() : dfd_cfg_ncpu();
             return NULL;
         }
         /* fall through */
@@ -242,8 +277,8 @@ static const char *cfg_typed(dfd_cfg_loader *ld, const cfg_key *k, void *base,
         return "internal error: no parser for this key";
     }
     snprintf(ld->why, sizeof(ld->why), "must be %san integer from %llu to %llu",
-             k->type == CFG_THREADS ? "auto or " : "", (unsigned long long)k->lo,
-             (unsigned long long)k->hi);
+             k->type == CFG_THREADS || k->type == CFG_LOOPS ? "auto or " : "",
+             (unsigned long long)k->lo, (unsigned long long)k->hi);
     return ld->why;
 }
 
@@ -253,6 +288,7 @@ static size_t cfg_field_size(cfg_type type)
     switch (type) {
     case CFG_UINT:
     case CFG_THREADS:
+    case CFG_LOOPS:
     case CFG_OCTAL:
         return sizeof(unsigned);
     case CFG_SIZE:
@@ -330,7 +366,8 @@ const char *dfd_cfg_plugin_key(dfd_cfg_loader *ld, dfd_plugin_conf *p,
                                     DFD_SECT_PLUGIN, key);
 
     if (k == NULL)
-        return "unknown key (name, path, concurrency, queue, timeout, enabled)";
+        return "unknown key (name, path, concurrency, queue, timeout, enabled, isolation, "
+               "processes, harakiri, rlimit_as, rlimit_cpu)";
     if (*v == '\0') {
         /* unset (cfg_server_unset's rule): the default, or missing for name and path */
         if (k->type != CFG_SPECIAL) {
@@ -338,6 +375,8 @@ const char *dfd_cfg_plugin_key(dfd_cfg_loader *ld, dfd_plugin_conf *p,
             dfd_cfg_plugin_init(&defaults);
             memcpy((char *)p + k->offset, (const char *)&defaults + k->offset,
                    cfg_field_size(k->type));
+            if (m->process_key == k->name)
+                m->process_key = NULL;
         } else if (strcmp(key, "name") == 0) {
             dfd_cfg_unset_str(&p->name);
             m->name_at = at;
@@ -347,8 +386,15 @@ const char *dfd_cfg_plugin_key(dfd_cfg_loader *ld, dfd_plugin_conf *p,
         }
         return NULL;
     }
-    if (k->type != CFG_SPECIAL)
-        return cfg_typed(ld, k, p, v);
+    if (k->type != CFG_SPECIAL) {
+        const char *why = cfg_typed(ld, k, p, v);
+        /* remembered so that a key isolation = inline ignores is an error (config.c) */
+        if (why == NULL && cfg_process_only(key) && m->process_key == NULL) {
+            m->process_key = k->name;
+            m->process_key_at = at;
+        }
+        return why;
+    }
     if (strcmp(key, "name") == 0) {
         if (!dfd_cfg_valid_name(v, DFD_CFG_PLUGIN_NAME_MAX))
             return "must be 1 to 64 characters of A-Z a-z 0-9 _ . -";

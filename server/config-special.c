@@ -246,6 +246,12 @@ const char *dfd_cfg_special(dfd_cfg_loader *ld, const char *key, const char *v)
     }
     if (strcmp(key, "plugin_dir") == 0)
         return dfd_cfg_set_str(&ld->plugin_dir, v);
+    if (strcmp(key, "state_file") == 0) {
+        if (strcmp(v, "none") != 0 && v[0] != '/')
+            return "must be an absolute path, or none (no member file: the startup grace "
+                   "then lasts its whole time)";
+        return dfd_cfg_set_str(&ld->cfg->state_file, v);
+    }
     return dfd_cfg_set_str(&ld->cfg->pidfile, v);
 }
 
@@ -273,6 +279,8 @@ void dfd_cfg_special_unset(dfd_cfg_loader *ld, const char *key)
         dfd_cfg_unset_str(&ld->plugin_dir); /* the configuration directory */
     } else if (strcmp(key, "pidfile") == 0) {
         dfd_cfg_unset_str(&cfg->pidfile);
+    } else if (strcmp(key, "state_file") == 0) {
+        dfd_cfg_unset_str(&cfg->state_file); /* the default place */
     } else if (strcmp(key, "metrics_listen") == 0) {
         cfg->metrics_enabled = 0;
     } else if (strcmp(key, "socket") == 0) {

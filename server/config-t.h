@@ -18,12 +18,22 @@ typedef enum dfd_role { DFD_ROLE_SERVICE = 0, DFD_ROLE_ROUTER = 1, DFD_ROLE_WORK
 typedef enum dfd_duplicate { DFD_DUP_REJECT = 0, DFD_DUP_REPLACE = 1 } dfd_duplicate;
 
 typedef enum dfd_log_target { DFD_LOG_STDERR = 0, DFD_LOG_SYSLOG = 1 } dfd_log_target;
+typedef enum dfd_log_format { DFD_LOG_TEXT = 0, DFD_LOG_JSON = 1 } dfd_log_format;
 
 /* [server] plugin_paths: where a plugin's .so may be. */
 typedef enum dfd_plugin_paths {
     DFD_PLUGIN_PATHS_ANY = 0,    /* any path (the configuration directory is trusted) */
     DFD_PLUGIN_PATHS_STRICT = 1  /* only under plugin_dir, symlinks resolved */
 } dfd_plugin_paths;
+
+/* [plugin] isolation: where a plugin's handlers run. */
+typedef enum dfd_isolation_mode {
+    DFD_ISOLATION_INLINE = 0,    /* in daffid's own threads (the default) */
+    DFD_ISOLATION_PROCESS = 1    /* in supervised child processes (isolate.h) */
+} dfd_isolation_mode;
+
+/* [plugin] harakiri unset: twice the plugin's call timeout. */
+#define DFD_HARAKIRI_DEFAULT UINT64_MAX
 
 /* Where a value came from, for error messages: "conf.d/10-calc.ini:4" or "-o #2". */
 typedef struct dfd_origin {
@@ -45,6 +55,16 @@ typedef struct dfd_plugin_conf {
     unsigned queue;      /* calls waiting past concurrency before OVERLOADED */
     uint64_t timeout_ms; /* per-call deadline; 0 = the server's default_timeout */
     int enabled;         /* 0 skips the plugin (enabled = no) */
+    int isolation;       /* isolation = inline | process (dfd_isolation_mode) */
+    unsigned processes;  /* processes = N child processes serving it (isolation =
+                            process; default 1) */
+    uint64_t harakiri_ms; /* harakiri = how long a call may run in a child before the
+                            child is killed; DFD_HARAKIRI_DEFAULT = twice the call
+                            timeout (none without one); 0 = never */
+    size_t rlimit_as;    /* rlimit_as = size: a child's address space (RLIMIT_AS);
+                            0 = no limit */
+    uint64_t rlimit_cpu_ms; /* rlimit_cpu = duration: the CPU time a child may use over
+                            its life (RLIMIT_CPU, whole seconds); 0 = no limit */
     char *confine_dir;   /* plugin_paths = strict: plugin_dir with symlinks resolved,
                             under which the opened file must be; NULL: anywhere; owned */
     dfd_kv *config;      /* the free-form [config] section, in file order; owned */
@@ -86,6 +106,11 @@ typedef struct dfd_config {
     uint64_t stall_warning_ms; /* stall_warning = duration a loop may stay away from its
                                   event loop before the watchdog warns (default 1s;
                                   0 = off) */
+    uint64_t startup_grace_ms; /* startup_grace = duration a restarted router holds calls
+                                  for callbacks nobody exposes yet (default 2s; 0 = off) */
+    char *state_file;          /* state_file = absolute path of the router's member file,
+                                  or "none"; NULL when unset: the default place
+                                  (members-file.h) */
 
     /* [limits] */
     size_t max_message;        /* max_message = size (default 16M) */
@@ -107,6 +132,7 @@ typedef struct dfd_config {
     /* [log] */
     int log_level;             /* level = debug | info | warn | error (daffi_log_level) */
     dfd_log_target log_target; /* target = stderr | syslog */
+    dfd_log_format log_format; /* format = text (logfmt) | json */
     int access_log;            /* access_log = yes | no */
 
     /* [admin] (admin.h), and [server] metrics_listen (metrics.h) */

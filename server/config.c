@@ -152,12 +152,16 @@ void dfd_cfg_plugin_free(dfd_plugin_conf *p)
     memset(p, 0, sizeof(*p));
 }
 
-/* Zeroes p and sets the [plugin] defaults (queue 1024, enabled). p owns nothing yet. */
+/* Zeroes p and sets the [plugin] defaults (queue 1024, enabled, inline, 1 process,
+ * harakiri at twice the timeout). p owns nothing yet. */
 void dfd_cfg_plugin_init(dfd_plugin_conf *p)
 {
     memset(p, 0, sizeof(*p));
     p->queue = 1024;
     p->enabled = 1;
+    p->isolation = DFD_ISOLATION_INLINE;
+    p->processes = 1;
+    p->harakiri_ms = DFD_HARAKIRI_DEFAULT;
 }
 
 /* Index of the plugin called name in cfg->plugins, or -1. */
@@ -422,6 +426,10 @@ static void cfg_resolve_plugins(dfd_cfg_loader *ld, int check_files)
                         m->raw_path, "%s", why);
         if (strict && p->enabled)
             cfg_confine(ld, p, m, real);
+        /* a setting that would do nothing is a mistake worth naming */
+        if (m->process_key != NULL && p->isolation != DFD_ISOLATION_PROCESS)
+            dfd_cfg_err(ld, m->process_key_at.file, m->process_key_at.line, "plugin",
+                        m->process_key, NULL, "only applies with isolation = process");
     }
 }
 
@@ -459,6 +467,7 @@ void dfd_config_free(dfd_config *cfg)
     free(cfg->listen);
     free(cfg->plugin_dir);
     free(cfg->pidfile);
+    free(cfg->state_file);
     free(cfg->router);
     free(cfg->admin_socket);
     for (size_t i = 0; i < cfg->nadmin_load_paths; i++)
@@ -476,7 +485,7 @@ void dfd_cfg_defaults(dfd_config *cfg)
     unsigned threads = dfd_cfg_ncpu();
 
     cfg->role = DFD_ROLE_SERVICE;
-    cfg->workers = threads;
+    cfg->workers = dfd_cfg_auto_workers();
     cfg->blocking_threads = threads;
     cfg->shutdown_timeout_ms = 10000;
     cfg->default_timeout_ms = 30000;
@@ -486,6 +495,7 @@ void dfd_cfg_defaults(dfd_config *cfg)
     cfg->heartbeat_misses = 3;
     cfg->member_inflight = 16384;
     cfg->reconnect_max_ms = 5000;
+    cfg->startup_grace_ms = 2000;
     cfg->unix_mode = 0660;
     cfg->max_message = (size_t)16 << 20;
     cfg->max_depth = 32;

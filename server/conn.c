@@ -160,8 +160,7 @@ void dfd_conn_flush_dirty(dfd_loop *loop)
 
 void dfd_conn_answer(dfd_conn *c, dfd_call *call)
 {
-    int code = daffi_call_write_response(&call->base, call->msgid, &c->out,
-                                         conn_limits(c)->max_message);
+    int code = daffi_call_write_response(&call->base, call->msgid, &c->out, conn_limits(c));
     if (code == -1) {
         dfd_error("conn.oom", "peer=%s msg=\"out of memory writing a response\"", c->peer);
         c->closing = 1;
@@ -234,7 +233,7 @@ void dfd_conn_send_request(dfd_conn *c, uint32_t msgid, const char *method,
 
 void dfd_conn_answer_now(dfd_conn *c, dfd_call *call)
 {
-    daffi_call_write_response(&call->base, call->msgid, &c->out, conn_limits(c)->max_message);
+    daffi_call_write_response(&call->base, call->msgid, &c->out, conn_limits(c));
     dfd_stat_add(&c->loop->stats, DFD_STAT_responses_ok, 1);
     conn_after_append(c);
 }
@@ -550,8 +549,11 @@ static void conn_kill(dfd_conn *c)
         call->conn = NULL;
         call->conn_prev = call->conn_next = NULL;
         atomic_store(&call->cancelled, 1);
-        /* a handler waiting on this loop is told (it may complete the call here) */
-        if (atomic_load(&call->state) == DFD_CALL_PENDING && dfd_loop_is_current(loop))
+        /* whoever holds the call lets go now (either may complete or free it here): its
+         * role (a daffi.wait parked for members), or a handler waiting on this loop */
+        if (call->hooks != NULL && call->hooks->caller_gone != NULL)
+            call->hooks->caller_gone(call);
+        else if (atomic_load(&call->state) == DFD_CALL_PENDING && dfd_loop_is_current(loop))
             daffi_call_fire_cancel(&call->base);
         call = next;
     }

@@ -121,6 +121,9 @@ struct dfd_conn {
                                      waits (budget.h) */
     unsigned partial : 1;         /* part of a message is buffered (read_timeout) */
     unsigned mem_paused : 1;      /* not read until the budget has room (budget.h) */
+    unsigned internal : 1;        /* a link between daffid and its own child process:
+                                     no idle or read timeout and never shed, its
+                                     supervisor watches it (set by the adopter) */
     char peer[64];                /* for logs: address, or what the owner named it */
 };
 

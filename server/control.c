@@ -226,7 +226,7 @@ static int control_call(dfd_conn *c, dfd_call *call)
             dfd_conn_error(c, call->msgid, DAFFI_E_UNAVAILABLE, msg);
         return 0;
     }
-    dfd_dispatch_route_local(c, call);
+    srv->route(c, call); /* a service's or worker's table (a child's, watched) */
     return 1;
 }
 
@@ -242,6 +242,7 @@ enum {
 
 typedef struct control_method {
     const char *name;       /* after "daffi." */
+    size_t len;
     dfd_control_fn fn;
     unsigned roles;         /* bit (1 << role) for each role that serves it */
     unsigned flags;
@@ -249,18 +250,18 @@ typedef struct control_method {
 } control_method;
 
 static const control_method control_methods[] = {
-    {"ping", control_ping, ROLE_ALL, CTL_REQUEST, NULL},
-    {"members", control_members, ROLE_ALL, CTL_REQUEST, NULL},
-    {"hello", control_hello, ROLE_ALL, CTL_REQUEST, NULL},
-    {"call", control_call, ROLE_ALL, 0, NULL},
-    {"cast", dfd_fanout_cast, ROLE_ROUTER, 0, NULL},
-    {"wait", dfd_fanout_wait, ROLE_ROUTER, 0, NULL},
-    {"subscribe", dfd_membership_subscribe, ROLE_ROUTER, 0, NULL},
-    {"stream", dfd_stream_open, ROLE_ALL, CTL_REQUEST, NULL},
-    {"end", dfd_stream_end, ROLE_ALL, 0, NULL},
-    {"chunk", dfd_stream_chunk, ROLE_ALL, CTL_NOTIFY, "[stream id, chunk]"},
-    {"credit", dfd_stream_credit, ROLE_ALL, CTL_NOTIFY, "[stream id, chunks]"},
-    {"abort", dfd_stream_abort, ROLE_ALL, CTL_NOTIFY, "[stream id]"},
+    {"ping", 4, control_ping, ROLE_ALL, CTL_REQUEST, NULL},
+    {"members", 7, control_members, ROLE_ALL, CTL_REQUEST, NULL},
+    {"hello", 5, control_hello, ROLE_ALL, CTL_REQUEST, NULL},
+    {"call", 4, control_call, ROLE_ALL, 0, NULL},
+    {"cast", 4, dfd_fanout_cast, ROLE_ROUTER, 0, NULL},
+    {"wait", 4, dfd_fanout_wait, ROLE_ROUTER, 0, NULL},
+    {"subscribe", 9, dfd_membership_subscribe, ROLE_ROUTER, 0, NULL},
+    {"stream", 6, dfd_stream_open, ROLE_ALL, CTL_REQUEST, NULL},
+    {"end", 3, dfd_stream_end, ROLE_ALL, 0, NULL},
+    {"chunk", 5, dfd_stream_chunk, ROLE_ALL, CTL_NOTIFY, "[stream id, chunk]"},
+    {"credit", 6, dfd_stream_credit, ROLE_ALL, CTL_NOTIFY, "[stream id, chunks]"},
+    {"abort", 5, dfd_stream_abort, ROLE_ALL, CTL_NOTIFY, "[stream id]"},
 };
 
 int dfd_control_handle(dfd_conn *c, dfd_call *call)
@@ -270,8 +271,7 @@ int dfd_control_handle(dfd_conn *c, dfd_call *call)
     size_t len = call->base.msg.method_len - 6;
     const control_method *m = NULL;
     for (size_t i = 0; i < sizeof(control_methods) / sizeof(control_methods[0]); i++)
-        if (strlen(control_methods[i].name) == len &&
-            memcmp(control_methods[i].name, name, len) == 0) {
+        if (control_methods[i].len == len && memcmp(control_methods[i].name, name, len) == 0) {
             m = &control_methods[i];
             break;
         }

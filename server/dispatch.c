@@ -19,6 +19,7 @@
 #include "control.h"
 #include "dispatch.h"
 #include "log.h"
+#include "logfmt.h"
 #include "plugin.h"
 #include "server.h"
 #include "stream.h"
@@ -35,18 +36,32 @@ static const daffi_call_ops dispatch_ops = {
 
 static void dispatch_on_timeout(evutil_socket_t fd, short what, void *arg);
 
+/* Arms call->timer for what is left of its deadline, rounded up to the microsecond.
+ * Returns 0 when armed, 1 when the deadline has passed. */
+static int dispatch_arm_rest(dfd_call *call)
+{
+    uint64_t due = call->start_ns + call->timeout_ms * 1000000u;
+    uint64_t now = dfd_now_ns();
+    if (now >= due)
+        return 1;
+    uint64_t us = (due - now + 999) / 1000;
+    struct timeval tv = {(time_t)(us / 1000000), (suseconds_t)(us % 1000000)};
+    evtimer_add(&call->timer, &tv);
+    call->timer_armed = 1;
+    return 0;
+}
+
 /* Arms the call's deadline (call->timeout_ms; 0 = none). Owner loop thread only. */
 void dfd_dispatch_arm_deadline(dfd_call *call)
 {
     if (call->timer_armed || call->timeout_ms == 0)
         return;
-    uint64_t ms = call->timeout_ms;
-    uint64_t spent = (dfd_now_ns() - call->start_ns) / 1000000u;
-    uint64_t left = ms > spent ? ms - spent : 0;
-    struct timeval tv = {(time_t)(left / 1000), (suseconds_t)((left % 1000) * 1000)};
     evtimer_assign(&call->timer, call->loop->base, dispatch_on_timeout, call);
-    evtimer_add(&call->timer, &tv);
-    call->timer_armed = 1;
+    if (dispatch_arm_rest(call) == 1) {
+        struct timeval now = {0, 0};
+        evtimer_add(&call->timer, &now);
+        call->timer_armed = 1;
+    }
 }
 
 /* Mail: a call completed on another thread (or a queued one got its slot). */
@@ -141,6 +156,11 @@ static void dispatch_start(dfd_call *call, uint64_t since_ns)
         dfd_dispatch_finish(call);
         return;
     }
+    /* a generation served by child processes (isolation = process) takes it here */
+    if (call->cb->plugin->forward != NULL) {
+        call->cb->plugin->forward(call);
+        return;
+    }
     atomic_store(&call->state, DFD_CALL_RUNNING);
     if (call->cb->flags & DAFFI_CB_BLOCKING) {
         dfd_dispatch_arm_deadline(call);
@@ -213,8 +233,8 @@ void dfd_dispatch_finish(dfd_call *call)
     if (h != NULL && h->before_answer != NULL)
         h->before_answer(call);
     dfd_conn *c = call->conn;
-    if (loop->srv->cfg->access_log)
-        dfd_log_access(call, c != NULL ? c->peer : "-");
+    if (atomic_load_explicit(&loop->srv->access_log, memory_order_relaxed))
+        dfd_log_access(call, c != NULL ? c->peer : "-", -1);
     if (c == NULL || call->answered) {
         if (atomic_load(&call->cancelled))
             dfd_stat_add(&loop->stats, DFD_STAT_late_completions, 1);
@@ -302,6 +322,10 @@ static void dispatch_on_timeout(evutil_socket_t fd, short what, void *arg)
     dfd_call *call = arg;
     dfd_loop *loop = call->loop;
     call->timer_armed = 0;
+    /* the loops run libevent's coarse clock (no timerfd syscall per loop pass), which
+     * may fire up to a tick early: the deadline is the precise clock's */
+    if (dispatch_arm_rest(call) == 0)
+        return;
     dfd_loop_batch_begin(loop);
     dispatch_timeout(call);
     dfd_loop_batch_end(loop);
@@ -326,7 +350,14 @@ static void dispatch_refuse(dfd_conn *c, dfd_call *call, int code, const char *m
 {
     if (!call->notify)
         dfd_conn_error(c, call->msgid, code, msg);
+    dfd_dispatch_log_refused(c, call, code);
     dfd_call_free(call);
+}
+
+void dfd_dispatch_log_refused(dfd_conn *c, dfd_call *call, int code)
+{
+    if (atomic_load_explicit(&call->loop->srv->access_log, memory_order_relaxed))
+        dfd_log_access(call, c != NULL ? c->peer : "-", code);
 }
 
 void dfd_dispatch_message(dfd_conn *c, const char *bytes, size_t size, int kind,
@@ -391,9 +422,12 @@ void dfd_dispatch_route_local(dfd_conn *c, dfd_call *call)
     int notify = call->notify;
     const dfd_callback *cb = dfd_table_find(loop->table, method, len);
     if (cb == NULL || strlen(method) != len) {
+        dfd_dispatch_log_refused(c, call, DAFFI_E_NO_CALLBACK);
         if (notify) {
+            char name[160];
             dfd_stat_add(&loop->stats, DFD_STAT_unknown_notifications, 1);
-            dfd_debug("call.unknown_notification", "peer=%s method=\"%.64s\"", c->peer, method);
+            dfd_debug("call.unknown_notification", "peer=%s method=%s", c->peer,
+                      dfd_logfmt_value_n(name, sizeof(name), method, len > 64 ? 64 : len));
             dfd_call_free(call);
             return;
         }
@@ -422,8 +456,12 @@ void dfd_dispatch_local(dfd_conn *c, dfd_call *call, const dfd_callback *cb)
     dfd_plugin *p = cb->plugin;
     dfd_call_set_callback(call, cb);
     dfd_stats_call_start(loop, cb);
+    /* the caller's deadline (sent with the call, or travelled from a router) and the
+     * plugin's own timeout: the sooner wins; neither: the server's default */
     if (call->timeout_ms == 0)
         call->timeout_ms = p->timeout_ms ? p->timeout_ms : loop->srv->cfg->default_timeout_ms;
+    else if (p->timeout_ms != 0 && p->timeout_ms < call->timeout_ms)
+        call->timeout_ms = p->timeout_ms;
     if (c != NULL)
         dfd_conn_link(c, call);
 

@@ -34,6 +34,10 @@ void dfd_dispatch_route_local(dfd_conn *c, dfd_call *call);
  * concurrency and queue, inline / blocking / async. */
 void dfd_dispatch_local(dfd_conn *c, dfd_call *call, const struct dfd_callback *cb);
 
+/* The access log line of a call refused before it ran (its error code), when the
+ * access log is on: the log then has one line per call, whatever became of it. */
+void dfd_dispatch_log_refused(dfd_conn *c, dfd_call *call, int code);
+
 /* Arms the call's deadline from call->timeout_ms (owner loop; 0 = none). */
 void dfd_dispatch_arm_deadline(dfd_call *call);
 

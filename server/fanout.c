@@ -45,8 +45,15 @@ static const dfd_call_hooks cast_child_hooks = {
     .timed_out = cast_child_timeout,
 };
 
-static const dfd_call_hooks fanout_parent_hooks = {
+static void wait_caller_gone(dfd_call *call);
+
+static const dfd_call_hooks cast_parent_hooks = {
     .deadline = fanout_deadline,
+};
+
+static const dfd_call_hooks wait_hooks = {
+    .deadline = fanout_deadline,
+    .caller_gone = wait_caller_gone,
 };
 
 static void cast_release(dfd_cast *cast)
@@ -119,9 +126,7 @@ static void cast_child_done(dfd_call *call)
             msgpack_pack_nil(&pk);
             break;
         case DAFFI_OUTCOME_ERROR:
-            msgpack_pack_array(&pk, 2);
-            msgpack_pack_int(&pk, call->base.error_code);
-            daffi_pack_cstr(&pk, call->base.error_msg);
+            daffi_call_pack_error(&call->base, &pk, &slot->pair); /* details kept */
             msgpack_pack_nil(&pk);
             break;
         default:
@@ -278,7 +283,7 @@ int dfd_fanout_cast(dfd_conn *c, dfd_call *call)
 
     /* the parent waits for its children on this loop */
     call->kind = DFD_KIND_CAST;
-    call->hooks = &fanout_parent_hooks;
+    call->hooks = &cast_parent_hooks;
     call->timeout_ms = o.timeout_ms ? o.timeout_ms : loop->srv->cfg->default_timeout_ms;
     if (!call->notify) {
         cast->parent = call;
@@ -341,9 +346,17 @@ static void wait_unlink(dfd_loop *loop, dfd_call *call)
         if (*pp == call) {
             *pp = call->next;
             call->next = NULL;
+            atomic_fetch_sub_explicit(&loop->nwaiters, 1, memory_order_relaxed);
             return;
         }
     }
+}
+
+/* The caller of a parked daffi.wait left: nobody waits for its answer. */
+static void wait_caller_gone(dfd_call *call)
+{
+    wait_unlink(call->loop, call);
+    dfd_call_free(call);
 }
 
 int dfd_fanout_wait(dfd_conn *c, dfd_call *call)
@@ -371,7 +384,7 @@ int dfd_fanout_wait(dfd_conn *c, dfd_call *call)
         return 0;
     }
     call->kind = DFD_KIND_WAIT;
-    call->hooks = &fanout_parent_hooks;
+    call->hooks = &wait_hooks;
     call->timeout_ms = loop->srv->cfg->default_timeout_ms;
     if (tmo != NULL && tmo->type == MSGPACK_OBJECT_POSITIVE_INTEGER && tmo->via.u64 > 0)
         call->timeout_ms = tmo->via.u64;
@@ -379,6 +392,7 @@ int dfd_fanout_wait(dfd_conn *c, dfd_call *call)
     atomic_store(&call->state, DFD_CALL_RUNNING);
     call->next = loop->waiters;
     loop->waiters = call;
+    atomic_fetch_add_explicit(&loop->nwaiters, 1, memory_order_relaxed);
     dfd_dispatch_arm_deadline(call);
     return 1;
 }

@@ -22,14 +22,14 @@ int dfd_loop_init(dfd_loop *loop, dfd_server *srv, unsigned index, dfd_table *ta
     loop->srv = srv;
     loop->index = index;
     atomic_init(&loop->mem.stuck_oldest_ns, UINT64_MAX);
-    /* precise timers: deadlines are promised to the millisecond, and libevent's coarse
-     * clock fires them up to a few ms early */
-    struct event_config *ec = event_config_new();
-    if (ec == NULL)
-        return -1;
-    event_config_set_flag(ec, EVENT_BASE_FLAG_PRECISE_TIMER);
-    loop->base = event_base_new_with_config(ec);
-    event_config_free(ec);
+    /* No EVENT_BASE_FLAG_PRECISE_TIMER: with it libevent's epoll backend reprograms a
+     * timerfd (timerfd_settime) on every loop pass, one syscall per call more than the
+     * floor (make bench, section 4). Without it the loop's clock is
+     * CLOCK_MONOTONIC_COARSE, which lags by up to a tick (4 ms here), so a timer may
+     * fire that much early: a call's deadline re-checks the precise clock when it
+     * fires and re-arms for the rest (dispatch.c, dispatch_on_timeout), so it never
+     * fires early (tests/integration/test_timeout_precision.c). */
+    loop->base = event_base_new();
     if (loop->base == NULL)
         return -1;
     loop->mail_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -99,6 +99,15 @@ void dfd_loop_drain(dfd_loop *loop, void *unused)
         if (!c->dead)
             dfd_conn_drain(c);
     dfd_loop_check_drained(loop);
+}
+
+void dfd_loop_resume(dfd_loop *loop, void *unused)
+{
+    (void)unused;
+    loop->draining = 0;
+    atomic_store(&loop->drained, 0);
+    if (loop->on_resume != NULL)
+        loop->on_resume(loop);
 }
 
 void dfd_loop_check_drained(dfd_loop *loop)

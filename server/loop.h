@@ -60,7 +60,8 @@ typedef struct dfd_loop {
 
     struct dfd_table *table;      /* this loop's current table (one reference) */
     dfd_loop_table_fn on_table;   /* called after a switch (NULL: none) */
-    void *on_table_arg;
+    void *on_table_arg;           /* the role's, for on_table and on_resume */
+    void (*on_resume)(struct dfd_loop *loop); /* after a drain is undone (NULL: none) */
     struct dfd_conn *conns;       /* connections owned by this loop (dead ones too, until
                                      the reap at the end of the pass) */
     unsigned nconns;              /* live ones */
@@ -79,6 +80,8 @@ typedef struct dfd_loop {
     unsigned ndead;               /* dead connections not yet released */
     struct dfd_snapshot *snapshot; /* router: the member set this loop routes with */
     struct dfd_call *waiters;     /* router: daffi.wait calls parked here */
+    _Atomic unsigned nwaiters;    /* how many (read by the stats) */
+    struct dfd_call *parked;      /* router: calls the startup grace holds (router-grace.h) */
     struct event heartbeat_ev;    /* router/worker: heartbeat tick */
     int heartbeat_armed;
     dfd_stats stats;
@@ -119,6 +122,8 @@ int dfd_loop_post(dfd_loop *loop, dfd_mail_fn run, dfd_mail_drop_fn drop, void *
 /* Stops taking calls: idle connections close now, busy ones after their last answer
  * (mailed to every loop by dfd_server_drain). */
 void dfd_loop_drain(dfd_loop *loop, void *unused);
+/* Takes calls again after a drain (mailed by dfd_server_resume). */
+void dfd_loop_resume(dfd_loop *loop, void *unused);
 /* Switches the loop to table t (a mail's argument: one reference, now the loop's). */
 void dfd_loop_switch_table(dfd_loop *loop, void *t);
 void dfd_loop_drop_table(void *t);

@@ -11,7 +11,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "child.h"
 #include "config.h"
+#include "isolate.h"
 #include "log.h"
 #include "pidfile.h"
 #include "plugin.h"
@@ -65,6 +67,7 @@ static int check_only(dfd_config *cfg)
     for (size_t i = 0; i < srv.nplugins; i++)
         dfd_plugin_release(srv.plugins[i]);
     free(srv.plugins);
+    dfd_supervisor_free(&srv); /* isolated plugins were test-loaded in children */
     dfd_server_private_dir_remove(&srv);
     if (rc == -1) {
         print_errors(&errs);
@@ -89,6 +92,9 @@ int main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},         {"keys", no_argument, NULL, 'K'},
         {NULL, 0, NULL, 0}};
     int opt;
+    /* a child process of an isolated plugin (isolation = process): daffid started it */
+    if (argc >= 2 && strcmp(argv[1], "--child") == 0)
+        return dfd_child_main();
     while ((opt = getopt_long(argc, argv, "c:o:tvVh", longopts, NULL)) != -1) {
         switch (opt) {
         case 'c':
@@ -141,7 +147,7 @@ int main(int argc, char **argv)
         free(cfg);
         return 1;
     }
-    dfd_log_setup(cfg->log_level, cfg->log_target, "daffid");
+    dfd_log_setup(cfg->log_level, cfg->log_target, cfg->log_format, "daffid");
     if (test) {
         int rc = check_only(cfg);
         dfd_config_free(cfg);

@@ -21,8 +21,10 @@
 
 struct dfd_plugin;
 struct dfd_call;
+struct dfd_isolate;
 
-/* One callback of a generation. name points into the mapped descriptor. */
+/* One callback of a generation. name points into the mapped descriptor (or, for a
+ * generation served by child processes, into its isolate's copy). */
 typedef struct dfd_callback {
     const char *name;
     daffi_handler_fn fn;
@@ -60,6 +62,13 @@ typedef struct dfd_plugin {
     unsigned concurrency;         /* 0 = unlimited */
     unsigned queue;
     uint64_t timeout_ms;          /* 0 = server default */
+
+    /* isolation = process (isolate.h): the generation is served by child processes
+     * and holds no mapping here. NULL for a generation loaded in this process. */
+    struct dfd_isolate *iso;           /* the children serving it (isolate.c's) */
+    void (*forward)(struct dfd_call *call); /* dispatch hands it a call instead of
+                                           running the handler (on the call's loop) */
+    void (*fini_hook)(struct dfd_plugin *p); /* the last release runs it first */
 
     /* runtime, owned by dispatch: lock guards running/queued and the queue list */
     atomic_long refs;             /* table + calls in flight */

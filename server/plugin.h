@@ -17,6 +17,21 @@
 int dfd_plugin_load(const dfd_plugin_conf *pc, const char *private_dir,
                     unsigned generation, dfd_plugin **out, dfd_errors *errs);
 
+/* Loads a generation from the .so at path as it is, without a private copy (a child
+ * process's inherited descriptor, /proc/self/fd/N): dlopen, the checks, [config] and
+ * init as dfd_plugin_load; messages name pc->path. private_path stays NULL, so nothing
+ * is unlinked at the end. Returns 0 and *out, or -1 with "FILE: reason" in errs. */
+int dfd_plugin_open(const dfd_plugin_conf *pc, const char *path, unsigned generation,
+                    dfd_plugin **out, dfd_errors *errs);
+
+/* A generation that this process does not load (isolation = process): the checked
+ * private copy of pc's .so (served to child processes from it) and pc's settings,
+ * with no mapping, no descriptor and no callbacks; the caller (isolate.c) fills desc,
+ * callbacks, iso, forward and fini_hook. Returns 0 and *out (one reference), or -1
+ * with the reason in errs and nothing left behind. */
+int dfd_plugin_shell(const dfd_plugin_conf *pc, const char *private_dir,
+                     unsigned generation, dfd_plugin **out, dfd_errors *errs);
+
 /* Reference counting. dfd_plugin_release() of the last reference runs fini (if init
  * succeeded), dlcloses, unlinks the private copy and frees the generation. Both are
  * safe from any thread. */

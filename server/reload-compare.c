@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "logfmt.h"
+#include "server.h"
 #include "reload-int.h"
 
 /* Returns 1 when a and b are equal strings (both NULL counts as equal). */
@@ -19,6 +21,19 @@ static int str_same(const char *a, const char *b)
     if (a == NULL || b == NULL)
         return a == b;
     return strcmp(a, b) == 0;
+}
+
+/* See reload-int.h. */
+const char *dfd_reload_quote(const char *s, char *buf, size_t n)
+{
+    size_t i = 0;
+
+    for (; s != NULL && *s != '\0' && i + 1 < n; s++) {
+        unsigned char c = (unsigned char)*s;
+        buf[i++] = c == '"' ? '\'' : c < 0x20 ? ' ' : (char)c;
+    }
+    buf[i] = '\0';
+    return buf;
 }
 
 /* See reload-int.h. */
@@ -73,7 +88,9 @@ const char *dfd_reload_conf_difference(const dfd_plugin_conf *a, const dfd_plugi
     if (!str_same(a->path, b->path))
         return "path";
     if (a->concurrency != b->concurrency || a->queue != b->queue ||
-        a->timeout_ms != b->timeout_ms)
+        a->timeout_ms != b->timeout_ms || a->isolation != b->isolation ||
+        a->processes != b->processes || a->harakiri_ms != b->harakiri_ms ||
+        a->rlimit_as != b->rlimit_as || a->rlimit_cpu_ms != b->rlimit_cpu_ms)
         return "settings";
     if (a->nconfig != b->nconfig)
         return "config";
@@ -141,9 +158,9 @@ static void restart_required(const char *setting, const char *running, const cha
 {
     char a[256], b[256];
 
-    dfd_warn("reload.restart_required", "setting=%s running=\"%s\" configured=\"%s\" "
+    dfd_warn("reload.restart_required", "setting=%s running=%s configured=%s "
              "msg=\"cannot change at runtime; restart daffid to apply it\"", setting,
-             dfd_reload_quote(running, a, sizeof(a)), dfd_reload_quote(wanted, b, sizeof(b)));
+             dfd_logfmt_value(a, sizeof(a), running), dfd_logfmt_value(b, sizeof(b), wanted));
 }
 
 /* Formats the listen list into buf. Returns buf. */
@@ -253,7 +270,7 @@ unsigned dfd_reload_server_settings(dfd_reload *r, const dfd_config *run, const 
                          format_listen(nc, b, sizeof(b)));
         n++;
     }
-    U_SETTING("server.workers", workers);
+    U_SETTING("server.loops", workers);
     U_SETTING("server.blocking_threads", blocking_threads);
     U_SETTING("server.shutdown_timeout", shutdown_timeout_ms);
     U_SETTING("server.default_timeout", default_timeout_ms);
@@ -266,6 +283,8 @@ unsigned dfd_reload_server_settings(dfd_reload *r, const dfd_config *run, const 
     U_SETTING("server.heartbeat_misses", heartbeat_misses);
     U_SETTING("server.member_inflight", member_inflight);
     U_SETTING("server.reconnect_max", reconnect_max_ms);
+    U_SETTING("server.startup_grace", startup_grace_ms);
+    S_SETTING("server.state_file", state_file);
     U_SETTING("server.watch_max_wait", watch_max_wait_ms);
     U_SETTING("server.stall_warning", stall_warning_ms);
     if (!metrics_same(run, nc)) {
@@ -292,18 +311,28 @@ unsigned dfd_reload_server_settings(dfd_reload *r, const dfd_config *run, const 
     U_SETTING("limits.max_connection_memory", max_connection_memory);
     U_SETTING("limits.idle_timeout", idle_timeout_ms);
     U_SETTING("limits.read_timeout", read_timeout_ms);
-    U_SETTING("log.access_log", access_log);
 #undef U_SETTING
 #undef S_SETTING
 
+    /* the access log is a switch (the admin `accesslog` flips it too): the file's value
+     * applies now when the file changed it */
+    if (nc->access_log != r->access_log) {
+        atomic_store(&r->srv->access_log, nc->access_log);
+        dfd_info("reload.access_log", "access_log=%s", nc->access_log ? "yes" : "no");
+        r->access_log = nc->access_log;
+    }
+
     /* the logger is atomic: [log] level and target apply now, when the file changed
      * them (a level set by the admin socket since then is not undone otherwise) */
-    if (nc->log_level != r->log_level || nc->log_target != r->log_target) {
-        dfd_log_setup(nc->log_level, nc->log_target, "daffid");
-        dfd_info("reload.log", "level=%s target=%s", dfd_log_level_name(nc->log_level),
-                 nc->log_target == DFD_LOG_SYSLOG ? "syslog" : "stderr");
+    if (nc->log_level != r->log_level || nc->log_target != r->log_target ||
+        nc->log_format != r->log_format) {
+        dfd_log_setup(nc->log_level, nc->log_target, nc->log_format, "daffid");
+        dfd_info("reload.log", "level=%s target=%s format=%s", dfd_log_level_name(nc->log_level),
+                 nc->log_target == DFD_LOG_SYSLOG ? "syslog" : "stderr",
+                 nc->log_format == DFD_LOG_JSON ? "json" : "text");
         r->log_level = nc->log_level;
         r->log_target = nc->log_target;
+        r->log_format = nc->log_format;
     }
     return n;
 }

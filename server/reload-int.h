@@ -2,8 +2,9 @@
  * reload-int.h - what the rooms of the reload engine share; private to reload.c,
  * reload-compare.c and reload-retire.c (nothing else includes it).
  *
- * reload.c owns a reload from start to end (read, plan, load, accept, commit) and the
- * per-plugin records. reload-compare.c says what changed. reload-retire.c switches the
+ * reload.c owns a reload from start to end (read, plan, load, accept, commit);
+ * reload-records.c the per-plugin records and the engine's lifetime. reload-compare.c says what changed (and quotes log fields).
+ * reload-retire.c switches the
  * loops' table and finalises the generations that left it. Main thread only, all of it.
  */
 #ifndef DFD_RELOAD_INT_H
@@ -20,13 +21,21 @@
 struct dfd_server;
 struct dfd_table;
 
-/* ---- reload.c ---- */
+/* ---- reload-records.c ---- */
 
-/* Copies s into buf (size n > 0) for a quoted log field: '"' becomes '\'', control
- * characters become spaces. Returns buf. */
-const char *dfd_reload_quote(const char *s, char *buf, size_t n);
+/* The index of the record for name, or -1. */
+long dfd_reload_record_index(const dfd_reload *r, const char *name);
+/* The index of the record for name, appending an empty one when there is none
+ * (pointers into r->plugins are invalid afterwards); -1 when out of memory. */
+long dfd_reload_record_add(dfd_reload *r, const char *name);
+/* Sets rec->path to path (copied); keeps the old one when memory runs out. */
+void dfd_reload_record_set_path(dfd_reload_plugin *rec, const char *path);
+/* Records the outcome of an attempt; error (may be NULL) is copied. */
+void dfd_reload_record_outcome(dfd_reload_plugin *rec, dfd_reload_outcome o,
+                               const char *error);
 
 /* ---- reload-compare.c ---- */
+
 
 /* Deep-copies src into dst (zeroed, or released by dfd_reload_conf_free). Returns 0,
  * or -1 when memory runs out (dst then holds what was copied). */

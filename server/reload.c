@@ -1,6 +1,6 @@
 /*
- * reload.c - the hot reload engine: one reload from trigger to table switch, and the
- * per-plugin records the admin socket reads (see reload.h).
+ * reload.c - the hot reload engine: one reload from trigger to table switch (see
+ * reload.h; the per-plugin records are reload-records.c's).
  *
  * A reload is planned per plugin record, then committed at once:
  *   1. read the configuration again (same directory, same -o overrides);
@@ -19,27 +19,16 @@
 
 #include <event2/event.h>
 
+#include "isolate.h"
 #include "log.h"
 #include "plugin.h"
 #include "reload-int.h"
+#include "logfmt.h"
 #include "server.h"
 #include "table.h"
 #include "watch.h"
 
 /* ---- helpers -------------------------------------------------------------------- */
-
-/* See reload-int.h. */
-const char *dfd_reload_quote(const char *s, char *buf, size_t n)
-{
-    size_t i = 0;
-
-    for (; s != NULL && *s != '\0' && i + 1 < n; s++) {
-        unsigned char c = (unsigned char)*s;
-        buf[i++] = c == '"' ? '\'' : c < 0x20 ? ' ' : (char)c;
-    }
-    buf[i] = '\0';
-    return buf;
-}
 
 /* Returns the messages of e joined by "; " (malloc'd, the caller frees), or NULL when
  * e is empty or memory runs out. */
@@ -62,64 +51,6 @@ static char *errors_join(const dfd_errors *e)
         strcat(out, e->msgs[i]);
     }
     return out;
-}
-
-/* ---- records -------------------------------------------------------------------- */
-
-/* Returns the index of the record for name, or -1. */
-static long record_index(const dfd_reload *r, const char *name)
-{
-    for (size_t i = 0; i < r->nplugins; i++)
-        if (strcmp(r->plugins[i].name, name) == 0)
-            return (long)i;
-    return -1;
-}
-
-/* Returns the index of the record for name, appending an empty one when there is none
- * (pointers into r->plugins are invalid afterwards). Returns -1 when out of memory. */
-static long record_add(dfd_reload *r, const char *name)
-{
-    long at = record_index(r, name);
-
-    if (at != -1)
-        return at;
-    if (r->nplugins == r->cap) {
-        size_t cap = r->cap ? r->cap * 2 : 8;
-        dfd_reload_plugin *grown = realloc(r->plugins, cap * sizeof(*grown));
-        if (grown == NULL)
-            return -1;
-        r->plugins = grown;
-        r->cap = cap;
-    }
-    dfd_reload_plugin *rec = &r->plugins[r->nplugins];
-    memset(rec, 0, sizeof(*rec));
-    rec->name = strdup(name);
-    if (rec->name == NULL)
-        return -1;
-    return (long)r->nplugins++;
-}
-
-/* Sets rec->path to path (copied). Keeps the old one when memory runs out. */
-static void record_set_path(dfd_reload_plugin *rec, const char *path)
-{
-    char *copy;
-
-    if (path == NULL || (rec->path != NULL && strcmp(rec->path, path) == 0))
-        return;
-    copy = strdup(path);
-    if (copy == NULL)
-        return;
-    free(rec->path);
-    rec->path = copy;
-}
-
-/* Records the outcome of an attempt; error (may be NULL) is copied. */
-static void record_outcome(dfd_reload_plugin *rec, dfd_reload_outcome o, const char *error)
-{
-    free(rec->last_error);
-    rec->last_error = error ? strdup(error) : NULL;
-    rec->outcome = o;
-    rec->last_time = time(NULL);
 }
 
 /* ---- one reload ------------------------------------------------------------------- */
@@ -175,10 +106,11 @@ static void run_failed(reload_run *x, size_t i, const char *why)
     const char *reason = why ? why : "out of memory";
 
     x->failed++;
-    record_outcome(rec, DFD_RELOAD_FAILED, reason);
-    dfd_error("plugin.load_failed", "plugin=%s file=%s change=%s serving=%s error=\"%s\"",
-              rec->name, p->pc->path, p->why, p->keep ? "previous generation" : "nothing",
-              dfd_reload_quote(reason, x->q, sizeof(x->q)));
+    dfd_reload_record_outcome(rec, DFD_RELOAD_FAILED, reason);
+    char file[PATH_MAX + 8];
+    dfd_error("plugin.load_failed", "plugin=%s file=%s change=%s serving=%s error=%s",
+              rec->name, dfd_logfmt_value(file, sizeof(file), p->pc->path), p->why,
+              p->keep ? "previous" : "nothing", dfd_logfmt_value(x->q, sizeof(x->q), reason));
 }
 
 /* Step 1: reads the configuration into x->nc. Returns 0, or -1 (nothing changed; the
@@ -202,8 +134,8 @@ static int run_read_config(reload_run *x)
     free(x->nc);
     x->nc = NULL;
     for (size_t i = 0; i < cerrs.count; i++) {
-        dfd_error("reload.config_error", "error=\"%s\"",
-                  dfd_reload_quote(cerrs.msgs[i], x->q, sizeof(x->q)));
+        dfd_error("reload.config_error", "error=%s",
+                  dfd_logfmt_value(x->q, sizeof(x->q), cerrs.msgs[i]));
         dfd_errors_add(x->errs, "%s", cerrs.msgs[i]);
     }
     free(x->r->last_error);
@@ -223,7 +155,7 @@ static int run_plan(reload_run *x)
 
     /* every record first: record_add may move the array */
     for (size_t i = 0; i < nc->nplugins; i++) {
-        if (nc->plugins[i].enabled && record_add(r, nc->plugins[i].name) == -1) {
+        if (nc->plugins[i].enabled && dfd_reload_record_add(r, nc->plugins[i].name) == -1) {
             dfd_errors_add(x->errs, "out of memory");
             return -1;
         }
@@ -244,9 +176,9 @@ static int run_plan(reload_run *x)
         const dfd_plugin_conf *pc = &nc->plugins[i];
         if (!pc->enabled)
             continue;
-        size_t at = (size_t)record_index(r, pc->name);
+        size_t at = (size_t)dfd_reload_record_index(r, pc->name);
         r->plugins[at].configured = 1;
-        record_set_path(&r->plugins[at], pc->path);
+        dfd_reload_record_set_path(&r->plugins[at], pc->path);
         x->pl[at].pc = pc;
         x->order[x->norder++] = at;
     }
@@ -265,7 +197,7 @@ static int run_plan(reload_run *x)
         }
     }
     if (x->only != NULL) {
-        long at = record_index(r, x->only);
+        long at = dfd_reload_record_index(r, x->only);
         if (at == -1 || (x->pl[at].pc == NULL && r->plugins[at].current == NULL)) {
             dfd_errors_add(x->errs, "no plugin named '%s' in %s", x->only, x->srv->cfg->dir);
             dfd_warn("reload.failed", "plugin=%s msg=\"no such plugin in the configuration\"",
@@ -303,6 +235,8 @@ static void plan_decide(dfd_reload_plugin *rec, plan *p, int force)
     }
     if (force)
         p->why = "forced";
+    else if (dfd_isolate_failed(rec->current))
+        p->why = "failed"; /* a crash loop stopped its children: a reload starts them */
 }
 
 /* Step 2b-3: decides and loads, per record in table order. A failed load is logged and
@@ -325,12 +259,12 @@ static void run_load(reload_run *x)
         plan_decide(rec, p, x->only != NULL);
         if (p->why == NULL) {
             x->unchanged++;
-            record_outcome(rec, DFD_RELOAD_UNCHANGED, NULL);
+            dfd_reload_record_outcome(rec, DFD_RELOAD_UNCHANGED, NULL);
             continue;
         }
         dfd_errors perrs = {0};
-        if (dfd_plugin_load(p->pc, x->srv->private_dir, rec->last_generation + 1, &p->fresh,
-                            &perrs) == -1) {
+        if (dfd_server_load_plugin(x->srv, p->pc, rec->last_generation + 1, &p->fresh,
+                                   &perrs) == -1) {
             char *why = errors_join(&perrs);
             p->fresh = NULL;
             run_failed(x, i, why);
@@ -448,7 +382,7 @@ static void run_record(reload_run *x)
                           "settings; the next reload loads it again\"", rec->name);
             rec->applied_st = p->st;
             rec->applied_st_known = p->st_ok;
-            record_outcome(rec, DFD_RELOAD_LOADED, NULL);
+            dfd_reload_record_outcome(rec, DFD_RELOAD_LOADED, NULL);
             dfd_info("plugin.loaded", "plugin=%s version=%s file=%s callbacks=%zu "
                      "generation=%u change=%s replaces=%u", g->name, g->desc->version,
                      g->file, g->ncallbacks, g->generation, p->why, replaces);
@@ -459,7 +393,7 @@ static void run_record(reload_run *x)
             rec->current = NULL;
             dfd_reload_conf_free(&rec->applied);
             rec->applied_st_known = 0;
-            record_outcome(rec, DFD_RELOAD_REMOVED, NULL);
+            dfd_reload_record_outcome(rec, DFD_RELOAD_REMOVED, NULL);
         }
     }
 }
@@ -537,94 +471,4 @@ out:
     if (srv->watch != NULL)
         dfd_watch_sync(srv->watch);
     return rc;
-}
-
-/* ---- lifetime and accessors ----------------------------------------------------------- */
-
-/* See reload.h. */
-dfd_reload *dfd_reload_new(dfd_server *srv)
-{
-    dfd_reload *r = calloc(1, sizeof(*r));
-
-    if (r == NULL)
-        goto oom;
-    r->srv = srv;
-    r->log_level = srv->cfg->log_level;
-    r->log_target = srv->cfg->log_target;
-    r->last_ok = 1;
-    r->last_ok_time = time(NULL);
-    r->retire_timer = evtimer_new(srv->base, dfd_reload_retire_tick, r);
-    if (r->retire_timer == NULL)
-        goto oom;
-    for (size_t i = 0; i < srv->nplugins; i++) {
-        dfd_plugin *p = srv->plugins[i];
-        const dfd_plugin_conf *pc = NULL;
-        for (size_t k = 0; k < srv->cfg->nplugins && pc == NULL; k++)
-            if (strcmp(srv->cfg->plugins[k].name, p->name) == 0)
-                pc = &srv->cfg->plugins[k];
-        long at = record_add(r, p->name);
-        if (at == -1)
-            goto oom;
-        dfd_reload_plugin *rec = &r->plugins[at];
-        rec->configured = 1;
-        rec->current = p;
-        rec->last_generation = p->generation;
-        record_set_path(rec, p->file);
-        /* the file may have changed between the load and now: the first check compares
-         * the bytes with the private copy instead of trusting a stat taken now */
-        rec->applied_st_known = 0;
-        if (pc != NULL && dfd_reload_conf_copy(&rec->applied, pc) == -1)
-            goto oom;
-    }
-    return r;
-oom:
-    dfd_error("reload.oom", "msg=\"cannot set up hot reload\"");
-    dfd_reload_free(r);
-    return NULL;
-}
-
-/* See reload.h. */
-void dfd_reload_free(dfd_reload *r)
-{
-    if (r == NULL)
-        return;
-    if (r->retire_timer != NULL)
-        event_free(r->retire_timer);
-    dfd_reload_retire_free(r);
-    for (size_t i = 0; i < r->nplugins; i++) {
-        dfd_reload_plugin *rec = &r->plugins[i];
-        free(rec->name);
-        free(rec->path);
-        free(rec->last_error);
-        dfd_reload_conf_free(&rec->applied);
-    }
-    free(r->plugins);
-    free(r->last_error);
-    free(r);
-}
-
-/* See reload.h. */
-const dfd_reload_plugin *dfd_reload_find(const dfd_reload *r, const char *name)
-{
-    long at = r ? record_index(r, name) : -1;
-
-    return at == -1 ? NULL : &r->plugins[at];
-}
-
-/* See reload.h. */
-const char *dfd_reload_outcome_name(dfd_reload_outcome o)
-{
-    switch (o) {
-    case DFD_RELOAD_NONE:
-        return "none";
-    case DFD_RELOAD_LOADED:
-        return "loaded";
-    case DFD_RELOAD_UNCHANGED:
-        return "unchanged";
-    case DFD_RELOAD_FAILED:
-        return "failed";
-    case DFD_RELOAD_REMOVED:
-        return "removed";
-    }
-    return "unknown";
 }

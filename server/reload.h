@@ -108,6 +108,8 @@ typedef struct dfd_reload {
 
     int log_level;                /* [log] of the last configuration read */
     dfd_log_target log_target;
+    dfd_log_format log_format;
+    int access_log;               /* [log] access_log of the last configuration read */
 
     unsigned runs;                /* reloads attempted */
     unsigned failures;            /* reloads with at least one failure */

@@ -1,11 +1,16 @@
 /*
  * router.h - routing in the router role: a call for a callback goes to a member
- * exposing it (round-robin, or the one named by `to`) with a fresh msgid on the
- * member's connection, and the member's response is relayed back. Membership (hello,
+ * exposing it (round-robin, or the one named by `to`), over one of the member's links
+ * (one on the caller's loop when it has one, else round-robin), with a fresh msgid on
+ * that link's connection, and the member's response is relayed back. Members that are
+ * frozen (members-snap.c) are passed over while others can serve. Membership (hello,
  * events) is membership.h's, fan-out (cast, wait) fanout.h's, heartbeats heartbeat.h's.
  *
  * Threads: a call belongs to the caller's loop; its forwarded request is written on the
- * member's loop (by mail when the two differ) and the member's response is mailed back.
+ * link's loop (by mail when the two differ) and the member's response is mailed back.
+ * A call whose link closed, or whose member withdrew, before it was written goes out
+ * once more (another link of the member, else another member unless `to` named it);
+ * a call written to a link is never resent (it may have started).
  * Deadlines travel: a member that announced it gets the call's remaining time with the
  * request (daffi.call's timeout_ms), and at the deadline the router answers TIMEOUT
  * and the member's loop forgets the call. A member that disconnects fails every call
@@ -29,18 +34,21 @@ void dfd_router_route(dfd_conn *c, dfd_call *call, const char *to, size_t to_len
 /* srv->route of the router role: dfd_router_route without `to`. */
 void dfd_router_route_call(dfd_conn *c, dfd_call *call);
 
-/* Sends call to member m (taking over the reference on m), as a forwarded call. */
-void dfd_router_forward_to(dfd_conn *c, dfd_call *call, dfd_member *m);
+/* Sends call over link l (taking over the reference on l), as a forwarded call. */
+void dfd_router_forward_to(dfd_conn *c, dfd_call *call, dfd_link *l);
 /* Routes an un-unwrapped daffi.stream open for callback cb to a remote member. */
 void dfd_router_route_stream(dfd_conn *c, dfd_call *call, const char *cb, size_t cb_len,
                              const char *to, size_t to_len);
 /* 1 when a daffi.stream open (params[0] = callback) is served by the router itself. */
 int dfd_router_is_local(dfd_loop *loop, const dfd_call *call, const char *to, size_t to_len);
 
-/* A response arrived on member m's connection c (m's loop). */
-void dfd_router_on_response(dfd_conn *c, dfd_member *m, const char *bytes, size_t size,
+/* A response arrived on link l's connection c (l's loop). */
+void dfd_router_on_response(dfd_conn *c, dfd_link *l, const char *bytes, size_t size,
                             uint32_t msgid);
-/* Member m's connection is gone (m's loop): every call it holds fails UNAVAILABLE. */
-void dfd_router_member_gone(dfd_member *m);
+/* Link l's connection is gone (l's loop): every call it holds fails UNAVAILABLE. */
+void dfd_router_link_gone(dfd_link *l);
+/* A request is being written to link l (l's loop): from now it owes an answer, unless
+ * it owed one already (members-snap.c, frozen links). */
+void dfd_router_link_owes(dfd_link *l);
 
 #endif /* DFD_ROUTER_H */

@@ -16,6 +16,7 @@
 #include "dispatch.h"
 #include "fanout.h"
 #include "heartbeat.h"
+#include "isolate.h"
 #include "listener.h"
 #include "log.h"
 #include "loop.h"
@@ -23,6 +24,7 @@
 #include "plugin.h"
 #include "reload.h"
 #include "membership.h"
+#include "router-grace.h"
 #include "router.h"
 #include "sdnotify.h"
 #include "server.h"
@@ -40,6 +42,14 @@ uint64_t dfd_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+int dfd_server_load_plugin(dfd_server *srv, const dfd_plugin_conf *pc, unsigned generation,
+                           dfd_plugin **out, dfd_errors *errs)
+{
+    if (pc->isolation == DFD_ISOLATION_PROCESS)
+        return dfd_isolate_load(srv, pc, generation, out, errs);
+    return dfd_plugin_load(pc, srv->private_dir, generation, out, errs);
+}
+
 int dfd_server_load_plugins(dfd_server *srv, dfd_errors *errs)
 {
     const dfd_config *cfg = srv->cfg;
@@ -52,7 +62,7 @@ int dfd_server_load_plugins(dfd_server *srv, dfd_errors *errs)
         if (!pc->enabled)
             continue;
         dfd_plugin *p = NULL;
-        if (dfd_plugin_load(pc, srv->private_dir, 1, &p, errs) == -1) {
+        if (dfd_server_load_plugin(srv, pc, 1, &p, errs) == -1) {
             failed = 1;
             continue;
         }
@@ -85,8 +95,8 @@ static void server_on_signal(evutil_socket_t sig, short what, void *arg)
     dfd_server_shutdown(srv);
 }
 
-/* Router: the member registry, each loop's first snapshot, the router's own member;
- * worker: the connection to the router on loop 0; both: heartbeats. Runs before the
+/* Router: the member registry, each loop's first snapshot, the router's own member,
+ * the startup grace; worker: a link to the router on every loop; both: heartbeats. Runs before the
  * loop threads start, so it may touch their bases. */
 static int server_init_role(dfd_server *srv, dfd_errors *errs)
 {
@@ -100,8 +110,12 @@ static int server_init_role(dfd_server *srv, dfd_errors *errs)
             dfd_errors_add(errs, "cannot register the router's own callbacks");
             return -1;
         }
+        if (dfd_grace_start(srv) == -1) {
+            dfd_errors_add(errs, "cannot start the startup grace");
+            return -1;
+        }
     } else if (cfg->role == DFD_ROLE_WORKER) {
-        srv->worker = dfd_worker_start(srv, &srv->loops[0]);
+        srv->worker = dfd_worker_start(srv);
         if (srv->worker == NULL) {
             dfd_errors_add(errs, "cannot start the connection to router %s", cfg->router);
             return -1;
@@ -121,6 +135,7 @@ int dfd_server_init(dfd_server *srv, dfd_config *cfg, dfd_errors *errs)
     dfd_budget_init(&srv->budget, cfg);
     srv->started_ns = dfd_now_ns();
     atomic_init(&srv->draining, 0);
+    atomic_init(&srv->access_log, cfg->access_log);
     atomic_init(&srv->conns, 0);
     atomic_init(&srv->rejected, 0);
     if (dfd_callstat_names_init(&srv->callnames) == -1) {
@@ -166,6 +181,10 @@ int dfd_server_init(dfd_server *srv, dfd_config *cfg, dfd_errors *errs)
         }
         srv->nloops = i + 1;
     }
+    /* the isolated plugins' children, started with the plugins, join the loops before
+     * anything can call them (a worker announces as soon as it is connected) */
+    if (dfd_supervisor_attach(srv, errs) == -1)
+        return -1;
     if (server_init_role(srv, errs) == -1)
         return -1;
     for (unsigned i = 0; i < srv->nloops; i++) {
@@ -174,6 +193,7 @@ int dfd_server_init(dfd_server *srv, dfd_config *cfg, dfd_errors *errs)
             return -1;
         }
     }
+
     static const int sigs[] = {SIGTERM, SIGINT, SIGHUP};
     for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
         srv->sig_events[i] = evsignal_new(srv->base, sigs[i], server_on_signal, srv);
@@ -239,6 +259,29 @@ int dfd_server_drain(dfd_server *srv)
     return 1;
 }
 
+int dfd_server_resume(dfd_server *srv, dfd_errors *errs)
+{
+    if (!srv->drain_started)
+        return 0;
+    if (atomic_load(&srv->draining)) {
+        dfd_errors_add(errs, "daffid is shutting down: nothing to resume");
+        return -1;
+    }
+    /* the listeners were closed (a load balancer saw connections refused): bind again */
+    if (dfd_listeners_open(srv, errs) == -1 || dfd_listeners_start(srv) == -1) {
+        dfd_listeners_close(srv);
+        if (errs->count == 0)
+            dfd_errors_add(errs, "cannot start accepting again");
+        return -1;
+    }
+    for (unsigned i = 0; i < srv->nloops; i++)
+        if (dfd_loop_post(&srv->loops[i], dfd_loop_resume, NULL, NULL) == -1)
+            dfd_error("server.resume", "loop=%u msg=\"out of memory: the loop keeps "
+                      "draining\"", i);
+    srv->drain_started = 0;
+    return 1;
+}
+
 unsigned dfd_server_busy_loops(const dfd_server *srv)
 {
     unsigned busy = 0;
@@ -270,7 +313,7 @@ void dfd_server_shutdown(dfd_server *srv)
 
 int dfd_server_run(dfd_server *srv)
 {
-    dfd_info("server.ready", "role=%s name=%s workers=%u blocking_threads=%u plugins=%zu "
+    dfd_info("server.ready", "role=%s name=%s loops=%u blocking_threads=%u plugins=%zu "
              "callbacks=%zu pid=%d", dfd_role_name(srv->cfg->role), srv->cfg->name,
              srv->nloops, srv->cfg->blocking_threads, srv->nplugins, srv->table->ncallbacks,
              (int)getpid());
@@ -315,6 +358,7 @@ void dfd_server_destroy(dfd_server *srv)
         /* what the roles keep on a loop, then the loop, then its recycled calls (its
          * connections and mails free calls into that list) */
         dfd_fanout_loop_destroy(loop);
+        dfd_grace_loop_destroy(loop);
         dfd_loop_destroy(loop);
         dfd_snapshot_release(loop->snapshot);
         loop->snapshot = NULL;
@@ -333,6 +377,8 @@ void dfd_server_destroy(dfd_server *srv)
         dfd_plugin_release(srv->plugins[i]);
     free(srv->plugins);
     srv->plugins = NULL;
+    /* every generation is released: the children left are reaped */
+    dfd_supervisor_free(srv);
     dfd_server_private_dir_remove(srv);
     dfd_callstat_names_destroy(&srv->callnames);
     if (srv->base)

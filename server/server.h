@@ -31,6 +31,7 @@ struct dfd_metrics_http;
 struct dfd_watch;
 struct dfd_worker;
 struct dfd_watchdog;
+struct dfd_supervisor;
 
 struct dfd_conn;
 struct dfd_call;
@@ -60,6 +61,8 @@ typedef struct dfd_server {
     struct event *drain_timer;
     uint64_t drain_deadline_ns;
     atomic_int draining;             /* shutting down (SIGTERM/SIGINT, admin shutdown) */
+    atomic_int access_log;           /* [log] access_log, switched at run time by a
+                                        reload or the admin `accesslog` */
     int drain_started;               /* dfd_server_drain ran (main thread) */
     atomic_uint conns;               /* open connections, all loops */
     atomic_uint rejected;            /* refused at max_connections */
@@ -72,6 +75,8 @@ typedef struct dfd_server {
     uint64_t started_ns;
     dfd_registry registry;           /* router: the members */
     struct dfd_worker *worker;       /* worker role: the connection to the router */
+    struct dfd_supervisor *supervisor; /* isolation = process: the children (isolate.h);
+                                        main thread; NULL until needed */
 
     /* hot reload (reload.h, watch.h): main thread only */
     const char *const *overrides;    /* the -o overrides every reload applies again;
@@ -89,6 +94,10 @@ typedef struct dfd_server {
 /* Loads the plugins named by cfg into private generations and builds the table.
  * Returns 0, or -1 with every failure in errs. Used by daffid -t too. */
 int dfd_server_load_plugins(dfd_server *srv, dfd_errors *errs);
+/* Loads one generation of pc: dfd_plugin_load, or with isolation = process
+ * dfd_isolate_load (its children started). Same contract. Main thread. */
+int dfd_server_load_plugin(dfd_server *srv, const dfd_plugin_conf *pc, unsigned generation,
+                           dfd_plugin **out, dfd_errors *errs);
 /* Creates the private dir for plugin copies (privdir.c: under $RUNTIME_DIRECTORY,
  * /run/daffid or $TMPDIR/daffid-UID), locked for this process's life, after removing
  * the ones crashed daffids left there. Returns 0 or -1 (logged). */
@@ -108,6 +117,10 @@ void dfd_server_destroy(dfd_server *srv);
  * drain (new calls get SHUTTING_DOWN; connections close as their calls are answered).
  * Main thread. Returns 1 when it started now, 0 when it already had. */
 int dfd_server_drain(dfd_server *srv);
+/* Undoes dfd_server_drain (the admin `resume`): listen again, loops take calls again.
+ * Main thread. Returns 1 when it resumed, 0 when nothing was drained, -1 with the
+ * reasons in errs (a listener cannot bind again, or daffid is shutting down). */
+int dfd_server_resume(dfd_server *srv, dfd_errors *errs);
 /* Loops that still hold connections or handler calls (0: drained). */
 unsigned dfd_server_busy_loops(const dfd_server *srv);
 /* Handler calls not finished yet, all loops (an estimate while they run). */

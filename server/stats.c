@@ -11,6 +11,7 @@
 
 #include "budget.h"
 #include "call-t.h"
+#include "isolate.h"
 #include "loop.h"
 #include "plugin-t.h"
 #include "procstat.h"
@@ -335,6 +336,9 @@ void dfd_stats_snapshot(dfd_server *srv, uint64_t out[DFD_STAT_COUNT])
         out[DFD_STAT_reloads] += srv->reload->runs;
         out[DFD_STAT_reload_failures] += srv->reload->failures;
     }
+    dfd_supervisor_counts(srv, &out[DFD_STAT_isolated_crashes],
+                          &out[DFD_STAT_isolated_restarts], &out[DFD_STAT_isolated_harakiri],
+                          &out[DFD_STAT_isolated_children]);
     out[DFD_STAT_connections_open] = atomic_load(&srv->conns);
     unsigned n = atomic_load_explicit(&srv->callnames.n, memory_order_acquire);
     for (unsigned s = 0; s < n; s++) {
@@ -343,6 +347,8 @@ void dfd_stats_snapshot(dfd_server *srv, uint64_t out[DFD_STAT_COUNT])
         out[DFD_STAT_calls_in_flight] += sum.in_flight;
     }
     out[DFD_STAT_queue_depth] = stats_queue_depth(srv);
+    for (unsigned l = 0; l < srv->nloops; l++)
+        out[DFD_STAT_waits_parked] += atomic_load(&srv->loops[l].nwaiters);
     /* a service or worker is its own only member; a router counts its registry (its
      * own plugins are a member there too) */
     out[DFD_STAT_members] = 1;

@@ -12,7 +12,8 @@
  *   DFD_GAUGE    a level (connections open, calls in flight, queue depth...), read
  *                from the server when a snapshot is taken; nothing is stored per loop.
  *   The process_* entries (DFD_STAT_F_PROCESS) are read from /proc when a snapshot is
- *   taken (procstat.h), the config_last_reload_* ones from the reload engine.
+ *   taken (procstat.h), the config_last_reload_* ones from the reload engine, the
+ *   isolated_* ones from the supervisor of isolated plugins (isolate.h).
  *
  * Calls by callback. Each (plugin, callback) pair gets a slot in the server's
  * registry the first time it is called or shown; the slot index is cached in the
@@ -89,10 +90,22 @@ typedef enum dfd_stat_kind { DFD_COUNTER = 0, DFD_GAUGE = 1 } dfd_stat_kind;
       "Connections closed when a message did not arrive whole within read_timeout")      \
     X(loop_stalls, DFD_COUNTER, 0,                                                       \
       "Times a loop stayed away from its event loop past stall_warning")                 \
+    X(rerouted, DFD_COUNTER, 0,                                                          \
+      "Forwarded calls sent again over another link: theirs closed before they left")    \
+    X(members_frozen, DFD_COUNTER, 0,                                                    \
+      "Times a member link was found frozen and passed over (router)")                   \
+    X(startup_held, DFD_COUNTER, 0,                                                      \
+      "Calls held by a restarted router's startup grace")                                \
     X(received_bytes, DFD_COUNTER, 0, "Bytes read from connections")                     \
     X(sent_bytes, DFD_COUNTER, 0, "Bytes written to connections")                        \
     X(reloads, DFD_COUNTER, 0, "Reloads attempted")                                      \
     X(reload_failures, DFD_COUNTER, 0, "Reloads with at least one failure")              \
+    X(isolated_crashes, DFD_COUNTER, 0,                                                  \
+      "Child processes of isolated plugins that died unasked (signal or exit)")         \
+    X(isolated_restarts, DFD_COUNTER, 0,                                                 \
+      "Child processes of isolated plugins started again after a death or harakiri")   \
+    X(isolated_harakiri, DFD_COUNTER, 0,                                                 \
+      "Child processes killed for a call that ran past harakiri")                       \
     X(connections_open, DFD_GAUGE, 0, "Connections open")                                \
     X(calls_in_flight, DFD_GAUGE, 0, "Calls started and not yet finished")               \
     X(queue_depth, DFD_GAUGE, 0, "Calls waiting for a concurrency slot, all plugins")    \
@@ -100,9 +113,11 @@ typedef enum dfd_stat_kind { DFD_COUNTER = 0, DFD_GAUGE = 1 } dfd_stat_kind;
       "Request and reply bytes held by connections and their calls (max_memory's use)")  \
     X(memory_limit_bytes, DFD_GAUGE, 0, "The memory budget, max_memory")                 \
     X(loops_stalled, DFD_GAUGE, 0, "Loops away from their event loop past stall_warning")\
+    X(waits_parked, DFD_GAUGE, 0, "daffi.wait calls waiting for members (router)")        \
     X(members, DFD_GAUGE, 0, "Members known, this daffid included")                      \
     X(plugins, DFD_GAUGE, 0, "Plugins serving (current generations)")                    \
     X(callbacks, DFD_GAUGE, 0, "Callbacks in the callback table")                        \
+    X(isolated_children, DFD_GAUGE, 0, "Child processes of isolated plugins running")    \
     X(uptime_seconds, DFD_GAUGE, 0, "Seconds since daffid started")                      \
     X(config_last_reload_successful, DFD_GAUGE, 0,                                       \
       "1 when the last reload failed nothing (also before any reload)")                  \

@@ -43,7 +43,7 @@ struct dfd_stream {
     dfd_loop *caller_loop;
     dfd_conn *caller;           /* on caller_loop only; NULL once it left */
     uint32_t caller_id;
-    dfd_member *member;         /* a reference */
+    dfd_link *link;             /* the member link it goes to (a reference) */
     uint32_t member_id;
     atomic_uint outstanding;    /* chunks sent to the member minus credit returned */
     atomic_int dead;            /* the member went away or aborted */

@@ -1,7 +1,8 @@
 /*
  * stream-relay.c - streams through the router: a relay joins the caller's connection
- * (the id the router gave it) to the member's connection (the member's id). Chunks go
- * to the member and credit comes back, each written on the loop that owns the
+ * (the id the router gave it) to one link of the member (the member's id: every chunk
+ * and the end go over the link that opened it). Chunks go to the member and credit
+ * comes back, each written on the loop that owns the
  * connection, by mail when the loops differ (see stream.h).
  */
 #include <stdio.h>
@@ -41,17 +42,17 @@ static void relay_on_mail(dfd_loop *loop, void *mail)
     (void)loop; /* every operation names its connection through the stream */
     stream_mail *m = mail;
     dfd_stream *s = m->s;
-    dfd_member *mem = s->member;
+    dfd_link *link = s->link;
     switch (m->op) {
     case STREAM_OP_UNREGISTER:
-        if (mem->conn != NULL && dfd_idmap_get(&mem->conn->member_streams, s->member_id) == s) {
-            dfd_idmap_take(&mem->conn->member_streams, s->member_id);
+        if (link->conn != NULL && dfd_idmap_get(&link->conn->member_streams, s->member_id) == s) {
+            dfd_idmap_take(&link->conn->member_streams, s->member_id);
             dfd_stream_release(s);
         }
         break;
     case STREAM_OP_TO_MEMBER:
-        if (mem->conn != NULL && !atomic_load(&s->dead))
-            dfd_conn_send_raw(mem->conn, m->data, m->len);
+        if (link->conn != NULL && !atomic_load(&s->dead))
+            dfd_conn_send_raw(link->conn, m->data, m->len);
         break;
     case STREAM_OP_TO_CALLER:
         if (s->caller != NULL)
@@ -149,8 +150,8 @@ void dfd_stream_relay_member_opened(dfd_conn *c, dfd_call *call)
                              "the member answered daffi.stream without a stream id");
         return;
     }
-    s->member = call->member;
-    dfd_member_retain(s->member);
+    s->link = call->link;
+    dfd_link_retain(s->link);
     s->member_id = (uint32_t)mid;
     if (win < s->window)
         s->window = (unsigned)win;
@@ -166,7 +167,7 @@ static void relay_opened(dfd_call *call)
 {
     dfd_stream *s = call->stream;
     dfd_conn *c = call->conn;
-    if (call->base.outcome != DAFFI_OUTCOME_RESULT || s->member == NULL)
+    if (call->base.outcome != DAFFI_OUTCOME_RESULT || s->link == NULL)
         return; /* refused or failed: relayed as is */
     if (c == NULL || call->answered || atomic_load(&s->dead)) {
         /* the caller left (or timed out) while the member opened: abort it there */
@@ -174,9 +175,9 @@ static void relay_opened(dfd_call *call)
         msgpack_sbuffer_init(&sb);
         dfd_stream_pack_note(&sb, "daffi.abort", s->member_id, -1);
         if (!atomic_load(&s->dead))
-            relay_post(s->member->loop, call->loop, STREAM_OP_TO_MEMBER, s, sb.data, sb.size);
+            relay_post(s->link->loop, call->loop, STREAM_OP_TO_MEMBER, s, sb.data, sb.size);
         msgpack_sbuffer_destroy(&sb);
-        relay_post(s->member->loop, call->loop, STREAM_OP_UNREGISTER, s, NULL, 0);
+        relay_post(s->link->loop, call->loop, STREAM_OP_UNREGISTER, s, NULL, 0);
         if (c != NULL && !call->answered)
             daffi_call_set_error(&call->base, DAFFI_E_UNAVAILABLE,
                                  "the stream's receiver went away as it opened");
@@ -185,7 +186,7 @@ static void relay_opened(dfd_call *call)
     s->caller = c;
     s->caller_id = dfd_stream_new_id(c);
     if (dfd_idmap_put(&c->streams, s->caller_id, s) == -1) {
-        relay_post(s->member->loop, call->loop, STREAM_OP_UNREGISTER, s, NULL, 0);
+        relay_post(s->link->loop, call->loop, STREAM_OP_UNREGISTER, s, NULL, 0);
         daffi_call_set_error(&call->base, DAFFI_E_OVERLOADED, "out of memory");
         return;
     }
@@ -222,7 +223,7 @@ static void relay_chunk(dfd_conn *c, dfd_stream *s, dfd_call *chunk)
     daffi_pack_notify(&pk, "daffi.chunk", 11, 2);
     msgpack_pack_uint32(&pk, s->member_id);
     msgpack_sbuffer_write(&sb, data, len);
-    relay_post(s->member->loop, c->loop, STREAM_OP_TO_MEMBER, s, sb.data, sb.size);
+    relay_post(s->link->loop, c->loop, STREAM_OP_TO_MEMBER, s, sb.data, sb.size);
     msgpack_sbuffer_destroy(&sb);
 }
 
@@ -236,9 +237,9 @@ static int relay_finish(dfd_conn *c, dfd_call *call, dfd_stream *s, int abort)
         msgpack_sbuffer_init(&sb);
         dfd_stream_pack_note(&sb, "daffi.abort", s->member_id, -1);
         if (!dead)
-            relay_post(s->member->loop, c->loop, STREAM_OP_TO_MEMBER, s, sb.data, sb.size);
+            relay_post(s->link->loop, c->loop, STREAM_OP_TO_MEMBER, s, sb.data, sb.size);
         msgpack_sbuffer_destroy(&sb);
-        relay_post(s->member->loop, c->loop, STREAM_OP_UNREGISTER, s, NULL, 0);
+        relay_post(s->link->loop, c->loop, STREAM_OP_UNREGISTER, s, NULL, 0);
         if (!abort && !call->notify)
             dfd_conn_error(c, call->msgid, dead ? DAFFI_E_UNAVAILABLE : DAFFI_E_PROTOCOL,
                            dead ? "the stream's receiver went away"
@@ -265,10 +266,10 @@ static int relay_finish(dfd_conn *c, dfd_call *call, dfd_stream *s, int abort)
     call->base.msg.params_raw = params;
     call->base.msg.params_raw_len = sb.size;
     msgpack_sbuffer_destroy(&sb);
-    dfd_member *m = s->member;
-    dfd_member_retain(m);
-    dfd_router_forward_to(c, call, m);
-    relay_post(m->loop, c->loop, STREAM_OP_UNREGISTER, s, NULL, 0);
+    dfd_link *l = s->link;
+    dfd_link_retain(l);
+    dfd_router_forward_to(c, call, l);
+    relay_post(l->loop, c->loop, STREAM_OP_UNREGISTER, s, NULL, 0);
     dfd_stream_release(s);
     return 1;
 }
@@ -312,10 +313,10 @@ static void relay_sender_gone(dfd_conn *c, dfd_stream *s)
         msgpack_sbuffer sb;
         msgpack_sbuffer_init(&sb);
         dfd_stream_pack_note(&sb, "daffi.abort", s->member_id, -1);
-        relay_post(s->member->loop, c->loop, STREAM_OP_TO_MEMBER, s, sb.data, sb.size);
+        relay_post(s->link->loop, c->loop, STREAM_OP_TO_MEMBER, s, sb.data, sb.size);
         msgpack_sbuffer_destroy(&sb);
     }
-    relay_post(s->member->loop, c->loop, STREAM_OP_UNREGISTER, s, NULL, 0);
+    relay_post(s->link->loop, c->loop, STREAM_OP_UNREGISTER, s, NULL, 0);
     dfd_stream_release(s);
 }
 

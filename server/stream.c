@@ -31,7 +31,7 @@ void dfd_stream_release(dfd_stream *s)
 {
     if (s == NULL || atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
         return;
-    dfd_member_release(s->member);
+    dfd_link_release(s->link);
     free(s);
 }
 

@@ -36,7 +36,8 @@ static uint64_t sweep_ticks(uint64_t timeout_ms, unsigned period_ms)
 /* 1 when something besides its own messages keeps c open (sweep.h). */
 static int sweep_kept(const dfd_conn *c)
 {
-    return c->track_rx || c->subscribed || c->mem_paused || c->streams.count != 0 ||
+    return c->track_rx || c->internal || c->subscribed || c->mem_paused ||
+           c->streams.count != 0 ||
            c->member_streams.count != 0 || !dfd_conn_idle(c);
 }
 
@@ -45,7 +46,7 @@ static void sweep_conn(dfd_loop *loop, dfd_conn *c, uint64_t tick)
 {
     const dfd_config *cfg = loop->srv->cfg;
 
-    if (c->partial && loop->read_ticks != 0) {
+    if (c->partial && loop->read_ticks != 0 && !c->internal) {
         if (c->read_paused) {
             c->partial_tick = tick; /* we stopped reading it: not its delay */
         } else if (tick - c->partial_tick > loop->read_ticks) {

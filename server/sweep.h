@@ -4,11 +4,13 @@
  *   - closes a connection that sent no complete message for [limits] idle_timeout
  *     (conn.idle_timeout), unless something keeps it: a call in flight or an owner
  *     that is busy with it (dfd_conn_idle), heartbeats that watch it (track_rx: a
- *     router's member, a worker's link), a subscription to membership events, a
- *     stream, or daffid waiting for memory to read it;
+ *     router's member, a worker's link), a link to an isolated plugin's child
+ *     (internal), a subscription to membership events, a stream, or daffid waiting
+ *     for memory to read it;
  *   - closes a connection whose message began arriving more than [limits]
  *     read_timeout ago and is still not whole (conn.read_timeout), unless daffid
- *     itself stopped reading it (its output is over max_output);
+ *     itself stopped reading it (its output is over max_output, or the budget has no
+ *     room) or it is internal;
  *   - when the memory budget is nearly spent, closes the connections that do not read
  *     their output (budget.h, dfd_budget_shed), and reads again the ones that waited
  *     for room once there is (dfd_budget_resume);

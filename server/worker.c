@@ -1,22 +1,32 @@
 /*
- * worker.c - the worker role: one connection to the router, a hello that announces
- * this daffid's callbacks under its name, calls served like any connection's, and a
- * reconnect with exponential backoff whenever the connection is lost or the router
- * goes silent (see worker.h).
+ * worker.c - the worker role: one link to the router per loop, each a connection that
+ * says daffi.hello for this daffid's name and callbacks with the worker's session, so
+ * that the router keeps them as one member (PROTOCOL.md, "Members"); calls the router
+ * sends on a link are served on that link's loop like any connection's; each link
+ * reconnects on its own with exponential backoff when it is lost or the router goes
+ * silent (see worker.h).
  *
- * Everything here runs on the worker's loop (loop 0).
+ * Connecting uses the client library's pieces (sdk/src/client_connect.c: resolve,
+ * non-blocking connect, its completion; client_common.c: the backoff with jitter), so
+ * there is one copy of them. The library's asynchronous client itself cannot serve
+ * here: it owns the socket and its buffers, where a link must hand its socket to a
+ * dfd_conn of the loop.
+ *
+ * A link and everything in it belongs to its loop; the worker's shared part (address,
+ * session, eviction) is read-only or atomic.
  */
 #include <errno.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <netdb.h>
+
+#include "client_int.h" /* sdk/src: the library's connect and backoff */
 #include "conn.h"
 #include "dispatch.h"
 #include "heartbeat.h"
@@ -28,228 +38,328 @@
 
 #define BACKOFF_FIRST_MS 100
 
-struct dfd_worker {
-    dfd_server *srv;
+typedef struct worker_link {
+    dfd_worker *w;
     dfd_loop *loop;
-    daffi_addr addr;
+    unsigned index;            /* the hello's "link" */
     int fd;                    /* connecting socket, -1 otherwise */
     struct event connect_ev;
     struct event retry_ev;
+    struct addrinfo *ai_list;  /* the attempt's addresses (TCP) */
+    struct addrinfo *ai_next;  /* the next one to try */
+    daffi__backoff backoff;
     dfd_conn *conn;            /* the established connection, or NULL */
-    uint64_t backoff_ms;
+    _Atomic(const dfd_table *) seen; /* the table its loop switched to last (announce) */
     uint32_t next_msgid;
     uint32_t hello_msgid;
     int registered;
-    int stopping;
     int withdrawing;           /* draining: the empty hello is on its way */
     int withdrawn;             /* the router acknowledged it (or there is no router) */
-    int evicted;               /* a newcomer took our name: rejoin without replacing */
     unsigned attempts;
     unsigned refusals;         /* hellos refused since the last registration */
+} worker_link;
+
+struct dfd_worker {
+    dfd_server *srv;
+    daffi_addr addr;
+    char session[48];          /* names this process's links as one member */
+    atomic_int stopping;
+    atomic_int evicted;        /* a newcomer took our name: rejoin without replacing */
+    unsigned nlinks;
+    worker_link links[];       /* one per loop: links[i] on loop i */
 };
 
 static const dfd_conn_ops worker_link_ops;
 
-uint32_t dfd_worker_next_msgid(dfd_worker *w)
+static uint32_t link_next_msgid(worker_link *k)
 {
-    uint32_t id = w->next_msgid++;
+    uint32_t id = k->next_msgid++;
     if (id == 0)
-        id = w->next_msgid++;
+        id = k->next_msgid++;
     return id;
 }
 
-static void worker_connect(evutil_socket_t fd, short what, void *arg);
-
-static void worker_schedule(dfd_worker *w)
+static void link_schedule(worker_link *k)
 {
-    if (w->stopping || w->srv->draining)
+    /* a drained loop stays away from the router until resume (worker_on_resume) */
+    if (atomic_load(&k->w->stopping) || atomic_load(&k->w->srv->draining) ||
+        k->loop->draining)
         return;
-    uint64_t ms = w->backoff_ms;
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
-    evtimer_add(&w->retry_ev, &tv);
-    w->backoff_ms = w->backoff_ms ? w->backoff_ms * 2 : BACKOFF_FIRST_MS;
-    if (w->backoff_ms > w->srv->cfg->reconnect_max_ms)
-        w->backoff_ms = w->srv->cfg->reconnect_max_ms;
+    int ms = daffi__backoff_next(&k->backoff);
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(&k->retry_ev, &tv);
 }
 
-/* Sends daffi.hello with this daffid's name and the callbacks of the loop's table, or
- * with none when withdrawing. */
-static void worker_hello(dfd_worker *w, int withdraw)
+/* Sends daffi.hello on link k with this daffid's name and the callbacks of the link's
+ * loop, or with none when withdrawing. */
+static void link_hello(worker_link *k, int withdraw)
 {
-    const dfd_table *t = w->loop->table;
+    dfd_worker *w = k->w;
+    const dfd_table *t = k->loop->table;
+    int evicted = atomic_load(&w->evicted);
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    w->hello_msgid = dfd_worker_next_msgid(w);
-    daffi_pack_request(&pk, w->hello_msgid, "daffi.hello", 11, 1);
-    msgpack_pack_map(&pk, w->evicted ? 4 : 3);
+    k->hello_msgid = link_next_msgid(k);
+    daffi_pack_request(&pk, k->hello_msgid, "daffi.hello", 11, 1);
+    msgpack_pack_map(&pk, evicted ? 7 : 6);
     daffi_pack_cstr(&pk, "name");
     daffi_pack_cstr(&pk, w->srv->cfg->name);
     /* we honour daffi.call's timeout_ms: the router sends each call's deadline */
     daffi_pack_cstr(&pk, "deadlines");
     msgpack_pack_true(&pk);
-    if (w->evicted) {
+    /* our links are one member; a link connected again replaces its stale self */
+    daffi_pack_cstr(&pk, "session");
+    daffi_pack_cstr(&pk, w->session);
+    daffi_pack_cstr(&pk, "link");
+    msgpack_pack_unsigned_int(&pk, k->index);
+    daffi_pack_cstr(&pk, "links");
+    msgpack_pack_unsigned_int(&pk, w->nlinks);
+    if (evicted) {
         daffi_pack_cstr(&pk, "replace");
         msgpack_pack_false(&pk);
     }
     daffi_pack_cstr(&pk, "callbacks");
     msgpack_pack_array(&pk, withdraw ? 0 : (uint32_t)t->ncallbacks);
     for (size_t i = 0; !withdraw && i < t->nplugins; i++)
-        for (size_t k = 0; k < t->plugins[i]->ncallbacks; k++)
-            daffi_pack_cstr(&pk, t->plugins[i]->callbacks[k].name);
-    dfd_conn_send_raw(w->conn, sb.data, sb.size);
+        for (size_t n = 0; n < t->plugins[i]->ncallbacks; n++)
+            daffi_pack_cstr(&pk, t->plugins[i]->callbacks[n].name);
+    dfd_conn_send_raw(k->conn, sb.data, sb.size);
     msgpack_sbuffer_destroy(&sb);
 }
 
-void dfd_worker_announce(dfd_worker *w)
+static void link_announce(worker_link *k)
 {
-    if (w->conn != NULL && !w->withdrawing)
-        worker_hello(w, 0);
+    if (k->conn != NULL && !k->withdrawing)
+        link_hello(k, 0);
 }
 
-void dfd_worker_withdraw(dfd_worker *w)
+/* Draining: announce no callbacks on k, so the router sends nothing new; the link
+ * closes once the router acknowledged it and the calls in flight are answered. */
+static void link_withdraw(worker_link *k)
 {
-    if (w->conn == NULL || !w->registered) {
-        w->withdrawn = 1;
+    if (k->conn == NULL || !k->registered) {
+        k->withdrawn = 1;
         return;
     }
-    w->withdrawing = 1;
-    worker_hello(w, 1);
+    k->withdrawing = 1;
+    link_hello(k, 1);
 }
 
-/* The connection is up: adopt it as an ordinary connection and say hello. */
-static void worker_connected(dfd_worker *w, int fd)
+/* The connection is up: adopt it as an ordinary connection of the loop and say hello. */
+static void link_connected(worker_link *k, int fd)
 {
-    if (w->addr.kind == DAFFI_ADDR_TCP) {
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    }
-    atomic_fetch_add(&w->srv->conns, 1);
-    dfd_conn *c = dfd_conn_adopt(w->loop, fd, w->addr.kind == DAFFI_ADDR_UNIX,
-                                 &worker_link_ops, w);
+    dfd_server *srv = k->w->srv;
+    atomic_fetch_add(&srv->conns, 1);
+    dfd_conn *c = dfd_conn_adopt(k->loop, fd, k->w->addr.kind == DAFFI_ADDR_UNIX,
+                                 &worker_link_ops, k);
     if (c == NULL) {
-        atomic_fetch_sub(&w->srv->conns, 1);
-        worker_schedule(w);
+        atomic_fetch_sub(&srv->conns, 1);
+        link_schedule(k);
         return;
     }
     snprintf(c->peer, sizeof(c->peer), "router");
     c->track_rx = 1;
     c->keep_serving = 1;
-    w->conn = c;
-    dfd_worker_announce(w);
+    k->conn = c;
+    k->withdrawing = k->withdrawn = 0;
+    link_announce(k);
 }
 
-static void worker_on_connect(evutil_socket_t fd, short what, void *arg)
+/* The attempt failed (why: the last reason): try again after the backoff. */
+static void link_failed(worker_link *k, const char *why)
 {
-    (void)what;
-    dfd_worker *w = arg;
-    int err = 0;
-    socklen_t len = sizeof(err);
-    w->fd = -1;
-    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
-        err = errno;
-    if (err != 0) {
-        if (w->attempts++ % 10 == 0)
-            dfd_warn("worker.connect", "router=%s errno=%d msg=\"%s\" retry_ms=%llu",
-                     w->srv->cfg->router, err, strerror(err),
-                     (unsigned long long)(w->backoff_ms ? w->backoff_ms : BACKOFF_FIRST_MS));
-        close(fd);
-        worker_schedule(w);
+    if (k->ai_list != NULL) {
+        freeaddrinfo(k->ai_list);
+        k->ai_list = k->ai_next = NULL;
+    }
+    if (k->attempts++ % 10 == 0)
+        dfd_warn("worker.connect", "router=%s link=%u attempts=%u msg=\"%s\"",
+                 k->w->srv->cfg->router, k->index, k->attempts, why);
+    link_schedule(k);
+}
+
+static void link_on_connect(evutil_socket_t fd, short what, void *arg);
+
+/* Starts a connect to the next address of the attempt (TCP: the next resolved one;
+ * Unix: the path), or gives up on the attempt. */
+static void link_try_next(worker_link *k)
+{
+    const daffi_addr *a = &k->w->addr;
+    char why[256] = "no address";
+    int fd = -1, in_progress = 0;
+    if (a->kind == DAFFI_ADDR_UNIX) {
+        struct sockaddr_un sun = {0};
+        sun.sun_family = AF_UNIX;
+        snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", a->path);
+        fd = daffi__connect_begin((struct sockaddr *)&sun, sizeof(sun), &in_progress, why,
+                                  sizeof(why));
+    }
+    while (a->kind == DAFFI_ADDR_TCP && fd == -1 && k->ai_next != NULL) {
+        struct addrinfo *ai = k->ai_next;
+        k->ai_next = ai->ai_next;
+        fd = daffi__connect_begin(ai->ai_addr, ai->ai_addrlen, &in_progress, why, sizeof(why));
+    }
+    if (fd == -1) {
+        link_failed(k, why);
         return;
     }
-    worker_connected(w, fd);
+    if (!in_progress) {
+        link_connected(k, fd);
+        return;
+    }
+    k->fd = fd;
+    struct timeval tv = {DAFFI_DEFAULT_CONNECT_TIMEOUT_MS / 1000, 0};
+    event_assign(&k->connect_ev, k->loop->base, fd, EV_WRITE, link_on_connect, k);
+    event_add(&k->connect_ev, &tv);
 }
 
-/* Starts a non-blocking connect to the router. */
-static void worker_connect(evutil_socket_t unused, short what, void *arg)
+static void link_on_connect(evutil_socket_t fd, short what, void *arg)
+{
+    worker_link *k = arg;
+    char why[256] = "connect timed out";
+    k->fd = -1;
+    if (!(what & EV_TIMEOUT) && daffi__connect_finish(fd, why, sizeof(why)) == 0) {
+        link_connected(k, fd);
+        return;
+    }
+    close(fd);
+    if (!(what & EV_TIMEOUT) && k->ai_next != NULL)
+        link_try_next(k); /* refused there: the next address (the time is not spent) */
+    else
+        link_failed(k, why);
+}
+
+/* The backoff passed: a new attempt (the name is resolved again: it may point elsewhere
+ * by now). */
+static void link_connect(evutil_socket_t unused, short what, void *arg)
 {
     (void)unused;
     (void)what;
-    dfd_worker *w = arg;
-    if (w->stopping || w->conn != NULL || w->fd != -1)
+    worker_link *k = arg;
+    char why[300];
+    if (atomic_load(&k->w->stopping) || k->conn != NULL || k->fd != -1)
         return;
-    int fd = -1;
-    int rc = -1;
-    if (w->addr.kind == DAFFI_ADDR_UNIX) {
-        struct sockaddr_un sun = {0};
-        sun.sun_family = AF_UNIX;
-        snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", w->addr.path);
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd != -1)
-            rc = connect(fd, (struct sockaddr *)&sun, sizeof(sun));
-    } else {
-        struct addrinfo hints = {0}, *res = NULL;
-        hints.ai_socktype = SOCK_STREAM;
-        hints.ai_flags = AI_NUMERICSERV;
-        char port[16];
-        snprintf(port, sizeof(port), "%d", w->addr.port);
-        if (getaddrinfo(w->addr.host, port, &hints, &res) == 0) {
-            fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-            if (fd != -1)
-                rc = connect(fd, res->ai_addr, res->ai_addrlen);
-            freeaddrinfo(res);
+    if (k->w->addr.kind == DAFFI_ADDR_TCP) {
+        if (k->ai_list != NULL)
+            freeaddrinfo(k->ai_list);
+        k->ai_list = k->ai_next = NULL;
+        if (daffi__resolve(&k->w->addr, &k->ai_list, why, sizeof(why)) == -1) {
+            link_failed(k, why);
+            return;
         }
+        k->ai_next = k->ai_list;
     }
-    if (fd == -1) {
-        worker_schedule(w);
-        return;
-    }
-    if (rc == 0) {
-        worker_connected(w, fd);
-        return;
-    }
-    if (errno != EINPROGRESS && errno != EAGAIN) {
-        if (w->attempts++ % 10 == 0)
-            dfd_warn("worker.connect", "router=%s errno=%d msg=\"%s\"", w->srv->cfg->router,
-                     errno, strerror(errno));
-        close(fd);
-        worker_schedule(w);
-        return;
-    }
-    w->fd = fd;
-    event_assign(&w->connect_ev, w->loop->base, fd, EV_WRITE, worker_on_connect, w);
-    event_add(&w->connect_ev, NULL);
+    link_try_next(k);
 }
 
-/* The loop switched tables (a reload): re-announce when the callbacks changed. */
+/* A drain was undone (the loop's link): announce the callbacks again, or reconnect if
+ * the withdrawal already closed the link. */
+static void worker_on_resume(dfd_loop *loop)
+{
+    dfd_worker *w = loop->on_table_arg;
+    worker_link *k = &w->links[loop->index];
+    k->withdrawing = 0;
+    k->withdrawn = 0;
+    if (k->conn != NULL)
+        link_announce(k);
+    else
+        link_schedule(k);
+}
+
+/* Mail: announce on link k (another loop found every loop on the new table). */
+static void link_announce_mail(dfd_loop *loop, void *arg)
+{
+    (void)loop;
+    link_announce(arg);
+}
+
+/* The loop switched tables (a reload). The member's callbacks are one set for all its
+ * links: once every loop serves the new table, each link re-announces it (when the
+ * callbacks changed), so the router never sends a new callback to a loop that does not
+ * have it yet. */
 static void worker_on_table(dfd_loop *loop, const dfd_table *old)
 {
     dfd_worker *w = loop->on_table_arg;
-    if (!dfd_table_same_callbacks(old, loop->table))
-        dfd_worker_announce(w);
+    worker_link *k = &w->links[loop->index];
+    atomic_store(&k->seen, loop->table);
+    if (dfd_table_same_callbacks(old, loop->table))
+        return;
+    for (unsigned i = 0; i < w->nlinks; i++)
+        if (atomic_load(&w->links[i].seen) != loop->table)
+            return; /* that loop announces when it switches */
+    for (unsigned i = 0; i < w->nlinks; i++) {
+        worker_link *o = &w->links[i];
+        if (o->loop == loop)
+            link_announce(o);
+        else if (dfd_loop_post(o->loop, link_announce_mail, NULL, o) == -1)
+            dfd_error("worker.announce", "link=%u msg=\"out of memory: the link keeps its "
+                      "callbacks until it reconnects\"", i);
+    }
 }
 
-dfd_worker *dfd_worker_start(dfd_server *srv, dfd_loop *loop)
+/* A session id naming this process's links: unique per start. */
+static void worker_session(dfd_worker *w)
 {
-    dfd_worker *w = calloc(1, sizeof(*w));
+    uint64_t r = 0;
+    if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r))
+        r = dfd_now_ns() ^ ((uint64_t)getpid() << 40);
+    snprintf(w->session, sizeof(w->session), "%s-%d-%016llx", w->srv->cfg->name, (int)getpid(),
+             (unsigned long long)r);
+    /* the name may be long: the router takes at most DFD_MEMBER_SESSION_MAX bytes */
+    if (strlen(w->session) > 64)
+        snprintf(w->session, sizeof(w->session), "%d-%016llx", (int)getpid(),
+                 (unsigned long long)r);
+}
+
+dfd_worker *dfd_worker_start(dfd_server *srv)
+{
+    unsigned n = srv->nloops;
+    dfd_worker *w = calloc(1, sizeof(*w) + n * sizeof(worker_link));
     if (w == NULL)
         return NULL;
     w->srv = srv;
-    w->loop = loop;
-    w->fd = -1;
-    w->next_msgid = 1;
+    w->nlinks = n;
+    atomic_init(&w->stopping, 0);
+    atomic_init(&w->evicted, 0);
     const char *why = NULL;
     if (daffi_addr_parse(srv->cfg->router, &w->addr, &why) == -1) {
         dfd_error("worker.router", "router=%s msg=\"%s\"", srv->cfg->router, why);
         free(w);
         return NULL;
     }
-    loop->on_table = worker_on_table;
-    loop->on_table_arg = w;
-    evtimer_assign(&w->retry_ev, loop->base, worker_connect, w);
-    struct timeval now = {0, 0};
-    evtimer_add(&w->retry_ev, &now);
+    worker_session(w);
+    uint64_t max = srv->cfg->reconnect_max_ms;
+    for (unsigned i = 0; i < n; i++) {
+        worker_link *k = &w->links[i];
+        dfd_loop *loop = &srv->loops[i];
+        k->w = w;
+        k->loop = loop;
+        k->index = i;
+        k->fd = -1;
+        k->next_msgid = 1;
+        atomic_init(&k->seen, loop->table);
+        daffi__backoff_init(&k->backoff, BACKOFF_FIRST_MS, max > 0x7fffffff ? 0x7fffffff : (int)max);
+        loop->on_table = worker_on_table;
+        loop->on_resume = worker_on_resume;
+        loop->on_table_arg = w;
+        evtimer_assign(&k->retry_ev, loop->base, link_connect, k);
+        struct timeval now = {0, 0};
+        evtimer_add(&k->retry_ev, &now);
+    }
     return w;
 }
 
 /* The answer to our hello (or its withdrawal). */
-static void worker_on_response(dfd_conn *c, const char *bytes, size_t size, uint32_t msgid)
+static void link_on_response(dfd_conn *c, const char *bytes, size_t size, uint32_t msgid)
 {
-    dfd_worker *w = c->owner;
+    worker_link *k = c->owner;
+    dfd_worker *w = k->w;
+    const dfd_config *cfg = w->srv->cfg;
     if (dfd_heartbeat_answered(c, msgid))
         return;
-    if (msgid != w->hello_msgid) {
+    if (msgid != k->hello_msgid) {
         dfd_stat_add(&c->loop->stats, DFD_STAT_unexpected_responses, 1);
         return;
     }
@@ -257,25 +367,25 @@ static void worker_on_response(dfd_conn *c, const char *bytes, size_t size, uint
     size_t err_len, result_len;
     if (daffi_response_split(bytes, size, &err, &err_len, &result, &result_len) == -1)
         return;
-    if (err_len == 1 && (unsigned char)err[0] == 0xc0 && w->withdrawing) {
+    if (err_len == 1 && (unsigned char)err[0] == 0xc0 && k->withdrawing) {
         /* the router sends us nothing new: close once what it sent is answered */
-        w->withdrawn = 1;
-        dfd_info("worker.withdrawn", "router=%s msg=\"no new calls; finishing the ones "
-                 "in flight\"", w->srv->cfg->router);
+        k->withdrawn = 1;
+        dfd_info("worker.withdrawn", "router=%s link=%u msg=\"no new calls; finishing the "
+                 "ones in flight\"", cfg->router, k->index);
         /* closes now, or as its last call is answered (conn.c) */
         if (dfd_conn_idle(c))
             dfd_conn_close(c, 1);
         return;
     }
     if (err_len == 1 && (unsigned char)err[0] == 0xc0) {
-        if (!w->registered)
-            dfd_info("worker.registered", "router=%s name=%s callbacks=%zu",
-                     w->srv->cfg->router, w->srv->cfg->name, w->loop->table->ncallbacks);
-        w->registered = 1;
-        w->evicted = 0;
-        w->backoff_ms = 0;
-        w->attempts = 0;
-        w->refusals = 0;
+        if (!k->registered)
+            dfd_info("worker.registered", "router=%s name=%s link=%u/%u callbacks=%zu",
+                     cfg->router, cfg->name, k->index, w->nlinks, k->loop->table->ncallbacks);
+        k->registered = 1;
+        atomic_store(&w->evicted, 0);
+        daffi__backoff_reset(&k->backoff);
+        k->attempts = 0;
+        k->refusals = 0;
         return;
     }
     msgpack_zone zone;
@@ -289,19 +399,19 @@ static void worker_on_response(dfd_conn *c, const char *bytes, size_t size, uint
         const msgpack_object *details;
         daffi_error_parse(&obj, &code, &text, &text_len, &details);
     }
-    w->withdrawn = 1;
+    k->withdrawn = 1;
     /* refused (e.g. the name is taken): said once, then every tenth time */
-    if (w->refusals++ % 10 == 0)
-        dfd_error("worker.hello_refused", "router=%s name=%s error=%s refusals=%u msg=\"%.*s\"",
-                  w->srv->cfg->router, w->srv->cfg->name, daffi_error_name(code), w->refusals,
-                  (int)text_len, text);
+    if (k->refusals++ % 10 == 0)
+        dfd_error("worker.hello_refused", "router=%s name=%s link=%u error=%s refusals=%u "
+                  "msg=\"%.*s\"", cfg->router, cfg->name, k->index, daffi_error_name(code),
+                  k->refusals, (int)text_len, text);
     msgpack_zone_destroy(&zone);
     /* drop the connection and try again later, with backoff */
     dfd_conn_close(c, 1);
 }
 
 /* The router's daffi.evicted notification: a newcomer took our name. */
-static int worker_evicted(dfd_worker *w, const char *bytes, size_t size)
+static int link_evicted(worker_link *k, const char *bytes, size_t size)
 {
     static const char name[] = "\xad" "daffi.evicted";
     const char *m;
@@ -309,90 +419,94 @@ static int worker_evicted(dfd_worker *w, const char *bytes, size_t size)
     if (daffi_array_element(bytes, size, 1, &m, &len) == -1 || len != sizeof(name) - 1 ||
         memcmp(m, name, len) != 0)
         return 0;
-    if (!w->evicted)
+    if (!atomic_exchange(&k->w->evicted, 1))
         dfd_warn("worker.evicted", "router=%s name=%s msg=\"another member took this name "
                  "(the router's duplicate = replace); rejoining only once the name is free\"",
-                 w->srv->cfg->router, w->srv->cfg->name);
-    w->evicted = 1;
-    w->registered = 0;
+                 k->w->srv->cfg->router, k->w->srv->cfg->name);
+    k->registered = 0;
     return 1;
 }
 
-static void worker_message(dfd_conn *c, const char *bytes, size_t size, int kind,
-                           uint32_t msgid)
+static void link_message(dfd_conn *c, const char *bytes, size_t size, int kind,
+                         uint32_t msgid)
 {
-    dfd_worker *w = c->owner;
+    worker_link *k = c->owner;
     if (kind == DAFFI_MSG_RESPONSE) {
-        worker_on_response(c, bytes, size, msgid);
+        link_on_response(c, bytes, size, msgid);
         return;
     }
-    if (kind == DAFFI_MSG_NOTIFY && worker_evicted(w, bytes, size))
+    if (kind == DAFFI_MSG_NOTIFY && link_evicted(k, bytes, size))
         return;
     dfd_dispatch_message(c, bytes, size, kind, msgid);
 }
 
-static void worker_closed(dfd_conn *c)
+static void link_closed(dfd_conn *c)
 {
-    dfd_worker *w = c->owner;
+    worker_link *k = c->owner;
     dfd_stream_conn_closed(c);
-    if (w == NULL)
+    if (k == NULL)
         return; /* the worker stopped first */
     c->owner = NULL;
-    w->conn = NULL;
-    if (w->registered)
-        dfd_warn("worker.disconnected", "router=%s msg=\"connection to the router lost\"",
-                 w->srv->cfg->router);
-    w->registered = 0;
-    worker_schedule(w);
+    k->conn = NULL;
+    if (k->registered)
+        dfd_warn("worker.disconnected", "router=%s link=%u msg=\"connection to the router "
+                 "lost\"", k->w->srv->cfg->router, k->index);
+    k->registered = 0;
+    link_schedule(k);
 }
 
 /* While draining, the link stays open until the router acknowledged the withdrawal. */
-static int worker_busy(const dfd_conn *c)
+static int link_busy(const dfd_conn *c)
 {
-    const dfd_worker *w = c->owner;
-    return w != NULL && c->loop->draining && !w->withdrawn;
+    const worker_link *k = c->owner;
+    return k != NULL && c->loop->draining && !k->withdrawn;
 }
 
-static void worker_drain(dfd_conn *c)
+static void link_drain(dfd_conn *c)
 {
-    dfd_worker *w = c->owner;
-    if (w != NULL && !w->withdrawing)
-        dfd_worker_withdraw(w);
+    worker_link *k = c->owner;
+    if (k != NULL && !k->withdrawing)
+        link_withdraw(k);
     if (dfd_conn_idle(c))
         dfd_conn_close(c, 1);
 }
 
-static uint32_t worker_link_msgid(dfd_conn *c)
+static uint32_t link_msgid(dfd_conn *c)
 {
-    return dfd_worker_next_msgid(c->owner);
+    return link_next_msgid(c->owner);
 }
 
-static const char *worker_describe(const dfd_conn *c)
+static const char *link_describe(const dfd_conn *c)
 {
     (void)c;
     return "router";
 }
 
 static const dfd_conn_ops worker_link_ops = {
-    .message = worker_message,
-    .closed = worker_closed,
-    .busy = worker_busy,
-    .drain = worker_drain,
-    .next_msgid = worker_link_msgid,
-    .describe = worker_describe,
+    .message = link_message,
+    .closed = link_closed,
+    .busy = link_busy,
+    .drain = link_drain,
+    .next_msgid = link_msgid,
+    .describe = link_describe,
 };
 
 void dfd_worker_stop(dfd_worker *w)
 {
     if (w == NULL)
         return;
-    w->stopping = 1;
-    event_del(&w->retry_ev);
-    if (w->fd != -1) {
-        event_del(&w->connect_ev);
-        close(w->fd);
+    atomic_store(&w->stopping, 1);
+    for (unsigned i = 0; i < w->nlinks; i++) {
+        worker_link *k = &w->links[i];
+        event_del(&k->retry_ev);
+        if (k->fd != -1) {
+            event_del(&k->connect_ev);
+            close(k->fd);
+        }
+        if (k->ai_list != NULL)
+            freeaddrinfo(k->ai_list);
+        if (k->conn != NULL)
+            k->conn->owner = NULL;
     }
-    if (w->conn != NULL)
-        w->conn->owner = NULL;
     free(w);
 }

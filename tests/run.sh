@@ -48,6 +48,10 @@ run_one() {
              awk '{ s += $1 } END { print s + 0 }')
     failed=$(sed -n 's/.*\[  FAILED  \] \([0-9][0-9]*\) test(s), listed below:.*/\1/p' "$work/out" |
              awk '{ s += $1 } END { print s + 0 }')
+    # a group's setup or teardown that failed (cmocka does not count it, nor does it
+    # make the binary exit non-zero): e.g. a daemon that did not stop cleanly
+    groups=$(grep -c '\[  FAILED  \] GROUP \(SETUP\|TEARDOWN\)' "$work/out")
+    failed=$((failed + groups))
     if [ "$rc" -ne 0 ]; then
         case $rc in
             124|137) why="timed out after ${TEST_TIMEOUT}s" ;;

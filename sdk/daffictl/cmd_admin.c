@@ -1,7 +1,7 @@
 /*
  * cmd_admin.c - daffictl's admin subcommands: one command line to daffid's admin socket
- * (-a SOCKET, else $DAFFID_ADMIN, else CTL_DEFAULT_ADMIN), one JSON reply back, shown
- * as a table (admin_view.c) or, with --json/--pretty, as the raw reply.
+ * (found by admin_socket.c), one JSON reply back, shown as a table (admin_view.c) or,
+ * with --json/--pretty, as the raw reply.
  *
  * Exit codes: 0 for an "ok" reply; an error reply maps its code (ctl_admin_exit);
  * 2 when the socket cannot be reached or closes without a reply, 3 on a timeout.
@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
-#include <daffi/json.h>
+#include "json.h"
 
 #include "admin_view.h"
 #include "daffictl.h"
@@ -41,8 +41,9 @@ static int ctl_admin_exit(const char *code)
     return CTL_EXIT_OTHER;
 }
 
-/* Connects to the admin socket at path. Returns the fd, or -1 after reporting. */
-static int admin_connect(const char *path)
+/* Connects to the admin socket at path (origin: where that path came from, for the
+ * message). Returns the fd, or -1 after reporting. */
+static int admin_connect(const char *path, const char *origin)
 {
     struct sockaddr_un sun = {0};
 
@@ -54,8 +55,9 @@ static int admin_connect(const char *path)
     memcpy(sun.sun_path, path, strlen(path));
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd == -1 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
-        fprintf(stderr, "daffictl: cannot connect to the admin socket %s: %s\n", path,
-                strerror(errno));
+        fprintf(stderr, "daffictl: cannot connect to the admin socket %s (from %s): %s\n"
+                "  (is daffid running with that socket? -a SOCKET or -c DIR names another)\n",
+                path, origin, strerror(errno));
         if (fd != -1)
             close(fd);
         return -1;
@@ -155,7 +157,10 @@ static int admin_run(const ctl_opts *o, const char *name, int argc, char **argv)
         }
     }
     line[len++] = '\n';
-    int fd = admin_connect(o->admin);
+    ctl_admin where;
+    if (ctl_admin_find(o, &where) == -1)
+        return CTL_EXIT_UNAVAILABLE;
+    int fd = admin_connect(where.path, where.origin);
     if (fd == -1)
         return CTL_EXIT_UNAVAILABLE;
     for (size_t off = 0; off < len;) {
@@ -183,7 +188,7 @@ static int admin_run(const ctl_opts *o, const char *name, int argc, char **argv)
     const char *status = json_string_value(json_object_get(reply, "status"));
     int ok = status != NULL && strcmp(status, "ok") == 0;
     if (o->json_explicit) {
-        char *out = json_dumps(reply, o->json_flags & DAFFI_JSON_PRETTY
+        char *out = json_dumps(reply, o->json_flags & CTL_JSON_PRETTY
                                           ? JSON_INDENT(2) | JSON_PRESERVE_ORDER
                                           : JSON_COMPACT | JSON_PRESERVE_ORDER);
         printf("%s\n", out ? out : text);
@@ -209,7 +214,8 @@ static int admin_run(const ctl_opts *o, const char *name, int argc, char **argv)
     const ctl_cmd ctl_cmd_admin_##id = {nm, run_##id, syn, sum, hlp};
 
 #define ADMIN_HELP_TAIL                                                                    \
-    "Talks to daffid's admin socket: -a SOCKET, else $DAFFID_ADMIN, else\n"               \
+    "Talks to daffid's admin socket: -a SOCKET, else $DAFFID_ADMIN, else the [admin]\n"   \
+    "socket that -c DIR's ini files set, else ./conf.d's, else " CTL_CONFDIR "'s, else\n" \
     CTL_DEFAULT_ADMIN ". Prints a table; --json or --pretty print the raw JSON reply.\n"  \
     "An error reply goes to stderr as 'CODE: detail' with a non-zero exit code.\n"
 

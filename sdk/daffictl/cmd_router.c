@@ -11,7 +11,7 @@
 
 #include <event2/event.h>
 
-#include <daffi/json.h>
+#include "json.h"
 
 #include "daffictl.h"
 
@@ -176,7 +176,7 @@ static int print_cast(const ctl_opts *o, const msgpack_object *map)
             continue;
         }
         if (!o->json_explicit) {
-            json = daffi_json_dump(r, o->json_flags);
+            json = ctl_json_dump(r, o->json_flags);
             printf("%.*s: %s\n", (int)kv->key.via.str.size, kv->key.via.str.ptr,
                    json != NULL ? json : "(out of memory)");
             free(json);
@@ -541,7 +541,7 @@ static int run_stream(const ctl_opts *o, int argc, char **argv)
 
 const ctl_cmd ctl_cmd_members = {
     "members", run_members, "members",
-    "list the members and their callbacks",
+    "list the members and their callbacks (-a/-c: the admin socket's)",
     "Calls daffi.members and prints one line per member: its name, then the callbacks\n"
     "it serves. A plain service lists itself; a router lists every member connected to\n"
     "it. With --json or --pretty: the list as JSON, [{\"name\": ..., \"callbacks\": [...]}].\n"

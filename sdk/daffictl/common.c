@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <daffi/json.h>
+#include "json.h"
 
 #include "daffictl.h"
 
@@ -39,7 +39,7 @@ int ctl_report(const ctl_opts *o, const daffi_error *err)
     fprintf(stderr, "%s (code %d): %s\n", err->name != NULL ? err->name : "UNKNOWN", err->code,
             err->message != NULL ? err->message : "(no message)");
     if (err->details.type != MSGPACK_OBJECT_NIL) {
-        details = daffi_json_dump(&err->details, o->json_flags);
+        details = ctl_json_dump(&err->details, o->json_flags);
         fprintf(stderr, "details: %s\n", details != NULL ? details : "(out of memory)");
         free(details);
     }
@@ -72,7 +72,7 @@ daffi_client *ctl_connect(const ctl_opts *o, int *exit_code)
 int ctl_pack_args(msgpack_sbuffer *sb, int argc, char **argv)
 {
     msgpack_packer pk;
-    daffi_json_error jerr;
+    ctl_json_error jerr;
     int i;
 
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
@@ -81,7 +81,7 @@ int ctl_pack_args(msgpack_sbuffer *sb, int argc, char **argv)
         return CTL_EXIT_USAGE;
     }
     for (i = 0; i < argc; i++) {
-        if (daffi_json_arg(&pk, argv[i], &jerr) == -1) {
+        if (ctl_json_arg(&pk, argv[i], &jerr) == -1) {
             fprintf(stderr, "daffictl: argument %d (%s): %s\n", i + 1, argv[i], jerr.text);
             return CTL_EXIT_USAGE;
         }
@@ -92,7 +92,7 @@ int ctl_pack_args(msgpack_sbuffer *sb, int argc, char **argv)
 /* Prints obj as JSON and a newline on stdout. Returns 0, or CTL_EXIT_OTHER. */
 int ctl_print_json(const ctl_opts *o, const msgpack_object *obj)
 {
-    char *text = daffi_json_dump(obj, o->json_flags);
+    char *text = ctl_json_dump(obj, o->json_flags);
     int rc = 0;
 
     if (text == NULL) {

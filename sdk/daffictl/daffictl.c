@@ -1,7 +1,8 @@
 /*
  * daffictl.c - the daffi command line: global options, the subcommand table, help.
  *
- *   daffictl [-s ADDRESS] [-t TIMEOUT_MS] [--json|--pretty] SUBCOMMAND [ARGS...]
+ *   daffictl [-s ADDRESS] [-a SOCKET | -c DIR] [-t TIMEOUT_MS] [--json|--pretty]
+ *            SUBCOMMAND [ARGS...]
  *
  * Options come before the subcommand; everything after it belongs to the subcommand
  * (so `daffictl call add -1 2` passes -1 as an argument).
@@ -12,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <daffi/json.h>
+#include "json.h"
 
 #include "daffictl.h"
 
@@ -25,19 +26,40 @@ static const ctl_cmd *const commands[] = {&ctl_cmd_call,    &ctl_cmd_notify, &ct
                                           &ctl_cmd_watch,   &ctl_cmd_stream};
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
+/* Each exit code with the protocol error codes (sdk/PROTOCOL.md section 4) it stands
+ * for: the printed "NAME (code N)" is the protocol's code, the exit status daffictl's. */
 static const char exit_codes_text[] =
-    "Exit codes:\n"
+    "Exit codes (the error's protocol code, as printed in \"NAME (code N)\", beside it):\n"
     "  0   success\n"
     "  1   usage error: bad option, subcommand, address or argument\n"
-    "  2   UNAVAILABLE: cannot connect, or the connection was lost\n"
-    "  3   TIMEOUT: no answer within -t TIMEOUT_MS (or the server's own timeout)\n"
-    "  4   HANDLER_ERROR: the callback failed\n"
-    "  5   BAD_ARGS: the callback rejected its arguments\n"
-    "  6   NO_CALLBACK: no such callback\n"
-    "  7   OVERLOADED or SHUTTING_DOWN: refused for now, try again later\n"
-    "  8   PROTOCOL or TOO_LARGE: a message was malformed or too big\n"
-    "  9   DENIED\n"
-    "  10  any other error\n";
+    "  2   UNAVAILABLE (code 5): cannot connect, or the connection was lost\n"
+    "  3   TIMEOUT (code 3): no answer within -t TIMEOUT_MS (or the server's own timeout)\n"
+    "  4   HANDLER_ERROR (code 4): the callback failed\n"
+    "  5   BAD_ARGS (code 2): the callback rejected its arguments\n"
+    "  6   NO_CALLBACK (code 1): no such callback\n"
+    "  7   OVERLOADED (code 6) or SHUTTING_DOWN (code 10): refused for now, try again\n"
+    "  8   PROTOCOL (code 8) or TOO_LARGE (code 7): a message was malformed or too big\n"
+    "  9   DENIED (code 9)\n"
+    "  10  any other error code\n";
+
+/* Prints one line of the subcommand list: the synopsis, and the summary in a column
+ * (on the next line when the synopsis is longer than the column). */
+static void list_command(FILE *f, const char *synopsis, const char *summary)
+{
+    if (strlen(synopsis) <= 28)
+        fprintf(f, "  %-28s %s\n", synopsis, summary);
+    else
+        fprintf(f, "  %s\n  %-28s %s\n", synopsis, "", summary);
+}
+
+/* Returns the subcommand of the RPC table called name, or NULL. */
+static const ctl_cmd *find_rpc_command(const char *name)
+{
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (strcmp(commands[i]->name, name) == 0)
+            return commands[i];
+    return NULL;
+}
 
 /* Prints the general usage to f. */
 static void usage(FILE *f)
@@ -47,27 +69,36 @@ static void usage(FILE *f)
     fprintf(f,
             "Usage: daffictl [OPTIONS] SUBCOMMAND [ARGS...]\n"
             "\n"
-            "Calls the callbacks of a daffid server (or any MessagePack-RPC peer).\n"
+            "Calls the callbacks of a daffid server (or any MessagePack-RPC peer), and steers\n"
+            "daffid through its admin socket.\n"
             "\n"
             "Options (before the subcommand):\n"
             "  -s, --server ADDRESS    tcp://HOST:PORT or unix:///PATH; default $DAFFI_ADDRESS,\n"
             "                          else " CTL_DEFAULT_ADDRESS "\n"
             "  -a, --admin SOCKET      daffid's admin socket for the admin subcommands;\n"
-            "                          default $DAFFID_ADMIN, else " CTL_DEFAULT_ADMIN "\n"
+            "                          default $DAFFID_ADMIN, else found as -c says\n"
+            "  -c, --config DIR        daffid's configuration directory: the admin socket is\n"
+            "                          the [admin] socket its ini files set (without -c:\n"
+            "                          ./conf.d, else " CTL_CONFDIR ", else\n"
+            "                          " CTL_DEFAULT_ADMIN ")\n"
             "  -t, --timeout MS        give up after MS milliseconds (default %d; 0: wait\n"
-            "                          forever)\n"
+            "                          forever); the timeout goes with each call\n"
             "      --json              print results as compact JSON (the default)\n"
             "      --pretty            print results as indented JSON\n"
             "  -h, --help              this help; `daffictl help SUBCOMMAND` for one subcommand\n"
-            "  -V, --version           print the version\n"
+            "  -V, -v, --version       print the version\n"
             "\n"
-            "Subcommands:\n",
+            "Subcommands, calls (to -s ADDRESS):\n",
             CTL_DEFAULT_TIMEOUT_MS);
     for (i = 0; i < NCOMMANDS; i++)
-        fprintf(f, "  %-28s %s\n", commands[i]->synopsis, commands[i]->summary);
+        list_command(f, commands[i]->synopsis, commands[i]->summary);
+    /* one block without a blank line: shell completion reads the subcommands from it */
+    fprintf(f, "Subcommands of the admin socket (-a SOCKET, -c DIR; `members` too, with -a "
+               "or -c):\n");
     for (i = 0; ctl_admin_cmds[i] != NULL; i++)
-        fprintf(f, "  %-28s %s\n", ctl_admin_cmds[i]->synopsis, ctl_admin_cmds[i]->summary);
-    fprintf(f, "  %-28s %s\n", "help [SUBCOMMAND]", "show this help, or one subcommand's");
+        if (find_rpc_command(ctl_admin_cmds[i]->name) == NULL) /* listed once, above */
+            list_command(f, ctl_admin_cmds[i]->synopsis, ctl_admin_cmds[i]->summary);
+    list_command(f, "help [SUBCOMMAND]", "show this help, or one subcommand's");
     fprintf(f, "\n%s", exit_codes_text);
 }
 
@@ -83,12 +114,9 @@ static const ctl_cmd *find_admin_command(const char *name)
 /* Returns the subcommand called name (the RPC ones first), or NULL. */
 static const ctl_cmd *find_command(const char *name)
 {
-    size_t i;
+    const ctl_cmd *cmd = find_rpc_command(name);
 
-    for (i = 0; i < NCOMMANDS; i++)
-        if (strcmp(commands[i]->name, name) == 0)
-            return commands[i];
-    return find_admin_command(name);
+    return cmd != NULL ? cmd : find_admin_command(name);
 }
 
 /* Prints the help of one subcommand on stdout. Returns 0, or CTL_EXIT_USAGE when
@@ -101,10 +129,14 @@ static int command_help(const char *name)
         fprintf(stderr, "daffictl: help: unknown subcommand '%s'\n", name);
         return CTL_EXIT_USAGE;
     }
-    /* the admin subcommands talk to the admin socket (-a), the others to -s */
-    printf("Usage: daffictl [%s] [-t TIMEOUT_MS] [--json|--pretty] %s\n\n%s\n%s",
-           find_admin_command(name) == cmd ? "-a SOCKET" : "-s ADDRESS", cmd->synopsis,
-           cmd->help, exit_codes_text);
+    /* the admin subcommands talk to the admin socket (-a, -c), the others to -s */
+    printf("Usage: daffictl [%s] [-t TIMEOUT_MS] [--json|--pretty] %s\n\n%s\n",
+           find_admin_command(name) == cmd ? "-a SOCKET | -c DIR" : "-s ADDRESS",
+           cmd->synopsis, cmd->help);
+    if (find_admin_command(name) != NULL && find_admin_command(name) != cmd)
+        printf("With -a SOCKET or -c DIR, `daffictl %s` asks the admin socket instead:\n%s\n",
+               name, find_admin_command(name)->help);
+    printf("%s", exit_codes_text);
     return CTL_EXIT_OK;
 }
 
@@ -129,6 +161,7 @@ int main(int argc, char **argv)
     static const struct option longopts[] = {
         {"server", required_argument, NULL, 's'},
         {"admin", required_argument, NULL, 'a'},
+        {"config", required_argument, NULL, 'c'},
         {"timeout", required_argument, NULL, 't'},
         {"json", no_argument, NULL, 'j'},
         {"pretty", no_argument, NULL, 'p'},
@@ -145,14 +178,13 @@ int main(int argc, char **argv)
     env = getenv("DAFFI_ADDRESS");
     o.address = env != NULL && env[0] != '\0' ? env : CTL_DEFAULT_ADDRESS;
     o.timeout_ms = CTL_DEFAULT_TIMEOUT_MS;
-    env = getenv("DAFFID_ADMIN");
-    o.admin = env != NULL && env[0] != '\0' ? env : CTL_DEFAULT_ADMIN;
-    o.json_flags = DAFFI_JSON_COMPACT;
+    o.json_flags = CTL_JSON_COMPACT;
     /* '+': stop at the subcommand, whose arguments may start with '-' */
-    while ((ch = getopt_long(argc, argv, "+s:a:t:hV", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "+s:a:c:t:hVv", longopts, NULL)) != -1) {
         switch (ch) {
         case 's': o.address = optarg; break;
         case 'a': o.admin = optarg; admin_given = 1; break;
+        case 'c': o.confdir = optarg; admin_given = 1; break;
         case 't':
             if (parse_timeout(optarg, &o.timeout_ms) == -1) {
                 fprintf(stderr, "daffictl: -t '%s': expected milliseconds, 0 or more\n",
@@ -160,10 +192,11 @@ int main(int argc, char **argv)
                 return CTL_EXIT_USAGE;
             }
             break;
-        case 'j': o.json_flags = DAFFI_JSON_COMPACT; o.json_explicit = 1; break;
-        case 'p': o.json_flags = DAFFI_JSON_PRETTY; o.json_explicit = 1; break;
+        case 'j': o.json_flags = CTL_JSON_COMPACT; o.json_explicit = 1; break;
+        case 'p': o.json_flags = CTL_JSON_PRETTY; o.json_explicit = 1; break;
         case 'h': usage(stdout); return CTL_EXIT_OK;
-        case 'V': printf("daffictl %s\n", DAFFID_VERSION); return CTL_EXIT_OK;
+        case 'V':
+        case 'v': printf("daffictl %s\n", DAFFID_VERSION); return CTL_EXIT_OK;
         default:
             fprintf(stderr, "Try 'daffictl --help'.\n");
             return CTL_EXIT_USAGE;
@@ -180,7 +213,7 @@ int main(int argc, char **argv)
         }
         return command_help(argv[optind + 1]);
     }
-    /* with -a, a name both lists know (members) is the admin socket's */
+    /* with -a or -c, a name both lists know (members) is the admin socket's */
     cmd = admin_given ? find_admin_command(argv[optind]) : NULL;
     if (cmd == NULL)
         cmd = find_command(argv[optind]);

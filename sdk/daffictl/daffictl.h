@@ -25,15 +25,32 @@ enum ctl_exit {
 #define CTL_DEFAULT_ADDRESS "tcp://127.0.0.1:6001"
 #define CTL_DEFAULT_TIMEOUT_MS 30000
 #define CTL_DEFAULT_ADMIN "/run/daffid/admin.sock"
+#ifndef CTL_CONFDIR
+#define CTL_CONFDIR "/etc/daffid/conf.d" /* daffid's default -c */
+#endif
 
 /* Options given before the subcommand. */
 typedef struct ctl_opts {
     const char *address;   /* -s, else $DAFFI_ADDRESS, else CTL_DEFAULT_ADDRESS */
     int timeout_ms;        /* -t; 0: wait forever */
-    unsigned json_flags;   /* DAFFI_JSON_COMPACT or DAFFI_JSON_PRETTY */
+    unsigned json_flags;   /* CTL_JSON_COMPACT or CTL_JSON_PRETTY */
     int json_explicit;     /* 1 when --json or --pretty was given */
-    const char *admin;     /* -a, else $DAFFID_ADMIN, else CTL_DEFAULT_ADMIN */
+    const char *admin;     /* -a, else NULL (ctl_admin_find() looks further) */
+    const char *confdir;   /* -c: daffid's configuration directory, else NULL */
 } ctl_opts;
+
+/* The admin socket an admin subcommand talks to, and where that path came from. */
+typedef struct ctl_admin {
+    char path[4096];
+    char origin[4200];     /* "-a", "$DAFFID_ADMIN", "[admin] socket of FILE:LINE", ... */
+    int found;             /* internal: a configuration file set it */
+} ctl_admin;
+
+/* Finds the admin socket (admin_socket.c: -a, $DAFFID_ADMIN, -c DIR's ini files,
+ * ./conf.d's, CTL_CONFDIR's, CTL_DEFAULT_ADMIN). Returns 0 with a filled, or -1 after
+ * printing why there is none (a directory that cannot be read or sets no socket, a
+ * configuration that turns it off). */
+int ctl_admin_find(const ctl_opts *o, ctl_admin *a);
 
 /* A subcommand: run gets the arguments after the subcommand's name and returns an
  * exit code. */

@@ -49,6 +49,10 @@ struct daffi_call {
     msgpack_packer packer;      /* writes into result */
     int error_code;
     char error_msg[256];
+    /* DAFFI_OUTCOME_ERROR: the details map daffi_reply_error_details() gave the handler
+     * a packer for (empty: none). Owned; checked to be one map when written. */
+    msgpack_sbuffer details;
+    msgpack_packer details_packer;
 
     /* streams (DAFFI_CB_STREAM handlers) */
     daffi_stream_step stream_step;

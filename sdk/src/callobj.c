@@ -13,12 +13,24 @@
 #define CALL_ZONE_CHUNK 2048
 #define CALL_KEEP_BYTES (64 * 1024) /* buffers kept across reuse, at most */
 
+/* The packer's writer of a call's result: a notification's result is never sent, so it
+ * is not kept either (an echo of a 1 MiB notification copies nothing). */
+static int call_result_write(void *data, const char *buf, size_t len)
+{
+    daffi_call *call = data;
+    if (call->msg.kind == DAFFI_MSG_NOTIFY)
+        return 0;
+    return msgpack_sbuffer_write(&call->result, buf, len);
+}
+
 void daffi_call_init(daffi_call *call)
 {
     memset(call, 0, sizeof(*call));
     msgpack_zone_init(&call->zone, CALL_ZONE_CHUNK);
     msgpack_sbuffer_init(&call->result);
-    msgpack_packer_init(&call->packer, &call->result, msgpack_sbuffer_write);
+    msgpack_packer_init(&call->packer, call, call_result_write);
+    msgpack_sbuffer_init(&call->details);
+    msgpack_packer_init(&call->details_packer, &call->details, msgpack_sbuffer_write);
 }
 
 void daffi_call_destroy(daffi_call *call)
@@ -26,6 +38,7 @@ void daffi_call_destroy(daffi_call *call)
     free(call->bytes);
     msgpack_zone_destroy(&call->zone);
     msgpack_sbuffer_destroy(&call->result);
+    msgpack_sbuffer_destroy(&call->details);
 }
 
 void daffi_call_reset(daffi_call *call)
@@ -40,6 +53,9 @@ void daffi_call_reset(daffi_call *call)
     if (call->result.alloc > CALL_KEEP_BYTES)
         msgpack_sbuffer_destroy(&call->result), msgpack_sbuffer_init(&call->result);
     call->result.size = 0;
+    if (call->details.alloc > CALL_KEEP_BYTES)
+        msgpack_sbuffer_destroy(&call->details), msgpack_sbuffer_init(&call->details);
+    call->details.size = 0;
     call->outcome = DAFFI_OUTCOME_NONE;
     call->error_code = 0;
     call->error_msg[0] = '\0';
@@ -82,6 +98,7 @@ int daffi_call_load(daffi_call *call, const char *bytes, size_t len)
 
 void daffi_call_set_error(daffi_call *call, int code, const char *message)
 {
+    call->details.size = 0;
     call->outcome = DAFFI_OUTCOME_ERROR;
     call->error_code = code;
     snprintf(call->error_msg, sizeof(call->error_msg), "%s", message);
@@ -89,6 +106,7 @@ void daffi_call_set_error(daffi_call *call, int code, const char *message)
 
 void daffi_call_set_raw_error(daffi_call *call, int code, const char *p, size_t len)
 {
+    call->details.size = 0;
     call->result.size = 0;
     msgpack_sbuffer_write(&call->result, p, len);
     call->outcome = DAFFI_OUTCOME_RAW_ERROR;
@@ -122,14 +140,88 @@ int daffi_call_unwrap(daffi_call *call)
     return 0;
 }
 
-int daffi_call_write_response(const daffi_call *call, uint32_t msgid,
-                              msgpack_sbuffer *sbuf, size_t max_message)
+/* Returns 1 when the len bytes at p are exactly one msgpack map, 0 otherwise. */
+static int is_one_map(const char *p, size_t len)
 {
+    unsigned char b = len > 0 ? (unsigned char)p[0] : 0;
+
+    return len > 0 && ((b & 0xf0) == 0x80 || b == 0xde || b == 0xdf) &&
+           daffi_object_size(p, len) == len;
+}
+
+/* 1 when the len bytes at p are exactly one message the scanner accepts with lim: what
+ * we send passes the checks we make on what we receive. */
+static int daffi_scan_accepts(const char *p, size_t len, const daffi_limits *lim)
+{
+    daffi_scan scan;
+    daffi_scan_init(&scan);
+    return daffi_scan_feed(&scan, p, len, lim) == DAFFI_SCAN_COMPLETE && scan.size == len;
+}
+
+int daffi_call_pack_error(const daffi_call *call, msgpack_packer *pk, msgpack_sbuffer *sb)
+{
+    int with = call->details.size > 0 && is_one_map(call->details.data, call->details.size);
+    if (msgpack_pack_array(pk, with ? 3 : 2) != 0 || msgpack_pack_int(pk, call->error_code) != 0 ||
+        daffi_pack_cstr(pk, call->error_msg) != 0)
+        return -1;
+    if (with && msgpack_sbuffer_write(sb, call->details.data, call->details.size) != 0)
+        return -1;
+    return 0;
+}
+
+/* Appends the error response of an ERROR outcome: [code, message, details] when the
+ * handler packed details that are one map and fit max_message with the rest, else
+ * [code, message], the message then saying why the details were dropped (a handler's
+ * mistake must not make the response malformed). Returns 0 or -1 (out of memory,
+ * sbuf unchanged). */
+static int write_error(const daffi_call *call, uint32_t msgid, msgpack_sbuffer *sbuf,
+                       const daffi_limits *lim)
+{
+    size_t max_message = lim->max_message;
+    msgpack_packer pk;
+    size_t mark = sbuf->size;
+    const char *why = NULL;
+    char msg[sizeof(call->error_msg) + 64];
+
+    msgpack_packer_init(&pk, sbuf, msgpack_sbuffer_write);
+    if (call->details.size > 0) {
+        if (!is_one_map(call->details.data, call->details.size)) {
+            why = "not one map";
+        } else if (daffi_pack_response_error_details(&pk, msgid, call->error_code,
+                                                     call->error_msg) == -1 ||
+                   msgpack_sbuffer_write(sbuf, call->details.data, call->details.size) != 0 ||
+                   daffi_pack_response_error_end(&pk) == -1) {
+            sbuf->size = mark;
+            return -1;
+        } else if (sbuf->size - mark > max_message) {
+            sbuf->size = mark;
+            why = "over max_message";
+        } else if (!daffi_scan_accepts(sbuf->data + mark, sbuf->size - mark, lim)) {
+            sbuf->size = mark;
+            why = "nests deeper than max_depth";
+        } else {
+            return 0;
+        }
+    }
+    if (why != NULL)
+        snprintf(msg, sizeof(msg), "%s [details dropped: %s]", call->error_msg, why);
+    if (daffi_pack_response_error(&pk, msgid, call->error_code,
+                                  why != NULL ? msg : call->error_msg) == -1) {
+        sbuf->size = mark;
+        return -1;
+    }
+    return 0;
+}
+
+int daffi_call_write_response(const daffi_call *call, uint32_t msgid,
+                              msgpack_sbuffer *sbuf, const daffi_limits *lim)
+{
+    size_t max_message = lim->max_message;
     msgpack_packer pk;
     msgpack_packer_init(&pk, sbuf, msgpack_sbuffer_write);
     size_t mark = sbuf->size;
     if (call->outcome == DAFFI_OUTCOME_ERROR) {
-        if (daffi_pack_response_error(&pk, msgid, call->error_code, call->error_msg) == -1)
+        if (write_error(call, msgid, sbuf, lim) == -1)
             goto oom;
         return call->error_code;
     }
@@ -152,6 +244,19 @@ int daffi_call_write_response(const daffi_call *call, uint32_t msgid,
         if (sbuf->size - mark > max_message) {
             sbuf->size = mark;
             goto too_large;
+        }
+        /* what we send must pass the checks we make on what we receive: a handler's
+         * result nesting deeper than max_depth (echo(a, b) of two 32-deep values) would
+         * be refused by any peer with the same limits */
+        if (call->result.size > 1 &&
+            !daffi_scan_accepts(sbuf->data + mark, sbuf->size - mark, lim)) {
+            sbuf->size = mark;
+            char msg[160];
+            snprintf(msg, sizeof(msg), "the result nests deeper than max_depth (%u levels)",
+                     lim->max_depth);
+            if (daffi_pack_response_error(&pk, msgid, DAFFI_E_HANDLER_ERROR, msg) == -1)
+                goto oom;
+            return DAFFI_E_HANDLER_ERROR;
         }
         return 0;
     }
@@ -254,6 +359,7 @@ int daffi_arg_bin(const daffi_call *call, size_t i, const char **p, size_t *len)
 
 msgpack_packer *daffi_reply_packer(daffi_call *call)
 {
+    call->details.size = 0;
     call->result.size = 0;
     call->outcome = DAFFI_OUTCOME_RESULT;
     return &call->packer;
@@ -320,7 +426,7 @@ void daffi_reply_object(daffi_call *call, const msgpack_object *obj)
 void daffi_reply_raw(daffi_call *call, const char *p, size_t len)
 {
     daffi_reply_packer(call);
-    msgpack_sbuffer_write(&call->result, p, len);
+    call_result_write(call, p, len);
 }
 
 void daffi_reply_error(daffi_call *call, int code, const char *fmt, ...)
@@ -329,8 +435,21 @@ void daffi_reply_error(daffi_call *call, int code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(call->error_msg, sizeof(call->error_msg), fmt, ap);
     va_end(ap);
+    call->details.size = 0;
     call->outcome = DAFFI_OUTCOME_ERROR;
     call->error_code = code;
+}
+
+msgpack_packer *daffi_reply_error_details(daffi_call *call, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(call->error_msg, sizeof(call->error_msg), fmt, ap);
+    va_end(ap);
+    call->details.size = 0;
+    call->outcome = DAFFI_OUTCOME_ERROR;
+    call->error_code = code;
+    return &call->details_packer;
 }
 
 daffi_stream_step daffi_stream_step_of(const daffi_call *call)

@@ -18,10 +18,17 @@ void daffi_call_reset(daffi_call *call);
 int daffi_call_load(daffi_call *call, const char *bytes, size_t len);
 
 /* Appends the call's response envelope for msgid to sbuf: the result (or nil), or the
- * error. When the whole response would exceed max_message it appends a TOO_LARGE error
- * instead. Returns the error code sent (0 for a result) or -1 when out of memory. */
+ * error. When the whole response would exceed lim->max_message it appends a TOO_LARGE
+ * error instead, and a result nesting deeper than lim->max_depth is answered
+ * HANDLER_ERROR (what we send passes the checks we make on what we receive). Returns
+ * the error code sent (0 for a result) or -1 when out of memory. */
 int daffi_call_write_response(const daffi_call *call, uint32_t msgid,
-                              msgpack_sbuffer *sbuf, size_t max_message);
+                              msgpack_sbuffer *sbuf, const daffi_limits *lim);
+
+/* Packs an ERROR outcome's error array: [code, message, details] when the handler gave
+ * details that are one map, else [code, message] (pk writes into sb). Returns 0 or -1.
+ * For hosts that collect outcomes (a router's cast). */
+int daffi_call_pack_error(const daffi_call *call, msgpack_packer *pk, msgpack_sbuffer *sb);
 
 /* Sets the outcome to an error with a plain message (no formatting). */
 void daffi_call_set_error(daffi_call *call, int code, const char *message);

@@ -75,6 +75,7 @@ struct daffi_client {
     daffi_addr addr;        /* parsed address */
     daffi_limits lim;
     int connect_timeout_ms; /* < 0: none */
+    int local_timeouts;     /* opts.local_timeouts: calls go out plain, never wrapped */
     uint32_t next_msgid;
     daffi__outbuf out;
     daffi__inbuf in;
@@ -113,6 +114,8 @@ typedef struct daffi__acall {
     int64_t start_ns;
     char *req;              /* QUEUED: the encoded message (owned) */
     size_t req_len;
+    size_t req_deadline;    /* QUEUED: offset in req of the uint32 timeout_ms a wrapped
+                               call carries, refreshed when it is written (0: none) */
     struct event timer;
     char method[DAFFI__METHOD_KEEP];
 } daffi__acall;
@@ -147,6 +150,8 @@ typedef struct daffi__served {
     int is_notify;
     uint64_t conn_gen;      /* the connection it arrived on: a reply after a
                                reconnect is dropped (the caller is gone) */
+    int64_t deadline_ns;    /* daffi.call's timeout_ms as a CLOCK_MONOTONIC time: past
+                               it the caller gave up (0: none) */
     struct daffi__served *next, *prev; /* the client's pending list */
 } daffi__served;
 

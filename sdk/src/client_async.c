@@ -2,7 +2,8 @@
  * client_async.c - the calls of an asynchronous client: creating and closing it, the
  * table of calls awaiting a reply (indexed by msgid), the queue of calls that wait
  * for a connection, per-call timers, delivering outcomes to completion callbacks, and
- * the public *_async call functions. The connection itself (connect, reconnect,
+ * closing it. Starting calls and the public *_async call functions are
+ * client_async_call.c. The connection itself (connect, reconnect,
  * read, write) is client_async_io.c; exposed callbacks are client_serve.c.
  *
  * A call's life: daffi_rpc_async() takes a record from the free list and gives it a
@@ -44,10 +45,8 @@ static int table_grow(daffi__acall_table *t)
     return 0;
 }
 
-/* Gives call the next msgid of c whose slot is free and puts it in the table. Kept at
- * most half full, so a free slot is found in a probe or two. Returns 0, or -1 when
- * memory ran out. */
-static int table_put(daffi_client *c, daffi__acall *call)
+/* See client_int.h. Kept at most half full, so a free slot is found in a probe or two. */
+int daffi__acall_table_put(daffi_client *c, daffi__acall *call)
 {
     daffi__acall_table *t = &c->as->table;
     uint32_t id;
@@ -71,8 +70,8 @@ static daffi__acall *table_get(const daffi__acall_table *t, uint32_t msgid)
     return call != NULL && call->msgid == msgid ? call : NULL;
 }
 
-/* Removes call from the table. */
-static void table_del(daffi__acall_table *t, const daffi__acall *call)
+/* See client_int.h. */
+void daffi__acall_table_del(daffi__acall_table *t, const daffi__acall *call)
 {
     t->slot[call->msgid & t->mask] = NULL;
     t->count--;
@@ -80,8 +79,8 @@ static void table_del(daffi__acall_table *t, const daffi__acall *call)
 
 /* ---- the wait queue --------------------------------------------------------------- */
 
-/* Appends call (owned by the client) to the tail of q. */
-static void queue_push(daffi__acall_queue *q, daffi__acall *call)
+/* See client_int.h. */
+void daffi__acall_queue_push(daffi__acall_queue *q, daffi__acall *call)
 {
     call->next = NULL;
     call->prev = q->tail;
@@ -112,9 +111,8 @@ static void queue_del(daffi__acall_queue *q, daffi__acall *call)
 
 static void call_timeout_cb(evutil_socket_t fd, short what, void *arg);
 
-/* Returns a zeroed record bound to c (its timer assigned to c's loop), or NULL when
- * memory ran out. Owned by c until call_recycle(). */
-static daffi__acall *call_get(daffi_client *c)
+/* See client_int.h. */
+daffi__acall *daffi__acall_get(daffi_client *c)
 {
     daffi__async *as = c->as;
     daffi__acall *call = as->free_calls;
@@ -136,9 +134,8 @@ static daffi__acall *call_get(daffi_client *c)
     return call;
 }
 
-/* Releases what the record holds and keeps it for reuse (or frees it past
- * FREE_CALLS_KEEP). It must be out of the table, the queue and its timer stopped. */
-static void call_recycle(daffi_client *c, daffi__acall *call)
+/* See client_int.h: kept for reuse up to FREE_CALLS_KEEP records, then freed. */
+void daffi__acall_recycle(daffi_client *c, daffi__acall *call)
 {
     daffi__async *as = c->as;
 
@@ -163,7 +160,7 @@ static void call_unlink(daffi_client *c, daffi__acall *call)
     if (call->state == DAFFI__ACALL_QUEUED)
         queue_del(&c->as->queue, call);
     if (!call->is_notify)
-        table_del(&c->as->table, call);
+        daffi__acall_table_del(&c->as->table, call);
 }
 
 /* Delivers an outcome to an unlinked call's callback (res or err), then recycles the
@@ -175,7 +172,7 @@ static void call_complete(daffi_client *c, daffi__acall *call, daffi_result *res
     daffi_reply_fn fn = call->fn;
     void *arg = call->arg;
 
-    call_recycle(c, call);
+    daffi__acall_recycle(c, call);
     if (fn != NULL)
         fn(c, err == NULL ? res : NULL, err, arg);
     daffi_result_free(res);
@@ -354,10 +351,10 @@ void daffi_client_on_state(daffi_client *c, daffi_state_fn fn, void *arg)
     c->as->on_state_arg = arg;
 }
 
-/* Completes every call of c with UNAVAILABLE: those in flight (SENT) only, or with
- * all also those waiting for a connection; notifications waiting are dropped. reason
- * is the message. Returns how many calls were failed. */
-static uint64_t fail_calls(daffi_client *c, int all, const char *reason)
+/* Completes every call of c: those in flight (SENT) with code, and with all also those
+ * waiting for a connection, with UNAVAILABLE; notifications waiting are dropped.
+ * reason is the message. Returns how many calls were failed. */
+static uint64_t fail_calls(daffi_client *c, int all, int code, const char *reason)
 {
     daffi__async *as = c->as;
     daffi__acall *list = NULL, *call, *next;
@@ -377,13 +374,13 @@ static uint64_t fail_calls(daffi_client *c, int all, const char *reason)
     while (all && as->queue.head != NULL) {
         call = as->queue.head; /* only notifications are left in the queue */
         call_unlink(c, call);
-        call_recycle(c, call);
+        daffi__acall_recycle(c, call);
     }
     for (call = list; call != NULL; call = next) {
         next = call->next;
         n++;
-        call_fail(c, call, DAFFI_E_UNAVAILABLE, "%s: %s (call '%s')", c->address, reason,
-                  call->method);
+        call_fail(c, call, call->state == DAFFI__ACALL_SENT ? code : DAFFI_E_UNAVAILABLE,
+                  "%s: %s (call '%s')", c->address, reason, call->method);
     }
     return n;
 }
@@ -401,7 +398,7 @@ void daffi__async_close(daffi_client *c)
     daffi__as_stop_io(c);
     daffi__serve_release(c);
     daffi__streams_lost(c, 1); /* the caller still owns them: they must not see c */
-    fail_calls(c, 1, "client closed");
+    fail_calls(c, 1, DAFFI_E_UNAVAILABLE, "client closed");
     daffi__as_leave(c);
 }
 
@@ -438,6 +435,12 @@ void daffi__as_connected(daffi_client *c)
     daffi__serve_announce(c);
     while ((call = as->queue.head) != NULL) {
         queue_del(&as->queue, call);
+        if (call->req_deadline != 0) {
+            /* the peer waits for what is left of the call's time, not all of it */
+            int64_t left = call->timeout_ms - (daffi__now_ns() - call->start_ns) / 1000000;
+
+            daffi__put_u32(call->req + call->req_deadline, left < 1 ? 1 : (uint32_t)left);
+        }
         c->out.oom = 0;
         if (daffi__out_write(&c->out, call->req, call->req_len) == -1) {
             call->state = DAFFI__ACALL_SENT;
@@ -451,7 +454,7 @@ void daffi__as_connected(daffi_client *c)
         call->req_len = 0;
         call->state = DAFFI__ACALL_SENT;
         if (call->is_notify)
-            call_recycle(c, call);
+            daffi__acall_recycle(c, call);
     }
     daffi__as_output_added(c);
     notify_state(c, 1);
@@ -459,19 +462,20 @@ void daffi__as_connected(daffi_client *c)
 }
 
 /* See client_int.h. */
-void daffi__as_disconnected(daffi_client *c, int was_up, int final)
+void daffi__as_disconnected(daffi_client *c, int was_up, int final, int code)
 {
     daffi__async *as = c->as;
     uint64_t n;
 
     daffi__as_enter(c);
     if (was_up) {
-        n = fail_calls(c, final, c->closed_why != NULL ? c->closed_why : "connection lost");
+        n = fail_calls(c, final, code, c->closed_why != NULL ? c->closed_why : "connection lost");
         c->stats.calls_failed_on_drop += n;
         if (!as->closing)
             daffi__astreams_lost(c);
     } else if (final) {
-        fail_calls(c, 1, c->closed_why != NULL ? c->closed_why : "cannot connect");
+        fail_calls(c, 1, DAFFI_E_UNAVAILABLE,
+                   c->closed_why != NULL ? c->closed_why : "cannot connect");
     }
     if (!as->closing)
         notify_state(c, 0);
@@ -506,199 +510,4 @@ void daffi__as_response(daffi_client *c, const char *msg, size_t size, const daf
     }
     err.elapsed_ms = (daffi__now_ns() - call->start_ns) / 1000000;
     call_complete(c, call, &res, &err);
-}
-
-/* ---- starting calls --------------------------------------------------------------- */
-
-/* Checks what every asynchronous send needs. Returns 0, or -1 with err set. */
-static int check_send(daffi_client *c, const char *method, int timeout_ms, int is_notify,
-                      daffi_reply_fn fn, daffi_error *err)
-{
-    if (c == NULL || method == NULL) {
-        daffi__err_set(err, DAFFI_E_BAD_ARGS, "%s is NULL", c == NULL ? "client" : "method");
-        return -1;
-    }
-    if (c->as == NULL) {
-        daffi__err_set(err, DAFFI_E_BAD_ARGS, "'%s': an asynchronous call on a synchronous "
-                       "client (made by daffi_connect): use daffi_client_new", method);
-        return -1;
-    }
-    if (!is_notify && fn == NULL) {
-        daffi__err_set(err, DAFFI_E_BAD_ARGS, "'%s': no completion callback", method);
-        return -1;
-    }
-    if (timeout_ms < 0) {
-        daffi__err_set(err, DAFFI_E_BAD_ARGS, "timeout %d ms: must be >= 0 (0: forever)",
-                       timeout_ms);
-        return -1;
-    }
-    if (c->as->state == DAFFI__AS_CLOSED) {
-        daffi__err_set(err, DAFFI_E_UNAVAILABLE, "%s: not connected (%s)", c->address,
-                       c->as->closing ? "client closed"
-                       : c->closed_why != NULL ? c->closed_why : "closed");
-        return -1;
-    }
-    if (c->as->state == DAFFI__AS_CONNECTED && c->out.len - c->out.pos > c->lim.max_message) {
-        daffi__err_set(err, DAFFI_E_OVERLOADED,
-                       "%s: %zu bytes still wait to be written (the peer is not reading)",
-                       c->address, c->out.len - c->out.pos);
-        return -1;
-    }
-    if (c->as->state != DAFFI__AS_CONNECTED && c->as->queue.bytes > c->lim.max_message) {
-        daffi__err_set(err, DAFFI_E_OVERLOADED,
-                       "%s: %zu bytes of calls already wait for the connection",
-                       c->address, c->as->queue.bytes);
-        return -1;
-    }
-    return 0;
-}
-
-/* Moves the message just appended to c->out (from mark on) into call->req, so it can
- * wait for a connection. Returns 0, or -1 without memory (the bytes are dropped). */
-static int call_hold_bytes(daffi_client *c, daffi__acall *call, size_t mark)
-{
-    size_t n = c->out.len - mark;
-
-    call->req = malloc(n);
-    if (call->req != NULL)
-        memcpy(call->req, c->out.p + mark, n);
-    c->out.len = mark;
-    daffi__out_shrink_if_idle(&c->out);
-    if (call->req == NULL)
-        return -1;
-    call->req_len = n;
-    return 0;
-}
-
-/* See client_int.h: the body of every asynchronous call. */
-int daffi__async_call_raw(daffi_client *c, int is_notify, const char *method,
-                          const char *params, size_t params_len, int timeout_ms,
-                          int grace_ms, daffi_reply_fn fn, void *arg, daffi_error *err)
-{
-    return daffi__async_send(c, is_notify, 0, method, NULL, params, params_len, timeout_ms,
-                             grace_ms, fn, arg, err);
-}
-
-/* See client_int.h. */
-int daffi__async_send(daffi_client *c, int is_notify, int is_ping, const char *method,
-                      const msgpack_object *params, const char *raw, size_t raw_len,
-                      int timeout_ms, int grace_ms, daffi_reply_fn fn, void *arg,
-                      daffi_error *err)
-{
-    daffi__async *as;
-    daffi__acall *call;
-    size_t mark;
-    int connected;
-
-    if (check_send(c, method, timeout_ms, is_notify, fn, err) == -1)
-        return -1;
-    as = c->as;
-    connected = as->state == DAFFI__AS_CONNECTED;
-    if (connected && is_notify) {
-        /* nothing to remember: straight into the output */
-        if (daffi__append(c, 1, 0, method, params, raw, raw_len, err) == -1)
-            return -1;
-        c->stats.notifications++;
-        daffi__as_output_added(c);
-        return 0;
-    }
-    call = call_get(c);
-    if (call == NULL || (!is_notify && table_put(c, call) == -1)) {
-        if (call != NULL)
-            call_recycle(c, call);
-        daffi__err_set(err, DAFFI_E_UNAVAILABLE, "'%s': out of memory", method);
-        return -1;
-    }
-    call->is_notify = is_notify;
-    call->is_ping = is_ping;
-    call->fn = fn;
-    call->arg = arg;
-    call->start_ns = daffi__now_ns();
-    snprintf(call->method, sizeof(call->method), "%s", method);
-    mark = c->out.len - c->out.pos; /* where daffi__append() starts, after compaction */
-    if (daffi__append(c, is_notify, call->msgid, method, params, raw, raw_len, err) == -1) {
-        if (!is_notify)
-            table_del(&as->table, call);
-        call_recycle(c, call);
-        return -1;
-    }
-    if (!connected) {
-        if (call_hold_bytes(c, call, mark) == -1) {
-            if (!is_notify)
-                table_del(&as->table, call);
-            call_recycle(c, call);
-            daffi__err_set(err, DAFFI_E_UNAVAILABLE, "'%s': out of memory", method);
-            return -1;
-        }
-        call->state = DAFFI__ACALL_QUEUED;
-        queue_push(&as->queue, call);
-    } else {
-        call->state = DAFFI__ACALL_SENT;
-    }
-    if (is_notify)
-        c->stats.notifications++;
-    else
-        c->stats.calls++;
-    if (timeout_ms > 0 && !is_notify) {
-        struct timeval tv;
-        int64_t ms = (int64_t)timeout_ms + grace_ms;
-
-        call->timeout_ms = (int)(ms > 0x7fffffff ? 0x7fffffff : ms);
-        tv.tv_sec = (time_t)(ms / 1000);
-        tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
-        evtimer_add(&call->timer, &tv);
-        call->timer_on = 1;
-    }
-    if (connected)
-        daffi__as_output_added(c);
-    return 0;
-}
-
-/* ---- the public call functions ---------------------------------------------------- */
-
-/* See client.h. */
-int daffi_rpc_async(daffi_client *c, const char *method, const msgpack_object *params,
-                    int timeout_ms, daffi_reply_fn fn, void *arg, daffi_error *err)
-{
-    return daffi__async_send(c, 0, 0, method, params, NULL, 0, timeout_ms, 0, fn, arg, err);
-}
-
-/* See client.h. */
-int daffi_rpc_raw_async(daffi_client *c, const char *method, const char *params,
-                        size_t params_len, int timeout_ms, daffi_reply_fn fn, void *arg,
-                        daffi_error *err)
-{
-    if (params == NULL) {
-        daffi__err_set(err, DAFFI_E_BAD_ARGS, "params: NULL");
-        return -1;
-    }
-    return daffi__async_send(c, 0, 0, method, NULL, params, params_len, timeout_ms, 0, fn,
-                             arg, err);
-}
-
-/* See client.h. */
-int daffi_notify_async(daffi_client *c, const char *method, const msgpack_object *params,
-                       daffi_error *err)
-{
-    return daffi__async_send(c, 1, 0, method, params, NULL, 0, 0, 0, NULL, NULL, err);
-}
-
-/* See client.h. */
-int daffi_notify_raw_async(daffi_client *c, const char *method, const char *params,
-                           size_t params_len, daffi_error *err)
-{
-    if (params == NULL) {
-        daffi__err_set(err, DAFFI_E_BAD_ARGS, "params: NULL");
-        return -1;
-    }
-    return daffi__async_send(c, 1, 0, method, NULL, params, params_len, 0, 0, NULL, NULL,
-                             err);
-}
-
-/* See client.h. */
-int daffi_ping_async(daffi_client *c, int timeout_ms, daffi_reply_fn fn, void *arg,
-                     daffi_error *err)
-{
-    return daffi__async_send(c, 0, 1, "daffi.ping", NULL, NULL, 0, timeout_ms, 0, fn, arg,
-                             err);
 }

@@ -97,13 +97,14 @@ static void attempt_failed(daffi_client *c, const char *why)
 {
     daffi__as_stop_io(c);
     daffi__client_set_why(c, "cannot connect: %s", why);
-    daffi__as_disconnected(c, 0, schedule_retry(c));
+    daffi__as_disconnected(c, 0, schedule_retry(c), DAFFI_E_UNAVAILABLE);
 }
 
-/* The established connection c dropped: closes it and fails what was in flight.
+/* The established connection c dropped: closes it and fails what was in flight with
+ * code (UNAVAILABLE; PROTOCOL or TOO_LARGE when the peer's bytes broke the stream).
  * Loop context only (it runs callbacks). */
-static void conn_drop(daffi_client *c, const char *fmt, ...) DAFFI_CL_PRINTF(2, 3);
-static void conn_drop(daffi_client *c, const char *fmt, ...)
+static void conn_drop(daffi_client *c, int code, const char *fmt, ...) DAFFI_CL_PRINTF(3, 4);
+static void conn_drop(daffi_client *c, int code, const char *fmt, ...)
 {
     va_list ap;
 
@@ -115,7 +116,7 @@ static void conn_drop(daffi_client *c, const char *fmt, ...)
     socket_close(c);
     daffi__bufs_reset(c);
     c->stats.disconnects++;
-    daffi__as_disconnected(c, 1, schedule_retry(c));
+    daffi__as_disconnected(c, 1, schedule_retry(c), code);
 }
 
 /* The socket fd is connected: start reading and hand over to the call side. */
@@ -263,7 +264,7 @@ static void flush(daffi_client *c)
         if (errno == EINTR)
             continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK) {
-            conn_drop(c, "write: %s", strerror(errno));
+            conn_drop(c, DAFFI_E_UNAVAILABLE, "write: %s", strerror(errno));
             return;
         }
         if (!as->wr_on) {
@@ -341,12 +342,12 @@ static void process_input(daffi_client *c)
         if (r == DAFFI_SCAN_NEED_MORE)
             break;
         if (r == DAFFI_SCAN_PROTOCOL) {
-            conn_drop(c, "malformed message from peer: %s",
+            conn_drop(c, DAFFI_E_PROTOCOL, "malformed message from peer: %s",
                       b->scan.error != NULL ? b->scan.error : "invalid");
             return;
         }
         if (r == DAFFI_SCAN_TOO_LARGE) {
-            conn_drop(c, "message from peer exceeds max_message (%zu bytes)%s%s",
+            conn_drop(c, DAFFI_E_TOO_LARGE, "message from peer exceeds max_message (%zu bytes)%s%s",
                       c->lim.max_message, b->scan.error != NULL ? ": " : "",
                       b->scan.error != NULL ? b->scan.error : "");
             return;
@@ -377,20 +378,20 @@ static void rd_cb(evutil_socket_t fd, short what, void *arg)
     as->in_read = 1;
     for (i = 0; i < READS_PER_EVENT; i++) {
         if (daffi__in_make_room(c) == -1) {
-            conn_drop(c, "out of memory for reading");
+            conn_drop(c, DAFFI_E_UNAVAILABLE, "out of memory for reading");
             break;
         }
         room = c->in.cap - c->in.end;
         n = recv(fd, c->in.p + c->in.end, room, MSG_DONTWAIT);
         if (n == 0) {
-            conn_drop(c, "connection closed by peer");
+            conn_drop(c, DAFFI_E_UNAVAILABLE, "connection closed by peer");
             break;
         }
         if (n == -1) {
             if (errno == EINTR)
                 continue;
             if (errno != EAGAIN && errno != EWOULDBLOCK)
-                conn_drop(c, "read: %s", strerror(errno));
+                conn_drop(c, DAFFI_E_UNAVAILABLE, "read: %s", strerror(errno));
             break;
         }
         c->in.end += (size_t)n;

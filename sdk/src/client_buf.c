@@ -174,51 +174,129 @@ int daffi__raw_params_check(const char *params, size_t len, daffi_error *err)
 }
 
 /* See client_int.h. */
-int daffi__append(daffi_client *c, int is_notify, uint32_t msgid, const char *method,
-                  const msgpack_object *params, const char *raw, size_t raw_len,
-                  daffi_error *err)
+int daffi__deadline_to_send(const daffi_client *c, const char *method, int timeout_ms)
 {
-    size_t mark, size, mlen = strlen(method);
-    uint32_t i, n = 0;
+    if (timeout_ms <= 0 || c->local_timeouts || strncmp(method, "daffi.", 6) == 0)
+        return 0;
+    return timeout_ms;
+}
+
+/* See client_int.h. */
+void daffi__put_u32(char *p, uint32_t v)
+{
+    p[0] = (char)(v >> 24);
+    p[1] = (char)(v >> 16);
+    p[2] = (char)(v >> 8);
+    p[3] = (char)v;
+}
+
+/* See client_int.h. */
+int daffi__check_to(const char *method, const char *to, daffi_error *err)
+{
+    if (to != NULL && method != NULL && strncmp(method, "daffi.", 6) == 0) {
+        daffi__err_set(err, DAFFI_E_BAD_ARGS, "'%s': a daffi.* method cannot be sent to a "
+                       "member (to '%s')", method, to);
+        return -1;
+    }
+    if (to != NULL && to[0] == '\0') {
+        daffi__err_set(err, DAFFI_E_BAD_ARGS, "'%s': empty member name (to)", method);
+        return -1;
+    }
+    return 0;
+}
+
+/* Packs the params of m: its raw array, or an array of its object's elements (n of
+ * them). Returns 0, or -1 when memory ran out. */
+static int pack_params(daffi_client *c, const daffi__outmsg *m, uint32_t n)
+{
+    uint32_t i;
+
+    if (m->raw != NULL)
+        return daffi__out_write(&c->out, m->raw, m->raw_len);
+    if (msgpack_pack_array(&c->pk, n) != 0)
+        return -1;
+    for (i = 0; i < n; i++)
+        if (msgpack_pack_object(&c->pk, m->params->via.array.ptr[i]) != 0)
+            return -1;
+    return 0;
+}
+
+/* Packs the envelope of the daffi.call wrapping m and its params [method, params,
+ * {"to": to, "timeout_ms": ms}], the timeout as a uint32 whose offset from mark goes
+ * to *deadline_at. Returns 0, or -1 when memory ran out. */
+static int pack_wrapped(daffi_client *c, const daffi__outmsg *m, uint32_t n, size_t mark,
+                        size_t *deadline_at)
+{
+    msgpack_packer *pk = &c->pk;
     int rc;
 
+    rc = m->is_notify ? daffi_pack_notify(pk, "daffi.call", 10, 3)
+                      : daffi_pack_request(pk, m->msgid, "daffi.call", 10, 3);
+    rc = rc || daffi_pack_cstr(pk, m->method) || pack_params(c, m, n) ||
+         msgpack_pack_map(pk, (m->to != NULL) + (m->deadline_ms > 0)) != 0;
+    if (rc == 0 && m->to != NULL)
+        rc = daffi_pack_cstr(pk, "to") || daffi_pack_cstr(pk, m->to);
+    if (rc == 0 && m->deadline_ms > 0) {
+        rc = daffi_pack_cstr(pk, "timeout_ms") || daffi__out_reserve(&c->out, 5);
+        if (rc == 0) {
+            /* always 5 bytes: a call queued for a connection refreshes it in place */
+            c->out.p[c->out.len] = (char)0xce;
+            daffi__put_u32(c->out.p + c->out.len + 1, (uint32_t)m->deadline_ms);
+            if (deadline_at != NULL)
+                *deadline_at = c->out.len + 1 - mark;
+            c->out.len += 5;
+        }
+    }
+    return rc ? -1 : 0;
+}
+
+/* See client_int.h. */
+int daffi__append(daffi_client *c, const daffi__outmsg *m, size_t *deadline_at,
+                  daffi_error *err)
+{
+    size_t mark, size, mlen = strlen(m->method);
+    uint32_t n = 0;
+    int rc;
+
+    if (deadline_at != NULL)
+        *deadline_at = 0;
     /* reclaim the written part now: growing must not move the bytes under mark */
     out_compact(&c->out);
     mark = c->out.len;
-    if (raw != NULL) {
-        if (daffi__raw_params_check(raw, raw_len, err) == -1)
+    if (m->raw != NULL) {
+        if (daffi__raw_params_check(m->raw, m->raw_len, err) == -1)
             return -1;
-    } else if (params != NULL) {
-        if (params->type != MSGPACK_OBJECT_ARRAY) {
-            daffi__err_set(err, DAFFI_E_BAD_ARGS, "params of '%s': not an array", method);
+    } else if (m->params != NULL) {
+        if (m->params->type != MSGPACK_OBJECT_ARRAY) {
+            daffi__err_set(err, DAFFI_E_BAD_ARGS, "params of '%s': not an array", m->method);
             return -1;
         }
-        n = params->via.array.size;
+        n = m->params->via.array.size;
     }
     c->out.oom = 0;
-    rc = is_notify ? daffi_pack_notify(&c->pk, method, mlen, raw != NULL ? 0 : n)
-                   : daffi_pack_request(&c->pk, msgid, method, mlen, raw != NULL ? 0 : n);
-    if (rc == 0 && raw != NULL) {
-        /* the envelope was packed with an empty params array: replace that one byte
-         * (0x90, the last written) with the caller's array */
-        if (c->out.len == mark || (unsigned char)c->out.p[c->out.len - 1] != 0x90)
+    if (m->to != NULL || m->deadline_ms > 0) {
+        rc = pack_wrapped(c, m, n, mark, deadline_at);
+    } else {
+        /* the envelope with an empty params array; then that one byte (0x90, the last
+         * written) is replaced by the params */
+        rc = m->is_notify ? daffi_pack_notify(&c->pk, m->method, mlen, 0)
+                          : daffi_pack_request(&c->pk, m->msgid, m->method, mlen, 0);
+        if (rc == 0 && (c->out.len == mark || (unsigned char)c->out.p[c->out.len - 1] != 0x90))
             rc = -1;
-        else
+        if (rc == 0) {
             c->out.len--;
+            rc = pack_params(c, m, n);
+        }
     }
-    if (rc == 0 && raw != NULL)
-        rc = daffi__out_write(&c->out, raw, raw_len);
-    for (i = 0; rc == 0 && raw == NULL && i < n; i++)
-        rc = msgpack_pack_object(&c->pk, params->via.array.ptr[i]);
     size = c->out.len - mark;
     if (rc != 0 || size > c->lim.max_message) {
         c->out.len = mark; /* drop the partial message: nothing of it was written */
         if (rc != 0)
-            daffi__err_set(err, DAFFI_E_UNAVAILABLE, "'%s': out of memory", method);
+            daffi__err_set(err, DAFFI_E_UNAVAILABLE, "'%s': out of memory", m->method);
         else
             daffi__err_set(err, DAFFI_E_TOO_LARGE,
                            "'%s': message of %zu bytes exceeds max_message (%zu bytes)",
-                           method, size, c->lim.max_message);
+                           m->method, size, c->lim.max_message);
         return -1;
     }
     return 0;

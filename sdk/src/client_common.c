@@ -1,7 +1,8 @@
 /*
  * client_common.c - what both kinds of client share besides their buffers: creating
  * the struct from an address and options, the reason a connection is down, the
- * reconnect schedule (exponential backoff with jitter), the clock.
+ * reconnect schedule (exponential backoff with jitter), the clock, closing a client
+ * and the getters both kinds answer.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -84,16 +85,10 @@ daffi_client *daffi__client_alloc(const char *address, const daffi_client_opts *
     c->connect_timeout_ms = o->connect_timeout_ms != 0 ? o->connect_timeout_ms
                                                        : DAFFI_DEFAULT_CONNECT_TIMEOUT_MS;
     c->next_msgid = 1;
-    c->backoff.min_ms = o->reconnect_ms;
-    c->backoff.max_ms = o->reconnect_max_ms != 0 ? o->reconnect_max_ms
-                                                 : DAFFI_DEFAULT_RECONNECT_MAX_MS;
-    if (c->backoff.max_ms < c->backoff.min_ms)
-        c->backoff.max_ms = c->backoff.min_ms;
-    /* the jitter only needs to differ between clients started together */
-    c->backoff.rng = (uint64_t)daffi__now_ns() ^ ((uint64_t)getpid() << 32) ^
-                     (uint64_t)(uintptr_t)c;
-    if (c->backoff.rng == 0)
-        c->backoff.rng = 0x9e3779b97f4a7c15ull;
+    c->local_timeouts = o->local_timeouts != 0;
+    daffi__backoff_init(&c->backoff, o->reconnect_ms,
+                        o->reconnect_max_ms != 0 ? o->reconnect_max_ms
+                                                 : DAFFI_DEFAULT_RECONNECT_MAX_MS);
     msgpack_packer_init(&c->pk, &c->out, daffi__out_write);
     daffi_scan_init(&c->in.scan);
     return c;
@@ -145,6 +140,18 @@ static uint64_t backoff_rand(daffi__backoff *b)
     return x;
 }
 
+/* See client_int.h. */
+void daffi__backoff_init(daffi__backoff *b, int min_ms, int max_ms)
+{
+    b->min_ms = min_ms;
+    b->max_ms = max_ms < min_ms ? min_ms : max_ms;
+    b->failures = 0;
+    /* the jitter only needs to differ between clients started together */
+    b->rng = (uint64_t)daffi__now_ns() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)b;
+    if (b->rng == 0)
+        b->rng = 0x9e3779b97f4a7c15ull;
+}
+
 /* See client_int.h. A server that restarts is often back at once, so the first
  * attempt does not wait; after that each failure doubles the wait, and the jitter
  * spreads the clients of one server that went down together. */
@@ -189,4 +196,37 @@ void daffi_error_move(daffi_error *dst, daffi_error *src)
     *dst = *src;
     memset(src, 0, sizeof(*src));
     src->details.type = MSGPACK_OBJECT_NIL;
+}
+
+/* ---- what both kinds of client answer ---------------------------------------------- */
+
+/* See client.h. */
+void daffi_close(daffi_client *c)
+{
+    if (c == NULL)
+        return;
+    if (c->as != NULL) {
+        daffi__async_close(c);
+        return;
+    }
+    daffi__streams_lost(c, 1); /* the caller still owns them: they must not see c */
+    daffi__client_free(c);
+}
+
+/* See client.h: both kinds of client. */
+int daffi_client_connected(const daffi_client *c)
+{
+    return c != NULL && c->fd != -1 && (c->as == NULL || daffi__async_connected(c));
+}
+
+/* See client.h: the string is owned by c. */
+const char *daffi_client_address(const daffi_client *c)
+{
+    return c->address;
+}
+
+/* See client.h. */
+void daffi_client_stats_get(const daffi_client *c, daffi_client_stats *out)
+{
+    *out = c->stats;
 }

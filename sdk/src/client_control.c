@@ -1,7 +1,8 @@
 /*
  * client_control.c - the daffi control methods as client calls, for both kinds of
- * client: cast and cast_nowait (daffi.cast), members (daffi.members) and
- * wait_for_members (daffi.wait), per the control table of sdk/PROTOCOL.md section 6.
+ * client: ping (daffi.ping, synchronous; the asynchronous one is client_async.c's),
+ * cast and cast_nowait (daffi.cast), members (daffi.members) and wait_for_members
+ * (daffi.wait), per the control table of sdk/PROTOCOL.md section 6.
  * Each packs its params once and goes through the raw call of the client's kind.
  */
 #include <stdlib.h>
@@ -99,6 +100,28 @@ static int grace(int timeout_ms)
 }
 
 /* ---- synchronous -------------------------------------------------------------- */
+
+/* See client.h. */
+int daffi_ping(daffi_client *c, int timeout_ms, int64_t *rtt_us, daffi_error *err)
+{
+    daffi_result res;
+    const char *s;
+    size_t len;
+    int64_t start = daffi__now_ns();
+
+    if (daffi_rpc(c, "daffi.ping", NULL, timeout_ms, &res, err) == -1)
+        return -1;
+    if (rtt_us != NULL)
+        *rtt_us = (daffi__now_ns() - start) / 1000;
+    if (daffi_obj_str(&res.obj, &s, &len) == -1 || len != 4 || memcmp(s, "pong", 4) != 0) {
+        daffi_result_free(&res);
+        daffi__err_set(err, DAFFI_E_PROTOCOL, "%s: daffi.ping answered something else than "
+                       "\"pong\"", c->address);
+        return -1;
+    }
+    daffi_result_free(&res);
+    return 0;
+}
 
 /* See client.h. */
 int daffi_cast(daffi_client *c, const char *callback, const msgpack_object *params,

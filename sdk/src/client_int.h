@@ -77,6 +77,11 @@ void daffi__client_set_why(daffi_client *c, const char *fmt, ...) DAFFI_CL_PRINT
 void daffi__client_vset_why(daffi_client *c, const char *fmt, va_list ap)
     DAFFI_CL_PRINTF(2, 0);
 
+/* Sets b up for attempts backing off from min_ms (> 0) doubling up to max_ms (raised
+ * to min_ms when lower), with a jitter seed of its own. daffid's worker role uses it
+ * too, for its links to the router. */
+void daffi__backoff_init(daffi__backoff *b, int min_ms, int max_ms);
+
 /* Returns the delay in ms before the next connect attempt and counts the failure
  * that made it necessary: 0 for the first, then min_ms doubling up to max_ms, plus
  * up to 25% jitter. Only for a client with reconnect on. */
@@ -111,13 +116,39 @@ void daffi__in_settle(daffi__inbuf *b);
  * with err set (BAD_ARGS). */
 int daffi__raw_params_check(const char *params, size_t len, daffi_error *err);
 
-/* Appends one request (msgid) or notification (is_notify) for method to c->out: the
- * envelope, then the params from the object (NULL: none) or the raw bytes (raw not
- * NULL). A message over max_message is TOO_LARGE and nothing of it is kept. Returns
- * 0, or -1 with err set (BAD_ARGS, TOO_LARGE, UNAVAILABLE when out of memory). */
-int daffi__append(daffi_client *c, int is_notify, uint32_t msgid, const char *method,
-                  const msgpack_object *params, const char *raw, size_t raw_len,
+/* One message for daffi__append(): a request (msgid) or notification (is_notify) of
+ * method, the params as an object (NULL: none) or raw bytes (raw not NULL). With to
+ * or deadline_ms > 0 it is wrapped: daffi.call [method, params, {"to": to,
+ * "timeout_ms": deadline_ms}], the timeout always a uint32 (5 bytes, so that a
+ * queued call can refresh it in place). */
+typedef struct daffi__outmsg {
+    int is_notify;
+    uint32_t msgid;
+    const char *method;
+    const msgpack_object *params;
+    const char *raw;
+    size_t raw_len;
+    const char *to;
+    int deadline_ms;
+} daffi__outmsg;
+
+/* Appends m to c->out. A message over max_message is TOO_LARGE and nothing of it is
+ * kept. Returns 0, or -1 with err set (BAD_ARGS, TOO_LARGE, UNAVAILABLE when out of
+ * memory). With deadline_at not NULL it gets the offset, from the message's start,
+ * of the uint32 timeout_ms (0 when none was written). */
+int daffi__append(daffi_client *c, const daffi__outmsg *m, size_t *deadline_at,
                   daffi_error *err);
+
+/* Returns the timeout_ms a call of method with timeout_ms left should carry: 0 (send
+ * it plain) for a daffi.* method, no timeout, or a client with local_timeouts. */
+int daffi__deadline_to_send(const daffi_client *c, const char *method, int timeout_ms);
+
+/* Writes v big-endian into the 4 bytes at p (a uint32's body, after its 0xce). */
+void daffi__put_u32(char *p, uint32_t v);
+
+/* Checks the options of a call with options: to (may be NULL) cannot go with a daffi.*
+ * method. Returns 0, or -1 with err set (BAD_ARGS). */
+int daffi__check_to(const char *method, const char *to, daffi_error *err);
 
 /* Pumps the synchronous client c until the stream s has credit, was aborted, or its
  * connection failed, at most timeout_ms (0: forever). Returns 0 (look at s), or -1
@@ -171,6 +202,19 @@ void daffi__astream_abort(daffi_stream *s);
 
 /* ---- client_async.c: the calls of an asynchronous client ------------------------- */
 
+/* The records of calls (client_async.c), for client_async_call.c, which starts them.
+ * daffi__acall_get() returns a zeroed record bound to c (its timer assigned to c's
+ * loop), or NULL without memory; owned by c until daffi__acall_recycle() (which needs
+ * it out of the table and the queue, its timer stopped). daffi__acall_table_put()
+ * gives it the next msgid of c whose slot is free and puts it in the table (0, or -1
+ * without memory); daffi__acall_table_del() takes it out. daffi__acall_queue_push()
+ * appends it to the tail of a wait queue. */
+daffi__acall *daffi__acall_get(daffi_client *c);
+void daffi__acall_recycle(daffi_client *c, daffi__acall *call);
+int daffi__acall_table_put(daffi_client *c, daffi__acall *call);
+void daffi__acall_table_del(daffi__acall_table *t, const daffi__acall *call);
+void daffi__acall_queue_push(daffi__acall_queue *q, daffi__acall *call);
+
 /* daffi_close() of an asynchronous client. */
 void daffi__async_close(daffi_client *c);
 
@@ -188,21 +232,25 @@ int daffi__as_leave(daffi_client *c);
 void daffi__as_connected(daffi_client *c);
 
 /* Called by the connection code after a connection dropped (was_up 1) or an attempt
- * failed (0); why is c->closed_why. Fails the calls in flight with UNAVAILABLE, and
- * with final (no reconnect) also those waiting; tells the state callback. */
-void daffi__as_disconnected(daffi_client *c, int was_up, int final);
+ * failed (0); why is c->closed_why. Fails the calls in flight with code (UNAVAILABLE,
+ * or PROTOCOL / TOO_LARGE for a message from the peer that broke the stream), and
+ * with final (no reconnect) those waiting too, with UNAVAILABLE; tells the state
+ * callback. */
+void daffi__as_disconnected(daffi_client *c, int was_up, int final, int code);
 
 /* Hands one whole response (size bytes at msg, scanned as s) to the call it answers,
  * or counts it as late. */
 void daffi__as_response(daffi_client *c, const char *msg, size_t size, const daffi_scan *s);
 
 /* Starts one asynchronous request (is_ping: its result must be "pong") or
- * notification, params as an object (may be NULL) or raw bytes; the timer is
- * timeout_ms + grace_ms (timeout_ms 0: none). Returns 0 or -1 as daffi_rpc_async(). */
+ * notification, params as an object (may be NULL) or raw bytes, to the member to (may
+ * be NULL); the timer is timeout_ms + grace_ms (timeout_ms 0: none), and a request of
+ * a callback with a timeout carries it (daffi__deadline_to_send). Returns 0 or -1 as
+ * daffi_rpc_async(). */
 int daffi__async_send(daffi_client *c, int is_notify, int is_ping, const char *method,
-                      const msgpack_object *params, const char *raw, size_t raw_len,
-                      int timeout_ms, int grace_ms, daffi_reply_fn fn, void *arg,
-                      daffi_error *err);
+                      const char *to, const msgpack_object *params, const char *raw,
+                      size_t raw_len, int timeout_ms, int grace_ms, daffi_reply_fn fn,
+                      void *arg, daffi_error *err);
 
 /* ---- client_async_io.c: the connection of an asynchronous client ------------------ */
 
@@ -232,7 +280,7 @@ void daffi__serve_announce(daffi_client *c);
  * completion then frees them without replying). For daffi_close(). */
 void daffi__serve_release(daffi_client *c);
 
-/* ---- client_sync.c / client_async.c: the raw forms the router calls build on ---- */
+/* ---- client_sync.c / client_async_call.c: the raw forms the router calls build on ---- */
 
 /* Sends method with raw params as a synchronous call, waiting timeout_ms (0: forever)
  * plus grace_ms before giving up. Returns as daffi_rpc_raw(). */

@@ -52,7 +52,7 @@ static void served_finish(daffi__served *sv)
             sv->conn_gen == c->as->conn_gen) {
             sb = &c->as->scratch;
             sb->size = 0;
-            if (daffi_call_write_response(&sv->call, sv->msgid, sb, c->lim.max_message) == -1)
+            if (daffi_call_write_response(&sv->call, sv->msgid, sb, &c->lim) == -1)
                 respond_error(c, sv->msgid, DAFFI_E_OVERLOADED,
                               "out of memory for the response");
             else if (daffi__out_write(&c->out, sb->data, sb->size) == 0)
@@ -69,13 +69,15 @@ static void served_done(daffi_call *call)
     served_finish((daffi__served *)call);
 }
 
-/* daffi_call_cancelled(): the reply would be dropped. */
+/* daffi_call_cancelled(): the reply would be dropped, or come after the caller's
+ * deadline. */
 static int served_cancelled(const daffi_call *call)
 {
     const daffi__served *sv = (const daffi__served *)call;
 
     return sv->c == NULL || sv->c->as->closing || sv->c->as->state != DAFFI__AS_CONNECTED ||
-           sv->conn_gen != sv->c->as->conn_gen;
+           sv->conn_gen != sv->c->as->conn_gen ||
+           (sv->deadline_ns != 0 && daffi__now_ns() > sv->deadline_ns);
 }
 
 static const daffi_call_ops served_ops = {served_done, served_cancelled};
@@ -115,6 +117,44 @@ static void deliver_event(daffi_client *c, const daffi_call *call)
     free(m);
 }
 
+/* Turns a loaded daffi.call [callback, params, {"to": name, "timeout_ms": ms}] into
+ * the call of callback, as a daffid service does: a `to` naming anyone but this
+ * client is UNAVAILABLE, the timeout becomes the call's deadline. Returns 0, or -1
+ * after answering the request (a notification: silently). */
+static int serve_unwrap(daffi_client *c, daffi__served *sv, uint32_t msgid, int is_notify)
+{
+    const msgpack_object *opts = daffi_arg(&sv->call, 2), *to = NULL, *ms = NULL;
+    const char *name = NULL;
+    size_t len = 0;
+    char text[400];
+
+    if (opts != NULL && opts->type == MSGPACK_OBJECT_MAP) {
+        to = daffi_obj_get(opts, "to");
+        ms = daffi_obj_get(opts, "timeout_ms");
+    }
+    if ((opts != NULL && opts->type != MSGPACK_OBJECT_MAP && opts->type != MSGPACK_OBJECT_NIL) ||
+        (to != NULL && to->type != MSGPACK_OBJECT_NIL && daffi_obj_text(to, &name, &len) == -1) ||
+        (ms != NULL && ms->type != MSGPACK_OBJECT_NIL && ms->type != MSGPACK_OBJECT_POSITIVE_INTEGER) ||
+        daffi_call_unwrap(&sv->call) == -1) {
+        if (!is_notify)
+            respond_error(c, msgid, DAFFI_E_BAD_ARGS, "daffi.call takes [callback, [params...], "
+                          "{\"to\": name, \"timeout_ms\": int}]");
+        return -1;
+    }
+    if (name != NULL && (len != strlen(c->as->name) || memcmp(name, c->as->name, len) != 0)) {
+        snprintf(text, sizeof(text), "no member named '%.*s' (this is client '%.100s')",
+                 (int)(len > 200 ? 200 : len), name, c->as->name);
+        if (!is_notify)
+            respond_error(c, msgid, DAFFI_E_UNAVAILABLE, text);
+        return -1;
+    }
+    if (ms != NULL && ms->type == MSGPACK_OBJECT_POSITIVE_INTEGER && ms->via.u64 > 0)
+        sv->deadline_ns = daffi__now_ns() +
+                          (int64_t)(ms->via.u64 > 86400000u * 7u ? 86400000u * 7u : ms->via.u64) *
+                              1000000;
+    return 0;
+}
+
 /* See client_int.h. */
 void daffi__serve_message(daffi_client *c, const char *msg, size_t size, const daffi_scan *s)
 {
@@ -134,6 +174,7 @@ void daffi__serve_message(daffi_client *c, const char *msg, size_t size, const d
         return;
     }
     daffi_call_init(&sv->call);
+    sv->deadline_ns = 0;
     if (daffi_call_load(&sv->call, msg, size) == -1) {
         if (!is_notify)
             respond_error(c, s->msgid, DAFFI_E_OVERLOADED, "out of memory");
@@ -141,6 +182,16 @@ void daffi__serve_message(daffi_client *c, const char *msg, size_t size, const d
     }
     if (is_notify && strcmp(sv->call.method, "daffi.event") == 0) {
         deliver_event(c, &sv->call);
+        goto drop;
+    }
+    /* a call wrapped with a member name or a deadline (a router or caller sends it);
+     * one this client cannot serve is counted as refused or ignored, as others are */
+    if (strcmp(sv->call.method, "daffi.call") == 0 &&
+        serve_unwrap(c, sv, s->msgid, is_notify) == -1) {
+        if (is_notify)
+            c->stats.notifications_ignored++;
+        else
+            c->stats.requests_refused++;
         goto drop;
     }
     ex = exposed_find(as, sv->call.msg.method, sv->call.msg.method_len);
@@ -234,7 +285,7 @@ static int send_hello(daffi_client *c, daffi_error *err)
         daffi__err_set(err, DAFFI_E_UNAVAILABLE, "daffi.hello: out of memory");
         return -1;
     }
-    rc = daffi__async_send(c, 0, 0, "daffi.hello", NULL, sb.data, sb.size,
+    rc = daffi__async_send(c, 0, 0, "daffi.hello", NULL, NULL, sb.data, sb.size,
                            c->connect_timeout_ms > 0 ? c->connect_timeout_ms : 0, 0,
                            hello_reply, NULL, err);
     msgpack_sbuffer_destroy(&sb);
@@ -384,7 +435,7 @@ int daffi_subscribe_members_async(daffi_client *c, daffi_event_fn fn, void *fn_a
                        timeout_ms);
         return -1;
     }
-    if (daffi__async_send(c, 0, 0, "daffi.subscribe", NULL, subscribe_params,
+    if (daffi__async_send(c, 0, 0, "daffi.subscribe", NULL, NULL, subscribe_params,
                           sizeof(subscribe_params) - 1, timeout_ms, 0, subscribe_reply, NULL,
                           err) == -1)
         return -1;
@@ -406,7 +457,7 @@ void daffi__serve_announce(daffi_client *c)
     if (as->nexposed > 0)
         send_hello(c, &err);
     if (as->sub_active && as->event_fn != NULL)
-        daffi__async_send(c, 0, 0, "daffi.subscribe", NULL, subscribe_params,
+        daffi__async_send(c, 0, 0, "daffi.subscribe", NULL, NULL, subscribe_params,
                           sizeof(subscribe_params) - 1, as->sub_timeout_ms, 0,
                           subscribe_renewed, NULL, &err);
     daffi_error_clear(&err);

@@ -326,37 +326,6 @@ static int client_reconnect(daffi_client *c, int64_t deadline, daffi_error *err)
     return -1;
 }
 
-/* See client.h. */
-void daffi_close(daffi_client *c)
-{
-    if (c == NULL)
-        return;
-    if (c->as != NULL) {
-        daffi__async_close(c);
-        return;
-    }
-    daffi__streams_lost(c, 1); /* the caller still owns them: they must not see c */
-    daffi__client_free(c);
-}
-
-/* See client.h: both kinds of client. */
-int daffi_client_connected(const daffi_client *c)
-{
-    return c != NULL && c->fd != -1 && (c->as == NULL || daffi__async_connected(c));
-}
-
-/* See client.h: the string is owned by c. */
-const char *daffi_client_address(const daffi_client *c)
-{
-    return c->address;
-}
-
-/* See client.h. */
-void daffi_client_stats_get(const daffi_client *c, daffi_client_stats *out)
-{
-    *out = c->stats;
-}
-
 /* ---- calls ---------------------------------------------------------------------- */
 
 /* Returns 1 when the peer of the idle connection c has closed it or it failed (a
@@ -413,15 +382,17 @@ static int client_check_send(daffi_client *c, const char *method, int timeout_ms
     return 0;
 }
 
-/* Sends a request and waits for its reply: the body of daffi_rpc()/daffi_rpc_raw()
- * and the router calls, which wait grace_ms longer than the timeout they pass on. */
-static int client_call(daffi_client *c, const char *method, const msgpack_object *params,
-                       const char *raw, size_t raw_len, int timeout_ms, int grace_ms,
-                       daffi_result *out, daffi_error *err)
+/* Sends a request and waits for its reply: the body of daffi_rpc()/daffi_rpc_raw(),
+ * their *_with forms (to: the member, may be NULL) and the router calls, which wait
+ * grace_ms longer than the timeout they pass on. */
+static int client_call(daffi_client *c, const char *method, const char *to,
+                       const msgpack_object *params, const char *raw, size_t raw_len,
+                       int timeout_ms, int grace_ms, daffi_result *out, daffi_error *err)
 {
     daffi_result discard;
+    daffi__outmsg m;
     client_wait w;
-    int64_t start, deadline;
+    int64_t start, deadline, left_ms = 0;
     int r;
 
     if (out == NULL)
@@ -429,7 +400,8 @@ static int client_call(daffi_client *c, const char *method, const msgpack_object
     memset(out, 0, sizeof(*out));
     start = daffi__now_ns();
     deadline = timeout_ms > 0 ? start + ((int64_t)timeout_ms + grace_ms) * 1000000 : 0;
-    if (client_check_send(c, method, timeout_ms, deadline, err) == -1) {
+    if (daffi__check_to(method, to, err) == -1 ||
+        client_check_send(c, method, timeout_ms, deadline, err) == -1) {
         if (err != NULL && err->code == DAFFI_E_UNAVAILABLE)
             err->elapsed_ms = (daffi__now_ns() - start) / 1000000;
         return -1;
@@ -440,7 +412,20 @@ static int client_call(daffi_client *c, const char *method, const msgpack_object
     w.method = method;
     w.out = out;
     w.err = err;
-    if (daffi__append(c, 0, w.msgid, method, params, raw, raw_len, err) == -1)
+    /* the peer gets what is left of the timeout once a reconnect (if any) is done */
+    if (timeout_ms > 0) {
+        left_ms = (deadline - daffi__now_ns() + 999999) / 1000000 - grace_ms;
+        left_ms = left_ms < 1 ? 1 : left_ms;
+    }
+    memset(&m, 0, sizeof(m));
+    m.msgid = w.msgid;
+    m.method = method;
+    m.params = params;
+    m.raw = raw;
+    m.raw_len = raw_len;
+    m.to = to;
+    m.deadline_ms = daffi__deadline_to_send(c, method, (int)left_ms);
+    if (daffi__append(c, &m, NULL, err) == -1)
         return -1;
     c->stats.calls++;
     r = client_pump(c, &w, deadline);
@@ -490,14 +475,15 @@ int daffi__sync_call_raw(daffi_client *c, const char *method, const char *params
                          size_t params_len, int timeout_ms, int grace_ms,
                          daffi_result *out, daffi_error *err)
 {
-    return client_call(c, method, NULL, params, params_len, timeout_ms, grace_ms, out, err);
+    return client_call(c, method, NULL, NULL, params, params_len, timeout_ms, grace_ms, out,
+                       err);
 }
 
 /* See client.h. */
 int daffi_rpc(daffi_client *c, const char *method, const msgpack_object *params,
               int timeout_ms, daffi_result *out, daffi_error *err)
 {
-    return client_call(c, method, params, NULL, 0, timeout_ms, 0, out, err);
+    return client_call(c, method, NULL, params, NULL, 0, timeout_ms, 0, out, err);
 }
 
 /* See client.h. */
@@ -510,13 +496,42 @@ int daffi_rpc_raw(daffi_client *c, const char *method, const char *params,
         daffi__err_set(err, DAFFI_E_BAD_ARGS, "params: NULL");
         return -1;
     }
-    return client_call(c, method, NULL, params, params_len, timeout_ms, 0, out, err);
+    return client_call(c, method, NULL, NULL, params, params_len, timeout_ms, 0, out, err);
+}
+
+/* See client.h. */
+int daffi_rpc_with(daffi_client *c, const char *method, const msgpack_object *params,
+                   const daffi_rpc_opts *opts, daffi_result *out, daffi_error *err)
+{
+    static const daffi_rpc_opts none;
+    const daffi_rpc_opts *o = opts != NULL ? opts : &none;
+
+    return client_call(c, method, o->to, params, NULL, 0, o->timeout_ms, 0, out, err);
+}
+
+/* See client.h. */
+int daffi_rpc_raw_with(daffi_client *c, const char *method, const char *params,
+                       size_t params_len, const daffi_rpc_opts *opts, daffi_result *out,
+                       daffi_error *err)
+{
+    static const daffi_rpc_opts none;
+    const daffi_rpc_opts *o = opts != NULL ? opts : &none;
+
+    if (params == NULL) {
+        if (out != NULL)
+            memset(out, 0, sizeof(*out));
+        daffi__err_set(err, DAFFI_E_BAD_ARGS, "params: NULL");
+        return -1;
+    }
+    return client_call(c, method, o->to, NULL, params, params_len, o->timeout_ms, 0, out,
+                       err);
 }
 
 /* Sends a notification and waits until it is handed to the kernel. */
 static int client_notify(daffi_client *c, const char *method, const msgpack_object *params,
                          const char *raw, size_t raw_len, int timeout_ms, daffi_error *err)
 {
+    daffi__outmsg m;
     client_wait w;
     int64_t start, deadline;
     int r;
@@ -531,7 +546,13 @@ static int client_notify(daffi_client *c, const char *method, const msgpack_obje
     memset(&w, 0, sizeof(w));
     w.method = method;
     w.err = err;
-    if (daffi__append(c, 1, 0, method, params, raw, raw_len, err) == -1)
+    memset(&m, 0, sizeof(m));
+    m.is_notify = 1;
+    m.method = method;
+    m.params = params;
+    m.raw = raw;
+    m.raw_len = raw_len;
+    if (daffi__append(c, &m, NULL, err) == -1)
         return -1;
     c->stats.notifications++;
     r = client_pump(c, &w, deadline);
@@ -564,26 +585,4 @@ int daffi_notify_raw(daffi_client *c, const char *method, const char *params,
         return -1;
     }
     return client_notify(c, method, NULL, params, params_len, timeout_ms, err);
-}
-
-/* See client.h. */
-int daffi_ping(daffi_client *c, int timeout_ms, int64_t *rtt_us, daffi_error *err)
-{
-    daffi_result res;
-    const char *s;
-    size_t len;
-    int64_t start = daffi__now_ns();
-
-    if (daffi_rpc(c, "daffi.ping", NULL, timeout_ms, &res, err) == -1)
-        return -1;
-    if (rtt_us != NULL)
-        *rtt_us = (daffi__now_ns() - start) / 1000;
-    if (daffi_obj_str(&res.obj, &s, &len) == -1 || len != 4 || memcmp(s, "pong", 4) != 0) {
-        daffi_result_free(&res);
-        daffi__err_set(err, DAFFI_E_PROTOCOL, "%s: daffi.ping answered something else than "
-                       "\"pong\"", c->address);
-        return -1;
-    }
-    daffi_result_free(&res);
-    return 0;
 }

@@ -38,6 +38,7 @@
 
 #include "admin-int.h"
 #include "config.h"
+#include "listener.h"
 #include "log.h"
 #include "reload.h"
 #include "server.h"
@@ -108,7 +109,7 @@ static void setup(void)
     put("avail/ghost.ini", "[plugin]\nname = ghost\npath = /nonexistent/ghost.so\n");
     put("avail/junk.ini", "root:x:0:0:root:/root:/bin/bash\n[server\nworkers = many\n");
 
-    dfd_log_setup(DAFFI_LOG_ERROR, DFD_LOG_STDERR, "fuzz_admin");
+    dfd_log_setup(DAFFI_LOG_ERROR, DFD_LOG_STDERR, DFD_LOG_TEXT, "fuzz_admin");
     srv.cfg = calloc(1, sizeof(*srv.cfg));
     if (srv.cfg == NULL || dfd_config_load(srv.cfg, dir, NULL, 0, 1, &errs) == -1)
         abort();
@@ -147,6 +148,10 @@ static void reset(void)
         srv.drain_timer = NULL;
     }
     atomic_store(&srv.draining, 0);
+    /* a resume listens again: this server never accepts */
+    dfd_listeners_close(&srv);
+    srv.drain_started = 0;
+    atomic_store(&srv.access_log, 0);
     if (overrides) {
         dfd_errors errs = {0};
         dfd_reload_run(&srv, NULL, &errs);
@@ -161,7 +166,7 @@ static int known_code(const char *s)
     static const char *const codes[] = {
         "unknown_command", "bad_arguments", "line_too_long", "binary_input", "idle_timeout",
         "busy", "no_such_plugin", "reload_failed", "load_failed", "unload_failed", "denied",
-        "shutting_down", "internal",
+        "shutting_down", "internal", "resume_failed",
     };
     for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
         if (strcmp(s, codes[i]) == 0)
@@ -185,7 +190,9 @@ static const struct {
     { "load", { "plugin", "generation", "file", "callbacks", "reload_errors" } },
     { "unload", { "plugin", "generation", "ini", "reload_errors" } },
     { "loglevel", { "log_level", "previous" } },
+    { "accesslog", { "access_log", "previous" } },
     { "drain", { "state", "complete", "waited_ms", "connections", "calls_in_flight" } },
+    { "resume", { "state", "resumed", "listeners" } },
     { "shutdown", { "state", "connections", "calls_in_flight", "shutdown_timeout_ms" } },
 };
 

@@ -37,6 +37,7 @@
 #include <daffi/rpc.h>
 
 #include "../support/aconn.h"
+#include "../support/cluster.h"
 #include "../support/daemon.h"
 #include "../support/expect.h"
 #include "../support/promcheck.h"
@@ -201,7 +202,7 @@ static void test_help_lists_every_command(void **state)
 {
     static const char *const names[] = {
         "help", "status", "plugins", "callbacks", "members", "stats", "metrics", "reload",
-        "load", "unload", "loglevel", "drain", "shutdown",
+        "load", "unload", "loglevel", "accesslog", "drain", "resume", "shutdown",
     };
     json_t *r = admin1(*state, "help");
 
@@ -813,6 +814,71 @@ static void test_drain_finishes_calls_in_flight_then_reports(void **state)
     assert_true(WIFEXITED(a->d->status) && WEXITSTATUS(a->d->status) == 0);
 }
 
+/* resume undoes a drain: connections are accepted and calls served again. */
+static void test_resume_takes_calls_again_after_a_drain(void **state)
+{
+    adaemon *a = adaemon_start(NULL);
+    *state = a;
+    assert_non_null(a);
+    json_t *r = admin1(a, "resume"); /* nothing to undo */
+    assert_admin_ok(r, "resume");
+    assert_true(json_is_false(json_object_get(r, "resumed")));
+    json_decref(r);
+    r = admin1(a, "drain");
+    assert_string_equal(jstr(r, "state"), "drained");
+    json_decref(r);
+    rawconn rc;
+    assert_int_equal(rawconn_open(&rc, a->d->tcp, 500), -1);
+    rawconn_close(&rc);
+    r = admin1(a, "resume");
+    assert_admin_ok(r, "resume");
+    assert_string_equal(jstr(r, "state"), "running");
+    assert_true(json_is_true(json_object_get(r, "resumed")));
+    assert_int_equal(jint(r, "listeners"), 2);
+    json_decref(r);
+    expect_serving(a->d->tcp);
+    expect_serving(a->d->unix_addr);
+    r = admin1(a, "status");
+    assert_string_equal(jstr(r, "state"), "running");
+    assert_true(json_is_true(json_object_get(r, "accepting")));
+    json_decref(r);
+}
+
+/* accesslog switches the access log at run time; with it on, every call gets a line,
+ * those refused before they ran (no such callback) included. */
+static void test_accesslog_switches_at_run_time_and_logs_every_call(void **state)
+{
+    adaemon *a = adaemon_start(NULL);
+    *state = a;
+    assert_non_null(a);
+    json_t *r = admin1(a, "accesslog on");
+    assert_admin_ok(r, "accesslog");
+    assert_true(json_is_true(json_object_get(r, "access_log")));
+    assert_true(json_is_false(json_object_get(r, "previous")));
+    json_decref(r);
+    rawconn rc;
+    expect_open(&rc, a->d->tcp);
+    expect_send_ii(&rc, 1, "add", 1, 2);
+    expect_result_int(&rc, 1, 3);
+    expect_send_ii(&rc, 2, "no_such_thing", 1, 2);
+    expect_error(&rc, 2, DAFFI_E_NO_CALLBACK);
+    assert_int_equal(tcluster_log_contains(a->d, "event=access callback=add", expect_timeout_ms()), 1);
+    assert_int_equal(tcluster_log_contains(a->d, "event=access callback=no_such_thing peer=",
+                                           expect_timeout_ms()), 1);
+    assert_int_equal(tcluster_log_contains(a->d, "outcome=no_callback", 0), 1);
+    r = admin1(a, "accesslog off");
+    json_decref(r);
+    int before = tcluster_log_count(a->d, "event=access");
+    expect_send_ii(&rc, 3, "add", 2, 2);
+    expect_result_int(&rc, 3, 4);
+    expect_ping(&rc, 4);
+    assert_int_equal(tcluster_log_count(a->d, "event=access"), before);
+    rawconn_close(&rc);
+    r = admin1(a, "accesslog maybe");
+    assert_string_equal(jstr(r, "status"), "error");
+    json_decref(r);
+}
+
 static void test_shutdown_stops_daffid_and_removes_the_socket(void **state)
 {
     adaemon *a = adaemon_start(NULL);
@@ -945,6 +1011,8 @@ int main(void)
     };
     const struct CMUnitTest own[] = {
         OWN(test_drain_finishes_calls_in_flight_then_reports),
+        OWN(test_resume_takes_calls_again_after_a_drain),
+        OWN(test_accesslog_switches_at_run_time_and_logs_every_call),
         OWN(test_shutdown_stops_daffid_and_removes_the_socket),
         OWN(test_notify_socket_gets_ready_reloading_and_stopping),
         OWN(test_abstract_notify_socket_gets_the_same),

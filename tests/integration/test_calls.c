@@ -145,6 +145,43 @@ static void method_name_as_bin_is_a_name(const char *addr)
     rawmsg_destroy(&m);
 }
 
+/* Body of test_stream_notifications_sent_as_requests_are_answered. daffi.chunk,
+ * daffi.credit and daffi.abort are notifications: sent as requests they get BAD_ARGS
+ * naming the notification to send, so the caller does not wait for its timeout. */
+static void stream_notes_as_requests(const char *addr)
+{
+    static const char *const notes[] = {"daffi.chunk", "daffi.credit", "daffi.abort"};
+    rawconn c;
+    rawmsg m;
+
+    rawmsg_init(&m);
+    expect_open(&c, addr);
+    for (uint32_t i = 0; i < 3; i++) {
+        msgpack_packer *pk = rawmsg_request(&m, i + 1, notes[i], 2);
+        msgpack_pack_int(pk, 1);
+        msgpack_pack_int(pk, 1);
+        expect_send(&c, &m);
+        expect_error(&c, i + 1, DAFFI_E_BAD_ARGS);
+        int code;
+        const char *text;
+        size_t len;
+        const msgpack_object *details;
+        assert_int_equal(daffi_error_parse(c.msg.error, &code, &text, &len, &details), 0);
+        char msg[300];
+        snprintf(msg, sizeof(msg), "%.*s", (int)len, text);
+        if (strstr(msg, "is a notification") == NULL || strstr(msg, notes[i]) == NULL)
+            fail_msg("%s: %s as a request: '%s'", addr, notes[i], msg);
+    }
+    expect_ping(&c, 9);
+    rawconn_close(&c);
+    rawmsg_destroy(&m);
+}
+
+static void test_stream_notifications_sent_as_requests_are_answered(void **state)
+{
+    expect_on_both(state, stream_notes_as_requests);
+}
+
 static void test_method_name_sent_as_bin_works(void **state)
 {
     expect_on_both(state, method_name_as_bin_is_a_name);
@@ -373,6 +410,7 @@ int main(void)
         cmocka_unit_test(test_unknown_method_is_no_callback),
         cmocka_unit_test(test_unknown_daffi_method_is_no_callback),
         cmocka_unit_test(test_method_name_sent_as_bin_works),
+        cmocka_unit_test(test_stream_notifications_sent_as_requests_are_answered),
         cmocka_unit_test(test_calc_add_returns_the_int_sum),
         cmocka_unit_test(test_calc_with_a_float_argument_returns_a_float),
         cmocka_unit_test(test_calc_multiply_returns_the_int_product),

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -179,6 +180,122 @@ static void test_calls_timing_out_through_a_router_are_forgotten_by_every_hop(vo
     expect_serving(f->router.tcp);
 }
 
+/* gauges.NAME of the admin `stats` reply, or -1. */
+static long long stats_gauge(const char *admin, const char *name)
+{
+    json_t *r = tcluster_admin(admin, "stats");
+    json_t *v = json_object_get(json_object_get(r, "gauges"), name);
+    long long n = json_is_integer(v) ? (long long)json_integer_value(v) : -1;
+    json_decref(r);
+    return n;
+}
+
+/* 200 callers park daffi.wait for a member that never comes (10 minutes) and vanish
+ * (their sockets reset): the router lets go of each wait when its caller's connection
+ * dies, not at its deadline. (A caller that only shuts down its sending side still
+ * gets its answers: PROTOCOL.md, section 3.) */
+static void test_a_wait_whose_caller_left_is_dropped_at_once(void **state)
+{
+    fixture *f = *state;
+    rawconn c[200];
+    rawmsg m;
+
+    rawmsg_init(&m);
+    for (int k = 0; k < 200; k++) {
+        expect_open(&c[k], f->router.tcp);
+        msgpack_packer *pk = rawmsg_request(&m, 1, "daffi.wait", 2);
+        msgpack_pack_array(pk, 1);
+        daffi_pack_cstr(pk, "nobody");
+        msgpack_pack_int(pk, 600000);
+        expect_send(&c[k], &m);
+    }
+    rawmsg_destroy(&m);
+    int64_t until = expect_now_ms() + expect_timeout_ms();
+    while (stats_gauge(f->admin, "waits_parked") < 200 && expect_now_ms() < until)
+        usleep(10000);
+    assert_int_equal(stats_gauge(f->admin, "waits_parked"), 200);
+    for (int k = 0; k < 200; k++) {
+        struct linger lg = {1, 0};
+        assert_int_equal(setsockopt(c[k].fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+        rawconn_close(&c[k]);
+    }
+    until = expect_now_ms() + expect_timeout_ms();
+    while (stats_gauge(f->admin, "waits_parked") != 0 && expect_now_ms() < until)
+        usleep(10000);
+    assert_int_equal(stats_gauge(f->admin, "waits_parked"), 0);
+    expect_serving(f->router.tcp);
+}
+
+/* A drained worker withdraws its callbacks from the router; resume announces them
+ * again on its links and it serves again. */
+static void test_a_drained_worker_serves_again_after_resume(void **state)
+{
+    fixture *f = *state;
+    json_t *r = tcluster_admin(f->worker_admin, "drain");
+    assert_non_null(r);
+    assert_string_equal(json_string_value(json_object_get(r, "state")), "drained");
+    json_decref(r);
+    rawconn c;
+    expect_open(&c, f->router.tcp);
+    expect_send_ii(&c, 1, "echo", 1, 2);
+    expect_error(&c, 1, DAFFI_E_NO_CALLBACK);
+    r = tcluster_admin(f->worker_admin, "resume");
+    assert_non_null(r);
+    assert_true(json_is_true(json_object_get(r, "resumed")));
+    json_decref(r);
+    int64_t until = expect_now_ms() + expect_timeout_ms();
+    uint32_t id = 2;
+    for (;; id++) {
+        expect_send_ii(&c, id, "echo", 1, 2);
+        uint32_t got = expect_response(&c);
+        assert_int_equal(got, id);
+        if (c.msg.error->type == MSGPACK_OBJECT_NIL)
+            break;
+        if (expect_now_ms() > until)
+            fail_msg("the resumed worker did not serve echo again");
+        usleep(20000);
+    }
+    rawconn_close(&c);
+}
+
+/* A plugin's own timeout caps a caller's longer deadline (and a shorter one wins). */
+static void test_a_plugins_timeout_caps_the_callers_deadline(void **state)
+{
+    (void)state;
+    tdaemon d;
+    rawconn c;
+    rawmsg m;
+
+    assert_int_equal(tdaemon_init(&d), 0);
+    assert_int_equal(tdaemon_add_plugin(&d, "echo", "timeout = 100ms\n"), 0);
+    assert_int_equal(tdaemon_start(&d, NULL), 0);
+    expect_open(&c, d.tcp);
+    rawmsg_init(&m);
+    const int64_t deadlines[] = {5000, 40};
+    const int64_t want[] = {100, 40};
+    for (int i = 0; i < 2; i++) {
+        msgpack_packer *pk = rawmsg_request(&m, (uint32_t)i + 1, "daffi.call", 3);
+        daffi_pack_cstr(pk, "echo_after");
+        msgpack_pack_array(pk, 2);
+        msgpack_pack_int(pk, 1000);
+        msgpack_pack_int(pk, 1);
+        msgpack_pack_map(pk, 1);
+        daffi_pack_cstr(pk, "timeout_ms");
+        msgpack_pack_int64(pk, deadlines[i]);
+        int64_t t0 = expect_now_ms();
+        expect_send(&c, &m);
+        expect_error(&c, (uint32_t)i + 1, DAFFI_E_TIMEOUT);
+        int64_t ms = expect_now_ms() - t0;
+        fprintf(stderr, "deadline %lld ms, plugin timeout 100 ms: TIMEOUT after %lld ms\n",
+                (long long)deadlines[i], (long long)ms);
+        assert_true(ms >= want[i] - 2 && ms < want[i] + 400);
+    }
+    rawmsg_destroy(&m);
+    rawconn_close(&c);
+    assert_int_equal(tdaemon_stop(&d, 5000), 0);
+    tdaemon_cleanup(&d);
+}
+
 /* Two workers with one name and duplicate = replace: the evicted one is told why and
  * rejoins only once the name is free, so they do not replace each other in a loop
  * (fewer than 10 replacements in 5 s); when the newcomer leaves, the evicted one
@@ -215,9 +332,12 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_calls_timing_out_through_a_router_are_forgotten_by_every_hop),
+        cmocka_unit_test(test_a_wait_whose_caller_left_is_dropped_at_once),
+        cmocka_unit_test(test_a_drained_worker_serves_again_after_resume),
     };
     const struct CMUnitTest alone[] = {
         cmocka_unit_test(test_workers_sharing_a_name_do_not_replace_each_other_in_a_loop),
+        cmocka_unit_test(test_a_plugins_timeout_caps_the_callers_deadline),
     };
     int failed = cmocka_run_group_tests_name("deadlines", tests, setup, teardown);
     return failed + cmocka_run_group_tests_name("duplicates", alone, NULL, NULL);

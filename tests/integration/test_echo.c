@@ -355,6 +355,32 @@ static void test_echo_with_zero_or_several_arguments_returns_their_array(void **
     expect_on_both(state, echo_several_args);
 }
 
+/* Body of test_a_result_deeper_than_max_depth_is_an_error_not_sent. echo(a, b) of two
+ * values nested 32 deep (the most a caller may send) returns [a, b], 33 deep: daffid
+ * answers HANDLER_ERROR instead of writing what a peer with its limits would refuse,
+ * and the connection keeps serving. (Found by tests/fuzz/fuzz_control.c.) */
+static void echo_too_deep(const char *addr)
+{
+    char deep[64];
+    rawconn c;
+
+    memset(deep, 0x91, 31); /* 31 arrays of one element ... */
+    deep[31] = (char)0x90;  /* ... around an empty one: 32 deep */
+    memcpy(deep + 32, deep, 32);
+    expect_open(&c, addr);
+    expect_send_raw_call(&c, 1, "echo", 1, deep, 32);
+    expect_result_bytes(&c, 1, "one 32-deep value", deep, 32);
+    expect_send_raw_call(&c, 2, "echo", 2, deep, 64);
+    expect_error(&c, 2, DAFFI_E_HANDLER_ERROR);
+    expect_ping(&c, 3);
+    rawconn_close(&c);
+}
+
+static void test_a_result_deeper_than_max_depth_is_an_error_not_sent(void **state)
+{
+    expect_on_both(state, echo_too_deep);
+}
+
 /* Body of test_echo_after_returns_the_value_after_the_delay. */
 static void echo_after_replies_later(const char *addr)
 {
@@ -429,6 +455,7 @@ int main(void)
         cmocka_unit_test(test_echo_returns_ext_types_unchanged),
         cmocka_unit_test(test_echo_returns_arrays_and_nested_maps_unchanged),
         cmocka_unit_test(test_echo_with_zero_or_several_arguments_returns_their_array),
+        cmocka_unit_test(test_a_result_deeper_than_max_depth_is_an_error_not_sent),
         cmocka_unit_test(test_echo_after_returns_the_value_after_the_delay),
         cmocka_unit_test(test_echo_after_out_of_range_or_malformed_is_bad_args),
     };

@@ -863,7 +863,7 @@ static void test_setting_needing_restart_is_reported(void **state)
     size_t mark = log_mark(d);
 
     write_ini(d, "30-site.ini", "[server]\nworkers = 3\n[limits]\nmax_pending = 99\n");
-    expect_log(d, mark, "reload.restart_required", "setting=server.workers");
+    expect_log(d, mark, "reload.restart_required", "setting=server.loops");
     expect_log(d, mark, "reload.restart_required", "setting=limits.max_pending");
     expect_int(d->tcp, &VARIANT, 0);
 }

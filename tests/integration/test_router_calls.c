@@ -612,6 +612,49 @@ static void test_a_member_can_call_its_own_callback_through_the_router(void **st
 /* Streams through the router (daffi's 100 MiB stream among them) are specified in
  * test_streams.c and test_stream_endings.c. */
 
+/* A worker that also listens is its own single member to its direct callers: a
+ * daffi.call naming another member says to go through its router, naming it. */
+static void test_a_worker_asked_for_another_member_names_its_router(void **state)
+{
+    fixture *f = *state;
+    tdaemon w;
+    rawconn c;
+    rawmsg m;
+
+    assert_int_equal(tcluster_worker_init(&w, f->router.tcp, "w2", NULL), 0);
+    assert_int_equal(tdaemon_write_file(&w, "50-listen.ini", "[server]\nlisten = %s\n", w.tcp), 0);
+    assert_int_equal(tdaemon_add_plugin(&w, "calc", NULL), 0);
+    assert_int_equal(tcluster_worker_start(&w, f->router.tcp, "w2", START_MS), 0);
+    expect_open(&c, w.tcp);
+    rawmsg_init(&m);
+    for (uint32_t id = 1; id <= 2; id++) {
+        msgpack_packer *pk = rawmsg_request(&m, id, "daffi.call", 3);
+        daffi_pack_cstr(pk, "add");
+        msgpack_pack_array(pk, 2);
+        msgpack_pack_int(pk, 1);
+        msgpack_pack_int(pk, 2);
+        msgpack_pack_map(pk, 1);
+        daffi_pack_cstr(pk, "to");
+        daffi_pack_cstr(pk, id == 1 ? "w1" : "w2");
+        expect_send(&c, &m);
+    }
+    expect_error(&c, 1, DAFFI_E_UNAVAILABLE);
+    int code;
+    const char *text;
+    size_t len;
+    const msgpack_object *details;
+    assert_int_equal(daffi_error_parse(c.msg.error, &code, &text, &len, &details), 0);
+    char msg[512];
+    snprintf(msg, sizeof(msg), "%.*s", (int)len, text);
+    assert_non_null(strstr(msg, "worker 'w2'"));
+    assert_non_null(strstr(msg, f->router.tcp));
+    assert_null(strstr(msg, "without a router"));
+    expect_result_int(&c, 2, 3);
+    rawconn_close(&c);
+    rawmsg_destroy(&m);
+    assert_int_equal(tcluster_stop(&w), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -627,6 +670,7 @@ int main(void)
         cmocka_unit_test(test_a_16_mib_message_passes_the_router_intact),
         cmocka_unit_test(test_two_clients_call_each_others_callbacks_through_the_router),
         cmocka_unit_test(test_a_member_can_call_its_own_callback_through_the_router),
+        cmocka_unit_test(test_a_worker_asked_for_another_member_names_its_router),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -405,6 +405,44 @@ static void test_members_and_subscribers_of_a_router_are_not_idle(void **state)
     expect_serving(f->d.tcp);
 }
 
+/* An isolated plugin (isolation = process) with idle_timeout = 1 s: the links between
+ * daffid and its child carry no call for 3 s, and are not closed for it: the next call
+ * is served by the same child (no restart). */
+static int setup_isolated(void **state)
+{
+    tfix *f = calloc(1, sizeof(*f));
+    char o_admin[PATH_MAX + 32];
+    const char *ov[] = { o_admin, "limits.idle_timeout=1s", NULL };
+
+    *state = f;
+    if (f == NULL || tdaemon_init(&f->d) == -1 ||
+        tdaemon_add_plugin(&f->d, "echo", "isolation = process\n") == -1)
+        return -1;
+    snprintf(f->admin, sizeof(f->admin), "%s/admin.sock", f->d.dir);
+    snprintf(o_admin, sizeof(o_admin), "admin.socket=%s", f->admin);
+    return tdaemon_start(&f->d, ov);
+}
+
+static void test_the_links_of_an_isolated_plugin_are_not_idle(void **state)
+{
+    tfix *f = *state;
+    rawconn c;
+
+    expect_open(&c, f->d.tcp);
+    expect_send_raw_call(&c, 1, "echo", 1, "\x01", 1);
+    expect_result_int(&c, 1, 1);
+    rawconn_close(&c);
+    usleep(3000 * 1000); /* three idle timeouts with no call on the links */
+    expect_open(&c, f->d.tcp);
+    expect_send_raw_call(&c, 2, "echo", 1, "\x02", 1);
+    expect_result_int(&c, 2, 2);
+    rawconn_close(&c);
+    assert_int_equal(tcluster_admin_counter(f->admin, "isolated_restarts"), 0);
+    if (tcluster_log_count(&f->d, "event=conn.idle_timeout peer=child") != 0 ||
+        tcluster_log_count(&f->d, "event=conn.idle_timeout peer=parent") != 0)
+        fail_msg("a link to the isolated plugin's child was closed as idle");
+}
+
 int main(void)
 {
     const struct CMUnitTest slowloris[] = {
@@ -425,6 +463,9 @@ int main(void)
     const struct CMUnitTest router[] = {
         cmocka_unit_test(test_members_and_subscribers_of_a_router_are_not_idle),
     };
+    const struct CMUnitTest isolated[] = {
+        cmocka_unit_test(test_the_links_of_an_isolated_plugin_are_not_idle),
+    };
     int failed = 0;
 
     failed += cmocka_run_group_tests_name("max_connections=100 read_timeout=2s", slowloris,
@@ -435,5 +476,7 @@ int main(void)
                                           teardown);
     failed += cmocka_run_group_tests_name("router idle_timeout=1s", router, setup_router,
                                           teardown);
+    failed += cmocka_run_group_tests_name("isolated echo idle_timeout=1s", isolated,
+                                          setup_isolated, teardown);
     return failed;
 }

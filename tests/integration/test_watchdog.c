@@ -81,17 +81,18 @@ static json_int_t stalls(const wfix *f)
     return n;
 }
 
-/* The status entry of the first stalled loop (a new reference), or NULL. status.loops
- * is an object by loop number: {"0": {...}, "1": {...}}. */
+/* The status entry of the first stalled loop (a new reference), or NULL.
+ * status.watchdog.loops is an object by loop number: {"0": {...}, "1": {...}}. */
 static json_t *stalled_loop(const wfix *f)
 {
     json_t *r = aconn_once(f->admin, "status");
-    json_t *loops = json_object_get(r, "loops"), *found = NULL, *l;
+    json_t *loops = json_object_get(json_object_get(r, "watchdog"), "loops"), *found = NULL;
+    json_t *l;
     const char *n;
 
     if (!json_is_object(loops) || json_object_size(loops) != 2 ||
         json_object_get(loops, "0") == NULL || json_object_get(loops, "1") == NULL)
-        fail_msg("admin status has no `loops` object of loops 0 and 1 (workers = 2)");
+        fail_msg("admin status has no watchdog.loops object of loops 0 and 1 (2 loops)");
     json_object_foreach(loops, n, l) {
         if (!json_is_boolean(json_object_get(l, "stalled")))
             fail_msg("status loops.%s has no boolean `stalled`", n);

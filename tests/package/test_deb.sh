@@ -274,7 +274,7 @@ files_present() {
         /usr/lib/tmpfiles.d/daffid.conf /usr/share/man/man8/daffid.8.gz \
         /usr/share/man/man1/daffictl.1.gz /usr/share/man/man5/daffid.ini.5.gz \
         /usr/include/daffi/plugin.h /usr/include/daffi/client.h \
-        /usr/include/daffi/rpc.h /usr/include/daffi/json.h \
+        /usr/include/daffi/rpc.h /usr/include/daffi/errors.h \
         /usr/share/doc/daffid/README.md.gz /usr/share/doc/daffid/PROTOCOL.md.gz \
         /usr/share/doc/libdaffi-dev/PROTOCOL.md.gz /usr/share/doc/libdaffi-dev/CLIENT.md.gz \
         /usr/share/doc/libdaffi-dev/examples/plugins/calc/calc.c \

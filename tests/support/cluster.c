@@ -45,10 +45,11 @@ int tcluster_router_init(tdaemon *d, const char *name, const char *extra)
                               "workers = 2\n"
                               "blocking_threads = 1\n"
                               "shutdown_timeout = 5s\n"
+                              "state_file = %s/router.members\n"
                               "%s\n"
                               "[log]\n"
                               "level = info\n",
-                              name, d->tcp, d->unix_addr, extra ? extra : "");
+                              name, d->tcp, d->unix_addr, d->dir, extra ? extra : "");
 }
 
 /* See cluster.h. The worker listens nowhere: it only connects to its router. */
@@ -104,6 +105,40 @@ void *tcluster_fixture_new(void **state, size_t size)
 
     *state = f;
     return f;
+}
+
+/* See cluster.h. */
+int tcluster_set_setup(void **state)
+{
+    return tcluster_fixture_new(state, sizeof(tcluster_set)) == NULL ? -1 : 0;
+}
+
+/* See cluster.h. */
+int tcluster_set_teardown(void **state)
+{
+    tcluster_set *s = *state;
+    int rc = 0;
+
+    for (int i = 0; i < TCLUSTER_WORKERS; i++) {
+        if (s->workers[i].dir[0] != '\0')
+            tdaemon_signal(&s->workers[i], SIGCONT);
+        if (tcluster_discard(&s->workers[i]) == -1)
+            rc = -1;
+    }
+    if (s->router.dir[0] != '\0')
+        tdaemon_signal(&s->router, SIGCONT);
+    if (tcluster_discard(&s->router) == -1)
+        rc = -1;
+    memset(s, 0, sizeof(*s));
+    return rc;
+}
+
+/* See cluster.h. */
+int tcluster_group_free(void **state)
+{
+    free(*state);
+    *state = NULL;
+    return 0;
 }
 
 /* See cluster.h. */

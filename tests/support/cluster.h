@@ -57,6 +57,27 @@ int tcluster_worker_up(tdaemon *d, const char *router_addr, const char *name,
  * *state. Returns it, or NULL (the setup then returns -1). */
 void *tcluster_fixture_new(void **state, size_t size);
 
+/* The daemons of a router test that starts its own: a router (with its admin socket
+ * path) and up to TCLUSTER_WORKERS workers. A zeroed set holds nothing. */
+#define TCLUSTER_WORKERS 2
+typedef struct tcluster_set {
+    tdaemon router;
+    tdaemon workers[TCLUSTER_WORKERS];
+    char admin[200];
+} tcluster_set;
+
+/* cmocka group setup for a fixture that is a tcluster_set. Returns 0 or -1. */
+int tcluster_set_setup(void **state);
+
+/* A test's teardown of the set in *state: stopped daemons (SIGSTOP) are continued,
+ * then each is discarded (tcluster_discard()); the set is zeroed for the next test.
+ * Returns 0, or -1 when one did not stop cleanly. */
+int tcluster_set_teardown(void **state);
+
+/* cmocka group teardown of a router test whose tests start and stop their own
+ * daemons: frees the fixture tcluster_fixture_new() made. Returns 0. */
+int tcluster_group_free(void **state);
+
 /* cmocka group teardown of a router test: stops worker (may be NULL), then router, with
  * tcluster_stop() (each must stop cleanly; both are stopped even when the first did
  * not), then frees the fixture f. Returns 0 or -1. */

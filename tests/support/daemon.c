@@ -20,6 +20,7 @@
 #include <arpa/inet.h>
 
 #include "daemon.h"
+#include "logcheck.h"
 #include "rawconn.h"
 
 #define TDAEMON_MAX_ARGS 64
@@ -106,10 +107,11 @@ int tdaemon_init(tdaemon *d)
                               "workers = 2\n"
                               "blocking_threads = 2\n"
                               "shutdown_timeout = 5s\n"
+                              "state_file = %s/router.members\n"
                               "\n"
                               "[log]\n"
                               "level = info\n",
-                              d->tcp, d->unix_addr);
+                              d->tcp, d->unix_addr, d->dir);
 }
 
 /* See daemon.h. Accepts a file name inside d->dir. Returns 0 or -1 (printed). */
@@ -367,8 +369,16 @@ int tdaemon_stop(tdaemon *d, int timeout_ms)
     if (WEXITSTATUS(d->status) != 0) {
         print_exit(d, "on SIGTERM");
         tdaemon_dump_log(d);
+        return WEXITSTATUS(d->status);
     }
-    return WEXITSTATUS(d->status);
+    /* every line daffid logged is logfmt (operators parse them) */
+    int bad = logcheck_file(d->log_path);
+    if (bad > 0) {
+        fprintf(stderr, "tdaemon: %d log line(s) of daffid (pid %d) are not logfmt\n", bad,
+                (int)d->pid);
+        return -1;
+    }
+    return 0;
 }
 
 /* See daemon.h. The output is read through a pipe until daffid closes it. */
@@ -517,7 +527,13 @@ int tdaemon_free(tdaemon *d)
 /* See daemon.h. *state receives a daemon owned by the group (freed by the teardown). */
 int tdaemon_group_setup(void **state)
 {
-    tdaemon *d = tdaemon_new_started(NULL);
+    return tdaemon_group_setup_with(state, NULL);
+}
+
+/* See daemon.h. */
+int tdaemon_group_setup_with(void **state, const char *const *overrides)
+{
+    tdaemon *d = tdaemon_new_started(overrides);
 
     if (d == NULL)
         return -1;

@@ -115,9 +115,11 @@ int tdaemon_free(tdaemon *d);
 
 /* cmocka group fixtures: tdaemon_group_setup() starts a daemon with the example
  * plugins and default settings into *state (returns 0, or -1 with the reason
- * printed); tdaemon_group_teardown() stops it and requires a clean exit 0 on SIGTERM
- * (returns 0, or -1 with the log printed). */
+ * printed); tdaemon_group_setup_with() the same with the NULL-terminated overrides;
+ * tdaemon_group_teardown() stops it and requires a clean exit 0 on SIGTERM (returns
+ * 0, or -1 with the log printed). */
 int tdaemon_group_setup(void **state);
+int tdaemon_group_setup_with(void **state, const char *const *overrides);
 int tdaemon_group_teardown(void **state);
 
 #endif /* DAFFI_TEST_DAEMON_H */

@@ -19,10 +19,16 @@
 /* See expect.h. */
 int64_t expect_now_ms(void)
 {
+    return expect_now_us() / 1000;
+}
+
+/* See expect.h. */
+int64_t expect_now_us(void)
+{
     struct timespec ts;
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 /* See expect.h. */

@@ -100,5 +100,7 @@ const char *expect_describe(const msgpack_object *o, char *buf, size_t size);
 
 /* Returns CLOCK_MONOTONIC in milliseconds. */
 int64_t expect_now_ms(void);
+/* The same in microseconds. */
+int64_t expect_now_us(void);
 
 #endif /* DAFFI_TEST_EXPECT_H */

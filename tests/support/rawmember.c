@@ -40,8 +40,9 @@ static int answer_ping(rawconn *c)
     return rc;
 }
 
-/* See rawmember.h. */
-int rawmember_send_hello(rawconn *c, const char *name, const char *const *callbacks)
+/* Sends the hello of name (with the link options of l, when not NULL). */
+static int send_hello(rawconn *c, const char *name, const char *const *callbacks,
+                      const rawmember_link *l)
 {
     rawmsg m;
     uint32_t n = 0;
@@ -51,9 +52,17 @@ int rawmember_send_hello(rawconn *c, const char *name, const char *const *callba
         n++;
     rawmsg_init(&m);
     msgpack_packer *pk = rawmsg_request(&m, RAWMEMBER_HELLO_ID, "daffi.hello", 1);
-    msgpack_pack_map(pk, 2);
+    msgpack_pack_map(pk, l != NULL ? 5 : 2);
     daffi_pack_cstr(pk, "name");
     daffi_pack_cstr(pk, name);
+    if (l != NULL) {
+        daffi_pack_cstr(pk, "session");
+        daffi_pack_cstr(pk, l->session);
+        daffi_pack_cstr(pk, "link");
+        msgpack_pack_unsigned_int(pk, l->link);
+        daffi_pack_cstr(pk, "links");
+        msgpack_pack_unsigned_int(pk, l->links);
+    }
     daffi_pack_cstr(pk, "callbacks");
     msgpack_pack_array(pk, n);
     for (uint32_t i = 0; i < n; i++)
@@ -61,6 +70,12 @@ int rawmember_send_hello(rawconn *c, const char *name, const char *const *callba
     rc = rawconn_send_msg(c, &m);
     rawmsg_destroy(&m);
     return rc;
+}
+
+/* See rawmember.h. */
+int rawmember_send_hello(rawconn *c, const char *name, const char *const *callbacks)
+{
+    return send_hello(c, name, callbacks, NULL);
 }
 
 /* See rawmember.h. */
@@ -79,13 +94,21 @@ rawconn_status rawmember_read(rawconn *c, int timeout_ms)
 int rawmember_join(rawconn *c, const char *address, const char *name,
                    const char *const *callbacks, char *why, size_t whysz)
 {
+    return rawmember_join_link(c, address, name, callbacks, NULL, why, whysz);
+}
+
+/* See rawmember.h. l may be NULL: a plain member. */
+int rawmember_join_link(rawconn *c, const char *address, const char *name,
+                        const char *const *callbacks, const rawmember_link *l, char *why,
+                        size_t whysz)
+{
     if (why != NULL && whysz > 0)
         why[0] = '\0';
     if (rawconn_open(c, address, RAWMEMBER_JOIN_MS) == -1) {
         fprintf(stderr, "rawmember %s: connect %s: %s\n", name, address, strerror(errno));
         return -1;
     }
-    if (rawmember_send_hello(c, name, callbacks) == -1) {
+    if (send_hello(c, name, callbacks, l) == -1) {
         fprintf(stderr, "rawmember %s: send hello: %s\n", name, strerror(errno));
         return -1;
     }

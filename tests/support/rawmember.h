@@ -42,6 +42,19 @@ int rawmember_join(rawconn *c, const char *address, const char *name,
 /* Sends daffi.hello on an open c without reading the answer. Returns 0 or -1. */
 int rawmember_send_hello(rawconn *c, const char *name, const char *const *callbacks);
 
+/* A link of a member with several (PROTOCOL.md, "Members"): the hello carries
+ * {"session": session, "link": link, "links": links}. */
+typedef struct rawmember_link {
+    const char *session;
+    unsigned link;
+    unsigned links;
+} rawmember_link;
+
+/* rawmember_join() for one link of a member with a session. Same returns. */
+int rawmember_join_link(rawconn *c, const char *address, const char *name,
+                        const char *const *callbacks, const rawmember_link *l, char *why,
+                        size_t whysz);
+
 /* rawconn_read(), except that daffi.ping requests are answered and skipped. */
 rawconn_status rawmember_read(rawconn *c, int timeout_ms);
 

@@ -63,6 +63,31 @@ static inline int64_t arg_int(const daffi_msg *m, uint32_t i)
                : (int64_t)a->via.array.ptr[i].via.u64;
 }
 
+/* A call with a timeout (or to a named member) arrives as daffid would get it:
+ * daffi.call [callback, params, {"timeout_ms": T, "to": name}]. Rewrites the decoded
+ * request or notification m into the call of callback (m->params_raw is then unset)
+ * and returns 1 with *timeout_ms = T (0 when absent); returns 0, m untouched, when m
+ * is no such daffi.call. */
+static inline int unwrap_daffi_call(daffi_msg *m, uint64_t *timeout_ms)
+{
+    const msgpack_object *a = m->params, *t;
+
+    *timeout_ms = 0;
+    if (m->method_len != 10 || memcmp(m->method, "daffi.call", 10) != 0 ||
+        a->via.array.size < 2 || a->via.array.ptr[0].type != MSGPACK_OBJECT_STR ||
+        a->via.array.ptr[1].type != MSGPACK_OBJECT_ARRAY)
+        return 0;
+    if (a->via.array.size > 2 && (t = daffi_obj_get(&a->via.array.ptr[2], "timeout_ms")) != NULL &&
+        t->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+        *timeout_ms = t->via.u64;
+    m->method = a->via.array.ptr[0].via.str.ptr;
+    m->method_len = a->via.array.ptr[0].via.str.size;
+    m->params = &a->via.array.ptr[1];
+    m->params_raw = NULL;
+    m->params_raw_len = 0;
+    return 1;
+}
+
 /* The responder process: accepts on lfd forever and serves each connection in a
  * child of its own (so a slow or abandoned one never delays the next test); serve
  * owns and closes the fd it is given. Never returns. */

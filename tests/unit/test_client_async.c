@@ -60,6 +60,9 @@ typedef struct peer {
     uint32_t nnotes;
     msgpack_sbuffer hello;        /* params of the last daffi.hello */
     uint32_t nhello;
+    const char *cur;              /* the request being answered, as it arrived */
+    size_t cur_len;
+    uint64_t timeout_ms;          /* the timeout_ms it carried (daffi.call), 0: none */
 } peer;
 
 /* Writes the batched replies, last first, then what out holds. Returns 0 or -1. */
@@ -250,7 +253,11 @@ static int answer(peer *p, const daffi_msg *m)
     }
     if (flush_out(p) == -1)
         return -1;
-    if (method_is(m, "daffi.ping")) {
+    if (method_is(m, "request_bytes")) {
+        /* the request exactly as it arrived, as bin */
+        daffi_pack_response_ok(pk, m->msgid);
+        msgpack_pack_bin_with_body(pk, p->cur, p->cur_len);
+    } else if (method_is(m, "daffi.ping")) {
         daffi_pack_response_ok(pk, m->msgid);
         daffi_pack_cstr(pk, "pong");
     } else if (method_is(m, "fail")) {
@@ -265,6 +272,8 @@ static int answer(peer *p, const daffi_msg *m)
         msgpack_pack_object(pk, a->via.array.ptr[1]);
     } else if (method_is(m, "close")) {
         return -1;
+    } else if (method_is(m, "garbage")) {
+        msgpack_sbuffer_write(&p->out, "\xc1\xc1\xc1", 3);
     } else if (method_is(m, "notified")) {
         daffi_pack_response_ok(pk, m->msgid);
         msgpack_pack_array(pk, p->nnotes);
@@ -354,6 +363,10 @@ static void serve(int fd)
         while (rc == 0 && (size = message_size(p)) > 0) {
             if (daffi_msg_decode(p->buf, (size_t)size, &zone, &m) == -1)
                 die("decode");
+            p->cur = p->buf;
+            p->cur_len = (size_t)size;
+            if (m.kind != DAFFI_MSG_RESPONSE)
+                unwrap_daffi_call(&m, &p->timeout_ms);
             if (m.kind == DAFFI_MSG_NOTIFY) {
                 msgpack_pack_array(&npk, 2);
                 msgpack_pack_str_with_body(&npk, m.method, m.method_len);
@@ -371,6 +384,7 @@ static void serve(int fd)
                 consume(p, (size_t)size);
                 if (daffi_msg_decode(copy, (size_t)size, &zone, &cm) == -1)
                     die("decode");
+                unwrap_daffi_call(&cm, &p->timeout_ms);
                 rc = flush_out(p) == 0 ? call_client(p, &cm) : -1;
                 free(copy);
             } else {
@@ -915,24 +929,33 @@ static void restart_cb(evutil_socket_t fd, short what, void *arg)
     responder_start(arg);
 }
 
+/* A client reconnecting every 20-40 ms whose responder was stopped: returned once its
+ * state callback (counting into st) heard the connection come up and go down. */
+static daffi_client *client_left_disconnected(suite *s, states *st)
+{
+    daffi_client_opts opts = {0};
+    daffi_client *c;
+
+    opts.reconnect_ms = 20;
+    opts.reconnect_max_ms = 40;
+    c = new_client(s, &opts);
+    daffi_client_on_state(c, on_state, st);
+    assert_true(run_until(s->base, &st->up, 1, WAIT_MS));
+    responder_stop(s);
+    assert_true(run_until(s->base, &st->down, 1, WAIT_MS));
+    return c;
+}
+
 static void test_call_made_while_disconnected_waits_for_the_reconnect(void **state)
 {
     suite *s = *state;
-    daffi_client_opts opts = {0};
-    daffi_client *c;
     states st = {0};
+    daffi_client *c = client_left_disconnected(s, &st);
     outcome o = {0};
     struct event *later;
     struct timeval tv = {0, 200000};
     int64_t v;
 
-    opts.reconnect_ms = 20;
-    opts.reconnect_max_ms = 40;
-    c = new_client(s, &opts);
-    daffi_client_on_state(c, on_state, &st);
-    assert_true(run_until(s->base, &st.up, 1, WAIT_MS));
-    responder_stop(s);
-    assert_true(run_until(s->base, &st.down, 1, WAIT_MS));
     /* made while down; the responder comes back 200 ms later */
     start_add(c, 40, 2, 3000, &o);
     later = evtimer_new(s->base, restart_cb, s);
@@ -950,18 +973,11 @@ static void test_call_made_while_disconnected_waits_for_the_reconnect(void **sta
 static void test_call_made_while_disconnected_fails_unavailable_at_its_timeout(void **state)
 {
     suite *s = *state;
-    daffi_client_opts opts = {0};
-    daffi_client *c;
     states st = {0};
+    daffi_client *c = client_left_disconnected(s, &st);
     outcome o = {0};
     int64_t t0;
 
-    opts.reconnect_ms = 20;
-    c = new_client(s, &opts);
-    daffi_client_on_state(c, on_state, &st);
-    assert_true(run_until(s->base, &st.up, 1, WAIT_MS));
-    responder_stop(s);
-    assert_true(run_until(s->base, &st.down, 1, WAIT_MS));
     t0 = mono_ms();
     start_add(c, 1, 1, 100, &o);
     assert_true(run_until(s->base, &o.done, 1, WAIT_MS));
@@ -1082,10 +1098,13 @@ static const daffi_callback_def client_callbacks[] = {
 static void ask_responder_to_call(suite *s, daffi_client *c, const char *packed_params,
                                   size_t len, outcome *o)
 {
-    assert_int_equal(daffi_rpc_raw_async(c, "call_client", packed_params, len, CALL_MS, collect,
-                                         o, NULL), 0);
+    daffi_error err = DAFFI_ERROR_INIT;
+
+    if (daffi_rpc_raw_async(c, "call_client", packed_params, len, CALL_MS, collect, o, &err) == -1)
+        fail_msg("call_client: %s", err.message);
     assert_true(run_until(s->base, &o->done, 1, WAIT_MS));
-    assert_true(o->ok);
+    if (!o->ok)
+        fail_msg("call_client: %s", o->err.message);
 }
 
 static void test_exposed_callback_is_served_when_the_peer_calls_it(void **state)
@@ -1129,6 +1148,125 @@ static void test_exposed_callback_may_complete_later_from_the_loop(void **state)
     assert_int_equal(daffi_client_expose(c, client_callbacks, "st", NULL, NULL, NULL), 0);
     ask_responder_to_call(s, c, "\x92\xa5later\xa2ok", 10, &o);
     assert_true(obj_is_str(daffi_obj_at(&o.res.obj, 1), "ok"));
+    outcome_free(&o);
+    daffi_close(c);
+}
+
+/* ---- deadlines travel with the call ------------------------------------------------ */
+
+/* The timeout_ms that the request the responder's request_bytes returned in o carried
+ * (daffi.call's option), or 0 when it went out plain. */
+static uint64_t sent_timeout(const outcome *o)
+{
+    msgpack_zone zone;
+    daffi_msg m;
+    const char *p;
+    size_t len;
+    uint64_t t = 0;
+
+    assert_true(o->ok);
+    assert_int_equal(daffi_obj_bin(&o->res.obj, &p, &len), 0);
+    msgpack_zone_init(&zone, 1024);
+    assert_int_equal(daffi_msg_decode(p, len, &zone, &m), 0);
+    if (m.method_len == 10 && memcmp(m.method, "daffi.call", 10) == 0)
+        assert_int_equal(daffi_obj_uint(daffi_obj_get(daffi_obj_at(m.params, 2), "timeout_ms"),
+                                        &t), 0);
+    msgpack_zone_destroy(&zone);
+    return t;
+}
+
+static void test_an_async_call_with_a_timeout_carries_it_as_daffi_call(void **state)
+{
+    suite *s = *state;
+    daffi_client *c = new_client(s, NULL);
+    daffi_rpc_opts opts = {NULL, 2000};
+    outcome o = {0}, plain = {0};
+    uint64_t t;
+
+    assert_int_equal(daffi_rpc_with_async(c, "request_bytes", NULL, &opts, collect, &o, NULL), 0);
+    assert_int_equal(daffi_rpc_async(c, "request_bytes", NULL, 0, collect, &plain, NULL), 0);
+    assert_true(run_until(s->base, &plain.done, 1, WAIT_MS));
+    assert_true(run_until(s->base, &o.done, 1, WAIT_MS));
+    t = sent_timeout(&o);
+    assert_true(t > 1000 && t <= 2000);
+    assert_int_equal(sent_timeout(&plain), 0);
+    outcome_free(&o);
+    outcome_free(&plain);
+    daffi_close(c);
+}
+
+/* A call that waited for the connection tells the peer only the time it has left. */
+static void test_a_call_that_waited_for_the_connection_carries_what_is_left(void **state)
+{
+    suite *s = *state;
+    daffi_rpc_opts opts = {NULL, 3000};
+    states st = {0};
+    daffi_client *c = client_left_disconnected(s, &st);
+    outcome o = {0};
+    struct event *later;
+    struct timeval tv = {0, 400000};
+    uint64_t t;
+
+    assert_int_equal(daffi_rpc_with_async(c, "request_bytes", NULL, &opts, collect, &o, NULL), 0);
+    later = evtimer_new(s->base, restart_cb, s);
+    evtimer_add(later, &tv);
+    assert_true(run_until(s->base, &o.done, 1, WAIT_MS));
+    t = sent_timeout(&o);
+    assert_true(t > 0 && t <= 3000 - 400);
+    event_free(later);
+    outcome_free(&o);
+    daffi_close(c);
+}
+
+/* A peer (a router forwarding with a deadline, or a caller naming this client) may
+ * send daffi.call to an exposed callback: it runs the callback, as a daffid service
+ * does; a `to` naming someone else is UNAVAILABLE, bad options BAD_ARGS. */
+static void test_an_exposed_callback_is_served_through_daffi_call(void **state)
+{
+    suite *s = *state;
+    daffi_client_opts copts = {0};
+    daffi_client *c;
+    outcome o = {0};
+    int64_t code, v;
+
+    copts.name = "me";
+    c = new_client(s, &copts);
+    assert_int_equal(daffi_client_expose(c, client_callbacks, "st", NULL, NULL, NULL), 0);
+    /* call_client("daffi.call", "mul", [6, 7], {"to": "me", "timeout_ms": 500}) */
+    ask_responder_to_call(s, c, "\x94\xaa" "daffi.call\xa3mul\x92\x06\x07\x82\xa2to\xa2me"
+                                "\xaatimeout_ms\xcd\x01\xf4", 40, &o);
+    assert_int_equal(daffi_obj_int(daffi_obj_at(&o.res.obj, 0), &code), 0);
+    assert_int_equal(code, 0);
+    assert_int_equal(daffi_obj_int(daffi_obj_at(&o.res.obj, 1), &v), 0);
+    assert_int_equal(v, 42);
+    outcome_free(&o);
+    ask_responder_to_call(s, c, "\x94\xaa" "daffi.call\xa3mul\x92\x06\x07\x81\xa2to\xa2no",
+                          26, &o);
+    assert_int_equal(daffi_obj_int(daffi_obj_at(&o.res.obj, 0), &code), 0);
+    assert_int_equal(code, DAFFI_E_UNAVAILABLE);
+    outcome_free(&o);
+    ask_responder_to_call(s, c, "\x94\xaa" "daffi.call\xa3mul\x92\x06\x07\x07", 20, &o);
+    assert_int_equal(daffi_obj_int(daffi_obj_at(&o.res.obj, 0), &code), 0);
+    assert_int_equal(code, DAFFI_E_BAD_ARGS);
+    outcome_free(&o);
+    daffi_close(c);
+}
+
+/* A malformed message from the peer fails the calls in flight with PROTOCOL (as the
+ * synchronous client does), and closes the connection. */
+static void test_a_malformed_message_fails_the_calls_in_flight_with_protocol(void **state)
+{
+    suite *s = *state;
+    daffi_client *c = new_client(s, NULL);
+    outcome o = {0};
+
+    assert_int_equal(daffi_rpc_async(c, "garbage", NULL, CALL_MS, collect, &o, NULL), 0);
+    assert_true(run_until(s->base, &o.done, 1, WAIT_MS));
+    assert_false(o.ok);
+    assert_int_equal(o.err.code, DAFFI_E_PROTOCOL);
+    assert_int_equal(o.err.remote, 0);
+    assert_non_null(strstr(o.err.message, "malformed message from peer"));
+    assert_false(daffi_client_connected(c));
     outcome_free(&o);
     daffi_close(c);
 }
@@ -1558,6 +1696,10 @@ int main(void)
         T(test_exposed_callback_is_served_when_the_peer_calls_it),
         T(test_exposed_callback_may_complete_later_from_the_loop),
         T(test_a_method_the_client_does_not_expose_is_answered_no_callback),
+        T(test_an_async_call_with_a_timeout_carries_it_as_daffi_call),
+        T(test_a_malformed_message_fails_the_calls_in_flight_with_protocol),
+        T(test_a_call_that_waited_for_the_connection_carries_what_is_left),
+        T(test_an_exposed_callback_is_served_through_daffi_call),
         T(test_expose_refuses_reserved_duplicate_unnamed_and_blocking_callbacks),
         T(test_hello_announces_the_name_and_callbacks_and_its_answer_is_passed_on),
         T(test_hello_is_repeated_on_every_new_connection),

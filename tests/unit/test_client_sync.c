@@ -44,6 +44,9 @@ typedef struct peer {
     uint32_t nnotes;
     int holding;                  /* a "hold" request waits for the next request */
     uint32_t held_msgid;
+    const char *cur;              /* the request being answered, as it arrived */
+    size_t cur_len;
+    uint64_t timeout_ms;          /* the timeout_ms it carried (daffi.call), 0: none */
 } peer;
 
 /* Sends what p->out holds and empties it. Returns 0, or -1 (client gone). */
@@ -111,7 +114,11 @@ static int answer(peer *p, const daffi_msg *m)
         p->held_msgid = m->msgid;
         return 0;
     }
-    if (strcmp(method, "add") == 0) {
+    if (strcmp(method, "request_bytes") == 0) {
+        /* the request exactly as it arrived, as bin */
+        daffi_pack_response_ok(pk, m->msgid);
+        msgpack_pack_bin_with_body(pk, p->cur, p->cur_len);
+    } else if (strcmp(method, "add") == 0) {
         daffi_pack_response_ok(pk, m->msgid);
         msgpack_pack_int64(pk, arg_int(m, 0) + arg_int(m, 1));
     } else if (strcmp(method, "echo") == 0) {
@@ -233,6 +240,10 @@ static void serve(int fd)
     while (rc == 0 && (size = read_message(&p, &s)) != 0) {
         if (daffi_msg_decode(p.buf, size, &zone, &m) == -1)
             break;
+        p.cur = p.buf;
+        p.cur_len = size;
+        if (m.kind != DAFFI_MSG_RESPONSE)
+            unwrap_daffi_call(&m, &p.timeout_ms);
         if (m.kind == DAFFI_MSG_NOTIFY) {
             msgpack_pack_array(&npk, 2);
             msgpack_pack_str_with_body(&npk, m.method, m.method_len);
@@ -716,6 +727,154 @@ static void test_megabyte_params_and_result_round_trip(void **state)
     daffi_close(c);
 }
 
+/* ---- deadlines travel with the call ------------------------------------------------ */
+
+/* What a call sent, as the responder's request_bytes saw it: decoded into *m (objects
+ * from zone, pointing into the result r, which the caller frees). */
+static void sent_request(daffi_client *c, const daffi_rpc_opts *opts, daffi_result *r,
+                         msgpack_zone *zone, daffi_msg *m)
+{
+    daffi_error err = DAFFI_ERROR_INIT;
+    const char *p;
+    size_t len;
+
+    if (daffi_rpc_with(c, "request_bytes", NULL, opts, r, &err) == -1)
+        fail_msg("request_bytes: %s", err.message);
+    assert_int_equal(daffi_obj_bin(&r->obj, &p, &len), 0);
+    msgpack_zone_init(zone, 1024);
+    assert_int_equal(daffi_msg_decode(p, len, zone, m), 0);
+}
+
+static int text_is(const msgpack_object *o, const char *s)
+{
+    const char *p;
+    size_t len;
+
+    return o != NULL && daffi_obj_text(o, &p, &len) == 0 && len == strlen(s) &&
+           memcmp(p, s, len) == 0;
+}
+
+/* The bytes a server gets: daffi.call [callback, params, {"timeout_ms": T}], T what is
+ * left of the timeout (at most the timeout, a uint32), so it can stop waiting when the
+ * caller does. */
+static void test_a_call_with_a_timeout_carries_it_as_daffi_call(void **state)
+{
+    static const char tail[] = "\x93\xadrequest_bytes\x90\x81\xaatimeout_ms\xce";
+    daffi_client *c = connect_ok(*state, NULL);
+    daffi_rpc_opts o = {NULL, 1500};
+    msgpack_zone zone;
+    daffi_result r;
+    daffi_msg m;
+    uint64_t t;
+    const char *p;
+    size_t len;
+
+    sent_request(c, &o, &r, &zone, &m);
+    assert_int_equal(m.kind, DAFFI_MSG_REQUEST);
+    assert_int_equal(m.method_len, 10);
+    assert_memory_equal(m.method, "daffi.call", 10);
+    assert_true(text_is(daffi_obj_at(m.params, 0), "request_bytes"));
+    assert_int_equal(daffi_obj_at(m.params, 1)->via.array.size, 0);
+    assert_int_equal(daffi_obj_uint(daffi_obj_get(daffi_obj_at(m.params, 2), "timeout_ms"), &t),
+                     0);
+    assert_true(t <= 1500 && t > 1000);
+    /* byte for byte: params [callback, [], {"timeout_ms": uint32}] */
+    assert_int_equal(daffi_obj_bin(&r.obj, &p, &len), 0);
+    assert_true(len > sizeof(tail) - 1 + 4);
+    assert_memory_equal(p + len - 4 - (sizeof(tail) - 1), tail, sizeof(tail) - 1);
+    msgpack_zone_destroy(&zone);
+    daffi_result_free(&r);
+    daffi_close(c);
+}
+
+/* No timeout and no member, or a daffi.* method: the plain request. */
+static void test_a_call_without_a_timeout_goes_out_plain(void **state)
+{
+    daffi_client *c = connect_ok(*state, NULL);
+    msgpack_zone zone;
+    daffi_result r;
+    daffi_msg m;
+
+    sent_request(c, NULL, &r, &zone, &m);
+    assert_int_equal(m.method_len, 13);
+    assert_memory_equal(m.method, "request_bytes", 13);
+    assert_int_equal(m.params->via.array.size, 0);
+    msgpack_zone_destroy(&zone);
+    daffi_result_free(&r);
+    /* daffi.ping with a timeout stays daffi.ping (the responder knows no daffi.call) */
+    assert_int_equal(daffi_ping(c, 1000, NULL, NULL), 0);
+    daffi_close(c);
+}
+
+/* local_timeouts: for a peer that knows no daffi.call, the timeout stays here. */
+static void test_local_timeouts_send_calls_with_a_timeout_plain(void **state)
+{
+    daffi_client_opts opts = {0};
+    daffi_rpc_opts o = {NULL, 1500};
+    daffi_client *c;
+    msgpack_zone zone;
+    daffi_result r;
+    daffi_msg m;
+
+    opts.local_timeouts = 1;
+    c = connect_ok(*state, &opts);
+    sent_request(c, &o, &r, &zone, &m);
+    assert_int_equal(m.method_len, 13);
+    assert_memory_equal(m.method, "request_bytes", 13);
+    msgpack_zone_destroy(&zone);
+    daffi_result_free(&r);
+    daffi_close(c);
+}
+
+/* A call to a named member carries "to" (and its timeout, when it has one). */
+static void test_a_call_to_a_named_member_carries_to(void **state)
+{
+    daffi_client *c = connect_ok(*state, NULL);
+    daffi_rpc_opts o = {"w1", 0};
+    const msgpack_object *opts;
+    msgpack_zone zone;
+    daffi_result r;
+    daffi_msg m;
+
+    sent_request(c, &o, &r, &zone, &m);
+    assert_memory_equal(m.method, "daffi.call", 10);
+    opts = daffi_obj_at(m.params, 2);
+    assert_int_equal(opts->via.map.size, 1);
+    assert_true(text_is(daffi_obj_get(opts, "to"), "w1"));
+    msgpack_zone_destroy(&zone);
+    daffi_result_free(&r);
+    o.timeout_ms = 700;
+    sent_request(c, &o, &r, &zone, &m);
+    opts = daffi_obj_at(m.params, 2);
+    assert_int_equal(opts->via.map.size, 2);
+    assert_true(text_is(daffi_obj_get(opts, "to"), "w1"));
+    assert_non_null(daffi_obj_get(opts, "timeout_ms"));
+    msgpack_zone_destroy(&zone);
+    daffi_result_free(&r);
+    daffi_close(c);
+}
+
+/* A daffi.* method cannot go to a member (daffi.call refuses them), nor can a call go
+ * to a member without a name: BAD_ARGS, nothing sent. */
+static void test_to_with_a_daffi_method_or_an_empty_name_is_bad_args(void **state)
+{
+    daffi_client *c = connect_ok(*state, NULL);
+    daffi_error err = DAFFI_ERROR_INIT;
+    daffi_rpc_opts o = {"w1", 0};
+    daffi_client_stats st;
+
+    assert_int_equal(daffi_rpc_with(c, "daffi.members", NULL, &o, NULL, &err), -1);
+    assert_int_equal(err.code, DAFFI_E_BAD_ARGS);
+    assert_non_null(strstr(err.message, "cannot be sent to a member"));
+    o.to = "";
+    assert_int_equal(daffi_rpc_raw_with(c, "add", "\x90", 1, &o, NULL, &err), -1);
+    assert_int_equal(err.code, DAFFI_E_BAD_ARGS);
+    daffi_client_stats_get(c, &st);
+    assert_int_equal(st.calls, 0);
+    daffi_error_clear(&err);
+    daffi_close(c);
+}
+
 static void test_notifications_arrive_in_order_without_reply(void **state)
 {
     daffi_client *c = connect_ok(*state, NULL);
@@ -815,6 +974,11 @@ int main(void)
         cmocka_unit_test(test_malformed_error_array_is_protocol_and_connection_survives),
         cmocka_unit_test(test_megabyte_params_and_result_round_trip),
         cmocka_unit_test(test_notifications_arrive_in_order_without_reply),
+        cmocka_unit_test(test_a_call_with_a_timeout_carries_it_as_daffi_call),
+        cmocka_unit_test(test_a_call_without_a_timeout_goes_out_plain),
+        cmocka_unit_test(test_local_timeouts_send_calls_with_a_timeout_plain),
+        cmocka_unit_test(test_a_call_to_a_named_member_carries_to),
+        cmocka_unit_test(test_to_with_a_daffi_method_or_an_empty_name_is_bad_args),
         cmocka_unit_test(test_ping_answers_pong_with_a_round_trip_time),
         cmocka_unit_test(test_unknown_method_is_the_peers_no_callback),
         cmocka_unit_test(test_bad_call_arguments_are_bad_args_and_send_nothing),

@@ -428,7 +428,8 @@ static void test_defaults_apply_to_absent_keys(void **state)
     gethostname(host, sizeof(host) - 1);
     assert_int_equal(f->cfg.role, DFD_ROLE_SERVICE);
     assert_string_equal(f->cfg.name, host);
-    assert_int_equal(f->cfg.workers, ncpu < 1 ? 1 : ncpu);
+    /* workers: one loop per CPU but one (see test_auto_workers_leave_one_cpu_...) */
+    assert_int_equal(f->cfg.workers, ncpu > 1 ? ncpu - 1 : 1);
     assert_int_equal(f->cfg.blocking_threads, ncpu < 1 ? 1 : ncpu);
     assert_true(f->cfg.shutdown_timeout_ms == 10000);
     assert_true(f->cfg.default_timeout_ms == 30000);
@@ -455,7 +456,10 @@ static void test_defaults_apply_to_absent_keys(void **state)
     assert_null(p->config);
 }
 
-static void test_auto_threads_are_the_online_cpus(void **state)
+/* workers = auto leaves one CPU to what the loops wait on (the kernel's network work,
+ * local clients, the main thread, the blocking pool): online CPUs - 1, at least 1;
+ * blocking_threads = auto is the online CPUs. */
+static void test_auto_workers_leave_one_cpu_and_auto_blocking_threads_are_the_cpus(void **state)
 {
     fx *f = *state;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -463,7 +467,7 @@ static void test_auto_threads_are_the_online_cpus(void **state)
     write_file(f, "00.ini", LISTEN "workers = 5\nblocking_threads = 5\n");
     write_file(f, "10.ini", "[server]\nworkers = auto\nblocking_threads = auto\n");
     assert_loads(f, NULL, 0, 0);
-    assert_int_equal(f->cfg.workers, ncpu);
+    assert_int_equal(f->cfg.workers, ncpu > 1 ? ncpu - 1 : 1);
     assert_int_equal(f->cfg.blocking_threads, ncpu);
 }
 
@@ -1448,8 +1452,9 @@ static void test_an_empty_value_puts_every_kind_of_key_back_to_its_default(void 
     write_file(f, "10-calc.ini", "[plugin]\nname = calc\npath = calc.so\nqueue = 5\n"
                "timeout = 2s\nconcurrency =\n");
     assert_loads(f, ov, sizeof(ov) / sizeof(ov[0]), 0);
-    assert_int_equal(f->cfg.workers, sysconf(_SC_NPROCESSORS_ONLN) > 1024
-                                         ? 1024 : sysconf(_SC_NPROCESSORS_ONLN));
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN) > 1024 ? 1024 : sysconf(_SC_NPROCESSORS_ONLN);
+    /* workers = auto: the online CPUs but one, at least 1 */
+    assert_int_equal(f->cfg.workers, ncpu > 1 ? ncpu - 1 : 1);
     assert_int_equal(f->cfg.max_message, 16u << 20);
     assert_int_equal(f->cfg.max_depth, 32);
     assert_int_equal(f->cfg.role, DFD_ROLE_SERVICE);
@@ -1588,6 +1593,38 @@ static void test_override_disabling_an_undeclared_plugin_is_a_no_op(void **state
 
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
+/* [server] loops is the event-loop count; workers, its old name, is read the same. */
+static void test_loops_and_its_old_name_workers_set_the_loop_count(void **state)
+{
+    (void)state;
+    const char *const a[] = { "server.loops=3", NULL };
+    const char *const b[] = { "server.workers=4", NULL };
+    const char *const c[] = { "server.workers=4", "server.loops=2", NULL };
+    const char *const *sets[] = { a, b, c };
+    const unsigned want[] = { 3, 4, 2 };
+    for (int i = 0; i < 3; i++) {
+        char dir[] = "/tmp/daffid-cfg-loops.XXXXXX";
+        assert_non_null(mkdtemp(dir));
+        char path[128];
+        snprintf(path, sizeof(path), "%s/00.ini", dir);
+        FILE *f = fopen(path, "w");
+        assert_non_null(f);
+        fputs("[server]\nlisten = tcp://127.0.0.1:1\n", f);
+        fclose(f);
+        size_t n = 0;
+        while (sets[i][n] != NULL)
+            n++;
+        dfd_config cfg;
+        dfd_errors errs = {0};
+        assert_int_equal(dfd_config_load(&cfg, dir, sets[i], n, 0, &errs), 0);
+        assert_int_equal(cfg.workers, want[i]);
+        dfd_config_free(&cfg);
+        dfd_errors_free(&errs);
+        unlink(path);
+        rmdir(dir);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest values[] = {
@@ -1606,7 +1643,7 @@ int main(void)
     const struct CMUnitTest dirs[] = {
         T(test_full_directory_sets_every_server_key_and_plugin),
         T(test_defaults_apply_to_absent_keys),
-        T(test_auto_threads_are_the_online_cpus),
+        T(test_auto_workers_leave_one_cpu_and_auto_blocking_threads_are_the_cpus),
         T(test_files_are_read_in_strcmp_order_and_later_files_override),
         T(test_plugins_are_listed_in_file_order),
         T(test_dotfiles_and_other_extensions_are_skipped),
@@ -1659,6 +1696,7 @@ int main(void)
         T(test_failed_load_leaves_nothing_to_free),
     };
     const struct CMUnitTest overrides[] = {
+        cmocka_unit_test(test_loops_and_its_old_name_workers_set_the_loop_count),
         T(test_override_sets_server_keys_over_the_files),
         T(test_override_sets_plugin_keys),
         T(test_override_replaces_and_adds_config_keys),

@@ -1,7 +1,7 @@
 /*
- * test_json.c - JSON <-> MessagePack conversion (sdk/src/json.c) as a specification:
- * what each JSON value packs as, what each msgpack type prints as, and how a
- * command-line argument is read.
+ * test_json.c - daffictl's JSON <-> MessagePack conversion (sdk/daffictl/json_*.c) as
+ * a specification: what each JSON value packs as, what each msgpack type prints as,
+ * that the output stays linear in the input, and how a command-line argument is read.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -15,13 +15,13 @@
 #include <cmocka.h>
 #include <msgpack.h>
 
-#include <daffi/json.h>
+#include "../../sdk/daffictl/json.h"
 
 typedef struct fixture {
     msgpack_sbuffer sb;
     msgpack_packer pk;
     msgpack_unpacked up;
-    char *text;          /* last daffi_json_dump() result */
+    char *text;          /* last ctl_json_dump() result */
 } fixture;
 
 static int setup(void **state)
@@ -64,10 +64,10 @@ static const msgpack_object *unpack_all(fixture *f)
 /* Packs JSON text and returns the unpacked object. */
 static const msgpack_object *from_json(fixture *f, const char *text)
 {
-    daffi_json_error err;
+    ctl_json_error err;
 
     f->sb.size = 0;
-    assert_int_equal(daffi_json_pack(&f->pk, text, strlen(text), &err), 0);
+    assert_int_equal(ctl_json_pack(&f->pk, text, strlen(text), &err), 0);
     return unpack_all(f);
 }
 
@@ -75,7 +75,7 @@ static const msgpack_object *from_json(fixture *f, const char *text)
 static const char *to_json(fixture *f, const msgpack_object *obj, unsigned flags)
 {
     free(f->text);
-    f->text = daffi_json_dump(obj, flags);
+    f->text = ctl_json_dump(obj, flags);
     assert_non_null(f->text);
     return f->text;
 }
@@ -83,16 +83,16 @@ static const char *to_json(fixture *f, const msgpack_object *obj, unsigned flags
 /* Asserts that JSON text packs and prints back as expected (compact). */
 static void assert_roundtrip(fixture *f, const char *text, const char *expected)
 {
-    assert_string_equal(to_json(f, from_json(f, text), DAFFI_JSON_COMPACT), expected);
+    assert_string_equal(to_json(f, from_json(f, text), CTL_JSON_COMPACT), expected);
 }
 
-/* Packs one argument with daffi_json_arg and returns the unpacked object. */
+/* Packs one argument with ctl_json_arg and returns the unpacked object. */
 static const msgpack_object *from_arg(fixture *f, const char *arg)
 {
-    daffi_json_error err;
+    ctl_json_error err;
 
     f->sb.size = 0;
-    assert_int_equal(daffi_json_arg(&f->pk, arg, &err), 0);
+    assert_int_equal(ctl_json_arg(&f->pk, arg, &err), 0);
     return unpack_all(f);
 }
 
@@ -168,7 +168,7 @@ static void test_string_with_nul_round_trips(void **state)
     assert_int_equal(o->type, MSGPACK_OBJECT_STR);
     assert_int_equal(o->via.str.size, 3);
     assert_memory_equal(o->via.str.ptr, "a\0b", 3);
-    assert_string_equal(to_json(f, o, DAFFI_JSON_COMPACT), "\"a\\u0000b\"");
+    assert_string_equal(to_json(f, o, CTL_JSON_COMPACT), "\"a\\u0000b\"");
 }
 
 static void test_arrays_round_trip(void **state)
@@ -200,7 +200,7 @@ static void test_pretty_output_is_indented_by_two(void **state)
     fixture *f = *state;
     const msgpack_object *o = from_json(f, "{\"a\": [1, 2], \"b\": {}, \"c\": []}");
 
-    assert_string_equal(to_json(f, o, DAFFI_JSON_PRETTY),
+    assert_string_equal(to_json(f, o, CTL_JSON_PRETTY),
                         "{\n"
                         "  \"a\": [\n"
                         "    1,\n"
@@ -214,10 +214,10 @@ static void test_pretty_output_is_indented_by_two(void **state)
 static void test_invalid_json_is_rejected_with_position(void **state)
 {
     fixture *f = *state;
-    daffi_json_error err;
+    ctl_json_error err;
 
     f->sb.size = 0;
-    assert_int_equal(daffi_json_pack(&f->pk, "[1,\n  x]", 8, &err), -1);
+    assert_int_equal(ctl_json_pack(&f->pk, "[1,\n  x]", 8, &err), -1);
     assert_int_equal(err.line, 2);
     assert_true(err.column >= 2);
     assert_true(strlen(err.text) > 0);
@@ -227,10 +227,10 @@ static void test_invalid_json_is_rejected_with_position(void **state)
 static void test_integer_beyond_int64_is_rejected(void **state)
 {
     fixture *f = *state;
-    daffi_json_error err;
+    ctl_json_error err;
     const char *text = "18446744073709551615";
 
-    assert_int_equal(daffi_json_pack(&f->pk, text, strlen(text), &err), -1);
+    assert_int_equal(ctl_json_pack(&f->pk, text, strlen(text), &err), -1);
     assert_non_null(strstr(err.text, "integer"));
 }
 
@@ -263,7 +263,7 @@ static void test_tagged_ext_packs_as_ext_and_round_trips(void **state)
 static void test_malformed_tagged_values_are_rejected(void **state)
 {
     fixture *f = *state;
-    daffi_json_error err;
+    ctl_json_error err;
     static const char *bad[] = {
         "{\"$bin\": \"not base64!\"}", "{\"$bin\": 3}", "[{\"$bin\": \"A\"}]",
         "{\"$ext\": [300, \"AA==\"]}", "{\"$ext\": [1]}", "{\"$ext\": \"AA==\"}"};
@@ -271,7 +271,7 @@ static void test_malformed_tagged_values_are_rejected(void **state)
 
     for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         f->sb.size = 0;
-        assert_int_equal(daffi_json_pack(&f->pk, bad[i], strlen(bad[i]), &err), -1);
+        assert_int_equal(ctl_json_pack(&f->pk, bad[i], strlen(bad[i]), &err), -1);
         assert_non_null(strstr(err.text, "$"));
         assert_int_equal(f->sb.size, 0);
     }
@@ -304,7 +304,7 @@ static void test_ext_prints_as_tagged_type_and_base64(void **state)
     msgpack_pack_ext(&f->pk, 1, 42);
     msgpack_pack_ext_body(&f->pk, "A", 1);
     assert_string_equal(to_json(f, unpack_all(f), 0), "{\"$ext\":[42,\"QQ==\"]}");
-    assert_string_equal(to_json(f, &f->up.data, DAFFI_JSON_PRETTY),
+    assert_string_equal(to_json(f, &f->up.data, CTL_JSON_PRETTY),
                         "{\"$ext\": [42, \"QQ==\"]}");
 }
 
@@ -342,16 +342,14 @@ static void test_uint64_and_int64_extremes_print_exactly(void **state)
                         "[18446744073709551615,-9223372036854775808]");
 }
 
-static void test_non_string_map_keys_print_as_their_json_text(void **state)
+static void test_scalar_map_keys_print_as_their_json_text(void **state)
 {
     fixture *f = *state;
 
     msgpack_pack_map(&f->pk, 5);
     msgpack_pack_int(&f->pk, 1);
     msgpack_pack_str_with_body(&f->pk, "a", 1);
-    msgpack_pack_array(&f->pk, 2);
-    msgpack_pack_int(&f->pk, 1);
-    msgpack_pack_str_with_body(&f->pk, "x", 1);
+    msgpack_pack_int(&f->pk, -7);
     msgpack_pack_str_with_body(&f->pk, "b", 1);
     msgpack_pack_nil(&f->pk);
     msgpack_pack_str_with_body(&f->pk, "c", 1);
@@ -360,20 +358,140 @@ static void test_non_string_map_keys_print_as_their_json_text(void **state)
     msgpack_pack_double(&f->pk, 2.5);
     msgpack_pack_str_with_body(&f->pk, "e", 1);
     assert_string_equal(to_json(f, unpack_all(f), 0),
-                        "{\"1\":\"a\",\"[1,\\\"x\\\"]\":\"b\",\"null\":\"c\",\"true\":\"d\","
-                        "\"2.5\":\"e\"}");
+                        "{\"1\":\"a\",\"-7\":\"b\",\"null\":\"c\",\"true\":\"d\",\"2.5\":\"e\"}");
 }
 
-static void test_duplicate_map_keys_are_kept(void **state)
+/* A key that is a container (or bin, ext) is no object key: the whole map is written
+ * as its pairs, with each key as a value, and reads back as the same map. */
+static void test_a_container_map_key_makes_the_map_a_list_of_pairs(void **state)
+{
+    fixture *f = *state;
+    msgpack_sbuffer first;
+
+    msgpack_pack_map(&f->pk, 2);
+    msgpack_pack_int(&f->pk, 1);
+    msgpack_pack_str_with_body(&f->pk, "a", 1);
+    msgpack_pack_array(&f->pk, 2);
+    msgpack_pack_int(&f->pk, 1);
+    msgpack_pack_str_with_body(&f->pk, "x", 1);
+    msgpack_pack_str_with_body(&f->pk, "b", 1);
+    assert_string_equal(to_json(f, unpack_all(f), 0),
+                        "{\"$map\":[[1,\"a\"],[[1,\"x\"],\"b\"]]}");
+    assert_string_equal(to_json(f, &f->up.data, CTL_JSON_PRETTY),
+                        "{\n  \"$map\": [\n    [\n      1,\n      \"a\"\n    ],\n    [\n"
+                        "      [\n        1,\n        \"x\"\n      ],\n      \"b\"\n    ]\n  ]\n}");
+    /* and back: the same bytes */
+    msgpack_sbuffer_init(&first);
+    msgpack_sbuffer_write(&first, f->sb.data, f->sb.size);
+    from_json(f, f->text);
+    assert_int_equal(f->sb.size, first.size);
+    assert_memory_equal(f->sb.data, first.data, first.size);
+    msgpack_sbuffer_destroy(&first);
+}
+
+static void test_duplicate_map_keys_are_kept_as_pairs(void **state)
 {
     fixture *f = *state;
 
-    msgpack_pack_map(&f->pk, 2);
+    msgpack_pack_map(&f->pk, 3);
     msgpack_pack_str_with_body(&f->pk, "k", 1);
     msgpack_pack_int(&f->pk, 1);
+    msgpack_pack_str_with_body(&f->pk, "j", 1);
+    msgpack_pack_int(&f->pk, 3);
     msgpack_pack_str_with_body(&f->pk, "k", 1);
     msgpack_pack_int(&f->pk, 2);
-    assert_string_equal(to_json(f, unpack_all(f), 0), "{\"k\":1,\"k\":2}");
+    assert_string_equal(to_json(f, unpack_all(f), 0),
+                        "{\"$map\":[[\"k\",1],[\"j\",3],[\"k\",2]]}");
+    /* an int key and a str key with the same text are duplicates too */
+    f->sb.size = 0;
+    msgpack_pack_map(&f->pk, 2);
+    msgpack_pack_int(&f->pk, 1);
+    msgpack_pack_nil(&f->pk);
+    msgpack_pack_str_with_body(&f->pk, "1", 1);
+    msgpack_pack_nil(&f->pk);
+    assert_string_equal(to_json(f, unpack_all(f), 0), "{\"$map\":[[1,null],[\"1\",null]]}");
+}
+
+/* A map of one entry named like a tag, or with a NUL in a key, would not read back
+ * as itself from an object. */
+static void test_maps_an_object_cannot_hold_are_pairs(void **state)
+{
+    fixture *f = *state;
+
+    msgpack_pack_map(&f->pk, 1);
+    msgpack_pack_str_with_body(&f->pk, "$bin", 4);
+    msgpack_pack_int(&f->pk, 5);
+    assert_string_equal(to_json(f, unpack_all(f), 0), "{\"$map\":[[\"$bin\",5]]}");
+    f->sb.size = 0;
+    msgpack_pack_map(&f->pk, 1);
+    msgpack_pack_str_with_body(&f->pk, "a\0b", 3);
+    msgpack_pack_int(&f->pk, 5);
+    assert_string_equal(to_json(f, unpack_all(f), 0), "{\"$map\":[[\"a\\u0000b\",5]]}");
+}
+
+static void test_tagged_map_packs_as_a_map_with_any_keys(void **state)
+{
+    fixture *f = *state;
+    const msgpack_object *o = from_json(f, "{\"$map\": [[[1], {\"$bin\": \"AQ==\"}], [null, 2], "
+                                           "[\"k\", 3], [\"k\", 4]]}");
+
+    assert_int_equal(o->type, MSGPACK_OBJECT_MAP);
+    assert_int_equal(o->via.map.size, 4);
+    assert_int_equal(o->via.map.ptr[0].key.type, MSGPACK_OBJECT_ARRAY);
+    assert_int_equal(o->via.map.ptr[0].val.type, MSGPACK_OBJECT_BIN);
+    assert_int_equal(o->via.map.ptr[1].key.type, MSGPACK_OBJECT_NIL);
+    assert_str_object(&o->via.map.ptr[2].key, "k");
+    assert_str_object(&o->via.map.ptr[3].key, "k");
+    assert_int_equal(from_json(f, "{\"$map\": []}")->via.map.size, 0);
+}
+
+static void test_malformed_tagged_map_is_rejected(void **state)
+{
+    static const char *const bad[] = {"{\"$map\": 1}", "{\"$map\": [1]}",
+                                      "{\"$map\": [[1]]}", "{\"$map\": [[1, 2, 3]]}",
+                                      "{\"$map\": [[{\"$bin\": 7}, 1]]}"};
+    fixture *f = *state;
+    ctl_json_error err;
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        f->sb.size = 0;
+        assert_int_equal(ctl_json_pack(&f->pk, bad[i], strlen(bad[i]), &err), -1);
+        assert_non_null(strstr(err.text, "$"));
+        assert_int_equal(f->sb.size, 0);
+    }
+}
+
+/* Packs depth maps each nested in the key of the one around it, the innermost {nil:
+ * nil}: 2 bytes per level (the shape that once printed 134 MB from 57 bytes). */
+static void pack_maps_in_keys(fixture *f, int depth)
+{
+    f->sb.size = 0;
+    for (int i = 0; i < depth; i++)
+        msgpack_pack_map(&f->pk, 1);
+    msgpack_pack_nil(&f->pk);
+    for (int i = 0; i < depth; i++)
+        msgpack_pack_nil(&f->pk);
+}
+
+/* Output is linear in the input: at most 10 bytes per input byte (compact), each level
+ * of nesting the same few bytes more, whatever the depth. */
+static void test_maps_nested_in_map_keys_print_in_linear_size(void **state)
+{
+    fixture *f = *state;
+    size_t len[32];
+
+    pack_maps_in_keys(f, 2);
+    assert_string_equal(to_json(f, unpack_all(f), 0), "{\"$map\":[[{\"null\":null},null]]}");
+    for (int depth = 1; depth <= 31; depth++) {
+        pack_maps_in_keys(f, depth);
+        len[depth] = strlen(to_json(f, unpack_all(f), 0));
+        assert_true(len[depth] <= 10 * f->sb.size);
+        if (depth > 2)
+            assert_int_equal(len[depth] - len[depth - 1], len[depth - 1] - len[depth - 2]);
+        /* pretty: a newline and 2 x depth spaces per element more */
+        assert_true(strlen(to_json(f, &f->up.data, CTL_JSON_PRETTY)) <=
+                    len[depth] + 2 * f->sb.size * (1 + 2 * (3 * (size_t)depth + 2)));
+    }
 }
 
 static void test_invalid_utf8_prints_as_replacement_character(void **state)
@@ -491,9 +609,9 @@ static void test_arg_bin_tag_is_bin(void **state)
 static void test_arg_malformed_tag_is_an_error(void **state)
 {
     fixture *f = *state;
-    daffi_json_error err;
+    ctl_json_error err;
 
-    assert_int_equal(daffi_json_arg(&f->pk, "{\"$bin\": \"@@\"}", &err), -1);
+    assert_int_equal(ctl_json_arg(&f->pk, "{\"$bin\": \"@@\"}", &err), -1);
     assert_non_null(strstr(err.text, "$bin"));
     assert_int_equal(f->sb.size, 0);
 }
@@ -522,8 +640,13 @@ int main(void)
         T(test_float32_prints_at_its_own_precision),
         T(test_nan_and_infinity_print_as_null),
         T(test_uint64_and_int64_extremes_print_exactly),
-        T(test_non_string_map_keys_print_as_their_json_text),
-        T(test_duplicate_map_keys_are_kept),
+        T(test_scalar_map_keys_print_as_their_json_text),
+        T(test_a_container_map_key_makes_the_map_a_list_of_pairs),
+        T(test_duplicate_map_keys_are_kept_as_pairs),
+        T(test_maps_an_object_cannot_hold_are_pairs),
+        T(test_tagged_map_packs_as_a_map_with_any_keys),
+        T(test_malformed_tagged_map_is_rejected),
+        T(test_maps_nested_in_map_keys_print_in_linear_size),
         T(test_invalid_utf8_prints_as_replacement_character),
         T(test_control_characters_are_escaped),
         T(test_arg_integer_is_int),

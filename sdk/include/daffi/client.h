@@ -88,6 +88,16 @@
  *   call is sent. Without reconnect_ms, a dropped connection is final: later calls fail
  *   at once with UNAVAILABLE.
  *
+ * Deadlines
+ *   A call with a timeout (timeout_ms > 0) to a callback (not a daffi.* method) tells
+ *   the peer how long it will wait: it goes out as daffi.call [method, params,
+ *   {"timeout_ms": T}] (sdk/PROTOCOL.md section 6.1), T the time the call has left
+ *   when it is written, so that every hop (a router, the member, its handler through
+ *   daffi_call_cancelled()) stops working on it and forgets it when the caller has
+ *   given up. The client itself still gives up after timeout_ms. A call to a named
+ *   member (daffi_rpc_with(), opts.to) goes out as daffi.call with "to". A peer that
+ *   is not daffi does not know daffi.call: set opts.local_timeouts for it.
+ *
  * Router calls
  *   cast, cast_nowait, wait_for_members and the membership subscription are daffi
  *   control methods (daffi.cast, daffi.wait, daffi.subscribe; sdk/PROTOCOL.md section
@@ -102,8 +112,9 @@
  *   a table of daffi_callback_def (<daffi/plugin.h>: the plugin handler signature) and
  *   announces them with daffi.hello under opts.name. A request arriving on the
  *   connection naming one runs its handler on the loop with a daffi_call exactly as a
- *   plugin sees it (daffi_call_host() is NULL: the host functions daffi_config_get,
- *   daffi_log ... belong to daffid, not to a client); other requests are answered
+ *   plugin sees it (daffi_call_host() is NULL: there is no plugin instance, so
+ *   libdaffi's host functions answer for it: daffi_config_get() and the other [config]
+ *   readers find nothing, daffi_log() writes to stderr); other requests are answered
  *   NO_CALLBACK; a notification naming one runs it without reply.
  */
 #ifndef DAFFI_CLIENT_H
@@ -139,6 +150,10 @@ typedef struct daffi_client_opts {
                                (never below reconnect_ms) */
     const char *name;       /* member name announced by daffi_client_expose();
                                NULL: "client-HOSTNAME-PID". Copied. */
+    int local_timeouts;     /* 1: a call's timeout stays in this client and every call
+                               goes out as the plain request the MessagePack-RPC
+                               specification knows (for peers that are not daffi);
+                               0: a call with a timeout carries it (see "Deadlines") */
 } daffi_client_opts;
 
 /* Backoff cap used when daffi_client_opts.reconnect_max_ms is 0. */
@@ -229,6 +244,27 @@ int daffi_rpc(daffi_client *c, const char *method, const msgpack_object *params,
  * whole array are BAD_ARGS and nothing is sent. */
 int daffi_rpc_raw(daffi_client *c, const char *method, const char *params,
                   size_t params_len, int timeout_ms, daffi_result *out, daffi_error *err);
+
+/* Options of one call (daffi_rpc_with() and its raw and asynchronous forms). Every
+ * field's zero value is its default; the struct is only read during the call. */
+typedef struct daffi_rpc_opts {
+    const char *to;         /* through a router: only the member of this name serves the
+                               call (daffi.call's "to"; a service answers UNAVAILABLE for
+                               any name but its own); NULL: any member exposing it */
+    int timeout_ms;         /* as daffi_rpc()'s (0: forever); sent with the call */
+} daffi_rpc_opts;
+
+/* daffi_rpc() with options (opts NULL: all defaults, no timeout). A call with opts->to
+ * or a timeout goes out as daffi.call [method, params, {"to": to, "timeout_ms": T}]
+ * (unless opts.local_timeouts and no to); a daffi.* method cannot be sent to a
+ * member (BAD_ARGS). Returns as daffi_rpc(): a `to` that names no member is the
+ * router's UNAVAILABLE. */
+int daffi_rpc_with(daffi_client *c, const char *method, const msgpack_object *params,
+                   const daffi_rpc_opts *opts, daffi_result *out, daffi_error *err);
+/* As daffi_rpc_with() with the params as the encoded bytes of one msgpack array. */
+int daffi_rpc_raw_with(daffi_client *c, const char *method, const char *params,
+                       size_t params_len, const daffi_rpc_opts *opts, daffi_result *out,
+                       daffi_error *err);
 
 /* Sends method(params) as a notification (rpc_nowait): no reply, no error from the
  * peer. Returns 0 once the whole message was handed to the kernel, or -1 with err
@@ -369,6 +405,16 @@ int daffi_rpc_async(daffi_client *c, const char *method, const msgpack_object *p
 int daffi_rpc_raw_async(daffi_client *c, const char *method, const char *params,
                         size_t params_len, int timeout_ms, daffi_reply_fn fn, void *arg,
                         daffi_error *err);
+
+/* daffi_rpc_with() on an asynchronous client: opts (may be NULL) as there, the
+ * outcome to fn as daffi_rpc_async(). A call that waits for a connection carries the
+ * time it has left when it is finally written. */
+int daffi_rpc_with_async(daffi_client *c, const char *method, const msgpack_object *params,
+                         const daffi_rpc_opts *opts, daffi_reply_fn fn, void *arg,
+                         daffi_error *err);
+int daffi_rpc_raw_with_async(daffi_client *c, const char *method, const char *params,
+                             size_t params_len, const daffi_rpc_opts *opts,
+                             daffi_reply_fn fn, void *arg, daffi_error *err);
 
 /* Sends a notification (rpc_nowait). Returns 0 once it is queued for writing (while
  * disconnected with reconnect on: until the next connection), or -1 with err set. A

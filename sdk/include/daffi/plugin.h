@@ -2,9 +2,23 @@
  * daffi/plugin.h - the handler SDK: what a daffid plugin (.so) is built against.
  *
  * Contract
- *   A plugin exports exactly one symbol, `daffi_plugin` (use DAFFI_PLUGIN_EXPORT), a
+ *   A plugin exports exactly one symbol, `daffi_plugin` (DAFFI_PLUGIN() defines it,
+ *   with C linkage and default visibility also when compiled as C++), a
  *   daffi_plugin_descriptor. The host checks abi_major == DAFFI_ABI_MAJOR and
  *   abi_minor <= the host's DAFFI_ABI_MINOR before it touches anything else.
+ *
+ *   ABI versions: a major changes the layout of what exists; a minor only appends
+ *   (fields at the end of the descriptor or of a callback entry, new functions), so a
+ *   host loads every plugin of its major whose minor is not newer than its own.
+ *   `size` (the descriptor's) and `callback_size` (one callback entry's, the stride of
+ *   the table) say how much a plugin's build has; the host reads only that and takes
+ *   defaults for the rest. History:
+ *     1.0  the descriptor up to `callbacks`; callback entries {name, fn, flags, doc}.
+ *     1.1  the descriptor records callback_size and the msgpack-c and libevent
+ *          versions the plugin was compiled against: the host refuses a plugin built
+ *          against another msgpack-c major (msgpack_object's layout) or another
+ *          libevent major.minor (another library soname), naming both versions.
+ *          daffi_reply_error_details().
  *
  *   Lifecycle: init(host, &state) runs once per loaded generation on the main thread,
  *   before any call; it may read the plugin's [config] values and must return 0, or
@@ -21,15 +35,30 @@
  *   A handler not flagged blocking must never block: it runs on an event loop that
  *   serves many connections. Use daffi_call_loop() for timers and async I/O.
  *
+ *   Calling other members from a handler: a handler (not flagged blocking) may use
+ *   libdaffi's asynchronous client (<daffi/client.h>) on daffi_call_loop(call): it
+ *   creates a client there (daffi_client_new, e.g. to the router whose address its
+ *   [config] names), starts the call (daffi_rpc_opts_async ...), returns
+ *   DAFFI_PENDING, and in the call's completion, which runs on the same loop, sets
+ *   the outcome and calls daffi_call_done(). A client belongs to the loop it was made
+ *   on: keep one per loop, or make one per call and daffi_close() it in the
+ *   completion (tests/fixtures/plugins/relay.c does). The libdaffi functions are
+ *   daffid's own (it exports them): a plugin links nothing for them either.
+ *
  *   Memory: everything the accessors return is owned by the call and valid until
  *   daffi_call_done() (or the handler's DAFFI_DONE return). Reply helpers copy.
  *
  *   Linking: the functions below are provided by the host process (daffid, or a client
  *   program using libdaffi); a plugin is built with
  *     cc -shared -fPIC $(pkg-config --cflags daffi) plugin.c -o plugin.so
- *   and does not link against them.
+ *   and does not link against them. A handler may also be linked into a client
+ *   program that exposes it (daffi_client_expose): there the host functions are
+ *   libdaffi's, for a call without a plugin instance (daffi_call_host() is NULL):
+ *   daffi_config_get() and the other [config] readers find nothing, daffi_log()
+ *   writes its line to stderr, daffi_host_error() does nothing.
  *
- * This header is C99 and C++ compatible and includes only <msgpack.h> besides libc.
+ * This header is C99 and C++ compatible and includes only <msgpack.h> and libevent's
+ * <event2/event-config.h> (for the version it records) besides libc.
  */
 #ifndef DAFFI_PLUGIN_H
 #define DAFFI_PLUGIN_H
@@ -38,6 +67,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <msgpack.h>
+#include <event2/event-config.h>
 #include <daffi/errors.h>
 
 #ifdef __cplusplus
@@ -45,7 +75,15 @@ extern "C" {
 #endif
 
 #define DAFFI_ABI_MAJOR 1u
-#define DAFFI_ABI_MINOR 0u
+#define DAFFI_ABI_MINOR 1u
+
+/* A library version as a descriptor records it: major << 16 | minor << 8 | patch. */
+#define DAFFI_VERSION_CODE(major_, minor_, patch_)                                       \
+    (((uint32_t)(major_) << 16) | ((uint32_t)(minor_) << 8) | (uint32_t)(patch_))
+/* The msgpack-c and libevent versions of the headers this file is compiled with. */
+#define DAFFI_BUILT_MSGPACK                                                              \
+    DAFFI_VERSION_CODE(MSGPACK_VERSION_MAJOR, MSGPACK_VERSION_MINOR, MSGPACK_VERSION_REVISION)
+#define DAFFI_BUILT_LIBEVENT ((uint32_t)(EVENT__NUMERIC_VERSION) >> 8)
 
 /* The name of the descriptor symbol the host looks up. */
 #define DAFFI_PLUGIN_SYMBOL "daffi_plugin"
@@ -73,6 +111,8 @@ typedef daffi_status (*daffi_handler_fn)(daffi_call *call);
 #define DAFFI_CB_STREAM 0x2u   /* a stream handler (see "Streams" below); runs on the
                                   loop, so it cannot be combined with BLOCKING */
 
+/* One entry of a plugin's callback table. A later minor may append fields: the
+ * table's stride is the descriptor's callback_size, never the host's sizeof. */
 typedef struct daffi_callback_def {
     const char *name;      /* the method name callers use; never "daffi." prefixed */
     daffi_handler_fn fn;
@@ -92,19 +132,34 @@ typedef struct daffi_plugin_descriptor {
     void (*fini)(void *state);
     /* callbacks, terminated by an entry whose name is NULL */
     const daffi_callback_def *callbacks;
+    /* ---- ABI 1.1 ---- */
+    uint32_t callback_size;    /* sizeof(daffi_callback_def) as built: the table's stride */
+    uint32_t msgpack_version;  /* DAFFI_BUILT_MSGPACK: msgpack-c compiled against */
+    uint32_t libevent_version; /* DAFFI_BUILT_LIBEVENT: libevent compiled against */
 } daffi_plugin_descriptor;
 
+/* What the descriptor symbol is declared with: default visibility (also under
+ * -fvisibility=hidden), and C linkage when compiled as C++, so that the host finds
+ * the unmangled name "daffi_plugin" (a const object would have internal linkage in
+ * C++ otherwise). */
 #if defined(__GNUC__)
-#define DAFFI_PLUGIN_EXPORT __attribute__((visibility("default")))
+#define DAFFI_PLUGIN_VISIBLE __attribute__((visibility("default")))
 #else
-#define DAFFI_PLUGIN_EXPORT
+#define DAFFI_PLUGIN_VISIBLE
+#endif
+#ifdef __cplusplus
+#define DAFFI_PLUGIN_EXPORT extern "C" DAFFI_PLUGIN_VISIBLE
+#else
+#define DAFFI_PLUGIN_EXPORT DAFFI_PLUGIN_VISIBLE
 #endif
 
-/* Defines the descriptor: DAFFI_PLUGIN("calc", "1.0.0", init, fini, callbacks); */
+/* Defines the descriptor: DAFFI_PLUGIN("calc", "1.0.0", init, fini, callbacks); at file
+ * scope, in C or C++. */
 #define DAFFI_PLUGIN(name_, version_, init_, fini_, callbacks_)                        \
     DAFFI_PLUGIN_EXPORT const daffi_plugin_descriptor daffi_plugin = {                 \
         DAFFI_ABI_MAJOR, DAFFI_ABI_MINOR, (uint32_t)sizeof(daffi_plugin_descriptor),   \
-        (name_), (version_), (init_), (fini_), (callbacks_)}
+        (name_), (version_), (init_), (fini_), (callbacks_),                           \
+        (uint32_t)sizeof(daffi_callback_def), DAFFI_BUILT_MSGPACK, DAFFI_BUILT_LIBEVENT}
 
 /* ---- host: configuration, state, logging ------------------------------------- */
 
@@ -138,7 +193,10 @@ daffi_host *daffi_call_host(const daffi_call *call);
 /* The state init() created for this call's generation. */
 void *daffi_call_state(const daffi_call *call);
 /* The event loop that owns the call's connection: use it (from that loop's thread
- * only) for timers and async I/O of a pending call. */
+ * only) for timers and async I/O of a pending call. Its clock is libevent's coarse one
+ * (no syscall per loop pass): a timer may fire up to a kernel tick (1-4 ms) early;
+ * check the time yourself where that matters. The call's own deadline never fires
+ * early. */
 struct event_base *daffi_call_loop(const daffi_call *call);
 /* The method name, NUL-terminated. */
 const char *daffi_call_method(const daffi_call *call);
@@ -183,6 +241,20 @@ msgpack_packer *daffi_reply_packer(daffi_call *call);
 /* Sets the outcome to an error: code is a daffi error code (<daffi/errors.h>:
  * DAFFI_E_BAD_ARGS, DAFFI_E_HANDLER_ERROR, ...); the message is formatted printf-style. */
 void daffi_reply_error(daffi_call *call, int code, const char *fmt, ...)
+    DAFFI_PRINTF(3, 4);
+
+/* As daffi_reply_error(), with a details map the caller sees with the error (its
+ * daffi_error.details; the wire's [code, message, details]), e.g. the type of an
+ * exception and its traceback:
+ *     msgpack_packer *pk = daffi_reply_error_details(call, DAFFI_E_HANDLER_ERROR, "boom");
+ *     msgpack_pack_map(pk, 1);
+ *     msgpack_pack_str_with_body(pk, "type", 4);
+ *     msgpack_pack_str_with_body(pk, "ValueError", 10);
+ * Returns a packer (owned by the call) into the details: pack exactly one map, before
+ * the call completes. Details that are not one map, or would make the response larger
+ * than max_message, are dropped and the message says so. Any later reply replaces
+ * the error and its details. Since ABI 1.1. */
+msgpack_packer *daffi_reply_error_details(daffi_call *call, int code, const char *fmt, ...)
     DAFFI_PRINTF(3, 4);
 
 /* Completes a call whose handler returned DAFFI_PENDING: the outcome set before is
