@@ -12,6 +12,7 @@
 #include <event2/buffer.h>
 
 #include "admin-int.h"
+#include "budget.h"
 #include "isolate.h"
 #include "log.h"
 #include "members.h"
@@ -22,6 +23,7 @@
 #include "server.h"
 #include "stats.h"
 #include "table.h"
+#include "watchdog.h"
 
 /* The wall-clock time a generation was loaded: its private copy is written by the
  * load, so the copy's mtime is that moment. 0 when it cannot be told. */
@@ -101,6 +103,22 @@ void admin_cmd_status(admin_client *c, const admin_cmd *cmd, int argc, char **ar
     json_object_set_new(r, "plugins", admin_uint(snap[DFD_STAT_plugins]));
     json_object_set_new(r, "callbacks", admin_uint(snap[DFD_STAT_callbacks]));
     json_object_set_new(r, "members", admin_uint(snap[DFD_STAT_members]));
+    json_object_set_new(r, "memory", json_pack("{s:o,s:o,s:o,s:b}",
+        "used", admin_uint(snap[DFD_STAT_memory_used_bytes]),
+        "limit", admin_uint(srv->budget.limit),
+        "connection_limit", admin_uint(srv->budget.conn_limit),
+        "refusing", srv->budget.refusing));
+    /* loops by number: daffictl shows watchdog.loops.N.stalled ... */
+    json_t *loops = json_object();
+    for (unsigned i = 0; i < srv->nloops; i++) {
+        char n[16];
+        snprintf(n, sizeof(n), "%u", i);
+        json_object_set_new(loops, n, dfd_watchdog_loop_json(srv, i));
+    }
+    json_object_set_new(r, "watchdog", json_pack("{s:o,s:o,s:o,s:o}",
+        "stall_warning_ms", admin_uint(cfg->stall_warning_ms),
+        "stalled", admin_uint(dfd_watchdog_stalled(srv)),
+        "stalls", admin_uint(dfd_watchdog_stalls(srv)), "loops", loops));
     json_object_set_new(r, "per_loop", admin_per_loop(srv));
     json_object_set_new(r, "startup_grace", admin_grace(srv));
     json_object_set_new(r, "accepting", json_boolean(srv->nlisteners > 0 &&

@@ -103,6 +103,9 @@ typedef struct dfd_call {
     int answered;                   /* a response (e.g. TIMEOUT) was already sent */
     int holds_slot;                 /* counted in its plugin's running */
     uint64_t start_ns;              /* monotonic, for latency and the access log */
+    size_t mem_bytes;               /* its request, as its loop holds it in the memory
+                                       budget from its link to a connection until it
+                                       is freed (budget.h); 0: not held */
     int timer_armed;
     struct event timer;             /* deadline of a call that did not finish inline */
 } dfd_call;

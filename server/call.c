@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "budget.h"
 #include "call.h"
 #include "callobj.h"
 #include "members.h"
@@ -69,6 +70,7 @@ void dfd_call_free(dfd_call *call)
         dfd_loop_check_drained(loop);
     }
     call->cb = NULL;
+    dfd_budget_call_freed(call);
     dfd_link_release(call->link);
     call->link = NULL;
     dfd_stream_release(call->stream);

@@ -24,6 +24,7 @@
 
 #include "blocking.h"
 #include "board.h"
+#include "budget.h"
 #include "child.h"
 #include "conn.h"
 #include "dispatch.h"
@@ -417,6 +418,7 @@ static int child_server(dfd_server *srv, child_setup *s, dfd_plugin *p)
         srv->loops == NULL || dfd_loop_init(&srv->loops[0], srv, 0, srv->table) == -1)
         return child_fail("cannot set up the child's loop");
     srv->nloops = 1;
+    dfd_budget_init(&srv->budget, srv->cfg); /* none: the parent's bounds the calls */
     srv->sig_events[0] = evsignal_new(srv->base, SIGTERM, child_on_signal, srv);
     if (srv->sig_events[0] == NULL || event_add(srv->sig_events[0], NULL) == -1)
         return child_fail("cannot handle SIGTERM");
@@ -427,6 +429,7 @@ static int child_server(dfd_server *srv, child_setup *s, dfd_plugin *p)
     if (c == NULL)
         return child_fail("out of memory");
     snprintf(c->peer, sizeof(c->peer), "parent");
+    c->internal = 1;
     if (dfd_loop_start(&srv->loops[0]) == -1)
         return child_fail("cannot start the child's loop");
     if (child_limits(s, srv->cfg->plugins[0].path) != 0)

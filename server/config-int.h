@@ -71,6 +71,9 @@ void dfd_cfg_defaults(dfd_config *cfg);
 
 /* The online CPUs (at least 1): what blocking_threads = auto means. */
 unsigned dfd_cfg_ncpu(void);
+/* The default [limits] max_memory: 1G, or a quarter of the physical memory when that
+ * is less, but at least 64M. */
+size_t dfd_cfg_default_max_memory(void);
 /* What workers = auto means: the online CPUs but one, at least 1. The spare CPU runs
  * what the loops wait on (the kernel's network work, clients on the same machine, the
  * main thread, the blocking pool): on 2 CPUs with a local client one loop served more

@@ -92,6 +92,8 @@ static const cfg_key cfg_server_keys[] = {
       NULL },
     { DFD_SECT_SERVER, "reconnect_max", CFG_DURATION, CFG_S(reconnect_max_ms), 10,
       DFD_CFG_MAX_DURATION_MS, NULL },
+    { DFD_SECT_SERVER, "stall_warning", CFG_DURATION, CFG_S(stall_warning_ms), 0,
+      DFD_CFG_MAX_DURATION_MS, NULL },
     { DFD_SECT_SERVER, "startup_grace", CFG_DURATION, CFG_S(startup_grace_ms), 0,
       3600000, NULL },
     { DFD_SECT_SERVER, "state_file", CFG_SPECIAL, 0, 0, 0, NULL },
@@ -102,6 +104,14 @@ static const cfg_key cfg_server_keys[] = {
       NULL },
     { DFD_SECT_LIMITS, "max_output", CFG_SIZE, CFG_S(max_output), 64 << 10, 4 * CFG_1G,
       NULL },
+    { DFD_SECT_LIMITS, "max_memory", CFG_SIZE, CFG_S(max_memory), 64 << 20,
+      1024 * CFG_1G, NULL },
+    { DFD_SECT_LIMITS, "max_connection_memory", CFG_SIZE, CFG_S(max_connection_memory), 0,
+      1024 * CFG_1G, NULL },
+    { DFD_SECT_LIMITS, "idle_timeout", CFG_DURATION, CFG_S(idle_timeout_ms), 0,
+      DFD_CFG_MAX_DURATION_MS, NULL },
+    { DFD_SECT_LIMITS, "read_timeout", CFG_DURATION, CFG_S(read_timeout_ms), 0,
+      DFD_CFG_MAX_DURATION_MS, NULL },
     { DFD_SECT_LOG, "level", CFG_CHOICE, CFG_S(log_level), 0, 0, cfg_levels },
     { DFD_SECT_LOG, "target", CFG_CHOICE, CFG_S(log_target), 0, 0, cfg_targets },
     { DFD_SECT_LOG, "format", CFG_CHOICE, CFG_S(log_format), 0, 0, cfg_formats },
@@ -160,6 +170,16 @@ unsigned dfd_cfg_ncpu(void)
     long n = sysconf(_SC_NPROCESSORS_ONLN);
 
     return n < 1 ? 1 : n > (long)DFD_CFG_MAX_THREADS ? DFD_CFG_MAX_THREADS : (unsigned)n;
+}
+
+size_t dfd_cfg_default_max_memory(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    uint64_t quarter = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page / 4 : CFG_1G;
+
+    if (quarter > CFG_1G)
+        quarter = CFG_1G;
+    return quarter < (64u << 20) ? (size_t)64 << 20 : (size_t)quarter;
 }
 
 unsigned dfd_cfg_auto_workers(void)

@@ -103,6 +103,9 @@ typedef struct dfd_config {
                                   before the router skips it (default 16384) */
     uint64_t reconnect_max_ms; /* reconnect_max = duration: worker backoff ceiling
                                   (default 5s) */
+    uint64_t stall_warning_ms; /* stall_warning = duration a loop may stay away from its
+                                  event loop before the watchdog warns (default 1s;
+                                  0 = off) */
     uint64_t startup_grace_ms; /* startup_grace = duration a restarted router holds calls
                                   for callbacks nobody exposes yet (default 2s; 0 = off) */
     char *state_file;          /* state_file = absolute path of the router's member file,
@@ -116,6 +119,15 @@ typedef struct dfd_config {
     unsigned max_connections;  /* max_connections = N (default 10000) */
     size_t max_output;         /* max_output = size: a connection's unsent replies past
                                   which daffid stops reading it (default 4M, >= 64K) */
+    size_t max_memory;         /* max_memory = size: request and reply bytes all
+                                  connections may hold (budget.h; default 1G, or a
+                                  quarter of the RAM when that is less, >= 64M) */
+    size_t max_connection_memory; /* max_connection_memory = size: one connection's
+                                  share of max_memory (0 = auto: a quarter of it) */
+    uint64_t idle_timeout_ms;  /* idle_timeout = duration without a complete message
+                                  before a connection is closed (default 5m; 0 = off) */
+    uint64_t read_timeout_ms;  /* read_timeout = duration a started message may take to
+                                  arrive whole (default 30s; 0 = off) */
 
     /* [log] */
     int log_level;             /* level = debug | info | warn | error (daffi_log_level) */

@@ -502,6 +502,11 @@ void dfd_cfg_defaults(dfd_config *cfg)
     cfg->max_pending = 16384;
     cfg->max_connections = 10000;
     cfg->max_output = (size_t)4 << 20;
+    cfg->max_memory = dfd_cfg_default_max_memory();
+    cfg->max_connection_memory = 0;
+    cfg->idle_timeout_ms = 300000;
+    cfg->read_timeout_ms = 30000;
+    cfg->stall_warning_ms = 1000;
     cfg->log_level = DAFFI_LOG_INFO;
     cfg->log_target = DFD_LOG_STDERR;
     cfg->access_log = 0;

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "budget.h"
 #include "call-t.h"
 #include "callobj.h"
 #include "conn.h"
@@ -43,6 +44,7 @@ dfd_conn *dfd_conn_adopt(dfd_loop *loop, int fd, int is_unix, const dfd_conn_ops
     c->owner = owner;
     c->in_cap = CONN_READ_MIN;
     c->last_rx_ns = dfd_now_ns();
+    c->active_tick = loop->tick;
     daffi_scan_init(&c->scan);
     msgpack_sbuffer_init(&c->out);
     if (is_unix) {
@@ -94,6 +96,7 @@ void dfd_conn_link(dfd_conn *c, dfd_call *call)
     c->calls = call;
     if (!call->notify)
         c->pending++;
+    dfd_budget_link_call(c, call);
 }
 
 int dfd_conn_idle(const dfd_conn *c)
@@ -117,6 +120,7 @@ static void conn_unlink(dfd_conn *c, dfd_call *call)
     call->conn = NULL;
     if (!call->notify)
         c->pending--;
+    dfd_budget_unlink_call(c, call);
     if ((c->eof || c->loop->draining) && dfd_conn_idle(c))
         c->closing = 1;
 }
@@ -234,8 +238,18 @@ void dfd_conn_answer_now(dfd_conn *c, dfd_call *call)
     conn_after_append(c);
 }
 
-/* Ends the connection for malformed or oversize input: an error response first when a
- * valid msgid of a request was read, then close after it is written. */
+/* Stops reading c for good and closes it once its output is written, after an error
+ * response (code, msg) to the request being framed when its msgid was read. */
+static void conn_end_input(dfd_conn *c, int code, const char *msg)
+{
+    if (c->scan.have_msgid && c->scan.kind == DAFFI_MSG_REQUEST)
+        dfd_conn_error(c, c->scan.msgid, code, msg);
+    c->read_paused = 1;
+    event_del(&c->rev);
+    c->closing = 1;
+}
+
+/* Ends the connection for malformed or oversize input (conn_end_input). */
 static void conn_reject_input(dfd_conn *c, daffi_scan_result r)
 {
     int code = r == DAFFI_SCAN_TOO_LARGE ? DAFFI_E_TOO_LARGE : DAFFI_E_PROTOCOL;
@@ -243,18 +257,51 @@ static void conn_reject_input(dfd_conn *c, daffi_scan_result r)
                                                              : DFD_STAT_protocol_errors, 1);
     dfd_warn("conn.bad_input", "peer=%s error=%s reason=\"%s\"", c->peer,
              daffi_error_name(code), c->scan.error ? c->scan.error : "?");
-    if (c->scan.have_msgid && c->scan.kind == DAFFI_MSG_REQUEST) {
-        char msg[200];
-        snprintf(msg, sizeof(msg), "%s", c->scan.error ? c->scan.error : daffi_error_name(code));
-        dfd_conn_error(c, c->scan.msgid, code, msg);
+    conn_end_input(c, code, c->scan.error ? c->scan.error : daffi_error_name(code));
+}
+
+static void conn_pause_reading(dfd_conn *c);
+
+/* The message arriving on c needs its read buffer to grow by grow bytes, which the
+ * memory budget does not have now: c is not read until it has (the sweep resumes it,
+ * dfd_budget_resume), unless the message alone is past the connection's share, which
+ * it can never have (conn_end_input, with OVERLOADED). */
+static void conn_wait_memory(dfd_conn *c, size_t grow)
+{
+    char msg[256];
+
+    if (c->mem_in + grow <= c->loop->srv->budget.conn_limit) {
+        c->mem_wait = grow;
+        c->mem_paused = 1;
+        c->loop->mem.npaused++;
+        dfd_stat_add(&c->loop->stats, DFD_STAT_memory_waits, 1);
+        dfd_debug("conn.memory_wait", "peer=%s need=%zu", c->peer, grow);
+        conn_pause_reading(c);
+        return;
     }
-    c->read_paused = 1;
-    event_del(&c->rev);
-    c->closing = 1;
+    dfd_budget_refusal(c, grow, msg, sizeof(msg));
+    dfd_stat_add(&c->loop->stats, DFD_STAT_memory_refused, 1);
+    dfd_warn("conn.memory_refused", "peer=%s msg=\"a message arriving needs more read "
+             "buffer than its share: %s\"", c->peer, msg);
+    conn_end_input(c, DAFFI_E_OVERLOADED, msg);
+}
+
+void dfd_conn_memory_resume(dfd_conn *c)
+{
+    c->mem_paused = 0;
+    c->loop->mem.npaused--;
+    /* output over max_output keeps it paused: conn_flush resumes it then */
+    if (!c->eof && !c->closing &&
+        c->out.size - c->out_off <= c->loop->srv->cfg->max_output / 2) {
+        c->read_paused = 0;
+        event_add(&c->rev, NULL);
+    }
 }
 
 /* Makes room for at least CONN_READ_ROOM more bytes, or for the whole message being
- * framed: compacts the buffer, then grows it (never past max_message + a read). */
+ * framed: compacts the buffer, then grows it (never past max_message + a read).
+ * Returns 0, -1 when out of memory, -2 when the memory budget has no room
+ * (conn_wait_memory). */
 static int conn_make_room(dfd_conn *c)
 {
     if (c->in_cap - c->in_len >= CONN_READ_ROOM)
@@ -272,18 +319,25 @@ static int conn_make_room(dfd_conn *c)
         cap = ceiling;
     if (cap <= c->in_cap)
         return 0; /* the scanner reports TOO_LARGE before this is a problem */
+    if (!dfd_budget_fits(c, cap - c->in_cap)) {
+        conn_wait_memory(c, cap - c->in_cap);
+        return -2;
+    }
     char *p = realloc(c->in, cap);
     if (p == NULL)
         return -1;
     c->in = p;
     c->in_cap = cap;
+    dfd_budget_read_buffer(c, cap - CONN_READ_MIN);
     return 0;
 }
 
-/* Frames and dispatches every complete message in the buffer. */
+/* Frames and dispatches every complete message in the buffer; notes when the last one
+ * completed and when a message now partly buffered began (sweep.c's timeouts). */
 static void conn_process(dfd_conn *c)
 {
     const daffi_limits *lim = conn_limits(c);
+    int completed = 0;
     while (c->in_start < c->in_len && !c->closing && !c->dead) {
         const char *start = c->in + c->in_start;
         daffi_scan_result r = daffi_scan_feed(&c->scan, start, c->in_len - c->in_start, lim);
@@ -297,8 +351,13 @@ static void conn_process(dfd_conn *c)
         c->ops->message(c, start, size, c->scan.kind, c->scan.msgid);
         c->in_start += size;
         daffi_scan_init(&c->scan);
+        completed = 1;
     }
+    uint64_t tick = c->loop->tick;
+    if (completed)
+        c->active_tick = tick;
     if (c->in_start == c->in_len) {
+        c->partial = 0;
         c->in_start = c->in_len = 0;
         /* a large message is done: give its memory back */
         if (c->in_cap > 4 * CONN_READ_MIN) {
@@ -306,8 +365,12 @@ static void conn_process(dfd_conn *c)
             if (p != NULL) {
                 c->in = p;
                 c->in_cap = CONN_READ_MIN;
+                dfd_budget_read_buffer(c, 0);
             }
         }
+    } else if (completed || !c->partial) {
+        c->partial = 1;
+        c->partial_tick = tick;
     }
 }
 
@@ -327,7 +390,10 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
     c->in_batch = 1;
     loop->batching++;
     for (int rounds = 0; rounds < 4; rounds++) {
-        if (conn_make_room(c) == -1) {
+        int room_rc = conn_make_room(c);
+        if (room_rc == -2)
+            break;
+        if (room_rc == -1) {
             dfd_error("conn.oom", "peer=%s msg=\"out of memory growing the read buffer\"", c->peer);
             conn_kill(c);
             break;
@@ -380,6 +446,7 @@ static void conn_flush(dfd_conn *c)
 {
     if (c->dead)
         return;
+    size_t off0 = c->out_off;
     while (c->out_off < c->out.size) {
         ssize_t n = write(c->fd, c->out.data + c->out_off, c->out.size - c->out_off);
         if (n == -1) {
@@ -395,6 +462,10 @@ static void conn_flush(dfd_conn *c)
         dfd_stat_add(&c->loop->stats, DFD_STAT_sent_bytes, (uint64_t)n);
     }
     size_t backlog = c->out.size - c->out_off;
+    /* the budget counts output only while some of it waits: nothing to do on the hot
+     * path, where every write completes */
+    if (backlog != 0 || c->stuck)
+        dfd_budget_output(c, backlog, c->out_off != off0);
     if (backlog == 0) {
         c->out.size = c->out_off = 0;
         if (c->out.alloc > 4 * CONN_READ_MIN) {
@@ -416,7 +487,8 @@ static void conn_flush(dfd_conn *c)
     size_t max_output = c->loop->srv->cfg->max_output;
     if (backlog > max_output) {
         conn_pause_reading(c);
-    } else if (c->read_paused && !c->eof && !c->closing && backlog <= max_output / 2) {
+    } else if (c->read_paused && !c->eof && !c->closing && !c->mem_paused &&
+               backlog <= max_output / 2) {
         c->read_paused = 0;
         event_add(&c->rev, NULL);
         /* bytes already buffered may hold whole messages */
@@ -486,6 +558,7 @@ static void conn_kill(dfd_conn *c)
         call = next;
     }
     c->pending = 0;
+    dfd_budget_conn_gone(c);
     event_del(&c->rev);
     event_del(&c->wev);
     close(c->fd);

@@ -81,6 +81,18 @@ struct dfd_conn {
     unsigned pending;             /* calls in flight (requests awaiting a response) */
     struct dfd_call *calls;       /* in-flight list (requests and notifications) */
 
+    /* the memory budget (budget.h): what this connection holds */
+    size_t mem_in;                /* read buffer beyond its base size */
+    size_t mem_out;               /* output buffer, while some of it waits */
+    size_t mem_calls;             /* requests of its calls in flight */
+    struct dfd_conn *stuck_prev;  /* loop's list of connections whose output waits */
+    struct dfd_conn *stuck_next;
+    uint64_t progress_ns;         /* when its waiting output last moved */
+    size_t mem_wait;              /* mem_paused: the read buffer growth it waits for */
+    /* timeouts (sweep.h), in sweeps of its loop */
+    uint64_t active_tick;         /* last complete message, or last seen busy */
+    uint64_t partial_tick;        /* when the message now arriving began */
+
     /* heartbeats (heartbeat.h): kept when track_rx is set by the owner */
     uint64_t last_rx_ns;          /* when bytes last arrived */
     uint32_t ping_msgid;          /* our heartbeat ping in flight on it, 0 = none */
@@ -105,6 +117,13 @@ struct dfd_conn {
                                      worker's link: its router sends what it routed) */
     unsigned subscribed : 1;      /* router: wants daffi.event notifications (of
                                      registry versions after sub_version) */
+    unsigned stuck : 1;           /* on the loop's list of connections whose output
+                                     waits (budget.h) */
+    unsigned partial : 1;         /* part of a message is buffered (read_timeout) */
+    unsigned mem_paused : 1;      /* not read until the budget has room (budget.h) */
+    unsigned internal : 1;        /* a link between daffid and its own child process:
+                                     no idle or read timeout and never shed, its
+                                     supervisor watches it (set by the adopter) */
     char peer[64];                /* for logs: address, or what the owner named it */
 };
 
@@ -162,6 +181,10 @@ void dfd_conn_close(dfd_conn *c, int graceful);
 /* Draining: close the connection if it has nothing in flight; otherwise it closes
  * after its last response is written. */
 void dfd_conn_drain(dfd_conn *c);
+
+/* The memory budget has room for what c waited for (mem_paused): reads it again, unless
+ * its output keeps it paused (budget.c). */
+void dfd_conn_memory_resume(dfd_conn *c);
 
 /* 1 when nothing keeps c open: no call of its own, and its owner is not busy. */
 int dfd_conn_idle(const dfd_conn *c);

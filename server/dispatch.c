@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "blocking.h"
+#include "budget.h"
 #include "call.h"
 #include "callobj.h"
 #include "control.h"
@@ -23,6 +24,7 @@
 #include "server.h"
 #include "stream.h"
 #include "table.h"
+#include "watchdog.h"
 
 static void dispatch_done_op(daffi_call *base);
 static int dispatch_cancelled_op(const daffi_call *base);
@@ -144,8 +146,9 @@ static int dispatch_cancelled_op(const daffi_call *base)
     return atomic_load(&call->cancelled);
 }
 
-/* Starts the handler of a call that holds a slot (or needs none). */
-static void dispatch_start(dfd_call *call)
+/* Starts the handler of a call that holds a slot (or needs none); since_ns is when
+ * it starts (the watchdog's mark around an inline handler). */
+static void dispatch_start(dfd_call *call, uint64_t since_ns)
 {
     if (atomic_load(&call->cancelled)) {
         /* the caller left, or the deadline passed, while it waited: skip the work */
@@ -168,13 +171,19 @@ static void dispatch_start(dfd_call *call)
         }
         return;
     }
+    dfd_loop *loop = call->loop;
+    /* the stats slot (cached when the call was counted) names the callback for the
+     * watchdog, which must not follow pointers into a generation unloaded meanwhile */
+    dfd_watchdog_enter(loop, atomic_load_explicit(&call->cb->stat_slot, memory_order_relaxed),
+                       since_ns);
     daffi_status st = call->cb->fn(&call->base);
+    dfd_watchdog_leave(loop);
     dfd_dispatch_after_handler(call, st);
 }
 
 void dfd_dispatch_run(dfd_call *call)
 {
-    dispatch_start(call);
+    dispatch_start(call, dfd_now_ns());
 }
 
 /* Gives the call's concurrency slot to the next queued call of its plugin, if any. */
@@ -322,6 +331,20 @@ static void dispatch_on_timeout(evutil_socket_t fd, short what, void *arg)
     dfd_loop_batch_end(loop);
 }
 
+/* A message past the memory budget (budget.h), refused before its bytes are copied:
+ * OVERLOADED with the figures; a notification is dropped, as one past a queue is. */
+static void dispatch_refuse_memory(dfd_conn *c, uint32_t msgid, int notify, size_t size)
+{
+    char msg[256];
+
+    dfd_stat_add(&c->loop->stats, DFD_STAT_memory_refused, 1);
+    dfd_stat_add(&c->loop->stats, DFD_STAT_overloaded, 1);
+    if (notify)
+        return;
+    dfd_budget_refusal(c, size, msg, sizeof(msg));
+    dfd_conn_error(c, msgid, DAFFI_E_OVERLOADED, msg);
+}
+
 /* Packs and sends an error for a request that never became a running call. */
 static void dispatch_refuse(dfd_conn *c, dfd_call *call, int code, const char *msg)
 {
@@ -349,6 +372,10 @@ void dfd_dispatch_message(dfd_conn *c, const char *bytes, size_t size, int kind,
     }
     int notify = kind == DAFFI_MSG_NOTIFY;
     dfd_stat_add(&loop->stats, notify ? DFD_STAT_notifications : DFD_STAT_requests, 1);
+    if (!dfd_budget_fits(c, size)) {
+        dispatch_refuse_memory(c, msgid, notify, size);
+        return;
+    }
 
     dfd_call *call = dfd_call_new(loop);
     if (call == NULL) {
@@ -438,8 +465,9 @@ void dfd_dispatch_local(dfd_conn *c, dfd_call *call, const dfd_callback *cb)
     if (c != NULL)
         dfd_conn_link(c, call);
 
+    /* started now: the clock read when the message arrived is close enough */
     if (p->concurrency == 0) {
-        dispatch_start(call);
+        dispatch_start(call, call->start_ns);
         return;
     }
     pthread_mutex_lock(&p->lock);
@@ -447,7 +475,7 @@ void dfd_dispatch_local(dfd_conn *c, dfd_call *call, const dfd_callback *cb)
         p->running++;
         call->holds_slot = 1;
         pthread_mutex_unlock(&p->lock);
-        dispatch_start(call);
+        dispatch_start(call, call->start_ns);
         return;
     }
     if (p->queued < p->queue) {

@@ -101,6 +101,7 @@ static void link_adopt(dfd_loop *loop, dfd_child *ch)
         atomic_store_explicit(&ch->link_closed, 1, memory_order_release);
     } else {
         snprintf(c->peer, sizeof(c->peer), "child:%s", ch->m->name);
+        c->internal = 1; /* no idle timeout, never shed (conn.h) */
         ch->l->conn = c;
         pthread_mutex_lock(&ch->iso->lock);
         ch->ready = !ch->planned;

@@ -152,6 +152,52 @@ static void listener_adopt(dfd_loop *loop, void *arg)
     free(a);
 }
 
+/* Logs the connections refused at max_connections since the last line. */
+static void listener_log_rejected(dfd_server *srv)
+{
+    if (srv->rejected_unlogged == 0)
+        return;
+    dfd_warn("listen.max_connections", "limit=%u refused=%u open=%u msg=\"refused %u "
+             "connection%s at max_connections (one line a second at most)\"",
+             srv->cfg->max_connections, srv->rejected_unlogged, atomic_load(&srv->conns),
+             srv->rejected_unlogged, srv->rejected_unlogged == 1 ? "" : "s");
+    srv->rejected_unlogged = 0;
+}
+
+/* A second after a line: the refusals since, if any, and another second. */
+static void listener_on_rejected_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    dfd_server *srv = arg;
+    struct timeval second = {1, 0};
+
+    if (srv->rejected_unlogged == 0)
+        return;
+    listener_log_rejected(srv);
+    evtimer_add(srv->rejected_log_ev, &second);
+}
+
+/* A connection refused at max_connections: counted, and logged at once when no line
+ * was written in the last second, else with the next line. */
+static void listener_rejected(dfd_server *srv)
+{
+    struct timeval second = {1, 0};
+
+    atomic_fetch_add(&srv->rejected, 1);
+    srv->rejected_unlogged++;
+    if (srv->rejected_log_ev == NULL &&
+        (srv->rejected_log_ev = evtimer_new(srv->base, listener_on_rejected_tick, srv)) ==
+            NULL) {
+        listener_log_rejected(srv); /* out of memory: unthrottled */
+        return;
+    }
+    if (!evtimer_pending(srv->rejected_log_ev, NULL)) {
+        listener_log_rejected(srv);
+        evtimer_add(srv->rejected_log_ev, &second);
+    }
+}
+
 static void listener_on_accept(evutil_socket_t lfd, short what, void *arg)
 {
     (void)what;
@@ -167,9 +213,8 @@ static void listener_on_accept(evutil_socket_t lfd, short what, void *arg)
             return;
         }
         if (atomic_load(&srv->conns) >= srv->cfg->max_connections) {
-            atomic_fetch_add(&srv->rejected, 1);
-            dfd_warn("listen.max_connections", "limit=%u", srv->cfg->max_connections);
             close(fd);
+            listener_rejected(srv);
             continue;
         }
         if (!l->is_unix) {
@@ -205,6 +250,11 @@ int dfd_listeners_start(dfd_server *srv)
 
 void dfd_listeners_close(dfd_server *srv)
 {
+    /* no more refusals: the last count now */
+    listener_log_rejected(srv);
+    if (srv->rejected_log_ev != NULL)
+        event_free(srv->rejected_log_ev);
+    srv->rejected_log_ev = NULL;
     for (size_t i = 0; i < srv->nlisteners; i++) {
         dfd_listener *l = &srv->listeners[i];
         if (l->ev)

@@ -10,6 +10,7 @@
 #include "log.h"
 #include "loop.h"
 #include "server.h"
+#include "sweep.h"
 #include "table.h"
 
 static void loop_on_mail(evutil_socket_t fd, short what, void *arg);
@@ -20,6 +21,7 @@ int dfd_loop_init(dfd_loop *loop, dfd_server *srv, unsigned index, dfd_table *ta
 {
     loop->srv = srv;
     loop->index = index;
+    atomic_init(&loop->mem.stuck_oldest_ns, UINT64_MAX);
     /* No EVENT_BASE_FLAG_PRECISE_TIMER: with it libevent's epoll backend reprograms a
      * timerfd (timerfd_settime) on every loop pass, one syscall per call more than the
      * floor (make bench, section 4). Without it the loop's clock is
@@ -50,6 +52,7 @@ int dfd_loop_init(dfd_loop *loop, dfd_server *srv, unsigned index, dfd_table *ta
 static void *loop_main(void *arg)
 {
     dfd_loop *loop = arg;
+    dfd_sweep_start(loop);
     event_base_loop(loop->base, 0);
     return NULL;
 }
@@ -227,6 +230,7 @@ void dfd_loop_destroy(dfd_loop *loop)
     dfd_loop_join(loop);
     if (loop->heartbeat_armed)
         event_del(&loop->heartbeat_ev);
+    dfd_sweep_stop(loop);
     event_del(&loop->flush_ev);
     event_del(&loop->reap_ev);
     for (dfd_conn *c = loop->conns; c != NULL; c = c->next)

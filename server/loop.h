@@ -21,6 +21,7 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 
+#include "budget-t.h"
 #include "stats.h"
 
 struct dfd_server;
@@ -84,6 +85,21 @@ typedef struct dfd_loop {
     struct event heartbeat_ev;    /* router/worker: heartbeat tick */
     int heartbeat_armed;
     dfd_stats stats;
+    dfd_loop_mem mem;             /* the memory budget's count (budget-t.h) */
+
+    /* the sweep (sweep.h): one timer for the timeouts of every connection */
+    int sweep_fd;                 /* its timerfd */
+    struct event sweep_ev;
+    int sweep_armed;
+    uint64_t tick;                /* sweeps so far: connections note it (conn.h) */
+    uint64_t idle_ticks;          /* idle_timeout in sweeps (0: off) */
+    uint64_t read_ticks;          /* read_timeout in sweeps (0: off) */
+    unsigned sweep_ms;            /* the period */
+
+    /* what the watchdog (watchdog.h) reads from the main thread */
+    _Atomic unsigned wd_slot;     /* 1 + stats slot of the handler running inline, or 0 */
+    _Atomic uint64_t wd_since_ns; /* when that handler started */
+    _Atomic uint64_t wd_pass_ns;  /* when the sweep last ran: the loop came back */
 } dfd_loop;
 
 /* Creates the loop's base and mailbox (not the thread). Returns 0 or -1. */

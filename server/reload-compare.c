@@ -286,6 +286,7 @@ unsigned dfd_reload_server_settings(dfd_reload *r, const dfd_config *run, const 
     U_SETTING("server.startup_grace", startup_grace_ms);
     S_SETTING("server.state_file", state_file);
     U_SETTING("server.watch_max_wait", watch_max_wait_ms);
+    U_SETTING("server.stall_warning", stall_warning_ms);
     if (!metrics_same(run, nc)) {
         restart_required("server.metrics_listen", format_metrics(run, a, sizeof(a)),
                          format_metrics(nc, b, sizeof(b)));
@@ -306,6 +307,10 @@ unsigned dfd_reload_server_settings(dfd_reload *r, const dfd_config *run, const 
     U_SETTING("limits.max_pending", max_pending);
     U_SETTING("limits.max_connections", max_connections);
     U_SETTING("limits.max_output", max_output);
+    U_SETTING("limits.max_memory", max_memory);
+    U_SETTING("limits.max_connection_memory", max_connection_memory);
+    U_SETTING("limits.idle_timeout", idle_timeout_ms);
+    U_SETTING("limits.read_timeout", read_timeout_ms);
 #undef U_SETTING
 #undef S_SETTING
 

@@ -11,6 +11,7 @@
 
 #include "admin.h"
 #include "blocking.h"
+#include "budget.h"
 #include "call.h"
 #include "dispatch.h"
 #include "fanout.h"
@@ -29,6 +30,7 @@
 #include "server.h"
 #include "table.h"
 #include "watch.h"
+#include "watchdog.h"
 #include "worker.h"
 
 #define DRAIN_POLL_MS 20
@@ -130,6 +132,7 @@ int dfd_server_init(dfd_server *srv, dfd_config *cfg, dfd_errors *errs)
     srv->cfg = cfg;
     srv->limits.max_message = cfg->max_message;
     srv->limits.max_depth = cfg->max_depth;
+    dfd_budget_init(&srv->budget, cfg);
     srv->started_ns = dfd_now_ns();
     atomic_init(&srv->draining, 0);
     atomic_init(&srv->access_log, cfg->access_log);
@@ -205,6 +208,10 @@ int dfd_server_init(dfd_server *srv, dfd_config *cfg, dfd_errors *errs)
         return -1;
     }
     srv->watch = dfd_watch_start(srv); /* NULL: no inotify, SIGHUP still reloads */
+    if (dfd_watchdog_start(srv) == -1) {
+        dfd_errors_add(errs, "cannot start the loop watchdog");
+        return -1;
+    }
     if (dfd_listeners_start(srv) == -1) {
         dfd_errors_add(errs, "cannot start accepting");
         return -1;
@@ -326,6 +333,7 @@ int dfd_server_run(dfd_server *srv)
 
 void dfd_server_destroy(dfd_server *srv)
 {
+    dfd_watchdog_stop(srv); /* first: the loops stop below */
     dfd_admin_stop(srv);
     dfd_metrics_http_stop(srv);
     dfd_watch_stop(srv->watch);

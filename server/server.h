@@ -16,6 +16,7 @@
 #include <event2/event.h>
 #include <daffi/rpc.h>
 
+#include "budget-t.h"
 #include "config.h"
 #include "loop.h"
 #include "members.h"
@@ -29,6 +30,7 @@ struct dfd_admin;
 struct dfd_metrics_http;
 struct dfd_watch;
 struct dfd_worker;
+struct dfd_watchdog;
 struct dfd_supervisor;
 
 struct dfd_conn;
@@ -64,6 +66,10 @@ typedef struct dfd_server {
     int drain_started;               /* dfd_server_drain ran (main thread) */
     atomic_uint conns;               /* open connections, all loops */
     atomic_uint rejected;            /* refused at max_connections */
+    unsigned rejected_unlogged;      /* of them not in the log yet (listener.c) */
+    struct event *rejected_log_ev;   /* the once-a-second line of refusals */
+    dfd_budget budget;               /* [limits] max_memory (budget.h) */
+    struct dfd_watchdog *watchdog;   /* owned; the loop watchdog (watchdog.h) */
     int exit_code;
     unsigned abandoned;              /* calls left unfinished at shutdown_timeout */
     uint64_t started_ns;

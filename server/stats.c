@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 
+#include "budget.h"
 #include "call-t.h"
 #include "isolate.h"
 #include "loop.h"
@@ -18,6 +19,7 @@
 #include "server.h"
 #include "stats.h"
 #include "table.h"
+#include "watchdog.h"
 
 static const struct {
     const char *name;
@@ -326,6 +328,10 @@ void dfd_stats_snapshot(dfd_server *srv, uint64_t out[DFD_STAT_COUNT])
             if (counters[c].kind == DFD_COUNTER)
                 out[c] += dfd_stat_get(&srv->loops[l].stats, (enum dfd_counter)c);
     out[DFD_STAT_connections_rejected] += atomic_load(&srv->rejected);
+    out[DFD_STAT_loop_stalls] += dfd_watchdog_stalls(srv);
+    out[DFD_STAT_memory_used_bytes] = dfd_budget_used(srv);
+    out[DFD_STAT_memory_limit_bytes] = srv->budget.limit;
+    out[DFD_STAT_loops_stalled] = dfd_watchdog_stalled(srv);
     if (srv->reload != NULL) {
         out[DFD_STAT_reloads] += srv->reload->runs;
         out[DFD_STAT_reload_failures] += srv->reload->failures;

@@ -7,7 +7,8 @@
  *                written only by that thread with relaxed atomics (plain loads and
  *                stores on x86, no lock prefix); readers sum the loops. A few are
  *                counted by the main thread instead (connections_rejected, reloads,
- *                reload_failures): dfd_stats_snapshot() reads those from the server.
+ *                reload_failures, loop_stalls): dfd_stats_snapshot() reads those from
+ *                the server.
  *   DFD_GAUGE    a level (connections open, calls in flight, queue depth...), read
  *                from the server when a snapshot is taken; nothing is stored per loop.
  *   The process_* entries (DFD_STAT_F_PROCESS) are read from /proc when a snapshot is
@@ -77,6 +78,18 @@ typedef enum dfd_stat_kind { DFD_COUNTER = 0, DFD_GAUGE = 1 } dfd_stat_kind;
     X(forwarded, DFD_COUNTER, 0, "Calls forwarded to a member (router)")                 \
     X(forgotten, DFD_COUNTER, 0,                                                         \
       "Forwarded calls dropped by the router at their deadline")                         \
+    X(memory_refused, DFD_COUNTER, 0,                                                    \
+      "Calls refused with OVERLOADED past max_memory or max_connection_memory")          \
+    X(memory_waits, DFD_COUNTER, 0,                                                      \
+      "Times a message arriving waited for room in the memory budget")                   \
+    X(memory_shed, DFD_COUNTER, 0,                                                       \
+      "Connections closed for not reading their output past max_memory")                 \
+    X(idle_timeouts, DFD_COUNTER, 0,                                                     \
+      "Connections closed after idle_timeout without a complete message")                \
+    X(read_timeouts, DFD_COUNTER, 0,                                                     \
+      "Connections closed when a message did not arrive whole within read_timeout")      \
+    X(loop_stalls, DFD_COUNTER, 0,                                                       \
+      "Times a loop stayed away from its event loop past stall_warning")                 \
     X(rerouted, DFD_COUNTER, 0,                                                          \
       "Forwarded calls sent again over another link: theirs closed before they left")    \
     X(members_frozen, DFD_COUNTER, 0,                                                    \
@@ -96,6 +109,10 @@ typedef enum dfd_stat_kind { DFD_COUNTER = 0, DFD_GAUGE = 1 } dfd_stat_kind;
     X(connections_open, DFD_GAUGE, 0, "Connections open")                                \
     X(calls_in_flight, DFD_GAUGE, 0, "Calls started and not yet finished")               \
     X(queue_depth, DFD_GAUGE, 0, "Calls waiting for a concurrency slot, all plugins")    \
+    X(memory_used_bytes, DFD_GAUGE, 0,                                                   \
+      "Request and reply bytes held by connections and their calls (max_memory's use)")  \
+    X(memory_limit_bytes, DFD_GAUGE, 0, "The memory budget, max_memory")                 \
+    X(loops_stalled, DFD_GAUGE, 0, "Loops away from their event loop past stall_warning")\
     X(waits_parked, DFD_GAUGE, 0, "daffi.wait calls waiting for members (router)")        \
     X(members, DFD_GAUGE, 0, "Members known, this daffid included")                      \
     X(plugins, DFD_GAUGE, 0, "Plugins serving (current generations)")                    \

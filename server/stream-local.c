@@ -14,6 +14,7 @@
 #include "server.h"
 #include "stream-int.h"
 #include "table.h"
+#include "watchdog.h"
 
 /* Runs one step of a local stream's handler. Steps complete inline. */
 static void local_step(dfd_stream *s, daffi_stream_step step, const msgpack_object *chunk)
@@ -21,7 +22,10 @@ static void local_step(dfd_stream *s, daffi_stream_step step, const msgpack_obje
     dfd_call *call = s->call;
     call->base.stream_step = step;
     call->base.chunk = chunk;
+    dfd_watchdog_enter(call->loop, dfd_callstat_slot(call->loop->srv, call->cb) + 1,
+                       dfd_now_ns());
     daffi_status st = call->cb->fn(&call->base);
+    dfd_watchdog_leave(call->loop);
     call->base.chunk = NULL;
     if (st != DAFFI_DONE) {
         dfd_error("plugin.misuse", "callback=%s msg=\"a stream step returned PENDING; "

@@ -1337,6 +1337,40 @@ static void test_watch_max_wait_is_a_duration_of_at_least_100ms(void **state)
     assert_load_error(f, "00.ini:3", "[server] watch_max_wait", "from 100ms");
 }
 
+/* [limits] max_memory, max_connection_memory, idle_timeout, read_timeout and [server]
+ * stall_warning: their defaults (max_memory: 1G, or a quarter of the RAM when that is
+ * less, at least 64M), values, and refusals. */
+static void test_memory_budget_timeouts_and_stall_warning_keys(void **state)
+{
+    fx *f = *state;
+    uint64_t quarter = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE) / 4;
+    uint64_t want = quarter > (1u << 30) ? 1u << 30 : quarter < (64u << 20) ? 64u << 20 : quarter;
+
+    write_file(f, "00.ini", LISTEN);
+    assert_loads(f, NULL, 0, 0);
+    assert_true(f->cfg.max_memory == want);
+    assert_true(f->cfg.max_connection_memory == 0);
+    assert_true(f->cfg.idle_timeout_ms == 300000);
+    assert_true(f->cfg.read_timeout_ms == 30000);
+    assert_true(f->cfg.stall_warning_ms == 1000);
+    dfd_config_free(&f->cfg);
+    write_file(f, "00.ini", LISTEN "stall_warning = 250ms\n[limits]\nmax_memory = 2G\n"
+               "max_connection_memory = 100M\nidle_timeout = 0\nread_timeout = 5s\n");
+    assert_loads(f, NULL, 0, 0);
+    assert_true(f->cfg.max_memory == (size_t)2 << 30);
+    assert_true(f->cfg.max_connection_memory == (size_t)100 << 20);
+    assert_true(f->cfg.idle_timeout_ms == 0);
+    assert_true(f->cfg.read_timeout_ms == 5000);
+    assert_true(f->cfg.stall_warning_ms == 250);
+    dfd_config_free(&f->cfg);
+    write_file(f, "00.ini", LISTEN "[limits]\nmax_memory = 32M\n");
+    assert_load_error(f, "00.ini:4", "[limits] max_memory", "from 64M");
+    write_file(f, "00.ini", LISTEN "[limits]\nread_timeout = soon\n");
+    assert_load_error(f, "00.ini:4", "[limits] read_timeout", "duration");
+    write_file(f, "00.ini", LISTEN "stall_warning = -1s\n");
+    assert_load_error(f, "00.ini:3", "[server] stall_warning", "duration");
+}
+
 static void test_admin_unknown_user_and_group_are_refused(void **state)
 {
     fx *f = *state;
@@ -1684,6 +1718,7 @@ int main(void)
         T(test_metrics_listen_refuses_port_zero_and_other_schemes),
         T(test_load_paths_are_directories_joined_to_the_config_dir),
         T(test_watch_max_wait_is_a_duration_of_at_least_100ms),
+        T(test_memory_budget_timeouts_and_stall_warning_keys),
         T(test_admin_unknown_user_and_group_are_refused),
         T(test_admin_bad_mode_and_unknown_key_are_refused),
         T(test_admin_socket_path_over_107_bytes_is_refused),
