@@ -35,6 +35,8 @@ static const admin_cmd admin_cmds[] = {
      admin_cmd_loglevel},
     {"accesslog", 0, 1, "accesslog [on|off]", "show or switch the access log (a line per call)",
      admin_cmd_accesslog},
+    {"monitor", 0, 0, "monitor", "a JSON line per finished call, until you disconnect",
+     admin_cmd_monitor},
     {"drain", 0, 0, "drain", "stop accepting, finish calls in flight, then report",
      admin_cmd_drain},
     {"resume", 0, 0, "resume", "undo a drain: listen and take calls again", admin_cmd_resume},

@@ -6,7 +6,8 @@
  * sending replies, limits. admin-cmd.c parses a line and finds the command in its
  * table; admin-reply.c has the JSON building blocks of the replies; admin-view.c runs
  * the commands that only look, admin-ctl.c those that steer (reload, loglevel, drain,
- * shutdown), admin-load.c load and unload and the runtime overrides behind them.
+ * shutdown), admin-load.c load and unload and the runtime overrides behind them,
+ * admin-monitor.c the live view of calls.
  */
 #ifndef DFD_ADMIN_INT_H
 #define DFD_ADMIN_INT_H
@@ -24,6 +25,7 @@
 struct bufferevent;
 struct event;
 struct dfd_server;
+struct dfd_monitor_rec;
 
 typedef struct dfd_admin dfd_admin;
 typedef struct admin_client admin_client;
@@ -47,6 +49,8 @@ struct admin_client {
     int waiting;                /* a drain answers later: reading is paused */
     long uid;                   /* the peer's uid (SO_PEERCRED), -1 if unknown */
     long pid;
+    int monitoring;             /* `monitor`: a line per finished call (admin-monitor.c) */
+    uint64_t monitor_missed;    /* calls not written to it yet: its output was full */
 };
 
 /* One runtime override that load/unload added (admin-load.c). */
@@ -163,6 +167,16 @@ void admin_cmd_shutdown(admin_client *c, const admin_cmd *cmd, int argc, char **
 /* load FILE / unload NAME (see admin-load.c) */
 void admin_cmd_load(admin_client *c, const admin_cmd *cmd, int argc, char **argv);
 void admin_cmd_unload(admin_client *c, const admin_cmd *cmd, int argc, char **argv);
+
+/* `monitor` (admin-monitor.c): the client gets a JSON line per finished call until it
+ * disconnects. */
+void admin_cmd_monitor(admin_client *c, const admin_cmd *cmd, int argc, char **argv);
+/* Delivers the monitor's batches to the monitoring clients (admin.c sets it as the
+ * feed's sink at start). */
+void admin_monitor_sink(void *arg, const struct dfd_monitor_rec *recs, unsigned n,
+                        uint64_t dropped);
+/* A monitoring client leaves (admin.c, before freeing it). */
+void admin_monitor_leave(admin_client *c);
 
 /* Answers every client waiting for the drain (the drain has ended). admin-ctl.c. */
 void admin_drain_answer(dfd_admin *adm);

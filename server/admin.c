@@ -16,6 +16,7 @@
 
 #include "admin-int.h"
 #include "log.h"
+#include "monitor.h"
 #include "server.h"
 #include "unixsock.h"
 
@@ -27,6 +28,7 @@ static void admin_on_event(struct bufferevent *bev, short what, void *arg);
 static void admin_client_free(admin_client *c)
 {
     dfd_admin *adm = c->adm;
+    admin_monitor_leave(c);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -105,7 +107,8 @@ void admin_resume(admin_client *c)
         admin_close_after_write(c);
         return;
     }
-    uint64_t idle = c->adm->srv->cfg->admin_idle_ms;
+    /* a monitoring client is quiet by design: no idle timeout for it */
+    uint64_t idle = c->monitoring ? 0 : c->adm->srv->cfg->admin_idle_ms;
     struct timeval tv = {(time_t)(idle / 1000), (suseconds_t)((idle % 1000) * 1000)};
     bufferevent_set_timeouts(c->bev, idle ? &tv : NULL, NULL);
     bufferevent_enable(c->bev, EV_READ);
@@ -294,6 +297,7 @@ int dfd_admin_start(dfd_server *srv, dfd_errors *errs)
         dfd_errors_add(errs, "[admin] socket %s: cannot watch it", adm->path);
         return -1;
     }
+    dfd_monitor_set_sink(&srv->monitor, admin_monitor_sink, adm);
     dfd_info("admin.listen", "path=%s mode=%04o", adm->path, cfg->admin_mode);
     return 0;
 }
@@ -303,6 +307,7 @@ void dfd_admin_stop(dfd_server *srv)
     dfd_admin *adm = srv->admin;
     if (adm == NULL)
         return;
+    dfd_monitor_set_sink(&srv->monitor, NULL, NULL);
     while (adm->clients != NULL) {
         admin_client *c = adm->clients;
         /* last words (a shutdown's reply): one non-blocking attempt */

@@ -20,6 +20,7 @@
 #include "dispatch.h"
 #include "log.h"
 #include "logfmt.h"
+#include "monitor.h"
 #include "plugin.h"
 #include "server.h"
 #include "stream.h"
@@ -186,6 +187,18 @@ void dfd_dispatch_run(dfd_call *call)
     dispatch_start(call, dfd_now_ns());
 }
 
+/* A call is finished (refused: the code it was refused with before running, or -1):
+ * its access log line and its monitor record, each when switched on. */
+static void dispatch_observe(const dfd_call *call, const dfd_conn *c, int refused)
+{
+    dfd_server *srv = call->loop->srv;
+    const char *peer = c != NULL ? c->peer : "-";
+    if (atomic_load_explicit(&srv->access_log, memory_order_relaxed))
+        dfd_log_access(call, peer, refused);
+    if (dfd_monitor_on(&srv->monitor))
+        dfd_monitor_call(&srv->monitor, call, peer, refused);
+}
+
 /* Gives the call's concurrency slot to the next queued call of its plugin, if any. */
 static void dispatch_release_slot(dfd_call *call)
 {
@@ -233,8 +246,7 @@ void dfd_dispatch_finish(dfd_call *call)
     if (h != NULL && h->before_answer != NULL)
         h->before_answer(call);
     dfd_conn *c = call->conn;
-    if (atomic_load_explicit(&loop->srv->access_log, memory_order_relaxed))
-        dfd_log_access(call, c != NULL ? c->peer : "-", -1);
+    dispatch_observe(call, c, -1);
     if (c == NULL || call->answered) {
         if (atomic_load(&call->cancelled))
             dfd_stat_add(&loop->stats, DFD_STAT_late_completions, 1);
@@ -356,8 +368,7 @@ static void dispatch_refuse(dfd_conn *c, dfd_call *call, int code, const char *m
 
 void dfd_dispatch_log_refused(dfd_conn *c, dfd_call *call, int code)
 {
-    if (atomic_load_explicit(&call->loop->srv->access_log, memory_order_relaxed))
-        dfd_log_access(call, c != NULL ? c->peer : "-", code);
+    dispatch_observe(call, c, code);
 }
 
 void dfd_dispatch_message(dfd_conn *c, const char *bytes, size_t size, int kind,

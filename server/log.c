@@ -172,9 +172,7 @@ void dfd_log_access(const dfd_call *call, const char *peer, int refused)
                        call->base.msg.method_len > 200 ? 200 : call->base.msg.method_len);
     dfd_logfmt_value(who, sizeof(who), peer);
     dfd_info("access", "callback=%s peer=%s outcome=%s duration_us=%llu%s", name, who,
-             dfd_outcome_name(refused >= 0 ? (refused < DFD_OUTCOME_OTHER ? (unsigned)refused
-                                                                          : DFD_OUTCOME_OTHER)
-                                           : dfd_stats_call_outcome(call)),
+             dfd_outcome_name(dfd_stats_outcome_of(call, refused)),
              (unsigned long long)us,
              call->notify ? " notify=yes" : "");
 }

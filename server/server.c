@@ -21,6 +21,7 @@
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
+#include "monitor.h"
 #include "plugin.h"
 #include "reload.h"
 #include "membership.h"
@@ -162,6 +163,10 @@ int dfd_server_init(dfd_server *srv, dfd_config *cfg, dfd_errors *errs)
     /* before any other thread exists: the admin socket is bound under a narrow umask;
      * and before the listeners, so that a daffid that accepts calls has its admin
      * socket and metrics in place too */
+    if (dfd_monitor_init(&srv->monitor, srv->base) == -1) {
+        dfd_errors_add(errs, "cannot set up the call monitor");
+        return -1;
+    }
     if (dfd_admin_start(srv, errs) == -1 || dfd_metrics_http_start(srv, errs) == -1)
         return -1;
     if (dfd_listeners_open(srv, errs) == -1)
@@ -381,6 +386,7 @@ void dfd_server_destroy(dfd_server *srv)
     dfd_supervisor_free(srv);
     dfd_server_private_dir_remove(srv);
     dfd_callstat_names_destroy(&srv->callnames);
+    dfd_monitor_destroy(&srv->monitor); /* after the loops: they write into it */
     if (srv->base)
         event_base_free(srv->base);
     srv->base = NULL;

@@ -20,6 +20,7 @@
 #include "config.h"
 #include "loop.h"
 #include "members.h"
+#include "monitor-t.h"
 #include "plugin-t.h"
 #include "table.h"
 
@@ -88,6 +89,8 @@ typedef struct dfd_server {
     /* operations (stats.h, admin.h, metrics.h, sdnotify.h) */
     dfd_callstat_names callnames;    /* (plugin, callback) -> stats slot; any thread */
     struct dfd_admin *admin;         /* owned; NULL without [admin] socket */
+    dfd_monitor monitor;             /* the live feed of calls (admin `monitor`); set up
+                                        before the loops, freed after them */
     struct dfd_metrics_http *metrics_http; /* owned; NULL without metrics_listen */
 } dfd_server;
 

@@ -13,6 +13,7 @@
 #include "call-t.h"
 #include "isolate.h"
 #include "loop.h"
+#include "monitor.h"
 #include "plugin-t.h"
 #include "procstat.h"
 #include "reload.h"
@@ -241,6 +242,13 @@ unsigned dfd_stats_call_outcome(const dfd_call *call)
     return 0;
 }
 
+unsigned dfd_stats_outcome_of(const dfd_call *call, int refused)
+{
+    if (refused < 0)
+        return dfd_stats_call_outcome(call);
+    return refused < DFD_OUTCOME_OTHER ? (unsigned)refused : DFD_OUTCOME_OTHER;
+}
+
 void dfd_stats_call_end(dfd_loop *loop, const dfd_call *call)
 {
     unsigned slot;
@@ -359,6 +367,8 @@ void dfd_stats_snapshot(dfd_server *srv, uint64_t out[DFD_STAT_COUNT])
     }
     out[DFD_STAT_plugins] = srv->nplugins;
     out[DFD_STAT_callbacks] = srv->table ? srv->table->ncallbacks : 0;
+    out[DFD_STAT_monitor_dropped] += dfd_monitor_dropped(&srv->monitor);
+    out[DFD_STAT_monitor_watchers] = dfd_monitor_watchers(&srv->monitor);
     out[DFD_STAT_uptime_seconds] = (dfd_now_ns() - srv->started_ns) / 1000000000u;
     out[DFD_STAT_config_last_reload_successful] = srv->reload ? srv->reload->last_ok != 0 : 1;
     out[DFD_STAT_config_last_reload_success_timestamp_seconds] =

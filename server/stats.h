@@ -96,6 +96,8 @@ typedef enum dfd_stat_kind { DFD_COUNTER = 0, DFD_GAUGE = 1 } dfd_stat_kind;
       "Times a member link was found frozen and passed over (router)")                   \
     X(startup_held, DFD_COUNTER, 0,                                                      \
       "Calls held by a restarted router's startup grace")                                \
+    X(monitor_dropped, DFD_COUNTER, 0,                                                   \
+      "Finished calls a monitor watcher did not see (feed or its output full)")          \
     X(received_bytes, DFD_COUNTER, 0, "Bytes read from connections")                     \
     X(sent_bytes, DFD_COUNTER, 0, "Bytes written to connections")                        \
     X(reloads, DFD_COUNTER, 0, "Reloads attempted")                                      \
@@ -118,6 +120,7 @@ typedef enum dfd_stat_kind { DFD_COUNTER = 0, DFD_GAUGE = 1 } dfd_stat_kind;
     X(plugins, DFD_GAUGE, 0, "Plugins serving (current generations)")                    \
     X(callbacks, DFD_GAUGE, 0, "Callbacks in the callback table")                        \
     X(isolated_children, DFD_GAUGE, 0, "Child processes of isolated plugins running")    \
+    X(monitor_watchers, DFD_GAUGE, 0, "Admin clients in monitor mode")                   \
     X(uptime_seconds, DFD_GAUGE, 0, "Seconds since daffid started")                      \
     X(config_last_reload_successful, DFD_GAUGE, 0,                                       \
       "1 when the last reload failed nothing (also before any reload)")                  \
@@ -249,6 +252,9 @@ void dfd_stats_call_end(struct dfd_loop *loop, const struct dfd_call *call);
 /* The outcome index of a finished call as its caller saw it (a TIMEOUT already sent,
  * a result answered TOO_LARGE...). */
 unsigned dfd_stats_call_outcome(const struct dfd_call *call);
+/* The same, or for a call refused before it ran (refused: its error code; -1: it ran)
+ * that code's index. For the access log and the monitor. */
+unsigned dfd_stats_outcome_of(const struct dfd_call *call, int refused);
 
 /* Read side (main thread): sums slot over every loop into *out. */
 void dfd_callstat_read(const struct dfd_server *srv, unsigned slot, dfd_callstat_sum *out);

@@ -202,7 +202,7 @@ static void test_help_lists_every_command(void **state)
 {
     static const char *const names[] = {
         "help", "status", "plugins", "callbacks", "members", "stats", "metrics", "reload",
-        "load", "unload", "loglevel", "accesslog", "drain", "resume", "shutdown",
+        "load", "unload", "loglevel", "accesslog", "monitor", "drain", "resume", "shutdown",
     };
     json_t *r = admin1(*state, "help");
 
