@@ -26,7 +26,10 @@
  *      the scheduler puts the threads, and 200 connections on 2 cores) while a second
  *      client keeps 2 fib(40) calls running on the blocking pool (blocking_threads =
  *      2), against the same calls with the pool idle.
- *   4. per call, for each server process: its CPU time (every thread, from
+ *   4. issue 13's: echo served by an isolated plugin (a child process, `isolation =
+ *      process`) against the same echo inline, same daffid settings, 200 connections
+ *      x 1 outstanding and sequential.
+ *   5. per call, for each server process: its CPU time (every thread, from
  *      /proc/PID/task/N/schedstat around the timed runs, divided by every call it
  *      served) and its syscalls (strace -c -f attached once the client has connected
  *      and made one call per connection, over a fixed number of calls; includes the
@@ -47,7 +50,7 @@
 #define WARM_MS 200
 #define MAX_TRACES 64
 
-typedef enum rkind { R_PLAIN, R_ROUTER, R_FIB } rkind;
+typedef enum rkind { R_PLAIN, R_ROUTER, R_FIB, R_ISOLATED } rkind;
 
 /* One row of the table. */
 typedef struct row {
@@ -111,10 +114,13 @@ static const row rows[] = {
         0),
     ROW("fib", "200 conns x 1 while 2 fib(40) run", R_FIB, 200, 1, 0, KB2, 0, BOTH, 2, 0, 0.8, 0,
         0),
+    ROW("isolated", "200 conns x 1 outstanding", R_ISOLATED, 200, 1, 0, KB2, 0, BOTH, 1, 0, 0.6,
+        0, 0),
+    ROW("isolated", "sequential, 1 conn", R_ISOLATED, 1, 1, 0, KB2, 0, SAME, 1, 0, 0.6, 0, 0),
 };
 #define NROWS (sizeof(rows) / sizeof(rows[0]))
 
-/* One system of a row, printed in section 4: its CPU per call (from the timed runs)
+/* One system of a row, printed in section 5: its CPU per call (from the timed runs)
  * and its syscalls per call (traced, when the row names a trace size). */
 typedef struct trace_line {
     char shape[112];
@@ -186,7 +192,7 @@ static const char *shape_name(const row *r, char *buf, size_t n)
 }
 
 /* Traces s for row r (when the row names a trace size) and keeps it and cpu_us (the
- * CPU per call of its process, and of its worker) for section 4. */
+ * CPU per call of its process, and of its worker) for section 5. */
 static void trace_system(bench *b, const row *r, const bsys *s, const double cpu_us[2])
 {
     btrace t[2];
@@ -341,6 +347,29 @@ static void fib_row(bench *b, const row *r)
     fflush(stdout);
 }
 
+/* Section 4: echo in an isolated plugin's child against the same echo inline. */
+static void isolated_row(bench *b, const row *r)
+{
+    bsys sys[2];
+    double med[2], cpu[2][2];
+    char s0[24], s1[24], q[40], shape[96], thr[16];
+    static const bsys_kind kinds[] = { BSYS_ISOLATED, BSYS_DAFFID };
+
+    memset(sys, 0, sizeof(sys));
+    for (int i = 0; i < 2; i++)
+        if (bsys_start(&b->ctx, &sys[i], kinds[i], r->threads, 1, r->pin, r->unix_net,
+                       r->sh.payload, NULL) == -1)
+            b->failed = 1;
+    measure_all(b, r, sys, 2, med, cpu);
+    for (int i = 0; i < 2; i++)
+        bsys_stop(&sys[i]);
+    snprintf(thr, sizeof(thr), "w%d", r->threads);
+    printf("%-44s %-9s %-7s %9s %9s %s\n", shape_name(r, shape, sizeof(shape)),
+           pin_name(r->pin), thr, rate(med[0], s0, sizeof(s0)), rate(med[1], s1, sizeof(s1)),
+           ratio(med[0], med[1], r->goal, q, sizeof(q)));
+    fflush(stdout);
+}
+
 /* 1 when BENCH_ONLY selects r (a comma-separated list of row ids; unset: every row
  * but the extra ones, which BENCH_EXTRA=1 adds). */
 static int selected(const bench *b, const row *r)
@@ -373,7 +402,7 @@ static void run_rows(bench *b, rkind k, void (*fn)(bench *, const row *))
 
 static void print_traces(const bench *b)
 {
-    printf("\n4. per call, for each server: CPU time (us: all its threads, from the timed "
+    printf("\n5. per call, for each server: CPU time (us: all its threads, from the timed "
            "runs, median) and syscalls\n   (strace -c -f, attached once the client has "
            "connected and made one call per connection, over a\n   fixed count: seq/router "
            "2000 calls, 200 conns x 20, 20000 notifications, 8 x 500, 1 MiB x 50;\n   the "
@@ -397,7 +426,7 @@ static void print_traces(const bench *b)
     }
 }
 
-/* The sections 1-3, in order: their rows' kind, title and column header. */
+/* The sections 1-4, in order: their rows' kind, title and column header. */
 static const struct {
     rkind kind;
     const char *title, *header;
@@ -415,6 +444,10 @@ static const struct {
       "2) vs the pool idle\n   (fib/s: the fib calls answered per second meanwhile)\n",
       "shape                                        pinning   workers  loaded/s    idle/s"
       "  ratio  goal              fib/s   floor/s", fib_row },
+    { R_ISOLATED, "4. echo in an isolated plugin (isolation = process: a child serves it over a "
+      "socketpair) vs the same echo inline\n",
+      "shape                                        pinning   workers isolated/s  inline/s"
+      "  ratio  goal", isolated_row },
 };
 
 int main(void)

@@ -269,7 +269,10 @@ int bsys_start(bsys_ctx *b, bsys *s, bsys_kind kind, int threads, int blocking, 
     }
     switch (kind) {
     case BSYS_DAFFID:
-        if (tdaemon_init(&s->d) == -1 || tdaemon_add_plugin(&s->d, "echo", NULL) == -1 ||
+    case BSYS_ISOLATED:
+        if (tdaemon_init(&s->d) == -1 ||
+            tdaemon_add_plugin(&s->d, "echo",
+                               kind == BSYS_ISOLATED ? "isolation = process\n" : NULL) == -1 ||
             daffid_ini(&s->d, threads, blocking) == -1 ||
             (extra != NULL && tdaemon_add_plugin(&s->d, extra, NULL) == -1) ||
             tdaemon_start(&s->d, NULL) == -1)
@@ -328,6 +331,7 @@ const char *bsys_name(const bsys *s)
     case BSYS_REDIS: snprintf(buf, sizeof(buf), "redis"); break;
     case BSYS_ROUTER: snprintf(buf, sizeof(buf), "router+worker w%d", s->threads); break;
     case BSYS_PROXY: snprintf(buf, sizeof(buf), "proxy+floor"); break;
+    case BSYS_ISOLATED: snprintf(buf, sizeof(buf), "daffid w%d isolated", s->threads); break;
     }
     return buf;
 }
@@ -454,7 +458,9 @@ static unsigned long long sys_cpu_ns(const bsys *s, int which)
         return cpu_ns(which ? s->pid2 : s->pid);
     if (which == 1)
         return 0;
-    return s->kind == BSYS_DAFFID ? cpu_ns(s->d.pid) : cpu_ns(s->pid);
+    /* an isolated daffid: the parent only (its child's time is not in /proc/PID/task) */
+    return s->kind == BSYS_DAFFID || s->kind == BSYS_ISOLATED ? cpu_ns(s->d.pid)
+                                                               : cpu_ns(s->pid);
 }
 
 /* Spawns a client pinned as pin says; its stdout is *out (and stdin *in when in is
@@ -598,7 +604,7 @@ int bsys_trace(bsys_ctx *b, const bsys *s, bpin pin, const bshape *sh, long call
 
     if (b->strace[0] == '\0')
         return 0;
-    if (s->kind == BSYS_DAFFID || s->kind == BSYS_ROUTER)
+    if (s->kind == BSYS_DAFFID || s->kind == BSYS_ROUTER || s->kind == BSYS_ISOLATED)
         targets[ntargets++] = s->d.pid;
     if (s->kind == BSYS_ROUTER)
         targets[ntargets++] = s->w.pid;

@@ -33,7 +33,8 @@
 
 typedef enum bsys_kind {
     BSYS_DAFFID, BSYS_FLOOR, BSYS_REDIS, BSYS_ROUTER,
-    BSYS_PROXY                    /* bench_raw_proxy in front of a one-thread floor */
+    BSYS_PROXY,                   /* bench_raw_proxy in front of a one-thread floor */
+    BSYS_ISOLATED                 /* daffid with echo in a child process (isolation) */
 } bsys_kind;
 typedef enum bpin { BPIN_SAME, BPIN_SPLIT, BPIN_BOTH } bpin;
 
@@ -81,7 +82,8 @@ int bsys_ctx_init(bsys_ctx *b);
 void bsys_ctx_done(bsys_ctx *b);
 
 /* Starts kind pinned by pin: daffid (threads = workers, blocking_threads = blocking,
- * the echo plugin and the plugin named extra, may be NULL), the floor (threads loops),
+ * the echo plugin and the plugin named extra, may be NULL; BSYS_ISOLATED: the same
+ * with echo's `isolation = process`, one child), the floor (threads loops),
  * redis, a router (workers = threads) with one worker (workers = threads, echo), or
  * the raw proxy in front of a floor. unix_net: the client's transport (and
  * the worker's). Returns 0 or -1 (printed). */
@@ -89,7 +91,8 @@ int bsys_start(bsys_ctx *b, bsys *s, bsys_kind kind, int threads, int blocking, 
                int unix_net, long payload, const char *extra);
 void bsys_stop(bsys *s);
 
-/* A short name: "daffid w1", "floor 2t", "redis", "router+worker w1", "proxy+floor".
+/* A short name: "daffid w1", "floor 2t", "redis", "router+worker w1", "proxy+floor",
+ * "daffid w1 isolated".
  * Static buffer. */
 const char *bsys_name(const bsys *s);
 

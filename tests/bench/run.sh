@@ -11,7 +11,7 @@
 #   BENCH_SECONDS       seconds per measurement (default 1; 0.2 s warm-up each)
 #   BENCH_REPS          measurements per system and row, median printed (default 3)
 #   BENCH_ONLY          comma-separated row ids: seq, c200-tcp, c200-unix, notify,
-#                       pipe, mib, router, fib (default: all), router-extra
+#                       pipe, mib, router, fib, isolated (default: all), router-extra
 #   BENCH_TRACE=0       skip the strace runs (syscalls per call)
 #   BENCH_EXTRA=1       also the router rows over Unix, at split pinning and with 200
 #                       connections (router-extra), the libdaffi async client against
