@@ -191,6 +191,7 @@ static const struct {
     { "unload", { "plugin", "generation", "ini", "reload_errors" } },
     { "loglevel", { "log_level", "previous" } },
     { "accesslog", { "access_log", "previous" } },
+    { "monitor", { "detail" } },
     { "drain", { "state", "complete", "waited_ms", "connections", "calls_in_flight" } },
     { "resume", { "state", "resumed", "listeners" } },
     { "shutdown", { "state", "connections", "calls_in_flight", "shutdown_timeout_ms" } },
