@@ -317,20 +317,25 @@ static void test_a_watcher_that_stops_reading_is_told_what_it_missed(void **stat
     aconn_close(&w);
 }
 
+/* Starts `daffictl -a ADMIN ARGS > outfile` in the background and waits until daffid
+ * counts it as a watcher. */
+static void ctl_monitor_start(const mdaemon *m, const char *args, const char *outfile)
+{
+    static char cmd[PATH_MAX + 1024];
+    snprintf(cmd, sizeof(cmd), "%s/daffictl -a %s %s > %s 2>&1 &", m->d.build, m->admin, args,
+             outfile);
+    assert_int_equal(system(cmd), 0);
+    wait_metric(m, "daffid_monitor_watchers", 1);
+}
+
 static void test_daffictl_monitor_prints_n_calls(void **state)
 {
     mdaemon *m = *state;
     static char out[1 << 14];
-    static char cmd[PATH_MAX + 1024];
-    /* daffictl monitor in the background; the calls start once it is watching */
     char outfile[300];
     snprintf(outfile, sizeof(outfile), "%s/monitor.out", m->d.dir);
-    snprintf(cmd, sizeof(cmd), "%s/daffictl -a %s monitor -n 2 > %s 2>&1 &", m->d.build,
-             m->admin, outfile);
-    assert_int_equal(system(cmd), 0);
-    int64_t end = expect_now_ms() + expect_timeout_ms();
-    while (metric(m, "daffid_monitor_watchers") != 1 && expect_now_ms() < end)
-        usleep(10000);
+
+    ctl_monitor_start(m, "monitor -n 2", outfile);
     rawconn rc;
     expect_open(&rc, m->d.tcp);
     expect_send_ii(&rc, 1, "add", 20, 22);
@@ -338,17 +343,11 @@ static void test_daffictl_monitor_prints_n_calls(void **state)
     expect_send_ii(&rc, 2, "nosuch", 1, 1);
     expect_error(&rc, 2, DAFFI_E_NO_CALLBACK);
     wait_metric(m, "daffid_monitor_watchers", 0); /* it left after 2 lines */
-    snprintf(cmd, sizeof(cmd), "cat %s", outfile);
-    assert_int_equal(expect_run(out, sizeof(out), "%s", cmd), 0);
+    assert_int_equal(expect_run(out, sizeof(out), "cat %s", outfile), 0);
     assert_non_null(strstr(out, "add [20, 22] -> ok"));
     assert_non_null(strstr(out, "nosuch [1, 1] -> no_callback"));
 
-    snprintf(cmd, sizeof(cmd), "%s/daffictl -a %s --json monitor -n 1 > %s 2>&1 &",
-             m->d.build, m->admin, outfile);
-    assert_int_equal(system(cmd), 0);
-    end = expect_now_ms() + expect_timeout_ms();
-    while (metric(m, "daffid_monitor_watchers") != 1 && expect_now_ms() < end)
-        usleep(10000);
+    ctl_monitor_start(m, "--json monitor -n 1", outfile);
     expect_send_ii(&rc, 3, "add", 1, 2);
     expect_result_int(&rc, 3, 3);
     wait_metric(m, "daffid_monitor_watchers", 0);
