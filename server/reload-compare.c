@@ -173,8 +173,8 @@ static const char *format_listen(const dfd_config *c, char *buf, size_t n)
         const daffi_addr *a = &c->listen[i];
         int w = a->kind == DAFFI_ADDR_UNIX
                     ? snprintf(buf + used, n - used, "%sunix://%s", i ? ", " : "", a->path)
-                    : snprintf(buf + used, n - used, "%stcp://%s:%d", i ? ", " : "", a->host,
-                               a->port);
+                    : snprintf(buf + used, n - used, "%s%s://%s:%d", i ? ", " : "",
+                               a->tls ? "tls" : "tcp", a->host, a->port);
         if (w < 0)
             break;
         used += (size_t)w;
@@ -189,7 +189,8 @@ static int listen_same(const dfd_config *a, const dfd_config *b)
         return 0;
     for (size_t i = 0; i < a->nlisten; i++) {
         const daffi_addr *x = &a->listen[i], *y = &b->listen[i];
-        if (x->kind != y->kind || x->port != y->port || strcmp(x->host, y->host) != 0 ||
+        if (x->kind != y->kind || x->tls != y->tls || x->port != y->port ||
+            strcmp(x->host, y->host) != 0 ||
             strcmp(x->path, y->path) != 0)
             return 0;
     }
@@ -297,6 +298,16 @@ unsigned dfd_reload_server_settings(dfd_reload *r, const dfd_config *run, const 
     U_SETTING("admin.owner", admin_uid);
     U_SETTING("admin.group", admin_gid);
     U_SETTING("admin.idle_timeout", admin_idle_ms);
+    U_SETTING("auth.require", auth_require);
+    U_SETTING("auth.timeout", auth_timeout_ms);
+    U_SETTING("auth.max_failures", auth_max_failures);
+    S_SETTING("auth.token_file", auth_token_file);
+    U_SETTING("tls.handshake_timeout", tls_handshake_timeout_ms);
+    if (run->nauth_rules != nc->nauth_rules || run->nadmin_allow_uids != nc->nadmin_allow_uids ||
+        run->nadmin_allow_gids != nc->nadmin_allow_gids) {
+        restart_required("auth.rules", "(running)", "(changed)");
+        n++;
+    }
     if (!load_paths_same(run, nc)) {
         restart_required("admin.load_paths", run->nadmin_load_paths ? "(set)" : "",
                          nc->nadmin_load_paths ? "(set)" : "");

@@ -16,12 +16,14 @@
 #include <event2/event.h>
 #include <daffi/rpc.h>
 
+#include "auth.h"
 #include "budget-t.h"
 #include "config.h"
 #include "loop.h"
 #include "members.h"
 #include "plugin-t.h"
 #include "table.h"
+#include "tls.h"
 
 struct dfd_blocking;
 struct dfd_listener;
@@ -89,6 +91,11 @@ typedef struct dfd_server {
     dfd_callstat_names callnames;    /* (plugin, callback) -> stats slot; any thread */
     struct dfd_admin *admin;         /* owned; NULL without [admin] socket */
     struct dfd_metrics_http *metrics_http; /* owned; NULL without metrics_listen */
+
+    /* security (tls.h, auth.h): the TLS contexts and the tokens, swapped at reload */
+    dfd_tls tls;
+    dfd_auth auth;
+    int security_init;               /* their mutexes exist (dfd_server_init) */
 } dfd_server;
 
 /* Loads the plugins named by cfg into private generations and builds the table.
