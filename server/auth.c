@@ -195,12 +195,12 @@ int dfd_auth_rule_allows(const dfd_auth_rule *rule, const char *name, size_t len
 static void auth_deny(dfd_conn *c, dfd_call *call, const char *verb, const char *what,
                       size_t len)
 {
-    char msg[400], q[300], w[300];
+    char msg[400], q[300], w[300], v[32];
     const char *id = c->identity != NULL ? c->identity : "anonymous";
 
     dfd_stat_add(&c->loop->stats, DFD_STAT_auth_denied, 1);
     dfd_warn("auth.denied", "peer=%s identity=%s action=%s name=%s", c->peer,
-             dfd_logfmt_value(q, sizeof(q), id), verb,
+             dfd_logfmt_value(q, sizeof(q), id), dfd_logfmt_value(v, sizeof(v), verb),
              dfd_logfmt_value_n(w, sizeof(w), what, len > 255 ? 255 : len));
     snprintf(msg, sizeof(msg), "identity '%.100s' may not %s '%.*s' ([auth] rules)", id, verb,
              (int)(len > 200 ? 200 : len), what);

@@ -27,6 +27,8 @@
 #include <cmocka.h>
 #include <msgpack.h>
 
+#include <event2/event.h>
+
 #include <daffi/client.h>
 
 #include "../support/cluster.h"
@@ -184,6 +186,46 @@ static void test_call_roundtrip(void **state)
         fail_msg("connect %s: %s", localhost, err.message);
     assert_echo(c);
     daffi_close(c);
+}
+
+/* The asynchronous client's reply: the echoed string, and the loop stops. */
+static void on_async_echo(daffi_client *c, daffi_result *res, daffi_error *err, void *arg)
+{
+    int *done = arg;
+    (void)c;
+    *done = res != NULL && res->obj.type == MSGPACK_OBJECT_STR &&
+                    res->obj.via.str.size == 5 && memcmp(res->obj.via.str.ptr, "async", 5) == 0
+                ? 1 : -1;
+    if (err != NULL)
+        fprintf(stderr, "async echo: %s\n", err->message ? err->message : "?");
+}
+
+static void test_async_client(void **state)
+{
+    fixture *f = *state;
+    struct event_base *base = event_base_new();
+    daffi_client_opts o;
+    daffi_error err = DAFFI_ERROR_INIT;
+    msgpack_object arg, params;
+    int done = 0;
+
+    memset(&o, 0, sizeof(o));
+    o.tls_ca = cert(f, "ca.pem");
+    daffi_client *c = daffi_client_new(base, f->tls_addr, &o, &err);
+    if (c == NULL)
+        fail_msg("daffi_client_new: %s", err.message);
+    arg.type = MSGPACK_OBJECT_STR;
+    arg.via.str.ptr = "async";
+    arg.via.str.size = 5;
+    params.type = MSGPACK_OBJECT_ARRAY;
+    params.via.array.size = 1;
+    params.via.array.ptr = &arg;
+    assert_int_equal(daffi_rpc_async(c, "echo", &params, 3000, on_async_echo, &done, &err), 0);
+    for (int i = 0; i < 3000 && done == 0; i++)
+        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK), usleep(1000);
+    assert_int_equal(done, 1);
+    daffi_close(c);
+    event_base_free(base);
 }
 
 static void test_daffictl_over_tls(void **state)
@@ -375,6 +417,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_call_roundtrip),
+        cmocka_unit_test(test_async_client),
         cmocka_unit_test(test_daffictl_over_tls),
         cmocka_unit_test(test_mtls_identity),
         cmocka_unit_test(test_untrusted_server),
