@@ -145,6 +145,10 @@ ssize_t dfd_conn_tls_read(dfd_conn *c, char *buf, size_t len)
                                                                     : (int)(len - got));
         if (n > 0) {
             got += (size_t)n;
+            /* nothing more buffered: the last read() did not fill OpenSSL's buffer, so
+             * the socket is drained (another read() would be an EAGAIN) */
+            if (!SSL_has_pending(c->tls))
+                break;
             continue;
         }
         int e = SSL_get_error(c->tls, n);
@@ -192,7 +196,7 @@ ssize_t dfd_conn_tls_write(dfd_conn *c, const char *p, size_t len)
 
 int dfd_conn_tls_pending(const dfd_conn *c)
 {
-    return c->tls != NULL && c->tls_ready && SSL_pending(c->tls) > 0;
+    return c->tls != NULL && c->tls_ready && SSL_has_pending(c->tls);
 }
 
 void dfd_conn_tls_timed_out(dfd_conn *c, uint64_t waited_ms)

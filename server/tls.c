@@ -73,6 +73,9 @@ static int tls_ctx_common(SSL_CTX *ctx, const dfd_config *cfg, char *why, size_t
     /* the connection's output buffer may move between a short write and its retry */
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
                               SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    /* one read() takes what the socket holds, as a plaintext connection's does: a
+     * record that did not fill OpenSSL's buffer says the socket is drained (conn-tls.c) */
+    SSL_CTX_set_read_ahead(ctx, 1);
     if (cfg->tls_ciphers != NULL && SSL_CTX_set_cipher_list(ctx, cfg->tls_ciphers) != 1) {
         snprintf(why, whylen, "ciphers: %s", tls_last_error(e, sizeof(e), "no cipher "
                                                              "of the list is known"));

@@ -67,6 +67,7 @@ int daffi__tls_setup(daffi_client *c, const daffi_client_opts *o, daffi_error *e
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_read_ahead(ctx, 1); /* one recv() per readiness (daffi__io_recv) */
     c->tls_insecure = o->tls_insecure || (insecure != NULL && strcmp(insecure, "1") == 0);
     SSL_CTX_set_verify(ctx, c->tls_insecure ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, NULL);
     const char *bad = NULL;
@@ -212,6 +213,8 @@ ssize_t daffi__io_recv(daffi_client *c, char *p, size_t len)
         int n = SSL_read(c->ssl, p + got, len - got > 0x40000000 ? 0x40000000 : (int)(len - got));
         if (n > 0) {
             got += (size_t)n;
+            if (!SSL_has_pending(c->ssl))
+                break; /* the socket is drained: no recv() that would say EAGAIN */
             continue;
         }
         int e = SSL_get_error(c->ssl, n);
@@ -236,7 +239,7 @@ ssize_t daffi__io_recv(daffi_client *c, char *p, size_t len)
 /* See client_int.h. */
 int daffi__io_pending(const daffi_client *c)
 {
-    return c->ssl != NULL && SSL_pending(c->ssl) > 0;
+    return c->ssl != NULL && SSL_has_pending(c->ssl);
 }
 
 /* See client_int.h. */
