@@ -131,6 +131,10 @@ void dfd_cfg_security_check(dfd_cfg_loader *ld);
 void dfd_cfg_security_free(dfd_config *cfg);
 /* Replaces *slot with a copy of v. Returns NULL or "out of memory". */
 const char *dfd_cfg_set_str(char **slot, const char *v);
+/* Cuts the next item of a comma-separated list at *cursor (a modifiable copy; NULL once
+ * the list is done) and returns it trimmed of blanks, or NULL at the end. An empty item
+ * ("a,,b") is returned empty: strtok_r would merge ",," and hide it. */
+char *dfd_cfg_list_next(char **cursor);
 /* Frees *slot and sets it to NULL. */
 void dfd_cfg_unset_str(char **slot);
 /* 1 when s is 1..max characters of [A-Za-z0-9_.-]. */

@@ -3,7 +3,6 @@
  * [admin] allow_uids / allow_gids lists, and the checks of both sections that need
  * every file read (see config-int.h). What the keys mean: tls.h, auth.h.
  */
-#include <ctype.h>
 #include <grp.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -29,24 +28,6 @@ static const char *sec_path(dfd_cfg_loader *ld, char **slot, const char *v)
     return NULL;
 }
 
-/* The next comma-separated item of *cursor, trimmed; NULL at the end. */
-static char *sec_item(char **cursor)
-{
-    char *item = *cursor, *next, *end;
-
-    if (item == NULL)
-        return NULL;
-    if ((next = strchr(item, ',')) != NULL)
-        *next++ = '\0';
-    *cursor = next;
-    while (isspace((unsigned char)*item))
-        item++;
-    end = item + strlen(item);
-    while (end > item && isspace((unsigned char)end[-1]))
-        *--end = '\0';
-    return item;
-}
-
 /* allow_uids / allow_gids: names or numbers, comma separated. */
 static const char *sec_ids(dfd_cfg_loader *ld, int users, const char *v, long **out,
                            size_t *nout)
@@ -58,7 +39,7 @@ static const char *sec_ids(dfd_cfg_loader *ld, int users, const char *v, long **
 
     if (copy == NULL)
         return "out of memory";
-    while (why == NULL && (item = sec_item(&cur)) != NULL) {
+    while (why == NULL && (item = dfd_cfg_list_next(&cur)) != NULL) {
         unsigned long num;
         long id = -1;
         char buf[4096];
@@ -138,7 +119,7 @@ static const char *sec_rule(dfd_cfg_loader *ld, int kind, const char *id, const 
     }
     char *copy = strdup(v), *cur = copy, *item;
     const char *why = copy == NULL || (r.identity = strdup(id)) == NULL ? "out of memory" : NULL;
-    while (why == NULL && (item = sec_item(&cur)) != NULL) {
+    while (why == NULL && (item = dfd_cfg_list_next(&cur)) != NULL) {
         char **g;
         if (*item == '\0' || strlen(item) > 255)
             why = "empty or over-long pattern in the list (fnmatch globs, comma separated)";

@@ -13,6 +13,7 @@
 #include <openssl/x509v3.h>
 
 #include "auth.h"
+#include "client_int.h" /* sdk/src: the library's SSL reads and writes */
 #include "conn-tls.h"
 #include "log.h"
 #include "logfmt.h"
@@ -137,61 +138,21 @@ int dfd_conn_tls_handshake(dfd_conn *c)
 
 ssize_t dfd_conn_tls_read(dfd_conn *c, char *buf, size_t len)
 {
-    size_t got = 0;
+    ssize_t n = daffi__ssl_recv(c->tls, buf, len);
 
-    while (got < len) {
-        ERR_clear_error();
-        int n = SSL_read(c->tls, buf + got, len - got > 0x40000000 ? 0x40000000
-                                                                    : (int)(len - got));
-        if (n > 0) {
-            got += (size_t)n;
-            /* nothing more buffered: the last read() did not fill OpenSSL's buffer, so
-             * the socket is drained (another read() would be an EAGAIN) */
-            if (!SSL_has_pending(c->tls))
-                break;
-            continue;
-        }
-        int e = SSL_get_error(c->tls, n);
-        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
-            break;
-        if (got > 0)
-            return (ssize_t)got; /* the end or the error again on the next read */
-        if (e == SSL_ERROR_ZERO_RETURN)
-            return 0;
-        if (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0) {
-            if (errno == 0)
-                return 0;
-            return -1;
-        }
+    if (n == -1 && errno == EPROTO) {
         char reason[300], q[400];
         dfd_warn("tls.error", "peer=%s reason=%s msg=\"bad TLS record: connection closed\"",
                  c->peer, dfd_logfmt_value(q, sizeof(q),
                                            dfd_tls_reason(NULL, reason, sizeof(reason))));
         errno = EPROTO;
-        return -1;
     }
-    if (got == 0) {
-        errno = EAGAIN;
-        return -1;
-    }
-    return (ssize_t)got;
+    return n;
 }
 
 ssize_t dfd_conn_tls_write(dfd_conn *c, const char *p, size_t len)
 {
-    ERR_clear_error();
-    int n = SSL_write(c->tls, p, len > 0x40000000 ? 0x40000000 : (int)len);
-    if (n > 0)
-        return n;
-    int e = SSL_get_error(c->tls, n);
-    if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
-        errno = EAGAIN;
-        return -1;
-    }
-    if (!(e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0 && errno != 0))
-        errno = EPIPE;
-    ERR_clear_error();
-    return -1;
+    return daffi__ssl_send(c->tls, p, len);
 }
 
 int dfd_conn_tls_pending(const dfd_conn *c)

@@ -448,12 +448,7 @@ void daffi__as_connected(daffi_client *c)
     if (c->token != NULL) {
         msgpack_object tok, params;
         daffi_error err = DAFFI_ERROR_INIT;
-        tok.type = MSGPACK_OBJECT_STR;
-        tok.via.str.ptr = c->token;
-        tok.via.str.size = (uint32_t)strlen(c->token);
-        params.type = MSGPACK_OBJECT_ARRAY;
-        params.via.array.size = 1;
-        params.via.array.ptr = &tok;
+        daffi__auth_params(c, &params, &tok);
         daffi__async_send(c, 0, 0, "daffi.auth", NULL, &params, NULL, 0, 0, 0, auth_done,
                           NULL, &err);
         daffi_error_clear(&err);

@@ -70,11 +70,20 @@ void daffi__tls_drop(daffi_client *c);
  * reason in why (the caller closes fd). */
 int daffi__tls_handshake(daffi_client *c, int fd, int64_t deadline, char *why,
                          size_t whylen);
+/* SSL_write() / SSL_read() on a non-blocking socket, as send() and recv() are: bytes,
+ * 0 at the end (recv), or -1 with errno (EAGAIN: not now; EPROTO: a TLS error, the
+ * reason left in OpenSSL's error queue for the caller). recv reads as many records as
+ * fit in len and stops once OpenSSL holds nothing more (one read() per readiness with
+ * read-ahead). daffid's connections use them too (server/conn-tls.c). */
+ssize_t daffi__ssl_send(void *ssl, const char *p, size_t len);
+ssize_t daffi__ssl_recv(void *ssl, char *p, size_t len);
 /* send()/recv() on c->fd, through the SSL when there is one (errno EAGAIN: not now). */
 ssize_t daffi__io_send(daffi_client *c, const char *p, size_t len);
 ssize_t daffi__io_recv(daffi_client *c, char *p, size_t len);
 /* 1 when the SSL holds decrypted bytes no poll() would announce. */
 int daffi__io_pending(const daffi_client *c);
+/* Makes params the array [c->token] (tok holds the string; c->token not NULL). */
+void daffi__auth_params(const daffi_client *c, msgpack_object *params, msgpack_object *tok);
 /* Synchronous client: appends daffi.auth [token] (nothing without a token), its msgid
  * in c->auth_msgid. Returns 0 or -1 (out of memory). */
 int daffi__auth_append(daffi_client *c);

@@ -184,15 +184,13 @@ int daffi__tls_handshake(daffi_client *c, int fd, int64_t deadline, char *why, s
 }
 
 /* See client_int.h. */
-ssize_t daffi__io_send(daffi_client *c, const char *p, size_t len)
+ssize_t daffi__ssl_send(void *ssl, const char *p, size_t len)
 {
-    if (c->ssl == NULL)
-        return send(c->fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
     ERR_clear_error();
-    int n = SSL_write(c->ssl, p, len > 0x40000000 ? 0x40000000 : (int)len);
+    int n = SSL_write(ssl, p, len > 0x40000000 ? 0x40000000 : (int)len);
     if (n > 0)
         return n;
-    int e = SSL_get_error(c->ssl, n);
+    int e = SSL_get_error(ssl, n);
     if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ)
         errno = EAGAIN;
     else if (!(e == SSL_ERROR_SYSCALL && errno != 0))
@@ -202,31 +200,31 @@ ssize_t daffi__io_send(daffi_client *c, const char *p, size_t len)
 }
 
 /* See client_int.h. */
-ssize_t daffi__io_recv(daffi_client *c, char *p, size_t len)
+ssize_t daffi__ssl_recv(void *ssl, char *p, size_t len)
 {
     size_t got = 0;
 
-    if (c->ssl == NULL)
-        return recv(c->fd, p, len, MSG_DONTWAIT);
     while (got < len) {
         ERR_clear_error();
-        int n = SSL_read(c->ssl, p + got, len - got > 0x40000000 ? 0x40000000 : (int)(len - got));
+        int n = SSL_read(ssl, p + got, len - got > 0x40000000 ? 0x40000000 : (int)(len - got));
         if (n > 0) {
             got += (size_t)n;
-            if (!SSL_has_pending(c->ssl))
-                break; /* the socket is drained: no recv() that would say EAGAIN */
+            /* nothing more buffered: the last read() did not fill OpenSSL's buffer
+             * (read-ahead), so the socket is drained and another would say EAGAIN */
+            if (!SSL_has_pending(ssl))
+                break;
             continue;
         }
-        int e = SSL_get_error(c->ssl, n);
+        int e = SSL_get_error(ssl, n);
         if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
             break;
         if (got > 0)
-            break;
-        ERR_clear_error();
-        if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && errno == 0))
+            break; /* the end or the error again on the next call */
+        if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0 &&
+                                          errno == 0))
             return 0;
-        if (e != SSL_ERROR_SYSCALL)
-            errno = EPROTO;
+        if (e != SSL_ERROR_SYSCALL || ERR_peek_error() != 0)
+            errno = EPROTO; /* the error queue says why: the caller reads or clears it */
         return -1;
     }
     if (got == 0) {
@@ -237,25 +235,49 @@ ssize_t daffi__io_recv(daffi_client *c, char *p, size_t len)
 }
 
 /* See client_int.h. */
+ssize_t daffi__io_send(daffi_client *c, const char *p, size_t len)
+{
+    if (c->ssl == NULL)
+        return send(c->fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    return daffi__ssl_send(c->ssl, p, len);
+}
+
+/* See client_int.h. */
+ssize_t daffi__io_recv(daffi_client *c, char *p, size_t len)
+{
+    if (c->ssl == NULL)
+        return recv(c->fd, p, len, MSG_DONTWAIT);
+    ssize_t n = daffi__ssl_recv(c->ssl, p, len);
+    if (n == -1 && errno == EPROTO)
+        ERR_clear_error();
+    return n;
+}
+
+/* See client_int.h. */
 int daffi__io_pending(const daffi_client *c)
 {
     return c->ssl != NULL && SSL_has_pending(c->ssl);
 }
 
 /* See client_int.h. */
+void daffi__auth_params(const daffi_client *c, msgpack_object *params, msgpack_object *tok)
+{
+    tok->type = MSGPACK_OBJECT_STR;
+    tok->via.str.ptr = c->token;
+    tok->via.str.size = (uint32_t)strlen(c->token);
+    params->type = MSGPACK_OBJECT_ARRAY;
+    params->via.array.size = 1;
+    params->via.array.ptr = tok;
+}
+
+/* See client_int.h. */
 int daffi__auth_append(daffi_client *c)
 {
-    msgpack_object tok;
+    msgpack_object tok, params;
 
     if (c->token == NULL)
         return 0;
-    tok.type = MSGPACK_OBJECT_STR;
-    tok.via.str.ptr = c->token;
-    tok.via.str.size = (uint32_t)strlen(c->token);
-    msgpack_object params;
-    params.type = MSGPACK_OBJECT_ARRAY;
-    params.via.array.size = 1;
-    params.via.array.ptr = &tok;
+    daffi__auth_params(c, &params, &tok);
     c->auth_msgid = c->next_msgid++;
     if (c->next_msgid == 0)
         c->next_msgid = 1;

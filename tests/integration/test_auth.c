@@ -44,11 +44,10 @@ typedef struct fixture {
 
 static int group_setup(void **state)
 {
-    fixture *f = calloc(1, sizeof(*f));
+    fixture *f = tcluster_fixture_new(state, sizeof(*f));
 
     if (f == NULL || tdaemon_init(&f->d) == -1)
         return -1;
-    *state = f;
     snprintf(f->admin, sizeof(f->admin), "%s/admin.sock", f->d.dir);
     if (tdaemon_write_file(&f->d, "tokens", "# name token\nbob %s\ncarol   %s\n", BOB,
                            CAROL) == -1 ||
@@ -65,15 +64,8 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     fixture *f = *state;
-    int rc = 0;
 
-    if (f == NULL)
-        return 0;
-    if (f->d.pid != 0 && tdaemon_stop(&f->d, TDAEMON_STOP_TIMEOUT_MS) != 0)
-        rc = -1;
-    tdaemon_cleanup(&f->d);
-    free(f);
-    return rc;
+    return f == NULL ? 0 : tcluster_fixture_free(f, NULL, &f->d);
 }
 
 /* The daemons a test started, and DAFFI_TOKEN. */

@@ -55,12 +55,11 @@ static const char *cert(const fixture *f, const char *name)
 
 static int group_setup(void **state)
 {
-    fixture *f = calloc(1, sizeof(*f));
+    fixture *f = tcluster_fixture_new(state, sizeof(*f));
     char dir[240];
 
     if (f == NULL || tdaemon_init(&f->d) == -1)
         return -1;
-    *state = f;
     snprintf(dir, sizeof(dir), "%s/certs", f->d.dir);
     if (mkdir(dir, 0700) == -1 || tcerts_make(&f->certs, dir) == -1)
         return -1;
@@ -90,15 +89,8 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     fixture *f = *state;
-    int rc = 0;
 
-    if (f == NULL)
-        return 0;
-    if (f->d.pid != 0 && tdaemon_stop(&f->d, TDAEMON_STOP_TIMEOUT_MS) != 0)
-        rc = -1;
-    tdaemon_cleanup(&f->d);
-    free(f);
-    return rc;
+    return f == NULL ? 0 : tcluster_fixture_free(f, NULL, &f->d);
 }
 
 /* Connects to address with the given CA and client certificate (either may be NULL).
@@ -116,6 +108,17 @@ static daffi_client *tls_connect(const char *address, const char *ca, const char
     return daffi_connect(address, &o, err);
 }
 
+/* Makes params the array [s] (arg holds the string). */
+static void str_params(msgpack_object *params, msgpack_object *arg, const char *s)
+{
+    arg->type = MSGPACK_OBJECT_STR;
+    arg->via.str.ptr = s;
+    arg->via.str.size = (uint32_t)strlen(s);
+    params->type = MSGPACK_OBJECT_ARRAY;
+    params->via.array.size = 1;
+    params->via.array.ptr = arg;
+}
+
 /* echo("hi") on c: asserts the answer. */
 static void assert_echo(daffi_client *c)
 {
@@ -123,12 +126,7 @@ static void assert_echo(daffi_client *c)
     daffi_result res;
     daffi_error err = DAFFI_ERROR_INIT;
 
-    arg.type = MSGPACK_OBJECT_STR;
-    arg.via.str.ptr = "hi";
-    arg.via.str.size = 2;
-    params.type = MSGPACK_OBJECT_ARRAY;
-    params.via.array.size = 1;
-    params.via.array.ptr = &arg;
+    str_params(&params, &arg, "hi");
     if (daffi_rpc(c, "echo", &params, 3000, &res, &err) != 0)
         fail_msg("echo over TLS: %s", err.message ? err.message : "?");
     assert_int_equal(res.obj.type, MSGPACK_OBJECT_STR);
@@ -214,12 +212,7 @@ static void test_async_client(void **state)
     daffi_client *c = daffi_client_new(base, f->tls_addr, &o, &err);
     if (c == NULL)
         fail_msg("daffi_client_new: %s", err.message);
-    arg.type = MSGPACK_OBJECT_STR;
-    arg.via.str.ptr = "async";
-    arg.via.str.size = 5;
-    params.type = MSGPACK_OBJECT_ARRAY;
-    params.via.array.size = 1;
-    params.via.array.ptr = &arg;
+    str_params(&params, &arg, "async");
     assert_int_equal(daffi_rpc_async(c, "echo", &params, 3000, on_async_echo, &done, &err), 0);
     for (int i = 0; i < 3000 && done == 0; i++)
         event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK), usleep(1000);
