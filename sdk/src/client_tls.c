@@ -12,6 +12,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,6 +116,74 @@ void daffi__tls_drop(daffi_client *c)
     c->ssl = NULL;
 }
 
+/* ---- the socket under the SSL ------------------------------------------------------
+ * OpenSSL's own socket BIO writes with write(), which raises SIGPIPE in a program that
+ * did not ignore it when the peer has gone; the library never does that to its caller
+ * (its plaintext path sends with MSG_NOSIGNAL). So the SSL reads and writes the socket
+ * through this BIO: recv() and send(MSG_NOSIGNAL), both non-blocking. */
+
+static int bio_write(BIO *b, const char *p, int n)
+{
+    ssize_t r = send((int)(intptr_t)BIO_get_data(b), p, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+    BIO_clear_retry_flags(b);
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        BIO_set_retry_write(b);
+    return (int)r;
+}
+
+static int bio_read(BIO *b, char *p, int n)
+{
+    ssize_t r = recv((int)(intptr_t)BIO_get_data(b), p, (size_t)n, MSG_DONTWAIT);
+
+    BIO_clear_retry_flags(b);
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        BIO_set_retry_read(b);
+    return (int)r;
+}
+
+static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    (void)b;
+    (void)num;
+    (void)ptr;
+    return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+static int bio_create(BIO *b)
+{
+    BIO_set_init(b, 1);
+    return 1;
+}
+
+static BIO_METHOD *bio_method;
+static pthread_once_t bio_once = PTHREAD_ONCE_INIT;
+
+static void bio_method_init(void)
+{
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "daffi socket");
+
+    if (m != NULL && (BIO_meth_set_write(m, bio_write) != 1 ||
+                      BIO_meth_set_read(m, bio_read) != 1 ||
+                      BIO_meth_set_ctrl(m, bio_ctrl) != 1 ||
+                      BIO_meth_set_create(m, bio_create) != 1)) {
+        BIO_meth_free(m);
+        m = NULL;
+    }
+    bio_method = m; /* set once, for the process's life */
+}
+
+/* A BIO on fd (not owned: the client closes it). NULL when memory ran out. */
+static BIO *bio_for(int fd)
+{
+    pthread_once(&bio_once, bio_method_init);
+    BIO *b = bio_method != NULL ? BIO_new(bio_method) : NULL;
+
+    if (b != NULL)
+        BIO_set_data(b, (void *)(intptr_t)fd);
+    return b;
+}
+
 /* The poll() timeout until deadline (ns, 0: none -> -1), at least 1 ms when not past. */
 static int ms_left(int64_t deadline)
 {
@@ -134,11 +204,13 @@ int daffi__tls_handshake(daffi_client *c, int fd, int64_t deadline, char *why, s
 
     if (c->tls_ctx == NULL)
         return 0;
-    if ((ssl = SSL_new(c->tls_ctx)) == NULL || SSL_set_fd(ssl, fd) != 1) {
+    BIO *bio = NULL;
+    if ((ssl = SSL_new(c->tls_ctx)) == NULL || (bio = bio_for(fd)) == NULL) {
         SSL_free(ssl);
         snprintf(why, whylen, "TLS: out of memory");
         return -1;
     }
+    SSL_set_bio(ssl, bio, bio); /* the SSL owns the BIO */
     if (!c->tls_insecure) {
         /* the certificate must name the host dialled */
         if (inet_pton(AF_INET, c->addr.host, ip) == 1 || inet_pton(AF_INET6, c->addr.host, ip) == 1)
