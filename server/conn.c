@@ -490,6 +490,9 @@ static void conn_flush(dfd_conn *c)
             }
             return;
         }
+        /* records that came with the handshake's last flight wait inside the SSL */
+        if (!c->in_batch && dfd_conn_tls_pending(c))
+            event_active(&c->rev, EV_READ, 0);
     }
     size_t off0 = c->out_off;
     while (c->out_off < c->out.size) {
