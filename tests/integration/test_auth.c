@@ -292,11 +292,12 @@ static void test_worker_over_tls_with_token(void **state)
                                         "[server]\nrole = router\nname = hub\n"
                                         "listen = %s, %s\nloops = 1\n"
                                         "state_file = none\nstartup_grace = 0\n"
-                                        "[tls]\ncert = %s\nkey = %s\n"
+                                        "[tls]\ncert = %s\nkey = %s\nca = %s\n"
+                                        "verify_clients = optional\n"
                                         "[auth]\ntokens = tokens\nrequire = yes\n"
-                                        "member.worker1 = w1\n"
-                                        "serve.worker1 = echo, echo_after, digest\n",
-                                        tls_addr, f->router.unix_addr, crt, key), 0);
+                                        "member.worker1 = w1\nmember.alice = w2\n"
+                                        "serve.* = echo, echo_after, digest\n",
+                                        tls_addr, f->router.unix_addr, crt, key, ca), 0);
     assert_int_equal(tdaemon_start(&f->router, NULL), 0);
     /* the worker: TLS to the router, the CA, its token */
     snprintf(extra, sizeof(extra), "[tls]\nca = %s\n[auth]\ntoken_file = w1.token\n", ca);
@@ -316,6 +317,15 @@ static void test_worker_over_tls_with_token(void **state)
     if (code != 0)
         fail_msg("echo through the router: %d %s", code, msg);
     daffi_close(c);
+    /* a worker with a client certificate and no token: mTLS is its identity */
+    snprintf(extra, sizeof(extra), "[tls]\nca = %s\ncert = %s\nkey = %s\n", ca,
+             tcerts_path(&certs, "alice.pem", crt, sizeof(crt)),
+             tcerts_path(&certs, "alice.key", key, sizeof(key)));
+    assert_int_equal(tcluster_worker_init(&f->other, tls_addr, "w2", extra), 0);
+    assert_int_equal(tdaemon_add_plugin(&f->other, "echo", NULL), 0);
+    assert_int_equal(tdaemon_spawn(&f->other, NULL), 0);
+    assert_true(tcluster_log_contains(&f->router, "identity=alice by=certificate", 10000));
+    assert_true(tcluster_log_contains(&f->other, "event=worker.registered", 10000));
     /* rogue members: no token, and carol (no member rule) taking a name */
     assert_int_equal(raw_hello(f->router.unix_addr, NULL, "w2"), DAFFI_E_DENIED);
     assert_int_equal(raw_hello(f->router.unix_addr, CAROL, "w1"), DAFFI_E_DENIED);
