@@ -160,23 +160,17 @@ const char *dfd_cfg_security_key(dfd_cfg_loader *ld, dfd_cfg_sect sect, const ch
     char **slot = NULL;
 
     *known = 1;
-    if (sect == DFD_SECT_ADMIN && strcmp(key, "allow_uids") == 0) {
-        if (*v == '\0') {
-            free(cfg->admin_allow_uids);
-            cfg->admin_allow_uids = NULL;
-            cfg->nadmin_allow_uids = 0;
-            return NULL;
-        }
-        return sec_ids(ld, 1, v, &cfg->admin_allow_uids, &cfg->nadmin_allow_uids);
-    }
-    if (sect == DFD_SECT_ADMIN && strcmp(key, "allow_gids") == 0) {
-        if (*v == '\0') {
-            free(cfg->admin_allow_gids);
-            cfg->admin_allow_gids = NULL;
-            cfg->nadmin_allow_gids = 0;
-            return NULL;
-        }
-        return sec_ids(ld, 0, v, &cfg->admin_allow_gids, &cfg->nadmin_allow_gids);
+    if (sect == DFD_SECT_ADMIN &&
+        (strcmp(key, "allow_uids") == 0 || strcmp(key, "allow_gids") == 0)) {
+        int users = key[6] == 'u';
+        long **ids = users ? &cfg->admin_allow_uids : &cfg->admin_allow_gids;
+        size_t *n = users ? &cfg->nadmin_allow_uids : &cfg->nadmin_allow_gids;
+        if (*v != '\0')
+            return sec_ids(ld, users, v, ids, n);
+        free(*ids);
+        *ids = NULL;
+        *n = 0;
+        return NULL;
     }
     if (sect == DFD_SECT_TLS) {
         if (strcmp(key, "cert") == 0)
