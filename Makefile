@@ -18,7 +18,7 @@ OPT       ?= -O2
 SAN       ?=
 # libdaffi needs libevent and msgpack-c only (what daffi.pc requires); daffid and
 # daffictl add libevent_extra (evhttp: the metrics listener), inih and jansson.
-SDK_PKGS  := libevent_core msgpack
+SDK_PKGS  := libevent_core msgpack openssl
 PKGS      := $(SDK_PKGS) libevent_extra inih jansson
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -157,8 +157,8 @@ $(BUILD)/daffi.pc: sdk/daffi.pc.in VERSION Makefile
 	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@PLUGINDIR@|$(PLUGINDIR)|' \
 	    -e 's|@SITEPLUGINDIR@|$(SITEPLUGINDIR)|' -e 's|@CONFDIR@|$(SYSCONFDIR)/conf.d|' \
 	    -e 's|@TEMPLATEDIR@|$(DATADIR)/daffi/templates|' \
-	    -e 's|@VERSION@|$(VERSION)|' -e 's|@REQUIRES@|msgpack libevent_core|' \
-	    -e 's|@REQUIRES_PRIVATE@||' -e 's|@LIBS@|-L$${libdir} -ldaffi|' \
+	    -e 's|@VERSION@|$(VERSION)|' -e 's|@REQUIRES@|msgpack libevent_core|' -e 's|@REQUIRES_PRIVATE@|openssl|' \
+	    -e 's|@LIBS@|-L$${libdir} -ldaffi|' \
 	    -e 's|@LIBS_PRIVATE@|-ldl -lpthread -lm|' $< > $@
 
 # In the tree the static library is linked by path: a program runs without an
@@ -170,7 +170,7 @@ $(BUILD)/daffi-uninstalled.pc: sdk/daffi.pc.in VERSION Makefile
 	    -e 's|@PLUGINDIR@|$(CURDIR)/$(BUILD)/plugins|' -e 's|@VERSION@|$(VERSION)|' \
 	    -e 's|@SITEPLUGINDIR@|$(CURDIR)/$(BUILD)/plugins|' -e 's|@CONFDIR@|$(CURDIR)/conf.d|' \
 	    -e 's|@TEMPLATEDIR@|$(CURDIR)/sdk/templates|' \
-	    -e 's|@REQUIRES@|msgpack libevent_core|' -e 's|@REQUIRES_PRIVATE@||' \
+	    -e 's|@REQUIRES@|msgpack libevent_core openssl|' -e 's|@REQUIRES_PRIVATE@||' \
 	    -e 's|@LIBS@|$${libdir}/libdaffi.a -ldl -lpthread -lm|' -e 's|@LIBS_PRIVATE@||' \
 	    $< > $@
 

@@ -130,7 +130,7 @@ void admin_cmd_status(admin_client *c, const admin_cmd *cmd, int argc, char **ar
         if (l->kind == DAFFI_ADDR_UNIX)
             snprintf(a, sizeof(a), "unix://%s", l->path);
         else
-            snprintf(a, sizeof(a), "tcp://%s:%d", l->host, l->port);
+            snprintf(a, sizeof(a), "%s://%s:%d", l->tls ? "tls" : "tcp", l->host, l->port);
         json_array_append_new(ls, admin_str(a));
     }
     json_object_set_new(r, "listen", ls);

@@ -196,16 +196,34 @@ static void admin_on_event(struct bufferevent *bev, short what, void *arg)
 }
 
 /* Reads the peer's credentials (for the log): -1 each when unknown. */
-static void admin_peer(int fd, long *uid, long *pid)
+static void admin_peer(int fd, long *uid, long *pid, long *gid)
 {
     struct ucred cred;
     socklen_t len = sizeof(cred);
     *uid = -1;
     *pid = -1;
+    *gid = -1;
     if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
         *uid = (long)cred.uid;
         *pid = (long)cred.pid;
+        *gid = (long)cred.gid;
     }
+}
+
+/* [admin] allow_uids / allow_gids: 1 when the peer may use the socket (no list set:
+ * anyone the socket's file mode lets connect). A peer whose credentials cannot be
+ * read is refused when a list is set. */
+static int admin_peer_allowed(const dfd_config *cfg, long uid, long gid)
+{
+    if (cfg->nadmin_allow_uids == 0 && cfg->nadmin_allow_gids == 0)
+        return 1;
+    for (size_t i = 0; i < cfg->nadmin_allow_uids; i++)
+        if (uid != -1 && cfg->admin_allow_uids[i] == uid)
+            return 1;
+    for (size_t i = 0; i < cfg->nadmin_allow_gids; i++)
+        if (gid != -1 && cfg->admin_allow_gids[i] == gid)
+            return 1;
+    return 0;
 }
 
 static void admin_on_accept(evutil_socket_t lfd, short what, void *arg)
@@ -223,8 +241,23 @@ static void admin_on_accept(evutil_socket_t lfd, short what, void *arg)
         }
         struct bufferevent *bev =
             bufferevent_socket_new(adm->srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
-        long uid, pid;
-        admin_peer(fd, &uid, &pid);
+        long uid, pid, gid;
+        admin_peer(fd, &uid, &pid, &gid);
+        if (!admin_peer_allowed(adm->srv->cfg, uid, gid)) {
+            static const char refusal[] =
+                "{\"status\":\"error\",\"command\":null,\"error\":\"denied\",\"detail\":"
+                "\"this uid and gid are not in [admin] allow_uids or allow_gids\"}\n";
+            dfd_warn("admin.denied", "uid=%ld gid=%ld pid=%ld msg=\"peer not in [admin] "
+                     "allow_uids or allow_gids: connection closed\"", uid, gid, pid);
+            if (write(fd, refusal, sizeof(refusal) - 1) < 0) {
+                /* the refusal is a courtesy: the log line says it */
+            }
+            if (bev != NULL)
+                bufferevent_free(bev);
+            else
+                close(fd);
+            continue;
+        }
         if (bev == NULL || admin_client_add(adm, bev, uid, pid) == -1) {
             if (bev != NULL)
                 bufferevent_free(bev);

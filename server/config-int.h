@@ -24,6 +24,8 @@ typedef enum dfd_cfg_sect {
     DFD_SECT_LIMITS,
     DFD_SECT_LOG,
     DFD_SECT_ADMIN,
+    DFD_SECT_TLS,
+    DFD_SECT_AUTH,
     DFD_SECT_PLUGIN,
     DFD_SECT_CONFIG,
     DFD_SECT_SKIP      /* a header already reported as bad: its keys are ignored */
@@ -60,6 +62,11 @@ typedef struct dfd_cfg_loader {
     char *plugin_dir;        /* plugin_dir as written; owned; NULL = the config dir */
     dfd_cfg_where role_at;   /* line 0 while role is the default */
     int addr_refused;        /* a listen or router value was refused (reported) */
+    dfd_cfg_where listen_at; /* the line that set listen (0: never set) */
+    dfd_cfg_where tls_at;    /* the last line that set [tls] cert, key or ca */
+    dfd_cfg_where tokens_at; /* [auth] tokens */
+    dfd_cfg_where token_file_at; /* [auth] token_file */
+    size_t rules_cap;        /* allocated entries of cfg->auth_rules */
     dfd_cfg_plugin_meta *meta; /* parallel to cfg->plugins */
     size_t plugins_cap;
     char why[512];           /* scratch for reasons built by the key parsers */
@@ -110,8 +117,24 @@ const char *dfd_cfg_plugin_key(dfd_cfg_loader *ld, dfd_plugin_conf *p,
 const char *dfd_cfg_special(dfd_cfg_loader *ld, const char *key, const char *v);
 /* Puts such a key back to "not set" (its default). */
 void dfd_cfg_special_unset(dfd_cfg_loader *ld, const char *key);
+/* config-security.c: the [tls], [auth] and [admin] allow_* keys that are not a plain
+ * typed value (cert, key, ca, ciphers, tokens, token_file, call.ID, serve.ID,
+ * member.ID, allow_uids, allow_gids). Returns NULL or why v is refused; 1 in *known
+ * when key is one of them. An empty v unsets it. */
+const char *dfd_cfg_security_key(dfd_cfg_loader *ld, dfd_cfg_sect sect, const char *key,
+                                 const char *v, dfd_cfg_where at, int *known);
+/* The checks of [tls] and [auth] that need every file read: a tls:// listener or
+ * router without what it needs, certificates and keys that do not load, a tokens file
+ * that does not parse (each reported at the line that set it). */
+void dfd_cfg_security_check(dfd_cfg_loader *ld);
+/* Frees what config-security.c's keys own in cfg. */
+void dfd_cfg_security_free(dfd_config *cfg);
 /* Replaces *slot with a copy of v. Returns NULL or "out of memory". */
 const char *dfd_cfg_set_str(char **slot, const char *v);
+/* Cuts the next item of a comma-separated list at *cursor (a modifiable copy; NULL once
+ * the list is done) and returns it trimmed of blanks, or NULL at the end. An empty item
+ * ("a,,b") is returned empty: strtok_r would merge ",," and hide it. */
+char *dfd_cfg_list_next(char **cursor);
 /* Frees *slot and sets it to NULL. */
 void dfd_cfg_unset_str(char **slot);
 /* 1 when s is 1..max characters of [A-Za-z0-9_.-]. */

@@ -48,6 +48,7 @@ _Static_assert(sizeof(dfd_log_format) == sizeof(int), "dfd_log_format is int-siz
 _Static_assert(sizeof(dfd_duplicate) == sizeof(int), "dfd_duplicate is int-sized");
 _Static_assert(sizeof(dfd_plugin_paths) == sizeof(int), "dfd_plugin_paths is int-sized");
 _Static_assert(sizeof(dfd_isolation_mode) == sizeof(int), "dfd_isolation_mode is int-sized");
+_Static_assert(sizeof(dfd_tls_verify) == sizeof(int), "dfd_tls_verify is int-sized");
 
 static const char *const cfg_roles[] = { "service", "router", "worker", NULL };
 static const char *const cfg_levels[] = { "debug", "info", "warn", "error", NULL };
@@ -56,6 +57,8 @@ static const char *const cfg_formats[] = { "text", "json", NULL };
 static const char *const cfg_duplicates[] = { "reject", "replace", NULL };
 static const char *const cfg_plugin_paths[] = { "any", "strict", NULL };
 static const char *const cfg_isolations[] = { "inline", "process", NULL };
+static const char *const cfg_tls_verify[] = { "no", "optional", "require", NULL };
+static const char *const cfg_tls_versions[] = { "TLS1.2", "TLS1.3", NULL };
 
 #define CFG_S(f) offsetof(dfd_config, f)
 #define CFG_P(f) offsetof(dfd_plugin_conf, f)
@@ -124,6 +127,24 @@ static const cfg_key cfg_server_keys[] = {
     { DFD_SECT_ADMIN, "idle_timeout", CFG_DURATION, CFG_S(admin_idle_ms), 0,
       DFD_CFG_MAX_DURATION_MS, NULL },
     { DFD_SECT_ADMIN, "load_paths", CFG_SPECIAL, 0, 0, 0, NULL },
+    { DFD_SECT_ADMIN, "allow_uids", CFG_SPECIAL, 0, 0, 0, NULL },
+    { DFD_SECT_ADMIN, "allow_gids", CFG_SPECIAL, 0, 0, 0, NULL },
+    { DFD_SECT_TLS, "cert", CFG_SPECIAL, 0, 0, 0, NULL },
+    { DFD_SECT_TLS, "key", CFG_SPECIAL, 0, 0, 0, NULL },
+    { DFD_SECT_TLS, "ca", CFG_SPECIAL, 0, 0, 0, NULL },
+    { DFD_SECT_TLS, "verify_clients", CFG_CHOICE, CFG_S(tls_verify_clients), 0, 0,
+      cfg_tls_verify },
+    { DFD_SECT_TLS, "ciphers", CFG_SPECIAL, 0, 0, 0, NULL },
+    { DFD_SECT_TLS, "min_version", CFG_CHOICE, CFG_S(tls_min_version), 0, 0,
+      cfg_tls_versions },
+    { DFD_SECT_TLS, "handshake_timeout", CFG_DURATION, CFG_S(tls_handshake_timeout_ms),
+      10, DFD_CFG_MAX_DURATION_MS, NULL },
+    { DFD_SECT_AUTH, "tokens", CFG_SPECIAL, 0, 0, 0, NULL },
+    { DFD_SECT_AUTH, "require", CFG_BOOL, CFG_S(auth_require), 0, 1, NULL },
+    { DFD_SECT_AUTH, "timeout", CFG_DURATION, CFG_S(auth_timeout_ms), 10,
+      DFD_CFG_MAX_DURATION_MS, NULL },
+    { DFD_SECT_AUTH, "max_failures", CFG_UINT, CFG_S(auth_max_failures), 1, 1000, NULL },
+    { DFD_SECT_AUTH, "token_file", CFG_SPECIAL, 0, 0, 0, NULL },
 };
 
 static const cfg_key cfg_plugin_keys[] = {
@@ -332,7 +353,19 @@ void dfd_cfg_server_key(dfd_cfg_loader *ld, dfd_cfg_sect sect, const char *key,
     const cfg_key *k = cfg_key_find(cfg_server_keys, CFG_NKEYS(cfg_server_keys), sect,
                                     key);
     const char *why;
+    int known = 0;
 
+    if ((k == NULL || k->type == CFG_SPECIAL) &&
+        (sect == DFD_SECT_TLS || sect == DFD_SECT_AUTH ||
+         (sect == DFD_SECT_ADMIN && strncmp(key, "allow_", 6) == 0))) {
+        why = dfd_cfg_security_key(ld, sect, key, value, at, &known);
+        if (known) {
+            if (why != NULL)
+                dfd_cfg_err(ld, at.file, at.line, dfd_cfg_sect_name(sect), key, value,
+                            "%s", why);
+            return;
+        }
+    }
     if (k == NULL) {
         int plugin_key = cfg_key_find(cfg_plugin_keys, CFG_NKEYS(cfg_plugin_keys),
                                       DFD_SECT_PLUGIN, key) != NULL;
@@ -350,6 +383,8 @@ void dfd_cfg_server_key(dfd_cfg_loader *ld, dfd_cfg_sect sect, const char *key,
     if (why == NULL) {
         if (strcmp(key, "role") == 0)
             ld->role_at = at;
+        if (strcmp(key, "listen") == 0)
+            ld->listen_at = at;
         return;
     }
     dfd_cfg_err(ld, at.file, at.line, dfd_cfg_sect_name(sect), key, value, "%s", why);

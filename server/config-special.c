@@ -51,10 +51,8 @@ static const char *cfg_addr(dfd_cfg_loader *ld, const char *text, daffi_addr *ou
     return NULL;
 }
 
-/* Cuts the next item of a comma-separated list at *cursor (a modifiable copy; NULL once
- * the list is done) and returns it trimmed of blanks, or NULL at the end. An empty item
- * ("a,,b") is returned empty: strtok_r would merge ",," and hide it. */
-static char *cfg_list_next(char **cursor)
+/* See config-int.h. */
+char *dfd_cfg_list_next(char **cursor)
 {
     char *item = *cursor, *end, *next;
 
@@ -83,7 +81,7 @@ static const char *cfg_listen(dfd_cfg_loader *ld, const char *v)
     if (copy == NULL)
         return "out of memory";
     next = copy;
-    while (why == NULL && (item = cfg_list_next(&next)) != NULL) {
+    while (why == NULL && (item = dfd_cfg_list_next(&next)) != NULL) {
         if (*item == '\0')
             why = "empty address in the list (tcp://host:port or unix:///path, comma "
                   "separated)";
@@ -182,7 +180,7 @@ static const char *cfg_load_paths(dfd_cfg_loader *ld, const char *v)
     const char *why = NULL;
 
     next = copy;
-    while (copy != NULL && why == NULL && (item = cfg_list_next(&next)) != NULL) {
+    while (copy != NULL && why == NULL && (item = dfd_cfg_list_next(&next)) != NULL) {
         if (*item == '\0')
             why = "empty directory in the list (directories, comma separated)";
         else if ((grown = realloc(dirs, (n + 1) * sizeof(*dirs))) == NULL)

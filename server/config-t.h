@@ -35,6 +35,30 @@ typedef enum dfd_isolation_mode {
 /* [plugin] harakiri unset: twice the plugin's call timeout. */
 #define DFD_HARAKIRI_DEFAULT UINT64_MAX
 
+/* [tls] verify_clients: what a TLS listener asks of its clients' certificates. */
+typedef enum dfd_tls_verify {
+    DFD_TLS_VERIFY_NO = 0,       /* none asked (the default) */
+    DFD_TLS_VERIFY_OPTIONAL = 1, /* asked; one that is sent must verify against ca */
+    DFD_TLS_VERIFY_REQUIRE = 2   /* a client without a certificate that verifies fails */
+} dfd_tls_verify;
+
+/* [tls] min_version. */
+typedef enum dfd_tls_version { DFD_TLS_V12 = 0, DFD_TLS_V13 = 1 } dfd_tls_version;
+
+/* [auth] call.ID / serve.ID / member.ID: what an identity may do (auth.h). */
+typedef enum dfd_auth_kind {
+    DFD_AUTH_CALL = 0,           /* callbacks it may call */
+    DFD_AUTH_SERVE = 1,          /* callbacks it may expose as a member */
+    DFD_AUTH_MEMBER = 2          /* member names it may join under */
+} dfd_auth_kind;
+
+typedef struct dfd_auth_rule {
+    int kind;                    /* dfd_auth_kind */
+    char *identity;              /* owned; "*": every identity without a rule of its own */
+    char **globs;                /* owned; fnmatch(3) patterns */
+    size_t nglobs;
+} dfd_auth_rule;
+
 /* Where a value came from, for error messages: "conf.d/10-calc.ini:4" or "-o #2". */
 typedef struct dfd_origin {
     char *file;          /* owned; the ini path as opened, or "-o" for an override */
@@ -149,6 +173,38 @@ typedef struct dfd_config {
     int metrics_enabled;       /* 1 when metrics_listen is set */
     daffi_addr metrics_listen; /* metrics_listen = HOST:PORT, tcp://HOST:PORT or
                                   unix:///path: Prometheus /metrics over HTTP */
+
+    long *admin_allow_uids;    /* allow_uids = users or uids that may use the admin
+                                  socket (SO_PEERCRED); owned; none: anyone the file
+                                  mode lets in */
+    size_t nadmin_allow_uids;
+    long *admin_allow_gids;    /* allow_gids = groups or gids likewise */
+    size_t nadmin_allow_gids;
+
+    /* [tls] (tls.h): paths resolved against the config dir; owned */
+    char *tls_cert;            /* cert = PEM chain this daffid presents (listeners; a
+                                  worker's client certificate) */
+    char *tls_key;             /* key = its PEM private key */
+    char *tls_ca;              /* ca = PEM CA bundle: verifies client certificates
+                                  (listeners) and the router's (worker) */
+    int tls_verify_clients;    /* verify_clients = no | optional | require */
+    char *tls_ciphers;         /* ciphers = OpenSSL cipher list for TLS 1.2; NULL:
+                                  OpenSSL's default */
+    int tls_min_version;       /* min_version = TLS1.2 | TLS1.3 (dfd_tls_version) */
+    uint64_t tls_handshake_timeout_ms; /* handshake_timeout = duration (default 10s) */
+    int tls_listeners;         /* listen has a tls:// address */
+
+    /* [auth] (auth.h) */
+    char *auth_tokens;         /* tokens = path of the "name token" file; owned */
+    int auth_require;          /* require = yes: nothing but daffi.auth and daffi.ping
+                                  before a connection is authenticated */
+    uint64_t auth_timeout_ms;  /* timeout = duration to authenticate (default 10s) */
+    unsigned auth_max_failures; /* max_failures = N refused daffi.auth before the
+                                  connection is closed (default 3) */
+    char *auth_token_file;     /* token_file = path of the token this daffid presents to
+                                  its router (worker); owned */
+    dfd_auth_rule *auth_rules; /* call.ID, serve.ID, member.ID in file order; owned */
+    size_t nauth_rules;
 
     dfd_plugin_conf *plugins;  /* in file order (alphabetical); owned */
     size_t nplugins;

@@ -34,7 +34,8 @@
 
 static const char *const cfg_sect_names[] = {
     [DFD_SECT_NONE] = NULL, [DFD_SECT_SERVER] = "server", [DFD_SECT_LIMITS] = "limits",
-    [DFD_SECT_LOG] = "log", [DFD_SECT_ADMIN] = "admin", [DFD_SECT_PLUGIN] = "plugin", [DFD_SECT_CONFIG] = "config",
+    [DFD_SECT_LOG] = "log", [DFD_SECT_ADMIN] = "admin",
+    [DFD_SECT_TLS] = "tls", [DFD_SECT_AUTH] = "auth", [DFD_SECT_PLUGIN] = "plugin", [DFD_SECT_CONFIG] = "config",
     [DFD_SECT_SKIP] = NULL,
 };
 
@@ -473,6 +474,7 @@ void dfd_config_free(dfd_config *cfg)
     for (size_t i = 0; i < cfg->nadmin_load_paths; i++)
         free(cfg->admin_load_paths[i]);
     free(cfg->admin_load_paths);
+    dfd_cfg_security_free(cfg);
     for (size_t i = 0; i < cfg->nplugins; i++)
         dfd_cfg_plugin_free(&cfg->plugins[i]);
     free(cfg->plugins);
@@ -516,6 +518,11 @@ void dfd_cfg_defaults(dfd_config *cfg)
     cfg->admin_idle_ms = 60000;
     cfg->plugin_paths = DFD_PLUGIN_PATHS_ANY;
     cfg->watch_max_wait_ms = 1000;
+    cfg->tls_verify_clients = DFD_TLS_VERIFY_NO;
+    cfg->tls_min_version = DFD_TLS_V12;
+    cfg->tls_handshake_timeout_ms = 10000;
+    cfg->auth_timeout_ms = 10000;
+    cfg->auth_max_failures = 3;
 }
 
 /* See config.h. The loader's own memory (file names, raw paths) is released here;
@@ -539,6 +546,7 @@ int dfd_config_load(dfd_config *cfg, const char *dir, const char *const *overrid
             cfg_override(&ld, overrides[i], (unsigned)i + 1);
         cfg_resolve_plugins(&ld, check_files);
         cfg_check_role(&ld);
+        dfd_cfg_security_check(&ld);
     }
     for (size_t i = 0; i < ld.nfiles; i++)
         free(ld.files[i]);

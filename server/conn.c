@@ -8,9 +8,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "budget.h"
 #include "call-t.h"
 #include "callobj.h"
+#include "conn-tls.h"
 #include "conn.h"
 #include "log.h"
 #include "server.h"
@@ -252,6 +254,15 @@ static void conn_end_input(dfd_conn *c, int code, const char *msg)
 /* Ends the connection for malformed or oversize input (conn_end_input). */
 static void conn_reject_input(dfd_conn *c, daffi_scan_result r)
 {
+    if (c->tls == NULL && c->in_len - c->in_start >= 2 && c->in[c->in_start] == 0x16 &&
+        c->in[c->in_start + 1] == 0x03) {
+        /* a TLS record header (handshake, version 3.x) where a message should start */
+        dfd_warn("conn.tls_on_plaintext", "peer=%s msg=\"the client starts TLS on a "
+                 "plaintext listener (use its tls:// address): connection closed\"", c->peer);
+        dfd_stat_add(&c->loop->stats, DFD_STAT_tls_on_plaintext_refused, 1);
+        conn_end_input(c, DAFFI_E_PROTOCOL, "not TLS here");
+        return;
+    }
     int code = r == DAFFI_SCAN_TOO_LARGE ? DAFFI_E_TOO_LARGE : DAFFI_E_PROTOCOL;
     dfd_stat_add(&c->loop->stats, r == DAFFI_SCAN_TOO_LARGE ? DFD_STAT_too_large
                                                              : DFD_STAT_protocol_errors, 1);
@@ -261,6 +272,14 @@ static void conn_reject_input(dfd_conn *c, daffi_scan_result r)
 }
 
 static void conn_pause_reading(dfd_conn *c);
+
+/* Reading c again after a pause: bytes TLS already decrypted raise no socket event. */
+static void conn_read_again(dfd_conn *c)
+{
+    event_add(&c->rev, NULL);
+    if (dfd_conn_tls_pending(c))
+        event_active(&c->rev, EV_READ, 0);
+}
 
 /* The message arriving on c needs its read buffer to grow by grow bytes, which the
  * memory budget does not have now: c is not read until it has (the sweep resumes it,
@@ -294,7 +313,7 @@ void dfd_conn_memory_resume(dfd_conn *c)
     if (!c->eof && !c->closing &&
         c->out.size - c->out_off <= c->loop->srv->cfg->max_output / 2) {
         c->read_paused = 0;
-        event_add(&c->rev, NULL);
+        conn_read_again(c);
     }
 }
 
@@ -387,6 +406,11 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
     (void)what;
     dfd_conn *c = arg;
     dfd_loop *loop = c->loop;
+    if (c->tls != NULL && !c->tls_ready) {
+        conn_flush(c); /* moves the handshake on (and writes what waited for it) */
+        if (c->dead || !c->tls_ready)
+            return;
+    }
     c->in_batch = 1;
     loop->batching++;
     for (int rounds = 0; rounds < 4; rounds++) {
@@ -399,7 +423,8 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
             break;
         }
         size_t room = c->in_cap - c->in_len;
-        ssize_t n = read(fd, c->in + c->in_len, room);
+        ssize_t n = c->tls != NULL ? dfd_conn_tls_read(c, c->in + c->in_len, room)
+                                   : read(fd, c->in + c->in_len, room);
         if (n == -1) {
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 break;
@@ -430,6 +455,8 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
     c->in_batch = 0;
     loop->batching--;
     conn_flush(c); /* nothing when it died: reaped at the end of the pass */
+    if (!c->dead && !c->read_paused && dfd_conn_tls_pending(c))
+        event_active(&c->rev, EV_READ, 0); /* a full buffer left records decrypted */
 }
 
 static void conn_on_write(evutil_socket_t fd, short what, void *arg)
@@ -446,9 +473,32 @@ static void conn_flush(dfd_conn *c)
 {
     if (c->dead)
         return;
+    if (c->tls != NULL && !c->tls_ready) {
+        /* output waits for the handshake, which the socket's events move on */
+        int hs = dfd_conn_tls_handshake(c);
+        if (hs == -1) {
+            conn_kill(c);
+            return;
+        }
+        if (hs == 0) {
+            if (c->tls_hs_write && !c->write_armed) {
+                event_add(&c->wev, NULL);
+                c->write_armed = 1;
+            } else if (!c->tls_hs_write && c->write_armed) {
+                event_del(&c->wev);
+                c->write_armed = 0;
+            }
+            return;
+        }
+        /* records that came with the handshake's last flight wait inside the SSL */
+        if (!c->in_batch && dfd_conn_tls_pending(c))
+            event_active(&c->rev, EV_READ, 0);
+    }
     size_t off0 = c->out_off;
     while (c->out_off < c->out.size) {
-        ssize_t n = write(c->fd, c->out.data + c->out_off, c->out.size - c->out_off);
+        size_t left = c->out.size - c->out_off;
+        ssize_t n = c->tls != NULL ? dfd_conn_tls_write(c, c->out.data + c->out_off, left)
+                                   : write(c->fd, c->out.data + c->out_off, left);
         if (n == -1) {
             if (errno == EINTR)
                 continue;
@@ -490,7 +540,7 @@ static void conn_flush(dfd_conn *c)
     } else if (c->read_paused && !c->eof && !c->closing && !c->mem_paused &&
                backlog <= max_output / 2) {
         c->read_paused = 0;
-        event_add(&c->rev, NULL);
+        conn_read_again(c);
         /* bytes already buffered may hold whole messages */
         if (c->in_start < c->in_len) {
             c->in_batch = 1;
@@ -561,6 +611,7 @@ static void conn_kill(dfd_conn *c)
     dfd_budget_conn_gone(c);
     event_del(&c->rev);
     event_del(&c->wev);
+    dfd_conn_tls_close(c);
     close(c->fd);
     c->fd = -1;
     loop->nconns--;
@@ -589,6 +640,7 @@ void dfd_conn_reap(dfd_loop *loop)
                 c->next->prev = c->prev;
             free(c->in);
             msgpack_sbuffer_destroy(&c->out);
+            dfd_auth_conn_free(c);
             free(c);
         }
         c = next;

@@ -37,6 +37,8 @@
 #include "loop.h"
 
 struct dfd_call;
+struct dfd_auth_rule;
+struct ssl_st;
 typedef struct dfd_conn dfd_conn;
 
 /* What the owner of a connection does with it. message is required; the rest may be
@@ -124,6 +126,25 @@ struct dfd_conn {
     unsigned internal : 1;        /* a link between daffid and its own child process:
                                      no idle or read timeout and never shed, its
                                      supervisor watches it (set by the adopter) */
+    /* TLS (conn-tls.h): NULL for a plaintext connection */
+    struct ssl_st *tls;
+    uint64_t open_tick;           /* the sweep tick it was adopted at (handshake and
+                                     authentication timeouts) */
+    unsigned tls_ready : 1;       /* the handshake finished */
+    unsigned tls_server : 1;      /* we accepted it (else: our link to a router) */
+    unsigned tls_peeked : 1;      /* its first byte was seen to start a TLS record */
+    unsigned tls_hs_write : 1;    /* the handshake waits for the socket to take output */
+    /* authentication (auth.h) */
+    unsigned auth_pending : 1;    /* [auth] require and not authenticated yet: nothing
+                                     but daffi.auth and daffi.ping */
+    unsigned char auth_failures;  /* daffi.auth refused on it so far */
+    char *identity;               /* who it authenticated as (token name or certificate
+                                     name); owned; NULL: anonymous */
+    /* what its identity may do ([auth] call.ID, serve.ID, member.ID; auth.h): NULL
+                                     when no rule of that kind is written */
+    const struct dfd_auth_rule *may_call;
+    const struct dfd_auth_rule *may_serve;
+    const struct dfd_auth_rule *may_member;
     char peer[64];                /* for logs: address, or what the owner named it */
 };
 

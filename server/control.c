@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "auth.h"
 #include "call.h"
 #include "callobj.h"
 #include "control.h"
@@ -251,6 +252,7 @@ typedef struct control_method {
 
 static const control_method control_methods[] = {
     {"ping", 4, control_ping, ROLE_ALL, CTL_REQUEST, NULL},
+    {"auth", 4, dfd_auth_control, ROLE_ALL, CTL_REQUEST, NULL},
     {"members", 7, control_members, ROLE_ALL, CTL_REQUEST, NULL},
     {"hello", 5, control_hello, ROLE_ALL, CTL_REQUEST, NULL},
     {"call", 4, control_call, ROLE_ALL, 0, NULL},

@@ -16,6 +16,7 @@
 #include "budget.h"
 #include "call.h"
 #include "callobj.h"
+#include "auth.h"
 #include "control.h"
 #include "dispatch.h"
 #include "log.h"
@@ -405,6 +406,12 @@ void dfd_dispatch_message(dfd_conn *c, const char *bytes, size_t size, int kind,
     /* a worker keeps serving what its router still sends while it withdraws */
     if (loop->draining && !c->keep_serving) {
         dispatch_refuse(c, call, DAFFI_E_SHUTTING_DOWN, "daffid is shutting down");
+        return;
+    }
+    /* [auth]: not authenticated yet, or a callback its identity may not call */
+    if ((c->auth_pending || c->may_call != NULL) && dfd_auth_check_call(c, call) == -1) {
+        dfd_dispatch_log_refused(c, call, DAFFI_E_DENIED);
+        dfd_call_free(call);
         return;
     }
     const char *method = call->base.method;

@@ -13,6 +13,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "auth.h"
+#include "conn-tls.h"
 #include "conn.h"
 #include "dispatch.h"
 #include "listener.h"
@@ -128,6 +130,7 @@ int dfd_listeners_open(dfd_server *srv, dfd_errors *errs)
 typedef struct listener_accepted {
     int fd;
     int is_unix;
+    int tls;
     dfd_server *srv;
 } listener_accepted;
 
@@ -147,8 +150,14 @@ static void listener_adopt(dfd_loop *loop, void *arg)
         listener_drop(a);
         return;
     }
-    if (dfd_conn_adopt(loop, a->fd, a->is_unix, &dfd_caller_ops, NULL) == NULL)
+    dfd_conn *c = dfd_conn_adopt(loop, a->fd, a->is_unix, &dfd_caller_ops, NULL);
+    if (c == NULL) {
         atomic_fetch_sub(&a->srv->conns, 1);
+    } else {
+        dfd_auth_conn_init(c);
+        if (a->tls && dfd_conn_tls_attach(c, 1, NULL) == -1)
+            dfd_conn_close(c, 0);
+    }
     free(a);
 }
 
@@ -231,6 +240,7 @@ static void listener_on_accept(evutil_socket_t lfd, short what, void *arg)
         }
         a->fd = fd;
         a->is_unix = l->is_unix;
+        a->tls = l->addr.tls;
         a->srv = srv;
         if (dfd_loop_post(loop, listener_adopt, listener_drop, a) == -1)
             listener_drop(a);

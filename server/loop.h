@@ -94,6 +94,8 @@ typedef struct dfd_loop {
     uint64_t tick;                /* sweeps so far: connections note it (conn.h) */
     uint64_t idle_ticks;          /* idle_timeout in sweeps (0: off) */
     uint64_t read_ticks;          /* read_timeout in sweeps (0: off) */
+    uint64_t handshake_ticks;     /* [tls] handshake_timeout in sweeps */
+    uint64_t auth_ticks;          /* [auth] timeout in sweeps */
     unsigned sweep_ms;            /* the period */
 
     /* what the watchdog (watchdog.h) reads from the main thread */

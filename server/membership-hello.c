@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "callobj.h"
 #include "control.h"
 #include "log.h"
@@ -123,6 +124,10 @@ static dfd_member *hello_member(dfd_conn *c, dfd_call *call, const char *name,
             goto out;
         }
     }
+    /* [auth] member.ID and serve.ID: a name or a callback its identity may not take */
+    if ((c->may_member != NULL || c->may_serve != NULL) &&
+        dfd_auth_check_hello(c, call, name, name_len, names, lens, ncbs) == -1)
+        goto out;
     fresh = dfd_member_new(name, name_len, names, lens, ncbs);
     if (fresh == NULL)
         dfd_conn_error(c, call->msgid, DAFFI_E_OVERLOADED, "out of memory");

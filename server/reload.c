@@ -437,6 +437,16 @@ int dfd_reload_run(dfd_server *srv, const char *only, dfd_errors *errs)
     }
     if (run_read_config(&x) == -1)
         goto out;
+    if (only == NULL) {
+        /* certificates and tokens: new connections and new daffi.auth calls use them,
+         * open connections keep what they have (tls.h, auth.h) */
+        if (dfd_tls_reload(srv, x.nc) == -1)
+            dfd_errors_add(x.errs, "[tls]: the certificates do not load; the running ones "
+                           "stay (see the log)");
+        if (dfd_auth_reload(srv, x.nc) == -1)
+            dfd_errors_add(x.errs, "[auth] tokens: the file does not load; the running "
+                           "tokens stay (see the log)");
+    }
     if (only == NULL)
         x.restart = dfd_reload_server_settings(x.r, srv->cfg, x.nc);
     if (run_plan(&x) == -1)

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "auth.h"
 #include "blocking.h"
 #include "budget.h"
 #include "call.h"
@@ -143,6 +144,11 @@ int dfd_server_init(dfd_server *srv, dfd_config *cfg, dfd_errors *errs)
         dfd_errors_add(errs, "cannot set up the call statistics");
         return -1;
     }
+    /* certificates and tokens before anything is started: a file that does not load
+     * stops daffid here, with the reason */
+    srv->security_init = 1;
+    if (dfd_tls_init(srv, errs) == -1 || dfd_auth_init(srv, errs) == -1)
+        return -1;
 
     srv->route = cfg->role == DFD_ROLE_ROUTER ? dfd_router_route_call : dfd_dispatch_route_local;
     if (dfd_membership_init(srv) == -1) {
@@ -327,7 +333,7 @@ int dfd_server_run(dfd_server *srv)
         if (a->kind == DAFFI_ADDR_UNIX)
             dfd_info("server.listen", "address=unix://%s", a->path);
         else
-            dfd_info("server.listen", "address=tcp://%s:%d", a->host, a->port);
+            dfd_info("server.listen", "address=%s://%s:%d", a->tls ? "tls" : "tcp", a->host, a->port);
     }
     dfd_sdnotify_ready(srv, "started");
     event_base_dispatch(srv->base);
@@ -387,6 +393,11 @@ void dfd_server_destroy(dfd_server *srv)
     dfd_server_private_dir_remove(srv);
     dfd_callstat_names_destroy(&srv->callnames);
     dfd_monitor_destroy(&srv->monitor); /* after the loops: they write into it */
+    if (srv->security_init) {
+        dfd_tls_destroy(srv);
+        dfd_auth_destroy(srv);
+        srv->security_init = 0;
+    }
     if (srv->base)
         event_base_free(srv->base);
     srv->base = NULL;

@@ -16,6 +16,7 @@
 #include <event2/event.h>
 #include <daffi/rpc.h>
 
+#include "auth.h"
 #include "budget-t.h"
 #include "config.h"
 #include "loop.h"
@@ -23,6 +24,7 @@
 #include "monitor-t.h"
 #include "plugin-t.h"
 #include "table.h"
+#include "tls.h"
 
 struct dfd_blocking;
 struct dfd_listener;
@@ -92,6 +94,11 @@ typedef struct dfd_server {
     dfd_monitor monitor;             /* the live feed of calls (admin `monitor`); set up
                                         before the loops, freed after them */
     struct dfd_metrics_http *metrics_http; /* owned; NULL without metrics_listen */
+
+    /* security (tls.h, auth.h): the TLS contexts and the tokens, swapped at reload */
+    dfd_tls tls;
+    dfd_auth auth;
+    int security_init;               /* their mutexes exist (dfd_server_init) */
 } dfd_server;
 
 /* Loads the plugins named by cfg into private generations and builds the table.

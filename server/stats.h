@@ -98,6 +98,20 @@ typedef enum dfd_stat_kind { DFD_COUNTER = 0, DFD_GAUGE = 1 } dfd_stat_kind;
       "Calls held by a restarted router's startup grace")                                \
     X(monitor_dropped, DFD_COUNTER, 0,                                                   \
       "Finished calls a monitor watcher did not see (feed or its output full)")          \
+    X(tls_handshakes, DFD_COUNTER, 0, "TLS handshakes completed")                        \
+    X(tls_handshake_failures, DFD_COUNTER, 0,                                            \
+      "TLS handshakes that failed (bad or untrusted certificate, not TLS, ...)")         \
+    X(tls_handshake_timeouts, DFD_COUNTER, 0,                                            \
+      "TLS handshakes not finished within handshake_timeout")                            \
+    X(tls_plaintext_refused, DFD_COUNTER, 0,                                             \
+      "Connections closed for speaking plaintext on a TLS listener")                    \
+    X(tls_on_plaintext_refused, DFD_COUNTER, 0,                                          \
+      "Connections closed for starting TLS on a plaintext listener")                    \
+    X(auth_ok, DFD_COUNTER, 0, "Connections authenticated (token or certificate)")      \
+    X(auth_failures, DFD_COUNTER, 0, "daffi.auth calls refused (unknown token)")        \
+    X(auth_denied, DFD_COUNTER, 0, "Calls and announcements refused with DENIED")       \
+    X(auth_timeouts, DFD_COUNTER, 0,                                                     \
+      "Connections closed unauthenticated at the [auth] timeout or max_failures")       \
     X(received_bytes, DFD_COUNTER, 0, "Bytes read from connections")                     \
     X(sent_bytes, DFD_COUNTER, 0, "Bytes written to connections")                        \
     X(reloads, DFD_COUNTER, 0, "Reloads attempted")                                      \

@@ -2,10 +2,13 @@
  * sweep.c - each loop's periodic sweep (see sweep.h).
  */
 #include <errno.h>
+#include <string.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "budget.h"
+#include "conn-tls.h"
 #include "conn.h"
 #include "log.h"
 #include "server.h"
@@ -24,6 +27,12 @@ unsigned dfd_sweep_period_ms(const dfd_config *cfg)
         p = cfg->read_timeout_ms / 8;
     if (cfg->stall_warning_ms != 0 && cfg->stall_warning_ms / 4 < p)
         p = cfg->stall_warning_ms / 4;
+    /* the handshake and authentication timeouts: within an eighth */
+    if ((cfg->tls_listeners || (cfg->router != NULL && strncmp(cfg->router, "tls://", 6) == 0)) &&
+        cfg->tls_handshake_timeout_ms / 8 < p)
+        p = cfg->tls_handshake_timeout_ms / 8;
+    if (cfg->auth_require && cfg->auth_timeout_ms / 8 < p)
+        p = cfg->auth_timeout_ms / 8;
     return p < SWEEP_MIN_MS ? SWEEP_MIN_MS : (unsigned)p;
 }
 
@@ -46,6 +55,17 @@ static void sweep_conn(dfd_loop *loop, dfd_conn *c, uint64_t tick)
 {
     const dfd_config *cfg = loop->srv->cfg;
 
+    if (c->tls != NULL && !c->tls_ready && loop->handshake_ticks != 0 &&
+        tick - c->open_tick > loop->handshake_ticks) {
+        dfd_conn_tls_timed_out(c, (tick - c->open_tick) * loop->sweep_ms);
+        dfd_conn_close(c, 0);
+        return;
+    }
+    if (c->auth_pending && tick - c->open_tick > loop->auth_ticks) {
+        dfd_auth_timed_out(c, (unsigned long long)((tick - c->open_tick) * loop->sweep_ms));
+        dfd_conn_close(c, 0);
+        return;
+    }
     if (c->partial && loop->read_ticks != 0 && !c->internal) {
         if (c->read_paused) {
             c->partial_tick = tick; /* we stopped reading it: not its delay */
@@ -87,7 +107,8 @@ static void sweep_on_tick(evutil_socket_t fd, short what, void *arg)
     atomic_store_explicit(&loop->wd_pass_ns, now, memory_order_relaxed);
     dfd_loop_batch_begin(loop);
     /* closing only marks a connection dead (conn.h): the walk stays valid */
-    if (loop->idle_ticks != 0 || loop->read_ticks != 0)
+    if (loop->idle_ticks != 0 || loop->read_ticks != 0 || loop->handshake_ticks != 0 ||
+        loop->auth_ticks != 0)
         for (dfd_conn *c = loop->conns; c != NULL; c = c->next)
             if (!c->dead && !c->closing)
                 sweep_conn(loop, c, tick);
@@ -111,6 +132,9 @@ void dfd_sweep_start(dfd_loop *loop)
     loop->sweep_ms = ms;
     loop->idle_ticks = sweep_ticks(cfg->idle_timeout_ms, ms);
     loop->read_ticks = sweep_ticks(cfg->read_timeout_ms, ms);
+    int tls = cfg->tls_listeners || (cfg->router != NULL && strncmp(cfg->router, "tls://", 6) == 0);
+    loop->handshake_ticks = tls ? sweep_ticks(cfg->tls_handshake_timeout_ms, ms) : 0;
+    loop->auth_ticks = cfg->auth_require ? sweep_ticks(cfg->auth_timeout_ms, ms) : 0;
     atomic_store_explicit(&loop->wd_pass_ns, dfd_now_ns(), memory_order_relaxed);
     loop->sweep_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     if (loop->sweep_fd == -1 || timerfd_settime(loop->sweep_fd, 0, &its, NULL) == -1) {

@@ -27,6 +27,7 @@
 #include <netdb.h>
 
 #include "client_int.h" /* sdk/src: the library's connect and backoff */
+#include "conn-tls.h"
 #include "conn.h"
 #include "dispatch.h"
 #include "heartbeat.h"
@@ -52,6 +53,7 @@ typedef struct worker_link {
     _Atomic(const dfd_table *) seen; /* the table its loop switched to last (announce) */
     uint32_t next_msgid;
     uint32_t hello_msgid;
+    uint32_t auth_msgid;       /* our daffi.auth awaiting its answer, 0 = none */
     int registered;
     int withdrawing;           /* draining: the empty hello is on its way */
     int withdrawn;             /* the router acknowledged it (or there is no router) */
@@ -63,6 +65,8 @@ struct dfd_worker {
     dfd_server *srv;
     daffi_addr addr;
     char session[48];          /* names this process's links as one member */
+    char token[1025];          /* [auth] token_file's token, presented with daffi.auth
+                                  before the hello ("": none) */
     atomic_int stopping;
     atomic_int evicted;        /* a newcomer took our name: rejoin without replacing */
     unsigned nlinks;
@@ -147,6 +151,21 @@ static void link_withdraw(worker_link *k)
     link_hello(k, 1);
 }
 
+/* Sends daffi.auth [token] on link k (the output waits for the TLS handshake). */
+static void link_auth(worker_link *k)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    k->auth_msgid = link_next_msgid(k);
+    daffi_pack_request(&pk, k->auth_msgid, "daffi.auth", 10, 1);
+    daffi_pack_cstr(&pk, k->w->token);
+    dfd_conn_send_raw(k->conn, sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+}
+
 /* The connection is up: adopt it as an ordinary connection of the loop and say hello. */
 static void link_connected(worker_link *k, int fd)
 {
@@ -162,8 +181,15 @@ static void link_connected(worker_link *k, int fd)
     snprintf(c->peer, sizeof(c->peer), "router");
     c->track_rx = 1;
     c->keep_serving = 1;
+    if (k->w->addr.tls && dfd_conn_tls_attach(c, 0, k->w->addr.host) == -1) {
+        dfd_conn_close(c, 0); /* its closed handler schedules the next attempt */
+        return;
+    }
     k->conn = c;
     k->withdrawing = k->withdrawn = 0;
+    /* the token first: the router answers in order, the hello is authenticated */
+    if (k->w->token[0] != '\0')
+        link_auth(k);
     link_announce(k);
 }
 
@@ -313,6 +339,23 @@ static void worker_session(dfd_worker *w)
                  (unsigned long long)r);
 }
 
+/* Reads [auth] token_file's first line into w->token. Returns 0, or -1 (logged). */
+static int worker_read_token(dfd_worker *w)
+{
+    const char *path = w->srv->cfg->auth_token_file;
+    FILE *f = fopen(path, "re");
+
+    if (f == NULL || fgets(w->token, sizeof(w->token), f) == NULL) {
+        dfd_error("worker.token", "file=%s msg=\"cannot read the token\"", path);
+        if (f != NULL)
+            fclose(f);
+        return -1;
+    }
+    fclose(f);
+    w->token[strcspn(w->token, "\r\n")] = '\0';
+    return 0;
+}
+
 dfd_worker *dfd_worker_start(dfd_server *srv)
 {
     unsigned n = srv->nloops;
@@ -330,6 +373,10 @@ dfd_worker *dfd_worker_start(dfd_server *srv)
         return NULL;
     }
     worker_session(w);
+    if (srv->cfg->auth_token_file != NULL && worker_read_token(w) == -1) {
+        free(w);
+        return NULL;
+    }
     uint64_t max = srv->cfg->reconnect_max_ms;
     for (unsigned i = 0; i < n; i++) {
         worker_link *k = &w->links[i];
@@ -359,6 +406,17 @@ static void link_on_response(dfd_conn *c, const char *bytes, size_t size, uint32
     const dfd_config *cfg = w->srv->cfg;
     if (dfd_heartbeat_answered(c, msgid))
         return;
+    if (k->auth_msgid != 0 && msgid == k->auth_msgid) {
+        const char *e, *r;
+        size_t elen, rlen;
+        k->auth_msgid = 0;
+        if (daffi_response_split(bytes, size, &e, &elen, &r, &rlen) == 0 &&
+            !(elen == 1 && (unsigned char)e[0] == 0xc0) && k->refusals % 10 == 0)
+            dfd_error("worker.auth_refused", "router=%s link=%u msg=\"the router refused "
+                      "our token ([auth] token_file): the hello will be DENIED\"",
+                      cfg->router, k->index);
+        return;
+    }
     if (msgid != k->hello_msgid) {
         dfd_stat_add(&c->loop->stats, DFD_STAT_unexpected_responses, 1);
         return;

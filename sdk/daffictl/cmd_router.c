@@ -374,6 +374,7 @@ static int run_watch(const ctl_opts *o, int argc, char **argv)
         return CTL_EXIT_OTHER;
     }
     memset(&copts, 0, sizeof(copts));
+    ctl_client_security(o, &copts);
     if (w.reconnect)
         copts.reconnect_ms = 100;
     c = daffi_client_new(w.base, o->address, &copts, &err);

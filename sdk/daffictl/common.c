@@ -55,6 +55,7 @@ daffi_client *ctl_connect(const ctl_opts *o, int *exit_code)
     daffi_client *c;
 
     memset(&copts, 0, sizeof(copts));
+    ctl_client_security(o, &copts);
     if (o->timeout_ms > 0 && o->timeout_ms < DAFFI_DEFAULT_CONNECT_TIMEOUT_MS)
         copts.connect_timeout_ms = o->timeout_ms;
     c = daffi_connect(o->address, &copts, &err);
@@ -65,6 +66,16 @@ daffi_client *ctl_connect(const ctl_opts *o, int *exit_code)
         daffi_error_clear(&err);
     }
     return c;
+}
+
+/* See daffictl.h. */
+void ctl_client_security(const ctl_opts *o, daffi_client_opts *copts)
+{
+    copts->tls_ca = o->tls_ca;
+    copts->tls_cert = o->tls_cert;
+    copts->tls_key = o->tls_key;
+    copts->tls_insecure = o->tls_insecure;
+    copts->token = o->token;
 }
 
 /* Packs the arguments as a params array into sb. Returns 0, or CTL_EXIT_USAGE after

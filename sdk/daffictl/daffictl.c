@@ -2,7 +2,8 @@
  * daffictl.c - the daffi command line: global options, the subcommand table, help.
  *
  *   daffictl [-s ADDRESS] [-a SOCKET | -c DIR] [-t TIMEOUT_MS] [--json|--pretty]
- *            SUBCOMMAND [ARGS...]
+ *            [--tls-ca FILE] [--tls-cert FILE --tls-key FILE] [--tls-insecure]
+ *            [--token-file FILE] SUBCOMMAND [ARGS...]
  *
  * Options come before the subcommand; everything after it belongs to the subcommand
  * (so `daffictl call add -1 2` passes -1 as an argument).
@@ -73,8 +74,15 @@ static void usage(FILE *f)
             "daffid through its admin socket.\n"
             "\n"
             "Options (before the subcommand):\n"
-            "  -s, --server ADDRESS    tcp://HOST:PORT or unix:///PATH; default $DAFFI_ADDRESS,\n"
-            "                          else " CTL_DEFAULT_ADDRESS "\n"
+            "  -s, --server ADDRESS    tcp://HOST:PORT, tls://HOST:PORT or unix:///PATH;\n"
+            "                          default $DAFFI_ADDRESS, else " CTL_DEFAULT_ADDRESS "\n"
+            "      --tls-ca FILE       PEM CAs the tls:// server's certificate must verify\n"
+            "                          against (default $DAFFI_TLS_CA, else the system's)\n"
+            "      --tls-cert FILE     PEM client certificate, for mTLS ($DAFFI_TLS_CERT)\n"
+            "      --tls-key FILE      its PEM private key ($DAFFI_TLS_KEY)\n"
+            "      --tls-insecure      do not verify the server's certificate (tests only)\n"
+            "      --token-file FILE   present the token on FILE's first line with\n"
+            "                          daffi.auth first (default $DAFFI_TOKEN)\n"
             "  -a, --admin SOCKET      daffid's admin socket for the admin subcommands;\n"
             "                          default $DAFFID_ADMIN, else found as -c says\n"
             "  -c, --config DIR        daffid's configuration directory: the admin socket is\n"
@@ -156,6 +164,30 @@ static int parse_timeout(const char *s, int *out)
     return 0;
 }
 
+/* Reads the first line of path (the token) into buf, trimmed. Returns 0, or -1 after
+ * saying why. */
+static int read_token(const char *path, char *buf, size_t len)
+{
+    FILE *f = fopen(path, "re");
+    size_t n;
+
+    if (f == NULL || fgets(buf, (int)len, f) == NULL) {
+        fprintf(stderr, "daffictl: --token-file %s: %s\n", path,
+                f == NULL ? strerror(errno) : "empty");
+        if (f != NULL)
+            fclose(f);
+        return -1;
+    }
+    fclose(f);
+    n = strcspn(buf, "\r\n");
+    buf[n] = '\0';
+    if (n == 0) {
+        fprintf(stderr, "daffictl: --token-file %s: the first line is empty\n", path);
+        return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -167,7 +199,13 @@ int main(int argc, char **argv)
         {"pretty", no_argument, NULL, 'p'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
+        {"tls-ca", required_argument, NULL, 'C'},
+        {"tls-cert", required_argument, NULL, 'E'},
+        {"tls-key", required_argument, NULL, 'K'},
+        {"tls-insecure", no_argument, NULL, 'I'},
+        {"token-file", required_argument, NULL, 'T'},
         {NULL, 0, NULL, 0}};
+    static char token[1100];
     ctl_opts o;
     const ctl_cmd *cmd;
     const char *env;
@@ -194,6 +232,15 @@ int main(int argc, char **argv)
             break;
         case 'j': o.json_flags = CTL_JSON_COMPACT; o.json_explicit = 1; break;
         case 'p': o.json_flags = CTL_JSON_PRETTY; o.json_explicit = 1; break;
+        case 'C': o.tls_ca = optarg; break;
+        case 'E': o.tls_cert = optarg; break;
+        case 'K': o.tls_key = optarg; break;
+        case 'I': o.tls_insecure = 1; break;
+        case 'T':
+            if (read_token(optarg, token, sizeof(token)) == -1)
+                return CTL_EXIT_USAGE;
+            o.token = token;
+            break;
         case 'h': usage(stdout); return CTL_EXIT_OK;
         case 'V':
         case 'v': printf("daffictl %s\n", DAFFID_VERSION); return CTL_EXIT_OK;

@@ -37,7 +37,18 @@ typedef struct ctl_opts {
     int json_explicit;     /* 1 when --json or --pretty was given */
     const char *admin;     /* -a, else NULL (ctl_admin_find() looks further) */
     const char *confdir;   /* -c: daffid's configuration directory, else NULL */
+    /* TLS and the token for a tls:// server (NULL: the library reads DAFFI_TLS_CA,
+     * DAFFI_TLS_CERT, DAFFI_TLS_KEY, DAFFI_TOKEN) */
+    const char *tls_ca;    /* --tls-ca FILE */
+    const char *tls_cert;  /* --tls-cert FILE */
+    const char *tls_key;   /* --tls-key FILE */
+    int tls_insecure;      /* --tls-insecure */
+    const char *token;     /* --token-file FILE's first line, read at start; owned by
+                              main */
 } ctl_opts;
+
+/* Sets the TLS and token fields of o into copts (the client options). */
+void ctl_client_security(const ctl_opts *o, daffi_client_opts *copts);
 
 /* The admin socket an admin subcommand talks to, and where that path came from. */
 typedef struct ctl_admin {

@@ -2,6 +2,7 @@
  * addr.c - parsing of listen/connect addresses, shared by daffid and the clients:
  *   tcp://host:port      host a name or IPv4 address
  *   tcp://[v6addr]:port  an IPv6 address in brackets
+ *   tls://host:port      TCP with TLS over it (the same forms; kind TCP, tls 1)
  *   unix:///abs/path     an absolute Unix socket path
  *   unix://rel/path      a path relative to the working directory
  * Resolving names and checking that a port is not 0 are the caller's business.
@@ -12,6 +13,7 @@
 
 #define TCP_SCHEME "tcp://"
 #define UNIX_SCHEME "unix://"
+#define TLS_SCHEME "tls://"
 
 /* Accepts the text after the host's ':' (NUL-terminated). Returns the port 0..65535,
  * or -1 when it is empty, not all digits, or too large. */
@@ -126,6 +128,16 @@ int daffi_addr_parse(const char *text, daffi_addr *out, const char **why)
         }
         return 0;
     }
+    if (strncmp(text, TLS_SCHEME, strlen(TLS_SCHEME)) == 0) {
+        if (parse_tcp(text + strlen(TLS_SCHEME), out, why) == -1) {
+            memset(out, 0, sizeof(*out));
+            if (strncmp(*why, "missing port: expected tcp://", 29) == 0)
+                *why = "missing port: expected tls://host:port";
+            return -1;
+        }
+        out->tls = 1;
+        return 0;
+    }
     if (strncmp(text, UNIX_SCHEME, strlen(UNIX_SCHEME)) == 0) {
         path = text + strlen(UNIX_SCHEME);
         n = strlen(path);
@@ -142,7 +154,7 @@ int daffi_addr_parse(const char *text, daffi_addr *out, const char **why)
         return 0;
     }
     *why = strstr(text, "://") != NULL
-        ? "unknown scheme: expected tcp:// or unix://"
-        : "missing scheme: expected tcp://host:port or unix://path";
+        ? "unknown scheme: expected tcp://, tls:// or unix://"
+        : "missing scheme: expected tcp://host:port, tls://host:port or unix://path";
     return -1;
 }

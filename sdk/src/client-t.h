@@ -85,6 +85,12 @@ struct daffi_client {
     daffi__backoff backoff;
     daffi_stream *streams;  /* synchronous client: streams open on the connection */
     daffi__async *as;       /* NULL for a synchronous client */
+    /* TLS and the token (client_tls.c) */
+    void *tls_ctx;          /* SSL_CTX for a tls:// address, NULL otherwise; owned */
+    void *ssl;              /* the SSL of the open connection, NULL: plaintext; owned */
+    int tls_insecure;       /* no verification of the server's certificate */
+    char *token;            /* presented with daffi.auth on each connection; owned */
+    uint32_t auth_msgid;    /* synchronous client: the daffi.auth awaiting its reply */
 };
 
 /* ---- asynchronous client ------------------------------------------------------ */

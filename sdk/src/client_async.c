@@ -424,6 +424,18 @@ static void notify_state(daffi_client *c, int connected)
     daffi_error_clear(&why);
 }
 
+/* The answer to daffi.auth: refused, the reason is kept for what fails next (every
+ * call answers DENIED where authentication is required). */
+static void auth_done(daffi_client *c, daffi_result *res, daffi_error *err, void *arg)
+{
+    (void)arg;
+    if (res != NULL)
+        return; /* the library frees it */
+    if (err != NULL && err->code != DAFFI_E_UNAVAILABLE)
+        daffi__client_set_why(c, "authentication refused (daffi.auth): %s",
+                              err->message != NULL ? err->message : "?");
+}
+
 /* See client_int.h. The queued calls keep their msgids: the table was emptied of
  * every call of the previous connection. */
 void daffi__as_connected(daffi_client *c)
@@ -432,6 +444,15 @@ void daffi__as_connected(daffi_client *c)
     daffi__acall *call;
 
     daffi__as_enter(c);
+    /* the token goes first: the peer answers in order */
+    if (c->token != NULL) {
+        msgpack_object tok, params;
+        daffi_error err = DAFFI_ERROR_INIT;
+        daffi__auth_params(c, &params, &tok);
+        daffi__async_send(c, 0, 0, "daffi.auth", NULL, &params, NULL, 0, 0, 0, auth_done,
+                          NULL, &err);
+        daffi_error_clear(&err);
+    }
     daffi__serve_announce(c);
     while ((call = as->queue.head) != NULL) {
         queue_del(&as->queue, call);

@@ -63,6 +63,7 @@ static void socket_close(daffi_client *c)
         event_del(&as->wr);
     as->rd_on = as->wr_on = as->flush_armed = 0;
     if (c->fd != -1) {
+        daffi__tls_drop(c);
         close(c->fd);
         c->fd = -1;
     }
@@ -254,8 +255,7 @@ static void flush(daffi_client *c)
     ssize_t n;
 
     while (c->out.pos < c->out.len) {
-        n = send(c->fd, c->out.p + c->out.pos, c->out.len - c->out.pos,
-                 MSG_NOSIGNAL | MSG_DONTWAIT);
+        n = daffi__io_send(c, c->out.p + c->out.pos, c->out.len - c->out.pos);
         if (n >= 0) {
             c->out.pos += (size_t)n;
             c->stats.bytes_out += (uint64_t)n;
@@ -310,7 +310,10 @@ static void wr_cb(evutil_socket_t fd, short what, void *arg)
         event_del(&c->as->wr);
         c->as->wr_on = 0;
         c->fd = -1;
-        if (daffi__connect_finish(sock, why, sizeof(why)) == 0) {
+        int64_t limit = c->connect_timeout_ms > 0
+                            ? c->as->attempt_ns + (int64_t)c->connect_timeout_ms * 1000000 : 0;
+        if (daffi__connect_finish(sock, why, sizeof(why)) == 0 &&
+            daffi__tls_handshake(c, sock, limit, why, sizeof(why)) == 0) {
             established(c, sock);
         } else {
             close(sock);
@@ -373,6 +376,7 @@ static void rd_cb(evutil_socket_t fd, short what, void *arg)
     ssize_t n;
     int i;
 
+    (void)fd;
     (void)what;
     daffi__as_enter(c);
     as->in_read = 1;
@@ -382,7 +386,7 @@ static void rd_cb(evutil_socket_t fd, short what, void *arg)
             break;
         }
         room = c->in.cap - c->in.end;
-        n = recv(fd, c->in.p + c->in.end, room, MSG_DONTWAIT);
+        n = daffi__io_recv(c, c->in.p + c->in.end, room);
         if (n == 0) {
             conn_drop(c, DAFFI_E_UNAVAILABLE, "connection closed by peer");
             break;
@@ -403,5 +407,8 @@ static void rd_cb(evutil_socket_t fd, short what, void *arg)
     as->in_read = 0;
     if (!as->closing && as->state == DAFFI__AS_CONNECTED && c->out.pos < c->out.len)
         flush(c);
+    /* records the SSL decrypted already raise no socket event */
+    if (!as->closing && as->state == DAFFI__AS_CONNECTED && daffi__io_pending(c))
+        event_active(&as->rd, EV_READ, 1);
     daffi__as_leave(c);
 }

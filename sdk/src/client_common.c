@@ -91,12 +91,17 @@ daffi_client *daffi__client_alloc(const char *address, const daffi_client_opts *
                                                  : DAFFI_DEFAULT_RECONNECT_MAX_MS);
     msgpack_packer_init(&c->pk, &c->out, daffi__out_write);
     daffi_scan_init(&c->in.scan);
+    if (daffi__tls_setup(c, o, err) == -1) {
+        daffi__client_free(c);
+        return NULL;
+    }
     return c;
 }
 
 /* See client_int.h. */
 void daffi__client_free(daffi_client *c)
 {
+    daffi__tls_free(c);
     if (c->fd != -1)
         close(c->fd);
     free(c->out.p);

@@ -55,6 +55,42 @@ int daffi__connect_finish(int fd, char *why, size_t whylen);
  * (freeaddrinfo() by the caller), or -1 with a reason in why. */
 int daffi__resolve(const daffi_addr *a, struct addrinfo **res, char *why, size_t whylen);
 
+/* ---- client_tls.c --------------------------------------------------------------- */
+
+/* Reads the token and, for a tls:// address, builds the TLS context from o (or the
+ * DAFFI_TLS_* environment). Returns 0, or -1 with err set (BAD_ARGS naming the file
+ * that does not load). */
+int daffi__tls_setup(daffi_client *c, const daffi_client_opts *o, daffi_error *err);
+/* Frees the SSL, the context and the token. */
+void daffi__tls_free(daffi_client *c);
+/* Frees the connection's SSL (before its socket is closed). */
+void daffi__tls_drop(daffi_client *c);
+/* Runs the TLS handshake on the connected socket fd before deadline (ns, 0: none)
+ * when c has a TLS context (else nothing). Returns 0 (c->ssl set), or -1 with the
+ * reason in why (the caller closes fd). */
+int daffi__tls_handshake(daffi_client *c, int fd, int64_t deadline, char *why,
+                         size_t whylen);
+/* SSL_write() / SSL_read() on a non-blocking socket, as send() and recv() are: bytes,
+ * 0 at the end (recv), or -1 with errno (EAGAIN: not now; EPROTO: a TLS error, the
+ * reason left in OpenSSL's error queue for the caller). recv reads as many records as
+ * fit in len and stops once OpenSSL holds nothing more (one read() per readiness with
+ * read-ahead). daffid's connections use them too (server/conn-tls.c). */
+ssize_t daffi__ssl_send(void *ssl, const char *p, size_t len);
+ssize_t daffi__ssl_recv(void *ssl, char *p, size_t len);
+/* send()/recv() on c->fd, through the SSL when there is one (errno EAGAIN: not now). */
+ssize_t daffi__io_send(daffi_client *c, const char *p, size_t len);
+ssize_t daffi__io_recv(daffi_client *c, char *p, size_t len);
+/* 1 when the SSL holds decrypted bytes no poll() would announce. */
+int daffi__io_pending(const daffi_client *c);
+/* Makes params the array [c->token] (tok holds the string; c->token not NULL). */
+void daffi__auth_params(const daffi_client *c, msgpack_object *params, msgpack_object *tok);
+/* Synchronous client: appends daffi.auth [token] (nothing without a token), its msgid
+ * in c->auth_msgid. Returns 0 or -1 (out of memory). */
+int daffi__auth_append(daffi_client *c);
+/* Its reply (one scanned response): 0 when accepted, -1 with the reason in why. */
+int daffi__auth_reply(daffi_client *c, const char *msg, size_t size, char *why,
+                      size_t whylen);
+
 /* ---- client_common.c ------------------------------------------------------------ */
 
 /* Returns CLOCK_MONOTONIC in nanoseconds. */

@@ -69,6 +69,7 @@ static int client_fail(daffi_client *c, daffi_error *err, int code, const char *
     daffi__client_vset_why(c, fmt, ap);
     va_end(ap);
     if (c->fd != -1) {
+        daffi__tls_drop(c);
         close(c->fd);
         c->fd = -1;
         c->stats.disconnects++;
@@ -91,8 +92,7 @@ static int client_flush(daffi_client *c, daffi_error *err)
     ssize_t n;
 
     while (c->out.pos < c->out.len) {
-        n = send(c->fd, c->out.p + c->out.pos, c->out.len - c->out.pos,
-                 MSG_NOSIGNAL | MSG_DONTWAIT);
+        n = daffi__io_send(c, c->out.p + c->out.pos, c->out.len - c->out.pos);
         if (n == -1) {
             if (errno == EINTR)
                 continue;
@@ -125,6 +125,12 @@ static int client_handle(daffi_client *c, const char *msg, size_t size,
 {
     switch (s->kind) {
     case DAFFI_MSG_RESPONSE:
+        if (c->auth_msgid != 0 && s->msgid == c->auth_msgid) {
+            char why[400];
+            if (daffi__auth_reply(c, msg, size, why, sizeof(why)) == -1)
+                return client_fail(c, w->err, DAFFI_E_DENIED, "%s", why);
+            return 0;
+        }
         if (w->want_reply && !w->done && s->msgid == w->msgid) {
             w->rc = daffi__reply_take(msg, size, w->method, w->out, w->err);
             w->done = 1;
@@ -190,7 +196,7 @@ static int client_read(daffi_client *c, client_wait *w)
     if (daffi__in_make_room(c) == -1)
         return client_fail(c, w->err, DAFFI_E_UNAVAILABLE, "out of memory for reading");
     for (;;) {
-        n = recv(c->fd, b->p + b->end, b->cap - b->end, MSG_DONTWAIT);
+        n = daffi__io_recv(c, b->p + b->end, b->cap - b->end);
         if (n > 0) {
             b->end += (size_t)n;
             c->stats.bytes_in += (uint64_t)n;
@@ -235,7 +241,8 @@ static int client_pump(daffi_client *c, client_wait *w, int64_t deadline)
         if (c->out.pos < c->out.len)
             pfd.events |= POLLOUT;
         pfd.revents = 0;
-        n = poll(&pfd, 1, ms);
+        /* records the SSL decrypted already raise no poll() event */
+        n = daffi__io_pending(c) ? (pfd.revents = POLLIN, 1) : poll(&pfd, 1, ms);
         if (n == -1) {
             if (errno == EINTR)
                 continue;
@@ -270,8 +277,21 @@ static int client_open(daffi_client *c, int64_t deadline, char *reason, size_t r
     if (deadline != 0 && (limit == 0 || deadline < limit))
         limit = deadline;
     c->fd = daffi__connect_socket(&c->addr, limit, reason, reasonlen);
+    if (c->fd != -1 && daffi__tls_handshake(c, c->fd, limit, reason, reasonlen) == -1) {
+        close(c->fd);
+        c->fd = -1;
+    }
     if (c->fd == -1) {
         daffi__client_set_why(c, "cannot connect: %s", reason);
+        return -1;
+    }
+    /* the token goes first: the peer answers in order, every call after it is
+     * authenticated */
+    if (daffi__auth_append(c) == -1) {
+        snprintf(reason, reasonlen, "out of memory");
+        daffi__tls_drop(c);
+        close(c->fd);
+        c->fd = -1;
         return -1;
     }
     c->stats.connects++;

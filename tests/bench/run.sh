@@ -13,6 +13,9 @@
 #   BENCH_ONLY          comma-separated row ids: seq, c200-tcp, c200-unix, notify,
 #                       pipe, mib, router, fib, isolated (default: all), router-extra
 #   BENCH_TRACE=0       skip the strace runs (syscalls per call)
+#   BENCH_TLS=0         skip the TLS rows (t): 200 conns x 1 outstanding over tls://
+#                       beside the same over tcp:// to one daffid, and redis-server
+#                       with TLS when it has it
 #   BENCH_EXTRA=1       also the router rows over Unix, at split pinning and with 200
 #                       connections (router-extra), the libdaffi async client against
 #                       the raw client, and hot reload (trigger to serving, p99 during a
@@ -31,12 +34,7 @@ done
 
 failed=0
 BUILD="$BUILD_ABS" "$BENCH/bench_table" || failed=1
-[ "${BENCH_EXTRA:-0}" = 1 ] || exit $failed
 
-# ---- BENCH_EXTRA=1 (bench_table ran the router-extra rows) -------------------------
-# (c) the libdaffi asynchronous client (bench_async_client: 200 connections, one
-# daffi_client each, all on one libevent loop) against daffid, next to the raw client
-# (bench_calls) against the same daffid: the client library's own cost.
 work=$(mktemp -d "${TMPDIR:-/tmp}/daffid-bench.XXXXXX") || exit 2
 server_pid=""
 cleanup() {
@@ -48,6 +46,97 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+# ---- (t) TLS against plaintext: same daffid, same client, same run -----------------
+# bench_async_client (libdaffi's asynchronous client: 200 connections, one call
+# outstanding on each, 64 B payloads) against one daffid (loops = 1 on CPU 0) that
+# listens on tcp:// and tls:// (a P-256 certificate made here with the openssl CLI;
+# TLS 1.3; the handshakes happen before the clock starts); then redis-benchmark GET
+# against redis-server on its plain and its TLS port, when this redis has TLS.
+if [ "${BENCH_TLS:-1}" = 1 ]; then
+    mkdir -p "$work/tls" "$work/tconf"
+    (cd "$work/tls" &&
+     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+         -keyout ca.key -out ca.pem -days 2 -subj /CN=bench-ca &&
+     printf 'subjectAltName=IP:127.0.0.1\n' >ext &&
+     openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+         -keyout server.key -out server.csr -subj /CN=localhost &&
+     openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+         -out server.pem -days 2 -extfile ext) >"$work/tls/openssl.log" 2>&1 ||
+        { cat "$work/tls/openssl.log"; exit 1; }
+    tport=$("$BENCH/bench_calls" port) || exit 2
+    pport=$("$BENCH/bench_calls" port) || exit 2
+    printf '[server]\nlisten = tcp://127.0.0.1:%s, tls://127.0.0.1:%s\nloops = 1\n' \
+        "$pport" "$tport" >"$work/tconf/00-server.ini"
+    printf 'blocking_threads = 1\nshutdown_timeout = 2s\n[tls]\ncert = %s\nkey = %s\n' \
+        "$work/tls/server.pem" "$work/tls/server.key" >>"$work/tconf/00-server.ini"
+    printf '[log]\nlevel = warn\n' >>"$work/tconf/00-server.ini"
+    printf '[plugin]\nname = echo\npath = %s/plugins/echo.so\n' "$BUILD_ABS" \
+        >"$work/tconf/10-echo.ini"
+    echo
+    echo "(t) TLS: 200 conns x 1 outstanding, 64 B echo, libdaffi async client on CPU 1,"
+    echo "    daffid loops = 1 on CPU 0 (median of ${BENCH_REPS:-3})"
+    taskset -c 0 "$BUILD_ABS/daffid" -c "$work/tconf" >>"$work/daffid-tls.log" 2>&1 &
+    server_pid=$!
+    "$BENCH/bench_calls" wait -s "tcp://127.0.0.1:$pport" -t 10000 ||
+        { cat "$work/daffid-tls.log"; exit 1; }
+    n=$(awk -v s="${BENCH_SECONDS:-1}" 'BEGIN { printf "%d", s * 200 }')
+    median() { sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
+    one() {
+        DAFFI_TLS_CA="$work/tls/ca.pem" taskset -c 1 "$BENCH/bench_async_client" run \
+            -s "$1" -c 200 -n "$n" -p 64 | sed -n 's/.*calls_per_s=\([0-9]*\).*/\1/p'
+    }
+    plain=""
+    tls=""
+    for rep in $(seq "${BENCH_REPS:-3}"); do
+        plain="$plain $(one "tcp://127.0.0.1:$pport")"
+        tls="$tls $(one "tls://127.0.0.1:$tport")"
+    done
+    plain=$(echo "$plain" | tr ' ' '\n' | grep . | median)
+    tls=$(echo "$tls" | tr ' ' '\n' | grep . | median)
+    kill "$server_pid"
+    wait "$server_pid" 2>/dev/null
+    server_pid=""
+    [ -n "$plain" ] && [ -n "$tls" ] || failed=1
+    ratio() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+    printf '%-28s %12s %12s %9s\n' system plain/s tls/s tls/plain
+    printf '%-28s %12s %12s %9s\n' "daffid (libdaffi client)" "${plain:--}" "${tls:--}" \
+        "$(ratio "$tls" "$plain")"
+    if command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null &&
+       redis-benchmark --help 2>&1 | grep -q -- '--tls'; then
+        rp=$("$BENCH/bench_calls" port)
+        rtp=$("$BENCH/bench_calls" port)
+        taskset -c 0 redis-server --port "$rp" --tls-port "$rtp" \
+            --tls-cert-file "$work/tls/server.pem" --tls-key-file "$work/tls/server.key" \
+            --tls-ca-cert-file "$work/tls/ca.pem" --tls-auth-clients no \
+            --save '' --appendonly no >"$work/redis-tls.log" 2>&1 &
+        server_pid=$!
+        sleep 0.3
+        rn=$(awk -v s="${BENCH_SECONDS:-1}" 'BEGIN { printf "%d", s * 60000 }')
+        rget() {
+            taskset -c 1 redis-benchmark -p "$1" $2 -c 200 -n "$rn" -d 64 -t get -q 2>/dev/null |
+                tr '\r' '\n' | sed -n 's/^GET: \([0-9.]*\) requests per second.*/\1/p' |
+                tail -1 | cut -d. -f1
+        }
+        rplain=$(rget "$rp" "")
+        rtls=$(rget "$rtp" "--tls --cacert $work/tls/ca.pem")
+        kill "$server_pid"
+        wait "$server_pid" 2>/dev/null
+        server_pid=""
+        printf '%-28s %12s %12s %9s\n' "redis-server GET (-c 200)" "${rplain:--}" \
+            "${rtls:--}" "$(ratio "$rtls" "$rplain")"
+        printf '%-28s %12s %12s\n' "daffid / redis" "$(ratio "$plain" "$rplain")" \
+            "$(ratio "$tls" "$rtls")"
+    else
+        echo "redis-server with TLS: not installed here (its row is skipped)"
+    fi
+fi
+[ "${BENCH_EXTRA:-0}" = 1 ] || exit $failed
+
+# ---- BENCH_EXTRA=1 (bench_table ran the router-extra rows) -------------------------
+# (c) the libdaffi asynchronous client (bench_async_client: 200 connections, one
+# daffi_client each, all on one libevent loop) against daffid, next to the raw client
+# (bench_calls) against the same daffid: the client library's own cost.
 port=$("$BENCH/bench_calls" port) || exit 2
 mkdir "$work/conf"
 cat >"$work/conf/00-server.ini" <<EOF

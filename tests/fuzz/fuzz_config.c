@@ -6,6 +6,9 @@
  * 50-b.ini) written to a private temp dir, which dfd_config_load() then reads (plugin
  * files are not checked for existence). Properties: no crash, no leak (ASan), and the
  * result is consistent: 0 with no errors, or -1 with at least one error message.
+ * The whole input is also read as an [auth] tokens file (dfd_tokens_parse): a set, or
+ * NULL with a reason naming a line; every parsed name is found again by its own token
+ * only through the constant-time lookup (checked with the input's first line).
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -14,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "config.h"
 
 static void write_file(const char *dir, const char *name, const uint8_t *p, size_t n)
@@ -49,6 +53,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     }
     dfd_errors_free(&errs);
+
+    char why[300] = "";
+    dfd_tokens *t = dfd_tokens_parse((const char *)data, size, why, sizeof(why));
+    if (t == NULL && strncmp(why, "line ", 5) != 0 && strcmp(why, "out of memory") != 0)
+        abort();
+    if (t != NULL && dfd_tokens_match(t, "", 0) != NULL)
+        abort(); /* an empty token never matches (tokens are 16+ characters) */
+    dfd_tokens_free(t);
 
     char path[512];
     snprintf(path, sizeof(path), "%s/00-a.ini", dir);

@@ -3,7 +3,8 @@
  * or any MessagePack-RPC peer, call its callbacks, read results and errors.
  *
  * Contract
- *   Addresses are "tcp://host:port" or "unix:///path" (see daffi_addr_parse in
+ *   Addresses are "tcp://host:port", "tls://host:port" or "unix:///path" (see
+ *   daffi_addr_parse in
  *   <daffi/rpc.h>). TCP connections set TCP_NODELAY. The wire protocol is the
  *   normative one of sdk/PROTOCOL.md: one msgid per call, responses matched by msgid
  *   (they may arrive in any order), a notification gets no response.
@@ -154,6 +155,17 @@ typedef struct daffi_client_opts {
                                goes out as the plain request the MessagePack-RPC
                                specification knows (for peers that are not daffi);
                                0: a call with a timeout carries it (see "Deadlines") */
+    /* TLS, for a "tls://host:port" address (see "TLS and tokens" above). NULL: the
+     * environment's DAFFI_TLS_CA, DAFFI_TLS_CERT, DAFFI_TLS_KEY. Read at creation. */
+    const char *tls_ca;     /* PEM CA bundle the server's certificate must verify
+                               against; NULL and no DAFFI_TLS_CA: the system's store */
+    const char *tls_cert;   /* PEM client certificate (mTLS), with tls_key */
+    const char *tls_key;    /* its PEM private key */
+    int tls_insecure;       /* 1 (or DAFFI_TLS_INSECURE=1): no verification of the
+                               server's certificate (tests only: anyone in the middle
+                               reads everything) */
+    const char *token;      /* sent with daffi.auth first on every connection (NULL:
+                               DAFFI_TOKEN; neither: none). Copied. */
 } daffi_client_opts;
 
 /* Backoff cap used when daffi_client_opts.reconnect_max_ms is 0. */

@@ -198,13 +198,15 @@ const msgpack_object *daffi_obj_get(const msgpack_object *o, const char *key);
 int daffi_obj_text(const msgpack_object *o, const char **p, size_t *len);
 
 /* Address parsing shared by daemon and clients: "tcp://host:port" (host may be
- * "[v6]") or "unix:///absolute/path" / "unix://relative/path". */
+ * "[v6]"), "tls://host:port" (the same, TLS over it: kind TCP with tls set) or
+ * "unix:///absolute/path" / "unix://relative/path". */
 typedef enum daffi_addr_kind { DAFFI_ADDR_TCP = 1, DAFFI_ADDR_UNIX = 2 } daffi_addr_kind;
 typedef struct daffi_addr {
     daffi_addr_kind kind;
     char host[256];   /* TCP: host name or address, without brackets */
     int port;         /* TCP: 1..65535 (0 allowed only where the caller permits) */
     char path[108];   /* UNIX: filesystem path (sun_path size) */
+    int tls;          /* TCP: 1 for a tls:// address */
 } daffi_addr;
 
 /* Parses text into out. Returns 0, or -1 with a static reason in *why. */
