@@ -17,9 +17,10 @@ CC        ?= cc
 OPT       ?= -O2
 SAN       ?=
 # libdaffi needs libevent and msgpack-c only (what daffi.pc requires); daffid and
-# daffictl add libevent_extra (evhttp: the metrics listener), inih and jansson.
+# daffictl add libevent_extra (evhttp: the metrics listener), inih, jansson and libnats
+# (NATS: docs/NATS.md).
 SDK_PKGS  := libevent_core msgpack
-PKGS      := $(SDK_PKGS) libevent_extra inih jansson
+PKGS      := $(SDK_PKGS) libevent_extra inih jansson libnats
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 SDK_LIBS   := $(shell pkg-config --libs $(SDK_PKGS) 2>/dev/null) -ldl -lpthread -lm

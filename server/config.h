@@ -45,6 +45,10 @@ int dfd_parse_uint(const char *text, unsigned long max, unsigned long *out);
 
 const char *dfd_role_name(dfd_role role);
 
+/* 1 when v (a router or nats value) names NATS servers (nats:// or tls://): a worker
+ * with such a router joins NATS (docs/NATS.md). */
+int dfd_cfg_is_nats_url(const char *v);
+
 /* Prints every key the reader knows, one per line: SECTION.KEY for the server's
  * sections, plugin.KEY for a plugin's (daffid --keys; shell completion reads it). */
 void dfd_config_list_keys(FILE *out);

@@ -96,6 +96,13 @@ typedef enum dfd_stat_kind { DFD_COUNTER = 0, DFD_GAUGE = 1 } dfd_stat_kind;
       "Times a member link was found frozen and passed over (router)")                   \
     X(startup_held, DFD_COUNTER, 0,                                                      \
       "Calls held by a restarted router's startup grace")                                \
+    X(nats_requests, DFD_COUNTER, 0, "Calls a gateway router sent over NATS")          \
+    X(nats_no_responders, DFD_COUNTER, 0,                                                \
+      "Gateway calls NATS answered with no responders (NO_CALLBACK, UNAVAILABLE)")       \
+    X(nats_served, DFD_COUNTER, 0, "Calls a NATS member received and ran")              \
+    X(nats_publish_errors, DFD_COUNTER, 0, "NATS publishes libnats refused")             \
+    X(nats_members_lost, DFD_COUNTER, 0,                                                 \
+      "NATS members dropped after heartbeat x heartbeat_misses without a heartbeat")     \
     X(received_bytes, DFD_COUNTER, 0, "Bytes read from connections")                     \
     X(sent_bytes, DFD_COUNTER, 0, "Bytes written to connections")                        \
     X(reloads, DFD_COUNTER, 0, "Reloads attempted")                                      \
