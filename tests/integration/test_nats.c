@@ -1,0 +1,451 @@
+/*
+ * test_nats.c - members and routers meeting on NATS (docs/NATS.md), with real
+ * nats-server processes on loopback ports: a call and a notification go router ->
+ * NATS -> worker and back; calls spread over two workers serving the same callback;
+ * `to` reaches one member; a callback nobody serves is NO_CALLBACK at once; every router
+ * lists the members it learned over NATS, and subscribers see them join and leave; a
+ * worker killed mid-call ends that call at its deadline (TIMEOUT, never a hang) and is
+ * dropped after heartbeat x misses; one of two routers killed, the other keeps serving;
+ * a NATS node of a cluster of two killed, its clients fail over to the other.
+ *
+ * The group runs one nats-server, workers w1 (echo, calc) and w2 (echo), routers r1 and
+ * r2 (gateways to the same nats-server), heartbeat 200 ms x 3 everywhere. Tests that
+ * kill something start their own daffids (and NATS cluster). Without nats-server every
+ * test is skipped, and says why.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+#include <msgpack.h>
+
+#include <daffi/rpc.h>
+
+#include "../support/cluster.h"
+#include "../support/daemon.h"
+#include "../support/expect.h"
+#include "../support/rawconn.h"
+#include "../support/rexpect.h"
+#include "../support/tnats.h"
+
+#define START_MS 10000
+#define HB "heartbeat = 200ms\nheartbeat_misses = 3\n"
+
+typedef struct fixture {
+    int absent;          /* no nats-server on this machine: every test skips */
+    tnats nats;
+    tdaemon r1, r2;
+    tdaemon w1, w2;
+    char w1_admin[200], w2_admin[200];
+    tdaemon extra;       /* a daffid one test starts and kills */
+    tdaemon extra2;
+    tnats n2[2];         /* the failover test's cluster */
+} fixture;
+
+static void skip_without_nats(const fixture *f)
+{
+    if (f->absent) {
+        print_message("SKIPPED: nats-server is not installed (apt-get install nats-server)\n");
+        skip();
+    }
+}
+
+/* A gateway router named name on nats (servers, comma separated). */
+static int router_up(tdaemon *d, const char *name, const char *servers)
+{
+    char extra[400];
+    snprintf(extra, sizeof(extra), HB "nats = %s\n", servers);
+    if (tcluster_router_init(d, name, extra) == -1)
+        return -1;
+    return tdaemon_start(d, NULL);
+}
+
+/* A NATS worker named name serving plugins, with an admin socket (path into admin). */
+static int worker_up(tdaemon *d, const char *servers, const char *name,
+                     const char *const *plugins, const char *via_router, char *admin,
+                     size_t adminsz)
+{
+    if (tcluster_worker_init(d, servers, name, HB) == -1)
+        return -1;
+    if (admin != NULL) {
+        snprintf(admin, adminsz, "%s/admin.sock", d->dir);
+        if (tdaemon_write_file(d, "05-admin.ini", "[admin]\nsocket = %s\n", admin) == -1)
+            return -1;
+    }
+    for (size_t i = 0; plugins[i] != NULL; i++)
+        if (tdaemon_add_plugin(d, plugins[i], NULL) == -1)
+            return -1;
+    return tcluster_worker_start(d, via_router, name, START_MS);
+}
+
+static int group_setup(void **state)
+{
+    fixture *f = tcluster_fixture_new(state, sizeof(*f));
+    if (f == NULL)
+        return -1;
+    if (tnats_binary() == NULL) {
+        f->absent = 1;
+        return 0;
+    }
+    if (tnats_init(&f->nats, 0) == -1 || tnats_start(&f->nats, NULL) == -1 ||
+        router_up(&f->r1, "r1", f->nats.url) == -1 ||
+        router_up(&f->r2, "r2", f->nats.url) == -1 ||
+        worker_up(&f->w1, f->nats.url, "w1", (const char *const[]){ "echo", "calc", NULL },
+                  f->r1.tcp, f->w1_admin, sizeof(f->w1_admin)) == -1 ||
+        worker_up(&f->w2, f->nats.url, "w2", (const char *const[]){ "echo", NULL }, f->r1.tcp,
+                  f->w2_admin, sizeof(f->w2_admin)) == -1)
+        return -1;
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    fixture *f = *state;
+    int rc = 0;
+    if (f == NULL)
+        return -1;
+    if (!f->absent) {
+        rc |= tcluster_stop(&f->w1);
+        rc |= tcluster_stop(&f->w2);
+        rc |= tcluster_stop(&f->r1);
+        rc |= tcluster_stop(&f->r2);
+    }
+    tnats_cleanup(&f->nats);
+    free(f);
+    return rc;
+}
+
+/* Per-test teardown: what a test started itself goes. */
+static int test_teardown(void **state)
+{
+    fixture *f = *state;
+    tdaemon_cleanup(&f->extra);
+    memset(&f->extra, 0, sizeof(f->extra));
+    tdaemon_cleanup(&f->extra2);
+    memset(&f->extra2, 0, sizeof(f->extra2));
+    tnats_cleanup(&f->n2[0]);
+    tnats_cleanup(&f->n2[1]);
+    return 0;
+}
+
+/* Sends daffi.call [callback, [args...], {"to"?: to, "timeout_ms"?: ms}] as msgid id;
+ * args are nargs encoded values. */
+static void send_call(rawconn *c, uint32_t id, const char *callback, const char *args,
+                      size_t len, uint32_t nargs, const char *to, int timeout_ms)
+{
+    rawmsg m;
+    rawmsg_init(&m);
+    msgpack_packer *pk = rawmsg_request(&m, id, "daffi.call", 3);
+    daffi_pack_cstr(pk, callback);
+    msgpack_pack_array(pk, nargs);
+    msgpack_sbuffer_write(&m.sb, args, len);
+    msgpack_pack_map(pk, (to != NULL) + (timeout_ms > 0));
+    if (to != NULL) {
+        daffi_pack_cstr(pk, "to");
+        daffi_pack_cstr(pk, to);
+    }
+    if (timeout_ms > 0) {
+        daffi_pack_cstr(pk, "timeout_ms");
+        msgpack_pack_int(pk, timeout_ms);
+    }
+    expect_send(c, &m);
+    rawmsg_destroy(&m);
+}
+
+/* ---- calls ------------------------------------------------------------------------------ */
+
+static void test_call_goes_router_nats_worker_and_back(void **state)
+{
+    fixture *f = *state;
+    skip_without_nats(f);
+    rawconn c;
+    expect_open(&c, f->r1.tcp);
+    expect_send_ii(&c, 1, "add", 40, 2);
+    expect_result_int(&c, 1, 42);
+    /* bit for bit: a float32 and a bin come back as they went */
+    expect_send_raw_call(&c, 2, "echo", 1, "\xca\x3f\xc0\x00\x00", 5);
+    expect_result_bytes(&c, 2, "float32 1.5", "\xca\x3f\xc0\x00\x00", 5);
+    /* a member's error comes back as it sent it */
+    expect_send_ii(&c, 3, "divide", 1, 0);
+    expect_error(&c, 3, DAFFI_E_HANDLER_ERROR);
+    rawconn_close(&c);
+}
+
+static void test_notification_reaches_one_worker(void **state)
+{
+    fixture *f = *state;
+    skip_without_nats(f);
+    long long before = tcluster_admin_counter(f->w1_admin, "notifications");
+    assert_true(before >= 0);
+    rawconn c;
+    expect_open(&c, f->r2.tcp);
+    rawmsg m;
+    rawmsg_init(&m);
+    msgpack_packer *pk = rawmsg_notify(&m, "add", 2); /* only w1 serves add */
+    msgpack_pack_int(pk, 1);
+    msgpack_pack_int(pk, 2);
+    expect_send(&c, &m);
+    rawmsg_destroy(&m);
+    expect_ping(&c, 9);
+    long long now = before;
+    for (int i = 0; i < 300 && now == before; i++) {
+        struct timespec ts = {0, 10 * 1000000};
+        nanosleep(&ts, NULL);
+        now = tcluster_admin_counter(f->w1_admin, "notifications");
+    }
+    assert_int_equal(now, before + 1);
+    rawconn_close(&c);
+}
+
+static void test_cast_collects_every_member_serving_it(void **state)
+{
+    fixture *f = *state;
+    skip_without_nats(f);
+    rawconn c;
+    expect_open(&c, f->r1.tcp);
+    rawmsg m;
+    rawmsg_init(&m);
+    msgpack_packer *pk = rawmsg_request(&m, 1, "daffi.cast", 2);
+    daffi_pack_cstr(pk, "echo");
+    msgpack_pack_array(pk, 1);
+    daffi_pack_cstr(pk, "hi");
+    expect_send(&c, &m);
+    rawmsg_destroy(&m);
+    const msgpack_object *map = expect_result(&c, 1);
+    assert_int_equal(map->type, MSGPACK_OBJECT_MAP);
+    assert_int_equal(map->via.map.size, 2);
+    assert_true(rexpect_obj_is(rexpect_cast_ok(map, "w1"), "hi"));
+    assert_true(rexpect_obj_is(rexpect_cast_ok(map, "w2"), "hi"));
+    rawconn_close(&c);
+}
+
+static void test_calls_spread_over_the_workers_serving_a_callback(void **state)
+{
+    fixture *f = *state;
+    skip_without_nats(f);
+    long long a0 = tcluster_admin_counter(f->w1_admin, "nats_served");
+    long long b0 = tcluster_admin_counter(f->w2_admin, "nats_served");
+    rawconn c;
+    expect_open(&c, f->r1.tcp);
+    for (uint32_t i = 1; i <= 40; i++) {
+        expect_send_raw_call(&c, i, "echo", 1, "\x07", 1);
+        expect_result_int(&c, i, 7);
+    }
+    long long a = tcluster_admin_counter(f->w1_admin, "nats_served") - a0;
+    long long b = tcluster_admin_counter(f->w2_admin, "nats_served") - b0;
+    print_message("w1 served %lld, w2 served %lld of 40\n", a, b);
+    assert_int_equal(a + b, 40);
+    assert_true(a > 0 && b > 0); /* P(all 40 to one of two) = 2^-39 */
+    rawconn_close(&c);
+}
+
+static void test_to_reaches_the_member_named(void **state)
+{
+    fixture *f = *state;
+    skip_without_nats(f);
+    long long a0 = tcluster_admin_counter(f->w1_admin, "nats_served");
+    long long b0 = tcluster_admin_counter(f->w2_admin, "nats_served");
+    rawconn c;
+    expect_open(&c, f->r2.tcp);
+    for (uint32_t i = 1; i <= 5; i++) {
+        send_call(&c, i, "echo", "\x05", 1, 1, "w2", 0);
+        expect_result_int(&c, i, 5);
+    }
+    assert_int_equal(tcluster_admin_counter(f->w2_admin, "nats_served") - b0, 5);
+    assert_int_equal(tcluster_admin_counter(f->w1_admin, "nats_served") - a0, 0);
+    /* w2 has no calc: its answer says so */
+    send_call(&c, 6, "add", "\x01\x02", 2, 2, "w2", 0);
+    rexpect_error_containing(&c, 6, DAFFI_E_NO_CALLBACK, "add");
+    /* nobody of that name: UNAVAILABLE at once */
+    send_call(&c, 7, "echo", "\x05", 1, 1, "nobody", 0);
+    rexpect_error_containing(&c, 7, DAFFI_E_UNAVAILABLE, "no member of that name");
+    rawconn_close(&c);
+}
+
+static void test_nobody_serving_is_no_callback_at_once(void **state)
+{
+    fixture *f = *state;
+    skip_without_nats(f);
+    rawconn c;
+    expect_open(&c, f->r1.tcp);
+    int64_t t0 = expect_now_ms();
+    send_call(&c, 1, "nosuch", "\x01", 1, 1, NULL, 20000);
+    rexpect_error_containing(&c, 1, DAFFI_E_NO_CALLBACK, "nosuch");
+    /* the no-responders status, not the 20 s deadline */
+    assert_true(expect_now_ms() - t0 < 10000);
+    /* the router can still route after it */
+    expect_send_ii(&c, 2, "add", 1, 1);
+    expect_result_int(&c, 2, 2);
+    rawconn_close(&c);
+}
+
+/* ---- members ---------------------------------------------------------------------------- */
+
+static void test_every_router_lists_the_members_it_learned_over_nats(void **state)
+{
+    fixture *f = *state;
+    skip_without_nats(f);
+    const tdaemon *routers[] = { &f->r1, &f->r2 };
+    for (size_t r = 0; r < 2; r++) {
+        rawconn c;
+        expect_open(&c, routers[r]->tcp);
+        rawmsg m;
+        rawmsg_init(&m);
+        rawmsg_request(&m, 1, "daffi.members", 0);
+        expect_send(&c, &m);
+        rawmsg_destroy(&m);
+        const msgpack_object *list = expect_result(&c, 1), *cbs = NULL;
+        assert_true(rexpect_members_find(list, "w1", &cbs));
+        assert_true(rexpect_array_has_str(cbs, "add"));
+        assert_true(rexpect_array_has_str(cbs, "echo"));
+        assert_true(rexpect_members_find(list, "w2", &cbs));
+        assert_true(rexpect_array_has_str(cbs, "echo"));
+        assert_false(rexpect_array_has_str(cbs, "add"));
+        rawconn_close(&c);
+    }
+}
+
+static void test_subscribers_see_nats_members_join_and_leave(void **state)
+{
+    fixture *f = *state;
+    skip_without_nats(f);
+    rawconn sub;
+    expect_open(&sub, f->r2.tcp);
+    rexpect_subscribe(&sub, 1);
+    /* daffi.wait on r2 answers once the newcomer's heartbeat arrived */
+    assert_int_equal(tcluster_worker_init(&f->extra, f->nats.url, "w3", HB), 0);
+    assert_int_equal(tdaemon_add_plugin(&f->extra, "echo", NULL), 0);
+    assert_int_equal(tdaemon_spawn(&f->extra, NULL), 0);
+    assert_int_equal(tcluster_wait_members(f->r2.tcp, (const char *const[]){ "w3", NULL },
+                                           START_MS), 0);
+    rexpect_event_among(&sub, "w3", "joined", "w3");
+    /* a clean stop says left at once */
+    assert_int_equal(tdaemon_stop(&f->extra, TDAEMON_STOP_TIMEOUT_MS), 0);
+    rexpect_event_among(&sub, "w3", "left", "w3");
+    assert_int_equal(tcluster_has_member(f->r1.tcp, "w3"), 0);
+    rawconn_close(&sub);
+}
+
+/* ---- failures ---------------------------------------------------------------------------- */
+
+static void test_worker_killed_mid_call_ends_the_call_and_leaves(void **state)
+{
+    fixture *f = *state;
+    skip_without_nats(f);
+    assert_int_equal(worker_up(&f->extra, f->nats.url, "w4", (const char *const[]){ "echo", NULL },
+                               f->r1.tcp, NULL, 0), 0);
+    rawconn c;
+    expect_open(&c, f->r1.tcp);
+    /* echo_after 5000 on w4 alone, with a 1500 ms deadline; w4 dies meanwhile */
+    send_call(&c, 1, "echo_after", "\xcd\x13\x88\xa1x", 5, 2, "w4", 1500);
+    struct timespec ts = {0, 200 * 1000000};
+    nanosleep(&ts, NULL);
+    assert_int_equal(tdaemon_signal(&f->extra, SIGKILL), 0);
+    int64_t t0 = expect_now_ms();
+    rexpect_error_containing(&c, 1, DAFFI_E_TIMEOUT, "echo_after");
+    assert_true(expect_now_ms() - t0 < 5000);
+    /* dropped after 3 silent heartbeats of 200 ms (with slack for a loaded machine) */
+    assert_int_equal(tcluster_wait_gone(f->r1.tcp, "w4", 5000), 0);
+    assert_int_equal(tcluster_wait_gone(f->r2.tcp, "w4", 5000), 0);
+    assert_true(tcluster_log_contains(&f->r1, "event=nats.member_lost name=w4", 1000));
+    /* now nobody of that name: at once */
+    send_call(&c, 2, "echo", "\x01", 1, 1, "w4", 20000);
+    rexpect_error_containing(&c, 2, DAFFI_E_UNAVAILABLE, "no member");
+    rawconn_close(&c);
+    tdaemon_wait_exit(&f->extra, 1000);
+}
+
+static void test_one_router_killed_the_other_keeps_serving(void **state)
+{
+    fixture *f = *state;
+    skip_without_nats(f);
+    assert_int_equal(router_up(&f->extra, "r3", f->nats.url), 0);
+    assert_int_equal(tcluster_wait_members(f->extra.tcp, (const char *const[]){ "w1", "w2", NULL },
+                                           START_MS), 0);
+    rawconn a, b;
+    expect_open(&a, f->extra.tcp);
+    expect_open(&b, f->r2.tcp);
+    expect_send_ii(&a, 1, "add", 2, 3);
+    expect_result_int(&a, 1, 5);
+    assert_int_equal(tdaemon_signal(&f->extra, SIGKILL), 0);
+    expect_closed(&a, NULL);
+    for (uint32_t i = 1; i <= 20; i++) {
+        expect_send_ii(&b, i, "add", i, 1);
+        expect_result_int(&b, i, i + 1);
+    }
+    rawconn_close(&a);
+    rawconn_close(&b);
+    tdaemon_wait_exit(&f->extra, 1000);
+}
+
+static void test_nats_node_killed_clients_fail_over(void **state)
+{
+    fixture *f = *state;
+    skip_without_nats(f);
+    char routes[128], both[160];
+    assert_int_equal(tnats_init(&f->n2[0], 1), 0);
+    assert_int_equal(tnats_init(&f->n2[1], 1), 0);
+    snprintf(routes, sizeof(routes), "nats://127.0.0.1:%d", f->n2[0].cport);
+    assert_int_equal(tnats_start(&f->n2[0], NULL), 0);
+    assert_int_equal(tnats_start(&f->n2[1], routes), 0);
+    snprintf(both, sizeof(both), "%s,%s", f->n2[0].url, f->n2[1].url);
+    /* the router talks to both nodes, the worker too: whichever node each is on dies */
+    assert_int_equal(router_up(&f->extra2, "r4", both), 0);
+    assert_int_equal(tcluster_worker_init(&f->extra, f->n2[0].url, "w5", HB), 0);
+    assert_int_equal(tdaemon_write_file(&f->extra, "01-nats.ini",
+                                        "[server]\nrouter = %s\n", both), 0);
+    assert_int_equal(tdaemon_add_plugin(&f->extra, "calc", NULL), 0);
+    assert_int_equal(tcluster_worker_start(&f->extra, f->extra2.tcp, "w5", START_MS), 0);
+    rawconn c;
+    expect_open(&c, f->extra2.tcp);
+    send_call(&c, 1, "add", "\x01\x02", 2, 2, "w5", 5000);
+    expect_result_int(&c, 1, 3);
+    /* which node the worker chose (libnats shuffles the list): that one dies */
+    char needle[160];
+    snprintf(needle, sizeof(needle), "event=nats.connected role=worker url=%s", f->n2[1].url);
+    int on_second = tcluster_log_contains(&f->extra, needle, 100);
+    tnats_kill(&f->n2[on_second ? 1 : 0]);
+    /* the worker reconnects to the other node; calls work again (polled: the reconnection
+     * and the interest crossing the cluster take a moment) */
+    int ok = 0;
+    for (uint32_t i = 2; i < 200 && !ok; i++) {
+        send_call(&c, i, "add", "\x02\x02", 2, 2, "w5", 2000);
+        assert_int_equal(rawconn_read(&c, expect_timeout_ms()), RAWCONN_OK);
+        ok = c.msg.error == NULL || c.msg.error->type == MSGPACK_OBJECT_NIL;
+        if (!ok) {
+            struct timespec ts = {0, 50 * 1000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    assert_true(ok);
+    assert_true(tcluster_log_contains(&f->extra, "event=nats.reconnected", 1000));
+    rawconn_close(&c);
+    assert_int_equal(tdaemon_stop(&f->extra, TDAEMON_STOP_TIMEOUT_MS), 0);
+    assert_int_equal(tdaemon_stop(&f->extra2, TDAEMON_STOP_TIMEOUT_MS), 0);
+}
+
+int main(void)
+{
+#define T(name) cmocka_unit_test_teardown(name, test_teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_call_goes_router_nats_worker_and_back),
+        T(test_notification_reaches_one_worker),
+        T(test_cast_collects_every_member_serving_it),
+        T(test_calls_spread_over_the_workers_serving_a_callback),
+        T(test_to_reaches_the_member_named),
+        T(test_nobody_serving_is_no_callback_at_once),
+        T(test_every_router_lists_the_members_it_learned_over_nats),
+        T(test_subscribers_see_nats_members_join_and_leave),
+        T(test_worker_killed_mid_call_ends_the_call_and_leaves),
+        T(test_one_router_killed_the_other_keeps_serving),
+        T(test_nats_node_killed_clients_fail_over),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
