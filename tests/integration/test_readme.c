@@ -25,6 +25,7 @@
 
 #include "../support/daemon.h"
 #include "../support/expect.h"
+#include "../support/tnats.h"
 
 /* Reads the fenced block after the marker line for name into out (its lines). */
 static void readme_block(const char *name, char *out, size_t outsz)
@@ -89,6 +90,68 @@ static void replace_all(char *s, size_t size, const char *from, const char *to)
     free(tmp);
 }
 
+/* Turns the README block's lines into a bash script in script (scriptsz bytes): each
+ * command runs as written and must succeed; a background command's PID is kept (a
+ * nats-server's apart: it exits 1 on SIGTERM, which is not daffid's to check); the
+ * first daffictl waits until wait_port answers daffi.ping; `kill %N...` kills every
+ * background command, and each daffid must exit 0. Runs it from dir and returns its
+ * stdout in out (outsz bytes), failing the test (with its stderr) unless it exits 0. */
+static void run_block(char *block, char *script, size_t scriptsz, const char *build,
+                      const char *wait_port, const char *dir, char *out, size_t outsz,
+                      const char *what)
+{
+    char cmd[PATH_MAX * 2];
+    append(script, scriptsz, "set -e\npids=\nnpids=\nwaited=\n");
+    for (char *line = strtok(block, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+        char *hash = strstr(line, "  #");
+        if (hash != NULL)
+            *hash = '\0';
+        size_t n = strlen(line);
+        while (n > 0 && line[n - 1] == ' ')
+            line[--n] = '\0';
+        if (n == 0)
+            continue;
+        if (strncmp(line, "kill %", 6) == 0) {
+            append(script, scriptsz,
+                   "kill $pids $npids\nfor p in $pids; do wait $p || { echo \"pid $p exited $?\"; "
+                   "exit 1; }; done\nfor p in $npids; do wait $p || true; done\n");
+        } else if (line[n - 1] == '&') {
+            append(script, scriptsz, "%s\n%s=\"$%s $!\"\n", line,
+                   strstr(line, "nats-server") != NULL ? "npids" : "pids",
+                   strstr(line, "nats-server") != NULL ? "npids" : "pids");
+        } else {
+            if (strstr(line, "daffictl") != NULL)
+                append(script, scriptsz,
+                       "[ -n \"$waited\" ] || { for i in $(seq 100); do "
+                       "%s/daffictl -s tcp://127.0.0.1:%s call daffi.ping >/dev/null 2>&1 "
+                       "&& break; sleep 0.05; done; waited=1; }\n", build, wait_port);
+            char shown[2048];
+            snprintf(shown, sizeof(shown), "%s", line);
+            replace_all(shown, sizeof(shown), "'", "'\"'\"'"); /* inside '...' */
+            append(script, scriptsz, "echo '>>> %s'\n%s\n", shown, line);
+        }
+    }
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof(path), "%s/run.sh", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(script, f);
+    fclose(f);
+    snprintf(cmd, sizeof(cmd), "bash %s 2>%s/stderr.log", path, dir);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = fread(out, 1, outsz - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    fprintf(stderr, "%s", out);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        snprintf(cmd, sizeof(cmd), "tail -n 40 %s/stderr.log >&2", dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "(no stderr log)\n");
+        fail_msg("the README's %s example failed (status %d)", what, st);
+    }
+}
+
 /* The router and two workers of examples/cluster, through daffictl. */
 static void test_the_readme_cluster_example_works_as_written(void **state)
 {
@@ -119,53 +182,7 @@ static void test_the_readme_cluster_example_works_as_written(void **state)
     replace_all(block, sizeof(block), "PORT_NUM", port);
     replace_all(block, sizeof(block), "/tmp/daffid-cluster.sock", sock);
 
-    append(script, sizeof(script), "set -e\npids=\nwaited=\n");
-    for (char *line = strtok(block, "\n"); line != NULL; line = strtok(NULL, "\n")) {
-        char *hash = strstr(line, "  #");
-        if (hash != NULL)
-            *hash = '\0';
-        size_t n = strlen(line);
-        while (n > 0 && line[n - 1] == ' ')
-            line[--n] = '\0';
-        if (n == 0)
-            continue;
-        if (strncmp(line, "kill %", 6) == 0) {
-            append(script, sizeof(script),
-                   "kill $pids\nfor p in $pids; do wait $p || { echo \"pid $p exited $?\"; "
-                   "exit 1; }; done\n");
-        } else if (line[n - 1] == '&') {
-            append(script, sizeof(script), "%s\npids=\"$pids $!\"\n", line);
-        } else {
-            if (strstr(line, "daffictl") != NULL)
-                append(script, sizeof(script),
-                       "[ -n \"$waited\" ] || { for i in $(seq 100); do "
-                       "%s/daffictl -s tcp://127.0.0.1:%s call daffi.ping >/dev/null 2>&1 "
-                       "&& break; sleep 0.05; done; waited=1; }\n", build, port);
-            char shown[2048];
-            snprintf(shown, sizeof(shown), "%s", line);
-            replace_all(shown, sizeof(shown), "'", "'\"'\"'"); /* inside '...' */
-            append(script, sizeof(script), "echo '>>> %s'\n%s\n", shown, line);
-        }
-    }
-    char path[PATH_MAX + 16];
-    snprintf(path, sizeof(path), "%s/run.sh", dir);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(script, f);
-    fclose(f);
-    snprintf(cmd, sizeof(cmd), "bash %s 2>%s/stderr.log", path, dir);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    size_t n = fread(out, 1, sizeof(out) - 1, p);
-    out[n] = '\0';
-    int st = pclose(p);
-    fprintf(stderr, "%s", out);
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-        snprintf(cmd, sizeof(cmd), "tail -n 40 %s/stderr.log >&2", dir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "(no stderr log)\n");
-        fail_msg("the README's cluster example failed (status %d)", st);
-    }
+    run_block(block, script, sizeof(script), build, port, dir, out, sizeof(out), "cluster");
     /* what the comments promise */
     assert_non_null(strstr(out, "call daffi.wait '[\"w1\", \"w2\"]' 5000\ntrue\n"));
     assert_non_null(strstr(out, "\"name\":\"w1\""));
@@ -176,10 +193,61 @@ static void test_the_readme_cluster_example_works_as_written(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* "Scaling out": a nats-server, two gateway routers and two NATS workers of
+ * examples/nats, through daffictl. Skipped without nats-server. */
+static void test_the_readme_scaling_out_example_works_as_written(void **state)
+{
+    (void)state;
+    char block[8192], script[32768] = "", dir[] = "/tmp/daffid-readme-nats.XXXXXX";
+    char build[PATH_MAX], cmd[PATH_MAX * 6], nport[16], p1[16], p2[16], out[65536];
+    const char *b = getenv("BUILD"), *nats = tnats_binary();
+
+    if (nats == NULL) {
+        print_message("SKIPPED: nats-server is not installed\n");
+        skip();
+    }
+    readme_block("scaling-out", block, sizeof(block));
+    assert_non_null(realpath(b && *b ? b : "build", build));
+    assert_non_null(mkdtemp(dir));
+    snprintf(nport, sizeof(nport), "%d", tdaemon_free_port());
+    snprintf(p1, sizeof(p1), "%d", tdaemon_free_port());
+    snprintf(p2, sizeof(p2), "%d", tdaemon_free_port());
+    snprintf(cmd, sizeof(cmd),
+             "cp -rL examples/nats %s/nats && "
+             "sed -i -e 's|127.0.0.1:4222|127.0.0.1:%s|' -e 's|127.0.0.1:7001|127.0.0.1:%s|' "
+             "-e 's|^plugin_dir = .*|plugin_dir = %s/plugins|' %s/nats/*/*.ini",
+             dir, nport, p1, build, dir);
+    assert_int_equal(system(cmd), 0);
+    char paths[PATH_MAX];
+    snprintf(paths, sizeof(paths), "%s/nats", dir);
+    replace_all(block, sizeof(block), "examples/nats", paths);
+    replace_all(block, sizeof(block), "build/", "BUILD_DIR/");
+    replace_all(block, sizeof(block), "BUILD_DIR", build);
+    replace_all(block, sizeof(block), "nats-server ", "NATS_BIN ");
+    replace_all(block, sizeof(block), "NATS_BIN", nats);
+    replace_all(block, sizeof(block), "4222", "NPORT");
+    replace_all(block, sizeof(block), "NPORT", nport);
+    replace_all(block, sizeof(block), "7001", "PORT_ONE");
+    replace_all(block, sizeof(block), "PORT_ONE", p1);
+    replace_all(block, sizeof(block), "7002", "PORT_TWO");
+    replace_all(block, sizeof(block), "PORT_TWO", p2);
+    run_block(block, script, sizeof(script), build, p1, dir, out, sizeof(out), "scaling out");
+    /* what the comments promise */
+    assert_non_null(strstr(out, "call daffi.wait '[\"w1\", \"w2\"]' 5000\ntrue\n"));
+    assert_non_null(strstr(out, "\"name\":\"w1\""));
+    assert_non_null(strstr(out, "\"name\":\"w2\""));
+    assert_non_null(strstr(out, "call add 1 2\n3\n"));
+    assert_non_null(strstr(out, "{\"to\": \"w2\"}'\n3\n"));
+    assert_non_null(strstr(out, "NO_CALLBACK"));
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_the_readme_cluster_example_works_as_written),
+        cmocka_unit_test(test_the_readme_scaling_out_example_works_as_written),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
