@@ -84,14 +84,22 @@ static void member_reply_error(dfd_loop *loop, dfd_nats_member *m, natsMsg *req,
     msgpack_sbuffer_destroy(&sb);
 }
 
+/* Takes call's request (its reply subject) out of its loop's table: the caller answers
+ * it and destroys it. NULL: nobody waits (a notification, or the TIMEOUT went). */
+static natsMsg *member_take_request(const dfd_call *call)
+{
+    dfd_nats_member *m = call->loop->srv->nats_member;
+    return call->msgid != 0 ? dfd_idmap_take(&m->loops[call->loop->index].replies, call->msgid)
+                            : NULL;
+}
+
 /* Hook report: the call's outcome is final; its response goes to the reply subject
  * (unless its TIMEOUT went there already, or it was a notification). */
 static void member_report(dfd_call *call)
 {
     dfd_loop *loop = call->loop;
     dfd_nats_member *m = loop->srv->nats_member;
-    natsMsg *req = call->msgid != 0 ? dfd_idmap_take(&m->loops[loop->index].replies,
-                                                     call->msgid) : NULL;
+    natsMsg *req = member_take_request(call);
     if (req == NULL)
         return;
     msgpack_sbuffer sb;
@@ -110,12 +118,10 @@ static void member_report(dfd_call *call)
 static void member_timed_out(dfd_call *call, const char *msg)
 {
     dfd_loop *loop = call->loop;
-    dfd_nats_member *m = loop->srv->nats_member;
-    natsMsg *req = call->msgid != 0 ? dfd_idmap_take(&m->loops[loop->index].replies,
-                                                     call->msgid) : NULL;
+    natsMsg *req = member_take_request(call);
     if (req == NULL)
         return;
-    member_reply_error(loop, m, req, DAFFI_E_TIMEOUT, msg);
+    member_reply_error(loop, loop->srv->nats_member, req, DAFFI_E_TIMEOUT, msg);
     dfd_stat_add(&loop->stats, DFD_STAT_responses_error, 1);
     natsMsg_Destroy(req);
 }

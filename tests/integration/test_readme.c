@@ -152,32 +152,46 @@ static void run_block(char *block, char *script, size_t scriptsz, const char *bu
     }
 }
 
+/* Copies examples/<example> into dir (a mkdtemp template, filled in) with sed_exprs
+ * (sed -e arguments, may be "") applied to its ini files and plugin_dir pointed at
+ * this build, whose absolute path goes to build; then makes the block's paths those of
+ * the copy and the build. */
+static void readme_prepare(char *block, size_t blocksz, const char *example, char *dir,
+                           char *build, const char *sed_exprs)
+{
+    char cmd[PATH_MAX * 6], paths[PATH_MAX + 64], from[64];
+    const char *b = getenv("BUILD");
+    assert_non_null(realpath(b && *b ? b : "build", build));
+    assert_non_null(mkdtemp(dir));
+    snprintf(cmd, sizeof(cmd),
+             "cp -rL examples/%s %s/%s && sed -i %s -e 's|^plugin_dir = .*|plugin_dir = "
+             "%s/plugins|' %s/%s/*/*.ini", example, dir, example, sed_exprs, build, dir,
+             example);
+    assert_int_equal(system(cmd), 0);
+    snprintf(paths, sizeof(paths), "%s/%s", dir, example);
+    snprintf(from, sizeof(from), "examples/%s", example);
+    replace_all(block, blocksz, from, paths);
+    replace_all(block, blocksz, "build/", "BUILD_DIR/");
+    replace_all(block, blocksz, "BUILD_DIR", build);
+}
+
 /* The router and two workers of examples/cluster, through daffictl. */
 static void test_the_readme_cluster_example_works_as_written(void **state)
 {
     (void)state;
     char block[8192], script[32768] = "", dir[] = "/tmp/daffid-readme.XXXXXX";
     char build[PATH_MAX], cmd[PATH_MAX * 6], port[16], sock[PATH_MAX], out[65536];
-    const char *b = getenv("BUILD");
 
     readme_block("cluster", block, sizeof(block));
-    assert_non_null(realpath(b && *b ? b : "build", build));
-    assert_non_null(mkdtemp(dir));
     snprintf(port, sizeof(port), "%d", tdaemon_free_port());
-    snprintf(sock, sizeof(sock), "%s/cluster.sock", dir);
     /* the example's configuration, on this run's port and socket */
-    snprintf(cmd, sizeof(cmd),
-             "cp -rL examples/cluster %s/cluster && "
-             "sed -i -e 's|127.0.0.1:7000|127.0.0.1:%s|' -e 's|/tmp/daffid-cluster.sock|%s|' "
-             "-e 's|^plugin_dir = .*|plugin_dir = %s/plugins|' %s/cluster/*/*.ini",
-             dir, port, sock, build, dir);
+    char seds[PATH_MAX * 2];
+    snprintf(seds, sizeof(seds), "-e 's|127.0.0.1:7000|127.0.0.1:%s|'", port);
+    readme_prepare(block, sizeof(block), "cluster", dir, build, seds);
+    snprintf(sock, sizeof(sock), "%s/cluster.sock", dir);
+    snprintf(cmd, sizeof(cmd), "sed -i -e 's|/tmp/daffid-cluster.sock|%s|' %s/cluster/*/*.ini",
+             sock, dir);
     assert_int_equal(system(cmd), 0);
-
-    char paths[PATH_MAX];
-    snprintf(paths, sizeof(paths), "%s/cluster", dir);
-    replace_all(block, sizeof(block), "examples/cluster", paths);
-    replace_all(block, sizeof(block), "build/", "BUILD_DIR/");
-    replace_all(block, sizeof(block), "BUILD_DIR", build);
     replace_all(block, sizeof(block), "127.0.0.1:7000", "127.0.0.1:PORT_NUM");
     replace_all(block, sizeof(block), "PORT_NUM", port);
     replace_all(block, sizeof(block), "/tmp/daffid-cluster.sock", sock);
@@ -200,29 +214,20 @@ static void test_the_readme_scaling_out_example_works_as_written(void **state)
     (void)state;
     char block[8192], script[32768] = "", dir[] = "/tmp/daffid-readme-nats.XXXXXX";
     char build[PATH_MAX], cmd[PATH_MAX * 6], nport[16], p1[16], p2[16], out[65536];
-    const char *b = getenv("BUILD"), *nats = tnats_binary();
+    const char *nats = tnats_binary();
 
     if (nats == NULL) {
         print_message("SKIPPED: nats-server is not installed\n");
         skip();
     }
     readme_block("scaling-out", block, sizeof(block));
-    assert_non_null(realpath(b && *b ? b : "build", build));
-    assert_non_null(mkdtemp(dir));
     snprintf(nport, sizeof(nport), "%d", tdaemon_free_port());
     snprintf(p1, sizeof(p1), "%d", tdaemon_free_port());
     snprintf(p2, sizeof(p2), "%d", tdaemon_free_port());
-    snprintf(cmd, sizeof(cmd),
-             "cp -rL examples/nats %s/nats && "
-             "sed -i -e 's|127.0.0.1:4222|127.0.0.1:%s|' -e 's|127.0.0.1:7001|127.0.0.1:%s|' "
-             "-e 's|^plugin_dir = .*|plugin_dir = %s/plugins|' %s/nats/*/*.ini",
-             dir, nport, p1, build, dir);
-    assert_int_equal(system(cmd), 0);
-    char paths[PATH_MAX];
-    snprintf(paths, sizeof(paths), "%s/nats", dir);
-    replace_all(block, sizeof(block), "examples/nats", paths);
-    replace_all(block, sizeof(block), "build/", "BUILD_DIR/");
-    replace_all(block, sizeof(block), "BUILD_DIR", build);
+    char seds[128];
+    snprintf(seds, sizeof(seds), "-e 's|127.0.0.1:4222|127.0.0.1:%s|' "
+             "-e 's|127.0.0.1:7001|127.0.0.1:%s|'", nport, p1);
+    readme_prepare(block, sizeof(block), "nats", dir, build, seds);
     replace_all(block, sizeof(block), "nats-server ", "NATS_BIN ");
     replace_all(block, sizeof(block), "NATS_BIN", nats);
     replace_all(block, sizeof(block), "4222", "NPORT");
