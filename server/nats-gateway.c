@@ -24,6 +24,7 @@
 /* One loop's calls in flight over NATS, by the id in their reply subject. */
 typedef struct nats_gw_loop {
     dfd_idmap pending;           /* id -> dfd_call (the loop's) */
+    dfd_idmap targets;           /* id -> the member `to` named (owned): targeted calls */
     uint32_t next_id;
 } nats_gw_loop;
 
@@ -48,6 +49,16 @@ typedef struct nats_gw_forget {
 
 /* ---- answers -------------------------------------------------------------------------- */
 
+/* Takes the call waiting under id off loop gl (and its target name). Returns it, or
+ * NULL when none waits (answered, forgotten). */
+static dfd_call *gw_take(nats_gw_loop *gl, uint32_t id)
+{
+    dfd_call *call = id != 0 ? dfd_idmap_take(&gl->pending, id) : NULL;
+    if (call != NULL && call->to_member)
+        free(dfd_idmap_take(&gl->targets, id));
+    return call;
+}
+
 static void gw_fail(dfd_call *call, int code, const char *msg)
 {
     daffi_call_set_error(&call->base, code, msg);
@@ -62,7 +73,7 @@ static void gw_on_reply_run(dfd_loop *loop, void *arg)
     const char *subject = natsMsg_GetSubject(msg);
     const char *tail = strchr(subject + g->inbox_len + 1, '.');
     uint32_t id = tail != NULL ? (uint32_t)strtoul(tail + 1, NULL, 10) : 0;
-    dfd_call *call = id != 0 ? dfd_idmap_take(&g->loops[loop->index].pending, id) : NULL;
+    dfd_call *call = gw_take(&g->loops[loop->index], id);
     if (call == NULL) {
         /* answered after its deadline, or a second answer: nobody waits for it */
         dfd_stat_add(&loop->stats, DFD_STAT_unexpected_responses, 1);
@@ -128,9 +139,9 @@ static void gw_forget_run(dfd_loop *loop, void *arg)
 {
     nats_gw_forget *f = arg;
     dfd_nats_gateway *g = loop->srv->nats_gateway;
-    dfd_idmap *pending = &g->loops[loop->index].pending;
-    if (dfd_idmap_get(pending, f->id) == f->call) {
-        dfd_call *call = dfd_idmap_take(pending, f->id);
+    nats_gw_loop *gl = &g->loops[loop->index];
+    if (dfd_idmap_get(&gl->pending, f->id) == f->call) {
+        dfd_call *call = gw_take(gl, f->id);
         dfd_stat_add(&loop->stats, DFD_STAT_forgotten, 1);
         gw_fail(call, DAFFI_E_TIMEOUT, "the caller's deadline passed");
     }
@@ -218,7 +229,13 @@ void dfd_nats_route(dfd_conn *c, dfd_call *call, const char *to, size_t to_len)
     while (id == 0 || dfd_idmap_get(&gl->pending, id) != NULL);
     char reply[sizeof(g->inbox) + 32];
     snprintf(reply, sizeof(reply), "%s.%u.%u", g->inbox, loop->index, id);
-    if (dfd_idmap_put(&gl->pending, id, call) == -1) {
+    char *target = to != NULL ? strndup(to, to_len) : NULL;
+    if ((to != NULL && (target == NULL || dfd_idmap_put(&gl->targets, id, target) == -1)) ||
+        dfd_idmap_put(&gl->pending, id, call) == -1) {
+        if (target != NULL) {
+            dfd_idmap_take(&gl->targets, id); /* when it got in */
+            free(target);
+        }
         msgpack_sbuffer_destroy(&sb);
         dfd_router_refuse(c, call, DAFFI_E_OVERLOADED, "out of memory");
         return;
@@ -233,8 +250,62 @@ void dfd_nats_route(dfd_conn *c, dfd_call *call, const char *to, size_t to_len)
     int rc = dfd_nats_publish(loop, g->nc, subject, reply, sb.data, sb.size);
     msgpack_sbuffer_destroy(&sb);
     if (rc == -1) {
-        dfd_idmap_take(&gl->pending, id);
+        gw_take(gl, id);
         gw_fail(call, DAFFI_E_UNAVAILABLE, "NATS refused the request (disconnected?)");
+    }
+}
+
+/* ---- a member lost -------------------------------------------------------------------- */
+
+typedef struct gw_lost_scan {
+    const char *name;
+    uint32_t *ids;
+    size_t n, cap;
+} gw_lost_scan;
+
+static void gw_lost_collect(uint32_t id, void *val, void *arg)
+{
+    gw_lost_scan *scan = arg;
+    if (strcmp(val, scan->name) != 0)
+        return;
+    if (scan->n == scan->cap) {
+        size_t cap = scan->cap ? scan->cap * 2 : 16;
+        uint32_t *grown = realloc(scan->ids, cap * sizeof(*grown));
+        if (grown == NULL)
+            return; /* that call ends at its deadline instead */
+        scan->ids = grown;
+        scan->cap = cap;
+    }
+    scan->ids[scan->n++] = id;
+}
+
+/* Mail to every loop: the calls this loop sent to member `name` (owned) fail now. */
+static void gw_member_lost_run(dfd_loop *loop, void *arg)
+{
+    char *name = arg;
+    dfd_nats_gateway *g = loop->srv->nats_gateway;
+    nats_gw_loop *gl = &g->loops[loop->index];
+    gw_lost_scan scan = { .name = name };
+    char text[400];
+    dfd_idmap_each(&gl->targets, gw_lost_collect, &scan);
+    snprintf(text, sizeof(text), "member '%.200s' stopped answering with the call in flight "
+             "(no heartbeat: dropped)", name);
+    for (size_t i = 0; i < scan.n; i++) {
+        dfd_call *call = gw_take(gl, scan.ids[i]);
+        if (call != NULL)
+            gw_fail(call, DAFFI_E_UNAVAILABLE, text);
+    }
+    free(scan.ids);
+    free(name);
+}
+
+void dfd_nats_gateway_member_lost(dfd_server *srv, const char *name)
+{
+    dfd_nats_gateway *g = srv->nats_gateway;
+    for (unsigned i = 0; g != NULL && i < g->nloops; i++) {
+        char *copy = strdup(name);
+        if (copy == NULL || dfd_loop_post(&srv->loops[i], gw_member_lost_run, free, copy) == -1)
+            free(copy); /* its calls end at their deadline instead */
     }
 }
 
@@ -287,6 +358,12 @@ dfd_nats_gateway *dfd_nats_gateway_start(dfd_server *srv)
     return g;
 }
 
+static void gw_free_target(void *val, void *arg)
+{
+    (void)arg;
+    free(val);
+}
+
 void dfd_nats_gateway_stop(dfd_nats_gateway *g)
 {
     if (g == NULL)
@@ -296,7 +373,10 @@ void dfd_nats_gateway_stop(dfd_nats_gateway *g)
         natsSubscription_Destroy(g->inbox_sub);
     atomic_store(&g->ctx.closing, 1);
     natsConnection_Destroy(g->nc);
-    for (unsigned i = 0; i < g->nloops; i++)
+    for (unsigned i = 0; i < g->nloops; i++) {
         dfd_idmap_free(&g->loops[i].pending); /* the calls are their loops' */
+        dfd_idmap_drain(&g->loops[i].targets, gw_free_target, NULL);
+        dfd_idmap_free(&g->loops[i].targets);
+    }
     free(g);
 }

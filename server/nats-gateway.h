@@ -35,4 +35,10 @@ void dfd_nats_gateway_stop(dfd_nats_gateway *g);
  * member could serve better: its table first when to is NULL. Caller's loop. */
 void dfd_nats_route(dfd_conn *c, dfd_call *call, const char *to, size_t to_len);
 
+/* Member name stopped heartbeating and was dropped (nats-members.c, loop 0): every
+ * loop fails the calls it sent to it by name (`to`, a cast's legs) with UNAVAILABLE.
+ * Calls sent to a queue group are not known to be its: they end at their deadline.
+ * Any thread; name is copied. */
+void dfd_nats_gateway_member_lost(struct dfd_server *srv, const char *name);
+
 #endif /* DFD_NATS_GATEWAY_H */

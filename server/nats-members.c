@@ -12,6 +12,7 @@
 #include "log.h"
 #include "members.h"
 #include "nats-bus.h"
+#include "nats-gateway.h"
 #include "nats-members.h"
 #include "server.h"
 
@@ -251,6 +252,7 @@ static void presence_sweep(evutil_socket_t fd, short what, void *arg)
                  (unsigned long long)((now - r->last_ns) / 1000000u), srv->cfg->heartbeat_misses,
                  (unsigned long long)r->interval_ms);
         dfd_stat_add(&srv->loops[0].stats, DFD_STAT_nats_members_lost, 1);
+        dfd_nats_gateway_member_lost(srv, r->name);
         presence_remove(p, r); /* the last entry moves to i */
     }
     uint64_t ms = srv->cfg->heartbeat_ms;
