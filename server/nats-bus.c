@@ -8,6 +8,8 @@
 
 #include "log.h"
 #include "nats-bus.h"
+#include "nats-gateway.h"
+#include "nats-member.h"
 #include "server.h"
 
 #define NATS_MAX_SERVERS 32
@@ -183,6 +185,25 @@ int dfd_nats_publish(dfd_loop *loop, natsConnection *nc, const char *subject,
         dfd_stat_add(&loop->stats, DFD_STAT_nats_publish_errors, 1);
     dfd_debug("nats.publish", "subject=%s status=\"%s\"", subject, natsStatus_GetText(s));
     return -1;
+}
+
+int dfd_nats_conn_state(natsConnection *nc, char *url, size_t size)
+{
+    url[0] = '\0';
+    if (nc == NULL || natsConnection_Status(nc) != NATS_CONN_STATUS_CONNECTED)
+        return 0;
+    if (natsConnection_GetConnectedUrl(nc, url, size) != NATS_OK)
+        url[0] = '\0';
+    return 1;
+}
+
+natsConnection *dfd_nats_conn_of(const dfd_server *srv)
+{
+    if (srv->nats_member != NULL)
+        return dfd_nats_member_conn(srv->nats_member);
+    if (srv->nats_gateway != NULL)
+        return dfd_nats_gateway_conn(srv->nats_gateway);
+    return NULL;
 }
 
 void dfd_nats_shutdown(void)

@@ -63,6 +63,13 @@ int dfd_nats_mail_msg(dfd_loop *loop, void (*run)(dfd_loop *loop, void *msg), na
 int dfd_nats_publish(dfd_loop *loop, natsConnection *nc, const char *subject,
                      const char *reply, const void *data, size_t len);
 
+/* What a role's NATS connection is doing, for the admin `status` (any thread): 1 when
+ * connected (the server's URL in url), 0 otherwise (url empty). */
+int dfd_nats_conn_state(natsConnection *nc, char *url, size_t size);
+
+/* The connection of srv's NATS role (a member or a gateway), or NULL: none. */
+natsConnection *dfd_nats_conn_of(const struct dfd_server *srv);
+
 /* Waits (bounded) until libnats' own threads are gone, after the roles destroyed their
  * connections and subscriptions: no callback runs after this. Main thread, at exit. */
 void dfd_nats_shutdown(void);

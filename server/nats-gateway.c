@@ -358,6 +358,11 @@ dfd_nats_gateway *dfd_nats_gateway_start(dfd_server *srv)
     return g;
 }
 
+natsConnection *dfd_nats_gateway_conn(const dfd_nats_gateway *g)
+{
+    return g->nc;
+}
+
 static void gw_free_target(void *val, void *arg)
 {
     (void)arg;

@@ -16,6 +16,8 @@
 
 #include <stddef.h>
 
+#include <nats/nats.h>
+
 #include "call-t.h"
 #include "conn.h"
 
@@ -28,6 +30,9 @@ dfd_nats_gateway *dfd_nats_gateway_start(struct dfd_server *srv);
 /* After the loops are joined: closes the connection and frees everything (NULL:
  * no-op). Calls still waiting were detached with their connections. */
 void dfd_nats_gateway_stop(dfd_nats_gateway *g);
+
+/* The gateway's NATS connection (for the admin status). */
+natsConnection *dfd_nats_gateway_conn(const dfd_nats_gateway *g);
 
 /* The gateway's route (dfd_router_route calls it): sends call over NATS, to the member
  * named by to (to_len bytes) or to the callback's queue group. c may be NULL (a cast's

@@ -438,6 +438,11 @@ void dfd_nats_member_resume(dfd_nats_member *m)
     dfd_info("nats.member", "change=joined name=%s msg=\"resumed\"", m->srv->cfg->name);
 }
 
+natsConnection *dfd_nats_member_conn(const dfd_nats_member *m)
+{
+    return m->nc;
+}
+
 static void member_drop_reply(void *val, void *arg)
 {
     (void)arg;

@@ -14,6 +14,8 @@
 #ifndef DFD_NATS_MEMBER_H
 #define DFD_NATS_MEMBER_H
 
+#include <nats/nats.h>
+
 struct dfd_server;
 typedef struct dfd_nats_member dfd_nats_member;
 
@@ -25,6 +27,8 @@ dfd_nats_member *dfd_nats_member_start(struct dfd_server *srv);
 void dfd_nats_member_withdraw(dfd_nats_member *m);
 /* A drain undone: subscribe again and say joined. Main thread. */
 void dfd_nats_member_resume(dfd_nats_member *m);
+/* The member's NATS connection (for the admin status). */
+natsConnection *dfd_nats_member_conn(const dfd_nats_member *m);
 /* After the loops are joined: closes the connection and frees everything (NULL: no-op).
  * dfd_nats_shutdown() then waits for libnats' threads. */
 void dfd_nats_member_stop(dfd_nats_member *m);

@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 #include <msgpack.h>
 
 #include <daffi/rpc.h>
@@ -333,6 +334,62 @@ static void test_subscribers_see_nats_members_join_and_leave(void **state)
     rawconn_close(&sub);
 }
 
+static void test_status_shows_the_nats_connection(void **state)
+{
+    fixture *f = *state;
+    skip_without_nats(f);
+    json_t *r = tcluster_admin(f->w1_admin, "status");
+    json_t *n = json_object_get(r, "nats");
+    assert_true(json_is_object(n));
+    assert_string_equal(json_string_value(json_object_get(n, "as")), "member");
+    assert_string_equal(json_string_value(json_object_get(n, "namespace")), "daffi");
+    assert_true(json_is_true(json_object_get(n, "connected")));
+    assert_string_equal(json_string_value(json_object_get(n, "url")), f->nats.url);
+    json_decref(r);
+}
+
+static void test_reload_changes_what_the_routers_see(void **state)
+{
+    fixture *f = *state;
+    skip_without_nats(f);
+    assert_int_equal(worker_up(&f->extra, f->nats.url, "w6", (const char *const[]){ "echo", NULL },
+                               f->r2.tcp, NULL, 0), 0);
+    rawconn c;
+    expect_open(&c, f->r2.tcp);
+    send_call(&c, 1, "add", "\x01\x02", 2, 2, "w6", 5000);
+    rexpect_error_containing(&c, 1, DAFFI_E_NO_CALLBACK, "add");
+    /* calc appears: a reload (SIGHUP) subscribes it and re-announces the member */
+    assert_int_equal(tdaemon_add_plugin(&f->extra, "calc", NULL), 0);
+    assert_int_equal(tdaemon_signal(&f->extra, SIGHUP), 0);
+    int ok = 0;
+    for (uint32_t i = 2; i < 300 && !ok; i++) {
+        send_call(&c, i, "add", "\x01\x02", 2, 2, "w6", 5000);
+        assert_int_equal(rawconn_read(&c, expect_timeout_ms()), RAWCONN_OK);
+        ok = c.msg.error == NULL || c.msg.error->type == MSGPACK_OBJECT_NIL;
+        if (!ok) {
+            struct timespec ts = {0, 20 * 1000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    assert_true(ok);
+    /* the routers list it, from its next heartbeat or event */
+    for (int i = 0; i < 300; i++) {
+        rawmsg m;
+        rawmsg_init(&m);
+        rawmsg_request(&m, 900, "daffi.members", 0);
+        expect_send(&c, &m);
+        rawmsg_destroy(&m);
+        const msgpack_object *list = expect_result(&c, 900), *cbs = NULL;
+        if (rexpect_members_find(list, "w6", &cbs) && rexpect_array_has_str(cbs, "add"))
+            break;
+        assert_true(i < 299);
+        struct timespec ts = {0, 20 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    rawconn_close(&c);
+    assert_int_equal(tdaemon_stop(&f->extra, TDAEMON_STOP_TIMEOUT_MS), 0);
+}
+
 /* ---- failures ---------------------------------------------------------------------------- */
 
 static void test_worker_killed_mid_call_ends_the_call_and_leaves(void **state)
@@ -459,6 +516,8 @@ int main(void)
         T(test_nobody_serving_is_no_callback_at_once),
         T(test_every_router_lists_the_members_it_learned_over_nats),
         T(test_subscribers_see_nats_members_join_and_leave),
+        T(test_status_shows_the_nats_connection),
+        T(test_reload_changes_what_the_routers_see),
         T(test_worker_killed_mid_call_ends_the_call_and_leaves),
         T(test_one_router_killed_the_other_keeps_serving),
         T(test_nats_node_killed_clients_fail_over),
