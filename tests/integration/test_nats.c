@@ -504,6 +504,56 @@ static void test_nats_node_killed_clients_fail_over(void **state)
     assert_int_equal(tdaemon_stop(&f->extra2, TDAEMON_STOP_TIMEOUT_MS), 0);
 }
 
+/* A CA and a certificate for 127.0.0.1 signed by it, in dir (openssl). Returns 0 or -1. */
+static int make_certs(const char *dir)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof(cmd),
+             "cd %s && printf 'subjectAltName=IP:127.0.0.1\\n' > san.ext && "
+             "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 1 "
+             "-subj /CN=daffid-test-ca && "
+             "openssl req -newkey rsa:2048 -nodes -keyout srv.key -out srv.csr "
+             "-subj /CN=127.0.0.1 && "
+             "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+             "-out srv.pem -days 1 -extfile san.ext", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void test_tls_to_nats_with_nats_tls_ca(void **state)
+{
+    fixture *f = *state;
+    skip_without_nats(f);
+    char cert[128], key[128], ca[128], url[96], extra[400];
+    assert_int_equal(tnats_init(&f->n2[0], 0), 0);
+    if (system("command -v openssl >/dev/null 2>&1") != 0) {
+        print_message("SKIPPED: openssl is not installed (it makes the test's certificates)\n");
+        skip();
+    }
+    assert_int_equal(make_certs(f->n2[0].dir), 0);
+    snprintf(cert, sizeof(cert), "%s/srv.pem", f->n2[0].dir);
+    snprintf(key, sizeof(key), "%s/srv.key", f->n2[0].dir);
+    snprintf(ca, sizeof(ca), "%s/ca.pem", f->n2[0].dir);
+    f->n2[0].tls_cert = cert;
+    f->n2[0].tls_key = key;
+    assert_int_equal(tnats_start(&f->n2[0], NULL), 0);
+    snprintf(url, sizeof(url), "tls://127.0.0.1:%d", f->n2[0].port);
+    snprintf(extra, sizeof(extra), HB "nats = %s\nnats_tls_ca = %s\n", url, ca);
+    assert_int_equal(tcluster_router_init(&f->extra2, "r5", extra), 0);
+    assert_int_equal(tdaemon_start(&f->extra2, NULL), 0);
+    snprintf(extra, sizeof(extra), HB "nats_tls_ca = %s\n", ca);
+    assert_int_equal(tcluster_worker_init(&f->extra, url, "w7", extra), 0);
+    assert_int_equal(tdaemon_add_plugin(&f->extra, "calc", NULL), 0);
+    assert_int_equal(tcluster_worker_start(&f->extra, f->extra2.tcp, "w7", START_MS), 0);
+    rawconn c;
+    expect_open(&c, f->extra2.tcp);
+    expect_send_ii(&c, 1, "add", 20, 22);
+    expect_result_int(&c, 1, 42);
+    rawconn_close(&c);
+    assert_true(tcluster_log_contains(&f->extra, "url=tls://127.0.0.1", 1000));
+    assert_int_equal(tdaemon_stop(&f->extra, TDAEMON_STOP_TIMEOUT_MS), 0);
+    assert_int_equal(tdaemon_stop(&f->extra2, TDAEMON_STOP_TIMEOUT_MS), 0);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_teardown(name, test_teardown)
@@ -521,6 +571,7 @@ int main(void)
         T(test_worker_killed_mid_call_ends_the_call_and_leaves),
         T(test_one_router_killed_the_other_keeps_serving),
         T(test_nats_node_killed_clients_fail_over),
+        T(test_tls_to_nats_with_nats_tls_ca),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -111,8 +111,14 @@ int tnats_start(tnats *n, const char *routes)
             dup2(fd, 1);
             dup2(fd, 2);
         }
-        const char *argv[12] = { "nats-server", "-a", "127.0.0.1", "-p", port };
+        const char *argv[16] = { "nats-server", "-a", "127.0.0.1", "-p", port };
         int i = 5;
+        if (n->tls_cert != NULL) {
+            argv[i++] = "--tlscert";
+            argv[i++] = n->tls_cert;
+            argv[i++] = "--tlskey";
+            argv[i++] = n->tls_key;
+        }
         if (n->cport != 0) {
             argv[i++] = "--cluster";
             argv[i++] = cluster;
@@ -160,8 +166,9 @@ void tnats_cleanup(tnats *n)
     tnats_kill(n);
     if (n->dir[0] == '\0')
         return;
-    snprintf(path, sizeof(path), "%s/nats.log", n->dir);
-    unlink(path);
-    rmdir(n->dir);
+    /* the dir may hold a test's certificates too */
+    snprintf(path, sizeof(path), "rm -rf '%s'", n->dir);
+    if (system(path) != 0)
+        fprintf(stderr, "tnats: cannot remove %s\n", n->dir);
     n->dir[0] = '\0';
 }

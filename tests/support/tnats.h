@@ -24,6 +24,8 @@ typedef struct tnats {
     int cport;                 /* cluster port, 0 when alone */
     char url[64];              /* nats://127.0.0.1:PORT */
     char dir[64];              /* temp dir holding its log */
+    const char *tls_cert;      /* set before tnats_start: serve TLS only, with this */
+    const char *tls_key;       /*   certificate and key (NULL: plain) */
 } tnats;
 
 const char *tnats_binary(void);
