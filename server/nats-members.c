@@ -30,8 +30,8 @@ typedef struct nats_remote {
 struct dfd_nats_presence {
     dfd_server *srv;
     natsConnection *nc;
-    natsSubscription *hb_sub;
-    natsSubscription *ev_sub;
+    natsSubscription *sub;       /* <ns>.*: heartbeats and events, in the order each
+                                    member sent them (one subscription, one thread) */
     nats_remote *r;              /* loop 0 only */
     size_t n, cap;
     struct event sweep_ev;       /* loop 0 */
@@ -196,6 +196,12 @@ static void presence_run(dfd_loop *loop, void *arg)
     msgpack_unpacked_init(&up);
     size_t off = 0;
     presence_msg pm;
+    const char *subject = natsMsg_GetSubject(mail->msg);
+    const char *last = strrchr(subject, '.');
+    if (last == NULL || (strcmp(last, ".hb") != 0 && strcmp(last, ".events") != 0)) {
+        presence_mail_drop(mail); /* <ns>.sync, ours or another router's */
+        return;
+    }
     if (len == 0 || len > PRESENCE_MAX_BYTES ||
         msgpack_unpack_next(&up, data, len, &off) != MSGPACK_UNPACK_SUCCESS ||
         presence_parse(&up.data, &pm) == -1) {
@@ -270,17 +276,16 @@ void dfd_nats_presence_sync(dfd_nats_presence *p)
 dfd_nats_presence *dfd_nats_presence_start(dfd_server *srv, natsConnection *nc)
 {
     dfd_nats_presence *p = calloc(1, sizeof(*p));
-    char hb[DFD_NATS_SUBJECT_MAX], ev[DFD_NATS_SUBJECT_MAX];
+    char subject[DFD_NATS_SUBJECT_MAX];
     if (p == NULL)
         return NULL;
     p->srv = srv;
     p->nc = nc;
-    if (dfd_nats_subject(hb, sizeof(hb), srv, "hb", NULL, 0) == -1 ||
-        dfd_nats_subject(ev, sizeof(ev), srv, "events", NULL, 0) == -1 ||
-        natsConnection_Subscribe(&p->hb_sub, nc, hb, presence_on_msg, p) != NATS_OK ||
-        natsConnection_Subscribe(&p->ev_sub, nc, ev, presence_on_msg, p) != NATS_OK) {
+    /* one token under the namespace: hb, events (and sync), never a call's subject */
+    if (dfd_nats_subject(subject, sizeof(subject), srv, "*", NULL, 0) == -1 ||
+        natsConnection_Subscribe(&p->sub, nc, subject, presence_on_msg, p) != NATS_OK) {
         dfd_error("nats.subscribe", "subject=%s msg=\"cannot subscribe the members' "
-                  "presence\"", hb);
+                  "presence\"", subject);
         dfd_nats_presence_stop(p);
         return NULL;
     }
@@ -299,10 +304,8 @@ void dfd_nats_presence_stop(dfd_nats_presence *p)
 {
     if (p == NULL)
         return;
-    if (p->hb_sub != NULL)
-        natsSubscription_Destroy(p->hb_sub);
-    if (p->ev_sub != NULL)
-        natsSubscription_Destroy(p->ev_sub);
+    if (p->sub != NULL)
+        natsSubscription_Destroy(p->sub);
     if (p->sweep_assigned)
         event_del(&p->sweep_ev);
     for (size_t i = 0; i < p->n; i++) {

@@ -6,8 +6,9 @@
  * silent for its interval x heartbeat_misses is dropped (nats.member_lost). A starting
  * gateway publishes <ns>.sync so that members heartbeat at once.
  *
- * Threads: the subscriptions' callbacks mail each message to loop 0, which alone keeps
- * the table of NATS members and runs the expiry timer.
+ * Threads: one subscription (<ns>.*: a member's heartbeats and events stay in the order
+ * it sent them) mails each message to loop 0, which alone keeps the table of NATS
+ * members and runs the expiry timer.
  */
 #ifndef DFD_NATS_MEMBERS_H
 #define DFD_NATS_MEMBERS_H
