@@ -337,6 +337,8 @@ dfd_nats_gateway *dfd_nats_gateway_start(dfd_server *srv)
     g->nc = dfd_nats_connect(srv, srv->cfg->nats, &g->ctx);
     if (g->nc == NULL || natsInbox_Create(&inbox) != NATS_OK) {
         dfd_nats_gateway_stop(g);
+        dfd_nats_shutdown(); /* its callbacks read g until libnats' threads are gone */
+        dfd_nats_gateway_free(g);
         srv->nats_gateway = NULL;
         return NULL;
     }
@@ -350,6 +352,8 @@ dfd_nats_gateway *dfd_nats_gateway_start(dfd_server *srv)
     if (s != NATS_OK || (g->presence = dfd_nats_presence_start(srv, g->nc)) == NULL) {
         dfd_error("nats.subscribe", "subject=%s status=\"%s\"", subject, natsStatus_GetText(s));
         dfd_nats_gateway_stop(g);
+        dfd_nats_shutdown(); /* its callbacks read g until libnats' threads are gone */
+        dfd_nats_gateway_free(g);
         srv->nats_gateway = NULL;
         return NULL;
     }
@@ -376,8 +380,17 @@ void dfd_nats_gateway_stop(dfd_nats_gateway *g)
     dfd_nats_presence_stop(g->presence);
     if (g->inbox_sub != NULL)
         natsSubscription_Destroy(g->inbox_sub);
+    g->inbox_sub = NULL;
     atomic_store(&g->ctx.closing, 1);
     natsConnection_Destroy(g->nc);
+    g->nc = NULL;
+}
+
+void dfd_nats_gateway_free(dfd_nats_gateway *g)
+{
+    if (g == NULL)
+        return;
+    dfd_nats_presence_free(g->presence);
     for (unsigned i = 0; i < g->nloops; i++) {
         dfd_idmap_free(&g->loops[i].pending); /* the calls are their loops' */
         dfd_idmap_drain(&g->loops[i].targets, gw_free_target, NULL);

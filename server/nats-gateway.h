@@ -27,9 +27,11 @@ typedef struct dfd_nats_gateway dfd_nats_gateway;
 /* Connects to srv->cfg->nats, subscribes the inbox and the members' presence. Before
  * the loops start. Returns the gateway, or NULL (logged). */
 dfd_nats_gateway *dfd_nats_gateway_start(struct dfd_server *srv);
-/* After the loops are joined: closes the connection and frees everything (NULL:
- * no-op). Calls still waiting were detached with their connections. */
+/* After the loops are joined: unsubscribes and closes the connection (NULL: no-op).
+ * libnats may still call back into g until dfd_nats_shutdown() returned; only then
+ * dfd_nats_gateway_free() releases it (calls still waiting are their loops'). */
 void dfd_nats_gateway_stop(dfd_nats_gateway *g);
+void dfd_nats_gateway_free(dfd_nats_gateway *g);
 
 /* The gateway's NATS connection (for the admin status). */
 natsConnection *dfd_nats_gateway_conn(const dfd_nats_gateway *g);

@@ -396,6 +396,8 @@ dfd_nats_member *dfd_nats_member_start(dfd_server *srv)
         dfd_nats_subject(subject, sizeof(subject), srv, "sync", NULL, 0) == -1 ||
         natsConnection_Subscribe(&m->sync_sub, m->nc, subject, member_on_sync, m) != NATS_OK) {
         dfd_nats_member_stop(m);
+        dfd_nats_shutdown(); /* its callbacks read m until libnats' threads are gone */
+        dfd_nats_member_free(m);
         srv->nats_member = NULL;
         return NULL;
     }
@@ -466,7 +468,14 @@ void dfd_nats_member_stop(dfd_nats_member *m)
         natsConnection_FlushTimeout(m->nc, 500);
         atomic_store(&m->ctx.closing, 1);
         natsConnection_Destroy(m->nc);
+        m->nc = NULL;
     }
+}
+
+void dfd_nats_member_free(dfd_nats_member *m)
+{
+    if (m == NULL)
+        return;
     if (m->hb_assigned)
         event_del(&m->hb_ev);
     for (unsigned i = 0; i < m->nloops; i++) {

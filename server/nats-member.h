@@ -29,8 +29,10 @@ void dfd_nats_member_withdraw(dfd_nats_member *m);
 void dfd_nats_member_resume(dfd_nats_member *m);
 /* The member's NATS connection (for the admin status). */
 natsConnection *dfd_nats_member_conn(const dfd_nats_member *m);
-/* After the loops are joined: closes the connection and frees everything (NULL: no-op).
- * dfd_nats_shutdown() then waits for libnats' threads. */
+/* After the loops are joined: unsubscribes and closes the connection (NULL: no-op).
+ * libnats may still call back into m until dfd_nats_shutdown() returned; only then
+ * dfd_nats_member_free() releases it. */
 void dfd_nats_member_stop(dfd_nats_member *m);
+void dfd_nats_member_free(dfd_nats_member *m);
 
 #endif /* DFD_NATS_MEMBER_H */

@@ -286,7 +286,7 @@ dfd_nats_presence *dfd_nats_presence_start(dfd_server *srv, natsConnection *nc)
         natsConnection_Subscribe(&p->sub, nc, subject, presence_on_msg, p) != NATS_OK) {
         dfd_error("nats.subscribe", "subject=%s msg=\"cannot subscribe the members' "
                   "presence\"", subject);
-        dfd_nats_presence_stop(p);
+        free(p); /* nothing subscribed: nothing calls back */
         return NULL;
     }
     if (srv->cfg->heartbeat_ms > 0) {
@@ -302,10 +302,16 @@ dfd_nats_presence *dfd_nats_presence_start(dfd_server *srv, natsConnection *nc)
 
 void dfd_nats_presence_stop(dfd_nats_presence *p)
 {
+    if (p != NULL && p->sub != NULL)
+        natsSubscription_Destroy(p->sub);
+    if (p != NULL)
+        p->sub = NULL;
+}
+
+void dfd_nats_presence_free(dfd_nats_presence *p)
+{
     if (p == NULL)
         return;
-    if (p->sub != NULL)
-        natsSubscription_Destroy(p->sub);
     if (p->sweep_assigned)
         event_del(&p->sweep_ev);
     for (size_t i = 0; i < p->n; i++) {

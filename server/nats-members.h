@@ -23,8 +23,11 @@ typedef struct dfd_nats_presence dfd_nats_presence;
 dfd_nats_presence *dfd_nats_presence_start(struct dfd_server *srv, natsConnection *nc);
 /* Asks the members for a heartbeat now (after a reconnection). Any thread. */
 void dfd_nats_presence_sync(dfd_nats_presence *p);
-/* Destroys the subscriptions (before the connection) and the table; the registry's
- * members stay until the registry goes. After the loops are joined. NULL: no-op. */
+/* Destroys the subscription (before the connection goes). After the loops are joined.
+ * NULL: no-op. */
 void dfd_nats_presence_stop(dfd_nats_presence *p);
+/* Frees the table once libnats' threads are gone (dfd_nats_shutdown); the registry's
+ * members stay until the registry goes. NULL: no-op. */
+void dfd_nats_presence_free(dfd_nats_presence *p);
 
 #endif /* DFD_NATS_MEMBERS_H */

@@ -371,10 +371,12 @@ void dfd_server_destroy(dfd_server *srv)
     if (srv->nats_member != NULL || srv->nats_gateway != NULL) {
         /* no libnats thread mails a loop after this; unrun mails are dropped below */
         dfd_nats_member_stop(srv->nats_member);
-        srv->nats_member = NULL;
         dfd_nats_gateway_stop(srv->nats_gateway);
+        dfd_nats_shutdown(); /* until here libnats may call back into them */
+        dfd_nats_member_free(srv->nats_member);
+        srv->nats_member = NULL;
+        dfd_nats_gateway_free(srv->nats_gateway);
         srv->nats_gateway = NULL;
-        dfd_nats_shutdown();
     }
     for (unsigned i = 0; i < srv->nloops; i++) {
         dfd_loop *loop = &srv->loops[i];
