@@ -334,6 +334,28 @@ static void test_subscribers_see_nats_members_join_and_leave(void **state)
     rawconn_close(&sub);
 }
 
+static void test_a_gateway_refuses_native_members(void **state)
+{
+    fixture *f = *state;
+    skip_without_nats(f);
+    rawconn c;
+    expect_open(&c, f->r1.tcp);
+    rawmsg m;
+    rawmsg_init(&m);
+    msgpack_packer *pk = rawmsg_request(&m, 1, "daffi.hello", 1);
+    msgpack_pack_map(pk, 2);
+    daffi_pack_cstr(pk, "name");
+    daffi_pack_cstr(pk, "native");
+    daffi_pack_cstr(pk, "callbacks");
+    msgpack_pack_array(pk, 1);
+    daffi_pack_cstr(pk, "x");
+    expect_send(&c, &m);
+    rawmsg_destroy(&m);
+    rexpect_error_containing(&c, 1, DAFFI_E_DENIED, "NATS gateway");
+    rawconn_close(&c);
+    assert_int_equal(tcluster_has_member(f->r1.tcp, "native"), 0);
+}
+
 static void test_status_shows_the_nats_connection(void **state)
 {
     fixture *f = *state;
@@ -566,6 +588,7 @@ int main(void)
         T(test_nobody_serving_is_no_callback_at_once),
         T(test_every_router_lists_the_members_it_learned_over_nats),
         T(test_subscribers_see_nats_members_join_and_leave),
+        T(test_a_gateway_refuses_native_members),
         T(test_status_shows_the_nats_connection),
         T(test_reload_changes_what_the_routers_see),
         T(test_worker_killed_mid_call_ends_the_call_and_leaves),
