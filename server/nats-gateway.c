@@ -242,6 +242,9 @@ void dfd_nats_route(dfd_conn *c, dfd_call *call, const char *to, size_t to_len)
     }
     call->member_msgid = id;
     call->to_member = to != NULL;
+    /* per callback, as a router counts the calls it forwards ("_forwarded", callback) */
+    if (loop->snapshot != NULL)
+        dfd_router_count(call, dfd_snapshot_slot(loop->snapshot, method, len));
     call->expire = gw_expired;
     if (c != NULL)
         dfd_conn_link(c, call);

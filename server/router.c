@@ -88,9 +88,7 @@ void dfd_router_refuse(dfd_conn *c, dfd_call *call, int code, const char *msg)
     dfd_call_free(call);
 }
 
-/* Counts a forwarded call in the "_forwarded" slot of the snapshot entry ss of its
- * callback (NULL: not counted, e.g. a stream's end, counted with its open). */
-static void router_count(dfd_call *call, dfd_snap_slot *ss)
+void dfd_router_count(dfd_call *call, dfd_snap_slot *ss)
 {
     if (ss == NULL || call->fwd_slot != 0)
         return; /* not counted, or counted when it first went out */
@@ -121,7 +119,7 @@ static void router_uncount(dfd_call *call)
 }
 
 /* Sends call over link l (taking over the reference on l); ss is the snapshot entry of
- * the callback it is counted under (see router_count). A call forwarded already was
+ * the callback it is counted under (see dfd_router_count). A call forwarded already was
  * sent back by a link that could not take it (router_send) and goes out once more. */
 static void router_forward(dfd_conn *c, dfd_call *call, dfd_link *l, dfd_snap_slot *ss)
 {
@@ -139,7 +137,7 @@ static void router_forward(dfd_conn *c, dfd_call *call, dfd_link *l, dfd_snap_sl
         dfd_conn_link(c, call);
     atomic_store(&call->state, DFD_CALL_RUNNING);
     dfd_stat_add(&call->loop->stats, again ? DFD_STAT_rerouted : DFD_STAT_forwarded, 1);
-    router_count(call, ss);
+    dfd_router_count(call, ss);
     dfd_dispatch_arm_deadline(call);
     if (l->loop == call->loop) {
         router_send(call);
