@@ -159,18 +159,36 @@ int dfd_nats_subject(char *out, size_t size, const dfd_server *srv, const char *
     return n > 0 && (size_t)n < size ? 0 : -1;
 }
 
-static void nats_drop_msg(void *msg)
+int dfd_nats_mail_msg(dfd_loop *loop, void (*run)(dfd_loop *loop, void *note), natsMsg *msg,
+                      void *arg)
 {
+    const char *subject = natsMsg_GetSubject(msg), *reply = natsMsg_GetReply(msg);
+    size_t slen = strlen(subject) + 1, rlen = reply != NULL ? strlen(reply) + 1 : 0;
+    size_t len = (size_t)natsMsg_GetDataLength(msg);
+    dfd_nats_note *note = malloc(sizeof(*note) + slen + rlen + len);
+    if (note != NULL) {
+        char *p = note->buf;
+        memcpy(p, subject, slen);
+        note->subject = p;
+        p += slen;
+        note->reply = NULL;
+        if (reply != NULL) {
+            memcpy(p, reply, rlen);
+            note->reply = p;
+            p += rlen;
+        }
+        memcpy(p, natsMsg_GetData(msg), len);
+        note->data = p;
+        note->len = len;
+        note->no_responders = natsMsg_IsNoResponders(msg);
+        note->arg = arg;
+    }
     natsMsg_Destroy(msg);
-}
-
-int dfd_nats_mail_msg(dfd_loop *loop, void (*run)(dfd_loop *loop, void *msg), natsMsg *msg)
-{
-    if (dfd_loop_post(loop, run, nats_drop_msg, msg) == 0)
+    if (note != NULL && dfd_loop_post(loop, run, free, note) == 0)
         return 0;
     dfd_error("nats.oom", "loop=%u msg=\"cannot hand a NATS message to the loop: dropped\"",
               loop->index);
-    natsMsg_Destroy(msg);
+    free(note);
     return -1;
 }
 

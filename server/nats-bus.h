@@ -5,7 +5,8 @@
  * libnats thread hands a message to a loop: a mail carrying the natsMsg.
  *
  * libnats calls its callbacks on its own threads; those never touch daffid state.
- * They post a mail (dfd_nats_mail_msg) and the loop does the work.
+ * They copy the message into a note and mail it (dfd_nats_mail_msg); the loop does the
+ * work.
  */
 #ifndef DFD_NATS_BUS_H
 #define DFD_NATS_BUS_H
@@ -52,10 +53,23 @@ int dfd_nats_subject(char *out, size_t size, const struct dfd_server *srv, const
  * wildcard, no empty token. */
 int dfd_nats_subject_ok(const char *name, size_t len);
 
-/* Posts msg to loop: run(loop, msg) there, which owns msg (natsMsg_Destroy); a loop
- * that stops first destroys it unrun. Any thread. Returns 0, or -1 (msg destroyed,
- * logged). */
-int dfd_nats_mail_msg(dfd_loop *loop, void (*run)(dfd_loop *loop, void *msg), natsMsg *msg);
+/* A NATS message copied out of libnats: libnats' own message (and the subscription
+ * lock its destruction takes) stays on libnats' thread. One allocation; free() it. */
+typedef struct dfd_nats_note {
+    const char *subject;
+    const char *reply;              /* NULL: none */
+    const char *data;
+    size_t len;
+    int no_responders;              /* nats-server's no-responders status */
+    void *arg;                      /* the poster's (the gateway, the presence) */
+    char buf[];
+} dfd_nats_note;
+
+/* Copies msg into a note (arg in it), destroys msg and posts the note to loop:
+ * run(loop, note) there owns it (free); a loop that stops first frees it unrun. On a
+ * libnats thread. Returns 0, or -1 (nothing posted, logged). */
+int dfd_nats_mail_msg(dfd_loop *loop, void (*run)(dfd_loop *loop, void *note), natsMsg *msg,
+                      void *arg);
 
 /* Publishes len bytes to subject (reply may be NULL) from any thread; a failure is
  * counted on loop (nats_publish_errors) and logged once a second at most by the

@@ -68,20 +68,20 @@ static void gw_fail(dfd_call *call, int code, const char *msg)
 /* Mail: an answer on the inbox, on the loop its subject names. */
 static void gw_on_reply_run(dfd_loop *loop, void *arg)
 {
-    natsMsg *msg = arg;
+    dfd_nats_note *msg = arg;
     dfd_nats_gateway *g = loop->srv->nats_gateway;
-    const char *subject = natsMsg_GetSubject(msg);
+    const char *subject = msg->subject;
     const char *tail = strchr(subject + g->inbox_len + 1, '.');
     uint32_t id = tail != NULL ? (uint32_t)strtoul(tail + 1, NULL, 10) : 0;
     dfd_call *call = gw_take(&g->loops[loop->index], id);
     if (call == NULL) {
         /* answered after its deadline, or a second answer: nobody waits for it */
         dfd_stat_add(&loop->stats, DFD_STAT_unexpected_responses, 1);
-        natsMsg_Destroy(msg);
+        free(msg);
         return;
     }
     char text[400];
-    if (natsMsg_IsNoResponders(msg)) {
+    if (msg->no_responders) {
         dfd_stat_add(&loop->stats, DFD_STAT_nats_no_responders, 1);
         if (call->to_member) {
             snprintf(text, sizeof(text), "no member of that name is connected (NATS: no "
@@ -93,11 +93,11 @@ static void gw_on_reply_run(dfd_loop *loop, void *arg)
                      "NATS)", call->base.method);
             gw_fail(call, DAFFI_E_NO_CALLBACK, text);
         }
-        natsMsg_Destroy(msg);
+        free(msg);
         return;
     }
-    const char *data = natsMsg_GetData(msg);
-    size_t len = (size_t)natsMsg_GetDataLength(msg);
+    const char *data = msg->data;
+    size_t len = msg->len;
     daffi_scan scan;
     daffi_scan_init(&scan);
     const char *err, *result;
@@ -114,7 +114,7 @@ static void gw_on_reply_run(dfd_loop *loop, void *arg)
         daffi_call_set_raw_error(&call->base, daffi_error_code_of(err, err_len), err, err_len);
         dfd_dispatch_after_handler(call, DAFFI_DONE);
     }
-    natsMsg_Destroy(msg);
+    free(msg);
 }
 
 /* libnats thread: an answer arrived; its subject <inbox>.<loop>.<id> names the loop. */
@@ -130,7 +130,7 @@ static void gw_on_reply(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
         natsMsg_Destroy(msg); /* not one of ours */
         return;
     }
-    dfd_nats_mail_msg(&g->srv->loops[i], gw_on_reply_run, msg);
+    dfd_nats_mail_msg(&g->srv->loops[i], gw_on_reply_run, msg, NULL);
 }
 
 /* ---- deadlines ------------------------------------------------------------------------- */

@@ -29,7 +29,7 @@ typedef struct nats_cb_sub {
 
 /* What one loop keeps: the requests whose calls run there, by the call's tag. */
 typedef struct nats_member_loop {
-    dfd_idmap replies;           /* tag -> natsMsg (its reply subject; owned) */
+    dfd_idmap replies;           /* tag -> dfd_nats_note (its reply subject; owned) */
     uint32_t next_tag;
     _Atomic(const dfd_table *) seen; /* the table the loop switched to last */
 } nats_member_loop;
@@ -63,16 +63,16 @@ static const dfd_call_hooks member_hooks = {
 /* ---- answers ------------------------------------------------------------------------ */
 
 /* Publishes the encoded response sb to the reply subject of request msg. */
-static void member_publish_reply(dfd_loop *loop, dfd_nats_member *m, natsMsg *req,
+static void member_publish_reply(dfd_loop *loop, dfd_nats_member *m, dfd_nats_note *req,
                                  const msgpack_sbuffer *sb)
 {
-    const char *reply = natsMsg_GetReply(req);
+    const char *reply = req->reply;
     if (reply != NULL && *reply != '\0')
         dfd_nats_publish(loop, m->nc, reply, NULL, sb->data, sb->size);
 }
 
 /* Answers request msg with an error (code, text) at once. */
-static void member_reply_error(dfd_loop *loop, dfd_nats_member *m, natsMsg *req, int code,
+static void member_reply_error(dfd_loop *loop, dfd_nats_member *m, dfd_nats_note *req, int code,
                                const char *text)
 {
     msgpack_sbuffer sb;
@@ -86,7 +86,7 @@ static void member_reply_error(dfd_loop *loop, dfd_nats_member *m, natsMsg *req,
 
 /* Takes call's request (its reply subject) out of its loop's table: the caller answers
  * it and destroys it. NULL: nobody waits (a notification, or the TIMEOUT went). */
-static natsMsg *member_take_request(const dfd_call *call)
+static dfd_nats_note *member_take_request(const dfd_call *call)
 {
     dfd_nats_member *m = call->loop->srv->nats_member;
     return call->msgid != 0 ? dfd_idmap_take(&m->loops[call->loop->index].replies, call->msgid)
@@ -99,7 +99,7 @@ static void member_report(dfd_call *call)
 {
     dfd_loop *loop = call->loop;
     dfd_nats_member *m = loop->srv->nats_member;
-    natsMsg *req = member_take_request(call);
+    dfd_nats_note *req = member_take_request(call);
     if (req == NULL)
         return;
     msgpack_sbuffer sb;
@@ -111,19 +111,19 @@ static void member_report(dfd_call *call)
         member_publish_reply(loop, m, req, &sb);
     dfd_stat_add(&loop->stats, code == 0 ? DFD_STAT_responses_ok : DFD_STAT_responses_error, 1);
     msgpack_sbuffer_destroy(&sb);
-    natsMsg_Destroy(req);
+    free(req);
 }
 
 /* Hook timed_out: the deadline passed while the handler runs; TIMEOUT goes now. */
 static void member_timed_out(dfd_call *call, const char *msg)
 {
     dfd_loop *loop = call->loop;
-    natsMsg *req = member_take_request(call);
+    dfd_nats_note *req = member_take_request(call);
     if (req == NULL)
         return;
     member_reply_error(loop, loop->srv->nats_member, req, DAFFI_E_TIMEOUT, msg);
     dfd_stat_add(&loop->stats, DFD_STAT_responses_error, 1);
-    natsMsg_Destroy(req);
+    free(req);
 }
 
 /* ---- calls ---------------------------------------------------------------------------- */
@@ -131,10 +131,10 @@ static void member_timed_out(dfd_call *call, const char *msg)
 /* Mail: a call from NATS, on the loop that runs it. */
 static void member_call_run(dfd_loop *loop, void *arg)
 {
-    natsMsg *req = arg;
+    dfd_nats_note *req = arg;
     dfd_nats_member *m = loop->srv->nats_member;
     nats_member_loop *ml = &m->loops[loop->index];
-    const char *reply = natsMsg_GetReply(req);
+    const char *reply = req->reply;
     uint32_t tag = 0;
     dfd_stat_add(&loop->stats, DFD_STAT_nats_served, 1);
     if (reply != NULL && *reply != '\0') {
@@ -143,12 +143,11 @@ static void member_call_run(dfd_loop *loop, void *arg)
         while (tag == 0 || dfd_idmap_get(&ml->replies, tag) != NULL);
         if (dfd_idmap_put(&ml->replies, tag, req) == -1) {
             member_reply_error(loop, m, req, DAFFI_E_OVERLOADED, "out of memory");
-            natsMsg_Destroy(req);
+            free(req);
             return;
         }
     }
-    int code = dfd_dispatch_detached(loop, natsMsg_GetData(req),
-                                     (size_t)natsMsg_GetDataLength(req), tag, &member_hooks);
+    int code = dfd_dispatch_detached(loop, req->data, req->len, tag, &member_hooks);
     if (code != 0 && tag != 0) {
         dfd_idmap_take(&ml->replies, tag);
         member_reply_error(loop, m, req, code,
@@ -159,7 +158,7 @@ static void member_call_run(dfd_loop *loop, void *arg)
                                                             : DFD_STAT_overloaded, 1);
     }
     if (tag == 0 || code != 0)
-        natsMsg_Destroy(req); /* a notification's bytes were copied into its call */
+        free(req); /* a notification's bytes were copied into its call */
 }
 
 /* libnats thread: a call arrived on a subscription; the loop does the rest. */
@@ -170,7 +169,7 @@ static void member_on_call(natsConnection *nc, natsSubscription *sub, natsMsg *m
     (void)sub;
     dfd_nats_member *m = closure;
     unsigned i = atomic_fetch_add_explicit(&m->rr, 1, memory_order_relaxed) % m->nloops;
-    dfd_nats_mail_msg(&m->srv->loops[i], member_call_run, msg);
+    dfd_nats_mail_msg(&m->srv->loops[i], member_call_run, msg, NULL);
 }
 
 /* ---- presence ------------------------------------------------------------------------- */
@@ -229,7 +228,7 @@ static void member_on_heartbeat(evutil_socket_t fd, short what, void *arg)
 /* Mail to loop 0: a router asked for heartbeats now (it started), or we reconnected. */
 static void member_heartbeat_now(dfd_loop *loop, void *arg)
 {
-    natsMsg_Destroy(arg);
+    free(arg);
     dfd_nats_member *m = loop->srv->nats_member;
     if (!atomic_load(&m->withdrawn))
         member_announce(m, loop->table, NULL);
@@ -241,7 +240,7 @@ static void member_on_sync(natsConnection *nc, natsSubscription *sub, natsMsg *m
     (void)nc;
     (void)sub;
     dfd_nats_member *m = closure;
-    dfd_nats_mail_msg(&m->srv->loops[0], member_heartbeat_now, msg);
+    dfd_nats_mail_msg(&m->srv->loops[0], member_heartbeat_now, msg, NULL);
 }
 
 /* libnats thread, after a reconnection: routers may have dropped us meanwhile. */
@@ -250,7 +249,7 @@ static void member_on_reconnect(void *arg)
     dfd_nats_member *m = arg;
     natsMsg *msg = NULL;
     if (natsMsg_Create(&msg, "-", NULL, NULL, 0) == NATS_OK)
-        dfd_nats_mail_msg(&m->srv->loops[0], member_heartbeat_now, msg);
+        dfd_nats_mail_msg(&m->srv->loops[0], member_heartbeat_now, msg, NULL);
 }
 
 /* ---- subscriptions ----------------------------------------------------------------------- */
@@ -448,7 +447,7 @@ natsConnection *dfd_nats_member_conn(const dfd_nats_member *m)
 static void member_drop_reply(void *val, void *arg)
 {
     (void)arg;
-    natsMsg_Destroy(val);
+    free(val);
 }
 
 void dfd_nats_member_stop(dfd_nats_member *m)

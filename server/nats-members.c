@@ -171,42 +171,28 @@ static void presence_seen(dfd_nats_presence *p, const presence_msg *pm)
     r->interval_ms = pm->interval_ms;
 }
 
-/* A presence message on its way to loop 0: the mail's argument, owned by it. */
-typedef struct presence_mail {
-    dfd_nats_presence *p;
-    natsMsg *msg;
-} presence_mail;
-
-static void presence_mail_drop(void *arg)
-{
-    presence_mail *pm = arg;
-    natsMsg_Destroy(pm->msg);
-    free(pm);
-}
-
 /* Mail to loop 0: one heartbeat or event. */
 static void presence_run(dfd_loop *loop, void *arg)
 {
     (void)loop;
-    presence_mail *mail = arg;
-    dfd_nats_presence *p = mail->p;
-    const char *data = natsMsg_GetData(mail->msg);
-    size_t len = (size_t)natsMsg_GetDataLength(mail->msg);
+    dfd_nats_note *note = arg;
+    dfd_nats_presence *p = note->arg;
+    const char *data = note->data;
+    size_t len = note->len;
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
     size_t off = 0;
     presence_msg pm;
-    const char *subject = natsMsg_GetSubject(mail->msg);
-    const char *last = strrchr(subject, '.');
+    const char *last = strrchr(note->subject, '.');
     if (last == NULL || (strcmp(last, ".hb") != 0 && strcmp(last, ".events") != 0)) {
-        presence_mail_drop(mail); /* <ns>.sync, ours or another router's */
+        free(note); /* <ns>.sync, ours or another router's */
         return;
     }
     if (len == 0 || len > PRESENCE_MAX_BYTES ||
         msgpack_unpack_next(&up, data, len, &off) != MSGPACK_UNPACK_SUCCESS ||
         presence_parse(&up.data, &pm) == -1) {
         dfd_debug("nats.presence", "subject=%s msg=\"not a member's heartbeat or event: "
-                  "ignored\"", natsMsg_GetSubject(mail->msg));
+                  "ignored\"", note->subject);
     } else if (pm.type != NULL && pm.type_len == 4 && memcmp(pm.type, "left", 4) == 0) {
         nats_remote *r = presence_find(p, pm.name, pm.name_len);
         if (r != NULL) {
@@ -217,7 +203,7 @@ static void presence_run(dfd_loop *loop, void *arg)
         presence_seen(p, &pm);
     }
     msgpack_unpacked_destroy(&up);
-    presence_mail_drop(mail);
+    free(note);
 }
 
 /* libnats thread: a heartbeat or event; loop 0 reads it. */
@@ -227,15 +213,7 @@ static void presence_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *
     (void)nc;
     (void)sub;
     dfd_nats_presence *p = closure;
-    presence_mail *mail = malloc(sizeof(*mail));
-    if (mail == NULL) {
-        natsMsg_Destroy(msg);
-        return;
-    }
-    mail->p = p;
-    mail->msg = msg;
-    if (dfd_loop_post(&p->srv->loops[0], presence_run, presence_mail_drop, mail) == -1)
-        presence_mail_drop(mail);
+    dfd_nats_mail_msg(&p->srv->loops[0], presence_run, msg, p);
 }
 
 /* Loop 0's timer, every heartbeat: drops members silent for interval x misses. */
