@@ -136,14 +136,28 @@ static int test_teardown(void **state)
     return 0;
 }
 
+/* Starts method(nparams) as msgid id in m: the caller packs the params on the returned
+ * packer, then end_request() sends m on c and releases it. */
+static msgpack_packer *begin_request(rawmsg *m, uint32_t id, const char *method,
+                                     uint32_t nparams)
+{
+    rawmsg_init(m);
+    return rawmsg_request(m, id, method, nparams);
+}
+
+static void end_request(rawconn *c, rawmsg *m)
+{
+    expect_send(c, m);
+    rawmsg_destroy(m);
+}
+
 /* Sends daffi.call [callback, [args...], {"to"?: to, "timeout_ms"?: ms}] as msgid id;
  * args are nargs encoded values. */
 static void send_call(rawconn *c, uint32_t id, const char *callback, const char *args,
                       size_t len, uint32_t nargs, const char *to, int timeout_ms)
 {
     rawmsg m;
-    rawmsg_init(&m);
-    msgpack_packer *pk = rawmsg_request(&m, id, "daffi.call", 3);
+    msgpack_packer *pk = begin_request(&m, id, "daffi.call", 3);
     daffi_pack_cstr(pk, callback);
     msgpack_pack_array(pk, nargs);
     msgpack_sbuffer_write(&m.sb, args, len);
@@ -156,8 +170,23 @@ static void send_call(rawconn *c, uint32_t id, const char *callback, const char 
         daffi_pack_cstr(pk, "timeout_ms");
         msgpack_pack_int(pk, timeout_ms);
     }
-    expect_send(c, &m);
-    rawmsg_destroy(&m);
+    end_request(c, &m);
+}
+
+/* Calls daffi.call [callback, [args], {"to": to}] every pause_ms (msgids from 1000 up)
+ * until it succeeds, at most tries times. Returns 1 once it did. */
+static int call_until_ok(rawconn *c, const char *callback, const char *args, size_t len,
+                         uint32_t nargs, const char *to, int tries, long pause_ms)
+{
+    for (int i = 0; i < tries; i++) {
+        send_call(c, 1000 + (uint32_t)i, callback, args, len, nargs, to, 2000);
+        assert_int_equal(rawconn_read(c, expect_timeout_ms()), RAWCONN_OK);
+        if (c->msg.error == NULL || c->msg.error->type == MSGPACK_OBJECT_NIL)
+            return 1;
+        struct timespec ts = {0, pause_ms * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
 }
 
 /* ---- calls ------------------------------------------------------------------------------ */
@@ -192,8 +221,7 @@ static void test_notification_reaches_one_worker(void **state)
     msgpack_packer *pk = rawmsg_notify(&m, "add", 2); /* only w1 serves add */
     msgpack_pack_int(pk, 1);
     msgpack_pack_int(pk, 2);
-    expect_send(&c, &m);
-    rawmsg_destroy(&m);
+    end_request(&c, &m);
     expect_ping(&c, 9);
     long long now = before;
     for (int i = 0; i < 300 && now == before; i++) {
@@ -212,13 +240,11 @@ static void test_cast_collects_every_member_serving_it(void **state)
     rawconn c;
     expect_open(&c, f->r1.tcp);
     rawmsg m;
-    rawmsg_init(&m);
-    msgpack_packer *pk = rawmsg_request(&m, 1, "daffi.cast", 2);
+    msgpack_packer *pk = begin_request(&m, 1, "daffi.cast", 2);
     daffi_pack_cstr(pk, "echo");
     msgpack_pack_array(pk, 1);
     daffi_pack_cstr(pk, "hi");
-    expect_send(&c, &m);
-    rawmsg_destroy(&m);
+    end_request(&c, &m);
     const msgpack_object *map = expect_result(&c, 1);
     assert_int_equal(map->type, MSGPACK_OBJECT_MAP);
     assert_int_equal(map->via.map.size, 2);
@@ -298,10 +324,8 @@ static void test_every_router_lists_the_members_it_learned_over_nats(void **stat
         rawconn c;
         expect_open(&c, routers[r]->tcp);
         rawmsg m;
-        rawmsg_init(&m);
-        rawmsg_request(&m, 1, "daffi.members", 0);
-        expect_send(&c, &m);
-        rawmsg_destroy(&m);
+        begin_request(&m, 1, "daffi.members", 0);
+        end_request(&c, &m);
         const msgpack_object *list = expect_result(&c, 1), *cbs = NULL;
         assert_true(rexpect_members_find(list, "w1", &cbs));
         assert_true(rexpect_array_has_str(cbs, "add"));
@@ -341,16 +365,14 @@ static void test_a_gateway_refuses_native_members(void **state)
     rawconn c;
     expect_open(&c, f->r1.tcp);
     rawmsg m;
-    rawmsg_init(&m);
-    msgpack_packer *pk = rawmsg_request(&m, 1, "daffi.hello", 1);
+    msgpack_packer *pk = begin_request(&m, 1, "daffi.hello", 1);
     msgpack_pack_map(pk, 2);
     daffi_pack_cstr(pk, "name");
     daffi_pack_cstr(pk, "native");
     daffi_pack_cstr(pk, "callbacks");
     msgpack_pack_array(pk, 1);
     daffi_pack_cstr(pk, "x");
-    expect_send(&c, &m);
-    rawmsg_destroy(&m);
+    end_request(&c, &m);
     rexpect_error_containing(&c, 1, DAFFI_E_DENIED, "NATS gateway");
     rawconn_close(&c);
     assert_int_equal(tcluster_has_member(f->r1.tcp, "native"), 0);
@@ -383,24 +405,12 @@ static void test_reload_changes_what_the_routers_see(void **state)
     /* calc appears: a reload (SIGHUP) subscribes it and re-announces the member */
     assert_int_equal(tdaemon_add_plugin(&f->extra, "calc", NULL), 0);
     assert_int_equal(tdaemon_signal(&f->extra, SIGHUP), 0);
-    int ok = 0;
-    for (uint32_t i = 2; i < 300 && !ok; i++) {
-        send_call(&c, i, "add", "\x01\x02", 2, 2, "w6", 5000);
-        assert_int_equal(rawconn_read(&c, expect_timeout_ms()), RAWCONN_OK);
-        ok = c.msg.error == NULL || c.msg.error->type == MSGPACK_OBJECT_NIL;
-        if (!ok) {
-            struct timespec ts = {0, 20 * 1000000};
-            nanosleep(&ts, NULL);
-        }
-    }
-    assert_true(ok);
+    assert_true(call_until_ok(&c, "add", "\x01\x02", 2, 2, "w6", 300, 20));
     /* the routers list it, from its next heartbeat or event */
     for (int i = 0; i < 300; i++) {
         rawmsg m;
-        rawmsg_init(&m);
-        rawmsg_request(&m, 900, "daffi.members", 0);
-        expect_send(&c, &m);
-        rawmsg_destroy(&m);
+        begin_request(&m, 900, "daffi.members", 0);
+        end_request(&c, &m);
         const msgpack_object *list = expect_result(&c, 900), *cbs = NULL;
         if (rexpect_members_find(list, "w6", &cbs) && rexpect_array_has_str(cbs, "add"))
             break;
@@ -509,17 +519,7 @@ static void test_nats_node_killed_clients_fail_over(void **state)
     tnats_kill(&f->n2[on_second ? 1 : 0]);
     /* the worker reconnects to the other node; calls work again (polled: the reconnection
      * and the interest crossing the cluster take a moment) */
-    int ok = 0;
-    for (uint32_t i = 2; i < 200 && !ok; i++) {
-        send_call(&c, i, "add", "\x02\x02", 2, 2, "w5", 2000);
-        assert_int_equal(rawconn_read(&c, expect_timeout_ms()), RAWCONN_OK);
-        ok = c.msg.error == NULL || c.msg.error->type == MSGPACK_OBJECT_NIL;
-        if (!ok) {
-            struct timespec ts = {0, 50 * 1000000};
-            nanosleep(&ts, NULL);
-        }
-    }
-    assert_true(ok);
+    assert_true(call_until_ok(&c, "add", "\x02\x02", 2, 2, "w5", 200, 50));
     assert_true(tcluster_log_contains(&f->extra, "event=nats.reconnected", 1000));
     rawconn_close(&c);
     assert_int_equal(tdaemon_stop(&f->extra, TDAEMON_STOP_TIMEOUT_MS), 0);
