@@ -99,6 +99,9 @@ static void member_report(dfd_call *call)
 {
     dfd_loop *loop = call->loop;
     dfd_nats_member *m = loop->srv->nats_member;
+    /* a call from NATS has one access line too, as every call (peer: nats) */
+    if (atomic_load_explicit(&loop->srv->access_log, memory_order_relaxed))
+        dfd_log_access(call, "nats", -1);
     dfd_nats_note *req = member_take_request(call);
     if (req == NULL)
         return;

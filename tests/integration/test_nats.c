@@ -379,6 +379,22 @@ static void test_a_gateway_refuses_native_members(void **state)
     assert_int_equal(tcluster_has_member(f->r1.tcp, "native"), 0);
 }
 
+static void test_a_call_from_nats_has_its_access_line(void **state)
+{
+    fixture *f = *state;
+    skip_without_nats(f);
+    json_t *r = tcluster_admin(f->w2_admin, "accesslog on");
+    json_decref(r);
+    rawconn c;
+    expect_open(&c, f->r1.tcp);
+    send_call(&c, 1, "echo", "\x2a", 1, 1, "w2", 5000);
+    expect_result_int(&c, 1, 42);
+    rawconn_close(&c);
+    assert_true(tcluster_log_contains(&f->w2, "event=access callback=echo peer=nats outcome=ok",
+                                      expect_timeout_ms()));
+    json_decref(tcluster_admin(f->w2_admin, "accesslog off"));
+}
+
 static void test_status_shows_the_nats_connection(void **state)
 {
     fixture *f = *state;
@@ -590,6 +606,7 @@ int main(void)
         T(test_every_router_lists_the_members_it_learned_over_nats),
         T(test_subscribers_see_nats_members_join_and_leave),
         T(test_a_gateway_refuses_native_members),
+        T(test_a_call_from_nats_has_its_access_line),
         T(test_status_shows_the_nats_connection),
         T(test_reload_changes_what_the_routers_see),
         T(test_worker_killed_mid_call_ends_the_call_and_leaves),
