@@ -19,12 +19,15 @@
 #include "nats-members.h"
 #include "router.h"
 #include "server.h"
+#include "stream-int.h"
 #include "table.h"
 
 /* One loop's calls in flight over NATS, by the id in their reply subject. */
 typedef struct nats_gw_loop {
     dfd_idmap pending;           /* id -> dfd_call (the loop's) */
     dfd_idmap targets;           /* id -> the member `to` named (owned): targeted calls */
+    dfd_idmap streams;           /* id of its open -> dfd_stream (a reference): streams
+                                    relayed over NATS (nats-stream steps, below) */
     uint32_t next_id;
 } nats_gw_loop;
 
@@ -46,6 +49,10 @@ typedef struct nats_gw_forget {
     uint32_t id;
     dfd_call *call;              /* compared, never read unless still pending */
 } nats_gw_forget;
+
+static void gws_from_member(dfd_loop *loop, nats_gw_loop *gl, uint32_t id,
+                            const dfd_nats_note *msg);
+static void gws_member_opened(dfd_call *call, const char *member_subject);
 
 /* ---- answers -------------------------------------------------------------------------- */
 
@@ -72,7 +79,13 @@ static void gw_on_reply_run(dfd_loop *loop, void *arg)
     dfd_nats_gateway *g = loop->srv->nats_gateway;
     const char *subject = msg->subject;
     const char *tail = strchr(subject + g->inbox_len + 1, '.');
-    uint32_t id = tail != NULL ? (uint32_t)strtoul(tail + 1, NULL, 10) : 0;
+    char *end = NULL;
+    uint32_t id = tail != NULL ? (uint32_t)strtoul(tail + 1, &end, 10) : 0;
+    if (end != NULL && strcmp(end, ".s") == 0) {
+        gws_from_member(loop, &g->loops[loop->index], id, msg);
+        free(msg);
+        return;
+    }
     dfd_call *call = gw_take(&g->loops[loop->index], id);
     if (call == NULL) {
         /* answered after its deadline, or a second answer: nobody waits for it */
@@ -82,15 +95,25 @@ static void gw_on_reply_run(dfd_loop *loop, void *arg)
     }
     char text[400];
     if (msg->no_responders) {
+        /* the callback: a stream's open names it in its first param */
+        const msgpack_object *cb = call->stream != NULL ? daffi_arg(&call->base, 0) : NULL;
+        const char *name = call->base.method;
+        int name_len = (int)strlen(name);
+        if (cb != NULL && cb->type == MSGPACK_OBJECT_STR) {
+            name = cb->via.str.ptr;
+            name_len = (int)cb->via.str.size;
+        }
+        if (name_len > 200)
+            name_len = 200;
         dfd_stat_add(&loop->stats, DFD_STAT_nats_no_responders, 1);
         if (call->to_member) {
             snprintf(text, sizeof(text), "no member of that name is connected (NATS: no "
-                     "responders for '%.200s')", call->base.method);
+                     "responders for '%.*s')", name_len, name);
             gw_fail(call, DAFFI_E_UNAVAILABLE, text);
         } else {
             dfd_stat_add(&loop->stats, DFD_STAT_no_callback, 1);
-            snprintf(text, sizeof(text), "no callback '%.256s' (no member serves it over "
-                     "NATS)", call->base.method);
+            snprintf(text, sizeof(text), "no callback '%.*s' (no member serves it over "
+                     "NATS)", name_len, name);
             gw_fail(call, DAFFI_E_NO_CALLBACK, text);
         }
         free(msg);
@@ -109,6 +132,8 @@ static void gw_on_reply_run(dfd_loop *loop, void *arg)
         gw_fail(call, DAFFI_E_PROTOCOL, "a member sent a malformed response over NATS");
     } else if (err_len == 1 && (unsigned char)err[0] == 0xc0) {
         daffi_reply_raw(&call->base, result, result_len);
+        if (call->stream != NULL)
+            gws_member_opened(call, msg->reply);
         dfd_dispatch_after_handler(call, DAFFI_DONE);
     } else {
         daffi_call_set_raw_error(&call->base, daffi_error_code_of(err, err_len), err, err_len);
@@ -178,12 +203,56 @@ static const dfd_callback *gw_local(const dfd_call *call, const char *to, size_t
     return dfd_table_find(call->loop->table, call->base.method, call->base.msg.method_len);
 }
 
+/* Sends request call (len bytes of payload) to subject with a reply subject of this
+ * loop, waiting for the answer in the loop's table; to (may be NULL) is the member it
+ * names. The call is linked to c (may be NULL) and its deadline armed. Returns the id
+ * it waits under, or 0 when it was answered at once (out of memory, NATS refused). */
+static uint32_t gw_request(dfd_conn *c, dfd_call *call, const char *subject, const char *to,
+                           size_t to_len, const char *payload, size_t len)
+{
+    dfd_loop *loop = call->loop;
+    dfd_nats_gateway *g = loop->srv->nats_gateway;
+    nats_gw_loop *gl = &g->loops[loop->index];
+    uint32_t id;
+    dfd_stat_add(&loop->stats, DFD_STAT_nats_requests, 1);
+    if (call->timeout_ms == 0)
+        call->timeout_ms = loop->srv->cfg->default_timeout_ms;
+    do
+        id = gl->next_id++;
+    while (id == 0 || dfd_idmap_get(&gl->pending, id) != NULL ||
+           dfd_idmap_get(&gl->streams, id) != NULL);
+    char reply[sizeof(g->inbox) + 32];
+    snprintf(reply, sizeof(reply), "%s.%u.%u", g->inbox, loop->index, id);
+    char *target = to != NULL ? strndup(to, to_len) : NULL;
+    if ((to != NULL && (target == NULL || dfd_idmap_put(&gl->targets, id, target) == -1)) ||
+        dfd_idmap_put(&gl->pending, id, call) == -1) {
+        if (target != NULL) {
+            dfd_idmap_take(&gl->targets, id); /* when it got in */
+            free(target);
+        }
+        dfd_router_refuse(c, call, DAFFI_E_OVERLOADED, "out of memory");
+        return 0;
+    }
+    call->member_msgid = id;
+    call->to_member = to != NULL;
+    call->expire = gw_expired;
+    if (c != NULL)
+        dfd_conn_link(c, call);
+    atomic_store(&call->state, DFD_CALL_RUNNING);
+    dfd_dispatch_arm_deadline(call);
+    if (dfd_nats_publish(loop, g->nc, subject, reply, payload, len) == -1) {
+        gw_take(gl, id);
+        gw_fail(call, DAFFI_E_UNAVAILABLE, "NATS refused the request (disconnected?)");
+        return 0;
+    }
+    return id;
+}
+
 void dfd_nats_route(dfd_conn *c, dfd_call *call, const char *to, size_t to_len)
 {
     dfd_loop *loop = call->loop;
     dfd_server *srv = loop->srv;
     dfd_nats_gateway *g = srv->nats_gateway;
-    nats_gw_loop *gl = &g->loops[loop->index];
     const char *method = call->base.method;
     size_t len = call->base.msg.method_len;
     char subject[DFD_NATS_SUBJECT_MAX], text[400];
@@ -214,48 +283,277 @@ void dfd_nats_route(dfd_conn *c, dfd_call *call, const char *to, size_t to_len)
     else
         daffi_pack_request(&pk, 0, "daffi.call", 10, 3);
     dfd_router_pack_call_params(call, &pk, &sb);
-    dfd_stat_add(&loop->stats, DFD_STAT_nats_requests, 1);
-
     if (call->notify) {
         /* fire and forget: one member of the queue group (or the one named) gets it */
+        dfd_stat_add(&loop->stats, DFD_STAT_nats_requests, 1);
         dfd_nats_publish(loop, g->nc, subject, NULL, sb.data, sb.size);
         msgpack_sbuffer_destroy(&sb);
         dfd_call_free(call);
         return;
     }
-    uint32_t id;
-    do
-        id = gl->next_id++;
-    while (id == 0 || dfd_idmap_get(&gl->pending, id) != NULL);
-    char reply[sizeof(g->inbox) + 32];
-    snprintf(reply, sizeof(reply), "%s.%u.%u", g->inbox, loop->index, id);
-    char *target = to != NULL ? strndup(to, to_len) : NULL;
-    if ((to != NULL && (target == NULL || dfd_idmap_put(&gl->targets, id, target) == -1)) ||
-        dfd_idmap_put(&gl->pending, id, call) == -1) {
-        if (target != NULL) {
-            dfd_idmap_take(&gl->targets, id); /* when it got in */
-            free(target);
-        }
-        msgpack_sbuffer_destroy(&sb);
-        dfd_router_refuse(c, call, DAFFI_E_OVERLOADED, "out of memory");
-        return;
-    }
-    call->member_msgid = id;
-    call->to_member = to != NULL;
     /* per callback, as a router counts the calls it forwards ("_forwarded", callback) */
     if (loop->snapshot != NULL)
         dfd_router_count(call, dfd_snapshot_slot(loop->snapshot, method, len));
-    call->expire = gw_expired;
-    if (c != NULL)
-        dfd_conn_link(c, call);
-    atomic_store(&call->state, DFD_CALL_RUNNING);
-    dfd_dispatch_arm_deadline(call);
-    int rc = dfd_nats_publish(loop, g->nc, subject, reply, sb.data, sb.size);
+    gw_request(c, call, subject, to, to_len, sb.data, sb.size);
     msgpack_sbuffer_destroy(&sb);
-    if (rc == -1) {
-        gw_take(gl, id);
-        gw_fail(call, DAFFI_E_UNAVAILABLE, "NATS refused the request (disconnected?)");
+}
+
+/* ---- streams ------------------------------------------------------------------------- */
+
+static void gws_chunk(dfd_conn *c, dfd_stream *s, dfd_call *chunk);
+static int gws_finish(dfd_conn *c, dfd_call *call, dfd_stream *s, int abort);
+static void gws_sender_gone(dfd_conn *c, dfd_stream *s);
+static void gws_opened(dfd_call *call);
+
+static const dfd_stream_ops gws_ops = {
+    .chunk = gws_chunk,
+    .finish = gws_finish,
+    .sender_gone = gws_sender_gone,
+};
+
+static const dfd_call_hooks gws_open_hooks = {
+    .before_answer = gws_opened,
+};
+
+/* Publishes [2, method, [member id]] (abort) to the stream's member. */
+static void gws_note_member(dfd_loop *loop, dfd_stream *s, const char *method)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    dfd_stream_pack_note(&sb, method, s->member_id, -1);
+    dfd_nats_publish(loop, loop->srv->nats_gateway->nc, s->nats_to, NULL, sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* Takes s out of the loop's table of NATS streams (its reference released). */
+static void gws_unregister(nats_gw_loop *gl, dfd_stream *s)
+{
+    if (dfd_idmap_get(&gl->streams, s->nats_id) == s) {
+        dfd_idmap_take(&gl->streams, s->nats_id);
+        dfd_stream_release(s);
     }
+}
+
+int dfd_nats_stream_open(dfd_conn *c, dfd_call *call, unsigned window, const char *to,
+                         size_t to_len)
+{
+    dfd_server *srv = c->loop->srv;
+    const msgpack_object *target = daffi_arg(&call->base, 0);
+    char subject[DFD_NATS_SUBJECT_MAX];
+    if (target == NULL || target->type != MSGPACK_OBJECT_STR) {
+        dfd_conn_error(c, call->msgid, DAFFI_E_BAD_ARGS,
+                       "daffi.stream takes [callback, [params...], {\"to\": name, "
+                       "\"window\": int}]");
+        return 0;
+    }
+    if (dfd_nats_subject(subject, sizeof(subject), srv, to != NULL ? "member" : "call",
+                         to != NULL ? to : target->via.str.ptr,
+                         to != NULL ? to_len : target->via.str.size) == -1) {
+        dfd_conn_error(c, call->msgid, to != NULL ? DAFFI_E_UNAVAILABLE : DAFFI_E_NO_CALLBACK,
+                       "the stream's callback or member cannot be a NATS subject");
+        return 0;
+    }
+    dfd_stream *s = dfd_stream_new(&gws_ops);
+    if (s == NULL) {
+        dfd_conn_error(c, call->msgid, DAFFI_E_OVERLOADED, "out of memory");
+        return 0;
+    }
+    s->window = window;
+    s->caller_loop = c->loop;
+    call->stream = s; /* the open call's reference */
+    call->hooks = &gws_open_hooks;
+    /* [0, 0, "daffi.stream", [callback, params, options]] as the caller sent it */
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 4);
+    msgpack_pack_uint8(&pk, 0);
+    msgpack_pack_uint8(&pk, 0);
+    daffi_pack_cstr(&pk, "daffi.stream");
+    msgpack_sbuffer_write(&sb, call->base.msg.params_raw, call->base.msg.params_raw_len);
+    gw_request(c, call, subject, to, to_len, sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    return 1;
+}
+
+/* The member accepted the open: its answer {"stream": id, "window": n}, and the subject
+ * its steps go to in the answer's reply. */
+static void gws_member_opened(dfd_call *call, const char *member_subject)
+{
+    dfd_stream *s = call->stream;
+    msgpack_zone zone;
+    msgpack_zone_init(&zone, 256);
+    msgpack_object obj;
+    size_t off = 0;
+    uint64_t mid = 0, win = 0;
+    if (msgpack_unpack(call->base.result.data, call->base.result.size, &off, &zone, &obj) ==
+        MSGPACK_UNPACK_SUCCESS) {
+        daffi_obj_uint(daffi_obj_get(&obj, "stream"), &mid);
+        daffi_obj_uint(daffi_obj_get(&obj, "window"), &win);
+    }
+    msgpack_zone_destroy(&zone);
+    if (mid == 0 || mid > UINT32_MAX || win == 0 || member_subject == NULL ||
+        (s->nats_to = strdup(member_subject)) == NULL) {
+        daffi_call_set_error(&call->base, DAFFI_E_PROTOCOL,
+                             "the member answered daffi.stream without a stream");
+        return;
+    }
+    s->member_id = (uint32_t)mid;
+    s->nats_id = call->member_msgid;
+    if (win < s->window)
+        s->window = (unsigned)win;
+}
+
+/* The open's answer is final (before it is written): register the stream under the
+ * caller's own id and the open's id, and rewrite the result with the caller's id. */
+static void gws_opened(dfd_call *call)
+{
+    dfd_stream *s = call->stream;
+    dfd_conn *c = call->conn;
+    dfd_loop *loop = call->loop;
+    nats_gw_loop *gl = &loop->srv->nats_gateway->loops[loop->index];
+    if (call->base.outcome != DAFFI_OUTCOME_RESULT || s->nats_to == NULL)
+        return; /* refused or failed: relayed as is */
+    if (c == NULL || call->answered) {
+        gws_note_member(loop, s, "daffi.abort"); /* the caller left as it opened */
+        return;
+    }
+    s->caller = c;
+    s->caller_id = dfd_stream_new_id(c);
+    if (dfd_idmap_put(&c->streams, s->caller_id, s) == -1) {
+        gws_note_member(loop, s, "daffi.abort");
+        daffi_call_set_error(&call->base, DAFFI_E_OVERLOADED, "out of memory");
+        return;
+    }
+    dfd_stream_retain(s); /* the caller's table */
+    if (dfd_idmap_put(&gl->streams, s->nats_id, s) == 0)
+        dfd_stream_retain(s); /* the loop's table: credit finds it */
+    else
+        atomic_store(&s->dead, 1);
+    msgpack_packer *pk = daffi_reply_packer(&call->base);
+    msgpack_pack_map(pk, 2);
+    daffi_pack_cstr(pk, "stream");
+    msgpack_pack_uint32(pk, s->caller_id);
+    daffi_pack_cstr(pk, "window");
+    msgpack_pack_unsigned_int(pk, s->window);
+}
+
+/* A chunk from the caller: to the member with its id, within the window. */
+static void gws_chunk(dfd_conn *c, dfd_stream *s, dfd_call *chunk)
+{
+    if (atomic_load(&s->dead) || atomic_load(&s->overrun))
+        return;
+    if (atomic_load(&s->outstanding) >= s->window) {
+        atomic_store(&s->overrun, 1);
+        dfd_warn("stream.overrun", "peer=%s stream=%u window=%u msg=\"the sender ignored its "
+                 "window; the chunk is dropped and the stream fails\"", c->peer, s->caller_id,
+                 s->window);
+        return;
+    }
+    const char *data;
+    size_t len;
+    if (daffi_arg_raw(&chunk->base, 1, &data, &len) == -1)
+        return;
+    atomic_fetch_add(&s->outstanding, 1);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    daffi_pack_notify(&pk, "daffi.chunk", 11, 2);
+    msgpack_pack_uint32(&pk, s->member_id);
+    msgpack_sbuffer_write(&sb, data, len);
+    dfd_nats_publish(c->loop, c->loop->srv->nats_gateway->nc, s->nats_to, NULL, sb.data,
+                     sb.size);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* The caller ends (or aborts) the stream: daffi.end goes to the member as a request. */
+static int gws_finish(dfd_conn *c, dfd_call *call, dfd_stream *s, int abort)
+{
+    dfd_loop *loop = c->loop;
+    nats_gw_loop *gl = &loop->srv->nats_gateway->loops[loop->index];
+    int dead = atomic_load(&s->dead), overrun = atomic_load(&s->overrun);
+    gws_unregister(gl, s);
+    if (abort || dead || overrun) {
+        if (!dead)
+            gws_note_member(loop, s, "daffi.abort");
+        if (!abort && !call->notify)
+            dfd_conn_error(c, call->msgid, dead ? DAFFI_E_UNAVAILABLE : DAFFI_E_PROTOCOL,
+                           dead ? "the stream's receiver went away"
+                                : "chunks were sent past the stream's window");
+        dfd_stream_release(s);
+        return 0;
+    }
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    if (call->notify)
+        daffi_pack_notify(&pk, "daffi.end", 9, 1);
+    else
+        daffi_pack_request(&pk, 0, "daffi.end", 9, 1);
+    msgpack_pack_uint32(&pk, s->member_id);
+    int taken = 0;
+    if (call->notify) {
+        dfd_nats_publish(loop, loop->srv->nats_gateway->nc, s->nats_to, NULL, sb.data, sb.size);
+    } else {
+        taken = 1;
+        if (gw_request(c, call, s->nats_to, NULL, 0, sb.data, sb.size) != 0)
+            call->to_member = 1; /* nobody there: the member went away (UNAVAILABLE) */
+    }
+    msgpack_sbuffer_destroy(&sb);
+    dfd_stream_release(s); /* the caller's table's */
+    return taken;
+}
+
+/* The caller's connection closed: abort at the member. */
+static void gws_sender_gone(dfd_conn *c, dfd_stream *s)
+{
+    dfd_loop *loop = c->loop;
+    s->caller = NULL;
+    if (!atomic_load(&s->dead))
+        gws_note_member(loop, s, "daffi.abort");
+    gws_unregister(&loop->srv->nats_gateway->loops[loop->index], s);
+    dfd_stream_release(s);
+}
+
+/* A credit or an abort the member sent for stream id (on the open's reply + ".s"). */
+static void gws_from_member(dfd_loop *loop, nats_gw_loop *gl, uint32_t id,
+                            const dfd_nats_note *msg)
+{
+    dfd_stream *s = dfd_idmap_get(&gl->streams, id);
+    daffi_scan scan;
+    daffi_scan_init(&scan);
+    msgpack_zone zone;
+    daffi_msg m;
+    if (s == NULL) {
+        dfd_stat_add(&loop->stats, DFD_STAT_unknown_notifications, 1);
+        return;
+    }
+    if (daffi_scan_feed(&scan, msg->data, msg->len, &loop->srv->limits) != DAFFI_SCAN_COMPLETE ||
+        scan.kind != DAFFI_MSG_NOTIFY)
+        return;
+    msgpack_zone_init(&zone, 256);
+    if (daffi_msg_decode(msg->data, msg->len, &zone, &m) == 0 && m.params != NULL &&
+        m.params->type == MSGPACK_OBJECT_ARRAY) {
+        const msgpack_object *p = m.params->via.array.ptr;
+        uint32_t n = m.params->via.array.size;
+        if (m.method_len == 12 && memcmp(m.method, "daffi.credit", 12) == 0 && n >= 2 &&
+            p[1].type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+            uint64_t k = p[1].via.u64;
+            unsigned cur = atomic_load(&s->outstanding);
+            atomic_fetch_sub(&s->outstanding, k > cur ? cur : (unsigned)k);
+            if (s->caller != NULL)
+                dfd_stream_send_note(s->caller, "daffi.credit", s->caller_id, (int64_t)k);
+        } else if (m.method_len == 11 && memcmp(m.method, "daffi.abort", 11) == 0) {
+            atomic_store(&s->dead, 1);
+            if (s->caller != NULL)
+                dfd_stream_send_note(s->caller, "daffi.abort", s->caller_id, -1);
+            gws_unregister(gl, s);
+        }
+    }
+    msgpack_zone_destroy(&zone);
 }
 
 /* ---- a member lost -------------------------------------------------------------------- */
@@ -376,6 +674,12 @@ static void gw_free_target(void *val, void *arg)
     free(val);
 }
 
+static void gw_release_stream(void *val, void *arg)
+{
+    (void)arg;
+    dfd_stream_release(val);
+}
+
 void dfd_nats_gateway_stop(dfd_nats_gateway *g)
 {
     if (g == NULL)
@@ -398,6 +702,8 @@ void dfd_nats_gateway_free(dfd_nats_gateway *g)
         dfd_idmap_free(&g->loops[i].pending); /* the calls are their loops' */
         dfd_idmap_drain(&g->loops[i].targets, gw_free_target, NULL);
         dfd_idmap_free(&g->loops[i].targets);
+        dfd_idmap_drain(&g->loops[i].streams, gw_release_stream, NULL);
+        dfd_idmap_free(&g->loops[i].streams);
     }
     free(g);
 }

@@ -42,6 +42,14 @@ natsConnection *dfd_nats_gateway_conn(const dfd_nats_gateway *g);
  * member could serve better: its table first when to is NULL. Caller's loop. */
 void dfd_nats_route(dfd_conn *c, dfd_call *call, const char *to, size_t to_len);
 
+/* daffi.stream on a gateway (stream-relay.c hands it over): the open goes over NATS to
+ * the callback's queue group (or the member to names); once a member accepted it, the
+ * caller's chunks, end and abort go to that member's stream subject and its credit and
+ * abort come back on the open's reply subject + ".s" (docs/NATS.md, "Streams"). Caller's
+ * loop; the control convention (1: the call is taken over). */
+int dfd_nats_stream_open(dfd_conn *c, dfd_call *call, unsigned window, const char *to,
+                         size_t to_len);
+
 /* Member name stopped heartbeating and was dropped (nats-members.c, loop 0): every
  * loop fails the calls it sent to it by name (`to`, a cast's legs) with UNAVAILABLE.
  * Calls sent to a queue group are not known to be its: they end at their deadline.

@@ -15,6 +15,7 @@
 #include "dispatch.h"
 #include "idmap.h"
 #include "log.h"
+#include "nats-bridge.h"
 #include "nats-bus.h"
 #include "nats-member.h"
 #include "plugin.h"
@@ -44,6 +45,7 @@ struct dfd_nats_member {
     size_t nsubs;
     natsSubscription *own_sub;   /* <ns>.member.<name> */
     natsSubscription *sync_sub;  /* <ns>.sync */
+    dfd_nats_bridge *bridge;     /* streams (nats-bridge.h) */
     atomic_uint rr;              /* the loop the next call goes to */
     atomic_int withdrawn;        /* draining: no heartbeats, no subscriptions */
     struct event hb_ev;          /* loop 0: the heartbeat */
@@ -140,6 +142,10 @@ static void member_call_run(dfd_loop *loop, void *arg)
     const char *reply = req->reply;
     uint32_t tag = 0;
     dfd_stat_add(&loop->stats, DFD_STAT_nats_served, 1);
+    if (m->bridge != NULL && dfd_nats_bridge_is_open(req)) {
+        dfd_nats_bridge_open(m->bridge, loop, req); /* a stream: through the bridge */
+        return;
+    }
     if (reply != NULL && *reply != '\0') {
         do
             tag = ml->next_tag++;
@@ -394,9 +400,13 @@ dfd_nats_member *dfd_nats_member_start(dfd_server *srv)
     srv->nats_member = m;
     char subject[DFD_NATS_SUBJECT_MAX];
     m->nc = dfd_nats_connect(srv, srv->cfg->router, &m->ctx);
+    char prefix[DFD_NATS_SUBJECT_MAX];
     if (m->nc == NULL || member_subscribe_all(m) == -1 ||
         dfd_nats_subject(subject, sizeof(subject), srv, "sync", NULL, 0) == -1 ||
-        natsConnection_Subscribe(&m->sync_sub, m->nc, subject, member_on_sync, m) != NATS_OK) {
+        natsConnection_Subscribe(&m->sync_sub, m->nc, subject, member_on_sync, m) != NATS_OK ||
+        dfd_nats_subject(prefix, sizeof(prefix), srv, "stream", m->session,
+                         strlen(m->session)) == -1 ||
+        (m->bridge = dfd_nats_bridge_new(srv, m->nc, prefix)) == NULL) {
         dfd_nats_member_stop(m);
         dfd_nats_shutdown(); /* its callbacks read m until libnats' threads are gone */
         dfd_nats_member_free(m);
@@ -466,6 +476,8 @@ void dfd_nats_member_stop(dfd_nats_member *m)
         natsSubscription_Destroy(m->own_sub);
     if (m->sync_sub != NULL)
         natsSubscription_Destroy(m->sync_sub);
+    m->own_sub = m->sync_sub = NULL;
+    dfd_nats_bridge_stop(m->bridge);
     if (m->nc != NULL) {
         natsConnection_FlushTimeout(m->nc, 500);
         atomic_store(&m->ctx.closing, 1);
@@ -478,6 +490,7 @@ void dfd_nats_member_free(dfd_nats_member *m)
 {
     if (m == NULL)
         return;
+    dfd_nats_bridge_free(m->bridge);
     if (m->hb_assigned)
         event_del(&m->hb_ev);
     for (unsigned i = 0; i < m->nloops; i++) {

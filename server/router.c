@@ -178,12 +178,6 @@ int dfd_router_is_local(dfd_loop *loop, const dfd_call *call, const char *to, si
 void dfd_router_route_stream(dfd_conn *c, dfd_call *call, const char *cb, size_t cb_len,
                              const char *to, size_t to_len)
 {
-    if (call->loop->srv->nats_gateway != NULL) {
-        dfd_router_refuse(c, call, DAFFI_E_NO_CALLBACK, "streams are not carried over NATS "
-                          "yet (docs/NATS.md): open the stream on a router with members of "
-                          "its own");
-        return;
-    }
     dfd_snap_slot *ss;
     dfd_link *l;
     const dfd_snap_member *sm = router_pick(c, call, cb, cb_len, to, to_len, &ss, &l);

@@ -48,6 +48,10 @@ struct dfd_stream {
     atomic_uint outstanding;    /* chunks sent to the member minus credit returned */
     atomic_int dead;            /* the member went away or aborted */
     atomic_int overrun;         /* the sender ignored its window */
+
+    /* relay over NATS (nats-gateway.c), on the caller's loop */
+    char *nats_to;              /* the member's stream subject (owned) */
+    uint32_t nats_id;           /* the id its steps come back under */
 };
 
 /* A new stream with one reference, or NULL. */

@@ -11,6 +11,7 @@
 
 #include "callobj.h"
 #include "log.h"
+#include "nats-gateway.h"
 #include "router.h"
 #include "server.h"
 #include "stream-int.h"
@@ -110,6 +111,8 @@ static void relay_post(dfd_loop *to, dfd_loop *here, stream_op op, dfd_stream *s
 int dfd_stream_relay_open(dfd_conn *c, dfd_call *call, unsigned window, const char *to,
                           size_t to_len)
 {
+    if (c->loop->srv->nats_gateway != NULL)
+        return dfd_nats_stream_open(c, call, window, to, to_len); /* over NATS */
     const msgpack_object *target = daffi_arg(&call->base, 0);
     if (target == NULL || target->type != MSGPACK_OBJECT_STR) {
         dfd_conn_error(c, call->msgid, DAFFI_E_BAD_ARGS,

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <jansson.h>
@@ -439,6 +440,66 @@ static void test_reload_changes_what_the_routers_see(void **state)
     assert_int_equal(tdaemon_stop(&f->extra, TDAEMON_STOP_TIMEOUT_MS), 0);
 }
 
+/* ---- streams ---------------------------------------------------------------------------- */
+
+/* FNV-1a 64 of the file at path (echo's digest hashes the same way). */
+static uint64_t file_fnv(const char *path, size_t *bytes)
+{
+    FILE *in = fopen(path, "rb");
+    uint64_t h = 14695981039346656037ull;
+    int ch;
+    *bytes = 0;
+    assert_non_null(in);
+    while ((ch = fgetc(in)) != EOF) {
+        h = (h ^ (uint64_t)(unsigned char)ch) * 1099511628211ull;
+        (*bytes)++;
+    }
+    fclose(in);
+    return h;
+}
+
+static void test_a_stream_goes_over_nats_in_order_with_backpressure(void **state)
+{
+    fixture *f = *state;
+    skip_without_nats(f);
+    char path[128], out[4096], want[128];
+    const char *b = getenv("BUILD");
+    size_t bytes;
+    snprintf(path, sizeof(path), "%s/stream.bin", f->nats.dir);
+    assert_int_equal(expect_run(out, sizeof(out), "head -c 2500000 /dev/urandom > %s", path), 0);
+    uint64_t h = file_fnv(path, &bytes);
+    snprintf(want, sizeof(want), "\"bytes\":%zu,\"fnv1a64\":%llu}", bytes,
+             (unsigned long long)h);
+    /* window 2, 64 KiB chunks: 39 chunks, so credit must come back over NATS many times;
+     * by the queue group (w1 or w2), then to w2 by name, through both routers */
+    const char *to[] = { "", "--to w2 " };
+    const tdaemon *via[] = { &f->r1, &f->r2 };
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(expect_run(out, sizeof(out), "%s/daffictl -t 20000 -s %s stream %s"
+                                    "--window 2 --chunk-size 65536 digest < %s",
+                                    b && *b ? b : "build", via[i]->tcp, to[i], path), 0);
+        print_message("%s", out);
+        assert_non_null(strstr(out, "\"chunks\":39,"));
+        assert_non_null(strstr(out, want));
+    }
+    unlink(path);
+}
+
+static void test_a_stream_to_nobody_is_no_callback(void **state)
+{
+    fixture *f = *state;
+    skip_without_nats(f);
+    rawconn c;
+    expect_open(&c, f->r1.tcp);
+    rawmsg m;
+    msgpack_packer *pk = begin_request(&m, 1, "daffi.stream", 2);
+    daffi_pack_cstr(pk, "nosuch_stream");
+    msgpack_pack_array(pk, 0);
+    end_request(&c, &m);
+    rexpect_error_containing(&c, 1, DAFFI_E_NO_CALLBACK, "nosuch_stream");
+    rawconn_close(&c);
+}
+
 /* ---- failures ---------------------------------------------------------------------------- */
 
 static void test_worker_killed_mid_call_ends_the_call_and_leaves(void **state)
@@ -605,6 +666,8 @@ int main(void)
         T(test_nobody_serving_is_no_callback_at_once),
         T(test_every_router_lists_the_members_it_learned_over_nats),
         T(test_subscribers_see_nats_members_join_and_leave),
+        T(test_a_stream_goes_over_nats_in_order_with_backpressure),
+        T(test_a_stream_to_nobody_is_no_callback),
         T(test_a_gateway_refuses_native_members),
         T(test_a_call_from_nats_has_its_access_line),
         T(test_status_shows_the_nats_connection),
