@@ -580,33 +580,97 @@ static void gw_lost_collect(uint32_t id, void *val, void *arg)
     scan->ids[scan->n++] = id;
 }
 
-/* Mail to every loop: the calls this loop sent to member `name` (owned) fail now. */
+/* What a member-lost mail carries: its name and the prefix of its stream subjects. */
+typedef struct gw_lost {
+    char *name;
+    char *streams;               /* "<ns>.stream.<session>." or NULL */
+} gw_lost;
+
+static void gw_lost_free(void *arg)
+{
+    gw_lost *l = arg;
+    free(l->name);
+    free(l->streams);
+    free(l);
+}
+
+typedef struct gw_lost_streams {
+    const char *prefix;
+    dfd_stream **found;
+    size_t n, cap;
+} gw_lost_streams;
+
+static void gw_lost_stream_collect(uint32_t id, void *val, void *arg)
+{
+    (void)id;
+    gw_lost_streams *ls = arg;
+    dfd_stream *s = val;
+    if (s->nats_to == NULL || strncmp(s->nats_to, ls->prefix, strlen(ls->prefix)) != 0)
+        return;
+    if (ls->n == ls->cap) {
+        size_t cap = ls->cap ? ls->cap * 2 : 8;
+        dfd_stream **grown = realloc(ls->found, cap * sizeof(*grown));
+        if (grown == NULL)
+            return; /* that stream's end answers UNAVAILABLE instead */
+        ls->found = grown;
+        ls->cap = cap;
+    }
+    ls->found[ls->n++] = s;
+}
+
+/* Mail to every loop: the calls this loop sent to member l->name fail now, and the
+ * streams it relays to it are aborted at their callers. */
 static void gw_member_lost_run(dfd_loop *loop, void *arg)
 {
-    char *name = arg;
+    gw_lost *l = arg;
     dfd_nats_gateway *g = loop->srv->nats_gateway;
     nats_gw_loop *gl = &g->loops[loop->index];
-    gw_lost_scan scan = { .name = name };
+    gw_lost_scan scan = { .name = l->name };
     char text[400];
     dfd_idmap_each(&gl->targets, gw_lost_collect, &scan);
     snprintf(text, sizeof(text), "member '%.200s' stopped answering with the call in flight "
-             "(no heartbeat: dropped)", name);
+             "(no heartbeat: dropped)", l->name);
     for (size_t i = 0; i < scan.n; i++) {
         dfd_call *call = gw_take(gl, scan.ids[i]);
         if (call != NULL)
             gw_fail(call, DAFFI_E_UNAVAILABLE, text);
     }
     free(scan.ids);
-    free(name);
+    if (l->streams != NULL) {
+        gw_lost_streams ls = { .prefix = l->streams };
+        dfd_idmap_each(&gl->streams, gw_lost_stream_collect, &ls);
+        for (size_t i = 0; i < ls.n; i++) {
+            dfd_stream *s = ls.found[i];
+            atomic_store(&s->dead, 1);
+            if (s->caller != NULL)
+                dfd_stream_send_note(s->caller, "daffi.abort", s->caller_id, -1);
+            gws_unregister(gl, s);
+        }
+        free(ls.found);
+    }
+    gw_lost_free(l);
 }
 
-void dfd_nats_gateway_member_lost(dfd_server *srv, const char *name)
+void dfd_nats_gateway_member_lost(dfd_server *srv, const char *name, const char *session)
 {
     dfd_nats_gateway *g = srv->nats_gateway;
+    char prefix[DFD_NATS_SUBJECT_MAX];
+    int has_prefix = session != NULL && *session != '\0' &&
+                     dfd_nats_subject(prefix, sizeof(prefix) - 1, srv, "stream", session,
+                                      strlen(session)) == 0;
+    if (has_prefix)
+        strcat(prefix, ".");
     for (unsigned i = 0; g != NULL && i < g->nloops; i++) {
-        char *copy = strdup(name);
-        if (copy == NULL || dfd_loop_post(&srv->loops[i], gw_member_lost_run, free, copy) == -1)
-            free(copy); /* its calls end at their deadline instead */
+        gw_lost *l = calloc(1, sizeof(*l));
+        if (l != NULL) {
+            l->name = strdup(name);
+            l->streams = has_prefix ? strdup(prefix) : NULL;
+        }
+        if (l == NULL || l->name == NULL || (has_prefix && l->streams == NULL) ||
+            dfd_loop_post(&srv->loops[i], gw_member_lost_run, gw_lost_free, l) == -1) {
+            if (l != NULL)
+                gw_lost_free(l); /* its calls end at their deadline instead */
+        }
     }
 }
 

@@ -23,6 +23,7 @@
 typedef struct nats_remote {
     dfd_member *m;               /* a reference; NULL: its name is taken by another */
     char *name;                  /* owned */
+    char session[72];            /* its heartbeat's "session" (names its stream subjects) */
     uint64_t last_ns;            /* its last heartbeat or event */
     uint64_t interval_ms;        /* the heartbeat interval it announced (0: none) */
 } nats_remote;
@@ -42,6 +43,8 @@ struct dfd_nats_presence {
 typedef struct presence_msg {
     const char *type;            /* "joined", "left", or NULL for a heartbeat */
     size_t type_len;
+    const char *session;
+    size_t session_len;
     const char *name;
     size_t name_len;
     uint64_t interval_ms;
@@ -64,6 +67,8 @@ static int presence_parse(const msgpack_object *o, presence_msg *pm)
             daffi_obj_text(v, &pm->type, &pm->type_len);
         else if (klen == 4 && memcmp(key, "name", 4) == 0)
             daffi_obj_text(v, &pm->name, &pm->name_len);
+        else if (klen == 7 && memcmp(key, "session", 7) == 0)
+            daffi_obj_text(v, &pm->session, &pm->session_len);
         else if (klen == 11 && memcmp(key, "interval_ms", 11) == 0 &&
                  v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
             pm->interval_ms = v->via.u64;
@@ -145,6 +150,7 @@ static void presence_seen(dfd_nats_presence *p, const presence_msg *pm)
         }
         r = &p->r[p->n++];
         r->name = name;
+        r->session[0] = '\0';
         r->m = m;
         if (dfd_registry_join(p->srv, m) == -1) {
             dfd_warn("nats.member_refused", "name=%s msg=\"the name is taken by another "
@@ -169,6 +175,10 @@ static void presence_seen(dfd_nats_presence *p, const presence_msg *pm)
     }
     r->last_ns = dfd_now_ns();
     r->interval_ms = pm->interval_ms;
+    if (pm->session != NULL && pm->session_len < sizeof(r->session)) {
+        memcpy(r->session, pm->session, pm->session_len);
+        r->session[pm->session_len] = '\0';
+    }
 }
 
 /* Mail to loop 0: one heartbeat or event. */
@@ -236,7 +246,7 @@ static void presence_sweep(evutil_socket_t fd, short what, void *arg)
                  (unsigned long long)((now - r->last_ns) / 1000000u), srv->cfg->heartbeat_misses,
                  (unsigned long long)r->interval_ms);
         dfd_stat_add(&srv->loops[0].stats, DFD_STAT_nats_members_lost, 1);
-        dfd_nats_gateway_member_lost(srv, r->name);
+        dfd_nats_gateway_member_lost(srv, r->name, r->session);
         presence_remove(p, r); /* the last entry moves to i */
     }
     uint64_t ms = srv->cfg->heartbeat_ms;

@@ -37,6 +37,7 @@
 #include "../support/rawconn.h"
 #include "../support/rexpect.h"
 #include "../support/tnats.h"
+#include "../support/tstream.h"
 
 #define START_MS 10000
 #define HB "heartbeat = 250ms\nheartbeat_misses = 4\n"
@@ -485,6 +486,33 @@ static void test_a_stream_goes_over_nats_in_order_with_backpressure(void **state
     unlink(path);
 }
 
+static void test_a_stream_whose_member_dies_is_aborted(void **state)
+{
+    fixture *f = *state;
+    skip_without_nats(f);
+    assert_int_equal(worker_up(&f->extra, f->nats.url, "w8", (const char *const[]){ "echo", NULL },
+                               f->r1.tcp, NULL, 0), 0);
+    rawconn c;
+    expect_open(&c, f->r1.tcp);
+    uint32_t id = tstream_raw_open(&c, 1, "digest", 2, "w8", NULL);
+    rawmsg m;
+    rawmsg_init(&m);
+    tstream_raw_chunk(&m, id, "abc", 3);
+    end_request(&c, &m);
+    struct timespec ts = {0, 100 * 1000000};
+    nanosleep(&ts, NULL);
+    assert_int_equal(tdaemon_signal(&f->extra, SIGKILL), 0);
+    /* dropped after 4 silent heartbeats: the caller is told, the end fails at once */
+    tstream_raw_expect_note(&c, "daffi.abort", id);
+    rawmsg_init(&m);
+    tstream_raw_id_msg(&m, 0, 2, "daffi.end", id);
+    end_request(&c, &m);
+    tstream_raw_response(&c, 2, NULL);
+    check_error(&c, 2, DAFFI_E_UNAVAILABLE);
+    rawconn_close(&c);
+    tdaemon_wait_exit(&f->extra, 1000);
+}
+
 static void test_a_stream_to_nobody_is_no_callback(void **state)
 {
     fixture *f = *state;
@@ -667,6 +695,7 @@ int main(void)
         T(test_every_router_lists_the_members_it_learned_over_nats),
         T(test_subscribers_see_nats_members_join_and_leave),
         T(test_a_stream_goes_over_nats_in_order_with_backpressure),
+        T(test_a_stream_whose_member_dies_is_aborted),
         T(test_a_stream_to_nobody_is_no_callback),
         T(test_a_gateway_refuses_native_members),
         T(test_a_call_from_nats_has_its_access_line),
