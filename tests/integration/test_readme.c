@@ -244,6 +244,8 @@ static void test_the_readme_scaling_out_example_works_as_written(void **state)
     assert_non_null(strstr(out, "call add 1 2\n3\n"));
     assert_non_null(strstr(out, "{\"to\": \"w2\"}'\n3\n"));
     assert_non_null(strstr(out, "NO_CALLBACK"));
+    /* a million zero bytes: FNV-1a 64 folded over them */
+    assert_non_null(strstr(out, "\"bytes\":1000000,"));
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     assert_int_equal(system(cmd), 0);
 }
