@@ -382,27 +382,14 @@ int dfd_nats_stream_open(dfd_conn *c, dfd_call *call, unsigned window, const cha
 static void gws_member_opened(dfd_call *call, const char *member_subject)
 {
     dfd_stream *s = call->stream;
-    msgpack_zone zone;
-    msgpack_zone_init(&zone, 256);
-    msgpack_object obj;
-    size_t off = 0;
-    uint64_t mid = 0, win = 0;
-    if (msgpack_unpack(call->base.result.data, call->base.result.size, &off, &zone, &obj) ==
-        MSGPACK_UNPACK_SUCCESS) {
-        daffi_obj_uint(daffi_obj_get(&obj, "stream"), &mid);
-        daffi_obj_uint(daffi_obj_get(&obj, "window"), &win);
-    }
-    msgpack_zone_destroy(&zone);
-    if (mid == 0 || mid > UINT32_MAX || win == 0 || member_subject == NULL ||
-        (s->nats_to = strdup(member_subject)) == NULL) {
+    if (dfd_stream_relay_read_opened(call, s) == -1)
+        return;
+    if (member_subject == NULL || (s->nats_to = strdup(member_subject)) == NULL) {
         daffi_call_set_error(&call->base, DAFFI_E_PROTOCOL,
-                             "the member answered daffi.stream without a stream");
+                             "the member answered daffi.stream without a stream subject");
         return;
     }
-    s->member_id = (uint32_t)mid;
     s->nats_id = call->member_msgid;
-    if (win < s->window)
-        s->window = (unsigned)win;
 }
 
 /* The open's answer is final (before it is written): register the stream under the
@@ -419,52 +406,24 @@ static void gws_opened(dfd_call *call)
         gws_note_member(loop, s, "daffi.abort"); /* the caller left as it opened */
         return;
     }
-    s->caller = c;
-    s->caller_id = dfd_stream_new_id(c);
-    if (dfd_idmap_put(&c->streams, s->caller_id, s) == -1) {
+    if (dfd_stream_relay_answer_opened(c, call, s) == -1) {
         gws_note_member(loop, s, "daffi.abort");
-        daffi_call_set_error(&call->base, DAFFI_E_OVERLOADED, "out of memory");
         return;
     }
-    dfd_stream_retain(s); /* the caller's table */
     if (dfd_idmap_put(&gl->streams, s->nats_id, s) == 0)
         dfd_stream_retain(s); /* the loop's table: credit finds it */
     else
         atomic_store(&s->dead, 1);
-    msgpack_packer *pk = daffi_reply_packer(&call->base);
-    msgpack_pack_map(pk, 2);
-    daffi_pack_cstr(pk, "stream");
-    msgpack_pack_uint32(pk, s->caller_id);
-    daffi_pack_cstr(pk, "window");
-    msgpack_pack_unsigned_int(pk, s->window);
 }
 
 /* A chunk from the caller: to the member with its id, within the window. */
 static void gws_chunk(dfd_conn *c, dfd_stream *s, dfd_call *chunk)
 {
-    if (atomic_load(&s->dead) || atomic_load(&s->overrun))
-        return;
-    if (atomic_load(&s->outstanding) >= s->window) {
-        atomic_store(&s->overrun, 1);
-        dfd_warn("stream.overrun", "peer=%s stream=%u window=%u msg=\"the sender ignored its "
-                 "window; the chunk is dropped and the stream fails\"", c->peer, s->caller_id,
-                 s->window);
-        return;
-    }
-    const char *data;
-    size_t len;
-    if (daffi_arg_raw(&chunk->base, 1, &data, &len) == -1)
-        return;
-    atomic_fetch_add(&s->outstanding, 1);
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    daffi_pack_notify(&pk, "daffi.chunk", 11, 2);
-    msgpack_pack_uint32(&pk, s->member_id);
-    msgpack_sbuffer_write(&sb, data, len);
-    dfd_nats_publish(c->loop, c->loop->srv->nats_gateway->nc, s->nats_to, NULL, sb.data,
-                     sb.size);
+    if (dfd_stream_relay_pack_chunk(c, s, chunk, &sb) == 0)
+        dfd_nats_publish(c->loop, c->loop->srv->nats_gateway->nc, s->nats_to, NULL, sb.data,
+                         sb.size);
     msgpack_sbuffer_destroy(&sb);
 }
 
@@ -478,10 +437,7 @@ static int gws_finish(dfd_conn *c, dfd_call *call, dfd_stream *s, int abort)
     if (abort || dead || overrun) {
         if (!dead)
             gws_note_member(loop, s, "daffi.abort");
-        if (!abort && !call->notify)
-            dfd_conn_error(c, call->msgid, dead ? DAFFI_E_UNAVAILABLE : DAFFI_E_PROTOCOL,
-                           dead ? "the stream's receiver went away"
-                                : "chunks were sent past the stream's window");
+        dfd_stream_relay_refuse_end(c, call, abort, dead);
         dfd_stream_release(s);
         return 0;
     }
@@ -542,8 +498,7 @@ static void gws_from_member(dfd_loop *loop, nats_gw_loop *gl, uint32_t id,
         if (m.method_len == 12 && memcmp(m.method, "daffi.credit", 12) == 0 && n >= 2 &&
             p[1].type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
             uint64_t k = p[1].via.u64;
-            unsigned cur = atomic_load(&s->outstanding);
-            atomic_fetch_sub(&s->outstanding, k > cur ? cur : (unsigned)k);
+            dfd_stream_relay_credited(s, k);
             if (s->caller != NULL)
                 dfd_stream_send_note(s->caller, "daffi.credit", s->caller_id, (int64_t)k);
         } else if (m.method_len == 11 && memcmp(m.method, "daffi.abort", 11) == 0) {

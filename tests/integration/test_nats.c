@@ -551,7 +551,10 @@ static void test_worker_killed_mid_call_ends_the_call_and_leaves(void **state)
     int64_t t0 = expect_now_ms();
     int got_timeout = 0, got_unavailable = 0;
     for (int i = 0; i < 2; i++) {
-        uint32_t id = expect_response(&c);
+        /* bounded generously: a loaded machine delays the heartbeats' verdict */
+        assert_int_equal(rawconn_read(&c, 15000), RAWCONN_OK);
+        assert_int_equal(c.msg.kind, DAFFI_MSG_RESPONSE);
+        uint32_t id = c.msg.msgid;
         if (id == 2) {
             check_error(&c, 2, DAFFI_E_TIMEOUT);
             got_timeout = 1;
@@ -562,7 +565,7 @@ static void test_worker_killed_mid_call_ends_the_call_and_leaves(void **state)
         }
     }
     assert_true(got_timeout && got_unavailable);
-    assert_true(expect_now_ms() - t0 < 10000);
+    assert_true(expect_now_ms() - t0 < 16000); /* well before call 1's 20 s deadline */
     assert_int_equal(tcluster_wait_gone(f->r1.tcp, "w4", 5000), 0);
     assert_int_equal(tcluster_wait_gone(f->r2.tcp, "w4", 5000), 0);
     assert_true(tcluster_log_contains(&f->r1, "event=nats.member_lost name=w4", 1000));
