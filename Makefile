@@ -16,10 +16,11 @@ BUILD     ?= build
 CC        ?= cc
 OPT       ?= -O2
 SAN       ?=
-# libdaffi needs libevent and msgpack-c only (what daffi.pc requires); daffid and
-# daffictl add libevent_extra (evhttp: the metrics listener), inih and jansson.
+# libdaffi needs libevent, msgpack-c and OpenSSL (what daffi.pc requires); daffid and
+# daffictl add libevent_extra (evhttp: the metrics listener), inih, jansson and libnats
+# (NATS: docs/NATS.md).
 SDK_PKGS  := libevent_core msgpack openssl
-PKGS      := $(SDK_PKGS) libevent_extra inih jansson
+PKGS      := $(SDK_PKGS) libevent_extra inih jansson libnats
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 SDK_LIBS   := $(shell pkg-config --libs $(SDK_PKGS) 2>/dev/null) -ldl -lpthread -lm

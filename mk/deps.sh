@@ -5,7 +5,7 @@
 # with "bench", what `make bench` compares with and counts with (redis-server, strace);
 # with "fuzz", clang.
 set -e
-PKGS="build-essential pkg-config libevent-dev libmsgpack-dev libinih-dev libcmocka-dev libjansson-dev libssl-dev openssl python3 python3-msgpack python3-pytest python3-prometheus-client socat scdoc"
+PKGS="build-essential pkg-config libevent-dev libmsgpack-dev libinih-dev libcmocka-dev libjansson-dev libssl-dev openssl libnats-dev nats-server python3 python3-msgpack python3-pytest python3-prometheus-client socat scdoc"
 # `sh mk/deps.sh package`: also what `make deb` and `make rpm` need (elfutils:
 # eu-strip, for the rpm -debuginfo split; rpmlint: the package test; dh-python:
 # python3-daffid)

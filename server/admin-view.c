@@ -16,6 +16,7 @@
 #include "isolate.h"
 #include "log.h"
 #include "members.h"
+#include "nats-bus.h"
 #include "metrics.h"
 #include "plugin-t.h"
 #include "reload.h"
@@ -50,6 +51,21 @@ static json_t *admin_per_loop(const dfd_server *srv)
     }
     return json_pack("{s:o,s:o,s:o}", "requests", requests, "calls_started", started,
                      "forwarded", forwarded);
+}
+
+/* status's "nats": null, or {"as": "member"|"gateway", "servers", "namespace",
+ * "connected", "url"} (docs/NATS.md). */
+static json_t *admin_nats(const dfd_server *srv)
+{
+    natsConnection *nc = dfd_nats_conn_of(srv);
+    char url[256];
+    if (nc == NULL)
+        return json_null();
+    int up = dfd_nats_conn_state(nc, url, sizeof(url));
+    return json_pack("{s:s,s:s,s:s,s:b,s:o}", "as", srv->nats_member != NULL ? "member" : "gateway",
+                     "servers", srv->nats_member != NULL ? srv->cfg->router : srv->cfg->nats,
+                     "namespace", dfd_nats_namespace(srv), "connected", up,
+                     "url", up ? json_string(url) : json_null());
 }
 
 /* A router's startup grace: null when there is none (not a router, or off). */
@@ -121,6 +137,7 @@ void admin_cmd_status(admin_client *c, const admin_cmd *cmd, int argc, char **ar
         "stalls", admin_uint(dfd_watchdog_stalls(srv)), "loops", loops));
     json_object_set_new(r, "per_loop", admin_per_loop(srv));
     json_object_set_new(r, "startup_grace", admin_grace(srv));
+    json_object_set_new(r, "nats", admin_nats(srv));
     json_object_set_new(r, "accepting", json_boolean(srv->nlisteners > 0 &&
                                                      !atomic_load(&srv->draining)));
     json_t *ls = json_array();

@@ -111,8 +111,8 @@ const char *dfd_cfg_plugin_key(dfd_cfg_loader *ld, dfd_plugin_conf *p,
                                dfd_cfg_plugin_meta *m, const char *key, const char *value,
                                dfd_cfg_where at);
 /* config-special.c: applies a [server] or [admin] key that is not a plain typed value
- * (name, listen, router, plugin_dir, pidfile, state_file, metrics_listen, socket, owner,
- * group, load_paths); v is not empty. Returns NULL or why v is refused (static, or in
+ * (name, listen, router, plugin_dir, pidfile, state_file, nats, nats_namespace, nats_creds,
+ * nats_tls_ca, metrics_listen, socket, owner, group, load_paths); v is not empty. Returns NULL or why v is refused (static, or in
  * ld->why). */
 const char *dfd_cfg_special(dfd_cfg_loader *ld, const char *key, const char *v);
 /* Puts such a key back to "not set" (its default). */

@@ -100,6 +100,10 @@ static const cfg_key cfg_server_keys[] = {
     { DFD_SECT_SERVER, "startup_grace", CFG_DURATION, CFG_S(startup_grace_ms), 0,
       3600000, NULL },
     { DFD_SECT_SERVER, "state_file", CFG_SPECIAL, 0, 0, 0, NULL },
+    { DFD_SECT_SERVER, "nats", CFG_SPECIAL, 0, 0, 0, NULL },
+    { DFD_SECT_SERVER, "nats_namespace", CFG_SPECIAL, 0, 0, 0, NULL },
+    { DFD_SECT_SERVER, "nats_creds", CFG_SPECIAL, 0, 0, 0, NULL },
+    { DFD_SECT_SERVER, "nats_tls_ca", CFG_SPECIAL, 0, 0, 0, NULL },
     { DFD_SECT_LIMITS, "max_message", CFG_SIZE, CFG_S(max_message), 64, CFG_1G, NULL },
     { DFD_SECT_LIMITS, "max_depth", CFG_UINT, CFG_S(max_depth), 1, 62, NULL },
     { DFD_SECT_LIMITS, "max_pending", CFG_UINT, CFG_S(max_pending), 1, 1000000, NULL },
@@ -388,7 +392,7 @@ void dfd_cfg_server_key(dfd_cfg_loader *ld, dfd_cfg_sect sect, const char *key,
         return;
     }
     dfd_cfg_err(ld, at.file, at.line, dfd_cfg_sect_name(sect), key, value, "%s", why);
-    if (strcmp(key, "listen") == 0 || strcmp(key, "router") == 0)
+    if (strcmp(key, "listen") == 0 || strcmp(key, "router") == 0 || strcmp(key, "nats") == 0)
         ld->addr_refused = 1;
 }
 

@@ -4,12 +4,14 @@
  * group, directory lists (see config-int.h; config-keys.c dispatches to it).
  */
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <grp.h>
 #include <pwd.h>
+#include <unistd.h>
 
 #include "config-int.h"
 
@@ -67,6 +69,52 @@ char *dfd_cfg_list_next(char **cursor)
     while (end > item && isspace((unsigned char)end[-1]))
         *--end = '\0';
     return item;
+}
+
+int dfd_cfg_is_nats_url(const char *v)
+{
+    /* only nats:// starts a NATS list: a lone tls:// is a daffid router over TLS
+     * (later items of a NATS list may be tls://, as libnats reads them) */
+    while (isspace((unsigned char)*v))
+        v++;
+    return strncmp(v, "nats://", 7) == 0;
+}
+
+/* A NATS server list: nats://HOST:PORT or tls://HOST:PORT, comma separated (libnats
+ * takes each as it is). Returns NULL or the reason, naming the item. */
+static const char *cfg_nats_urls(dfd_cfg_loader *ld, const char *v)
+{
+    char *copy = strdup(v), *cursor = copy, *item;
+    size_t n = 0;
+
+    if (copy == NULL)
+        return "out of memory";
+    while ((item = dfd_cfg_list_next(&cursor)) != NULL) {
+        const char *hp = strncmp(item, "nats://", 7) == 0  ? item + 7
+                         : strncmp(item, "tls://", 6) == 0 ? item + 6 : NULL;
+        const char *colon = hp != NULL ? strrchr(hp, ':') : NULL;
+        char *end = NULL;
+        long port = colon != NULL ? strtol(colon + 1, &end, 10) : 0;
+        n++;
+        if (hp == NULL || colon == NULL || colon == hp || end == colon + 1 || *end != '\0' ||
+            port < 1 || port > 65535 || strpbrk(hp, " \t/") != NULL) {
+            snprintf(ld->why, sizeof(ld->why), "bad NATS server '%.100s' (item %zu): use "
+                     "nats://HOST:PORT or tls://HOST:PORT, comma separated", item, n);
+            free(copy);
+            return ld->why;
+        }
+    }
+    free(copy);
+    return NULL;
+}
+
+/* A subject prefix: tokens of A-Z a-z 0-9 _ - separated by single dots, 1..64 bytes. */
+static int cfg_nats_namespace_ok(const char *v)
+{
+    size_t n = strlen(v);
+    if (n == 0 || n > 64 || v[0] == '.' || v[n - 1] == '.' || strstr(v, "..") != NULL)
+        return 0;
+    return strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.") == n;
 }
 
 /* listen: a comma-separated list of addresses. The list replaces the previous one only
@@ -238,6 +286,26 @@ const char *dfd_cfg_special(dfd_cfg_loader *ld, const char *key, const char *v)
     }
     if (strcmp(key, "listen") == 0)
         return cfg_listen(ld, v);
+    if (strcmp(key, "nats") == 0 || (strcmp(key, "router") == 0 &&
+                                      dfd_cfg_is_nats_url(v))) {
+        const char *why = cfg_nats_urls(ld, v);
+        return why != NULL ? why : dfd_cfg_set_str(strcmp(key, "nats") == 0 ? &ld->cfg->nats
+                                                                         : &ld->cfg->router, v);
+    }
+    if (strcmp(key, "nats_namespace") == 0) {
+        if (!cfg_nats_namespace_ok(v))
+            return "must be 1 to 64 characters of A-Z a-z 0-9 _ - in tokens separated by "
+                   "single dots (a NATS subject prefix, no wildcards)";
+        return dfd_cfg_set_str(&ld->cfg->nats_namespace, v);
+    }
+    if (strcmp(key, "nats_creds") == 0 || strcmp(key, "nats_tls_ca") == 0) {
+        if (access(v, R_OK) == -1) {
+            snprintf(ld->why, sizeof(ld->why), "cannot read %s: %s", v, strerror(errno));
+            return ld->why;
+        }
+        return dfd_cfg_set_str(strcmp(key, "nats_creds") == 0 ? &ld->cfg->nats_creds
+                                                              : &ld->cfg->nats_tls_ca, v);
+    }
     if (strcmp(key, "router") == 0) {
         const char *why = cfg_addr(ld, v, &addr);
         return why != NULL ? why : dfd_cfg_set_str(&ld->cfg->router, v);
@@ -273,6 +341,14 @@ void dfd_cfg_special_unset(dfd_cfg_loader *ld, const char *key)
         cfg->nlisten = 0;
     } else if (strcmp(key, "router") == 0) {
         dfd_cfg_unset_str(&cfg->router);
+    } else if (strcmp(key, "nats") == 0) {
+        dfd_cfg_unset_str(&cfg->nats);
+    } else if (strcmp(key, "nats_namespace") == 0) {
+        dfd_cfg_unset_str(&cfg->nats_namespace); /* "daffi" */
+    } else if (strcmp(key, "nats_creds") == 0) {
+        dfd_cfg_unset_str(&cfg->nats_creds);
+    } else if (strcmp(key, "nats_tls_ca") == 0) {
+        dfd_cfg_unset_str(&cfg->nats_tls_ca);
     } else if (strcmp(key, "plugin_dir") == 0) {
         dfd_cfg_unset_str(&ld->plugin_dir); /* the configuration directory */
     } else if (strcmp(key, "pidfile") == 0) {

@@ -135,6 +135,12 @@ typedef struct dfd_config {
     char *state_file;          /* state_file = absolute path of the router's member file,
                                   or "none"; NULL when unset: the default place
                                   (members-file.h) */
+    char *nats;                /* nats = nats://h:p[,nats://...]: a router's NATS cluster
+                                  (the router becomes a gateway, docs/NATS.md); NULL:
+                                  none. A worker names NATS with router = nats://... */
+    char *nats_namespace;      /* nats_namespace = subject prefix (default "daffi") */
+    char *nats_creds;          /* nats_creds = path of a NATS .creds file; NULL: none */
+    char *nats_tls_ca;         /* nats_tls_ca = path of the CA file for TLS to NATS */
 
     /* [limits] */
     size_t max_message;        /* max_message = size (default 16M) */

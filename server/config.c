@@ -449,7 +449,12 @@ static void cfg_check_role(dfd_cfg_loader *ld)
                     "listen = tcp://127.0.0.1:7700)", dfd_role_name(cfg->role));
     if (!ld->addr_refused && cfg->role == DFD_ROLE_WORKER && cfg->router == NULL)
         dfd_cfg_err(ld, file, ld->role_at.line, "server", "router", NULL,
-                    "missing (role worker needs router = tcp://host:port)");
+                    "missing (role worker needs router = tcp://host:port, or "
+                    "router = nats://host:port to join a NATS cluster)");
+    if (cfg->nats != NULL && cfg->role != DFD_ROLE_ROUTER)
+        dfd_cfg_err(ld, file, ld->role_at.line, "server", "nats", cfg->nats,
+                    "only a router is a NATS gateway (a worker joins NATS with "
+                    "router = nats://host:port)");
     if (cfg->name != NULL)
         return;
     /* gethostname() may truncate without a NUL: terminate it ourselves. */
@@ -470,6 +475,10 @@ void dfd_config_free(dfd_config *cfg)
     free(cfg->pidfile);
     free(cfg->state_file);
     free(cfg->router);
+    free(cfg->nats);
+    free(cfg->nats_namespace);
+    free(cfg->nats_creds);
+    free(cfg->nats_tls_ca);
     free(cfg->admin_socket);
     for (size_t i = 0; i < cfg->nadmin_load_paths; i++)
         free(cfg->admin_load_paths[i]);

@@ -45,6 +45,11 @@ int dfd_parse_uint(const char *text, unsigned long max, unsigned long *out);
 
 const char *dfd_role_name(dfd_role role);
 
+/* 1 when v (a router value) names NATS servers: its first item is nats:// (later ones
+ * may be tls://). A worker with such a router joins NATS (docs/NATS.md); a router
+ * value that starts with tls:// is a daffid router reached over TLS. */
+int dfd_cfg_is_nats_url(const char *v);
+
 /* Prints every key the reader knows, one per line: SECTION.KEY for the server's
  * sections, plugin.KEY for a plugin's (daffid --keys; shell completion reads it). */
 void dfd_config_list_keys(FILE *out);

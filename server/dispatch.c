@@ -432,6 +432,64 @@ void dfd_dispatch_message(dfd_conn *c, const char *bytes, size_t size, int kind,
     loop->srv->route(c, call);
 }
 
+int dfd_dispatch_detached(dfd_loop *loop, const char *bytes, size_t size, uint32_t tag,
+                          const dfd_call_hooks *hooks)
+{
+    daffi_scan scan;
+    daffi_scan_init(&scan);
+    daffi_scan_result r = daffi_scan_feed(&scan, bytes, size, &loop->srv->limits);
+    if (r != DAFFI_SCAN_COMPLETE || scan.size != size ||
+        (scan.kind != DAFFI_MSG_REQUEST && scan.kind != DAFFI_MSG_NOTIFY))
+        return r == DAFFI_SCAN_TOO_LARGE ? DAFFI_E_TOO_LARGE : DAFFI_E_PROTOCOL;
+    int notify = scan.kind == DAFFI_MSG_NOTIFY;
+    dfd_stat_add(&loop->stats, notify ? DFD_STAT_notifications : DFD_STAT_requests, 1);
+    dfd_call *call = dfd_call_new(loop);
+    if (call == NULL)
+        return DAFFI_E_OVERLOADED;
+    call->msgid = tag;
+    call->notify = notify;
+    call->start_ns = dfd_now_ns();
+    call->base.ops = &dispatch_ops;
+    call->hooks = hooks;
+    if (daffi_call_load(&call->base, bytes, size) == -1) {
+        dfd_call_free(call);
+        return DAFFI_E_OVERLOADED;
+    }
+    /* from here every outcome, errors too, goes to hooks->report */
+    const char *method = call->base.method;
+    size_t len = call->base.msg.method_len;
+    dfd_call_opts o = {0};
+    char msg[320];
+    int code = 0;
+    if (len == 10 && memcmp(method, "daffi.call", 10) == 0) {
+        if (dfd_call_opts_parse(call, DFD_OPT_TIMEOUT, &o) == -1 ||
+            daffi_call_unwrap(&call->base) == -1) {
+            code = DAFFI_E_BAD_ARGS;
+            snprintf(msg, sizeof(msg), "daffi.call takes [callback, [params...], "
+                     "{\"timeout_ms\": int}]");
+        }
+        call->timeout_ms = o.timeout_ms;
+        method = call->base.method;
+        len = call->base.msg.method_len;
+    }
+    const dfd_callback *cb = code == 0 ? dfd_table_find(loop->table, method, len) : NULL;
+    if (code == 0 && (cb == NULL || strlen(method) != len)) {
+        code = DAFFI_E_NO_CALLBACK;
+        snprintf(msg, sizeof(msg), "no callback '%.*s' here", (int)(len > 200 ? 200 : len),
+                 method);
+        dfd_stat_add(&loop->stats, notify ? DFD_STAT_unknown_notifications
+                                          : DFD_STAT_no_callback, 1);
+    }
+    if (code != 0) {
+        daffi_call_set_error(&call->base, code, msg);
+        atomic_store(&call->state, DFD_CALL_COMPLETING);
+        dfd_dispatch_finish(call);
+        return 0;
+    }
+    dfd_dispatch_local(NULL, call, cb);
+    return 0;
+}
+
 void dfd_dispatch_route_local(dfd_conn *c, dfd_call *call)
 {
     dfd_loop *loop = call->loop;

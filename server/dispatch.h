@@ -30,6 +30,17 @@ void dfd_dispatch_message(dfd_conn *c, const char *bytes, size_t size, int kind,
  * NO_CALLBACK (a notification for nobody is counted and dropped). */
 void dfd_dispatch_route_local(dfd_conn *c, dfd_call *call);
 
+/* Runs a request or notification that came without a connection (a call a NATS member
+ * received, nats-member.c): bytes is the whole message (scanned here against the
+ * limits, copied into the call), [0|2, 0, callback, params] or the daffi.call form
+ * [0|2, 0, "daffi.call", [callback, params, {"timeout_ms": n}]]; tag becomes the call's
+ * msgid (the caller's key for what report needs). Every outcome, an error found here
+ * too, goes to hooks->report (required; timed_out too for a TIMEOUT at the deadline).
+ * On the loop's thread. Returns 0 once the call is the hooks', or the error code of a
+ * message refused before it became a call (PROTOCOL, TOO_LARGE, OVERLOADED). */
+int dfd_dispatch_detached(dfd_loop *loop, const char *bytes, size_t size, uint32_t tag,
+                          const dfd_call_hooks *hooks);
+
 /* Runs a local callback for call (c may be NULL for a cast's child): per-plugin
  * concurrency and queue, inline / blocking / async. */
 void dfd_dispatch_local(dfd_conn *c, dfd_call *call, const struct dfd_callback *cb);

@@ -101,6 +101,14 @@ void dfd_idmap_drain(dfd_idmap *m, void (*fn)(void *val, void *arg), void *arg)
     m->count = m->used = 0;
 }
 
+void dfd_idmap_each(const dfd_idmap *m, void (*fn)(uint32_t id, void *val, void *arg),
+                    void *arg)
+{
+    for (size_t i = 0; m->vals != NULL && i <= m->mask; i++)
+        if (m->vals[i] != NULL && m->vals[i] != IDMAP_TOMBSTONE)
+            fn(m->keys[i], m->vals[i], arg);
+}
+
 void dfd_idmap_free(dfd_idmap *m)
 {
     free(m->keys);

@@ -26,6 +26,9 @@ void *dfd_idmap_get(const dfd_idmap *m, uint32_t id);
 void *dfd_idmap_take(dfd_idmap *m, uint32_t id);
 /* Calls fn(val, arg) for every live entry, then empties the map (keeps its memory). */
 void dfd_idmap_drain(dfd_idmap *m, void (*fn)(void *val, void *arg), void *arg);
+/* Calls fn(id, val, arg) for every live entry; fn must not change the map. */
+void dfd_idmap_each(const dfd_idmap *m, void (*fn)(uint32_t id, void *val, void *arg),
+                    void *arg);
 void dfd_idmap_free(dfd_idmap *m);
 
 #endif /* DFD_IDMAP_H */

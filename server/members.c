@@ -252,7 +252,7 @@ static void registry_names_changed(dfd_server *srv, int keep_record)
     dfd_grace_registry_changed(srv);
 }
 
-int dfd_registry_join_local(dfd_server *srv, dfd_member *m)
+int dfd_registry_join(dfd_server *srv, dfd_member *m)
 {
     dfd_registry *r = &srv->registry;
     int rc = -1;

@@ -164,9 +164,10 @@ void dfd_member_free_callbacks(char **cbs, size_t n);
 int dfd_registry_init(dfd_registry *r);
 void dfd_registry_destroy(dfd_registry *r);
 
-/* Adds the router's own member m (local, no link; a reference is taken). Returns 0,
- * or -1 when its name is taken or memory ran out. */
-int dfd_registry_join_local(struct dfd_server *srv, dfd_member *m);
+/* Adds a member without links: the router's own (local), or one reached over NATS
+ * (nats-members.c); a reference is taken, a joined event goes out. Returns 0, or -1
+ * when its name is taken or memory ran out. */
+int dfd_registry_join(struct dfd_server *srv, dfd_member *m);
 
 /* Attaches link l (fresh, on its loop) as h says, with callbacks `fresh` (a member
  * made from the hello: its callbacks are taken over when they are used). When h names

@@ -171,6 +171,13 @@ int dfd_membership_hello(dfd_conn *c, dfd_call *call)
     char msg[400];
     if (call->notify)
         return 0; /* a hello needs its answer: the member learns whether it joined */
+    if (srv->nats_gateway != NULL) {
+        /* every call of a gateway goes to NATS: a member here would never be called */
+        dfd_conn_error(c, call->msgid, DAFFI_E_DENIED, "this router is a NATS gateway: "
+                       "members join the NATS cluster (a worker: router = nats://HOST:PORT), "
+                       "not the router");
+        return 0;
+    }
     if (name_obj == NULL || daffi_obj_text(name_obj, &name, &name_len) == -1 || name_len == 0 ||
         name_len > MEMBER_NAME_MAX || !name_chars_ok(name, name_len)) {
         dfd_conn_error(c, call->msgid, DAFFI_E_BAD_ARGS,

@@ -60,7 +60,7 @@ int dfd_membership_join_self(dfd_server *srv)
     if (self == NULL)
         return -1;
     self->local = 1;
-    int rc = dfd_registry_join_local(srv, self);
+    int rc = dfd_registry_join(srv, self);
     dfd_member_release(self);
     return rc;
 }

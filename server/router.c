@@ -11,6 +11,7 @@
 #include "control.h"
 #include "dispatch.h"
 #include "log.h"
+#include "nats-gateway.h"
 #include "router-grace.h"
 #include "router.h"
 #include "server.h"
@@ -37,23 +38,28 @@ static int router_is_control(const dfd_call *call)
     return call->base.msg.method_len >= 6 && memcmp(call->base.method, "daffi.", 6) == 0;
 }
 
+void dfd_router_pack_call_params(const dfd_call *call, msgpack_packer *pk, msgpack_sbuffer *sb)
+{
+    uint64_t spent = (dfd_now_ns() - call->start_ns) / 1000000u;
+    uint64_t left = call->timeout_ms > spent ? call->timeout_ms - spent : 1;
+    msgpack_pack_str(pk, call->base.msg.method_len);
+    msgpack_pack_str_body(pk, call->base.method, call->base.msg.method_len);
+    msgpack_sbuffer_write(sb, call->base.msg.params_raw, call->base.msg.params_raw_len);
+    msgpack_pack_map(pk, 1);
+    daffi_pack_cstr(pk, "timeout_ms");
+    msgpack_pack_uint64(pk, left);
+}
+
 /* Writes [0, id, "daffi.call", [method, params, {"timeout_ms": left}]] on the member's
  * connection: the member stops working on the call when the caller stops waiting. */
 static void router_send_with_deadline(dfd_conn *mc, uint32_t id, dfd_call *call)
 {
-    uint64_t spent = (dfd_now_ns() - call->start_ns) / 1000000u;
-    uint64_t left = call->timeout_ms > spent ? call->timeout_ms - spent : 1;
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     msgpack_pack_array(&pk, 3);
-    msgpack_pack_str(&pk, call->base.msg.method_len);
-    msgpack_pack_str_body(&pk, call->base.method, call->base.msg.method_len);
-    msgpack_sbuffer_write(&sb, call->base.msg.params_raw, call->base.msg.params_raw_len);
-    msgpack_pack_map(&pk, 1);
-    daffi_pack_cstr(&pk, "timeout_ms");
-    msgpack_pack_uint64(&pk, left);
+    dfd_router_pack_call_params(call, &pk, &sb);
     dfd_conn_send_request(mc, id, "daffi.call", 10, sb.data, sb.size, 0);
     msgpack_sbuffer_destroy(&sb);
 }
@@ -67,8 +73,7 @@ static void router_fail(dfd_call *call, int code, const char *msg)
     dfd_dispatch_after_handler(call, DAFFI_DONE);
 }
 
-/* Answers a request that cannot be routed; frees nothing. */
-static void router_refuse(dfd_conn *c, dfd_call *call, int code, const char *msg)
+void dfd_router_refuse(dfd_conn *c, dfd_call *call, int code, const char *msg)
 {
     if (call->cast != NULL || c == NULL) {
         /* a cast's child: its outcome goes into the cast */
@@ -83,9 +88,7 @@ static void router_refuse(dfd_conn *c, dfd_call *call, int code, const char *msg
     dfd_call_free(call);
 }
 
-/* Counts a forwarded call in the "_forwarded" slot of the snapshot entry ss of its
- * callback (NULL: not counted, e.g. a stream's end, counted with its open). */
-static void router_count(dfd_call *call, dfd_snap_slot *ss)
+void dfd_router_count(dfd_call *call, dfd_snap_slot *ss)
 {
     if (ss == NULL || call->fwd_slot != 0)
         return; /* not counted, or counted when it first went out */
@@ -116,7 +119,7 @@ static void router_uncount(dfd_call *call)
 }
 
 /* Sends call over link l (taking over the reference on l); ss is the snapshot entry of
- * the callback it is counted under (see router_count). A call forwarded already was
+ * the callback it is counted under (see dfd_router_count). A call forwarded already was
  * sent back by a link that could not take it (router_send) and goes out once more. */
 static void router_forward(dfd_conn *c, dfd_call *call, dfd_link *l, dfd_snap_slot *ss)
 {
@@ -134,7 +137,7 @@ static void router_forward(dfd_conn *c, dfd_call *call, dfd_link *l, dfd_snap_sl
         dfd_conn_link(c, call);
     atomic_store(&call->state, DFD_CALL_RUNNING);
     dfd_stat_add(&call->loop->stats, again ? DFD_STAT_rerouted : DFD_STAT_forwarded, 1);
-    router_count(call, ss);
+    dfd_router_count(call, ss);
     dfd_dispatch_arm_deadline(call);
     if (l->loop == call->loop) {
         router_send(call);
@@ -189,6 +192,10 @@ void dfd_router_route_call(dfd_conn *c, dfd_call *call)
 
 void dfd_router_route(dfd_conn *c, dfd_call *call, const char *to, size_t to_len)
 {
+    if (call->loop->srv->nats_gateway != NULL) {
+        dfd_nats_route(c, call, to, to_len); /* a gateway: every member is over NATS */
+        return;
+    }
     dfd_snap_slot *ss;
     dfd_link *l;
     const dfd_snap_member *sm = router_pick(c, call, call->base.method,
@@ -201,7 +208,7 @@ void dfd_router_route(dfd_conn *c, dfd_call *call, const char *to, size_t to_len
         if (cb == NULL) {
             char msg[360];
             snprintf(msg, sizeof(msg), "no callback '%.256s'", call->base.method);
-            router_refuse(c, call, DAFFI_E_NO_CALLBACK, msg);
+            dfd_router_refuse(c, call, DAFFI_E_NO_CALLBACK, msg);
             return;
         }
         dfd_dispatch_local(c, call, cb);
@@ -227,13 +234,13 @@ static const dfd_snap_member *router_pick(dfd_conn *c, dfd_call *call, const cha
         dfd_snap_member *sm = dfd_snapshot_find(loop->snapshot, to, to_len);
         if (sm == NULL) {
             snprintf(msg, sizeof(msg), "no member named '%.*s' is connected", (int)to_len, to);
-            router_refuse(c, call, DAFFI_E_UNAVAILABLE, msg);
+            dfd_router_refuse(c, call, DAFFI_E_UNAVAILABLE, msg);
             return NULL;
         }
         if (!dfd_snap_member_has(sm, method, len)) {
             snprintf(msg, sizeof(msg), "member '%s' has no callback '%.*s'", sm->m->name,
                      (int)(len > 200 ? 200 : len), method);
-            router_refuse(c, call, DAFFI_E_NO_CALLBACK, msg);
+            dfd_router_refuse(c, call, DAFFI_E_NO_CALLBACK, msg);
             return NULL;
         }
         call->to_member = 1;
@@ -243,12 +250,12 @@ static const dfd_snap_member *router_pick(dfd_conn *c, dfd_call *call, const cha
             snprintf(msg, sizeof(msg), "member '%s' holds %u calls (member_inflight)",
                      sm->m->name, srv->cfg->member_inflight);
             dfd_stat_add(&loop->stats, DFD_STAT_overloaded, 1);
-            router_refuse(c, call, DAFFI_E_OVERLOADED, msg);
+            dfd_router_refuse(c, call, DAFFI_E_OVERLOADED, msg);
             return NULL;
         }
         if ((*link = dfd_snap_member_link(sm, loop, now, frozen_ns)) == NULL) {
             snprintf(msg, sizeof(msg), "member '%s' is disconnecting", sm->m->name);
-            router_refuse(c, call, DAFFI_E_UNAVAILABLE, msg);
+            dfd_router_refuse(c, call, DAFFI_E_UNAVAILABLE, msg);
             return NULL;
         }
         return sm;
@@ -265,14 +272,14 @@ static const dfd_snap_member *router_pick(dfd_conn *c, dfd_call *call, const cha
                  "(member_inflight)", (int)(len > 200 ? 200 : len), method,
                  srv->cfg->member_inflight);
         dfd_stat_add(&loop->stats, DFD_STAT_overloaded, 1);
-        router_refuse(c, call, DAFFI_E_OVERLOADED, msg);
+        dfd_router_refuse(c, call, DAFFI_E_OVERLOADED, msg);
     } else if (dfd_grace_hold(c, call)) {
         /* a restarted router: held until a member exposing it is back */
     } else if (call->notify || c == NULL || call->cast != NULL) {
         if (call->notify)
             dfd_stat_add(&loop->stats, DFD_STAT_unknown_notifications, 1);
         snprintf(msg, sizeof(msg), "no callback '%.*s'", (int)(len > 256 ? 256 : len), method);
-        router_refuse(c, call, DAFFI_E_NO_CALLBACK, msg);
+        dfd_router_refuse(c, call, DAFFI_E_NO_CALLBACK, msg);
     } else {
         dfd_stat_add(&loop->stats, DFD_STAT_no_callback, 1);
         dfd_control_no_callback_named(c, call, method, len);

@@ -51,4 +51,18 @@ void dfd_router_link_gone(dfd_link *l);
  * it owed one already (members-snap.c, frozen links). */
 void dfd_router_link_owes(dfd_link *l);
 
+/* Counts a forwarded call (once) in the "_forwarded" slot of the snapshot entry ss of
+ * its callback (NULL: not counted, e.g. a stream's end, counted with its open). */
+void dfd_router_count(dfd_call *call, dfd_snap_slot *ss);
+
+/* Answers a request that cannot be routed with error code and msg (a cast's child, or
+ * a call without a connection, reports it instead); frees nothing the caller keeps:
+ * the call is finished or freed. */
+void dfd_router_refuse(dfd_conn *c, dfd_call *call, int code, const char *msg);
+
+/* Packs the three params of daffi.call for call: its method, its params as they came,
+ * and {"timeout_ms": what is left of its deadline} (at least 1), into pk writing to sb
+ * (the caller packed the array header). Shared by members' links and NATS. */
+void dfd_router_pack_call_params(const dfd_call *call, msgpack_packer *pk, msgpack_sbuffer *sb);
+
 #endif /* DFD_ROUTER_H */

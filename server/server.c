@@ -26,6 +26,9 @@
 #include "plugin.h"
 #include "reload.h"
 #include "membership.h"
+#include "nats-bus.h"
+#include "nats-gateway.h"
+#include "nats-member.h"
 #include "router-grace.h"
 #include "router.h"
 #include "sdnotify.h"
@@ -116,6 +119,16 @@ static int server_init_role(dfd_server *srv, dfd_errors *errs)
             dfd_errors_add(errs, "cannot start the startup grace");
             return -1;
         }
+        if (cfg->nats != NULL && dfd_nats_gateway_start(srv) == NULL) {
+            dfd_errors_add(errs, "cannot start the NATS gateway to %s", cfg->nats);
+            return -1;
+        }
+    } else if (cfg->role == DFD_ROLE_WORKER && dfd_cfg_is_nats_url(cfg->router)) {
+        if (dfd_nats_member_start(srv) == NULL) {
+            dfd_errors_add(errs, "cannot join NATS at %s", cfg->router);
+            return -1;
+        }
+        return 0; /* heartbeats are the NATS member's own (nats-member.c) */
     } else if (cfg->role == DFD_ROLE_WORKER) {
         srv->worker = dfd_worker_start(srv);
         if (srv->worker == NULL) {
@@ -263,6 +276,7 @@ int dfd_server_drain(dfd_server *srv)
         return 0;
     srv->drain_started = 1;
     dfd_listeners_close(srv);
+    dfd_nats_member_withdraw(srv->nats_member);
     for (unsigned i = 0; i < srv->nloops; i++)
         if (dfd_loop_post(&srv->loops[i], dfd_loop_drain, NULL, NULL) == -1)
             dfd_error("server.drain", "loop=%u msg=\"out of memory: cannot tell the loop to "
@@ -285,6 +299,7 @@ int dfd_server_resume(dfd_server *srv, dfd_errors *errs)
             dfd_errors_add(errs, "cannot start accepting again");
         return -1;
     }
+    dfd_nats_member_resume(srv->nats_member);
     for (unsigned i = 0; i < srv->nloops; i++)
         if (dfd_loop_post(&srv->loops[i], dfd_loop_resume, NULL, NULL) == -1)
             dfd_error("server.resume", "loop=%u msg=\"out of memory: the loop keeps "
@@ -364,6 +379,16 @@ void dfd_server_destroy(dfd_server *srv)
         dfd_loop_join(&srv->loops[i]);
     dfd_worker_stop(srv->worker);
     srv->worker = NULL;
+    if (srv->nats_member != NULL || srv->nats_gateway != NULL) {
+        /* no libnats thread mails a loop after this; unrun mails are dropped below */
+        dfd_nats_member_stop(srv->nats_member);
+        dfd_nats_gateway_stop(srv->nats_gateway);
+        dfd_nats_shutdown(); /* until here libnats may call back into them */
+        dfd_nats_member_free(srv->nats_member);
+        srv->nats_member = NULL;
+        dfd_nats_gateway_free(srv->nats_gateway);
+        srv->nats_gateway = NULL;
+    }
     for (unsigned i = 0; i < srv->nloops; i++) {
         dfd_loop *loop = &srv->loops[i];
         /* what the roles keep on a loop, then the loop, then its recycled calls (its

@@ -33,6 +33,8 @@ struct dfd_admin;
 struct dfd_metrics_http;
 struct dfd_watch;
 struct dfd_worker;
+struct dfd_nats_member;
+struct dfd_nats_gateway;
 struct dfd_watchdog;
 struct dfd_supervisor;
 
@@ -78,6 +80,10 @@ typedef struct dfd_server {
     uint64_t started_ns;
     dfd_registry registry;           /* router: the members */
     struct dfd_worker *worker;       /* worker role: the connection to the router */
+    struct dfd_nats_member *nats_member; /* worker role with router = nats://: the NATS
+                                        member (nats-member.h); NULL otherwise */
+    struct dfd_nats_gateway *nats_gateway; /* router with [server] nats: the gateway
+                                        (nats-gateway.h); NULL otherwise */
     struct dfd_supervisor *supervisor; /* isolation = process: the children (isolate.h);
                                         main thread; NULL until needed */
 

@@ -112,6 +112,13 @@ typedef enum dfd_stat_kind { DFD_COUNTER = 0, DFD_GAUGE = 1 } dfd_stat_kind;
     X(auth_denied, DFD_COUNTER, 0, "Calls and announcements refused with DENIED")       \
     X(auth_timeouts, DFD_COUNTER, 0,                                                     \
       "Connections closed unauthenticated at the [auth] timeout or max_failures")       \
+    X(nats_requests, DFD_COUNTER, 0, "Calls a gateway router sent over NATS")          \
+    X(nats_no_responders, DFD_COUNTER, 0,                                                \
+      "Gateway calls NATS answered with no responders (NO_CALLBACK, UNAVAILABLE)")       \
+    X(nats_served, DFD_COUNTER, 0, "Calls a NATS member received and ran")              \
+    X(nats_publish_errors, DFD_COUNTER, 0, "NATS publishes libnats refused")             \
+    X(nats_members_lost, DFD_COUNTER, 0,                                                 \
+      "NATS members dropped after heartbeat x heartbeat_misses without a heartbeat")     \
     X(received_bytes, DFD_COUNTER, 0, "Bytes read from connections")                     \
     X(sent_bytes, DFD_COUNTER, 0, "Bytes written to connections")                        \
     X(reloads, DFD_COUNTER, 0, "Reloads attempted")                                      \

@@ -48,6 +48,10 @@ struct dfd_stream {
     atomic_uint outstanding;    /* chunks sent to the member minus credit returned */
     atomic_int dead;            /* the member went away or aborted */
     atomic_int overrun;         /* the sender ignored its window */
+
+    /* relay over NATS (nats-gateway.c), on the caller's loop */
+    char *nats_to;              /* the member's stream subject (owned) */
+    uint32_t nats_id;           /* the id its steps come back under */
 };
 
 /* A new stream with one reference, or NULL. */
@@ -74,5 +78,24 @@ int dfd_stream_relay_open(dfd_conn *c, dfd_call *call, unsigned window, const ch
                           size_t to_len);
 void dfd_stream_relay_from_member(dfd_conn *c, dfd_call *call, int abort);
 void dfd_stream_relay_member_gone(dfd_conn *c, dfd_stream *s);
+
+/* What every relay shares (a router's, a NATS gateway's), stream-relay.c: */
+/* Reads a receiver's answer to an open, {"stream": id, "window": n}, from call's
+ * result into s (member_id; window lowered to n). Returns 0, or -1 with PROTOCOL set on
+ * the call. */
+int dfd_stream_relay_read_opened(dfd_call *call, dfd_stream *s);
+/* Registers s in the caller's table under a new id of c and rewrites the open's
+ * result with it. Returns 0, or -1 (out of memory: OVERLOADED set on the call). */
+int dfd_stream_relay_answer_opened(dfd_conn *c, dfd_call *call, dfd_stream *s);
+/* Packs the caller's chunk as [2, "daffi.chunk", [member id, data]] into sb when the
+ * window allows it (counted outstanding). Returns 0, or -1: dropped (the stream is dead
+ * or was overrun: then it fails, logged). */
+int dfd_stream_relay_pack_chunk(dfd_conn *c, dfd_stream *s, const dfd_call *chunk,
+                                msgpack_sbuffer *sb);
+/* Credit k came back from the receiver: fewer chunks outstanding. */
+void dfd_stream_relay_credited(dfd_stream *s, uint64_t k);
+/* The end of a stream that cannot end well (dead: UNAVAILABLE; overrun: PROTOCOL),
+ * answered to the caller unless it is an abort or a notification. */
+void dfd_stream_relay_refuse_end(dfd_conn *c, dfd_call *call, int abort, int dead);
 
 #endif /* DFD_STREAM_INT_H */

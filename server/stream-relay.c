@@ -11,6 +11,7 @@
 
 #include "callobj.h"
 #include "log.h"
+#include "nats-gateway.h"
 #include "router.h"
 #include "server.h"
 #include "stream-int.h"
@@ -110,6 +111,8 @@ static void relay_post(dfd_loop *to, dfd_loop *here, stream_op op, dfd_stream *s
 int dfd_stream_relay_open(dfd_conn *c, dfd_call *call, unsigned window, const char *to,
                           size_t to_len)
 {
+    if (c->loop->srv->nats_gateway != NULL)
+        return dfd_nats_stream_open(c, call, window, to, to_len); /* over NATS */
     const msgpack_object *target = daffi_arg(&call->base, 0);
     if (target == NULL || target->type != MSGPACK_OBJECT_STR) {
         dfd_conn_error(c, call->msgid, DAFFI_E_BAD_ARGS,
@@ -130,10 +133,8 @@ int dfd_stream_relay_open(dfd_conn *c, dfd_call *call, unsigned window, const ch
     return 1;
 }
 
-void dfd_stream_relay_member_opened(dfd_conn *c, dfd_call *call)
+int dfd_stream_relay_read_opened(dfd_call *call, dfd_stream *s)
 {
-    dfd_stream *s = call->stream;
-    /* the member's answer: {"stream": id, "window": n} */
     msgpack_zone zone;
     msgpack_zone_init(&zone, 256);
     msgpack_object obj;
@@ -148,13 +149,78 @@ void dfd_stream_relay_member_opened(dfd_conn *c, dfd_call *call)
     if (mid == 0 || mid > UINT32_MAX || win == 0) {
         daffi_call_set_error(&call->base, DAFFI_E_PROTOCOL,
                              "the member answered daffi.stream without a stream id");
-        return;
+        return -1;
     }
-    s->link = call->link;
-    dfd_link_retain(s->link);
     s->member_id = (uint32_t)mid;
     if (win < s->window)
         s->window = (unsigned)win;
+    return 0;
+}
+
+int dfd_stream_relay_answer_opened(dfd_conn *c, dfd_call *call, dfd_stream *s)
+{
+    s->caller = c;
+    s->caller_id = dfd_stream_new_id(c);
+    if (dfd_idmap_put(&c->streams, s->caller_id, s) == -1) {
+        daffi_call_set_error(&call->base, DAFFI_E_OVERLOADED, "out of memory");
+        return -1;
+    }
+    dfd_stream_retain(s); /* the caller's table */
+    msgpack_packer *pk = daffi_reply_packer(&call->base);
+    msgpack_pack_map(pk, 2);
+    daffi_pack_cstr(pk, "stream");
+    msgpack_pack_uint32(pk, s->caller_id);
+    daffi_pack_cstr(pk, "window");
+    msgpack_pack_unsigned_int(pk, s->window);
+    return 0;
+}
+
+int dfd_stream_relay_pack_chunk(dfd_conn *c, dfd_stream *s, const dfd_call *chunk,
+                                msgpack_sbuffer *sb)
+{
+    if (atomic_load(&s->dead) || atomic_load(&s->overrun))
+        return -1;
+    if (atomic_load(&s->outstanding) >= s->window) {
+        atomic_store(&s->overrun, 1);
+        dfd_warn("stream.overrun", "peer=%s stream=%u window=%u msg=\"the sender ignored its "
+                 "window; the chunk is dropped and the stream fails\"", c->peer, s->caller_id,
+                 s->window);
+        return -1;
+    }
+    const char *data;
+    size_t len;
+    if (daffi_arg_raw(&chunk->base, 1, &data, &len) == -1)
+        return -1;
+    atomic_fetch_add(&s->outstanding, 1);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    daffi_pack_notify(&pk, "daffi.chunk", 11, 2);
+    msgpack_pack_uint32(&pk, s->member_id);
+    msgpack_sbuffer_write(sb, data, len);
+    return 0;
+}
+
+void dfd_stream_relay_credited(dfd_stream *s, uint64_t k)
+{
+    unsigned cur = atomic_load(&s->outstanding);
+    atomic_fetch_sub(&s->outstanding, k > cur ? cur : (unsigned)k);
+}
+
+void dfd_stream_relay_refuse_end(dfd_conn *c, dfd_call *call, int abort, int dead)
+{
+    if (!abort && !call->notify)
+        dfd_conn_error(c, call->msgid, dead ? DAFFI_E_UNAVAILABLE : DAFFI_E_PROTOCOL,
+                       dead ? "the stream's receiver went away"
+                            : "chunks were sent past the stream's window");
+}
+
+void dfd_stream_relay_member_opened(dfd_conn *c, dfd_call *call)
+{
+    dfd_stream *s = call->stream;
+    if (dfd_stream_relay_read_opened(call, s) == -1)
+        return;
+    s->link = call->link;
+    dfd_link_retain(s->link);
     if (dfd_idmap_put(&c->member_streams, s->member_id, s) == 0)
         dfd_stream_retain(s); /* the member's table */
     else
@@ -183,47 +249,17 @@ static void relay_opened(dfd_call *call)
                                  "the stream's receiver went away as it opened");
         return;
     }
-    s->caller = c;
-    s->caller_id = dfd_stream_new_id(c);
-    if (dfd_idmap_put(&c->streams, s->caller_id, s) == -1) {
+    if (dfd_stream_relay_answer_opened(c, call, s) == -1)
         relay_post(s->link->loop, call->loop, STREAM_OP_UNREGISTER, s, NULL, 0);
-        daffi_call_set_error(&call->base, DAFFI_E_OVERLOADED, "out of memory");
-        return;
-    }
-    dfd_stream_retain(s); /* the caller's table */
-    msgpack_packer *pk = daffi_reply_packer(&call->base);
-    msgpack_pack_map(pk, 2);
-    daffi_pack_cstr(pk, "stream");
-    msgpack_pack_uint32(pk, s->caller_id);
-    daffi_pack_cstr(pk, "window");
-    msgpack_pack_unsigned_int(pk, s->window);
 }
 
 /* Router: a chunk from the caller: forward it with the member's id, within the window. */
 static void relay_chunk(dfd_conn *c, dfd_stream *s, dfd_call *chunk)
 {
-    if (atomic_load(&s->dead) || atomic_load(&s->overrun))
-        return;
-    if (atomic_load(&s->outstanding) >= s->window) {
-        atomic_store(&s->overrun, 1);
-        dfd_warn("stream.overrun", "peer=%s stream=%u window=%u msg=\"the sender ignored its "
-                 "window; the chunk is dropped and the stream fails\"", c->peer, s->caller_id,
-                 s->window);
-        return;
-    }
-    const char *data;
-    size_t len;
-    if (daffi_arg_raw(&chunk->base, 1, &data, &len) == -1)
-        return;
-    atomic_fetch_add(&s->outstanding, 1);
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    daffi_pack_notify(&pk, "daffi.chunk", 11, 2);
-    msgpack_pack_uint32(&pk, s->member_id);
-    msgpack_sbuffer_write(&sb, data, len);
-    relay_post(s->link->loop, c->loop, STREAM_OP_TO_MEMBER, s, sb.data, sb.size);
+    if (dfd_stream_relay_pack_chunk(c, s, chunk, &sb) == 0)
+        relay_post(s->link->loop, c->loop, STREAM_OP_TO_MEMBER, s, sb.data, sb.size);
     msgpack_sbuffer_destroy(&sb);
 }
 
@@ -240,10 +276,7 @@ static int relay_finish(dfd_conn *c, dfd_call *call, dfd_stream *s, int abort)
             relay_post(s->link->loop, c->loop, STREAM_OP_TO_MEMBER, s, sb.data, sb.size);
         msgpack_sbuffer_destroy(&sb);
         relay_post(s->link->loop, c->loop, STREAM_OP_UNREGISTER, s, NULL, 0);
-        if (!abort && !call->notify)
-            dfd_conn_error(c, call->msgid, dead ? DAFFI_E_UNAVAILABLE : DAFFI_E_PROTOCOL,
-                           dead ? "the stream's receiver went away"
-                                : "chunks were sent past the stream's window");
+        dfd_stream_relay_refuse_end(c, call, abort, dead);
         dfd_stream_release(s);
         return 0;
     }
@@ -295,9 +328,7 @@ void dfd_stream_relay_from_member(dfd_conn *c, dfd_call *call, int abort)
     int64_t k;
     if (daffi_arg_int(&call->base, 1, &k) == -1 || k <= 0)
         return;
-    unsigned cur = atomic_load(&s->outstanding);
-    unsigned dec = (uint64_t)k > cur ? cur : (unsigned)k;
-    atomic_fetch_sub(&s->outstanding, dec);
+    dfd_stream_relay_credited(s, (uint64_t)k);
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     dfd_stream_pack_note(&sb, "daffi.credit", s->caller_id, k);

@@ -32,6 +32,7 @@ void dfd_stream_release(dfd_stream *s)
     if (s == NULL || atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
         return;
     dfd_link_release(s->link);
+    free(s->nats_to);
     free(s);
 }
 

@@ -8,8 +8,9 @@
 # Their output is shown as it comes. Passed and failed tests are counted from cmocka's
 # summary lines and pytest's ("N passed, N failed, N error"; errors count as
 # failures); a binary that crashed, timed out or exited non-zero without reporting
-# a failure counts as one failure. Ends with exactly one line "N passed, N failed" and
-# exits 0 only when nothing failed.
+# a failure counts as one failure. Skipped tests are counted apart. Ends with exactly
+# one line "N passed, N failed" (", N skipped" added when some were) and exits 0 only
+# when nothing failed.
 #
 # Environment: BUILD (default "build"), TEST_TIMEOUT (seconds per binary; the Python
 # suite gets twice that), TEST_FILTER (optional substring: only binaries whose name
@@ -38,6 +39,7 @@ trap 'rm -rf "$work"' EXIT INT TERM
 
 total_passed=0
 total_failed=0
+total_skipped=0
 failed_bins=""
 
 # run_one BINARY: runs it, shows its output, adds its counts to the totals.
@@ -52,6 +54,10 @@ run_one() {
              awk '{ s += $1 } END { print s + 0 }')
     failed=$(sed -n 's/.*\[  FAILED  \] \([0-9][0-9]*\) test(s), listed below:.*/\1/p' "$work/out" |
              awk '{ s += $1 } END { print s + 0 }')
+    # skipped tests (e.g. test_nats without nats-server) are neither passed nor failed
+    skipped=$(sed -n 's/^ *\([0-9][0-9]*\) SKIPPED TEST(S).*/\1/p' "$work/out" |
+              awk '{ s += $1 } END { print s + 0 }')
+    total_skipped=$((total_skipped + skipped))
     # a group's setup or teardown that failed (cmocka does not count it, nor does it
     # make the binary exit non-zero): e.g. a daemon that did not stop cleanly
     groups=$(grep -c '\[  FAILED  \] GROUP \(SETUP\|TEARDOWN\)' "$work/out")
@@ -108,5 +114,9 @@ run_pytest() {
 case test_python in *"$TEST_FILTER"*) run_pytest ;; esac
 
 [ -n "$failed_bins" ] && echo "failing binaries:$failed_bins"
-echo "$total_passed passed, $total_failed failed"
+if [ "$total_skipped" -ne 0 ]; then
+    echo "$total_passed passed, $total_failed failed, $total_skipped skipped"
+else
+    echo "$total_passed passed, $total_failed failed"
+fi
 [ "$total_failed" -eq 0 ]

@@ -11,7 +11,9 @@
 #   BENCH_SECONDS       seconds per measurement (default 1; 0.2 s warm-up each)
 #   BENCH_REPS          measurements per system and row, median printed (default 3)
 #   BENCH_ONLY          comma-separated row ids: seq, c200-tcp, c200-unix, notify,
-#                       pipe, mib, router, fib, isolated (default: all), router-extra
+#                       pipe, mib, router, fib, isolated, and nats and tls for the
+#                       NATS and TLS rows (default: all), router-extra
+#   BENCH_NATS=0        skip the NATS rows (BENCH_NATS_CALLS: calls per connection)
 #   BENCH_TRACE=0       skip the strace runs (syscalls per call)
 #   BENCH_TLS=0         skip the TLS rows (t): 200 conns x 1 outstanding over tls://
 #                       beside the same over tcp:// to one daffid, and redis-server
@@ -28,12 +30,84 @@ BUILD=${BUILD:-build}
 cd "$(dirname "$0")/../.." || exit 2
 BUILD_ABS=$(cd "$BUILD" && pwd) || { echo "bench: no build directory $BUILD" >&2; exit 2; }
 BENCH=$BUILD_ABS/tests/bench
-for f in bench_table bench_calls bench_raw_server bench_raw_proxy; do
+for f in bench_table bench_calls bench_raw_server bench_raw_proxy bench_nats; do
     [ -x "$BENCH/$f" ] || { echo "bench: $BENCH/$f is missing (run make bench)" >&2; exit 2; }
 done
 
 failed=0
-BUILD="$BUILD_ABS" "$BENCH/bench_table" || failed=1
+# picked ID: BENCH_ONLY is unset or names ID; table_rows: it names a bench_table row
+picked() {
+    [ -z "${BENCH_ONLY:-}" ] && return 0
+    case ",$BENCH_ONLY," in *",$1,"*) return 0 ;; esac
+    return 1
+}
+table_rows() {
+    [ -z "${BENCH_ONLY:-}" ] && return 0
+    echo "$BENCH_ONLY" | tr ',' '\n' | grep -qvxE 'nats|tls|'
+}
+table_rows && { BUILD="$BUILD_ABS" "$BENCH/bench_table" || failed=1; }
+
+# ---- NATS (README "Scaling out"): 200 connections x 1 outstanding echo (64 B) through
+# a daffid router to a daffid worker over their own link, the same through a gateway
+# router, nats-server and a NATS worker, and plain libnats request-reply (bench_nats:
+# one requester connection with 200 requests outstanding, one responder), measured in
+# the same run. BENCH_NATS=0 skips it.
+bench_nats() {
+    nats_bin=$(command -v nats-server || ls /usr/sbin/nats-server 2>/dev/null)
+    [ -n "$nats_bin" ] || { echo "(NATS rows skipped: nats-server is not installed)"; return 0; }
+    nwork=$(mktemp -d "${TMPDIR:-/tmp}/daffid-bench-nats.XXXXXX") || return 1
+    pids=""
+    nats_calls=${BENCH_NATS_CALLS:-250}
+    rport=$("$BENCH/bench_calls" port); lport=$("$BENCH/bench_calls" port)
+    nport=$("$BENCH/bench_calls" port)
+    mkdir "$nwork/router" "$nwork/worker" "$nwork/gw" "$nwork/nworker"
+    printf '[server]\nrole = router\nname = r\nlisten = tcp://127.0.0.1:%s\nworkers = 1\nstate_file = none\n[log]\nlevel = warn\n' \
+        "$rport" >"$nwork/router/00.ini"
+    printf '[server]\nrole = worker\nname = w\nrouter = tcp://127.0.0.1:%s\nworkers = 1\n[log]\nlevel = warn\n' \
+        "$rport" >"$nwork/worker/00.ini"
+    printf '[server]\nrole = router\nname = g\nlisten = tcp://127.0.0.1:%s\nworkers = 1\nstate_file = none\nnats = nats://127.0.0.1:%s\n[log]\nlevel = warn\n' \
+        "$lport" "$nport" >"$nwork/gw/00.ini"
+    printf '[server]\nrole = worker\nname = nw\nrouter = nats://127.0.0.1:%s\nworkers = 1\n[log]\nlevel = warn\n' \
+        "$nport" >"$nwork/nworker/00.ini"
+    for d in worker nworker; do
+        printf '[plugin]\nname = echo\npath = %s/plugins/echo.so\n' "$BUILD_ABS" >"$nwork/$d/10-echo.ini"
+    done
+    "$nats_bin" -a 127.0.0.1 -p "$nport" >"$nwork/nats.log" 2>&1 & pids="$pids $!"
+    for d in router worker gw nworker; do
+        "$BUILD_ABS/daffid" -c "$nwork/$d" >>"$nwork/daffid.log" 2>&1 & pids="$pids $!"
+    done
+    rc=0
+    "$BENCH/bench_calls" wait -s "tcp://127.0.0.1:$rport" -t 10000 &&
+        "$BENCH/bench_calls" wait -s "tcp://127.0.0.1:$lport" -t 10000 || rc=1
+    # the members must be known before the clock starts
+    for addr in "tcp://127.0.0.1:$rport" "tcp://127.0.0.1:$lport"; do
+        "$BUILD_ABS/daffictl" -s "$addr" call daffi.wait '["w", "nw"]' 100 >/dev/null 2>&1
+        for i in $(seq 1 100); do
+            "$BUILD_ABS/daffictl" -s "$addr" call echo 1 >/dev/null 2>&1 && break
+            sleep 0.1
+        done
+    done
+    native=$("$BENCH/bench_calls" run -s "tcp://127.0.0.1:$rport" -c 200 -n "$nats_calls" -p 64 |
+        sed -n 's/.*calls_per_s=\([0-9]*\).*/\1/p')
+    overnats=$("$BENCH/bench_calls" run -s "tcp://127.0.0.1:$lport" -c 200 -n "$nats_calls" -p 64 |
+        sed -n 's/.*calls_per_s=\([0-9]*\).*/\1/p')
+    ref=$("$BENCH/bench_nats" ref -u "nats://127.0.0.1:$nport" -c 200 -n "$nats_calls" -p 64 |
+        sed -n 's/.*calls_per_s=\([0-9]*\).*/\1/p')
+    for p in $pids; do kill "$p" 2>/dev/null; done
+    for p in $pids; do wait "$p" 2>/dev/null; done
+    [ -n "$native" ] && [ -n "$overnats" ] && [ -n "$ref" ] || { rc=1; cat "$nwork/daffid.log"; }
+    echo
+    echo "NATS: 200 conns x 1 outstanding x $nats_calls calls, 64 B echo (daffids workers = 1, unpinned)"
+    printf '%-34s %12s\n' path calls/s
+    printf '%-34s %12s\n' "router -> worker (daffid link)" "${native:--}" \
+        "router -> NATS -> worker" "${overnats:--}" "libnats request-reply (reference)" "${ref:--}"
+    printf 'ratio over-NATS / libnats = %s, over-NATS / native router = %s\n' \
+        "$(awk -v a="${overnats:-0}" -v b="${ref:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')" \
+        "$(awk -v a="${overnats:-0}" -v b="${native:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')"
+    rm -rf "$nwork"
+    return $rc
+}
+if [ "${BENCH_NATS:-1}" != 0 ] && picked nats; then bench_nats || failed=1; fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/daffid-bench.XXXXXX") || exit 2
 server_pid=""
@@ -53,7 +127,7 @@ trap 'exit 130' INT TERM
 # listens on tcp:// and tls:// (a P-256 certificate made here with the openssl CLI;
 # TLS 1.3; the handshakes happen before the clock starts); then redis-benchmark GET
 # against redis-server on its plain and its TLS port, when this redis has TLS.
-if [ "${BENCH_TLS:-1}" = 1 ]; then
+if [ "${BENCH_TLS:-1}" = 1 ] && picked tls; then
     mkdir -p "$work/tls" "$work/tconf"
     (cd "$work/tls" &&
      openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \

@@ -1026,6 +1026,64 @@ static void test_bad_router_address_is_refused(void **state)
     assert_int_equal(f->errs.count, 1);   /* not also "router missing" */
 }
 
+static void test_worker_router_may_name_nats_servers(void **state)
+{
+    fx *f = *state;
+
+    write_file(f, "00.ini", "[server]\nrole = worker\n"
+                            "router = nats://127.0.0.1:4222, tls://nats.example:4443\n"
+                            "nats_namespace = prod.eu-1\n");
+    assert_loads(f, NULL, 0, 0);
+    assert_string_equal(f->cfg.router, "nats://127.0.0.1:4222, tls://nats.example:4443");
+    assert_string_equal(f->cfg.nats_namespace, "prod.eu-1");
+    assert_true(dfd_cfg_is_nats_url(f->cfg.router));
+}
+
+static void test_bad_nats_server_names_the_item(void **state)
+{
+    fx *f = *state;
+
+    write_file(f, "00.ini", "[server]\nrole = router\nlisten = tcp://127.0.0.1:7700\n"
+                            "nats = nats://127.0.0.1:4222,nats://host:99999\n");
+    assert_int_equal(load(f), -1);
+    assert_error(f, "00.ini:4", "[server] nats", "bad NATS server 'nats://host:99999' (item 2)");
+    assert_int_equal(f->errs.count, 1);
+}
+
+static void test_nats_namespace_must_be_a_subject_prefix(void **state)
+{
+    fx *f = *state;
+
+    write_file(f, "00.ini", "[server]\nrole = router\nlisten = tcp://127.0.0.1:7700\n"
+                            "nats = nats://127.0.0.1:4222\nnats_namespace = a..b\n");
+    assert_int_equal(load(f), -1);
+    assert_error(f, "00.ini:5", "[server] nats_namespace", "NATS subject prefix");
+    write_file(f, "00.ini", "[server]\nrole = router\nlisten = tcp://127.0.0.1:7700\n"
+                            "nats = nats://127.0.0.1:4222\nnats_namespace = a.*\n");
+    dfd_errors_free(&f->errs);
+    assert_int_equal(load(f), -1);
+    assert_error(f, "00.ini:5", "[server] nats_namespace", "no wildcards");
+}
+
+static void test_nats_gateway_is_a_router_key(void **state)
+{
+    fx *f = *state;
+
+    write_file(f, "00.ini", "[server]\nrole = worker\nrouter = tcp://127.0.0.1:7700\n"
+                            "nats = nats://127.0.0.1:4222\n");
+    assert_load_error(f, "00.ini:2", "[server] nats", "only a router is a NATS gateway");
+}
+
+static void test_nats_creds_must_be_readable(void **state)
+{
+    fx *f = *state;
+
+    write_file(f, "00.ini", "[server]\nrole = worker\nrouter = nats://127.0.0.1:4222\n"
+                            "nats_creds = /nonexistent/user.creds\n");
+    assert_int_equal(load(f), -1);
+    assert_error(f, "00.ini:4", "[server] nats_creds", "cannot read /nonexistent/user.creds");
+}
+
 static void test_several_errors_are_reported_together(void **state)
 {
     fx *f = *state;
@@ -1690,6 +1748,11 @@ int main(void)
         T(test_worker_without_router_is_refused),
         T(test_worker_with_router_needs_no_listen),
         T(test_bad_router_address_is_refused),
+        T(test_worker_router_may_name_nats_servers),
+        T(test_bad_nats_server_names_the_item),
+        T(test_nats_namespace_must_be_a_subject_prefix),
+        T(test_nats_gateway_is_a_router_key),
+        T(test_nats_creds_must_be_readable),
         T(test_several_errors_are_reported_together),
         T(test_errors_are_appended_to_existing_ones),
         T(test_unreadable_directory_is_refused),

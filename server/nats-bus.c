@@ -1,0 +1,230 @@
+/*
+ * nats-bus.c - the libnats connection, subjects and mails the NATS roles share (see
+ * nats-bus.h, docs/NATS.md).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "nats-bus.h"
+#include "nats-gateway.h"
+#include "nats-member.h"
+#include "server.h"
+
+#define NATS_MAX_SERVERS 32
+#define NATS_RECONNECT_WAIT_MS 250
+
+static void nats_on_disconnected(natsConnection *nc, void *closure)
+{
+    (void)nc;
+    dfd_nats_ctx *x = closure;
+    if (atomic_load(&x->closing))
+        return;
+    dfd_warn("nats.disconnected", "role=%s msg=\"NATS connection lost; reconnecting (calls "
+             "in flight end at their deadline)\"", x->what);
+}
+
+static void nats_on_reconnected(natsConnection *nc, void *closure)
+{
+    const dfd_nats_ctx *x = closure;
+    char url[256] = "?";
+    natsConnection_GetConnectedUrl(nc, url, sizeof(url));
+    dfd_info("nats.reconnected", "role=%s url=%s", x->what, url);
+    if (x->on_reconnect != NULL)
+        x->on_reconnect(x->arg);
+}
+
+static void nats_on_error(natsConnection *nc, natsSubscription *sub, natsStatus err,
+                          void *closure)
+{
+    (void)nc;
+    (void)sub;
+    const dfd_nats_ctx *x = closure;
+    dfd_warn("nats.error", "role=%s status=\"%s\"", x->what, natsStatus_GetText(err));
+}
+
+/* Splits urls (comma separated, blanks around items dropped) into servers[]. Returns
+ * the count; the strings live in copy (the caller frees it). */
+static int nats_split(char *copy, const char **servers, int max)
+{
+    int n = 0;
+    for (char *save = NULL, *item = strtok_r(copy, ",", &save); item != NULL && n < max;
+         item = strtok_r(NULL, ",", &save)) {
+        while (*item == ' ' || *item == '\t')
+            item++;
+        char *end = item + strlen(item);
+        while (end > item && (end[-1] == ' ' || end[-1] == '\t'))
+            *--end = '\0';
+        if (*item != '\0')
+            servers[n++] = item;
+    }
+    return n;
+}
+
+natsConnection *dfd_nats_connect(dfd_server *srv, const char *urls, dfd_nats_ctx *x)
+{
+    const char *what = x->what;
+    const dfd_config *cfg = srv->cfg;
+    natsOptions *opts = NULL;
+    natsConnection *nc = NULL;
+    const char *servers[NATS_MAX_SERVERS];
+    char *copy = strdup(urls);
+    natsStatus s = copy != NULL ? natsOptions_Create(&opts) : NATS_NO_MEMORY;
+    int n = copy != NULL ? nats_split(copy, servers, NATS_MAX_SERVERS) : 0;
+    const char *step = "options";
+    if (s == NATS_OK)
+        s = natsOptions_SetServers(opts, servers, n);
+    if (s == NATS_OK)
+        s = natsOptions_SetName(opts, cfg->name);
+    if (s == NATS_OK)
+        s = natsOptions_SetMaxReconnect(opts, -1);
+    if (s == NATS_OK)
+        s = natsOptions_SetReconnectWait(opts, NATS_RECONNECT_WAIT_MS);
+    if (s == NATS_OK)
+        s = natsOptions_SetDisconnectedCB(opts, nats_on_disconnected, x);
+    if (s == NATS_OK)
+        s = natsOptions_SetReconnectedCB(opts, nats_on_reconnected, x);
+    if (s == NATS_OK)
+        s = natsOptions_SetErrorHandler(opts, nats_on_error, x);
+    /* a NATS down at start is not fatal: libnats keeps trying, reconnected says when */
+    if (s == NATS_OK)
+        s = natsOptions_SetRetryOnFailedConnect(opts, true, nats_on_reconnected, x);
+    if (s == NATS_OK && cfg->nats_creds != NULL) {
+        step = "nats_creds";
+        s = natsOptions_SetUserCredentialsFromFiles(opts, cfg->nats_creds, NULL);
+    }
+    if (s == NATS_OK && cfg->nats_tls_ca != NULL) {
+        step = "nats_tls_ca";
+        s = natsOptions_SetSecure(opts, true);
+        if (s == NATS_OK)
+            s = natsOptions_LoadCATrustedCertificates(opts, cfg->nats_tls_ca);
+    }
+    if (s == NATS_OK) {
+        step = "connect";
+        s = natsConnection_Connect(&nc, opts);
+        if (s == NATS_NOT_YET_CONNECTED) {
+            dfd_warn("nats.connect", "role=%s servers=%s msg=\"no NATS server answers yet; "
+                     "retrying in the background\"", what, urls);
+            s = NATS_OK;
+        } else if (s == NATS_OK) {
+            char url[256] = "?";
+            natsConnection_GetConnectedUrl(nc, url, sizeof(url));
+            dfd_info("nats.connected", "role=%s url=%s namespace=%s", what, url,
+                     dfd_nats_namespace(srv));
+        }
+    }
+    natsOptions_Destroy(opts);
+    free(copy);
+    if (s != NATS_OK) {
+        dfd_error("nats.connect", "role=%s servers=%s step=%s status=\"%s\" msg=\"%s\"", what,
+                  urls, step, natsStatus_GetText(s), nats_GetLastError(NULL));
+        natsConnection_Destroy(nc);
+        return NULL;
+    }
+    return nc;
+}
+
+const char *dfd_nats_namespace(const dfd_server *srv)
+{
+    return srv->cfg->nats_namespace != NULL ? srv->cfg->nats_namespace
+                                            : DFD_NATS_DEFAULT_NAMESPACE;
+}
+
+int dfd_nats_subject_ok(const char *name, size_t len)
+{
+    if (len == 0 || name[0] == '.' || name[len - 1] == '.')
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)name[i];
+        if (ch <= ' ' || ch == 0x7f || ch == '*' || ch == '>' ||
+            (ch == '.' && name[i + 1] == '.'))
+            return 0;
+    }
+    return 1;
+}
+
+int dfd_nats_subject(char *out, size_t size, const dfd_server *srv, const char *kind,
+                     const char *name, size_t name_len)
+{
+    int n;
+    if (name == NULL) {
+        n = snprintf(out, size, "%s.%s", dfd_nats_namespace(srv), kind);
+    } else {
+        if (!dfd_nats_subject_ok(name, name_len) || name_len > size)
+            return -1;
+        n = snprintf(out, size, "%s.%s.%.*s", dfd_nats_namespace(srv), kind, (int)name_len,
+                     name);
+    }
+    return n > 0 && (size_t)n < size ? 0 : -1;
+}
+
+int dfd_nats_mail_msg(dfd_loop *loop, void (*run)(dfd_loop *loop, void *note), natsMsg *msg,
+                      void *arg)
+{
+    const char *subject = natsMsg_GetSubject(msg), *reply = natsMsg_GetReply(msg);
+    size_t slen = strlen(subject) + 1, rlen = reply != NULL ? strlen(reply) + 1 : 0;
+    size_t len = (size_t)natsMsg_GetDataLength(msg);
+    dfd_nats_note *note = malloc(sizeof(*note) + slen + rlen + len);
+    if (note != NULL) {
+        char *p = note->buf;
+        memcpy(p, subject, slen);
+        note->subject = p;
+        p += slen;
+        note->reply = NULL;
+        if (reply != NULL) {
+            memcpy(p, reply, rlen);
+            note->reply = p;
+            p += rlen;
+        }
+        memcpy(p, natsMsg_GetData(msg), len);
+        note->data = p;
+        note->len = len;
+        note->no_responders = natsMsg_IsNoResponders(msg);
+        note->arg = arg;
+    }
+    natsMsg_Destroy(msg);
+    if (note != NULL && dfd_loop_post(loop, run, free, note) == 0)
+        return 0;
+    dfd_error("nats.oom", "loop=%u msg=\"cannot hand a NATS message to the loop: dropped\"",
+              loop->index);
+    free(note);
+    return -1;
+}
+
+int dfd_nats_publish(dfd_loop *loop, natsConnection *nc, const char *subject,
+                     const char *reply, const void *data, size_t len)
+{
+    natsStatus s = reply != NULL ? natsConnection_PublishRequest(nc, subject, reply, data, (int)len)
+                                 : natsConnection_Publish(nc, subject, data, (int)len);
+    if (s == NATS_OK)
+        return 0;
+    if (loop != NULL)
+        dfd_stat_add(&loop->stats, DFD_STAT_nats_publish_errors, 1);
+    dfd_debug("nats.publish", "subject=%s status=\"%s\"", subject, natsStatus_GetText(s));
+    return -1;
+}
+
+int dfd_nats_conn_state(natsConnection *nc, char *url, size_t size)
+{
+    url[0] = '\0';
+    if (nc == NULL || natsConnection_Status(nc) != NATS_CONN_STATUS_CONNECTED)
+        return 0;
+    if (natsConnection_GetConnectedUrl(nc, url, size) != NATS_OK)
+        url[0] = '\0';
+    return 1;
+}
+
+natsConnection *dfd_nats_conn_of(const dfd_server *srv)
+{
+    if (srv->nats_member != NULL)
+        return dfd_nats_member_conn(srv->nats_member);
+    if (srv->nats_gateway != NULL)
+        return dfd_nats_gateway_conn(srv->nats_gateway);
+    return NULL;
+}
+
+void dfd_nats_shutdown(void)
+{
+    nats_CloseAndWait(2000);
+}
