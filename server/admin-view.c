@@ -12,6 +12,7 @@
 #include <event2/buffer.h>
 
 #include "admin-int.h"
+#include "blocking.h"
 #include "budget.h"
 #include "isolate.h"
 #include "log.h"
@@ -277,6 +278,9 @@ void admin_cmd_plugins(admin_client *c, const admin_cmd *cmd, int argc, char **a
         json_object_set_new(o, "queued", json_integer(queued));
         json_object_set_new(o, "concurrency", json_integer(p->concurrency));
         json_object_set_new(o, "queue", json_integer(p->queue));
+        json_object_set_new(o, "blocking_max", json_integer(p->blocking_max));
+        json_object_set_new(o, "blocking_running",
+                            json_integer(dfd_blocking_running_of(srv->blocking, p)));
         json_object_set_new(o, "loaded_at", admin_time(admin_loaded_at(p)));
         json_object_set_new(o, "last_reload", admin_last_reload(srv, p->name));
         if (p->iso != NULL)

@@ -15,6 +15,12 @@
  * holding a lock a loop waits for still progresses on a busy machine. The cost:
  * blocking callbacks get little CPU while the loops (or other processes of normal
  * priority) are busy. Threads are named daffid-blk-N (`ps -Lo tid,cls,ni,comm -p PID`).
+ *
+ * A plugin's share: with `[plugin] blocking_max = N` at most N of its calls run on the
+ * pool at once (per generation); a thread takes the first queued call whose plugin is
+ * under its share and leaves the others queued in order, so one plugin's stuck calls
+ * cannot take every thread from the others. A thread that finishes a call scans the
+ * queue again itself, which is when a call passed over may become runnable.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -74,6 +80,35 @@ typedef struct blocking_start {
     unsigned index;
 } blocking_start;
 
+/* Under the lock: unlinks and returns the first queued call that may run now (any,
+ * once the pool is stopping: it is answered unrun), counting it in its plugin's
+ * share; NULL when there is none. */
+static dfd_call *blocking_take(dfd_blocking *pool)
+{
+    dfd_call *prev = NULL, *call = pool->head;
+    while (call != NULL && !pool->stopping) {
+        const dfd_plugin *p = call->cb->plugin;
+        if (p->blocking_max == 0 || p->blocking_running < p->blocking_max)
+            break;
+        prev = call;
+        call = call->next;
+    }
+    if (call == NULL)
+        return NULL;
+    if (prev != NULL)
+        prev->next = call->next;
+    else
+        pool->head = call->next;
+    if (pool->tail == call)
+        pool->tail = prev;
+    call->next = NULL;
+    pool->queued--;
+    pool->running++;
+    if (!pool->stopping)
+        call->cb->plugin->blocking_running++;
+    return call;
+}
+
 static void *blocking_main(void *arg)
 {
     blocking_start st = *(blocking_start *)arg;
@@ -82,29 +117,29 @@ static void *blocking_main(void *arg)
     blocking_lower_priority(st.index);
     pthread_mutex_lock(&pool->lock);
     for (;;) {
-        while (pool->head == NULL && !pool->stopping)
+        dfd_call *call;
+        while ((call = blocking_take(pool)) == NULL && !pool->stopping)
             pthread_cond_wait(&pool->cond, &pool->lock);
-        if (pool->head == NULL)
+        if (call == NULL)
             break;
-        dfd_call *call = pool->head;
-        pool->head = call->next;
-        if (pool->head == NULL)
-            pool->tail = NULL;
-        call->next = NULL;
-        pool->queued--;
-        pool->running++;
         int stopping = pool->stopping;
         pthread_mutex_unlock(&pool->lock);
 
         if (stopping) {
             daffi_call_set_error(&call->base, DAFFI_E_SHUTTING_DOWN, "daffid is shutting down");
             dfd_dispatch_after_handler(call, DAFFI_DONE);
+            pthread_mutex_lock(&pool->lock);
         } else {
+            /* the share is given back before the call is handed on: after that the
+             * call (and the generation it holds) may be gone */
+            dfd_plugin *p = call->cb->plugin;
             daffi_status st = call->cb->fn(&call->base);
+            pthread_mutex_lock(&pool->lock);
+            p->blocking_running--;
+            pthread_mutex_unlock(&pool->lock);
             dfd_dispatch_after_handler(call, st);
+            pthread_mutex_lock(&pool->lock);
         }
-
-        pthread_mutex_lock(&pool->lock);
         pool->running--;
     }
     pthread_mutex_unlock(&pool->lock);
@@ -162,6 +197,16 @@ unsigned dfd_blocking_load(dfd_blocking *pool)
 {
     pthread_mutex_lock(&pool->lock);
     unsigned n = pool->queued + pool->running;
+    pthread_mutex_unlock(&pool->lock);
+    return n;
+}
+
+unsigned dfd_blocking_running_of(dfd_blocking *pool, const dfd_plugin *p)
+{
+    if (pool == NULL)
+        return 0;
+    pthread_mutex_lock(&pool->lock);
+    unsigned n = p->blocking_running;
     pthread_mutex_unlock(&pool->lock);
     return n;
 }

@@ -16,6 +16,9 @@ dfd_blocking *dfd_blocking_start(unsigned nthreads);
 int dfd_blocking_submit(dfd_blocking *pool, struct dfd_call *call);
 /* Number of calls queued or running. */
 unsigned dfd_blocking_load(dfd_blocking *pool);
+/* Calls of plugin generation p running on the pool now (its blocking_max share). */
+struct dfd_plugin;
+unsigned dfd_blocking_running_of(dfd_blocking *pool, const struct dfd_plugin *p);
 /* Stops taking calls, waits for the running ones, joins the threads, frees the pool.
  * Calls still queued are delivered unrun with SHUTTING_DOWN. */
 void dfd_blocking_stop(dfd_blocking *pool);

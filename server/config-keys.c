@@ -156,6 +156,7 @@ static const cfg_key cfg_plugin_keys[] = {
     { DFD_SECT_PLUGIN, "path", CFG_SPECIAL, 0, 0, 0, NULL },
     { DFD_SECT_PLUGIN, "concurrency", CFG_UINT, CFG_P(concurrency), 0, 1000000, NULL },
     { DFD_SECT_PLUGIN, "queue", CFG_UINT, CFG_P(queue), 0, 1000000, NULL },
+    { DFD_SECT_PLUGIN, "blocking_max", CFG_UINT, CFG_P(blocking_max), 0, 1000000, NULL },
     { DFD_SECT_PLUGIN, "timeout", CFG_DURATION, CFG_P(timeout_ms), 0,
       DFD_CFG_MAX_DURATION_MS, NULL },
     { DFD_SECT_PLUGIN, "enabled", CFG_BOOL, CFG_P(enabled), 0, 1, NULL },
@@ -405,8 +406,8 @@ const char *dfd_cfg_plugin_key(dfd_cfg_loader *ld, dfd_plugin_conf *p,
                                     DFD_SECT_PLUGIN, key);
 
     if (k == NULL)
-        return "unknown key (name, path, concurrency, queue, timeout, enabled, isolation, "
-               "processes, harakiri, rlimit_as, rlimit_cpu)";
+        return "unknown key (name, path, concurrency, queue, blocking_max, timeout, enabled, "
+               "isolation, processes, harakiri, rlimit_as, rlimit_cpu)";
     if (*v == '\0') {
         /* unset (cfg_server_unset's rule): the default, or missing for name and path */
         if (k->type != CFG_SPECIAL) {

@@ -77,6 +77,7 @@ typedef struct dfd_plugin_conf {
     dfd_origin origin;   /* the ini file and the line of its [plugin] header */
     unsigned concurrency; /* calls running at once; 0 = unlimited */
     unsigned queue;      /* calls waiting past concurrency before OVERLOADED */
+    unsigned blocking_max; /* its blocking calls on the pool at once; 0 = no cap */
     uint64_t timeout_ms; /* per-call deadline; 0 = the server's default_timeout */
     int enabled;         /* 0 skips the plugin (enabled = no) */
     int isolation;       /* isolation = inline | process (dfd_isolation_mode) */

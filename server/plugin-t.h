@@ -61,6 +61,7 @@ typedef struct dfd_plugin {
     /* settings copied from the dfd_plugin_conf */
     unsigned concurrency;         /* 0 = unlimited */
     unsigned queue;
+    unsigned blocking_max;        /* its calls on the blocking pool at once; 0 = no cap */
     uint64_t timeout_ms;          /* 0 = server default */
 
     /* isolation = process (isolate.h): the generation is served by child processes
@@ -77,6 +78,7 @@ typedef struct dfd_plugin {
     unsigned queued;
     struct dfd_call *queue_head;
     struct dfd_call *queue_tail;
+    unsigned blocking_running;    /* its calls running on the pool; the pool's lock */
 } dfd_plugin;
 
 #endif /* DFD_PLUGIN_T_H */

@@ -307,6 +307,7 @@ static dfd_plugin *plugin_new(const dfd_plugin_conf *pc, unsigned generation,
     p->generation = generation;
     p->concurrency = pc->concurrency;
     p->queue = pc->queue;
+    p->blocking_max = pc->blocking_max;
     p->timeout_ms = pc->timeout_ms;
     p->host.plugin = p;
     atomic_init(&p->refs, 1);

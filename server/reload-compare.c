@@ -88,6 +88,7 @@ const char *dfd_reload_conf_difference(const dfd_plugin_conf *a, const dfd_plugi
     if (!str_same(a->path, b->path))
         return "path";
     if (a->concurrency != b->concurrency || a->queue != b->queue ||
+        a->blocking_max != b->blocking_max ||
         a->timeout_ms != b->timeout_ms || a->isolation != b->isolation ||
         a->processes != b->processes || a->harakiri_ms != b->harakiri_ms ||
         a->rlimit_as != b->rlimit_as || a->rlimit_cpu_ms != b->rlimit_cpu_ms)

@@ -7,8 +7,13 @@
  *
  * What the lower priority buys is a timing property (fast calls stay fast while slow
  * ones run); it is measured by `make bench` (section 3), not asserted here.
+ *
+ * A plugin's share ([plugin] blocking_max): a plugin whose calls hold its share of the
+ * pool leaves the other threads to the other plugins, and its further calls wait their
+ * turn in order; daffid -t refuses a bad value; admin `plugins` shows the share.
  */
 #include <dirent.h>
+#include <poll.h>
 #include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,9 +24,11 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
+#include "../support/aconn.h"
 #include "../support/daemon.h"
 #include "../support/expect.h"
 #include "../support/rawconn.h"
@@ -107,10 +114,101 @@ static int setup(void **state)
     return tdaemon_group_setup_with(state, overrides);
 }
 
+/* Sends crashy's hold(ms) as msgid id. */
+static void send_hold(rawconn *c, uint32_t id, int64_t ms)
+{
+    rawmsg m;
+    rawmsg_init(&m);
+    rawmsg_request(&m, id, "hold", 1);
+    msgpack_pack_int64(&m.pk, ms);
+    expect_send(c, &m);
+    rawmsg_destroy(&m);
+}
+
+/* The entry of plugin name in an admin `plugins` reply. */
+static json_t *plugin_entry(json_t *r, const char *name)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(r, "plugins"), i, v) {
+        if (strcmp(jstr(v, "name"), name) == 0)
+            return v;
+    }
+    fail_msg("admin plugins lists no %s", name);
+    return NULL;
+}
+
+static void test_a_plugin_at_its_share_leaves_the_other_threads_to_the_others(void **state)
+{
+    (void)state;
+    tdaemon d;
+    char admin[200];
+    assert_int_equal(tdaemon_init(&d), 0);
+    snprintf(admin, sizeof(admin), "%s/admin.sock", d.dir);
+    assert_int_equal(tdaemon_write_file(&d, "05-pool.ini", "[server]\nblocking_threads = 3\n"
+                                        "[admin]\nsocket = %s\n", admin), 0);
+    assert_int_equal(tdaemon_write_file(&d, "10-crashy.ini", "[plugin]\nname = crashy\n"
+                                        "path = %s/tests/fixtures/crashy.so\nblocking_max = 2\n",
+                                        d.build), 0);
+    assert_int_equal(tdaemon_add_plugin(&d, "fib", NULL), 0);
+    assert_int_equal(tdaemon_start(&d, NULL), 0);
+
+    /* three calls that sleep: two take crashy's share, the third waits for one */
+    rawconn holds, fast;
+    expect_open(&holds, d.tcp);
+    for (uint32_t id = 1; id <= 3; id++)
+        send_hold(&holds, id, 1500);
+    /* admin sees the share taken (polled: the pool picks the calls up at its pace) */
+    int64_t end = expect_now_ms() + expect_timeout_ms();
+    json_int_t running = -1;
+    while (running != 2 && expect_now_ms() < end) {
+        json_t *r = aconn_once(admin, "plugins");
+        json_t *e = plugin_entry(r, "crashy");
+        assert_int_equal(jint(e, "blocking_max"), 2);
+        running = jint(e, "blocking_running");
+        json_decref(r);
+        if (running != 2)
+            usleep(10000);
+    }
+    assert_int_equal(running, 2);
+    /* the third thread is free for another plugin: fib is answered before any hold
+     * (without the share, three holds would take the three threads for 1.5 s) */
+    expect_open(&fast, d.tcp);
+    rawmsg m;
+    rawmsg_init(&m);
+    rawmsg_request(&m, 9, "fib", 1);
+    msgpack_pack_int(&m.pk, 20);
+    expect_send(&fast, &m);
+    rawmsg_destroy(&m);
+    expect_result_int(&fast, 9, 6765);
+    struct pollfd pfd = { holds.fd, POLLIN, 0 };
+    assert_int_equal(poll(&pfd, 1, 0), 0); /* no hold has been answered yet */
+    /* the holds finish in their turn: 1 and 2 together, then 3 */
+    uint32_t first = expect_response(&holds), second = expect_response(&holds);
+    assert_true((first == 1 && second == 2) || (first == 2 && second == 1));
+    assert_int_equal(expect_response(&holds), 3);
+    rawconn_close(&holds);
+    rawconn_close(&fast);
+    assert_int_equal(tdaemon_stop(&d, TDAEMON_STOP_TIMEOUT_MS), 0);
+    tdaemon_cleanup(&d);
+}
+
+static void test_a_bad_blocking_max_is_refused_with_its_file_and_line(void **state)
+{
+    tdaemon *d = *state;
+    char out[2048];
+    int rc = expect_run(out, sizeof(out), "%s/daffid -t -c %s -o 'fib:plugin.blocking_max=-1' 2>&1",
+                        d->build, d->dir);
+    assert_int_not_equal(rc, 0);
+    assert_non_null(strstr(out, "blocking_max"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pool_threads_are_batch_at_nice_19_and_the_rest_keep_the_default),
+        cmocka_unit_test(test_a_plugin_at_its_share_leaves_the_other_threads_to_the_others),
+        cmocka_unit_test(test_a_bad_blocking_max_is_refused_with_its_file_and_line),
     };
     return cmocka_run_group_tests(tests, setup, tdaemon_group_teardown);
 }
