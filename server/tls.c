@@ -59,6 +59,29 @@ static int tls_readable(const char *what, const char *path, char *why, size_t wh
     return 0;
 }
 
+/* OpenSSL fills a certificate's extension cache (its key identifiers, purposes) the
+ * first time a chain is built with it, under the certificate's own lock, and later
+ * reads parts of it without that lock: with the CA certificates shared by every loop,
+ * ThreadSanitizer reports the read (ASN1_STRING_cmp) against the first loop's write
+ * (ASN1_STRING_set) when two loops verify peers at once. Filling the caches here, on
+ * the main thread before any loop has the context, leaves the loops only reading. */
+static void tls_fill_caches(SSL_CTX *ctx)
+{
+    STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(SSL_CTX_get_cert_store(ctx));
+    for (int i = 0; i < sk_X509_OBJECT_num(objs); i++) {
+        X509 *x = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, i));
+        if (x != NULL)
+            X509_check_purpose(x, -1, 0);
+    }
+    X509 *own = SSL_CTX_get0_certificate(ctx);
+    if (own != NULL)
+        X509_check_purpose(own, -1, 0);
+    STACK_OF(X509) *chain = NULL;
+    if (SSL_CTX_get0_chain_certs(ctx, &chain) == 1)
+        for (int i = 0; i < sk_X509_num(chain); i++)
+            X509_check_purpose(sk_X509_value(chain, i), -1, 0);
+}
+
 /* What both kinds of context share: versions, modes, ciphers, the CA bundle. */
 static int tls_ctx_common(SSL_CTX *ctx, const dfd_config *cfg, char *why, size_t whylen)
 {
@@ -108,6 +131,7 @@ static int tls_ctx_common(SSL_CTX *ctx, const dfd_config *cfg, char *why, size_t
         ERR_clear_error();
         return -1;
     }
+    tls_fill_caches(ctx);
     return 0;
 }
 
