@@ -89,9 +89,9 @@ static void auth_rules_set(dfd_conn *c, const char *identity)
     c->may_member = dfd_auth_rule_for(cfg, DFD_AUTH_MEMBER, identity);
 }
 
-void dfd_auth_conn_init(dfd_conn *c)
+void dfd_auth_conn_init(dfd_conn *c, int require_auth)
 {
-    c->auth_pending = c->loop->srv->cfg->auth_require != 0;
+    c->auth_pending = require_auth != 0;
     c->open_tick = c->loop->tick;
     auth_rules_set(c, "anonymous");
 }
@@ -223,7 +223,7 @@ int dfd_auth_check_call(dfd_conn *c, dfd_call *call)
                   m);
         if (!call->notify)
             dfd_conn_error(c, call->msgid, DAFFI_E_DENIED, "not authenticated: call "
-                           "daffi.auth [token] first (this daffid has [auth] require = yes)");
+                           "daffi.auth [token] first ([auth] require covers this listener)");
         return -1;
     }
     if (c->may_call == NULL)

@@ -7,9 +7,11 @@
  * its CN, else its first DNS or email name; conn-tls.c). Tokens are kept as SHA-256
  * digests and compared in constant time, every entry every time.
  *
- * [auth] require = yes: until a connection is authenticated, everything but daffi.auth
+ * [auth] require (yes, or the listeners it names: config-security.c): until a
+ * connection accepted on such a listener is authenticated, everything but daffi.auth
  * and daffi.ping is answered DENIED (code 9); it is closed after max_failures refused
- * tokens, or when it is still anonymous at [auth] timeout (the loop's sweep).
+ * tokens, or when it is still anonymous at [auth] timeout (the loop's sweep). On the
+ * other listeners a connection runs as "anonymous" (its rules) until it authenticates.
  *
  * Authorization ([auth] call.ID, serve.ID, member.ID = glob, glob...): which callbacks
  * an identity may call (plain calls and daffi.call, daffi.cast, daffi.stream), expose
@@ -63,8 +65,9 @@ int dfd_auth_init(struct dfd_server *srv, dfd_errors *errs);
 int dfd_auth_reload(struct dfd_server *srv, const dfd_config *nc);
 void dfd_auth_destroy(struct dfd_server *srv);
 
-/* A connection accepted on a listener: anonymous, pending when [auth] require. */
-void dfd_auth_conn_init(dfd_conn *c);
+/* A connection accepted on a listener: anonymous, pending when [auth] require covers
+ * that listener (require_auth). */
+void dfd_auth_conn_init(dfd_conn *c, int require_auth);
 /* c authenticated as identity (how: "token", "certificate"): its rules apply from now
  * on. Logged (auth.ok) and counted. */
 void dfd_auth_identified(dfd_conn *c, const char *identity, const char *how);

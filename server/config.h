@@ -44,6 +44,9 @@ int dfd_parse_bool(const char *text, int *out);
 int dfd_parse_uint(const char *text, unsigned long max, unsigned long *out);
 
 const char *dfd_role_name(dfd_role role);
+/* Writes a listen or router address as it is written in the configuration
+ * ("tls://host:port", "tcp://[v6]:port", "unix:///path") into buf (n bytes). Returns buf. */
+const char *dfd_addr_format(const daffi_addr *a, char *buf, size_t n);
 
 /* Prints every key the reader knows, one per line: SECTION.KEY for the server's
  * sections, plugin.KEY for a plugin's (daffid --keys; shell completion reads it). */

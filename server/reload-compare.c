@@ -170,11 +170,9 @@ static const char *format_listen(const dfd_config *c, char *buf, size_t n)
 
     buf[0] = '\0';
     for (size_t i = 0; i < c->nlisten && used < n; i++) {
-        const daffi_addr *a = &c->listen[i];
-        int w = a->kind == DAFFI_ADDR_UNIX
-                    ? snprintf(buf + used, n - used, "%sunix://%s", i ? ", " : "", a->path)
-                    : snprintf(buf + used, n - used, "%s%s://%s:%d", i ? ", " : "",
-                               a->tls ? "tls" : "tcp", a->host, a->port);
+        char a[400];
+        int w = snprintf(buf + used, n - used, "%s%s", i ? ", " : "",
+                         dfd_addr_format(&c->listen[i], a, sizeof(a)));
         if (w < 0)
             break;
         used += (size_t)w;
@@ -322,7 +320,7 @@ unsigned dfd_reload_server_settings(dfd_reload *r, const dfd_config *run, const 
     U_SETTING("admin.owner", admin_uid);
     U_SETTING("admin.group", admin_gid);
     U_SETTING("admin.idle_timeout", admin_idle_ms);
-    U_SETTING("auth.require", auth_require);
+    S_SETTING("auth.require", auth_require);
     U_SETTING("auth.timeout", auth_timeout_ms);
     U_SETTING("auth.max_failures", auth_max_failures);
     S_SETTING("auth.token_file", auth_token_file);
