@@ -83,15 +83,6 @@ static const char *sec_ids(dfd_cfg_loader *ld, int users, const char *v, long **
     return NULL;
 }
 
-static void sec_rule_free(dfd_auth_rule *r)
-{
-    free(r->identity);
-    for (size_t i = 0; i < r->nglobs; i++)
-        free(r->globs[i]);
-    free(r->globs);
-    memset(r, 0, sizeof(*r));
-}
-
 /* call.ID / serve.ID / member.ID = glob, glob... (an empty value removes the rule). */
 static const char *sec_rule(dfd_cfg_loader *ld, int kind, const char *id, const char *v)
 {
@@ -110,7 +101,7 @@ static const char *sec_rule(dfd_cfg_loader *ld, int kind, const char *id, const 
             at = i;
     if (*v == '\0') {
         if (at < cfg->nauth_rules) {
-            sec_rule_free(&cfg->auth_rules[at]);
+            dfd_auth_rule_free(&cfg->auth_rules[at]);
             memmove(&cfg->auth_rules[at], &cfg->auth_rules[at + 1],
                     (cfg->nauth_rules - at - 1) * sizeof(*cfg->auth_rules));
             cfg->nauth_rules--;
@@ -142,11 +133,11 @@ static const char *sec_rule(dfd_cfg_loader *ld, int kind, const char *id, const 
         }
     }
     if (why != NULL) {
-        sec_rule_free(&r);
+        dfd_auth_rule_free(&r);
         return why;
     }
     if (at < cfg->nauth_rules)
-        sec_rule_free(&cfg->auth_rules[at]);
+        dfd_auth_rule_free(&cfg->auth_rules[at]);
     else
         cfg->nauth_rules++;
     cfg->auth_rules[at] = r;
@@ -426,6 +417,6 @@ void dfd_cfg_security_free(dfd_config *cfg)
     free(cfg->auth_require);
     free(cfg->listen_auth);
     for (size_t i = 0; i < cfg->nauth_rules; i++)
-        sec_rule_free(&cfg->auth_rules[i]);
+        dfd_auth_rule_free(&cfg->auth_rules[i]);
     free(cfg->auth_rules);
 }

@@ -180,30 +180,6 @@ static const char *format_listen(const dfd_config *c, char *buf, size_t n)
     return buf;
 }
 
-/* 1 when both configurations have the same [auth] rules and [admin] allow lists. */
-static int security_lists_same(const dfd_config *a, const dfd_config *b)
-{
-    if (a->nauth_rules != b->nauth_rules || a->nadmin_allow_uids != b->nadmin_allow_uids ||
-        a->nadmin_allow_gids != b->nadmin_allow_gids)
-        return 0;
-    for (size_t i = 0; i < a->nadmin_allow_uids; i++)
-        if (a->admin_allow_uids[i] != b->admin_allow_uids[i])
-            return 0;
-    for (size_t i = 0; i < a->nadmin_allow_gids; i++)
-        if (a->admin_allow_gids[i] != b->admin_allow_gids[i])
-            return 0;
-    for (size_t i = 0; i < a->nauth_rules; i++) {
-        const dfd_auth_rule *x = &a->auth_rules[i], *y = &b->auth_rules[i];
-        if (x->kind != y->kind || strcmp(x->identity, y->identity) != 0 ||
-            x->nglobs != y->nglobs)
-            return 0;
-        for (size_t g = 0; g < x->nglobs; g++)
-            if (strcmp(x->globs[g], y->globs[g]) != 0)
-                return 0;
-    }
-    return 1;
-}
-
 /* Returns 1 when both configurations listen on the same addresses, in order. */
 static int listen_same(const dfd_config *a, const dfd_config *b)
 {
@@ -325,11 +301,6 @@ unsigned dfd_reload_server_settings(dfd_reload *r, const dfd_config *run, const 
     U_SETTING("auth.max_failures", auth_max_failures);
     S_SETTING("auth.token_file", auth_token_file);
     U_SETTING("tls.handshake_timeout", tls_handshake_timeout_ms);
-    if (!security_lists_same(run, nc)) {
-        restart_required("auth.rules", "the running call/serve/member rules and allow lists",
-                         "other ones");
-        n++;
-    }
     if (!load_paths_same(run, nc)) {
         restart_required("admin.load_paths", run->nadmin_load_paths ? "(set)" : "",
                          nc->nadmin_load_paths ? "(set)" : "");

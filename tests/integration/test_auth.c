@@ -6,12 +6,15 @@
  * max_failures; a silent connection closes at the auth timeout; call.ID rules; a
  * worker joining a router over TLS with its token_file, a rogue member refused (no
  * token, a name it may not take); require on one listener (tls) and not another
- * (unix); the admin socket's allow_uids / allow_gids.
+ * (unix); the admin socket's allow_uids / allow_gids; rules and allow lists changed by
+ * a reload (SIGHUP) and applied to the next call of a connection that keeps its
+ * identity, admin_denied counted.
  *
  * The service daemon of the group: listen tcp + unix, tokens bob (anything) and carol
  * (echo only), require = yes, timeout = 300ms, max_failures = 2.
  */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -420,6 +423,54 @@ static void test_admin_allow_list(void **state)
     json_decref(r);
 }
 
+/* A reload (SIGHUP) applies changed call rules to the next call of a connection that
+ * keeps its identity, and changed admin allow lists to the next admin connection; the
+ * refusals are counted (admin_denied). */
+static void test_reload_rules_and_allow_lists(void **state)
+{
+    fixture *f = *state;
+    char admin[200], msg[400];
+    unsigned other_uid = getuid() == 65534 ? 65533u : 65534u;
+
+    assert_int_equal(tdaemon_init(&f->other), 0);
+    snprintf(admin, sizeof(admin), "%s/admin.sock", f->other.dir);
+    assert_int_equal(tdaemon_write_file(&f->other, "tokens", "carol %s\n", CAROL), 0);
+    assert_int_equal(tdaemon_write_file(&f->other, "05-auth.ini",
+                                        "[admin]\nsocket = %s\nallow_uids = %u\n"
+                                        "[auth]\ntokens = tokens\ncall.carol = echo\n",
+                                        admin, other_uid), 0);
+    assert_int_equal(tdaemon_add_plugin(&f->other, "echo", NULL), 0);
+    assert_int_equal(tdaemon_start(&f->other, NULL), 0);
+    daffi_client *c = connect_with(f->other.tcp, CAROL);
+    assert_int_equal(call_x(c, "echo", msg, sizeof(msg)), 0);
+    assert_int_equal(call_x(c, "digest", msg, sizeof(msg)), DAFFI_E_DENIED);
+    json_t *r = tcluster_admin(admin, "status");
+    assert_non_null(r);
+    assert_string_equal(json_string_value(json_object_get(r, "error")), "denied");
+    json_decref(r);
+    /* carol may call digest and no longer echo; our gid may use the admin socket */
+    assert_int_equal(tdaemon_write_file(&f->other, "05-auth.ini",
+                                        "[admin]\nsocket = %s\nallow_uids = %u\n"
+                                        "allow_gids = %u\n"
+                                        "[auth]\ntokens = tokens\ncall.carol = digest\n",
+                                        admin, other_uid, (unsigned)getgid()), 0);
+    assert_int_equal(kill(f->other.pid, SIGHUP), 0);
+    assert_true(tcluster_log_contains(&f->other, "event=auth.rules_reloaded rules=1", 5000));
+    assert_true(tcluster_log_contains(&f->other, "event=admin.allow_reloaded allow_uids=1 "
+                                                 "allow_gids=1", 5000));
+    assert_false(tcluster_log_contains(&f->other, "setting=auth.rules", 0));
+    /* the same connection, still carol: the new rules */
+    assert_int_equal(call_x(c, "echo", msg, sizeof(msg)), DAFFI_E_DENIED);
+    assert_non_null(strstr(msg, "identity 'carol' may not call 'echo'"));
+    assert_int_not_equal(call_x(c, "digest", msg, sizeof(msg)), DAFFI_E_DENIED);
+    daffi_close(c);
+    r = tcluster_admin(admin, "status");
+    assert_non_null(r);
+    assert_string_equal(json_string_value(json_object_get(r, "status")), "ok");
+    json_decref(r);
+    assert_int_equal(tcluster_admin_counter(admin, "admin_denied"), 1);
+}
+
 static void test_check_config(void **state)
 {
     fixture *f = *state;
@@ -455,6 +506,7 @@ int main(void)
         cmocka_unit_test_teardown(test_worker_over_tls_with_token, test_teardown),
         cmocka_unit_test_teardown(test_require_per_listener, test_teardown),
         cmocka_unit_test_teardown(test_admin_allow_list, test_teardown),
+        cmocka_unit_test_teardown(test_reload_rules_and_allow_lists, test_teardown),
         cmocka_unit_test(test_check_config),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
