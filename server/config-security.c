@@ -267,16 +267,6 @@ static void sec_err(dfd_cfg_loader *ld, dfd_cfg_where where, const char *sect,
                 "%s", what);
 }
 
-/* 1 when listen address l is the one item names (as parsed into a). */
-static int sec_addr_same(const daffi_addr *l, const daffi_addr *a)
-{
-    if (l->kind != a->kind)
-        return 0;
-    if (l->kind == DAFFI_ADDR_UNIX)
-        return strcmp(l->path, a->path) == 0;
-    return l->tls == a->tls && l->port == a->port && strcmp(l->host, a->host) == 0;
-}
-
 /* Sets cfg->listen_auth and auth_required from require; an address that is not a
  * listener, or a list that covers no listener, is an error at the require line. */
 static void sec_require_resolve(dfd_cfg_loader *ld)
@@ -310,7 +300,7 @@ static void sec_require_resolve(dfd_cfg_loader *ld)
             continue; /* refused when it was read */
         for (size_t i = 0; i < cfg->nlisten; i++) {
             const daffi_addr *l = &cfg->listen[i];
-            if (kind == 0 ? sec_addr_same(l, &a)
+            if (kind == 0 ? dfd_addr_same(l, &a)
                           : (int)l->kind == kind && (kind == DAFFI_ADDR_UNIX || l->tls == tls))
                 cfg->listen_auth[i] = 1, found = 1;
         }

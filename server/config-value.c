@@ -140,3 +140,10 @@ const char *dfd_addr_format(const daffi_addr *a, char *buf, size_t n)
                  v6 ? "]" : "", a->port);
     return buf;
 }
+
+int dfd_addr_same(const daffi_addr *a, const daffi_addr *b)
+{
+    /* daffi_addr_parse zeroes what a kind does not use: every field compares */
+    return a->kind == b->kind && a->tls == b->tls && a->port == b->port &&
+           strcmp(a->host, b->host) == 0 && strcmp(a->path, b->path) == 0;
+}

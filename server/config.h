@@ -47,6 +47,8 @@ const char *dfd_role_name(dfd_role role);
 /* Writes a listen or router address as it is written in the configuration
  * ("tls://host:port", "tcp://[v6]:port", "unix:///path") into buf (n bytes). Returns buf. */
 const char *dfd_addr_format(const daffi_addr *a, char *buf, size_t n);
+/* 1 when a and b are the same address (both parsed by daffi_addr_parse). */
+int dfd_addr_same(const daffi_addr *a, const daffi_addr *b);
 
 /* Prints every key the reader knows, one per line: SECTION.KEY for the server's
  * sections, plugin.KEY for a plugin's (daffid --keys; shell completion reads it). */

@@ -185,13 +185,9 @@ static int listen_same(const dfd_config *a, const dfd_config *b)
 {
     if (a->nlisten != b->nlisten)
         return 0;
-    for (size_t i = 0; i < a->nlisten; i++) {
-        const daffi_addr *x = &a->listen[i], *y = &b->listen[i];
-        if (x->kind != y->kind || x->tls != y->tls || x->port != y->port ||
-            strcmp(x->host, y->host) != 0 ||
-            strcmp(x->path, y->path) != 0)
+    for (size_t i = 0; i < a->nlisten; i++)
+        if (!dfd_addr_same(&a->listen[i], &b->listen[i]))
             return 0;
-    }
     return 1;
 }
 

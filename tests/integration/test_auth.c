@@ -275,21 +275,31 @@ static int raw_hello(const char *address, const char *token, const char *name)
     return code;
 }
 
+/* Makes d's certificates (in d's dir/certs) and the paths a TLS listener on d's port
+ * needs: ca, crt and key (300 bytes each), tls_addr (64). */
+static void tls_daemon_certs(tdaemon *d, tcerts *certs, char *ca, char *crt, char *key,
+                             char *tls_addr)
+{
+    char dir[200];
+
+    snprintf(dir, sizeof(dir), "%s/certs", d->dir);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    assert_int_equal(tcerts_make(certs, dir), 0);
+    tcerts_path(certs, "ca.pem", ca, 300);
+    tcerts_path(certs, "server.pem", crt, 300);
+    tcerts_path(certs, "server.key", key, 300);
+    snprintf(tls_addr, 64, "tls://127.0.0.1:%d", d->port);
+}
+
 static void test_worker_over_tls_with_token(void **state)
 {
     fixture *f = *state;
     tcerts certs;
-    char dir[200], ca[300], crt[300], key[300], extra[2000], tls_addr[64], msg[400];
+    char ca[300], crt[300], key[300], extra[2000], tls_addr[64], msg[400];
 
     /* the router: TLS, tokens, require; worker1 may join as w1 serving echo's callbacks */
     assert_int_equal(tdaemon_init(&f->router), 0);
-    snprintf(dir, sizeof(dir), "%s/certs", f->router.dir);
-    assert_int_equal(mkdir(dir, 0700), 0);
-    assert_int_equal(tcerts_make(&certs, dir), 0);
-    tcerts_path(&certs, "ca.pem", ca, sizeof(ca));
-    tcerts_path(&certs, "server.pem", crt, sizeof(crt));
-    tcerts_path(&certs, "server.key", key, sizeof(key));
-    snprintf(tls_addr, sizeof(tls_addr), "tls://127.0.0.1:%d", f->router.port);
+    tls_daemon_certs(&f->router, &certs, ca, crt, key, tls_addr);
     assert_int_equal(tdaemon_write_file(&f->router, "tokens", "worker1 %s\nbob %s\n"
                                         "carol %s\n", W1, BOB, CAROL), 0);
     assert_int_equal(tdaemon_write_file(&f->router, "00-server.ini",
@@ -343,18 +353,12 @@ static void test_require_per_listener(void **state)
 {
     fixture *f = *state;
     tcerts certs;
-    char dir[200], ca[300], crt[300], key[300], tls_addr[64], admin[200], msg[400];
+    char ca[300], crt[300], key[300], tls_addr[64], admin[200], msg[400];
     daffi_client_opts o;
     daffi_error err = DAFFI_ERROR_INIT;
 
     assert_int_equal(tdaemon_init(&f->other), 0);
-    snprintf(dir, sizeof(dir), "%s/certs", f->other.dir);
-    assert_int_equal(mkdir(dir, 0700), 0);
-    assert_int_equal(tcerts_make(&certs, dir), 0);
-    tcerts_path(&certs, "ca.pem", ca, sizeof(ca));
-    tcerts_path(&certs, "server.pem", crt, sizeof(crt));
-    tcerts_path(&certs, "server.key", key, sizeof(key));
-    snprintf(tls_addr, sizeof(tls_addr), "tls://127.0.0.1:%d", f->other.port);
+    tls_daemon_certs(&f->other, &certs, ca, crt, key, tls_addr);
     snprintf(admin, sizeof(admin), "%s/admin.sock", f->other.dir);
     assert_int_equal(tdaemon_write_file(&f->other, "tokens", "bob %s\n", BOB), 0);
     assert_int_equal(tdaemon_write_file(&f->other, "05-auth.ini",
