@@ -76,6 +76,13 @@ struct dfd_admin {
     unsigned nclients;
     uint64_t commands;          /* commands answered */
     uint64_t errors;            /* of which errors */
+    /* [admin] allow_uids / allow_gids as last read (start, then each reload); owned.
+     * Both empty: anyone the socket's file mode lets connect. */
+    long *allow_uids;
+    size_t nallow_uids;
+    long *allow_gids;
+    size_t nallow_gids;
+    uint64_t denied;            /* peers refused by them (admin_denied) */
 
     admin_drain_state drain;
     uint64_t drain_start_ns;

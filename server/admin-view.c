@@ -141,17 +141,16 @@ void admin_cmd_status(admin_client *c, const admin_cmd *cmd, int argc, char **ar
     json_object_set_new(r, "nats", admin_nats(srv));
     json_object_set_new(r, "accepting", json_boolean(srv->nlisteners > 0 &&
                                                      !atomic_load(&srv->draining)));
-    json_t *ls = json_array();
+    json_t *ls = json_array(), *req = json_array();
     for (size_t i = 0; i < cfg->nlisten; i++) {
         char a[400];
-        const daffi_addr *l = &cfg->listen[i];
-        if (l->kind == DAFFI_ADDR_UNIX)
-            snprintf(a, sizeof(a), "unix://%s", l->path);
-        else
-            snprintf(a, sizeof(a), "%s://%s:%d", l->tls ? "tls" : "tcp", l->host, l->port);
+        dfd_addr_format(&cfg->listen[i], a, sizeof(a));
         json_array_append_new(ls, admin_str(a));
+        if (cfg->listen_auth != NULL && cfg->listen_auth[i])
+            json_array_append_new(req, admin_str(a)); /* [auth] require covers it */
     }
     json_object_set_new(r, "listen", ls);
+    json_object_set_new(r, "auth_required", req);
     json_object_set_new(r, "log_level", json_string(dfd_log_level_name(dfd_log_level())));
     json_object_set_new(r, "access_log", json_boolean(atomic_load(&c->adm->srv->access_log)));
     json_object_set_new(r, "admin_clients", json_integer(adm->nclients));

@@ -213,17 +213,81 @@ static void admin_peer(int fd, long *uid, long *pid, long *gid)
 /* [admin] allow_uids / allow_gids: 1 when the peer may use the socket (no list set:
  * anyone the socket's file mode lets connect). A peer whose credentials cannot be
  * read is refused when a list is set. */
-static int admin_peer_allowed(const dfd_config *cfg, long uid, long gid)
+static int admin_peer_allowed(const dfd_admin *adm, long uid, long gid)
 {
-    if (cfg->nadmin_allow_uids == 0 && cfg->nadmin_allow_gids == 0)
+    if (adm->nallow_uids == 0 && adm->nallow_gids == 0)
         return 1;
-    for (size_t i = 0; i < cfg->nadmin_allow_uids; i++)
-        if (uid != -1 && cfg->admin_allow_uids[i] == uid)
+    for (size_t i = 0; i < adm->nallow_uids; i++)
+        if (uid != -1 && adm->allow_uids[i] == uid)
             return 1;
-    for (size_t i = 0; i < cfg->nadmin_allow_gids; i++)
-        if (gid != -1 && cfg->admin_allow_gids[i] == gid)
+    for (size_t i = 0; i < adm->nallow_gids; i++)
+        if (gid != -1 && adm->allow_gids[i] == gid)
             return 1;
     return 0;
+}
+
+/* A copy of ids[n] into *out (NULL when n is 0). Returns 0, or -1 (out of memory). */
+static int admin_ids_copy(const long *ids, size_t n, long **out)
+{
+    *out = NULL;
+    if (n == 0)
+        return 0;
+    if ((*out = malloc(n * sizeof(*ids))) == NULL)
+        return -1;
+    memcpy(*out, ids, n * sizeof(*ids));
+    return 0;
+}
+
+/* Takes cfg's allow lists. Returns 1 when they differ from the ones adm had, 0 when
+ * they are the same, -1 when memory ran out (adm unchanged). */
+static int admin_allow_take(dfd_admin *adm, const dfd_config *cfg)
+{
+    long *uids, *gids;
+
+    if (adm->nallow_uids == cfg->nadmin_allow_uids &&
+        adm->nallow_gids == cfg->nadmin_allow_gids &&
+        (adm->nallow_uids == 0 || memcmp(adm->allow_uids, cfg->admin_allow_uids,
+                                         adm->nallow_uids * sizeof(long)) == 0) &&
+        (adm->nallow_gids == 0 || memcmp(adm->allow_gids, cfg->admin_allow_gids,
+                                         adm->nallow_gids * sizeof(long)) == 0))
+        return 0;
+    if (admin_ids_copy(cfg->admin_allow_uids, cfg->nadmin_allow_uids, &uids) == -1)
+        return -1;
+    if (admin_ids_copy(cfg->admin_allow_gids, cfg->nadmin_allow_gids, &gids) == -1) {
+        free(uids);
+        return -1;
+    }
+    free(adm->allow_uids);
+    free(adm->allow_gids);
+    adm->allow_uids = uids;
+    adm->nallow_uids = cfg->nadmin_allow_uids;
+    adm->allow_gids = gids;
+    adm->nallow_gids = cfg->nadmin_allow_gids;
+    return 1;
+}
+
+int dfd_admin_reload(dfd_server *srv, const dfd_config *nc)
+{
+    dfd_admin *adm = srv->admin;
+    int rc;
+
+    if (adm == NULL)
+        return 0; /* no socket at start: [admin] socket is a restart setting */
+    if ((rc = admin_allow_take(adm, nc)) == -1) {
+        dfd_error("admin.reload_failed", "error=\"out of memory\" msg=\"the running "
+                  "allow_uids and allow_gids stay\"");
+        return -1;
+    }
+    if (rc == 1)
+        dfd_info("admin.allow_reloaded", "allow_uids=%zu allow_gids=%zu msg=\"new admin "
+                 "connections are checked against these; connected clients stay\"",
+                 adm->nallow_uids, adm->nallow_gids);
+    return 0;
+}
+
+uint64_t dfd_admin_denied(const dfd_server *srv)
+{
+    return srv->admin != NULL ? srv->admin->denied : 0;
 }
 
 static void admin_on_accept(evutil_socket_t lfd, short what, void *arg)
@@ -243,10 +307,11 @@ static void admin_on_accept(evutil_socket_t lfd, short what, void *arg)
             bufferevent_socket_new(adm->srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
         long uid, pid, gid;
         admin_peer(fd, &uid, &pid, &gid);
-        if (!admin_peer_allowed(adm->srv->cfg, uid, gid)) {
+        if (!admin_peer_allowed(adm, uid, gid)) {
             static const char refusal[] =
                 "{\"status\":\"error\",\"command\":null,\"error\":\"denied\",\"detail\":"
                 "\"this uid and gid are not in [admin] allow_uids or allow_gids\"}\n";
+            adm->denied++;
             dfd_warn("admin.denied", "uid=%ld gid=%ld pid=%ld msg=\"peer not in [admin] "
                      "allow_uids or allow_gids: connection closed\"", uid, gid, pid);
             if (write(fd, refusal, sizeof(refusal) - 1) < 0) {
@@ -321,6 +386,10 @@ int dfd_admin_start(dfd_server *srv, dfd_errors *errs)
         return -1;
     }
     snprintf(adm->path, sizeof(adm->path), "%s", cfg->admin_socket);
+    if (admin_allow_take(adm, cfg) == -1) {
+        dfd_errors_add(errs, "[admin] allow_uids, allow_gids: out of memory");
+        return -1;
+    }
     adm->fd = dfd_unix_listen(cfg->admin_socket, cfg->admin_mode, cfg->admin_uid,
                               cfg->admin_gid, 16, "[admin] socket", &adm->made, errs);
     if (adm->fd == -1)
@@ -356,6 +425,8 @@ void dfd_admin_stop(dfd_server *srv)
         dfd_unix_unlink(adm->path, &adm->made);
     }
     admin_overrides_free(adm);
+    free(adm->allow_uids);
+    free(adm->allow_gids);
     free(adm);
     srv->admin = NULL;
 }

@@ -50,6 +50,16 @@ struct dfd_server;
  * -1 with the reason in errs. */
 int dfd_admin_start(struct dfd_server *srv, dfd_errors *errs);
 
+/* Reload: [admin] allow_uids / allow_gids of nc apply to the next connections (the
+ * clients connected stay). Logged when they changed (admin.allow_reloaded). The socket
+ * itself, its mode and owner are restart settings. Returns 0, or -1 (out of memory: the
+ * running lists stay, logged). */
+int dfd_admin_reload(struct dfd_server *srv, const dfd_config *nc);
+
+/* Peers the allow lists refused since start (the admin_denied counter); 0 without an
+ * admin socket. */
+uint64_t dfd_admin_denied(const struct dfd_server *srv);
+
 /* Flushes what each client still has to read, closes every client and the socket,
  * removes the socket file we created and frees the admin state (srv->admin = NULL).
  * Safe when it never started. */

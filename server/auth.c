@@ -17,11 +17,81 @@
 /* What an identity that rules exist for, but none covers, may do: nothing. */
 static const dfd_auth_rule auth_nothing = {0, NULL, NULL, 0};
 
+void dfd_auth_rule_free(dfd_auth_rule *r)
+{
+    free(r->identity);
+    for (size_t i = 0; i < r->nglobs; i++)
+        free(r->globs[i]);
+    free(r->globs);
+    memset(r, 0, sizeof(*r));
+}
+
+static void auth_rules_unref(dfd_auth_rules *r)
+{
+    if (r == NULL || atomic_fetch_sub(&r->refs, 1) != 1)
+        return;
+    for (size_t i = 0; i < r->n; i++)
+        dfd_auth_rule_free(&r->rules[i]);
+    free(r->rules);
+    free(r);
+}
+
+/* A reading of cfg's rules (one reference), or NULL when memory ran out. */
+static dfd_auth_rules *auth_rules_copy(const dfd_config *cfg)
+{
+    dfd_auth_rules *r = calloc(1, sizeof(*r));
+
+    if (r == NULL || (cfg->nauth_rules > 0 &&
+                      (r->rules = calloc(cfg->nauth_rules, sizeof(*r->rules))) == NULL)) {
+        free(r);
+        return NULL;
+    }
+    atomic_init(&r->refs, 1);
+    for (; r->n < cfg->nauth_rules; r->n++) {
+        const dfd_auth_rule *from = &cfg->auth_rules[r->n];
+        dfd_auth_rule *to = &r->rules[r->n];
+        to->kind = from->kind;
+        if ((to->identity = strdup(from->identity)) == NULL ||
+            (from->nglobs > 0 && (to->globs = calloc(from->nglobs, sizeof(char *))) == NULL))
+            goto oom;
+        for (; to->nglobs < from->nglobs; to->nglobs++)
+            if ((to->globs[to->nglobs] = strdup(from->globs[to->nglobs])) == NULL)
+                goto oom;
+    }
+    return r;
+oom:
+    r->n++; /* the one being copied is freed too */
+    auth_rules_unref(r);
+    return NULL;
+}
+
+/* 1 when r holds the same rules as cfg, in the same order. */
+static int auth_rules_same(const dfd_auth_rules *r, const dfd_config *cfg)
+{
+    if (r->n != cfg->nauth_rules)
+        return 0;
+    for (size_t i = 0; i < r->n; i++) {
+        const dfd_auth_rule *a = &r->rules[i], *b = &cfg->auth_rules[i];
+        if (a->kind != b->kind || strcmp(a->identity, b->identity) != 0 ||
+            a->nglobs != b->nglobs)
+            return 0;
+        for (size_t g = 0; g < a->nglobs; g++)
+            if (strcmp(a->globs[g], b->globs[g]) != 0)
+                return 0;
+    }
+    return 1;
+}
+
 int dfd_auth_init(dfd_server *srv, dfd_errors *errs)
 {
     char why[600];
 
     pthread_mutex_init(&srv->auth.mu, NULL);
+    atomic_init(&srv->auth.gen, 1);
+    if ((srv->auth.rules = auth_rules_copy(srv->cfg)) == NULL) {
+        dfd_errors_add(errs, "[auth] rules: out of memory");
+        return -1;
+    }
     if (srv->cfg->auth_tokens == NULL)
         return 0;
     srv->auth.tokens = dfd_tokens_load(srv->cfg->auth_tokens, why, sizeof(why));
@@ -32,11 +102,37 @@ int dfd_auth_init(dfd_server *srv, dfd_errors *errs)
     return 0;
 }
 
+/* Reload: nc's rules replace the running ones when they differ. */
+static void auth_rules_reload(dfd_server *srv, const dfd_config *nc)
+{
+    dfd_auth_rules *r, *old;
+
+    pthread_mutex_lock(&srv->auth.mu);
+    int same = srv->auth.rules != NULL && auth_rules_same(srv->auth.rules, nc);
+    pthread_mutex_unlock(&srv->auth.mu);
+    if (same)
+        return;
+    if ((r = auth_rules_copy(nc)) == NULL) {
+        dfd_error("auth.reload_failed", "error=\"out of memory\" msg=\"the running rules "
+                  "stay\"");
+        return;
+    }
+    pthread_mutex_lock(&srv->auth.mu);
+    old = srv->auth.rules;
+    srv->auth.rules = r;
+    atomic_fetch_add(&srv->auth.gen, 1);
+    pthread_mutex_unlock(&srv->auth.mu);
+    auth_rules_unref(old); /* connections that still use it hold their own reference */
+    dfd_info("auth.rules_reloaded", "rules=%zu msg=\"the next call or hello of every "
+             "connection is checked against these; connections keep their identity\"", r->n);
+}
+
 int dfd_auth_reload(dfd_server *srv, const dfd_config *nc)
 {
     char why[600], q[700];
     dfd_tokens *t = NULL, *old;
 
+    auth_rules_reload(srv, nc);
     if (nc->auth_tokens != NULL &&
         (t = dfd_tokens_load(nc->auth_tokens, why, sizeof(why))) == NULL) {
         dfd_error("auth.reload_failed", "error=%s msg=\"the running tokens stay\"",
@@ -58,16 +154,19 @@ void dfd_auth_destroy(dfd_server *srv)
 {
     dfd_tokens_free(srv->auth.tokens);
     srv->auth.tokens = NULL;
+    auth_rules_unref(srv->auth.rules);
+    srv->auth.rules = NULL;
     pthread_mutex_destroy(&srv->auth.mu);
 }
 
-const dfd_auth_rule *dfd_auth_rule_for(const dfd_config *cfg, int kind, const char *identity)
+const dfd_auth_rule *dfd_auth_rule_for(const dfd_auth_rule *rules, size_t n, int kind,
+                                       const char *identity)
 {
     const dfd_auth_rule *any = NULL;
     int some = 0;
 
-    for (size_t i = 0; i < cfg->nauth_rules; i++) {
-        const dfd_auth_rule *r = &cfg->auth_rules[i];
+    for (size_t i = 0; i < n; i++) {
+        const dfd_auth_rule *r = &rules[i];
         if (r->kind != kind)
             continue;
         some = 1;
@@ -79,19 +178,36 @@ const dfd_auth_rule *dfd_auth_rule_for(const dfd_config *cfg, int kind, const ch
     return any != NULL ? any : some ? &auth_nothing : NULL;
 }
 
-/* Sets c's rules for identity. */
+/* Sets c's rules for identity from the current reading of the rules (taking a
+ * reference to it when c held another). */
 static void auth_rules_set(dfd_conn *c, const char *identity)
 {
-    const dfd_config *cfg = c->loop->srv->cfg;
+    dfd_auth *a = &c->loop->srv->auth;
 
-    c->may_call = dfd_auth_rule_for(cfg, DFD_AUTH_CALL, identity);
-    c->may_serve = dfd_auth_rule_for(cfg, DFD_AUTH_SERVE, identity);
-    c->may_member = dfd_auth_rule_for(cfg, DFD_AUTH_MEMBER, identity);
+    pthread_mutex_lock(&a->mu);
+    dfd_auth_rules *r = a->rules, *old = c->rules;
+    if (r != old)
+        atomic_fetch_add(&r->refs, 1);
+    c->rules_gen = atomic_load(&a->gen);
+    pthread_mutex_unlock(&a->mu);
+    c->rules = r;
+    if (old != r)
+        auth_rules_unref(old);
+    c->may_call = dfd_auth_rule_for(r->rules, r->n, DFD_AUTH_CALL, identity);
+    c->may_serve = dfd_auth_rule_for(r->rules, r->n, DFD_AUTH_SERVE, identity);
+    c->may_member = dfd_auth_rule_for(r->rules, r->n, DFD_AUTH_MEMBER, identity);
 }
 
-void dfd_auth_conn_init(dfd_conn *c)
+void dfd_auth_refresh(dfd_conn *c)
 {
-    c->auth_pending = c->loop->srv->cfg->auth_require != 0;
+    if (c->rules != NULL &&
+        c->rules_gen != atomic_load_explicit(&c->loop->srv->auth.gen, memory_order_relaxed))
+        auth_rules_set(c, c->identity != NULL ? c->identity : "anonymous");
+}
+
+void dfd_auth_conn_init(dfd_conn *c, int require_auth)
+{
+    c->auth_pending = require_auth != 0;
     c->open_tick = c->loop->tick;
     auth_rules_set(c, "anonymous");
 }
@@ -116,6 +232,9 @@ void dfd_auth_conn_free(dfd_conn *c)
 {
     free(c->identity);
     c->identity = NULL;
+    auth_rules_unref(c->rules);
+    c->rules = NULL;
+    c->may_call = c->may_serve = c->may_member = NULL;
 }
 
 static void pack_identity(msgpack_packer *pk, void *arg)
@@ -223,7 +342,7 @@ int dfd_auth_check_call(dfd_conn *c, dfd_call *call)
                   m);
         if (!call->notify)
             dfd_conn_error(c, call->msgid, DAFFI_E_DENIED, "not authenticated: call "
-                           "daffi.auth [token] first (this daffid has [auth] require = yes)");
+                           "daffi.auth [token] first ([auth] require covers this listener)");
         return -1;
     }
     if (c->may_call == NULL)

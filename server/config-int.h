@@ -65,6 +65,7 @@ typedef struct dfd_cfg_loader {
     dfd_cfg_where listen_at; /* the line that set listen (0: never set) */
     dfd_cfg_where tls_at;    /* the last line that set [tls] cert, key or ca */
     dfd_cfg_where tokens_at; /* [auth] tokens */
+    dfd_cfg_where require_at; /* [auth] require */
     dfd_cfg_where token_file_at; /* [auth] token_file */
     size_t rules_cap;        /* allocated entries of cfg->auth_rules */
     dfd_cfg_plugin_meta *meta; /* parallel to cfg->plugins */
@@ -123,9 +124,10 @@ void dfd_cfg_special_unset(dfd_cfg_loader *ld, const char *key);
  * when key is one of them. An empty v unsets it. */
 const char *dfd_cfg_security_key(dfd_cfg_loader *ld, dfd_cfg_sect sect, const char *key,
                                  const char *v, dfd_cfg_where at, int *known);
-/* The checks of [tls] and [auth] that need every file read: a tls:// listener or
- * router without what it needs, certificates and keys that do not load, a tokens file
- * that does not parse (each reported at the line that set it). */
+/* The checks of [tls] and [auth] that need every file read: which listeners [auth]
+ * require covers (cfg->listen_auth), a tls:// listener or router without what it
+ * needs, certificates and keys that do not load, a tokens file that does not parse
+ * (each reported at the line that set it). */
 void dfd_cfg_security_check(dfd_cfg_loader *ld);
 /* Frees what config-security.c's keys own in cfg. */
 void dfd_cfg_security_free(dfd_config *cfg);

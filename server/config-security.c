@@ -83,15 +83,6 @@ static const char *sec_ids(dfd_cfg_loader *ld, int users, const char *v, long **
     return NULL;
 }
 
-static void sec_rule_free(dfd_auth_rule *r)
-{
-    free(r->identity);
-    for (size_t i = 0; i < r->nglobs; i++)
-        free(r->globs[i]);
-    free(r->globs);
-    memset(r, 0, sizeof(*r));
-}
-
 /* call.ID / serve.ID / member.ID = glob, glob... (an empty value removes the rule). */
 static const char *sec_rule(dfd_cfg_loader *ld, int kind, const char *id, const char *v)
 {
@@ -110,7 +101,7 @@ static const char *sec_rule(dfd_cfg_loader *ld, int kind, const char *id, const 
             at = i;
     if (*v == '\0') {
         if (at < cfg->nauth_rules) {
-            sec_rule_free(&cfg->auth_rules[at]);
+            dfd_auth_rule_free(&cfg->auth_rules[at]);
             memmove(&cfg->auth_rules[at], &cfg->auth_rules[at + 1],
                     (cfg->nauth_rules - at - 1) * sizeof(*cfg->auth_rules));
             cfg->nauth_rules--;
@@ -142,15 +133,63 @@ static const char *sec_rule(dfd_cfg_loader *ld, int kind, const char *id, const 
         }
     }
     if (why != NULL) {
-        sec_rule_free(&r);
+        dfd_auth_rule_free(&r);
         return why;
     }
     if (at < cfg->nauth_rules)
-        sec_rule_free(&cfg->auth_rules[at]);
+        dfd_auth_rule_free(&cfg->auth_rules[at]);
     else
         cfg->nauth_rules++;
     cfg->auth_rules[at] = r;
     return NULL;
+}
+
+/* One item of a require list: "unix", "tcp", "tls" (every listener of that scheme) or
+ * an address as listen writes it (into *addr). Returns the scheme item's kind
+ * (DAFFI_ADDR_UNIX, DAFFI_ADDR_TCP; *tls set), 0 for an address, -1 when it is neither. */
+static int sec_require_item(const char *item, int *tls, daffi_addr *addr)
+{
+    const char *reason;
+
+    *tls = strcmp(item, "tls") == 0;
+    if (strcmp(item, "unix") == 0)
+        return DAFFI_ADDR_UNIX;
+    if (*tls || strcmp(item, "tcp") == 0)
+        return DAFFI_ADDR_TCP;
+    return daffi_addr_parse(item, addr, &reason) == 0 ? 0 : -1;
+}
+
+/* require = yes | no | LIST: the syntax; which listeners it covers is resolved by
+ * sec_require_resolve once listen is known. */
+static const char *sec_require(dfd_cfg_loader *ld, const char *v, dfd_cfg_where at)
+{
+    char *copy, *cur, *item;
+    const char *why = NULL;
+    int b, tls;
+    size_t n = 0;
+    daffi_addr a;
+
+    if (*v == '\0') {
+        dfd_cfg_unset_str(&ld->cfg->auth_require);
+        return NULL;
+    }
+    if (dfd_parse_bool(v, &b) == -1) {
+        if ((copy = strdup(v)) == NULL)
+            return "out of memory";
+        for (cur = copy; why == NULL && (item = dfd_cfg_list_next(&cur)) != NULL;)
+            if (n++, *item == '\0' || sec_require_item(item, &tls, &a) == -1) {
+                snprintf(ld->why, sizeof(ld->why), "item %zu of the list is not a scheme "
+                         "(unix, tcp, tls) or a listen address (tls://HOST:PORT, "
+                         "tcp://HOST:PORT, unix:///PATH); the whole value may be yes or no",
+                         n);
+                why = ld->why;
+            }
+        free(copy);
+        if (why != NULL)
+            return why;
+    }
+    ld->require_at = at;
+    return dfd_cfg_set_str(&ld->cfg->auth_require, v);
 }
 
 const char *dfd_cfg_security_key(dfd_cfg_loader *ld, dfd_cfg_sect sect, const char *key,
@@ -196,6 +235,8 @@ const char *dfd_cfg_security_key(dfd_cfg_loader *ld, dfd_cfg_sect sect, const ch
         }
     }
     if (sect == DFD_SECT_AUTH) {
+        if (strcmp(key, "require") == 0)
+            return sec_require(ld, v, at);
         if (strcmp(key, "tokens") == 0 || strcmp(key, "token_file") == 0) {
             int tokens = key[5] == 's';
             slot = tokens ? &cfg->auth_tokens : &cfg->auth_token_file;
@@ -226,6 +267,58 @@ static void sec_err(dfd_cfg_loader *ld, dfd_cfg_where where, const char *sect,
                 "%s", what);
 }
 
+/* Sets cfg->listen_auth and auth_required from require; an address that is not a
+ * listener, or a list that covers no listener, is an error at the require line. */
+static void sec_require_resolve(dfd_cfg_loader *ld)
+{
+    dfd_config *cfg = ld->cfg;
+    char *copy, *cur, *item;
+    int b, tls, kind;
+    daffi_addr a;
+
+    free(cfg->listen_auth);
+    cfg->auth_required = 0;
+    if ((cfg->listen_auth = calloc(cfg->nlisten ? cfg->nlisten : 1, 1)) == NULL) {
+        sec_err(ld, ld->require_at, "auth", "require", "out of memory");
+        return;
+    }
+    if (cfg->auth_require == NULL)
+        return;
+    if (dfd_parse_bool(cfg->auth_require, &b) == 0) {
+        for (size_t i = 0; i < cfg->nlisten; i++)
+            cfg->listen_auth[i] = (unsigned char)b;
+        cfg->auth_required = b && cfg->nlisten > 0;
+        return;
+    }
+    if ((cur = copy = strdup(cfg->auth_require)) == NULL) {
+        sec_err(ld, ld->require_at, "auth", "require", "out of memory");
+        return;
+    }
+    for (size_t n = 1; (item = dfd_cfg_list_next(&cur)) != NULL; n++) {
+        int found = 0;
+        if ((kind = sec_require_item(item, &tls, &a)) == -1)
+            continue; /* refused when it was read */
+        for (size_t i = 0; i < cfg->nlisten; i++) {
+            const daffi_addr *l = &cfg->listen[i];
+            if (kind == 0 ? dfd_addr_same(l, &a)
+                          : (int)l->kind == kind && (kind == DAFFI_ADDR_UNIX || l->tls == tls))
+                cfg->listen_auth[i] = 1, found = 1;
+        }
+        if (kind == 0 && !found) {
+            snprintf(ld->why, sizeof(ld->why), "item %zu of the list is an address that is "
+                     "not one of [server] listen (write it as listen does)", n);
+            sec_err(ld, ld->require_at, "auth", "require", ld->why);
+        }
+    }
+    free(copy);
+    for (size_t i = 0; i < cfg->nlisten; i++)
+        cfg->auth_required |= cfg->listen_auth[i];
+    if (!cfg->auth_required && cfg->nlisten > 0) {
+        sec_err(ld, ld->require_at, "auth", "require", "the list covers none of the "
+                "listeners: nothing would require authentication (write require = no)");
+    }
+}
+
 void dfd_cfg_security_check(dfd_cfg_loader *ld)
 {
     dfd_config *cfg = ld->cfg;
@@ -233,6 +326,7 @@ void dfd_cfg_security_check(dfd_cfg_loader *ld)
     int router_tls = cfg->role == DFD_ROLE_WORKER && cfg->router != NULL &&
                      strncmp(cfg->router, "tls://", 6) == 0;
 
+    sec_require_resolve(ld);
     cfg->tls_listeners = 0;
     for (size_t i = 0; i < cfg->nlisten; i++)
         if (cfg->listen[i].tls)
@@ -286,11 +380,18 @@ void dfd_cfg_security_check(dfd_cfg_loader *ld)
         if (f != NULL)
             fclose(f);
     }
-    if (cfg->auth_require && cfg->auth_tokens == NULL &&
-        cfg->tls_verify_clients == DFD_TLS_VERIFY_NO)
-        sec_err(ld, ld->tokens_at, "auth", "require",
-                "require = yes, but nothing can authenticate: set [auth] tokens or "
-                "[tls] verify_clients");
+    for (size_t i = 0; cfg->auth_tokens == NULL && i < cfg->nlisten; i++) {
+        const daffi_addr *l = &cfg->listen[i];
+        if (!cfg->listen_auth[i] || (l->tls && cfg->tls_verify_clients != DFD_TLS_VERIFY_NO))
+            continue;
+        snprintf(why, sizeof(why), "require covers listen item %zu (%s://), but nothing "
+                 "can authenticate there: set [auth] tokens%s", i + 1,
+                 l->kind == DAFFI_ADDR_UNIX ? "unix" : l->tls ? "tls" : "tcp",
+                 l->tls ? " or [tls] verify_clients" : " (only a tls:// listener "
+                 "authenticates by certificate)");
+        sec_err(ld, ld->require_at, "auth", "require", why);
+        break;
+    }
 }
 
 void dfd_cfg_security_free(dfd_config *cfg)
@@ -303,7 +404,9 @@ void dfd_cfg_security_free(dfd_config *cfg)
     free(cfg->tls_ciphers);
     free(cfg->auth_tokens);
     free(cfg->auth_token_file);
+    free(cfg->auth_require);
+    free(cfg->listen_auth);
     for (size_t i = 0; i < cfg->nauth_rules; i++)
-        sec_rule_free(&cfg->auth_rules[i]);
+        dfd_auth_rule_free(&cfg->auth_rules[i]);
     free(cfg->auth_rules);
 }

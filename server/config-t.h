@@ -203,8 +203,12 @@ typedef struct dfd_config {
 
     /* [auth] (auth.h) */
     char *auth_tokens;         /* tokens = path of the "name token" file; owned */
-    int auth_require;          /* require = yes: nothing but daffi.auth and daffi.ping
-                                  before a connection is authenticated */
+    char *auth_require;        /* require = yes | no | LIST as written (NULL: no): the
+                                  listeners where nothing but daffi.auth and daffi.ping
+                                  runs before a connection is authenticated; owned */
+    unsigned char *listen_auth; /* nlisten entries, resolved from require at the end of
+                                  the load: 1 when listen[i] requires it; owned */
+    int auth_required;         /* some listener requires authentication */
     uint64_t auth_timeout_ms;  /* timeout = duration to authenticate (default 10s) */
     unsigned auth_max_failures; /* max_failures = N refused daffi.auth before the
                                   connection is closed (default 3) */

@@ -4,6 +4,7 @@
  * and the admin socket share them.
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -126,4 +127,23 @@ const char *dfd_role_name(dfd_role role)
     case DFD_ROLE_WORKER: return "worker";
     }
     return "unknown";
+}
+
+const char *dfd_addr_format(const daffi_addr *a, char *buf, size_t n)
+{
+    int v6 = strchr(a->host, ':') != NULL;
+
+    if (a->kind == DAFFI_ADDR_UNIX)
+        snprintf(buf, n, "unix://%s", a->path);
+    else
+        snprintf(buf, n, "%s://%s%s%s:%d", a->tls ? "tls" : "tcp", v6 ? "[" : "", a->host,
+                 v6 ? "]" : "", a->port);
+    return buf;
+}
+
+int dfd_addr_same(const daffi_addr *a, const daffi_addr *b)
+{
+    /* daffi_addr_parse zeroes what a kind does not use: every field compares */
+    return a->kind == b->kind && a->tls == b->tls && a->port == b->port &&
+           strcmp(a->host, b->host) == 0 && strcmp(a->path, b->path) == 0;
 }

@@ -44,6 +44,11 @@ int dfd_parse_bool(const char *text, int *out);
 int dfd_parse_uint(const char *text, unsigned long max, unsigned long *out);
 
 const char *dfd_role_name(dfd_role role);
+/* Writes a listen or router address as it is written in the configuration
+ * ("tls://host:port", "tcp://[v6]:port", "unix:///path") into buf (n bytes). Returns buf. */
+const char *dfd_addr_format(const daffi_addr *a, char *buf, size_t n);
+/* 1 when a and b are the same address (both parsed by daffi_addr_parse). */
+int dfd_addr_same(const daffi_addr *a, const daffi_addr *b);
 
 /* 1 when v (a router value) names NATS servers: its first item is nats:// (later ones
  * may be tls://). A worker with such a router joins NATS (docs/NATS.md); a router

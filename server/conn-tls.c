@@ -116,6 +116,7 @@ int dfd_conn_tls_handshake(dfd_conn *c)
             dfd_auth_identified(c, id, "certificate");
         dfd_debug("tls.handshake", "peer=%s version=%s cipher=%s", c->peer,
                   SSL_get_version(c->tls), SSL_get_cipher_name(c->tls));
+        ERR_clear_error(); /* the reads and writes start on an empty queue */
         return 1;
     }
     int e = SSL_get_error(c->tls, r);

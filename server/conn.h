@@ -145,6 +145,9 @@ struct dfd_conn {
     const struct dfd_auth_rule *may_call;
     const struct dfd_auth_rule *may_serve;
     const struct dfd_auth_rule *may_member;
+    struct dfd_auth_rules *rules; /* the reading of the rules may_* point into; one
+                                     reference (auth.c); NULL: not a listener's */
+    unsigned rules_gen;           /* the dfd_auth gen that reading had */
     char peer[64];                /* for logs: address, or what the owner named it */
 };
 

@@ -408,7 +408,10 @@ void dfd_dispatch_message(dfd_conn *c, const char *bytes, size_t size, int kind,
         dispatch_refuse(c, call, DAFFI_E_SHUTTING_DOWN, "daffid is shutting down");
         return;
     }
-    /* [auth]: not authenticated yet, or a callback its identity may not call */
+    /* [auth]: not authenticated yet, or a callback its identity may not call (the rules
+     * of the last reload) */
+    if (c->rules != NULL)
+        dfd_auth_refresh(c);
     if ((c->auth_pending || c->may_call != NULL) && dfd_auth_check_call(c, call) == -1) {
         dfd_dispatch_log_refused(c, call, DAFFI_E_DENIED);
         dfd_call_free(call);

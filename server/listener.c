@@ -115,6 +115,7 @@ int dfd_listeners_open(dfd_server *srv, dfd_errors *errs)
         l->srv = srv;
         l->addr = cfg->listen[i];
         l->is_unix = l->addr.kind == DAFFI_ADDR_UNIX;
+        l->require_auth = cfg->listen_auth != NULL && cfg->listen_auth[i];
         l->fd = l->is_unix ? listen_unix(l, cfg->backlog, cfg->unix_mode, errs)
                            : listen_tcp(&l->addr, cfg->backlog, errs);
         if (l->fd == -1) {
@@ -131,6 +132,7 @@ typedef struct listener_accepted {
     int fd;
     int is_unix;
     int tls;
+    int require_auth;
     dfd_server *srv;
 } listener_accepted;
 
@@ -154,7 +156,7 @@ static void listener_adopt(dfd_loop *loop, void *arg)
     if (c == NULL) {
         atomic_fetch_sub(&a->srv->conns, 1);
     } else {
-        dfd_auth_conn_init(c);
+        dfd_auth_conn_init(c, a->require_auth);
         if (a->tls && dfd_conn_tls_attach(c, 1, NULL) == -1)
             dfd_conn_close(c, 0);
     }
@@ -241,6 +243,7 @@ static void listener_on_accept(evutil_socket_t lfd, short what, void *arg)
         a->fd = fd;
         a->is_unix = l->is_unix;
         a->tls = l->addr.tls;
+        a->require_auth = l->require_auth;
         a->srv = srv;
         if (dfd_loop_post(loop, listener_adopt, listener_drop, a) == -1)
             listener_drop(a);

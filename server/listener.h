@@ -18,6 +18,7 @@ typedef struct dfd_listener {
     daffi_addr addr;
     int fd;
     int is_unix;
+    int require_auth;          /* [auth] require covers it (cfg->listen_auth) */
     dev_t dev;                 /* Unix: identity of the socket file we created, so */
     ino_t ino;                 /*       we never unlink a file that is not ours */
     struct event *ev;

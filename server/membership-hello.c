@@ -125,6 +125,8 @@ static dfd_member *hello_member(dfd_conn *c, dfd_call *call, const char *name,
         }
     }
     /* [auth] member.ID and serve.ID: a name or a callback its identity may not take */
+    if (c->rules != NULL)
+        dfd_auth_refresh(c);
     if ((c->may_member != NULL || c->may_serve != NULL) &&
         dfd_auth_check_hello(c, call, name, name_len, names, lens, ncbs) == -1)
         goto out;

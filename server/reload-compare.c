@@ -171,11 +171,9 @@ static const char *format_listen(const dfd_config *c, char *buf, size_t n)
 
     buf[0] = '\0';
     for (size_t i = 0; i < c->nlisten && used < n; i++) {
-        const daffi_addr *a = &c->listen[i];
-        int w = a->kind == DAFFI_ADDR_UNIX
-                    ? snprintf(buf + used, n - used, "%sunix://%s", i ? ", " : "", a->path)
-                    : snprintf(buf + used, n - used, "%s%s://%s:%d", i ? ", " : "",
-                               a->tls ? "tls" : "tcp", a->host, a->port);
+        char a[400];
+        int w = snprintf(buf + used, n - used, "%s%s", i ? ", " : "",
+                         dfd_addr_format(&c->listen[i], a, sizeof(a)));
         if (w < 0)
             break;
         used += (size_t)w;
@@ -183,42 +181,14 @@ static const char *format_listen(const dfd_config *c, char *buf, size_t n)
     return buf;
 }
 
-/* 1 when both configurations have the same [auth] rules and [admin] allow lists. */
-static int security_lists_same(const dfd_config *a, const dfd_config *b)
-{
-    if (a->nauth_rules != b->nauth_rules || a->nadmin_allow_uids != b->nadmin_allow_uids ||
-        a->nadmin_allow_gids != b->nadmin_allow_gids)
-        return 0;
-    for (size_t i = 0; i < a->nadmin_allow_uids; i++)
-        if (a->admin_allow_uids[i] != b->admin_allow_uids[i])
-            return 0;
-    for (size_t i = 0; i < a->nadmin_allow_gids; i++)
-        if (a->admin_allow_gids[i] != b->admin_allow_gids[i])
-            return 0;
-    for (size_t i = 0; i < a->nauth_rules; i++) {
-        const dfd_auth_rule *x = &a->auth_rules[i], *y = &b->auth_rules[i];
-        if (x->kind != y->kind || strcmp(x->identity, y->identity) != 0 ||
-            x->nglobs != y->nglobs)
-            return 0;
-        for (size_t g = 0; g < x->nglobs; g++)
-            if (strcmp(x->globs[g], y->globs[g]) != 0)
-                return 0;
-    }
-    return 1;
-}
-
 /* Returns 1 when both configurations listen on the same addresses, in order. */
 static int listen_same(const dfd_config *a, const dfd_config *b)
 {
     if (a->nlisten != b->nlisten)
         return 0;
-    for (size_t i = 0; i < a->nlisten; i++) {
-        const daffi_addr *x = &a->listen[i], *y = &b->listen[i];
-        if (x->kind != y->kind || x->tls != y->tls || x->port != y->port ||
-            strcmp(x->host, y->host) != 0 ||
-            strcmp(x->path, y->path) != 0)
+    for (size_t i = 0; i < a->nlisten; i++)
+        if (!dfd_addr_same(&a->listen[i], &b->listen[i]))
             return 0;
-    }
     return 1;
 }
 
@@ -323,16 +293,11 @@ unsigned dfd_reload_server_settings(dfd_reload *r, const dfd_config *run, const 
     U_SETTING("admin.owner", admin_uid);
     U_SETTING("admin.group", admin_gid);
     U_SETTING("admin.idle_timeout", admin_idle_ms);
-    U_SETTING("auth.require", auth_require);
+    S_SETTING("auth.require", auth_require);
     U_SETTING("auth.timeout", auth_timeout_ms);
     U_SETTING("auth.max_failures", auth_max_failures);
     S_SETTING("auth.token_file", auth_token_file);
     U_SETTING("tls.handshake_timeout", tls_handshake_timeout_ms);
-    if (!security_lists_same(run, nc)) {
-        restart_required("auth.rules", "the running call/serve/member rules and allow lists",
-                         "other ones");
-        n++;
-    }
     if (!load_paths_same(run, nc)) {
         restart_required("admin.load_paths", run->nadmin_load_paths ? "(set)" : "",
                          nc->nadmin_load_paths ? "(set)" : "");

@@ -19,6 +19,7 @@
 
 #include <event2/event.h>
 
+#include "admin.h"
 #include "isolate.h"
 #include "log.h"
 #include "plugin.h"
@@ -446,6 +447,9 @@ int dfd_reload_run(dfd_server *srv, const char *only, dfd_errors *errs)
         if (dfd_auth_reload(srv, x.nc) == -1)
             dfd_errors_add(x.errs, "[auth] tokens: the file does not load; the running "
                            "tokens stay (see the log)");
+        if (dfd_admin_reload(srv, x.nc) == -1)
+            dfd_errors_add(x.errs, "[admin] allow_uids, allow_gids: out of memory; the "
+                           "running lists stay");
     }
     if (only == NULL)
         x.restart = dfd_reload_server_settings(x.r, srv->cfg, x.nc);

@@ -28,7 +28,9 @@
  *
  *   Server settings that cannot change at runtime (listen, workers, role, limits...)
  *   are compared with the running ones and every difference is logged as
- *   reload.restart_required; [log] level and target are applied.
+ *   reload.restart_required; [log] level and target are applied; the certificates,
+ *   the tokens, the [auth] rules and the [admin] allow lists are taken (tls.h,
+ *   auth.h, admin.h).
  *
  * Threads: everything here runs on the main thread (signals, inotify, admin socket).
  * Memory: the dfd_reload and everything it points to is owned by the engine; the

@@ -344,11 +344,10 @@ int dfd_server_run(dfd_server *srv)
              srv->nloops, srv->cfg->blocking_threads, srv->nplugins, srv->table->ncallbacks,
              (int)getpid());
     for (size_t i = 0; i < srv->nlisteners; i++) {
-        const daffi_addr *a = &srv->listeners[i].addr;
-        if (a->kind == DAFFI_ADDR_UNIX)
-            dfd_info("server.listen", "address=unix://%s", a->path);
-        else
-            dfd_info("server.listen", "address=%s://%s:%d", a->tls ? "tls" : "tcp", a->host, a->port);
+        char a[400];
+        dfd_info("server.listen", "address=%s auth=%s",
+                 dfd_addr_format(&srv->listeners[i].addr, a, sizeof(a)),
+                 srv->listeners[i].require_auth ? "required" : "optional");
     }
     dfd_sdnotify_ready(srv, "started");
     event_base_dispatch(srv->base);

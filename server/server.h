@@ -101,7 +101,8 @@ typedef struct dfd_server {
                                         before the loops, freed after them */
     struct dfd_metrics_http *metrics_http; /* owned; NULL without metrics_listen */
 
-    /* security (tls.h, auth.h): the TLS contexts and the tokens, swapped at reload */
+    /* security (tls.h, auth.h): the TLS contexts, the tokens and the [auth] rules,
+     * swapped at reload */
     dfd_tls tls;
     dfd_auth auth;
     int security_init;               /* their mutexes exist (dfd_server_init) */

@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 
+#include "admin.h"
 #include "budget.h"
 #include "call-t.h"
 #include "isolate.h"
@@ -337,6 +338,7 @@ void dfd_stats_snapshot(dfd_server *srv, uint64_t out[DFD_STAT_COUNT])
                 out[c] += dfd_stat_get(&srv->loops[l].stats, (enum dfd_counter)c);
     out[DFD_STAT_connections_rejected] += atomic_load(&srv->rejected);
     out[DFD_STAT_loop_stalls] += dfd_watchdog_stalls(srv);
+    out[DFD_STAT_admin_denied] += dfd_admin_denied(srv);
     out[DFD_STAT_memory_used_bytes] = dfd_budget_used(srv);
     out[DFD_STAT_memory_limit_bytes] = srv->budget.limit;
     out[DFD_STAT_loops_stalled] = dfd_watchdog_stalled(srv);

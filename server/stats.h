@@ -7,7 +7,7 @@
  *                written only by that thread with relaxed atomics (plain loads and
  *                stores on x86, no lock prefix); readers sum the loops. A few are
  *                counted by the main thread instead (connections_rejected, reloads,
- *                reload_failures, loop_stalls): dfd_stats_snapshot() reads those from
+ *                reload_failures, loop_stalls, admin_denied): dfd_stats_snapshot() reads those from
  *                the server.
  *   DFD_GAUGE    a level (connections open, calls in flight, queue depth...), read
  *                from the server when a snapshot is taken; nothing is stored per loop.
@@ -119,6 +119,8 @@ typedef enum dfd_stat_kind { DFD_COUNTER = 0, DFD_GAUGE = 1 } dfd_stat_kind;
     X(nats_publish_errors, DFD_COUNTER, 0, "NATS publishes libnats refused")             \
     X(nats_members_lost, DFD_COUNTER, 0,                                                 \
       "NATS members dropped after heartbeat x heartbeat_misses without a heartbeat")     \
+    X(admin_denied, DFD_COUNTER, 0,                                                      \
+      "Admin socket peers refused by [admin] allow_uids / allow_gids")                  \
     X(received_bytes, DFD_COUNTER, 0, "Bytes read from connections")                     \
     X(sent_bytes, DFD_COUNTER, 0, "Bytes written to connections")                        \
     X(reloads, DFD_COUNTER, 0, "Reloads attempted")                                      \

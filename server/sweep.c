@@ -31,7 +31,7 @@ unsigned dfd_sweep_period_ms(const dfd_config *cfg)
     if ((cfg->tls_listeners || (cfg->router != NULL && strncmp(cfg->router, "tls://", 6) == 0)) &&
         cfg->tls_handshake_timeout_ms / 8 < p)
         p = cfg->tls_handshake_timeout_ms / 8;
-    if (cfg->auth_require && cfg->auth_timeout_ms / 8 < p)
+    if (cfg->auth_required && cfg->auth_timeout_ms / 8 < p)
         p = cfg->auth_timeout_ms / 8;
     return p < SWEEP_MIN_MS ? SWEEP_MIN_MS : (unsigned)p;
 }
@@ -134,7 +134,7 @@ void dfd_sweep_start(dfd_loop *loop)
     loop->read_ticks = sweep_ticks(cfg->read_timeout_ms, ms);
     int tls = cfg->tls_listeners || (cfg->router != NULL && strncmp(cfg->router, "tls://", 6) == 0);
     loop->handshake_ticks = tls ? sweep_ticks(cfg->tls_handshake_timeout_ms, ms) : 0;
-    loop->auth_ticks = cfg->auth_require ? sweep_ticks(cfg->auth_timeout_ms, ms) : 0;
+    loop->auth_ticks = cfg->auth_required ? sweep_ticks(cfg->auth_timeout_ms, ms) : 0;
     atomic_store_explicit(&loop->wd_pass_ns, dfd_now_ns(), memory_order_relaxed);
     loop->sweep_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     if (loop->sweep_fd == -1 || timerfd_settime(loop->sweep_fd, 0, &its, NULL) == -1) {

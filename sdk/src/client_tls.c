@@ -251,14 +251,25 @@ int daffi__tls_handshake(daffi_client *c, int fd, int64_t deadline, char *why, s
         SSL_free(ssl);
         return -1;
     }
+    ERR_clear_error(); /* the reads and writes start on an empty queue */
     c->ssl = ssl;
     return 0;
+}
+
+/* SSL_get_error() reads the thread's error queue, which must be empty before the call
+ * it explains. Every error path here and in daffid's TLS code empties it, so it is
+ * empty on the hot path: look before clearing (ERR_clear_error walks all 16 slots of
+ * the queue on every call; ERR_peek_error only compares two indexes). */
+static void ssl_errors_clear(void)
+{
+    if (ERR_peek_error() != 0)
+        ERR_clear_error();
 }
 
 /* See client_int.h. */
 ssize_t daffi__ssl_send(void *ssl, const char *p, size_t len)
 {
-    ERR_clear_error();
+    ssl_errors_clear();
     int n = SSL_write(ssl, p, len > 0x40000000 ? 0x40000000 : (int)len);
     if (n > 0)
         return n;
@@ -277,7 +288,7 @@ ssize_t daffi__ssl_recv(void *ssl, char *p, size_t len)
     size_t got = 0;
 
     while (got < len) {
-        ERR_clear_error();
+        ssl_errors_clear();
         int n = SSL_read(ssl, p + got, len - got > 0x40000000 ? 0x40000000 : (int)(len - got));
         if (n > 0) {
             got += (size_t)n;

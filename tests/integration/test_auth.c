@@ -5,12 +5,16 @@
  * DAFFI_TOKEN) authenticates, a bad one is DENIED and the connection closes after
  * max_failures; a silent connection closes at the auth timeout; call.ID rules; a
  * worker joining a router over TLS with its token_file, a rogue member refused (no
- * token, a name it may not take); the admin socket's allow_uids / allow_gids.
+ * token, a name it may not take); require on one listener (tls) and not another
+ * (unix); the admin socket's allow_uids / allow_gids; rules and allow lists changed by
+ * a reload (SIGHUP) and applied to the next call of a connection that keeps its
+ * identity, admin_denied counted.
  *
  * The service daemon of the group: listen tcp + unix, tokens bob (anything) and carol
  * (echo only), require = yes, timeout = 300ms, max_failures = 2.
  */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -271,21 +275,31 @@ static int raw_hello(const char *address, const char *token, const char *name)
     return code;
 }
 
+/* Makes d's certificates (in d's dir/certs) and the paths a TLS listener on d's port
+ * needs: ca, crt and key (300 bytes each), tls_addr (64). */
+static void tls_daemon_certs(tdaemon *d, tcerts *certs, char *ca, char *crt, char *key,
+                             char *tls_addr)
+{
+    char dir[200];
+
+    snprintf(dir, sizeof(dir), "%s/certs", d->dir);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    assert_int_equal(tcerts_make(certs, dir), 0);
+    tcerts_path(certs, "ca.pem", ca, 300);
+    tcerts_path(certs, "server.pem", crt, 300);
+    tcerts_path(certs, "server.key", key, 300);
+    snprintf(tls_addr, 64, "tls://127.0.0.1:%d", d->port);
+}
+
 static void test_worker_over_tls_with_token(void **state)
 {
     fixture *f = *state;
     tcerts certs;
-    char dir[200], ca[300], crt[300], key[300], extra[2000], tls_addr[64], msg[400];
+    char ca[300], crt[300], key[300], extra[2000], tls_addr[64], msg[400];
 
     /* the router: TLS, tokens, require; worker1 may join as w1 serving echo's callbacks */
     assert_int_equal(tdaemon_init(&f->router), 0);
-    snprintf(dir, sizeof(dir), "%s/certs", f->router.dir);
-    assert_int_equal(mkdir(dir, 0700), 0);
-    assert_int_equal(tcerts_make(&certs, dir), 0);
-    tcerts_path(&certs, "ca.pem", ca, sizeof(ca));
-    tcerts_path(&certs, "server.pem", crt, sizeof(crt));
-    tcerts_path(&certs, "server.key", key, sizeof(key));
-    snprintf(tls_addr, sizeof(tls_addr), "tls://127.0.0.1:%d", f->router.port);
+    tls_daemon_certs(&f->router, &certs, ca, crt, key, tls_addr);
     assert_int_equal(tdaemon_write_file(&f->router, "tokens", "worker1 %s\nbob %s\n"
                                         "carol %s\n", W1, BOB, CAROL), 0);
     assert_int_equal(tdaemon_write_file(&f->router, "00-server.ini",
@@ -333,6 +347,56 @@ static void test_worker_over_tls_with_token(void **state)
                                       2000));
 }
 
+/* [auth] require = tls: the TLS listener requires a token, the Unix one does not (its
+ * connections run as "anonymous"). */
+static void test_require_per_listener(void **state)
+{
+    fixture *f = *state;
+    tcerts certs;
+    char ca[300], crt[300], key[300], tls_addr[64], admin[200], msg[400];
+    daffi_client_opts o;
+    daffi_error err = DAFFI_ERROR_INIT;
+
+    assert_int_equal(tdaemon_init(&f->other), 0);
+    tls_daemon_certs(&f->other, &certs, ca, crt, key, tls_addr);
+    snprintf(admin, sizeof(admin), "%s/admin.sock", f->other.dir);
+    assert_int_equal(tdaemon_write_file(&f->other, "tokens", "bob %s\n", BOB), 0);
+    assert_int_equal(tdaemon_write_file(&f->other, "05-auth.ini",
+                                        "[server]\nlisten = %s, %s\n[admin]\nsocket = %s\n"
+                                        "[tls]\ncert = %s\nkey = %s\n"
+                                        "[auth]\ntokens = tokens\nrequire = tls\n",
+                                        tls_addr, f->other.unix_addr, admin, crt, key), 0);
+    assert_int_equal(tdaemon_add_plugin(&f->other, "echo", NULL), 0);
+    assert_int_equal(tdaemon_start(&f->other, NULL), 0);
+    assert_true(tcluster_log_contains(&f->other, "auth=required", 2000));
+    /* the Unix listener: no token needed */
+    daffi_client *c = connect_with(f->other.unix_addr, NULL);
+    assert_int_equal(call_x(c, "echo", msg, sizeof(msg)), 0);
+    daffi_close(c);
+    /* the TLS one: DENIED until daffi.auth */
+    memset(&o, 0, sizeof(o));
+    o.tls_ca = ca;
+    c = daffi_connect(tls_addr, &o, &err);
+    if (c == NULL)
+        fail_msg("connect %s: %s", tls_addr, err.message);
+    assert_int_equal(call_x(c, "echo", msg, sizeof(msg)), DAFFI_E_DENIED);
+    assert_non_null(strstr(msg, "[auth] require covers this listener"));
+    daffi_close(c);
+    o.token = BOB;
+    c = daffi_connect(tls_addr, &o, &err);
+    if (c == NULL)
+        fail_msg("connect %s: %s", tls_addr, err.message);
+    assert_int_equal(call_x(c, "echo", msg, sizeof(msg)), 0);
+    daffi_close(c);
+    /* status names the listeners that require it */
+    json_t *r = tcluster_admin(admin, "status");
+    assert_non_null(r);
+    json_t *req = json_object_get(r, "auth_required");
+    assert_int_equal(json_array_size(req), 1);
+    assert_string_equal(json_string_value(json_array_get(req, 0)), tls_addr);
+    json_decref(r);
+}
+
 static void test_admin_allow_list(void **state)
 {
     fixture *f = *state;
@@ -363,12 +427,61 @@ static void test_admin_allow_list(void **state)
     json_decref(r);
 }
 
+/* A reload (SIGHUP) applies changed call rules to the next call of a connection that
+ * keeps its identity, and changed admin allow lists to the next admin connection; the
+ * refusals are counted (admin_denied). */
+static void test_reload_rules_and_allow_lists(void **state)
+{
+    fixture *f = *state;
+    char admin[200], msg[400];
+    unsigned other_uid = getuid() == 65534 ? 65533u : 65534u;
+
+    assert_int_equal(tdaemon_init(&f->other), 0);
+    snprintf(admin, sizeof(admin), "%s/admin.sock", f->other.dir);
+    assert_int_equal(tdaemon_write_file(&f->other, "tokens", "carol %s\n", CAROL), 0);
+    assert_int_equal(tdaemon_write_file(&f->other, "05-auth.ini",
+                                        "[admin]\nsocket = %s\nallow_uids = %u\n"
+                                        "[auth]\ntokens = tokens\ncall.carol = echo\n",
+                                        admin, other_uid), 0);
+    assert_int_equal(tdaemon_add_plugin(&f->other, "echo", NULL), 0);
+    assert_int_equal(tdaemon_start(&f->other, NULL), 0);
+    daffi_client *c = connect_with(f->other.tcp, CAROL);
+    assert_int_equal(call_x(c, "echo", msg, sizeof(msg)), 0);
+    assert_int_equal(call_x(c, "digest", msg, sizeof(msg)), DAFFI_E_DENIED);
+    json_t *r = tcluster_admin(admin, "status");
+    assert_non_null(r);
+    assert_string_equal(json_string_value(json_object_get(r, "error")), "denied");
+    json_decref(r);
+    /* carol may call digest and no longer echo; our gid may use the admin socket */
+    assert_int_equal(tdaemon_write_file(&f->other, "05-auth.ini",
+                                        "[admin]\nsocket = %s\nallow_uids = %u\n"
+                                        "allow_gids = %u\n"
+                                        "[auth]\ntokens = tokens\ncall.carol = digest\n",
+                                        admin, other_uid, (unsigned)getgid()), 0);
+    assert_int_equal(kill(f->other.pid, SIGHUP), 0);
+    assert_true(tcluster_log_contains(&f->other, "event=auth.rules_reloaded rules=1", 5000));
+    assert_true(tcluster_log_contains(&f->other, "event=admin.allow_reloaded allow_uids=1 "
+                                                 "allow_gids=1", 5000));
+    assert_false(tcluster_log_contains(&f->other, "setting=auth.rules", 0));
+    /* the same connection, still carol: the new rules */
+    assert_int_equal(call_x(c, "echo", msg, sizeof(msg)), DAFFI_E_DENIED);
+    assert_non_null(strstr(msg, "identity 'carol' may not call 'echo'"));
+    assert_int_not_equal(call_x(c, "digest", msg, sizeof(msg)), DAFFI_E_DENIED);
+    daffi_close(c);
+    r = tcluster_admin(admin, "status");
+    assert_non_null(r);
+    assert_string_equal(json_string_value(json_object_get(r, "status")), "ok");
+    json_decref(r);
+    assert_int_equal(tcluster_admin_counter(admin, "admin_denied"), 1);
+}
+
 static void test_check_config(void **state)
 {
     fixture *f = *state;
     char out[4096];
     static const char *const no_way[] = { "auth.tokens=", NULL };
     static const char *const bad_rule[] = { "auth.call.bad name=x", NULL };
+    static const char *const bad_require[] = { "auth.require=tcp://127.0.0.1:1", NULL };
 
     assert_int_equal(tdaemon_write_file(&f->d, "bad-tokens", "bob short\n"), 0);
     static const char *const bad_tokens[] = { "auth.tokens=bad-tokens", NULL };
@@ -376,7 +489,11 @@ static void test_check_config(void **state)
     assert_non_null(strstr(out, "-o:1: [auth] tokens: "));
     assert_non_null(strstr(out, "bad-tokens: line 1: token shorter than 16 characters"));
     assert_int_not_equal(tdaemon_check(&f->d, no_way, out, sizeof(out)), 0);
-    assert_non_null(strstr(out, "require = yes, but nothing can authenticate"));
+    assert_non_null(strstr(out, "[auth] require: require covers listen item 1 (tcp://), "
+                               "but nothing can authenticate there"));
+    assert_int_not_equal(tdaemon_check(&f->d, bad_require, out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "-o:1: [auth] require: item 1 of the list is an address "
+                                "that is not one of [server] listen"));
     assert_int_not_equal(tdaemon_check(&f->d, bad_rule, out, sizeof(out)), 0);
     assert_non_null(strstr(out, "the identity after the dot must be"));
 }
@@ -391,7 +508,9 @@ int main(void)
         cmocka_unit_test(test_auth_timeout),
         cmocka_unit_test(test_call_rules),
         cmocka_unit_test_teardown(test_worker_over_tls_with_token, test_teardown),
+        cmocka_unit_test_teardown(test_require_per_listener, test_teardown),
         cmocka_unit_test_teardown(test_admin_allow_list, test_teardown),
+        cmocka_unit_test_teardown(test_reload_rules_and_allow_lists, test_teardown),
         cmocka_unit_test(test_check_config),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

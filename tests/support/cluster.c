@@ -287,8 +287,18 @@ json_t *tcluster_admin(const char *admin_path, const char *command)
     if (fd == -1)
         return NULL;
     snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", admin_path);
-    if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1 ||
-        write(fd, command, n) != (ssize_t)n || write(fd, "\n", 1) != 1) {
+    if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1 || n + 1 > sizeof(buf)) {
+        fprintf(stderr, "cluster: admin socket %s: %s\n", admin_path, strerror(errno));
+        close(fd);
+        return NULL;
+    }
+    /* one send, without SIGPIPE: a daemon that refuses the peer (allow_uids) writes its
+     * answer and closes at once, maybe before the command is sent; the answer is still
+     * there to read */
+    memcpy(buf, command, n);
+    buf[n] = '\n';
+    if (send(fd, buf, n + 1, MSG_NOSIGNAL) != (ssize_t)(n + 1) && errno != EPIPE &&
+        errno != ECONNRESET) {
         fprintf(stderr, "cluster: admin socket %s: %s\n", admin_path, strerror(errno));
         close(fd);
         return NULL;

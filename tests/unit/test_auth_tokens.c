@@ -76,24 +76,18 @@ static void test_rules(void **state)
         {DFD_AUTH_CALL, "carol", carol_globs, 2},
         {DFD_AUTH_CALL, "*", any_globs, 1},
     };
-    dfd_config cfg;
-
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.auth_rules = rules;
-    cfg.nauth_rules = 2;
-    const dfd_auth_rule *r = dfd_auth_rule_for(&cfg, DFD_AUTH_CALL, "carol");
+    const dfd_auth_rule *r = dfd_auth_rule_for(rules, 2, DFD_AUTH_CALL, "carol");
     assert_ptr_equal(r, &rules[0]);
     assert_true(dfd_auth_rule_allows(r, "echo", 4));
     assert_true(dfd_auth_rule_allows(r, "calc.add", 8));
     assert_false(dfd_auth_rule_allows(r, "echo_after", 10));
     assert_false(dfd_auth_rule_allows(r, "calc", 4));
     /* another identity gets "*"'s; no serve rule at all: anything goes (NULL) */
-    assert_ptr_equal(dfd_auth_rule_for(&cfg, DFD_AUTH_CALL, "dave"), &rules[1]);
-    assert_null(dfd_auth_rule_for(&cfg, DFD_AUTH_SERVE, "dave"));
+    assert_ptr_equal(dfd_auth_rule_for(rules, 2, DFD_AUTH_CALL, "dave"), &rules[1]);
+    assert_null(dfd_auth_rule_for(rules, 2, DFD_AUTH_SERVE, "dave"));
     assert_true(dfd_auth_rule_allows(NULL, "anything", 8));
     /* without "*", an identity no rule covers may call nothing */
-    cfg.nauth_rules = 1;
-    r = dfd_auth_rule_for(&cfg, DFD_AUTH_CALL, "dave");
+    r = dfd_auth_rule_for(rules, 1, DFD_AUTH_CALL, "dave");
     assert_non_null(r);
     assert_false(dfd_auth_rule_allows(r, "echo", 4));
 }

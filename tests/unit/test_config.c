@@ -1652,6 +1652,65 @@ static void test_override_disabling_an_undeclared_plugin_is_a_no_op(void **state
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 /* [server] loops is the event-loop count; workers, its old name, is read the same. */
+/* [auth] require: yes, no, or the listeners it names (schemes or addresses). */
+#define REQ_LISTEN "[server]\nlisten = tcp://127.0.0.1:7700, unix:///tmp/dfd-req.sock\n"
+#define REQ_TOKENS "[auth]\ntokens = tokens\n"
+
+static void test_auth_require_covers_the_listeners_it_names(void **state)
+{
+    fx *f = *state;
+    static const struct {
+        const char *value;
+        unsigned char tcp, unx;
+    } cases[] = {
+        { NULL, 0, 0 },
+        { "yes", 1, 1 },
+        { "no", 0, 0 },
+        { "tcp", 1, 0 },
+        { "unix", 0, 1 },
+        { "tcp, tls", 1, 0 },
+        { "tcp://127.0.0.1:7700", 1, 0 },
+        { "unix:///tmp/dfd-req.sock, tcp", 1, 1 },
+    };
+
+    write_file(f, "tokens", "bob 0123456789abcdef0123\n");
+    write_file(f, "00.ini", REQ_LISTEN REQ_TOKENS);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char ov[128];
+        const char *const o[] = { ov };
+        snprintf(ov, sizeof(ov), "auth.require=%s", cases[i].value ? cases[i].value : "");
+        assert_loads(f, o, cases[i].value ? 1 : 0, 0);
+        assert_non_null(f->cfg.listen_auth);
+        if (f->cfg.listen_auth[0] != cases[i].tcp || f->cfg.listen_auth[1] != cases[i].unx)
+            fail_msg("require = %s: tcp %d unix %d", cases[i].value ? cases[i].value : "(unset)",
+                     f->cfg.listen_auth[0], f->cfg.listen_auth[1]);
+        assert_int_equal(f->cfg.auth_required, cases[i].tcp || cases[i].unx);
+        dfd_config_free(&f->cfg);
+    }
+}
+
+static void test_auth_require_refusals_name_the_line(void **state)
+{
+    fx *f = *state;
+
+    write_file(f, "tokens", "bob 0123456789abcdef0123\n");
+    write_file(f, "00.ini", REQ_LISTEN REQ_TOKENS "require = tcp, ftp\n");
+    assert_load_error(f, "00.ini:5: [auth] require: item 2 of the list is not a scheme");
+    assert_no_error_holds(f, "ftp");
+    dfd_errors_free(&f->errs);
+    write_file(f, "00.ini", REQ_LISTEN REQ_TOKENS "require = tcp://127.0.0.1:7701\n");
+    assert_load_error(f, "00.ini:5: [auth] require: item 1 of the list is an address that "
+                         "is not one of [server] listen");
+    dfd_errors_free(&f->errs);
+    write_file(f, "00.ini", REQ_LISTEN REQ_TOKENS "require = tls\n");
+    assert_load_error(f, "00.ini:5: [auth] require: the list covers none of the listeners");
+    dfd_errors_free(&f->errs);
+    /* no tokens: nothing can authenticate on a unix:// listener */
+    write_file(f, "00.ini", REQ_LISTEN "[auth]\nrequire = unix\n");
+    assert_load_error(f, "00.ini:4: [auth] require: require covers listen item 2 (unix://), "
+                         "but nothing can authenticate there: set [auth] tokens");
+}
+
 static void test_loops_and_its_old_name_workers_set_the_loop_count(void **state)
 {
     (void)state;
@@ -1795,6 +1854,8 @@ int main(void)
         T(test_override_at_missing_file_is_refused),
         T(test_override_at_file_cannot_redeclare_a_plugin),
         T(test_override_disabling_an_undeclared_plugin_is_a_no_op),
+        T(test_auth_require_covers_the_listeners_it_names),
+        T(test_auth_require_refusals_name_the_line),
     };
     int failed = 0;
 
