@@ -154,10 +154,17 @@ static void test_calls_timing_out_through_a_router_are_forgotten_by_every_hop(vo
 {
     fixture *f = *state;
 
-    /* warm up: the loops' recycled call records and buffers exist before measuring */
+    /* warm up: the loops' recycled call records and buffers exist before measuring.
+     * Two rounds that time out: which hop forgets a call (the router at the deadline,
+     * or the member with its own TIMEOUT) splits differently from round to round, and
+     * each path's tables keep the capacity they grew to, so one round may not reach
+     * the high-water mark a later one needs (seen: 250 then 500 forgotten by the
+     * router, RSS +1.1 MiB once, flat after) */
     assert_int_equal(call_many(f->router.tcp, 0, 5000), 0);
-    assert_int_equal(call_many(f->router.tcp, 3000, 50), CALLS);
-    assert_int_equal(wait_idle(f->admin), 0);
+    for (int round = 0; round < 2; round++) {
+        assert_int_equal(call_many(f->router.tcp, 3000, 50), CALLS);
+        assert_int_equal(wait_idle(f->admin), 0);
+    }
     long before = rss_kib(f->router.pid);
     long long forgotten0 = tcluster_admin_counter(f->admin, "forgotten");
     int64_t t0 = expect_now_ms();
