@@ -183,7 +183,8 @@ static void check_rss(const bfix *f, long long baseline, const char *what)
  * instead of waiting): the delays are three times as long there. The six-connection
  * attacks need more than that (sending their 240 MiB took 30 s under TSan, and a
  * connection whose 1 MiB answers pile up unread meanwhile is rightly shed as a
- * non-reader): under TSan they are skipped, and say so (TSAN_SKIP). */
+ * non-reader), and so does the big message that waits for room: under TSan they are
+ * skipped, and say so (TSAN_SKIP). */
 #if defined(__SANITIZE_THREAD__)
 #define DELAY(ms) ((ms) * 3)
 #define TSAN_SKIP()                                                                    \
@@ -396,6 +397,8 @@ static void *send_big_echo(void *arg)
  * then it is served whole (not refused, not closed), and memory_waits counts it. */
 static void test_a_message_arriving_past_the_budget_waits_for_room(void **state)
 {
+    TSAN_SKIP(); /* under TSan load its read buffer got room but the copy into its call
+                  * did not, before the pending calls ended: OVERLOADED (#16's note) */
     bfix *f = *state;
     enum { N = 4 };
     pending_attack a[N];
