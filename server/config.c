@@ -431,6 +431,10 @@ static void cfg_resolve_plugins(dfd_cfg_loader *ld, int check_files)
         if (m->process_key != NULL && p->isolation != DFD_ISOLATION_PROCESS)
             dfd_cfg_err(ld, m->process_key_at.file, m->process_key_at.line, "plugin",
                         m->process_key, NULL, "only applies with isolation = process");
+        if (p->blocking_max != 0 && p->isolation == DFD_ISOLATION_PROCESS)
+            dfd_cfg_err(ld, p->origin.file, p->origin.line, "plugin", "blocking_max", NULL,
+                        "only applies with isolation = inline (each child of an isolated "
+                        "plugin has a blocking pool of its own: blocking_threads)");
     }
 }
 

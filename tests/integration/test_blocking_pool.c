@@ -201,6 +201,11 @@ static void test_a_bad_blocking_max_is_refused_with_its_file_and_line(void **sta
                         d->build, d->dir);
     assert_int_not_equal(rc, 0);
     assert_non_null(strstr(out, "blocking_max"));
+    /* with isolation = process it would do nothing: named, with the [plugin] line */
+    rc = expect_run(out, sizeof(out), "%s/daffid -t -c %s -o 'fib:plugin.blocking_max=1' "
+                    "-o 'fib:plugin.isolation=process' 2>&1", d->build, d->dir);
+    assert_int_not_equal(rc, 0);
+    assert_non_null(strstr(out, "blocking_max: only applies with isolation = inline"));
 }
 
 int main(void)
