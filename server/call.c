@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blocks.h"
 #include "budget.h"
 #include "call.h"
 #include "callobj.h"
@@ -75,6 +76,17 @@ void dfd_call_free(dfd_call *call)
     call->link = NULL;
     dfd_stream_release(call->stream);
     call->stream = NULL;
+    /* large request and result blocks go to the loop's cache, for the next message */
+    daffi_call *b = &call->base;
+    if (b->bytes_cap >= DFD_BLOCK_MIN) {
+        dfd_blocks_give(&loop->blocks, b->bytes, b->bytes_cap, loop->tick);
+        b->bytes = NULL;
+        b->bytes_cap = 0;
+    }
+    if (b->result.alloc >= DFD_BLOCK_MIN) {
+        dfd_blocks_give(&loop->blocks, b->result.data, b->result.alloc, loop->tick);
+        msgpack_sbuffer_init(&b->result);
+    }
     daffi_call_reset(&call->base);
     if (loop->nfree_calls >= LOOP_FREE_CALLS_MAX) {
         daffi_call_destroy(&call->base);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "blocks.h"
 #include "budget.h"
 #include "call-t.h"
 #include "callobj.h"
@@ -160,8 +161,19 @@ void dfd_conn_flush_dirty(dfd_loop *loop)
     }
 }
 
+/* Room in c's output for n more bytes: a large output takes a block of the loop's
+ * cache (on failure the write that follows tries realloc, and reports). */
+static void conn_out_room(dfd_conn *c, size_t n)
+{
+    msgpack_sbuffer *o = &c->out;
+    if (o->alloc - o->size < n && o->size + n >= DFD_BLOCK_MIN)
+        (void)dfd_blocks_grow(&c->loop->blocks, &o->data, &o->alloc, o->size, o->size + n,
+                              c->loop->tick);
+}
+
 void dfd_conn_answer(dfd_conn *c, dfd_call *call)
 {
+    conn_out_room(c, call->base.result.size + 16);
     int code = daffi_call_write_response(&call->base, call->msgid, &c->out, conn_limits(c));
     if (code == -1) {
         dfd_error("conn.oom", "peer=%s msg=\"out of memory writing a response\"", c->peer);
@@ -184,6 +196,23 @@ void dfd_conn_forget(dfd_conn *c, dfd_call *call)
         conn_after_append(c);
 }
 
+char *dfd_conn_take_input(dfd_conn *c, const char *bytes, size_t size, size_t *cap)
+{
+    if (bytes != c->in || size != c->in_len || c->in_cap < DFD_BLOCK_MIN || c->in_taken)
+        return NULL;
+    char *fresh = malloc(CONN_READ_MIN);
+    if (fresh == NULL)
+        return NULL;
+    char *p = c->in;
+    *cap = c->in_cap;
+    c->in = fresh;
+    c->in_cap = CONN_READ_MIN;
+    c->in_start = c->in_len = 0;
+    c->in_taken = 1;
+    dfd_budget_read_buffer(c, 0);
+    return p;
+}
+
 void dfd_conn_error(dfd_conn *c, uint32_t msgid, int code, const char *message)
 {
     msgpack_packer pk;
@@ -195,6 +224,7 @@ void dfd_conn_error(dfd_conn *c, uint32_t msgid, int code, const char *message)
 
 void dfd_conn_write_raw(dfd_conn *c, const char *p, size_t len)
 {
+    conn_out_room(c, len);
     msgpack_sbuffer_write(&c->out, p, len);
     dfd_stat_add(&c->loop->stats, DFD_STAT_responses_ok, 1);
     conn_after_append(c);
@@ -202,6 +232,7 @@ void dfd_conn_write_raw(dfd_conn *c, const char *p, size_t len)
 
 void dfd_conn_write_raw_error(dfd_conn *c, const char *p, size_t len)
 {
+    conn_out_room(c, len);
     msgpack_sbuffer_write(&c->out, p, len);
     dfd_stat_add(&c->loop->stats, DFD_STAT_responses_error, 1);
     conn_after_append(c);
@@ -209,6 +240,7 @@ void dfd_conn_write_raw_error(dfd_conn *c, const char *p, size_t len)
 
 void dfd_conn_send_raw(dfd_conn *c, const char *p, size_t len)
 {
+    conn_out_room(c, len);
     msgpack_sbuffer_write(&c->out, p, len);
     conn_after_append(c);
 }
@@ -218,6 +250,7 @@ void dfd_conn_send_request(dfd_conn *c, uint32_t msgid, const char *method,
                            int notify)
 {
     msgpack_packer pk;
+    conn_out_room(c, method_len + params_len + 16);
     msgpack_packer_init(&pk, &c->out, msgpack_sbuffer_write);
     if (notify) {
         msgpack_pack_array(&pk, 3);
@@ -235,6 +268,7 @@ void dfd_conn_send_request(dfd_conn *c, uint32_t msgid, const char *method,
 
 void dfd_conn_answer_now(dfd_conn *c, dfd_call *call)
 {
+    conn_out_room(c, call->base.result.size + 16);
     daffi_call_write_response(&call->base, call->msgid, &c->out, conn_limits(c));
     dfd_stat_add(&c->loop->stats, DFD_STAT_responses_ok, 1);
     conn_after_append(c);
@@ -332,7 +366,12 @@ static int conn_make_room(dfd_conn *c)
         if (c->in_cap - c->in_len >= CONN_READ_ROOM)
             return 0;
     }
+    /* the scanner has read the lengths of what it is in (scan.pos: the message holds
+     * at least that many bytes): one growth for them, not one per doubling */
     size_t cap = c->in_cap * 2;
+    if (c->scan.pos + CONN_READ_ROOM > cap)
+        cap = c->scan.pos + CONN_READ_ROOM;
+    cap = dfd_blocks_round(cap);
     size_t ceiling = conn_limits(c)->max_message + CONN_READ_MIN;
     if (cap > ceiling)
         cap = ceiling;
@@ -342,12 +381,10 @@ static int conn_make_room(dfd_conn *c)
         conn_wait_memory(c, cap - c->in_cap);
         return -2;
     }
-    char *p = realloc(c->in, cap);
-    if (p == NULL)
+    if (dfd_blocks_grow(&c->loop->blocks, &c->in, &c->in_cap, c->in_len, cap,
+                        c->loop->tick) == -1)
         return -1;
-    c->in = p;
-    c->in_cap = cap;
-    dfd_budget_read_buffer(c, cap - CONN_READ_MIN);
+    dfd_budget_read_buffer(c, c->in_cap - CONN_READ_MIN);
     return 0;
 }
 
@@ -368,7 +405,10 @@ static void conn_process(dfd_conn *c)
         }
         size_t size = c->scan.size;
         c->ops->message(c, start, size, c->scan.kind, c->scan.msgid);
-        c->in_start += size;
+        if (c->in_taken)
+            c->in_taken = 0; /* the buffer left with the message, which was all it held */
+        else
+            c->in_start += size;
         daffi_scan_init(&c->scan);
         completed = 1;
     }
@@ -378,10 +418,11 @@ static void conn_process(dfd_conn *c)
     if (c->in_start == c->in_len) {
         c->partial = 0;
         c->in_start = c->in_len = 0;
-        /* a large message is done: give its memory back */
+        /* a large message is done: its block goes to the loop's cache, for the next */
         if (c->in_cap > 4 * CONN_READ_MIN) {
-            char *p = realloc(c->in, CONN_READ_MIN);
+            char *p = malloc(CONN_READ_MIN);
             if (p != NULL) {
+                dfd_blocks_give(&c->loop->blocks, c->in, c->in_cap, tick);
                 c->in = p;
                 c->in_cap = CONN_READ_MIN;
                 dfd_budget_read_buffer(c, 0);
@@ -519,7 +560,7 @@ static void conn_flush(dfd_conn *c)
     if (backlog == 0) {
         c->out.size = c->out_off = 0;
         if (c->out.alloc > 4 * CONN_READ_MIN) {
-            msgpack_sbuffer_destroy(&c->out);
+            dfd_blocks_give(&c->loop->blocks, c->out.data, c->out.alloc, c->loop->tick);
             msgpack_sbuffer_init(&c->out);
         }
         if (c->write_armed) {

@@ -123,6 +123,7 @@ struct dfd_conn {
                                      waits (budget.h) */
     unsigned partial : 1;         /* part of a message is buffered (read_timeout) */
     unsigned mem_paused : 1;      /* not read until the budget has room (budget.h) */
+    unsigned in_taken : 1;        /* the message being dispatched took the read buffer */
     unsigned internal : 1;        /* a link between daffid and its own child process:
                                      no idle or read timeout and never shed, its
                                      supervisor watches it (set by the adopter) */
@@ -169,6 +170,12 @@ void dfd_conn_forget(dfd_conn *c, struct dfd_call *call);
 
 /* Appends an error response for msgid. Writes at once unless in a batch. */
 void dfd_conn_error(dfd_conn *c, uint32_t msgid, int code, const char *message);
+
+/* The read buffer, when it holds exactly the one large message at bytes (size bytes,
+ * being dispatched now) and nothing else: c reads on into a new buffer, and the caller
+ * owns the returned malloc'd block of *cap bytes (its request, without a copy). NULL
+ * otherwise. */
+char *dfd_conn_take_input(dfd_conn *c, const char *bytes, size_t size, size_t *cap);
 
 /* Appends an already-encoded response (e.g. a control method's). */
 void dfd_conn_write_raw(dfd_conn *c, const char *p, size_t len);

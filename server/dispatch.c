@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "blocking.h"
+#include "blocks.h"
 #include "budget.h"
 #include "call.h"
 #include "callobj.h"
@@ -31,9 +32,12 @@
 static void dispatch_done_op(daffi_call *base);
 static int dispatch_cancelled_op(const daffi_call *base);
 
+static int dispatch_reserve_op(daffi_call *base, msgpack_sbuffer *sb, size_t n);
+
 static const daffi_call_ops dispatch_ops = {
     .done = dispatch_done_op,
     .cancelled = dispatch_cancelled_op,
+    .reserve = dispatch_reserve_op,
 };
 
 static void dispatch_on_timeout(evutil_socket_t fd, short what, void *arg);
@@ -146,6 +150,17 @@ static int dispatch_cancelled_op(const daffi_call *base)
 {
     const dfd_call *call = (const dfd_call *)base;
     return atomic_load(&call->cancelled);
+}
+
+/* A large result takes a block of the loop's cache when the handler runs on the loop
+ * (a blocking thread's result grows with realloc: the cache is the loop's alone). */
+static int dispatch_reserve_op(daffi_call *base, msgpack_sbuffer *sb, size_t n)
+{
+    dfd_call *call = (dfd_call *)base;
+    if (sb->size + n < DFD_BLOCK_MIN || !dfd_loop_is_current(call->loop))
+        return 0;
+    return dfd_blocks_grow(&call->loop->blocks, &sb->data, &sb->alloc, sb->size, sb->size + n,
+                           call->loop->tick);
 }
 
 /* Starts the handler of a call that holds a slot (or needs none); since_ns is when
@@ -399,7 +414,11 @@ void dfd_dispatch_message(dfd_conn *c, const char *bytes, size_t size, int kind,
     call->notify = notify;
     call->start_ns = dfd_now_ns();
     call->base.ops = &dispatch_ops;
-    if (daffi_call_load(&call->base, bytes, size) == -1) {
+    /* a large request alone in the read buffer becomes the call's without a copy */
+    size_t cap = 0;
+    char *own = size >= DFD_BLOCK_MIN ? dfd_conn_take_input(c, bytes, size, &cap) : NULL;
+    if ((own != NULL ? daffi_call_adopt(&call->base, own, cap, size)
+                     : daffi_call_load(&call->base, bytes, size)) == -1) {
         dispatch_refuse(c, call, DAFFI_E_OVERLOADED, "out of memory");
         return;
     }

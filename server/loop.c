@@ -6,6 +6,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "blocks.h"
 #include "conn.h"
 #include "log.h"
 #include "loop.h"
@@ -22,6 +23,10 @@ int dfd_loop_init(dfd_loop *loop, dfd_server *srv, unsigned index, dfd_table *ta
     loop->srv = srv;
     loop->index = index;
     atomic_init(&loop->mem.stuck_oldest_ns, UINT64_MAX);
+    size_t max_memory = srv->cfg->max_memory;
+    dfd_blocks_init(&loop->blocks, max_memory != 0 && max_memory / 16 < DFD_BLOCKS_LIMIT
+                                       ? max_memory / 16
+                                       : DFD_BLOCKS_LIMIT);
     /* No EVENT_BASE_FLAG_PRECISE_TIMER: with it libevent's epoll backend reprograms a
      * timerfd (timerfd_settime) on every loop pass, one syscall per call more than the
      * floor (make bench, section 4). Without it the loop's clock is

@@ -21,6 +21,7 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 
+#include "blocks-t.h"
 #include "budget-t.h"
 #include "stats.h"
 
@@ -86,6 +87,7 @@ typedef struct dfd_loop {
     int heartbeat_armed;
     dfd_stats stats;
     dfd_loop_mem mem;             /* the memory budget's count (budget-t.h) */
+    dfd_blocks blocks;            /* large blocks kept for the next large message (blocks.h) */
 
     /* the sweep (sweep.h): one timer for the timeouts of every connection */
     int sweep_fd;                 /* its timerfd */

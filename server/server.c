@@ -12,6 +12,7 @@
 #include "admin.h"
 #include "auth.h"
 #include "blocking.h"
+#include "blocks.h"
 #include "budget.h"
 #include "call.h"
 #include "dispatch.h"
@@ -398,6 +399,7 @@ void dfd_server_destroy(dfd_server *srv)
         dfd_snapshot_release(loop->snapshot);
         loop->snapshot = NULL;
         dfd_call_free_list(loop);
+        dfd_blocks_free(&loop->blocks);
     }
     free(srv->loops);
     srv->loops = NULL;

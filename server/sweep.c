@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "blocks.h"
 #include "budget.h"
 #include "conn-tls.h"
 #include "conn.h"
@@ -113,6 +114,7 @@ static void sweep_on_tick(evutil_socket_t fd, short what, void *arg)
             if (!c->dead && !c->closing)
                 sweep_conn(loop, c, tick);
     dfd_budget_shed(loop, now);
+    dfd_blocks_trim(&loop->blocks, tick, 1000 / loop->sweep_ms + 1);
     if (loop->mem.npaused != 0)
         dfd_budget_resume(loop);
     dfd_loop_batch_end(loop);

@@ -22,6 +22,10 @@ typedef struct daffi_call_ops {
     void (*done)(daffi_call *call);
     /* daffi_call_cancelled(): 1 when the reply would be discarded. */
     int (*cancelled)(const daffi_call *call);
+    /* Optional: before the result grows, room in sb for n more bytes (any thread; a
+     * host keeps large blocks for reuse). Returns 0 (room made, or left to realloc),
+     * -1 when out of memory. */
+    int (*reserve)(daffi_call *call, msgpack_sbuffer *sb, size_t n);
 } daffi_call_ops;
 
 typedef enum daffi_outcome {

@@ -20,6 +20,9 @@ static int call_result_write(void *data, const char *buf, size_t len)
     daffi_call *call = data;
     if (call->msg.kind == DAFFI_MSG_NOTIFY)
         return 0;
+    if (call->result.alloc - call->result.size < len && call->ops != NULL &&
+        call->ops->reserve != NULL && call->ops->reserve(call, &call->result, len) == -1)
+        return -1;
     return msgpack_sbuffer_write(&call->result, buf, len);
 }
 
@@ -73,16 +76,9 @@ void daffi_call_reset(daffi_call *call)
     memset(&call->msg, 0, sizeof(call->msg));
 }
 
-int daffi_call_load(daffi_call *call, const char *bytes, size_t len)
+/* Decodes the len bytes at call->bytes (daffi_call_load, daffi_call_adopt). */
+static int call_decode(daffi_call *call, size_t len)
 {
-    if (call->bytes_cap < len) {
-        char *p = realloc(call->bytes, len);
-        if (p == NULL)
-            return -1;
-        call->bytes = p;
-        call->bytes_cap = len;
-    }
-    memcpy(call->bytes, bytes, len);
     call->bytes_len = len;
     if (daffi_msg_decode(call->bytes, len, &call->zone, &call->msg) == -1)
         return -1;
@@ -94,6 +90,27 @@ int daffi_call_load(daffi_call *call, const char *bytes, size_t len)
     memcpy(call->method, call->msg.method, call->msg.method_len);
     call->method[call->msg.method_len] = '\0';
     return 0;
+}
+
+int daffi_call_load(daffi_call *call, const char *bytes, size_t len)
+{
+    if (call->bytes_cap < len) {
+        char *p = realloc(call->bytes, len);
+        if (p == NULL)
+            return -1;
+        call->bytes = p;
+        call->bytes_cap = len;
+    }
+    memcpy(call->bytes, bytes, len);
+    return call_decode(call, len);
+}
+
+int daffi_call_adopt(daffi_call *call, char *bytes, size_t cap, size_t len)
+{
+    free(call->bytes);
+    call->bytes = bytes;
+    call->bytes_cap = cap;
+    return call_decode(call, len);
 }
 
 void daffi_call_set_error(daffi_call *call, int code, const char *message)

@@ -17,6 +17,10 @@ void daffi_call_reset(daffi_call *call);
  * decodes it. Returns 0, or -1 (out of memory, or bytes that do not decode). */
 int daffi_call_load(daffi_call *call, const char *bytes, size_t len);
 
+/* daffi_call_load without the copy: the call takes ownership of bytes (a malloc'd
+ * block of cap bytes whose first len are the message) and frees it (even on error). */
+int daffi_call_adopt(daffi_call *call, char *bytes, size_t cap, size_t len);
+
 /* Appends the call's response envelope for msgid to sbuf: the result (or nil), or the
  * error. When the whole response would exceed lim->max_message it appends a TOO_LARGE
  * error instead, and a result nesting deeper than lim->max_depth is answered

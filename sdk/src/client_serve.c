@@ -80,7 +80,7 @@ static int served_cancelled(const daffi_call *call)
            (sv->deadline_ns != 0 && daffi__now_ns() > sv->deadline_ns);
 }
 
-static const daffi_call_ops served_ops = {served_done, served_cancelled};
+static const daffi_call_ops served_ops = {served_done, served_cancelled, NULL};
 
 /* Returns the exposed callback named name (len bytes), or NULL. */
 static const daffi__exposed *exposed_find(const daffi__async *as, const char *name, size_t len)

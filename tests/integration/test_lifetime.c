@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -33,7 +34,7 @@
 #define CONNS 4
 #define CALLS_PER_CONN 600
 
-/* A daffid serving the handoff fixture (tests/fixtures/plugins/handoff.c). */
+/* A daffid serving the handoff fixture (tests/fixtures/plugins/handoff.c) and echo. */
 static tdaemon *handoff_daemon(void)
 {
     tdaemon *d = calloc(1, sizeof(*d));
@@ -44,6 +45,7 @@ static tdaemon *handoff_daemon(void)
     snprintf(so, sizeof(so), "%s/tests/fixtures/handoff.so", d->build);
     assert_int_equal(tdaemon_write_file(d, "20-handoff.ini",
                                         "[plugin]\nname = handoff\npath = %s\n", so), 0);
+    assert_int_equal(tdaemon_add_plugin(d, "echo", NULL), 0);
     assert_int_equal(tdaemon_start(d, NULL), 0);
     return d;
 }
@@ -86,6 +88,126 @@ static void test_handlers_completing_on_their_own_threads_answer_every_call(void
         rawconn_close(&c[k]);
     }
     rawmsg_destroy(&m);
+    expect_serving(d->tcp);
+    assert_int_equal(tdaemon_free(d), 0);
+}
+
+/* ---- large messages: blocks of the loop's cache (server/blocks.h) ------------------ */
+
+#define BIG_SIZES 3
+static const size_t big_sizes[BIG_SIZES] = {300 * 1024, 1024 * 1024, 3 * 1024 * 1024 + 7};
+static const char *const big_methods[] = {"echo", "handoff_echo_blocking", "handoff_echo_thread"};
+#define BIG_CALLS (BIG_SIZES * 3)
+
+/* Call id's payload: its size from big_sizes, bytes that differ per call. */
+static void big_payload(uint32_t id, char **p, size_t *n)
+{
+    *n = big_sizes[id % BIG_SIZES];
+    *p = malloc(*n);
+    assert_non_null(*p);
+    for (size_t i = 0; i < *n; i++)
+        (*p)[i] = (char)(i * 31 + id * 7 + (i >> 12));
+}
+
+static void big_request(rawmsg *m, uint32_t id)
+{
+    char *p;
+    size_t n;
+    big_payload(id, &p, &n);
+    msgpack_packer *pk = rawmsg_request(m, id, big_methods[(id / BIG_SIZES) % 3], 1);
+    msgpack_pack_bin(pk, n);
+    msgpack_pack_bin_body(pk, p, n);
+    free(p);
+}
+
+static void big_check(rawconn *c, uint32_t id)
+{
+    char *p;
+    size_t n;
+    big_payload(id, &p, &n);
+    if (c->msg.error->type == MSGPACK_OBJECT_ARRAY && c->msg.error->via.array.size >= 2 &&
+        c->msg.error->via.array.ptr[1].type == MSGPACK_OBJECT_STR)
+        fail_msg("call %u (%s, %zu bytes): error %.*s", id, big_methods[(id / BIG_SIZES) % 3],
+                 n, (int)c->msg.error->via.array.ptr[1].via.str.size,
+                 c->msg.error->via.array.ptr[1].via.str.ptr);
+    assert_int_equal(c->msg.error->type, MSGPACK_OBJECT_NIL);
+    assert_int_equal(c->msg.result->type, MSGPACK_OBJECT_BIN);
+    assert_int_equal(c->msg.result->via.bin.size, n);
+    if (memcmp(c->msg.result->via.bin.ptr, p, n) != 0)
+        fail_msg("call %u (%s, %zu bytes): the echo differs", id,
+                 big_methods[(id / BIG_SIZES) % 3], n);
+    free(p);
+}
+
+typedef struct big_sender {
+    rawconn *c;
+    rawmsg m;
+} big_sender;
+
+static void *big_send(void *arg)
+{
+    big_sender *s = arg;
+    rawconn_send_msg(s->c, &s->m);
+    return NULL;
+}
+
+/* Large requests and results pass through the loop's block cache: a request alone in
+ * its read buffer becomes its call's without a copy, results grow from the cache on
+ * the loop and with realloc on a blocking or a plugin's own thread, outputs come from
+ * it and go back. Each echo comes back byte for byte: one after the other (each alone
+ * in the buffer), then all pipelined on two connections at once (requests sharing a
+ * buffer), for three sizes and the three threads a result can be built on. */
+static void test_large_messages_through_the_block_cache_keep_their_bytes(void **state)
+{
+    (void)state;
+    tdaemon *d = handoff_daemon();
+    rawconn c;
+    rawmsg m;
+
+    rawmsg_init(&m);
+    expect_open(&c, d->tcp);
+    for (uint32_t round = 0; round < 2; round++) /* the second takes cached blocks */
+        for (uint32_t id = 1; id <= BIG_CALLS; id++) {
+            rawmsg_clear(&m);
+            big_request(&m, id);
+            expect_send(&c, &m);
+            assert_int_equal(rawconn_read(&c, expect_timeout_ms()), RAWCONN_OK);
+            assert_int_equal(c.msg.msgid, id);
+            big_check(&c, id);
+        }
+    rawconn_close(&c);
+    rawmsg_destroy(&m);
+
+    rawconn pc[2];
+    big_sender s[2];
+    pthread_t t[2];
+    for (int k = 0; k < 2; k++) {
+        expect_open(&pc[k], k ? d->unix_addr : d->tcp);
+        s[k].c = &pc[k];
+        rawmsg_init(&s[k].m);
+        for (uint32_t id = 1; id <= BIG_CALLS; id++)
+            big_request(&s[k].m, id);
+        /* the answers are read while it sends: its output would stop its reading */
+        assert_int_equal(pthread_create(&t[k], NULL, big_send, &s[k]), 0);
+    }
+    for (int k = 0; k < 2; k++) {
+        unsigned char seen[BIG_CALLS + 1] = {0};
+        for (int n = 0; n < BIG_CALLS; n++) {
+            rawconn_status st = rawconn_read(&pc[k], expect_timeout_ms());
+            if (st != RAWCONN_OK)
+                fail_msg("connection %d: answer %d of %d: %s", k, n + 1, BIG_CALLS,
+                         rawconn_status_name(st));
+            uint32_t id = pc[k].msg.msgid;
+            assert_true(id >= 1 && id <= BIG_CALLS && !seen[id]);
+            seen[id] = 1;
+            big_check(&pc[k], id);
+        }
+    }
+    for (int k = 0; k < 2; k++) {
+        pthread_join(t[k], NULL);
+        rawmsg_destroy(&s[k].m);
+        rawconn_close(&pc[k]);
+    }
     expect_serving(d->tcp);
     assert_int_equal(tdaemon_free(d), 0);
 }
@@ -192,6 +314,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_handlers_completing_on_their_own_threads_answer_every_call),
+        cmocka_unit_test(test_large_messages_through_the_block_cache_keep_their_bytes),
         cmocka_unit_test(test_a_member_dropped_by_the_heartbeat_answers_half_closed_callers),
         cmocka_unit_test(test_a_deadline_answering_a_reset_caller_leaves_the_server_serving),
     };
