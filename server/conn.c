@@ -464,8 +464,10 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
             break;
         }
         size_t room = c->in_cap - c->in_len;
+        /* recv/send rather than read/write (every connection is a socket): they skip
+         * the VFS layers, a tenth of the kernel's share of a 2 KB call in perf (#17) */
         ssize_t n = c->tls != NULL ? dfd_conn_tls_read(c, c->in + c->in_len, room)
-                                   : read(fd, c->in + c->in_len, room);
+                                   : recv(fd, c->in + c->in_len, room, 0);
         if (n == -1) {
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 break;
@@ -539,7 +541,7 @@ static void conn_flush(dfd_conn *c)
     while (c->out_off < c->out.size) {
         size_t left = c->out.size - c->out_off;
         ssize_t n = c->tls != NULL ? dfd_conn_tls_write(c, c->out.data + c->out_off, left)
-                                   : write(c->fd, c->out.data + c->out_off, left);
+                                   : send(c->fd, c->out.data + c->out_off, left, MSG_NOSIGNAL);
         if (n == -1) {
             if (errno == EINTR)
                 continue;

@@ -175,6 +175,15 @@ static int daffi_scan_accepts(const char *p, size_t len, const daffi_limits *lim
     return daffi_scan_feed(&scan, p, len, lim) == DAFFI_SCAN_COMPLETE && scan.size == len;
 }
 
+/* 1 when the len bytes at p are one scalar, str, bin or ext object: it nests nothing,
+ * so its size is all there is to check (in constant time, where a scan walks it). */
+static int result_is_flat(const char *p, size_t len)
+{
+    uint8_t b = (uint8_t)p[0];
+    int container = (b >= 0x80 && b <= 0x9f) || (b >= 0xdc && b <= 0xdf);
+    return !container && daffi_object_size(p, len) == len;
+}
+
 int daffi_call_pack_error(const daffi_call *call, msgpack_packer *pk, msgpack_sbuffer *sb)
 {
     int with = call->details.size > 0 && is_one_map(call->details.data, call->details.size);
@@ -265,7 +274,7 @@ int daffi_call_write_response(const daffi_call *call, uint32_t msgid,
         /* what we send must pass the checks we make on what we receive: a handler's
          * result nesting deeper than max_depth (echo(a, b) of two 32-deep values) would
          * be refused by any peer with the same limits */
-        if (call->result.size > 1 &&
+        if (call->result.size > 1 && !result_is_flat(call->result.data, call->result.size) &&
             !daffi_scan_accepts(sbuf->data + mark, sbuf->size - mark, lim)) {
             sbuf->size = mark;
             char msg[160];

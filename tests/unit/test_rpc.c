@@ -1345,9 +1345,36 @@ static void test_addr_refuses_bad_addresses_with_a_reason(void **state)
     expect_bad_addr(text, "host too long");
 }
 
+/* daffi_pack_response_ok writes its header bytes itself: they are the bytes msgpack-c's
+ * packers give, for a msgid at each edge of each encoding. */
+static void test_response_header_is_msgpack_cs_encoding(void **state)
+{
+    (void)state;
+    static const uint32_t ids[] = {0, 1, 127, 128, 255, 256, 65535, 65536, 0x7fffffff,
+                                   UINT32_MAX};
+    for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+        msgpack_sbuffer ours, theirs;
+        msgpack_packer pk;
+        msgpack_sbuffer_init(&ours);
+        msgpack_sbuffer_init(&theirs);
+        msgpack_packer_init(&pk, &ours, msgpack_sbuffer_write);
+        assert_int_equal(daffi_pack_response_ok(&pk, ids[i]), 0);
+        msgpack_packer_init(&pk, &theirs, msgpack_sbuffer_write);
+        msgpack_pack_array(&pk, 4);
+        msgpack_pack_uint8(&pk, DAFFI_MSG_RESPONSE);
+        msgpack_pack_uint32(&pk, ids[i]);
+        msgpack_pack_nil(&pk);
+        assert_int_equal(ours.size, theirs.size);
+        assert_memory_equal(ours.data, theirs.data, ours.size);
+        msgpack_sbuffer_destroy(&ours);
+        msgpack_sbuffer_destroy(&theirs);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_response_header_is_msgpack_cs_encoding),
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
         T(test_nil_and_bools_round_trip),
         T(test_positive_ints_of_every_width_round_trip),
