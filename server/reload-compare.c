@@ -293,9 +293,10 @@ unsigned dfd_reload_server_settings(dfd_reload *r, const dfd_config *run, const 
     U_SETTING("admin.owner", admin_uid);
     U_SETTING("admin.group", admin_gid);
     U_SETTING("admin.idle_timeout", admin_idle_ms);
-    S_SETTING("auth.require", auth_require);
-    U_SETTING("auth.timeout", auth_timeout_ms);
-    U_SETTING("auth.max_failures", auth_max_failures);
+    /* [auth] timeout and max_failures reload (dfd_auth_reload_settings), require too
+     * unless listen changed, whose items it names */
+    if (!listen_same(run, nc))
+        S_SETTING("auth.require", auth_require);
     S_SETTING("auth.token_file", auth_token_file);
     U_SETTING("tls.handshake_timeout", tls_handshake_timeout_ms);
     if (!load_paths_same(run, nc)) {
