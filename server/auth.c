@@ -155,23 +155,12 @@ int dfd_auth_reload(dfd_server *srv, const dfd_config *nc)
     return 0;
 }
 
-/* 1 when a and b listen on the same addresses in the same order. */
-static int auth_listen_same(const dfd_config *a, const dfd_config *b)
-{
-    if (a->nlisten != b->nlisten)
-        return 0;
-    for (size_t i = 0; i < a->nlisten; i++)
-        if (!dfd_addr_same(&a->listen[i], &b->listen[i]))
-            return 0;
-    return 1;
-}
-
 void dfd_auth_reload_settings(dfd_server *srv, const dfd_config *nc)
 {
     dfd_auth *a = &srv->auth;
     int changed = 0, required = atomic_load(&a->required);
 
-    if (auth_listen_same(srv->cfg, nc) && srv->nlisteners == nc->nlisten) {
+    if (dfd_listen_same(srv->cfg, nc) && srv->nlisteners == nc->nlisten) {
         required = 0;
         for (size_t i = 0; i < srv->nlisteners; i++) {
             int want = nc->listen_auth != NULL && nc->listen_auth[i];

@@ -348,6 +348,17 @@ static void test_worker_over_tls_with_token(void **state)
                                       2000));
 }
 
+/* The admin socket's status lists address, and only it, as requiring authentication. */
+static void assert_auth_required(const char *admin, const char *address)
+{
+    json_t *r = tcluster_admin(admin, "status");
+    assert_non_null(r);
+    json_t *req = json_object_get(r, "auth_required");
+    assert_int_equal(json_array_size(req), 1);
+    assert_string_equal(json_string_value(json_array_get(req, 0)), address);
+    json_decref(r);
+}
+
 /* [auth] require = tls: the TLS listener requires a token, the Unix one does not (its
  * connections run as "anonymous"). */
 static void test_require_per_listener(void **state)
@@ -390,12 +401,7 @@ static void test_require_per_listener(void **state)
     assert_int_equal(call_x(c, "echo", msg, sizeof(msg)), 0);
     daffi_close(c);
     /* status names the listeners that require it */
-    json_t *r = tcluster_admin(admin, "status");
-    assert_non_null(r);
-    json_t *req = json_object_get(r, "auth_required");
-    assert_int_equal(json_array_size(req), 1);
-    assert_string_equal(json_string_value(json_array_get(req, 0)), tls_addr);
-    json_decref(r);
+    assert_auth_required(admin, tls_addr);
 }
 
 static void test_admin_allow_list(void **state)
@@ -517,12 +523,7 @@ static void test_reload_require_timeout_max_failures(void **state)
     c = connect_with(f->other.unix_addr, NULL);
     assert_int_equal(call_x(c, "echo", msg, sizeof(msg)), 0);
     daffi_close(c);
-    json_t *r = tcluster_admin(admin, "status");
-    assert_non_null(r);
-    json_t *req = json_object_get(r, "auth_required");
-    assert_int_equal(json_array_size(req), 1);
-    assert_string_equal(json_string_value(json_array_get(req, 0)), f->other.tcp);
-    json_decref(r);
+    assert_auth_required(admin, f->other.tcp);
     /* max_failures = 1: the first refused token closes */
     expect_open(&rc, f->other.tcp);
     rawmsg_init(&m);
