@@ -36,7 +36,7 @@ import msgpack
 
 from . import _wire as w
 from ._address import Address
-from ._tls import HandshakeError, describe
+from ._tls import HandshakeError, describe, tls_reason
 from ._aio_stream import OutStream
 from ._serve import Server
 from .exceptions import (CallTimeout, DaffidError, Denied, Disconnected, Evicted,
@@ -194,9 +194,11 @@ class AsyncLink:
                 try:
                     await self._call_now("daffi.auth", [self.token], self.connect_timeout)
                 except DaffidError as e:
+                    if not e.remote:    # the connection failed under it: no answer
+                        raise ConnectionError(e.message) from None
                     raise _AuthRefused(f"{self.addr}: authentication refused (daffi.auth): "
                                        f"{e.message}", code=e.code, details=e.details,
-                                       remote=e.remote) from None
+                                       remote=True) from None
             if self.member:
                 await self._call_now("daffi.hello", w.hello_params(
                     self.name, self.registry.names(), self.evicted), self.connect_timeout)
@@ -285,7 +287,7 @@ class AsyncLink:
         self._up.clear()
         self._wbuf = []
         why = "evicted: a newcomer took this member's name" if self.evicted else \
-            f"connection to {self.addr} lost" + (f" ({exc})" if exc else "")
+            f"connection to {self.addr} lost" + (f" ({tls_reason(exc)})" if exc else "")
         self._last_error = why
         cls = Evicted if self.evicted else Disconnected
         pending, self._pending = self._pending, {}

@@ -81,13 +81,33 @@ def security(addr: Address, ca_file: Any, cert_file: Any, key_file: Any,
     return ctx, token
 
 
+#: what an alert from the server means for this client
+_HINTS = {
+    "TLSV13_ALERT_CERTIFICATE_REQUIRED": "the server requires a client certificate: "
+                                         "cert_file and key_file",
+    "TLSV1_ALERT_UNKNOWN_CA": "the server does not trust the client certificate",
+    "SSLV3_ALERT_BAD_CERTIFICATE": "the server refused the client certificate",
+    "SSLV3_ALERT_CERTIFICATE_EXPIRED": "the client certificate has expired",
+}
+
+
 def _reason(e: BaseException) -> str:
     reason = getattr(e, "reason", None)
     if isinstance(e, ssl.SSLError) and reason:
-        return str(reason).replace("_", " ").lower()
+        hint = _HINTS.get(reason)
+        text = str(reason).replace("_", " ").lower()
+        return f"{text} ({hint})" if hint else text
     if isinstance(e, OSError) and e.strerror:
         return e.strerror
     return str(e) or type(e).__name__
+
+
+def tls_reason(e: BaseException) -> str:
+    """Why an established TLS connection ended: "TLS: <reason>" (an alert from the
+    server, say), or the socket error."""
+    if isinstance(e, ssl.SSLError):
+        return f"TLS: {_reason(e)}"
+    return describe(e)
 
 
 def describe(e: BaseException) -> str:
@@ -204,7 +224,7 @@ class TLSSocket:
         try:
             return self._decrypt(self.sock.recv(n))
         except ssl.SSLError as e:
-            raise ConnectionError(f"TLS: {_reason(e)}") from None
+            raise ConnectionError(tls_reason(e)) from None
 
     def recv_nowait(self) -> Optional[bytes]:
         """The same, not waiting: None when nothing is there."""
@@ -213,7 +233,7 @@ class TLSSocket:
         except BlockingIOError:
             return None
         except ssl.SSLError as e:
-            raise ConnectionError(f"TLS: {_reason(e)}") from None
+            raise ConnectionError(tls_reason(e)) from None
 
     def shutdown(self, how: int) -> None:
         self.sock.shutdown(how)

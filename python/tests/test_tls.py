@@ -154,6 +154,24 @@ def test_a_certificate_that_does_not_name_the_host_is_refused(certs):
         d.cleanup()
 
 
+def test_a_server_that_requires_a_client_certificate(certs, clients, monkeypatch):
+    d = secured("service", "tls-mtls", certs, verify="require")
+    try:
+        d.start()
+        # TLS 1.3: the server's refusal comes after the client's handshake, with the
+        # first answer (daffi.auth's here)
+        for e in connect_error(address=d.tls, ca_file=f"{certs}/ca.pem", token=BOB):
+            assert "tlsv13 alert certificate required (the server requires a client " \
+                "certificate: cert_file and key_file)" in e.message, e.message
+        monkeypatch.setenv("DAFFI_TLS_CERT", f"{certs}/alice.pem")
+        monkeypatch.setenv("DAFFI_TLS_KEY", f"{certs}/alice.key")
+        monkeypatch.setenv("DAFFI_TLS_INSECURE", "1")     # and no CA at all
+        assert clients(address=d.tls).connect().rpc(timeout=5).add(2, 3) == 5
+        assert d.stop() == 0
+    finally:
+        d.cleanup()
+
+
 def test_a_plaintext_port_fails_the_handshake(svc, certs):
     plain = "tls://" + svc.tcp[len("tcp://"):]
     for e in connect_error(address=plain, ca_file=f"{certs}/ca.pem"):
@@ -276,5 +294,27 @@ def test_a_caller_survives_a_server_restart_over_tls(certs, clients):
         assert d.stop() == 0
         with pytest.raises(Disconnected):
             conn.rpc(timeout=1).add(3, 3)
+    finally:
+        d.cleanup()
+
+
+def test_a_member_rejoins_over_tls_after_a_router_restart(certs, clients):
+    d = secured("router", "tls-rt-restart", certs, require="yes")
+    try:
+        d.start()
+        m = Client(app_name="py-back", address=d.tls, ca_file=f"{certs}/ca.pem", token=W1,
+                   callbacks={"whoami": whoami_factory("py-back")})
+        m.connect()
+        try:
+            conn = clients(address=d.tls, ca_file=f"{certs}/ca.pem", token=BOB).connect()
+            conn.wait_for_members("py-back", timeout=10)
+            assert d.stop() == 0
+            d.start()   # the member reconnects by itself: handshake, daffi.auth, hello
+            conn.wait_for_members("py-back", timeout=15)
+            assert conn.rpc(timeout=5).whoami() == "py-back"
+        finally:
+            m.stop()
+        assert d.stop() == 0
+        assert d.read_log().count("identity=worker1 by=token") >= 2
     finally:
         d.cleanup()
