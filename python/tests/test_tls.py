@@ -95,6 +95,26 @@ def test_a_caller_calls_over_tls_with_its_token(svc, certs, clients):
                               "auth.ok in the log")
 
 
+def test_threads_share_a_tls_connection(svc, certs, clients):
+    conn = clients(address=svc.tls, ca_file=f"{certs}/ca.pem", token=BOB).connect()
+    errors, results = [], []
+
+    def work(k):
+        try:
+            for i in range(100):
+                results.append(conn.rpc(timeout=10).add(k, i) == k + i)
+        except Exception as e:      # noqa: B902 - reported below
+            errors.append(e)
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    assert len(results) == 800 and all(results)
+    assert conn.client._link.connects == 1      # one connection all along
+
+
 def test_daffis_tls_arguments_and_the_host_name(svc, certs, clients):
     port = int(svc.tls.rsplit(":", 1)[1])
     conn = clients(host="localhost", port=port, tls=True, ca_file=f"{certs}/ca.pem",
