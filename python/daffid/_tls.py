@@ -195,8 +195,10 @@ class TLSSocket:
     def sendall(self, data: bytes) -> None:
         """Encrypts and sends data whole (the caller holds the link's write lock, so
         the records leave in the order they were made). Raises OSError."""
+        view = memoryview(data)
         with self._lock:
-            self._obj.write(data)
+            while view:         # a memory BIO takes everything: this loops once
+                view = view[self._obj.write(view):]
             out = self._out.read()
         self.sock.sendall(out)
 

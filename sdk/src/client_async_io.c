@@ -352,6 +352,9 @@ static void handshake_step(daffi_client *c)
     c->fd = -1;
     if (rc == DAFFI__TLS_DONE) {
         established(c, fd);
+        /* records read ahead with the handshake's raise no socket event */
+        if (as->state == DAFFI__AS_CONNECTED && !as->closing && daffi__io_pending(c))
+            event_active(&as->rd, EV_READ, 1);
         return;
     }
     close(fd); /* the step freed the SSL */
