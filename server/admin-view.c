@@ -15,6 +15,7 @@
 #include "blocking.h"
 #include "budget.h"
 #include "isolate.h"
+#include "listener.h"
 #include "log.h"
 #include "members.h"
 #include "nats-bus.h"
@@ -146,8 +147,10 @@ void admin_cmd_status(admin_client *c, const admin_cmd *cmd, int argc, char **ar
         char a[400];
         dfd_addr_format(&cfg->listen[i], a, sizeof(a));
         json_array_append_new(ls, admin_str(a));
-        if (cfg->listen_auth != NULL && cfg->listen_auth[i])
-            json_array_append_new(req, admin_str(a)); /* [auth] require covers it */
+        /* [auth] require covers it (as last reloaded: the listener's own flag) */
+        if (i < srv->nlisteners ? srv->listeners[i].require_auth
+                                : cfg->listen_auth != NULL && cfg->listen_auth[i])
+            json_array_append_new(req, admin_str(a));
     }
     json_object_set_new(r, "listen", ls);
     json_object_set_new(r, "auth_required", req);

@@ -11,8 +11,10 @@
 #include "callobj.h"
 #include "control.h"
 #include "log.h"
+#include "listener.h"
 #include "logfmt.h"
 #include "server.h"
+#include "sweep.h"
 
 /* What an identity that rules exist for, but none covers, may do: nothing. */
 static const dfd_auth_rule auth_nothing = {0, NULL, NULL, 0};
@@ -88,6 +90,9 @@ int dfd_auth_init(dfd_server *srv, dfd_errors *errs)
 
     pthread_mutex_init(&srv->auth.mu, NULL);
     atomic_init(&srv->auth.gen, 1);
+    atomic_init(&srv->auth.required, srv->cfg->auth_required);
+    atomic_init(&srv->auth.timeout_ms, srv->cfg->auth_timeout_ms);
+    atomic_init(&srv->auth.max_failures, srv->cfg->auth_max_failures);
     if ((srv->auth.rules = auth_rules_copy(srv->cfg)) == NULL) {
         dfd_errors_add(errs, "[auth] rules: out of memory");
         return -1;
@@ -148,6 +153,37 @@ int dfd_auth_reload(dfd_server *srv, const dfd_config *nc)
         dfd_info("auth.reloaded", "tokens=%zu msg=\"new daffi.auth calls use the tokens "
                  "just read\"", dfd_tokens_count(t));
     return 0;
+}
+
+void dfd_auth_reload_settings(dfd_server *srv, const dfd_config *nc)
+{
+    dfd_auth *a = &srv->auth;
+    int changed = 0, required = atomic_load(&a->required);
+
+    if (dfd_listen_same(srv->cfg, nc) && srv->nlisteners == nc->nlisten) {
+        required = 0;
+        for (size_t i = 0; i < srv->nlisteners; i++) {
+            int want = nc->listen_auth != NULL && nc->listen_auth[i];
+            changed |= srv->listeners[i].require_auth != want;
+            srv->listeners[i].require_auth = want; /* read by the accepts, this thread */
+            required |= want;
+        }
+    }
+    changed |= atomic_load(&a->timeout_ms) != nc->auth_timeout_ms ||
+               atomic_load(&a->max_failures) != nc->auth_max_failures ||
+               atomic_load(&a->required) != required;
+    if (!changed)
+        return;
+    atomic_store(&a->timeout_ms, nc->auth_timeout_ms);
+    atomic_store(&a->max_failures, nc->auth_max_failures);
+    atomic_store(&a->required, required);
+    dfd_sweep_auth_changed(srv);
+    char q[600];
+    dfd_info("auth.settings_reloaded", "require=%s timeout_ms=%llu max_failures=%u "
+             "msg=\"new connections take the listeners' require; every connection still "
+             "anonymous is held to this timeout and max_failures\"",
+             dfd_logfmt_value(q, sizeof(q), nc->auth_require != NULL ? nc->auth_require : "no"),
+             (unsigned long long)nc->auth_timeout_ms, nc->auth_max_failures);
 }
 
 void dfd_auth_destroy(dfd_server *srv)
@@ -274,10 +310,12 @@ int dfd_auth_control(dfd_conn *c, dfd_call *call)
     dfd_stat_add(&c->loop->stats, DFD_STAT_auth_failures, 1);
     const char *reason = have_tokens ? "unknown token"
                                      : "no tokens on this daffid ([auth] tokens is not set)";
+    unsigned max_failures = atomic_load_explicit(&srv->auth.max_failures,
+                                                 memory_order_relaxed);
     dfd_warn("auth.failed", "peer=%s failures=%u max_failures=%u reason=\"%s\"", c->peer,
-             c->auth_failures, srv->cfg->auth_max_failures, reason);
+             c->auth_failures, max_failures, reason);
     dfd_conn_error(c, call->msgid, DAFFI_E_DENIED, reason);
-    if (c->auth_failures >= srv->cfg->auth_max_failures) {
+    if (c->auth_failures >= max_failures) {
         dfd_warn("auth.closed", "peer=%s failures=%u msg=\"max_failures refused tokens: "
                  "connection closed\"", c->peer, c->auth_failures);
         dfd_stat_add(&c->loop->stats, DFD_STAT_auth_timeouts, 1);
@@ -290,7 +328,8 @@ void dfd_auth_timed_out(dfd_conn *c, unsigned long long waited_ms)
 {
     dfd_warn("auth.timeout", "peer=%s waited_ms=%llu timeout_ms=%llu msg=\"not "
              "authenticated within [auth] timeout: connection closed\"", c->peer, waited_ms,
-             (unsigned long long)c->loop->srv->cfg->auth_timeout_ms);
+             (unsigned long long)atomic_load_explicit(&c->loop->srv->auth.timeout_ms,
+                                                      memory_order_relaxed));
     dfd_stat_add(&c->loop->stats, DFD_STAT_auth_timeouts, 1);
 }
 

@@ -72,6 +72,11 @@ typedef struct dfd_auth {
     dfd_tokens *tokens;        /* the current set (NULL: no tokens file); under mu */
     dfd_auth_rules *rules;     /* the current rules; one reference; under mu */
     atomic_uint gen;           /* moves each time rules is replaced */
+    /* [auth] require's sum, timeout and max_failures as last (re)loaded: read by the
+     * loops (sweep.c, daffi.auth) in place of the start's configuration */
+    atomic_int required;       /* some listener requires authentication */
+    atomic_uint_fast64_t timeout_ms;
+    atomic_uint max_failures;
 } dfd_auth;
 
 /* Reads [auth] tokens and copies the rules. Returns 0, or -1 with the reason in errs. */
@@ -79,6 +84,13 @@ int dfd_auth_init(struct dfd_server *srv, dfd_errors *errs);
 /* Reload: reads nc's tokens file again (on failure the running set stays, logged, -1)
  * and takes nc's rules when they differ (auth.rules_reloaded). */
 int dfd_auth_reload(struct dfd_server *srv, const dfd_config *nc);
+/* Reload: nc's [auth] require (which listeners require authentication), timeout and
+ * max_failures replace the running ones (auth.settings_reloaded). New connections
+ * take the listeners' new require; a connection accepted before keeps its own, but
+ * the new timeout (from each loop's next sweep) and max_failures (at its next refused
+ * token) hold for every connection still anonymous. require waits for a restart when
+ * [server] listen changed too (its items name listen's). Main thread. */
+void dfd_auth_reload_settings(struct dfd_server *srv, const dfd_config *nc);
 void dfd_auth_destroy(struct dfd_server *srv);
 
 /* A connection accepted on a listener: anonymous, pending when [auth] require covers

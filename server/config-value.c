@@ -147,3 +147,13 @@ int dfd_addr_same(const daffi_addr *a, const daffi_addr *b)
     return a->kind == b->kind && a->tls == b->tls && a->port == b->port &&
            strcmp(a->host, b->host) == 0 && strcmp(a->path, b->path) == 0;
 }
+
+int dfd_listen_same(const dfd_config *a, const dfd_config *b)
+{
+    if (a->nlisten != b->nlisten)
+        return 0;
+    for (size_t i = 0; i < a->nlisten; i++)
+        if (!dfd_addr_same(&a->listen[i], &b->listen[i]))
+            return 0;
+    return 1;
+}

@@ -49,6 +49,8 @@ const char *dfd_role_name(dfd_role role);
 const char *dfd_addr_format(const daffi_addr *a, char *buf, size_t n);
 /* 1 when a and b are the same address (both parsed by daffi_addr_parse). */
 int dfd_addr_same(const daffi_addr *a, const daffi_addr *b);
+/* 1 when a and b listen on the same addresses in the same order. */
+int dfd_listen_same(const dfd_config *a, const dfd_config *b);
 
 /* 1 when v (a router value) names NATS servers: its first item is nats:// (later ones
  * may be tls://). A worker with such a router joins NATS (docs/NATS.md); a router

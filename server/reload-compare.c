@@ -181,17 +181,6 @@ static const char *format_listen(const dfd_config *c, char *buf, size_t n)
     return buf;
 }
 
-/* Returns 1 when both configurations listen on the same addresses, in order. */
-static int listen_same(const dfd_config *a, const dfd_config *b)
-{
-    if (a->nlisten != b->nlisten)
-        return 0;
-    for (size_t i = 0; i < a->nlisten; i++)
-        if (!dfd_addr_same(&a->listen[i], &b->listen[i]))
-            return 0;
-    return 1;
-}
-
 /* See reload-int.h. */
 /* 1 when both configurations have the same [admin] load_paths. */
 static int load_paths_same(const dfd_config *a, const dfd_config *b)
@@ -261,7 +250,7 @@ unsigned dfd_reload_server_settings(dfd_reload *r, const dfd_config *run, const 
         n++;
     }
     S_SETTING("server.name", name);
-    if (!listen_same(run, nc)) {
+    if (!dfd_listen_same(run, nc)) {
         restart_required("server.listen", format_listen(run, a, sizeof(a)),
                          format_listen(nc, b, sizeof(b)));
         n++;
@@ -293,9 +282,10 @@ unsigned dfd_reload_server_settings(dfd_reload *r, const dfd_config *run, const 
     U_SETTING("admin.owner", admin_uid);
     U_SETTING("admin.group", admin_gid);
     U_SETTING("admin.idle_timeout", admin_idle_ms);
-    S_SETTING("auth.require", auth_require);
-    U_SETTING("auth.timeout", auth_timeout_ms);
-    U_SETTING("auth.max_failures", auth_max_failures);
+    /* [auth] timeout and max_failures reload (dfd_auth_reload_settings), require too
+     * unless listen changed, whose items it names */
+    if (!dfd_listen_same(run, nc))
+        S_SETTING("auth.require", auth_require);
     S_SETTING("auth.token_file", auth_token_file);
     U_SETTING("tls.handshake_timeout", tls_handshake_timeout_ms);
     if (!load_paths_same(run, nc)) {

@@ -447,6 +447,7 @@ int dfd_reload_run(dfd_server *srv, const char *only, dfd_errors *errs)
         if (dfd_auth_reload(srv, x.nc) == -1)
             dfd_errors_add(x.errs, "[auth] tokens: the file does not load; the running "
                            "tokens stay (see the log)");
+        dfd_auth_reload_settings(srv, x.nc);
         if (dfd_admin_reload(srv, x.nc) == -1)
             dfd_errors_add(x.errs, "[admin] allow_uids, allow_gids: out of memory; the "
                            "running lists stay");

@@ -18,7 +18,8 @@
 #define SWEEP_MAX_MS 250
 #define SWEEP_MIN_MS 10
 
-unsigned dfd_sweep_period_ms(const dfd_config *cfg)
+/* The period for cfg with [auth] require's sum and timeout as given (they reload). */
+static unsigned sweep_period(const dfd_config *cfg, int auth_required, uint64_t auth_timeout_ms)
 {
     uint64_t p = SWEEP_MAX_MS;
 
@@ -32,9 +33,14 @@ unsigned dfd_sweep_period_ms(const dfd_config *cfg)
     if ((cfg->tls_listeners || (cfg->router != NULL && strncmp(cfg->router, "tls://", 6) == 0)) &&
         cfg->tls_handshake_timeout_ms / 8 < p)
         p = cfg->tls_handshake_timeout_ms / 8;
-    if (cfg->auth_required && cfg->auth_timeout_ms / 8 < p)
-        p = cfg->auth_timeout_ms / 8;
+    if (auth_required && auth_timeout_ms / 8 < p)
+        p = auth_timeout_ms / 8;
     return p < SWEEP_MIN_MS ? SWEEP_MIN_MS : (unsigned)p;
+}
+
+unsigned dfd_sweep_period_ms(const dfd_config *cfg)
+{
+    return sweep_period(cfg, cfg->auth_required, cfg->auth_timeout_ms);
 }
 
 /* A timeout in sweeps of period_ms, rounded up (0 stays off). */
@@ -124,19 +130,64 @@ static void sweep_on_tick(evutil_socket_t fd, short what, void *arg)
 /* The sweep's clock is a timerfd watched like a socket, not a libevent timer: with no
  * timer in its heap, libevent computes no timeout at each pass, which on the hot path
  * (calls that complete inline arm no timer) saves about a hundred instructions a call. */
-void dfd_sweep_start(dfd_loop *loop)
+/* The loop's timeouts in sweeps of ms, [auth]'s as last (re)loaded (auth.h). */
+static void sweep_tune(dfd_loop *loop, unsigned ms)
 {
     const dfd_config *cfg = loop->srv->cfg;
-    unsigned ms = dfd_sweep_period_ms(cfg);
-    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-    struct itimerspec its = {ts, ts};
+    const dfd_auth *a = &loop->srv->auth;
 
     loop->sweep_ms = ms;
     loop->idle_ticks = sweep_ticks(cfg->idle_timeout_ms, ms);
     loop->read_ticks = sweep_ticks(cfg->read_timeout_ms, ms);
     int tls = cfg->tls_listeners || (cfg->router != NULL && strncmp(cfg->router, "tls://", 6) == 0);
     loop->handshake_ticks = tls ? sweep_ticks(cfg->tls_handshake_timeout_ms, ms) : 0;
-    loop->auth_ticks = cfg->auth_required ? sweep_ticks(cfg->auth_timeout_ms, ms) : 0;
+    loop->auth_ticks = atomic_load(&a->required) ? sweep_ticks(atomic_load(&a->timeout_ms), ms)
+                                                 : 0;
+}
+
+/* The loop's period for the [auth] settings as last (re)loaded. */
+static unsigned sweep_live_period(const dfd_loop *loop)
+{
+    const dfd_auth *a = &loop->srv->auth;
+
+    return sweep_period(loop->srv->cfg, atomic_load(&a->required), atomic_load(&a->timeout_ms));
+}
+
+/* On the loop: [auth] require or timeout was reloaded. The period only ever gets
+ * shorter (a longer one would make the watchdog, which expects a pass every period
+ * of the start, see a stall); the ticks a connection already counted were at least
+ * as long as the new ones, so a change never closes one early. */
+static void sweep_auth_mail(dfd_loop *loop, void *arg)
+{
+    (void)arg;
+    unsigned ms = sweep_live_period(loop);
+
+    if (ms < loop->sweep_ms && loop->sweep_armed) {
+        struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+        struct itimerspec its = {ts, ts};
+        if (timerfd_settime(loop->sweep_fd, 0, &its, NULL) == -1)
+            ms = loop->sweep_ms; /* keeps its period; the ticks follow the one it has */
+    } else {
+        ms = loop->sweep_ms;
+    }
+    sweep_tune(loop, ms);
+}
+
+void dfd_sweep_auth_changed(dfd_server *srv)
+{
+    for (unsigned i = 0; i < srv->nloops; i++)
+        if (dfd_loop_post(&srv->loops[i], sweep_auth_mail, NULL, NULL) == -1)
+            dfd_error("auth.reload_failed", "loop=%u msg=\"out of memory: this loop keeps "
+                      "the [auth] timeout it had\"", i);
+}
+
+void dfd_sweep_start(dfd_loop *loop)
+{
+    unsigned ms = sweep_live_period(loop);
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    struct itimerspec its = {ts, ts};
+
+    sweep_tune(loop, ms);
     atomic_store_explicit(&loop->wd_pass_ns, dfd_now_ns(), memory_order_relaxed);
     loop->sweep_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     if (loop->sweep_fd == -1 || timerfd_settime(loop->sweep_fd, 0, &its, NULL) == -1) {

@@ -34,5 +34,8 @@ unsigned dfd_sweep_period_ms(const dfd_config *cfg);
 void dfd_sweep_start(dfd_loop *loop);
 /* Stops it (after the loop's thread left). */
 void dfd_sweep_stop(dfd_loop *loop);
+/* [auth] require or timeout was reloaded (auth.h): each loop takes them at its next
+ * pass (a mail), its period shortened when the new timeout needs it. */
+void dfd_sweep_auth_changed(struct dfd_server *srv);
 
 #endif /* DFD_SWEEP_H */

@@ -4,8 +4,8 @@ this package's ``unix_socket=`` and ``address=`` forms, or $DAFFI_ADDRESS, turne
 into one Address, and the blocking socket connect both clients start from.
 
 Address strings are the ones daffid and daffictl take (sdk/PROTOCOL.md section 1):
-``tcp://HOST:PORT``, ``tcp://[V6ADDR]:PORT``, ``unix:///absolute/path`` and
-``unix://relative/path``.
+``tcp://HOST:PORT``, ``tcp://[V6ADDR]:PORT``, ``tls://HOST:PORT`` (TCP with TLS,
+_tls.py), ``unix:///absolute/path`` and ``unix://relative/path``.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from .exceptions import InitializationError
 
 @dataclass(frozen=True)
 class Address:
-    """A TCP (host, port) or a Unix socket path."""
+    """A TCP (host, port), the same over TLS, or a Unix socket path."""
 
-    kind: str                  # "tcp" or "unix"
+    kind: str                  # "tcp", "tls" or "unix"
     host: str = ""
     port: int = 0
     path: str = ""
@@ -31,7 +31,11 @@ class Address:
         if self.kind == "unix":
             return "unix://" + self.path
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"tcp://{host}:{self.port}"
+        return f"{self.kind}://{host}:{self.port}"
+
+    @property
+    def tls(self) -> bool:
+        return self.kind == "tls"
 
 
 def parse_address(text: str) -> Address:
@@ -42,18 +46,19 @@ def parse_address(text: str) -> Address:
             raise InitializationError(f"address {text!r}: no socket path after unix://",
                                       code=2)
         return Address("unix", path=path)
-    if not text.startswith("tcp://"):
+    kind, sep, rest = text.partition("://")
+    if not sep or kind not in ("tcp", "tls"):
         raise InitializationError(
-            f"address {text!r}: expected tcp://HOST:PORT or unix:///PATH", code=2)
-    rest = text[len("tcp://"):]
+            f"address {text!r}: expected tcp://HOST:PORT, tls://HOST:PORT or unix:///PATH",
+            code=2)
     if rest.startswith("["):
         host, sep, port = rest[1:].partition("]:")
     else:
         host, sep, port = rest.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise InitializationError(f"address {text!r}: expected tcp://HOST:PORT with a port "
-                                  "from 1 to 65535", code=2)
-    return Address("tcp", host=host, port=int(port))
+        raise InitializationError(f"address {text!r}: expected {kind}://HOST:PORT with a "
+                                  "port from 1 to 65535", code=2)
+    return Address(kind, host=host, port=int(port))
 
 
 def resolve_address(host: Optional[str] = None, port: Optional[int] = None,
@@ -92,7 +97,8 @@ def resolve_address(host: Optional[str] = None, port: Optional[int] = None,
 
 def open_socket(addr: Address, timeout: Optional[float]) -> socket.socket:
     """A connected blocking socket (TCP_NODELAY for TCP: every message is a whole
-    call, and Nagle would hold the next one back). Raises OSError."""
+    call, and Nagle would hold the next one back), the plain one under TLS too (the
+    caller shakes hands on it, _tls.py). Raises OSError."""
     if addr.kind == "unix":
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:

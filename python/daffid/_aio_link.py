@@ -19,6 +19,9 @@ of its own, _thread_link.py).
   the same way: silent for ``heartbeat`` it pings it, silent for three heartbeats
   it drops the connection and reconnects. Evicted (``daffi.evicted``) it rejoins
   with ``"replace": false`` and retries with backoff while the name is taken.
+- A tls:// address is asyncio's TLS transport (the handshake bounded by
+  connect_timeout, the server's name checked, _tls.py); a token is presented with
+  ``daffi.auth`` first on every connection, before the hello.
 """
 
 from __future__ import annotations
@@ -26,15 +29,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 from typing import Any, Callable, Dict, Optional
 
 import msgpack
 
 from . import _wire as w
 from ._address import Address
+from ._tls import HandshakeError, describe, tls_reason
 from ._aio_stream import OutStream
 from ._serve import Server
-from .exceptions import (CallTimeout, DaffidError, Disconnected, Evicted,
+from .exceptions import (CallTimeout, DaffidError, Denied, Disconnected, Evicted,
                          InitializationError, Overloaded, ProtocolError, TooLarge, from_wire)
 from .registry import Registry
 
@@ -77,8 +82,11 @@ class AsyncLink:
 
     def __init__(self, addr: Address, *, name: str, registry: Registry, workers: int,
                  max_message: int, connect_timeout: float, heartbeat: float,
-                 on_event: Optional[Callable[[dict], None]] = None, subscribe: bool = False):
+                 on_event: Optional[Callable[[dict], None]] = None, subscribe: bool = False,
+                 tls: Any = None, token: Optional[str] = None):
         self.addr = addr
+        self.tls = tls                      # an ssl.SSLContext for a tls:// address
+        self.token = token
         self.name = name
         self.registry = registry
         self.member = len(registry) > 0
@@ -119,6 +127,8 @@ class AsyncLink:
             await self._connect()
         except (OSError, asyncio.TimeoutError) as e:
             raise InitializationError(f"cannot connect to {self.addr}: {_why(e)}") from None
+        except _AuthRefused as e:
+            raise InitializationError(e.message, code=e.code, details=e.details) from None
         except DaffidError as e:
             raise InitializationError(f"{self.addr} refused {self.name!r}: {e.message}",
                                       code=e.code, details=e.details) from None
@@ -147,11 +157,28 @@ class AsyncLink:
         gen = self._gen
         if self.addr.kind == "unix":
             coro = self.loop.create_unix_connection(lambda: _Proto(self, gen), self.addr.path)
+        elif self.tls is not None:
+            coro = self.loop.create_connection(lambda: _Proto(self, gen), self.addr.host,
+                                               self.addr.port, ssl=self.tls,
+                                               server_hostname=self.addr.host,
+                                               ssl_handshake_timeout=self.connect_timeout)
         else:
             coro = self.loop.create_connection(lambda: _Proto(self, gen), self.addr.host,
                                                self.addr.port)
-        transport, _ = await asyncio.wait_for(coro, self.connect_timeout)
-        if self.addr.kind == "tcp":
+        try:
+            transport, _ = await asyncio.wait_for(coro, self.connect_timeout)
+        except asyncio.TimeoutError:
+            if self.tls is not None:
+                raise HandshakeError("connect or TLS handshake timed out") from None
+            raise
+        except (ssl.SSLError, ConnectionResetError, ConnectionAbortedError) as e:
+            if self.tls is None:
+                raise
+            why = describe(e)       # a reset, an abort: the peer ended the handshake
+            raise HandshakeError(why if why.startswith("TLS") else "TLS handshake failed: " +
+                                 (str(e) or "the peer closed the connection (is it a "
+                                  "tls:// port?)")) from None
+        if self.addr.kind != "unix":
             import socket
             sock = transport.get_extra_info("socket")
             if sock is not None:
@@ -163,6 +190,15 @@ class AsyncLink:
         router's refusal (DaffidError) after closing what it opened."""
         await self._open()
         try:
+            if self.token is not None:
+                try:
+                    await self._call_now("daffi.auth", [self.token], self.connect_timeout)
+                except DaffidError as e:
+                    if not e.remote:    # the connection failed under it: no answer
+                        raise ConnectionError(e.message) from None
+                    raise _AuthRefused(f"{self.addr}: authentication refused (daffi.auth): "
+                                       f"{e.message}", code=e.code, details=e.details,
+                                       remote=True) from None
             if self.member:
                 await self._call_now("daffi.hello", w.hello_params(
                     self.name, self.registry.names(), self.evicted), self.connect_timeout)
@@ -251,7 +287,7 @@ class AsyncLink:
         self._up.clear()
         self._wbuf = []
         why = "evicted: a newcomer took this member's name" if self.evicted else \
-            f"connection to {self.addr} lost" + (f" ({exc})" if exc else "")
+            f"connection to {self.addr} lost" + (f" ({tls_reason(exc)})" if exc else "")
         self._last_error = why
         cls = Evicted if self.evicted else Disconnected
         pending, self._pending = self._pending, {}
@@ -444,6 +480,10 @@ class AsyncLink:
         self._out_streams.pop(sid, None)
 
 
+class _AuthRefused(Denied):
+    """The server refused the token (or did not answer daffi.auth in time)."""
+
+
 def _expire(fut: asyncio.Future) -> None:
     if not fut.done():
         fut.set_result(_TIMED_OUT)
@@ -454,4 +494,4 @@ def _why(e: BaseException) -> str:
         return "connect timed out"
     if isinstance(e, DaffidError):
         return str(e)
-    return e.strerror if isinstance(e, OSError) and e.strerror else str(e) or type(e).__name__
+    return describe(e)

@@ -17,6 +17,10 @@ poll() when no call is in flight), and made again, so a router restart between
 two calls loses nothing. A drop with calls in flight fails
 them at once (Disconnected); the next call reconnects, waiting for the server up
 to its own timeout (connect_timeout when it has none).
+
+Under TLS the socket is a _tls.TLSSocket (the same calls; a read that carried only
+TLS records completes nothing), and with a token every new connection presents it
+(``daffi.auth``) before it is used.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import msgpack
 
 from . import _wire as w
 from ._address import Address, open_socket
+from ._tls import TLSSocket, connect_sync
 from .exceptions import (CallTimeout, DaffidError, Disconnected, ProtocolError, TooLarge,
                          from_wire)
 
@@ -60,8 +65,11 @@ class SyncLink:
 
     member = False
 
-    def __init__(self, addr: Address, *, max_message: int, connect_timeout: float):
+    def __init__(self, addr: Address, *, max_message: int, connect_timeout: float,
+                 tls: Any = None, token: Optional[str] = None):
         self.addr = addr
+        self.tls = tls                      # an ssl.SSLContext for a tls:// address
+        self.token = token
         self.max_message = max_message
         self.connect_timeout = connect_timeout
         self._conn: Optional[tuple] = None    # (socket, generation), replaced whole
@@ -87,9 +95,12 @@ class SyncLink:
     # ---- connection ----------------------------------------------------------------
 
     def start(self) -> None:
-        """The first connection; raises OSError."""
+        """The first connection; raises OSError, or Denied (the token refused)."""
         with self._conn_lock:
-            self._adopt(open_socket(self.addr, self.connect_timeout))
+            self._adopt(self._open(self.connect_timeout))
+
+    def _open(self, timeout: float) -> Any:
+        return connect_sync(self.addr, self.tls, self.token, timeout, open_socket)
 
     def _adopt(self, sock: socket.socket) -> None:
         poll = select.poll()
@@ -138,8 +149,11 @@ class SyncLink:
                 s.kill(Disconnected(f"{s.what}: connection to {self.addr} lost: {why}"))
         self._wake_followers()
 
-    def _idle_closed(self, sock: socket.socket) -> bool:
+    def _idle_closed(self, conn: tuple) -> bool:
         """True when the peer closed (or reset) an idle connection."""
+        sock = conn[0]
+        if type(sock) is TLSSocket:
+            return self._tls_idle_closed(sock, conn[1])
         try:
             poll = select.poll()      # its own: a poll object is one thread's at a time
             poll.register(sock, select.POLLIN)
@@ -151,11 +165,34 @@ class SyncLink:
         except OSError:
             return True
 
+    def _tls_idle_closed(self, sock: TLSSocket, gen: int) -> bool:
+        """The same under TLS, where what is waiting must be decrypted to tell a
+        session ticket or a message from the peer's close_notify: read it all (as the
+        reader, so unless a thread reads already) and handle what it carries."""
+        if not self._rlock.acquire(False):
+            return False
+        try:
+            poll = select.poll()
+            poll.register(sock, select.POLLIN)
+            while poll.poll(0):
+                data = sock.recv_nowait()
+                if data is not None and not data:
+                    return True
+                if data:
+                    self._feed(sock, gen, data)
+                if self._conn is None or self._conn[1] != gen:
+                    return True
+            return False
+        except OSError:
+            return True
+        finally:
+            self._rlock.release()
+
     def _connection(self, deadline: Optional[float]) -> tuple:
         """(socket, generation) to send on: the current connection, or a new one
         made by deadline (connect_timeout from now when None). Raises Disconnected."""
         conn = self._conn
-        if conn is not None and (self._pending or not self._idle_closed(conn[0])):
+        if conn is not None and (self._pending or not self._idle_closed(conn)):
             return conn
         return self._reconnect(conn, deadline)
 
@@ -175,8 +212,7 @@ class SyncLink:
                 if delay:
                     time.sleep(min(delay, left))
                 try:
-                    self._adopt(open_socket(self.addr, min(max(left, 0.001),
-                                                           self.connect_timeout)))
+                    self._adopt(self._open(min(max(left, 0.001), self.connect_timeout)))
                 except OSError as e:
                     self._last_error = e.strerror or str(e)
                     delay = min(1.0, delay * 2 if delay else 0.1)
@@ -200,7 +236,7 @@ class SyncLink:
         deadline = t0 + timeout + grace if timeout else None
         pending = self._pending
         conn = self._conn
-        if conn is None or (not pending and self._idle_closed(conn[0])):
+        if conn is None or (not pending and self._idle_closed(conn)):
             conn = self._reconnect(conn, deadline)
         sock, gen = conn
         slot = _Slot(gen)
@@ -305,8 +341,14 @@ class SyncLink:
             self._drop(gen, e.strerror or str(e))
             return
         if not data:
+            if data is None:        # TLS records only (a session ticket)
+                return
             self._drop(gen, "closed by the peer")
             return
+        self._feed(sock, gen, data)
+
+    def _feed(self, sock: Any, gen: int, data: bytes) -> None:
+        """Completes the calls that data answers (the reader's, under _rlock)."""
         unp = self._unpacker
         try:
             unp.feed(data)

@@ -32,7 +32,7 @@ from ._events import await_handler, call_handler
 from ._connection import ClientConnection
 from ._sync_link import SyncLink
 from ._thread_link import ThreadedLink
-from .exceptions import InitializationError
+from .exceptions import Denied, InitializationError
 
 log = logging.getLogger("daffid")
 
@@ -66,16 +66,20 @@ class Client(ClientBase):
                     self.address, name=self.app_name, registry=registry, workers=self.workers,
                     max_message=self.max_message, connect_timeout=self.connect_timeout,
                     heartbeat=self.heartbeat, on_event=self._on_event,
-                    subscribe=self._has_event_handlers)
+                    subscribe=self._has_event_handlers, tls=self._tls, token=self._token)
                 link.start()
             else:
                 link = SyncLink(self.address, max_message=self.max_message,
-                                connect_timeout=self.connect_timeout)
+                                connect_timeout=self.connect_timeout, tls=self._tls,
+                                token=self._token)
                 try:
                     link.start()
                 except OSError as e:
                     raise InitializationError(f"cannot connect to {self.address}: "
                                               f"{e.strerror or e}") from None
+                except Denied as e:
+                    raise InitializationError(e.message, code=e.code,
+                                              details=e.details) from None
             self._link = link
             self._stopped.clear()
             return ClientConnection(self)

@@ -109,7 +109,8 @@ class Daemon:
     def __init__(self, role: str = "service", name: Optional[str] = None,
                  plugins: Iterable[str] = ("calc", "echo", "fib"),
                  router: Optional[str] = None, extra: str = "", port: Optional[int] = None,
-                 host: str = "127.0.0.1"):
+                 host: str = "127.0.0.1", tls: bool = False):
+        """tls: a tls:// listener too (self.tls; extra gives its [tls] section)."""
         self.dir = tempfile.mkdtemp(prefix="daffid-pytest.", dir="/tmp")
         self.role = role
         self.name = name or f"{role}-{os.path.basename(self.dir).split('.')[-1]}"
@@ -117,6 +118,7 @@ class Daemon:
         self.sock_path = os.path.join(self.dir, "daffid.sock")
         self.tcp = f"tcp://{host}:{self.port}"
         self.unix = f"unix://{self.sock_path}"
+        self.tls = f"tls://{host}:{free_port()}" if tls else ""
         self.log_path = os.path.join(self.dir, "daffid.log")
         self.proc: Optional[subprocess.Popen] = None
         self.router = router
@@ -125,7 +127,8 @@ class Daemon:
         if role == "worker":
             server.append(f"router = {router}")
         else:
-            server.append(f"listen = {self.tcp}, {self.unix}")
+            server.append(f"listen = {self.tcp}, {self.unix}" +
+                          (f", {self.tls}" if self.tls else ""))
         self.write("00-server.ini", "[server]\n" + "\n".join(server) + "\n" + extra +
                    "\n[log]\nlevel = info\n")
         for p in plugins:

@@ -179,6 +179,8 @@ struct daffi__async {
     int rd_on, wr_on, timer_on;
     int64_t attempt_ns;       /* when the current connect attempt started */
     int backlog_wait_ms;      /* > 0: the timer retries a Unix connect (backlog full) */
+    int handshaking;          /* CONNECTING: connected, the TLS handshake under way on
+                                 fd (c->ssl), stepped from rd / wr */
     uint64_t conn_gen;        /* bumped on every established connection */
     struct addrinfo *ai_list; /* TCP: resolved addresses of the current attempt */
     struct addrinfo *ai_next; /* the next one to try */

@@ -11,7 +11,11 @@
  * its end. A call made outside a read batch is written at once.
  *
  * States: CONNECTING -> CONNECTED -> (drop) -> BACKOFF -> CONNECTING ... or CLOSED
- * when reconnect is off (or after daffi_close()).
+ * when reconnect is off (or after daffi_close()). A tls:// connection stays
+ * CONNECTING through its handshake, which the loop drives on the socket's readable /
+ * writable events (never waiting inside a callback), the connect timeout bounding
+ * connect and handshake together; calls made meanwhile wait in the queue as for any
+ * connect under way.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -62,6 +66,7 @@ static void socket_close(daffi_client *c)
     if (event_initialized(&as->wr))
         event_del(&as->wr);
     as->rd_on = as->wr_on = as->flush_armed = 0;
+    as->handshaking = 0;
     if (c->fd != -1) {
         daffi__tls_drop(c);
         close(c->fd);
@@ -242,7 +247,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
         try_next(c); /* a Unix listener's backlog was full: try again */
     } else if (c->as->state == DAFFI__AS_CONNECTING) {
         /* the time is spent: do not start on the next address */
-        attempt_failed(c, "connect timed out");
+        attempt_failed(c, c->as->handshaking ? "TLS handshake timed out" : "connect timed out");
     }
     daffi__as_leave(c);
 }
@@ -293,8 +298,89 @@ void daffi__as_output_added(daffi_client *c)
     event_active(&as->wr, EV_WRITE, 1);
 }
 
-/* The socket is writable: a connect completed, or output the kernel refused before
- * can go now. */
+/* The connect to one address failed (why): the next address of the attempt, or the
+ * attempt failed. */
+static void next_address(daffi_client *c, const char *why)
+{
+    daffi__client_set_why(c, "cannot connect: %s", why);
+    if (c->addr.kind == DAFFI_ADDR_TCP && c->as->ai_next != NULL)
+        try_next(c);
+    else
+        attempt_failed(c, why);
+}
+
+/* Waits for fd to be readable (want_write 0) or writable (1) for the handshake: of
+ * the two events, only the one the step needs is on. */
+static void handshake_wait(daffi_client *c, int want_write)
+{
+    daffi__async *as = c->as;
+    struct event *need = want_write ? &as->wr : &as->rd;
+    struct event *other = want_write ? &as->rd : &as->wr;
+    int *need_on = want_write ? &as->wr_on : &as->rd_on;
+    int *other_on = want_write ? &as->rd_on : &as->wr_on;
+
+    if (*other_on) {
+        event_del(other);
+        *other_on = 0;
+    }
+    if (!*need_on) {
+        event_add(need, NULL);
+        *need_on = 1;
+    }
+}
+
+/* Runs the handshake as far as the socket allows: established, failed (the next
+ * address), or waiting for the socket again. */
+static void handshake_step(daffi_client *c)
+{
+    daffi__async *as = c->as;
+    char why[300];
+    int fd = c->fd;
+    int rc = daffi__tls_step(c, why, sizeof(why));
+
+    if (rc == DAFFI__TLS_WANT_READ || rc == DAFFI__TLS_WANT_WRITE) {
+        handshake_wait(c, rc == DAFFI__TLS_WANT_WRITE);
+        return;
+    }
+    /* done or failed: established() assigns both events afresh */
+    if (as->rd_on)
+        event_del(&as->rd);
+    if (as->wr_on)
+        event_del(&as->wr);
+    as->rd_on = as->wr_on = 0;
+    as->handshaking = 0;
+    c->fd = -1;
+    if (rc == DAFFI__TLS_DONE) {
+        established(c, fd);
+        /* records read ahead with the handshake's raise no socket event */
+        if (as->state == DAFFI__AS_CONNECTED && !as->closing && daffi__io_pending(c))
+            event_active(&as->rd, EV_READ, 1);
+        return;
+    }
+    close(fd); /* the step freed the SSL */
+    timer_stop(c);
+    next_address(c, why);
+}
+
+/* The connect on sock completed and c->ssl was made on it: the handshake starts,
+ * bounded by what is left of the connect timeout. */
+static void handshake_start(daffi_client *c, int sock)
+{
+    daffi__async *as = c->as;
+
+    c->fd = sock;
+    as->handshaking = 1;
+    event_assign(&as->rd, as->base, sock, EV_READ | EV_PERSIST, rd_cb, c);
+    if (c->connect_timeout_ms > 0) {
+        int64_t left = as->attempt_ns + (int64_t)c->connect_timeout_ms * 1000000 -
+                       daffi__now_ns();
+        timer_set(c, left > 1000000 ? (int)(left / 1000000) : 1);
+    }
+    handshake_step(c);
+}
+
+/* The socket is writable: a connect completed, a handshake can go on, or output the
+ * kernel refused before can go now. */
 static void wr_cb(evutil_socket_t fd, short what, void *arg)
 {
     daffi_client *c = arg;
@@ -303,26 +389,25 @@ static void wr_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     daffi__as_enter(c);
-    if (c->as->state == DAFFI__AS_CONNECTING) {
+    if (c->as->state == DAFFI__AS_CONNECTING && c->as->handshaking) {
+        handshake_step(c);
+    } else if (c->as->state == DAFFI__AS_CONNECTING) {
         int sock = c->fd;
 
         timer_stop(c);
         event_del(&c->as->wr);
         c->as->wr_on = 0;
         c->fd = -1;
-        int64_t limit = c->connect_timeout_ms > 0
-                            ? c->as->attempt_ns + (int64_t)c->connect_timeout_ms * 1000000 : 0;
         if (daffi__connect_finish(sock, why, sizeof(why)) == 0 &&
-            daffi__tls_handshake(c, sock, limit, why, sizeof(why)) == 0) {
-            established(c, sock);
+            daffi__tls_begin(c, sock, why, sizeof(why)) == 0) {
+            if (c->tls_ctx == NULL) {
+                established(c, sock);
+            } else {
+                handshake_start(c, sock);
+            }
         } else {
             close(sock);
-            daffi__client_set_why(c, "cannot connect: %s", why);
-            if (c->addr.kind == DAFFI_ADDR_TCP && c->as->ai_next != NULL) {
-                try_next(c);
-            } else {
-                attempt_failed(c, why);
-            }
+            next_address(c, why);
         }
     } else if (c->as->state == DAFFI__AS_CONNECTED) {
         c->as->flush_armed = 0;
@@ -367,7 +452,8 @@ static void process_input(daffi_client *c)
     daffi__in_settle(b);
 }
 
-/* The socket is readable: read, handle the messages, then write what they caused. */
+/* The socket is readable: the handshake goes on, or read, handle the messages, then
+ * write what they caused. */
 static void rd_cb(evutil_socket_t fd, short what, void *arg)
 {
     daffi_client *c = arg;
@@ -379,6 +465,12 @@ static void rd_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     daffi__as_enter(c);
+    if (as->state == DAFFI__AS_CONNECTING) {
+        if (as->handshaking)
+            handshake_step(c);
+        daffi__as_leave(c);
+        return;
+    }
     as->in_read = 1;
     for (i = 0; i < READS_PER_EVENT; i++) {
         if (daffi__in_make_room(c) == -1) {

@@ -66,10 +66,19 @@ void daffi__tls_free(daffi_client *c);
 /* Frees the connection's SSL (before its socket is closed). */
 void daffi__tls_drop(daffi_client *c);
 /* Runs the TLS handshake on the connected socket fd before deadline (ns, 0: none)
- * when c has a TLS context (else nothing). Returns 0 (c->ssl set), or -1 with the
- * reason in why (the caller closes fd). */
+ * when c has a TLS context (else nothing), waiting with poll(). Returns 0 (c->ssl
+ * set), or -1 with the reason in why (c->ssl NULL; the caller closes fd). */
 int daffi__tls_handshake(daffi_client *c, int fd, int64_t deadline, char *why,
                          size_t whylen);
+/* The handshake in steps, for a caller that waits on its own loop: begin makes c->ssl
+ * on the connected non-blocking fd when c has a TLS context (else nothing) and returns
+ * 0, or -1 (out of memory, why set). Each step runs the handshake as far as the socket
+ * allows: DAFFI__TLS_DONE, DAFFI__TLS_WANT_READ or _WANT_WRITE (call again once fd is
+ * readable / writable), or -1 with the reason in why and c->ssl freed (NULL). A
+ * handshake given up between steps is freed with daffi__tls_drop(). */
+enum { DAFFI__TLS_DONE = 0, DAFFI__TLS_WANT_READ = 1, DAFFI__TLS_WANT_WRITE = 2 };
+int daffi__tls_begin(daffi_client *c, int fd, char *why, size_t whylen);
+int daffi__tls_step(daffi_client *c, char *why, size_t whylen);
 /* SSL_write() / SSL_read() on a non-blocking socket, as send() and recv() are: bytes,
  * 0 at the end (recv), or -1 with errno (EAGAIN: not now; EPROTO: a TLS error, the
  * reason left in OpenSSL's error queue for the caller). recv reads as many records as

@@ -5,9 +5,10 @@
  * socket's reads and writes through the SSL when there is one (both kinds of client
  * read and write through daffi__io_recv/daffi__io_send).
  *
- * The handshake runs on the connected non-blocking socket with poll(), bounded by the
- * connect timeout; the asynchronous client runs it so too, inline in its loop's
- * callback, as it resolves a host name inline (client.h, "Asynchronous clients").
+ * The handshake is a begin (the SSL on the connected non-blocking socket) and steps
+ * (SSL_do_handshake until it no longer wants to read or write): the synchronous
+ * client waits between steps with poll(), bounded by the connect timeout; the
+ * asynchronous one from its loop, on the socket's events (client_async_io.c).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -109,7 +110,8 @@ void daffi__tls_free(daffi_client *c)
 void daffi__tls_drop(daffi_client *c)
 {
     if (c->ssl != NULL) {
-        SSL_shutdown(c->ssl); /* one attempt: a non-blocking socket */
+        if (SSL_is_init_finished(c->ssl))
+            SSL_shutdown(c->ssl); /* one attempt: a non-blocking socket */
         SSL_free(c->ssl);
         ERR_clear_error();
     }
@@ -196,11 +198,10 @@ static int ms_left(int64_t deadline)
 }
 
 /* See client_int.h. */
-int daffi__tls_handshake(daffi_client *c, int fd, int64_t deadline, char *why, size_t whylen)
+int daffi__tls_begin(daffi_client *c, int fd, char *why, size_t whylen)
 {
     SSL *ssl;
     unsigned char ip[16];
-    char r[256];
 
     if (c->tls_ctx == NULL)
         return 0;
@@ -221,39 +222,66 @@ int daffi__tls_handshake(daffi_client *c, int fd, int64_t deadline, char *why, s
     if (inet_pton(AF_INET, c->addr.host, ip) != 1 && inet_pton(AF_INET6, c->addr.host, ip) != 1)
         SSL_set_tlsext_host_name(ssl, c->addr.host);
     SSL_set_connect_state(ssl);
-    for (;;) {
-        ERR_clear_error();
-        int rc = SSL_do_handshake(ssl);
-        if (rc == 1)
-            break;
-        int e = SSL_get_error(ssl, rc);
-        struct pollfd pfd = {fd, e == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN, 0};
-        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-            int ms = ms_left(deadline);
-            if (ms == 0 || (poll(&pfd, 1, ms) == 0 && ms_left(deadline) == 0)) {
-                snprintf(why, whylen, "TLS handshake timed out");
-                SSL_free(ssl);
-                return -1;
-            }
-            continue;
-        }
-        long v = SSL_get_verify_result(ssl);
-        if (v != X509_V_OK)
-            snprintf(why, whylen, "TLS handshake failed: certificate verify failed: %s",
-                     X509_verify_cert_error_string(v));
-        else if (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)
-            snprintf(why, whylen, "TLS handshake failed: %s", errno != 0 ? strerror(errno)
-                     : "the peer closed the connection (is it a TLS port?)");
-        else
-            snprintf(why, whylen, "TLS handshake failed: %s",
-                     ssl_reason(r, sizeof(r), "the peer closed the connection or does not speak TLS (is it a tls:// port?)"));
-        ERR_clear_error();
-        SSL_free(ssl);
-        return -1;
-    }
-    ERR_clear_error(); /* the reads and writes start on an empty queue */
     c->ssl = ssl;
     return 0;
+}
+
+/* See client_int.h. */
+int daffi__tls_step(daffi_client *c, char *why, size_t whylen)
+{
+    SSL *ssl = c->ssl;
+    char r[256];
+
+    ERR_clear_error();
+    int rc = SSL_do_handshake(ssl);
+    if (rc == 1) {
+        ERR_clear_error(); /* the reads and writes start on an empty queue */
+        return DAFFI__TLS_DONE;
+    }
+    int e = SSL_get_error(ssl, rc);
+    if (e == SSL_ERROR_WANT_READ)
+        return DAFFI__TLS_WANT_READ;
+    if (e == SSL_ERROR_WANT_WRITE)
+        return DAFFI__TLS_WANT_WRITE;
+    long v = SSL_get_verify_result(ssl);
+    if (v != X509_V_OK)
+        snprintf(why, whylen, "TLS handshake failed: certificate verify failed: %s",
+                 X509_verify_cert_error_string(v));
+    else if (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)
+        snprintf(why, whylen, "TLS handshake failed: %s", errno != 0 ? strerror(errno)
+                 : "the peer closed the connection (is it a TLS port?)");
+    else
+        snprintf(why, whylen, "TLS handshake failed: %s",
+                 ssl_reason(r, sizeof(r), "the peer closed the connection or does not speak TLS (is it a tls:// port?)"));
+    ERR_clear_error();
+    SSL_free(ssl); /* no shutdown after a failed handshake */
+    c->ssl = NULL;
+    return -1;
+}
+
+/* See client_int.h. */
+int daffi__tls_handshake(daffi_client *c, int fd, int64_t deadline, char *why, size_t whylen)
+{
+    if (c->tls_ctx == NULL)
+        return 0;
+    if (daffi__tls_begin(c, fd, why, whylen) == -1)
+        return -1;
+    for (;;) {
+        int rc = daffi__tls_step(c, why, whylen);
+        if (rc == DAFFI__TLS_DONE)
+            return 0;
+        if (rc == -1)
+            return -1;
+        struct pollfd pfd = {fd, rc == DAFFI__TLS_WANT_WRITE ? POLLOUT : POLLIN, 0};
+        int ms = ms_left(deadline);
+        if (ms == 0 || (poll(&pfd, 1, ms) == 0 && ms_left(deadline) == 0)) {
+            snprintf(why, whylen, "TLS handshake timed out");
+            SSL_free(c->ssl);
+            c->ssl = NULL;
+            ERR_clear_error();
+            return -1;
+        }
+    }
 }
 
 /* SSL_get_error() reads the thread's error queue, which must be empty before the call

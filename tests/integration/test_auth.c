@@ -8,7 +8,8 @@
  * token, a name it may not take); require on one listener (tls) and not another
  * (unix); the admin socket's allow_uids / allow_gids; rules and allow lists changed by
  * a reload (SIGHUP) and applied to the next call of a connection that keeps its
- * identity, admin_denied counted.
+ * identity, admin_denied counted; require, timeout and max_failures changed by a
+ * reload and applied to the connections accepted after it.
  *
  * The service daemon of the group: listen tcp + unix, tokens bob (anything) and carol
  * (echo only), require = yes, timeout = 300ms, max_failures = 2.
@@ -347,6 +348,17 @@ static void test_worker_over_tls_with_token(void **state)
                                       2000));
 }
 
+/* The admin socket's status lists address, and only it, as requiring authentication. */
+static void assert_auth_required(const char *admin, const char *address)
+{
+    json_t *r = tcluster_admin(admin, "status");
+    assert_non_null(r);
+    json_t *req = json_object_get(r, "auth_required");
+    assert_int_equal(json_array_size(req), 1);
+    assert_string_equal(json_string_value(json_array_get(req, 0)), address);
+    json_decref(r);
+}
+
 /* [auth] require = tls: the TLS listener requires a token, the Unix one does not (its
  * connections run as "anonymous"). */
 static void test_require_per_listener(void **state)
@@ -389,12 +401,7 @@ static void test_require_per_listener(void **state)
     assert_int_equal(call_x(c, "echo", msg, sizeof(msg)), 0);
     daffi_close(c);
     /* status names the listeners that require it */
-    json_t *r = tcluster_admin(admin, "status");
-    assert_non_null(r);
-    json_t *req = json_object_get(r, "auth_required");
-    assert_int_equal(json_array_size(req), 1);
-    assert_string_equal(json_string_value(json_array_get(req, 0)), tls_addr);
-    json_decref(r);
+    assert_auth_required(admin, tls_addr);
 }
 
 static void test_admin_allow_list(void **state)
@@ -475,6 +482,81 @@ static void test_reload_rules_and_allow_lists(void **state)
     assert_int_equal(tcluster_admin_counter(admin, "admin_denied"), 1);
 }
 
+/* A reload (SIGHUP) applies [auth] require, timeout and max_failures to the
+ * connections accepted after it; one accepted before keeps what it had (here:
+ * anonymous, not required to authenticate). */
+static void test_reload_require_timeout_max_failures(void **state)
+{
+    fixture *f = *state;
+    char admin[200], msg[400];
+    rawconn rc;
+    rawmsg m;
+
+    assert_int_equal(tdaemon_init(&f->other), 0);
+    snprintf(admin, sizeof(admin), "%s/admin.sock", f->other.dir);
+    assert_int_equal(tdaemon_write_file(&f->other, "tokens", "bob %s\n", BOB), 0);
+    assert_int_equal(tdaemon_write_file(&f->other, "05-auth.ini",
+                                        "[admin]\nsocket = %s\n[auth]\ntokens = tokens\n",
+                                        admin), 0);
+    assert_int_equal(tdaemon_add_plugin(&f->other, "echo", NULL), 0);
+    assert_int_equal(tdaemon_start(&f->other, NULL), 0);
+    daffi_client *before = connect_with(f->other.tcp, NULL);
+    assert_int_equal(call_x(before, "echo", msg, sizeof(msg)), 0);
+
+    assert_int_equal(tdaemon_write_file(&f->other, "05-auth.ini",
+                                        "[admin]\nsocket = %s\n[auth]\ntokens = tokens\n"
+                                        "require = tcp\ntimeout = 400ms\nmax_failures = 1\n",
+                                        admin), 0);
+    assert_int_equal(kill(f->other.pid, SIGHUP), 0);
+    assert_true(tcluster_log_contains(&f->other, "event=auth.settings_reloaded require=tcp "
+                                      "timeout_ms=400 max_failures=1", 5000));
+    assert_true(tcluster_log_contains(&f->other, "event=reload.done", 5000));
+    assert_false(tcluster_log_contains(&f->other, "setting=auth.", 0));
+    /* a new TCP connection must authenticate; the Unix listener is not covered */
+    daffi_client *c = connect_with(f->other.tcp, NULL);
+    assert_int_equal(call_x(c, "echo", msg, sizeof(msg)), DAFFI_E_DENIED);
+    assert_non_null(strstr(msg, "[auth] require covers this listener"));
+    daffi_close(c);
+    c = connect_with(f->other.tcp, BOB);
+    assert_int_equal(call_x(c, "echo", msg, sizeof(msg)), 0);
+    daffi_close(c);
+    c = connect_with(f->other.unix_addr, NULL);
+    assert_int_equal(call_x(c, "echo", msg, sizeof(msg)), 0);
+    daffi_close(c);
+    assert_auth_required(admin, f->other.tcp);
+    /* max_failures = 1: the first refused token closes */
+    expect_open(&rc, f->other.tcp);
+    rawmsg_init(&m);
+    msgpack_packer *pk = rawmsg_request(&m, 1, "daffi.auth", 1);
+    msgpack_pack_str(pk, 24);
+    msgpack_pack_str_body(pk, "wrong-token-wrong-token!", 24);
+    expect_send(&rc, &m);
+    expect_error(&rc, 1, DAFFI_E_DENIED);
+    expect_closed(&rc, NULL);
+    rawmsg_destroy(&m);
+    rawconn_close(&rc);
+    assert_true(tcluster_log_contains(&f->other, "failures=1 max_failures=1", 2000));
+    /* timeout = 400ms (the sweep's period shortened for it): closed anonymous */
+    expect_open(&rc, f->other.tcp);
+    assert_int_equal(rawconn_wait_eof(&rc, 3000, NULL), RAWCONN_EOF);
+    rawconn_close(&rc);
+    assert_true(tcluster_log_contains(&f->other, "timeout_ms=400 msg=\"not authenticated "
+                                      "within [auth] timeout", 2000));
+    /* the connection from before the reload: still anonymous, still served, not timed out */
+    assert_int_equal(call_x(before, "echo", msg, sizeof(msg)), 0);
+    daffi_close(before);
+
+    /* and back: require no longer covers tcp */
+    assert_int_equal(tdaemon_write_file(&f->other, "05-auth.ini",
+                                        "[admin]\nsocket = %s\n[auth]\ntokens = tokens\n",
+                                        admin), 0);
+    assert_int_equal(kill(f->other.pid, SIGHUP), 0);
+    assert_true(tcluster_log_contains(&f->other, "event=auth.settings_reloaded require=no", 5000));
+    c = connect_with(f->other.tcp, NULL);
+    assert_int_equal(call_x(c, "echo", msg, sizeof(msg)), 0);
+    daffi_close(c);
+}
+
 static void test_check_config(void **state)
 {
     fixture *f = *state;
@@ -511,6 +593,7 @@ int main(void)
         cmocka_unit_test_teardown(test_require_per_listener, test_teardown),
         cmocka_unit_test_teardown(test_admin_allow_list, test_teardown),
         cmocka_unit_test_teardown(test_reload_rules_and_allow_lists, test_teardown),
+        cmocka_unit_test_teardown(test_reload_require_timeout_max_failures, test_teardown),
         cmocka_unit_test(test_check_config),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -4,7 +4,9 @@
  * (IP and DNS), mTLS identity, and every refusal with its log line and counter: an
  * untrusted server for the client, an expired and an untrusted client certificate, a
  * plaintext client on the TLS port, a TLS client on the plaintext port, a handshake
- * that never finishes (handshake_timeout); `daffid -t` on bad [tls] settings; the
+ * that never finishes (handshake_timeout), and for the asynchronous client one that
+ * never finishes on the server's side (its loop runs on, the connect timeout ends
+ * it); `daffid -t` on bad [tls] settings; the
  * certificates reloaded on SIGHUP while a connection stays open.
  *
  * The certificates are made at set-up with the openssl command line (tcerts.h). One
@@ -22,7 +24,12 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <cmocka.h>
 #include <msgpack.h>
@@ -221,6 +228,94 @@ static void test_async_client(void **state)
     event_base_free(base);
 }
 
+/* ---- the asynchronous client's handshake runs on its loop ---------------------- */
+
+typedef struct stall {
+    struct event_base *base;
+    struct event *tick;
+    int ticks;            /* the loop's other timer fired this often */
+    int done;             /* the queued call completed: 1 with the expected error */
+    int64_t done_ms;      /* ... this long after it was made */
+    int64_t t0_ms;
+    char why[300];
+} stall;
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    ((stall *)arg)->ticks++;
+}
+
+static void on_stalled_call(daffi_client *c, daffi_result *res, daffi_error *err, void *arg)
+{
+    stall *s = arg;
+    (void)c;
+    s->done = res == NULL && err != NULL && err->code == DAFFI_E_UNAVAILABLE ? 1 : -1;
+    s->done_ms = mono_ms() - s->t0_ms;
+    snprintf(s->why, sizeof(s->why), "%s", err != NULL && err->message ? err->message : "");
+    event_base_loopbreak(s->base);
+}
+
+/* A TLS server that accepts (the kernel does: the socket listens) and never answers
+ * the ClientHello. The client's loop keeps running its other timer every 10 ms
+ * while the handshake waits, the call made meanwhile waits in the queue, and both end
+ * at the connect timeout (600 ms) with a reason that says so. */
+static void test_async_handshake_runs_on_the_loop(void **state)
+{
+    fixture *f = *state;
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(lfd >= 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t sl = sizeof(sin);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    assert_int_equal(listen(lfd, 8), 0);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&sin, &sl), 0);
+    char addr[64];
+    snprintf(addr, sizeof(addr), "tls://127.0.0.1:%d", ntohs(sin.sin_port));
+
+    stall s = {0};
+    s.base = event_base_new();
+    s.tick = event_new(s.base, -1, EV_PERSIST, on_tick, &s);
+    struct timeval ten_ms = {0, 10000};
+    event_add(s.tick, &ten_ms);
+    daffi_client_opts o;
+    daffi_error err = DAFFI_ERROR_INIT;
+    memset(&o, 0, sizeof(o));
+    o.tls_ca = cert(f, "ca.pem");
+    o.connect_timeout_ms = 600;
+    s.t0_ms = mono_ms();
+    daffi_client *c = daffi_client_new(s.base, addr, &o, &err);
+    if (c == NULL)
+        fail_msg("daffi_client_new: %s", err.message);
+    assert_int_equal(daffi_ping_async(c, 5000, on_stalled_call, &s, &err), 0);
+    /* the loop waits in the kernel between events: a handshake that blocked inside a
+     * callback would hold every tick back until it gave up */
+    struct timeval guard = {10, 0};
+    event_base_loopexit(s.base, &guard);
+    event_base_dispatch(s.base);
+    if (s.done != 1)
+        fail_msg("the queued call: done=%d why=%s", s.done, s.why);
+    assert_non_null(strstr(s.why, "TLS handshake timed out"));
+    assert_true(s.done_ms >= 550);
+    assert_true(s.done_ms < 5000);
+    /* 600 ms of 10 ms ticks: most of them, even on a loaded machine */
+    if (s.ticks < 20)
+        fail_msg("the loop ran its timer %d times in %lld ms", s.ticks, (long long)s.done_ms);
+    daffi_close(c);
+    event_free(s.tick);
+    event_base_free(s.base);
+    close(lfd);
+}
+
 static void test_daffictl_over_tls(void **state)
 {
     fixture *f = *state;
@@ -411,6 +506,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_call_roundtrip),
         cmocka_unit_test(test_async_client),
+        cmocka_unit_test(test_async_handshake_runs_on_the_loop),
         cmocka_unit_test(test_daffictl_over_tls),
         cmocka_unit_test(test_mtls_identity),
         cmocka_unit_test(test_untrusted_server),

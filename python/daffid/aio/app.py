@@ -50,7 +50,8 @@ class AsyncClient(ClientBase):
         link = AsyncLink(self.address, name=self.app_name, registry=self._serving(),
                          workers=self.workers, max_message=self.max_message,
                          connect_timeout=self.connect_timeout, heartbeat=self.heartbeat,
-                         on_event=self._on_event, subscribe=self._has_event_handlers)
+                         on_event=self._on_event, subscribe=self._has_event_handlers,
+                         tls=self._tls, token=self._token)
         self._link = link
         try:
             await link.start()

@@ -74,8 +74,9 @@
  *   Asynchronous functions never block and never call their callback before they
  *   return; the only exception is daffi_close(), which completes every call still
  *   pending (UNAVAILABLE, "client closed") before it returns. Connecting is
- *   asynchronous too, except that a TCP host name is resolved (getaddrinfo) inline:
- *   use numeric addresses where that matters.
+ *   asynchronous too, a tls:// address's handshake included (driven by the socket's
+ *   events, bounded by the connect timeout), except that a TCP host name is resolved
+ *   (getaddrinfo) inline: use numeric addresses where that matters.
  *
  * Reconnecting (opts.reconnect_ms > 0)
  *   When the connection drops, every call in flight on it fails at once with
