@@ -53,7 +53,9 @@ int dfd_nats_stream_open(dfd_conn *c, dfd_call *call, unsigned window, const cha
 /* Member name stopped heartbeating and was dropped (nats-members.c, loop 0): every
  * loop fails the calls it sent to it by name (`to`, a cast's legs) with UNAVAILABLE,
  * and aborts the streams it relays to it (their subjects name its session; "": none).
- * Calls sent to a queue group are not known to be its: they end at their deadline.
+ * A call sent to a queue group is known to be its once the member said it took the
+ * call (its "taken" on the reply subject + ".t"), and fails so too; one that member
+ * answered at once never needed it.
  * Any thread; name and session are copied. */
 void dfd_nats_gateway_member_lost(struct dfd_server *srv, const char *name,
                                   const char *session);

@@ -4,8 +4,9 @@
  * NATS -> worker and back; calls spread over two workers serving the same callback;
  * `to` reaches one member; a callback nobody serves is NO_CALLBACK at once; every router
  * lists the members it learned over NATS, and subscribers see them join and leave; a
- * worker killed mid-call ends that call at its deadline (TIMEOUT, never a hang) and is
- * dropped after heartbeat x misses; one of two routers killed, the other keeps serving;
+ * worker killed mid-call is dropped after heartbeat x misses and the calls it held fail
+ * UNAVAILABLE naming it (sent by name, or by the queue group once it said "taken"),
+ * never TIMEOUT at the deadline; one of two routers killed, the other keeps serving;
  * a NATS node of a cluster of two killed, its clients fail over to the other.
  *
  * The group runs one nats-server, workers w1 (echo, calc) and w2 (echo), routers r1 and
@@ -534,44 +535,54 @@ static void test_worker_killed_mid_call_ends_the_call_and_leaves(void **state)
 {
     fixture *f = *state;
     skip_without_nats(f);
-    assert_int_equal(worker_up(&f->extra, f->nats.url, "w4", (const char *const[]){ "echo", NULL },
-                               f->r1.tcp, NULL, 0), 0);
+    /* w4 alone serves fib: a fib call by the queue group is w4's */
+    assert_int_equal(worker_up(&f->extra, f->nats.url, "w4",
+                               (const char *const[]){ "echo", "fib", NULL }, f->r1.tcp, NULL, 0),
+                     0);
     rawconn c;
     expect_open(&c, f->r1.tcp);
     /* echo_after 5000 on w4 by name, deadline 20 s: UNAVAILABLE once w4 is dropped
      * (4 silent heartbeats of 250 ms), long before the deadline */
     send_call(&c, 1, "echo_after", "\xcd\x13\x88\xa1x", 5, 2, "w4", 20000);
-    /* the same by the queue group (w1, w2, w4 serve echo_after), deadline 1.5 s: NATS does
-     * not say who took it, so a call w4 held ends TIMEOUT; one another worker took is
-     * answered after 5 s, past the deadline: TIMEOUT too */
-    send_call(&c, 2, "echo_after", "\xcd\x13\x88\xa1y", 5, 2, NULL, 1500);
+    /* fib(45) by the queue group (seconds in w4's blocking pool), deadline 20 s: w4 said
+     * it took it, so it is UNAVAILABLE naming w4 too, not TIMEOUT at the deadline */
+    send_call(&c, 2, "fib", "\x2d", 1, 1, NULL, 20000);
+    /* echo_after by the queue group (w1, w2, w4 serve it), deadline 1.5 s: whoever took
+     * it, the answer would come after 5 s: TIMEOUT, or UNAVAILABLE should w4 hold it and
+     * be dropped first */
+    send_call(&c, 3, "echo_after", "\xcd\x13\x88\xa1y", 5, 2, NULL, 1500);
     struct timespec ts = {0, 200 * 1000000};
     nanosleep(&ts, NULL);
     assert_int_equal(tdaemon_signal(&f->extra, SIGKILL), 0);
     int64_t t0 = expect_now_ms();
-    int got_timeout = 0, got_unavailable = 0;
-    for (int i = 0; i < 2; i++) {
+    int seen = 0;
+    for (int i = 0; i < 3; i++) {
         /* bounded generously: a loaded machine delays the heartbeats' verdict */
         assert_int_equal(rawconn_read(&c, 15000), RAWCONN_OK);
         assert_int_equal(c.msg.kind, DAFFI_MSG_RESPONSE);
         uint32_t id = c.msg.msgid;
-        if (id == 2) {
-            check_error(&c, 2, DAFFI_E_TIMEOUT);
-            got_timeout = 1;
+        assert_true(id >= 1 && id <= 3 && !(seen & (1 << id)));
+        seen |= 1 << id;
+        if (id == 3) {
+            int code = 0;
+            const char *text;
+            size_t len;
+            const msgpack_object *details;
+            assert_int_equal(daffi_error_parse(c.msg.error, &code, &text, &len, &details), 0);
+            assert_true(code == DAFFI_E_TIMEOUT || code == DAFFI_E_UNAVAILABLE);
         } else {
-            assert_int_equal(id, 1);
-            check_error(&c, 1, DAFFI_E_UNAVAILABLE);
-            got_unavailable = 1;
+            rexpect_check_error_containing(&c, id, DAFFI_E_UNAVAILABLE, "member 'w4'");
         }
     }
-    assert_true(got_timeout && got_unavailable);
-    assert_true(expect_now_ms() - t0 < 16000); /* well before call 1's 20 s deadline */
+    assert_true(expect_now_ms() - t0 < 16000); /* well before the 20 s deadlines */
     assert_int_equal(tcluster_wait_gone(f->r1.tcp, "w4", 5000), 0);
     assert_int_equal(tcluster_wait_gone(f->r2.tcp, "w4", 5000), 0);
     assert_true(tcluster_log_contains(&f->r1, "event=nats.member_lost name=w4", 1000));
-    /* now nobody of that name: at once */
-    send_call(&c, 3, "echo", "\x01", 1, 1, "w4", 20000);
-    rexpect_error_containing(&c, 3, DAFFI_E_UNAVAILABLE, "no member");
+    /* now nobody of that name: at once; nobody serves fib: at once */
+    send_call(&c, 4, "echo", "\x01", 1, 1, "w4", 20000);
+    rexpect_error_containing(&c, 4, DAFFI_E_UNAVAILABLE, "no member");
+    send_call(&c, 5, "fib", "\x01", 1, 1, NULL, 20000);
+    rexpect_error_containing(&c, 5, DAFFI_E_NO_CALLBACK, "fib");
     rawconn_close(&c);
     tdaemon_wait_exit(&f->extra, 1000);
 }
