@@ -159,6 +159,21 @@ int dfd_nats_subject(char *out, size_t size, const dfd_server *srv, const char *
     return n > 0 && (size_t)n < size ? 0 : -1;
 }
 
+dfd_nats_note *dfd_nats_note_shrink(dfd_nats_note *note)
+{
+    /* the data is last in buf (dfd_nats_mail_msg): the subject and reply stay */
+    size_t keep = (size_t)(note->data - note->buf);
+    size_t reply_off = note->reply != NULL ? (size_t)(note->reply - note->buf) : 0;
+    dfd_nats_note *small = realloc(note, sizeof(*note) + keep);
+    if (small == NULL)
+        small = note; /* a smaller block refused: keep the big one */
+    small->subject = small->buf;
+    small->reply = small->reply != NULL ? small->buf + reply_off : NULL;
+    small->data = NULL;
+    small->len = 0;
+    return small;
+}
+
 int dfd_nats_mail_msg(dfd_loop *loop, void (*run)(dfd_loop *loop, void *note), natsMsg *msg,
                       void *arg)
 {

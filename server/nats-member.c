@@ -156,6 +156,9 @@ static void member_say_taken(dfd_loop *loop, dfd_nats_member *m, const dfd_nats_
     dfd_nats_publish(loop, m->nc, subject, NULL, name, strlen(name));
 }
 
+/* A held request at least this big gives back its bytes (its call has a copy). */
+#define MEMBER_SHRINK_BYTES 4096
+
 /* Mail: a call from NATS, on the loop that runs it. */
 static void member_call_run(dfd_loop *loop, void *arg)
 {
@@ -179,22 +182,33 @@ static void member_call_run(dfd_loop *loop, void *arg)
             return;
         }
     }
-    int code = dfd_dispatch_detached(loop, req->data, req->len, tag, &member_hooks);
-    /* still in the table: its answer comes later (member_report takes and frees it) */
-    if (code == 0 && tag != 0 && req->arg == &member_via_queue &&
-        dfd_idmap_get(&ml->replies, tag) != NULL)
-        member_say_taken(loop, m, req);
-    if (code != 0 && tag != 0) {
-        dfd_idmap_take(&ml->replies, tag);
-        member_reply_error(loop, m, req, code,
-                           code == DAFFI_E_TOO_LARGE ? "the message exceeds max_message"
-                           : code == DAFFI_E_OVERLOADED ? "out of memory"
-                                                        : "not a MessagePack-RPC request");
-        dfd_stat_add(&loop->stats, code == DAFFI_E_PROTOCOL ? DFD_STAT_protocol_errors
-                                                            : DFD_STAT_overloaded, 1);
-    }
-    if (tag == 0 || code != 0)
+    char why[320];
+    int code = dfd_dispatch_detached(loop, req->data, req->len, tag, &member_hooks, why,
+                                     sizeof(why));
+    if (code != 0 || tag == 0) {
+        if (tag != 0) {
+            dfd_idmap_take(&ml->replies, tag);
+            member_reply_error(loop, m, req, code, why);
+        }
         free(req); /* a notification's bytes were copied into its call */
+        return;
+    }
+    /* still in the table: its answer comes later (member_report takes and frees it) */
+    if (dfd_idmap_get(&ml->replies, tag) == NULL)
+        return;
+    if (req->arg == &member_via_queue)
+        member_say_taken(loop, m, req);
+    /* the call holds its copy of the bytes (counted in the budget): keep the reply */
+    if (req->len >= MEMBER_SHRINK_BYTES) {
+        dfd_idmap_take(&ml->replies, tag);
+        dfd_nats_note *kept = dfd_nats_note_shrink(req);
+        /* its slot is free again: only a table that must grow can fail here */
+        if (dfd_idmap_put(&ml->replies, tag, kept) == -1) {
+            dfd_error("nats.oom", "msg=\"out of memory: a call's answer will not reach "
+                      "NATS (its gateway's deadline ends it)\"");
+            free(kept);
+        }
+    }
 }
 
 /* libnats thread: mails call msg to a loop (round-robin), which does the rest. */

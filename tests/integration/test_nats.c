@@ -442,6 +442,82 @@ static void test_reload_changes_what_the_routers_see(void **state)
     assert_int_equal(tdaemon_stop(&f->extra, TDAEMON_STOP_TIMEOUT_MS), 0);
 }
 
+#define BUDGET_CALLS 110
+#define BUDGET_BYTES (768 * 1024) /* under nats-server's max_payload (1M) */
+
+/* Sends daffi.call ["echo_after", [ms, <bytes of BUDGET_BYTES>], {"to": to,
+ * "timeout_ms": 60000}] as msgid id. */
+static void send_big_echo_after(rawconn *c, uint32_t id, int ms, const char *to,
+                                const char *bytes)
+{
+    rawmsg m;
+    msgpack_packer *pk = begin_request(&m, id, "daffi.call", 3);
+    daffi_pack_cstr(pk, "echo_after");
+    msgpack_pack_array(pk, 2);
+    msgpack_pack_int(pk, ms);
+    msgpack_pack_bin(pk, BUDGET_BYTES);
+    msgpack_pack_bin_body(pk, bytes, BUDGET_BYTES);
+    msgpack_pack_map(pk, 2);
+    daffi_pack_cstr(pk, "to");
+    daffi_pack_cstr(pk, to);
+    daffi_pack_cstr(pk, "timeout_ms");
+    msgpack_pack_int(pk, 60000);
+    end_request(c, &m);
+}
+
+static void test_calls_from_nats_count_in_the_workers_memory_budget(void **state)
+{
+    fixture *f = *state;
+    skip_without_nats(f);
+    char admin[200];
+    /* max_memory 64M (its least): 110 calls of 768 KiB held 6 s (82.5M) do not fit */
+    assert_int_equal(tcluster_worker_init(&f->extra, f->nats.url, "w9",
+                                          HB "[limits]\nmax_memory = 64M\n"), 0);
+    snprintf(admin, sizeof(admin), "%s/admin.sock", f->extra.dir);
+    assert_int_equal(tdaemon_write_file(&f->extra, "05-admin.ini", "[admin]\nsocket = %s\n",
+                                        admin), 0);
+    assert_int_equal(tdaemon_add_plugin(&f->extra, "echo", NULL), 0);
+    assert_int_equal(tcluster_worker_start(&f->extra, f->r1.tcp, "w9", START_MS), 0);
+    char *bytes = calloc(1, BUDGET_BYTES);
+    assert_non_null(bytes);
+    rawconn c;
+    expect_open(&c, f->r1.tcp);
+    for (uint32_t i = 1; i <= BUDGET_CALLS; i++)
+        send_big_echo_after(&c, i, 6000, "w9", bytes);
+    unsigned ok = 0, refused = 0;
+    for (int i = 0; i < BUDGET_CALLS; i++) {
+        assert_int_equal(rawconn_read(&c, 60000), RAWCONN_OK);
+        assert_int_equal(c.msg.kind, DAFFI_MSG_RESPONSE);
+        if (c.msg.error == NULL || c.msg.error->type == MSGPACK_OBJECT_NIL) {
+            assert_int_equal(c.msg.result->type, MSGPACK_OBJECT_BIN);
+            assert_int_equal(c.msg.result->via.bin.size, BUDGET_BYTES);
+            ok++;
+        } else {
+            /* the answer a TCP caller of w9 gets past its budget, with the figures */
+            rexpect_check_error_containing(&c, c.msg.msgid, DAFFI_E_OVERLOADED,
+                                           "memory budget spent");
+            rexpect_check_error_containing(&c, c.msg.msgid, DAFFI_E_OVERLOADED,
+                                           "of max_memory 64.0M");
+            refused++;
+        }
+    }
+    print_message("%u answered, %u refused past max_memory\n", ok, refused);
+    assert_true(ok >= 40 && refused >= 10);
+    assert_int_equal(ok + refused, BUDGET_CALLS);
+    assert_int_equal(tcluster_admin_counter(admin, "memory_refused"), refused);
+    assert_true(tcluster_log_contains(&f->extra, "event=memory.refusing", 5000));
+    /* the answered calls gave their memory back: as many again fit */
+    for (uint32_t i = 1; i <= 40; i++)
+        send_big_echo_after(&c, 1000 + i, 0, "w9", bytes);
+    for (uint32_t i = 1; i <= 40; i++) {
+        assert_int_equal(rawconn_read(&c, 60000), RAWCONN_OK);
+        assert_true(c.msg.error == NULL || c.msg.error->type == MSGPACK_OBJECT_NIL);
+    }
+    free(bytes);
+    rawconn_close(&c);
+    assert_int_equal(tdaemon_stop(&f->extra, TDAEMON_STOP_TIMEOUT_MS), 0);
+}
+
 /* ---- streams ---------------------------------------------------------------------------- */
 
 /* FNV-1a 64 of the file at path (echo's digest hashes the same way). */
@@ -719,6 +795,7 @@ int main(void)
         T(test_a_call_from_nats_has_its_access_line),
         T(test_status_shows_the_nats_connection),
         T(test_reload_changes_what_the_routers_see),
+        T(test_calls_from_nats_count_in_the_workers_memory_budget),
         T(test_worker_killed_mid_call_ends_the_call_and_leaves),
         T(test_one_router_killed_the_other_keeps_serving),
         T(test_nats_node_killed_clients_fail_over),
