@@ -558,6 +558,7 @@ static void gw_lost_collect(uint32_t id, void *val, void *arg)
 
 /* What a member-lost mail carries: its name and the prefix of its stream subjects. */
 typedef struct gw_lost {
+    const char *why;             /* static */
     char *name;
     char *streams;               /* "<ns>.stream.<session>." or NULL */
 } gw_lost;
@@ -605,7 +606,7 @@ static void gw_member_lost_run(dfd_loop *loop, void *arg)
     char text[400];
     dfd_idmap_each(&gl->targets, gw_lost_collect, &scan);
     snprintf(text, sizeof(text), "member '%.200s' stopped answering with the call in flight "
-             "(no heartbeat: dropped)", l->name);
+             "(%s)", l->name, l->why);
     for (size_t i = 0; i < scan.n; i++) {
         dfd_call *call = gw_take(gl, scan.ids[i]);
         if (call != NULL)
@@ -627,7 +628,8 @@ static void gw_member_lost_run(dfd_loop *loop, void *arg)
     gw_lost_free(l);
 }
 
-void dfd_nats_gateway_member_lost(dfd_server *srv, const char *name, const char *session)
+void dfd_nats_gateway_member_lost(dfd_server *srv, const char *name, const char *session,
+                                  const char *why)
 {
     dfd_nats_gateway *g = srv->nats_gateway;
     char prefix[DFD_NATS_SUBJECT_MAX];
@@ -639,6 +641,7 @@ void dfd_nats_gateway_member_lost(dfd_server *srv, const char *name, const char 
     for (unsigned i = 0; g != NULL && i < g->nloops; i++) {
         gw_lost *l = calloc(1, sizeof(*l));
         if (l != NULL) {
+            l->why = why;
             l->name = strdup(name);
             l->streams = has_prefix ? strdup(prefix) : NULL;
         }

@@ -499,6 +499,14 @@ void dfd_nats_member_withdraw(dfd_nats_member *m)
              "the ones in flight\"", m->srv->cfg->name);
 }
 
+void dfd_nats_member_abandon(dfd_nats_member *m)
+{
+    if (m == NULL || m->nc == NULL)
+        return;
+    member_announce(m, NULL, "gone");
+    natsConnection_FlushTimeout(m->nc, 500);
+}
+
 void dfd_nats_member_resume(dfd_nats_member *m)
 {
     if (m == NULL || !atomic_exchange(&m->withdrawn, 0))

@@ -6,8 +6,10 @@
  * lists the members it learned over NATS, and subscribers see them join and leave; a
  * worker killed mid-call is dropped after heartbeat x misses and the calls it held fail
  * UNAVAILABLE naming it (sent by name, or by the queue group once it said "taken"),
- * never TIMEOUT at the deadline; one of two routers killed, the other keeps serving;
- * a NATS node of a cluster of two killed, its clients fail over to the other.
+ * never TIMEOUT at the deadline; a worker's calls from NATS count in its max_memory; a
+ * stream in flight goes on through its worker's drain, and what outlives
+ * shutdown_timeout fails at once ("gone"); one of two routers killed, the other keeps
+ * serving; a NATS node of a cluster of two killed, its clients fail over to the other.
  *
  * The group runs one nats-server, workers w1 (echo, calc) and w2 (echo), routers r1 and
  * r2 (gateways to the same nats-server), heartbeat 250 ms x 4 everywhere (a dead member
@@ -24,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -590,6 +593,81 @@ static void test_a_stream_whose_member_dies_is_aborted(void **state)
     tdaemon_wait_exit(&f->extra, 1000);
 }
 
+static void test_a_stream_in_flight_finishes_when_its_member_drains(void **state)
+{
+    fixture *f = *state;
+    skip_without_nats(f);
+    assert_int_equal(worker_up(&f->extra, f->nats.url, "w10",
+                               (const char *const[]){ "echo", NULL }, f->r1.tcp, NULL, 0), 0);
+    rawconn c;
+    expect_open(&c, f->r1.tcp);
+    uint32_t id = tstream_raw_open(&c, 1, "digest", 4, "w10", NULL);
+    rawmsg m;
+    rawmsg_init(&m);
+    tstream_raw_chunk(&m, id, "abc", 3);
+    end_request(&c, &m);
+    /* SIGTERM: w10 says left and takes no new call, but the stream it holds goes on */
+    assert_int_equal(tdaemon_signal(&f->extra, SIGTERM), 0);
+    assert_true(tcluster_log_contains(&f->extra, "event=nats.member change=left", 5000));
+    struct timespec ts = {0, 300 * 1000000};
+    nanosleep(&ts, NULL);
+    rawmsg_init(&m);
+    tstream_raw_chunk(&m, id, "defg", 4);
+    end_request(&c, &m);
+    rawmsg_init(&m);
+    tstream_raw_id_msg(&m, 0, 2, "daffi.end", id);
+    end_request(&c, &m);
+    tstream_raw_response(&c, 2, NULL);
+    assert_true(c.msg.error == NULL || c.msg.error->type == MSGPACK_OBJECT_NIL);
+    const msgpack_object *bytes = daffi_obj_get(c.msg.result, "bytes");
+    assert_non_null(bytes);
+    assert_int_equal(tstream_uint(bytes), 7);
+    rawconn_close(&c);
+    /* then it exits at once, cleanly, long before shutdown_timeout (5 s) */
+    assert_int_equal(tdaemon_wait_exit(&f->extra, 4000), 1);
+    assert_true(WIFEXITED(f->extra.status) && WEXITSTATUS(f->extra.status) == 0);
+}
+
+static void test_a_stream_left_open_ends_at_shutdown_timeout(void **state)
+{
+    fixture *f = *state;
+    skip_without_nats(f);
+    assert_int_equal(tcluster_worker_init(&f->extra, f->nats.url, "w11", HB), 0);
+    assert_int_equal(tdaemon_write_file(&f->extra, "06-shutdown.ini",
+                                        "[server]\nshutdown_timeout = 1500ms\n"), 0);
+    assert_int_equal(tdaemon_add_plugin(&f->extra, "echo", NULL), 0);
+    assert_int_equal(tcluster_worker_start(&f->extra, f->r1.tcp, "w11", START_MS), 0);
+    rawconn c;
+    expect_open(&c, f->r1.tcp);
+    uint32_t id = tstream_raw_open(&c, 1, "digest", 4, "w11", NULL);
+    rawmsg m;
+    rawmsg_init(&m);
+    tstream_raw_chunk(&m, id, "abc", 3);
+    end_request(&c, &m);
+    /* and a call that outlives the drain: echo_after 10 s, deadline 20 s */
+    send_call(&c, 3, "echo_after", "\xcd\x27\x10\xa1z", 5, 2, "w11", 20000);
+    struct timespec ts = {0, 200 * 1000000};
+    nanosleep(&ts, NULL);
+    int64_t t0 = expect_now_ms();
+    assert_int_equal(tdaemon_signal(&f->extra, SIGTERM), 0);
+    /* the stream and the call keep the member until shutdown_timeout, then it says
+     * "gone" and exits: the call fails UNAVAILABLE at once, the stream's caller is told
+     * (daffi.abort), and its end fails at once */
+    assert_int_equal(tdaemon_wait_exit(&f->extra, 10000), 1);
+    assert_true(expect_now_ms() - t0 >= 1400);
+    assert_true(tcluster_log_contains(&f->extra, "event=server.drain_timeout", 100));
+    rexpect_error_containing(&c, 3, DAFFI_E_UNAVAILABLE, "it exited: shutdown_timeout");
+    assert_true(expect_now_ms() - t0 < 8000);
+    assert_true(tcluster_log_contains(&f->r1, "event=nats.member change=gone name=w11", 1000));
+    tstream_raw_expect_note(&c, "daffi.abort", id);
+    rawmsg_init(&m);
+    tstream_raw_id_msg(&m, 0, 2, "daffi.end", id);
+    end_request(&c, &m);
+    tstream_raw_response(&c, 2, NULL);
+    check_error(&c, 2, DAFFI_E_UNAVAILABLE);
+    rawconn_close(&c);
+}
+
 static void test_a_stream_to_nobody_is_no_callback(void **state)
 {
     fixture *f = *state;
@@ -790,6 +868,8 @@ int main(void)
         T(test_subscribers_see_nats_members_join_and_leave),
         T(test_a_stream_goes_over_nats_in_order_with_backpressure),
         T(test_a_stream_whose_member_dies_is_aborted),
+        T(test_a_stream_in_flight_finishes_when_its_member_drains),
+        T(test_a_stream_left_open_ends_at_shutdown_timeout),
         T(test_a_stream_to_nobody_is_no_callback),
         T(test_a_gateway_refuses_native_members),
         T(test_a_call_from_nats_has_its_access_line),
