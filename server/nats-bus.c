@@ -62,6 +62,52 @@ static int nats_split(char *copy, const char **servers, int max)
     return n;
 }
 
+/* The first connection of dfd_nats_connect with opts into *nc: one attempt in the
+ * foreground, whose failure says why (libnats' background retries do not: no server,
+ * or the server refused the credentials, naming nats_creds), then, failed, the same in
+ * the background, retrying forever (a NATS down at start is not fatal; nats.reconnected
+ * says when it came). Returns NATS_OK, or what the options refused. */
+static natsStatus nats_connect_first(const dfd_server *srv, const char *urls,
+                                     dfd_nats_ctx *x, natsOptions *opts, natsConnection **nc)
+{
+    const dfd_config *cfg = srv->cfg;
+    natsStatus s = natsConnection_Connect(nc, opts);
+    if (s == NATS_OK) {
+        char url[256] = "?";
+        natsConnection_GetConnectedUrl(*nc, url, sizeof(url));
+        dfd_info("nats.connected", "role=%s url=%s namespace=%s", x->what, url,
+                 dfd_nats_namespace(srv));
+        return NATS_OK;
+    }
+    char error[256];
+    const char *last = nats_GetLastError(NULL);
+    if (last != NULL && *last == '(' && strstr(last, "): ") != NULL)
+        last = strstr(last, "): ") + 3; /* libnats' "(conn.c:1905): " */
+    snprintf(error, sizeof(error), "%s", last != NULL && *last != '\0' ? last
+                                                                      : natsStatus_GetText(s));
+    for (char *p = error; *p != '\0'; p++)
+        if (*p == '"' || *p == '\n')
+            *p = '\'';
+    if (cfg->nats_creds != NULL && s != NATS_NO_SERVER)
+        dfd_warn("nats.connect", "role=%s servers=%s status=\"%s\" error=\"%s\" nats_creds=%s "
+                 "msg=\"NATS refused the connection (are the credentials in nats_creds "
+                 "right?); retrying in the background\"", x->what, urls, natsStatus_GetText(s),
+                 error, cfg->nats_creds);
+    else
+        dfd_warn("nats.connect", "role=%s servers=%s status=\"%s\" error=\"%s\" msg=\"no "
+                 "NATS server accepts the connection yet; retrying in the background\"",
+                 x->what, urls, natsStatus_GetText(s), error);
+    *nc = NULL;
+    s = natsOptions_SetRetryOnFailedConnect(opts, true, nats_on_reconnected, x);
+    if (s == NATS_OK)
+        s = natsConnection_Connect(nc, opts);
+    if (s == NATS_NOT_YET_CONNECTED)
+        return NATS_OK;
+    if (s == NATS_OK)
+        nats_on_reconnected(*nc, x); /* it came meanwhile */
+    return s;
+}
+
 natsConnection *dfd_nats_connect(dfd_server *srv, const char *urls, dfd_nats_ctx *x)
 {
     const char *what = x->what;
@@ -87,9 +133,6 @@ natsConnection *dfd_nats_connect(dfd_server *srv, const char *urls, dfd_nats_ctx
         s = natsOptions_SetReconnectedCB(opts, nats_on_reconnected, x);
     if (s == NATS_OK)
         s = natsOptions_SetErrorHandler(opts, nats_on_error, x);
-    /* a NATS down at start is not fatal: libnats keeps trying, reconnected says when */
-    if (s == NATS_OK)
-        s = natsOptions_SetRetryOnFailedConnect(opts, true, nats_on_reconnected, x);
     if (s == NATS_OK && cfg->nats_creds != NULL) {
         step = "nats_creds";
         s = natsOptions_SetUserCredentialsFromFiles(opts, cfg->nats_creds, NULL);
@@ -102,17 +145,7 @@ natsConnection *dfd_nats_connect(dfd_server *srv, const char *urls, dfd_nats_ctx
     }
     if (s == NATS_OK) {
         step = "connect";
-        s = natsConnection_Connect(&nc, opts);
-        if (s == NATS_NOT_YET_CONNECTED) {
-            dfd_warn("nats.connect", "role=%s servers=%s msg=\"no NATS server answers yet; "
-                     "retrying in the background\"", what, urls);
-            s = NATS_OK;
-        } else if (s == NATS_OK) {
-            char url[256] = "?";
-            natsConnection_GetConnectedUrl(nc, url, sizeof(url));
-            dfd_info("nats.connected", "role=%s url=%s namespace=%s", what, url,
-                     dfd_nats_namespace(srv));
-        }
+        s = nats_connect_first(srv, urls, x, opts, &nc);
     }
     natsOptions_Destroy(opts);
     free(copy);

@@ -41,6 +41,7 @@
 #include "../support/rawconn.h"
 #include "../support/rexpect.h"
 #include "../support/tnats.h"
+#include "../support/tnkeys.h"
 #include "../support/tstream.h"
 
 #define START_MS 10000
@@ -854,6 +855,49 @@ static void test_tls_to_nats_with_nats_tls_ca(void **state)
     assert_int_equal(tdaemon_stop(&f->extra2, TDAEMON_STOP_TIMEOUT_MS), 0);
 }
 
+static void test_nats_creds_authenticate_with_a_real_credentials_file(void **state)
+{
+    fixture *f = *state;
+    skip_without_nats(f);
+    char conf[160], creds[160], stranger[160], extra[400];
+    /* nats-server in operator mode (JWTs made here: no nsc on the machine) */
+    assert_int_equal(tnats_init(&f->n2[0], 0), 0);
+    assert_int_equal(tnkeys_operator_setup(f->n2[0].dir, 1), 0);
+    snprintf(conf, sizeof(conf), "%s/nats.conf", f->n2[0].dir);
+    snprintf(creds, sizeof(creds), "%s/user.creds", f->n2[0].dir);
+    snprintf(stranger, sizeof(stranger), "%s/stranger.creds", f->n2[0].dir);
+    f->n2[0].config = conf;
+    assert_int_equal(tnats_start(&f->n2[0], NULL), 0);
+    snprintf(extra, sizeof(extra), HB "nats = %s\nnats_creds = %s\n", f->n2[0].url, creds);
+    assert_int_equal(tcluster_router_init(&f->extra2, "r6", extra), 0);
+    assert_int_equal(tdaemon_start(&f->extra2, NULL), 0);
+    snprintf(extra, sizeof(extra), HB "nats_creds = %s\n", creds);
+    assert_int_equal(tcluster_worker_init(&f->extra, f->n2[0].url, "w12", extra), 0);
+    assert_int_equal(tdaemon_add_plugin(&f->extra, "calc", NULL), 0);
+    assert_int_equal(tcluster_worker_start(&f->extra, f->extra2.tcp, "w12", START_MS), 0);
+    rawconn c;
+    expect_open(&c, f->extra2.tcp);
+    expect_send_ii(&c, 1, "add", 20, 22);
+    expect_result_int(&c, 1, 42);
+    rawconn_close(&c);
+    assert_int_equal(tdaemon_stop(&f->extra, TDAEMON_STOP_TIMEOUT_MS), 0);
+    /* a credentials file the server rejects (a user of an account it does not know):
+     * the log names the file and NATS' error, and the worker keeps retrying */
+    tdaemon_cleanup(&f->extra);
+    memset(&f->extra, 0, sizeof(f->extra));
+    snprintf(extra, sizeof(extra), HB "nats_creds = %s\n", stranger);
+    assert_int_equal(tcluster_worker_init(&f->extra, f->n2[0].url, "w13", extra), 0);
+    assert_int_equal(tdaemon_add_plugin(&f->extra, "calc", NULL), 0);
+    assert_int_equal(tdaemon_spawn(&f->extra, NULL), 0);
+    char needle[300];
+    snprintf(needle, sizeof(needle), "nats_creds=%s", stranger);
+    assert_true(tcluster_log_contains(&f->extra, needle, 10000));
+    assert_true(tcluster_log_contains(&f->extra, "error=\"Authorization Violation\"", 1000));
+    assert_int_equal(tcluster_has_member(f->extra2.tcp, "w13"), 0);
+    assert_int_equal(tdaemon_stop(&f->extra, TDAEMON_STOP_TIMEOUT_MS), 0);
+    assert_int_equal(tdaemon_stop(&f->extra2, TDAEMON_STOP_TIMEOUT_MS), 0);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_teardown(name, test_teardown)
@@ -880,6 +924,7 @@ int main(void)
         T(test_one_router_killed_the_other_keeps_serving),
         T(test_nats_node_killed_clients_fail_over),
         T(test_tls_to_nats_with_nats_tls_ca),
+        T(test_nats_creds_authenticate_with_a_real_credentials_file),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
