@@ -35,6 +35,18 @@ static void nats_on_reconnected(natsConnection *nc, void *closure)
         x->on_reconnect(x->arg);
 }
 
+/* The connection is closed for good (libnats gives up after the server refused the
+ * credentials twice in a row): nothing will reach this member or gateway again. */
+static void nats_on_closed(natsConnection *nc, void *closure)
+{
+    const dfd_nats_ctx *x = closure;
+    (void)nc;
+    if (atomic_load(&x->closing))
+        return;
+    dfd_error("nats.closed", "role=%s msg=\"libnats closed the NATS connection for good "
+              "(refused credentials?): restart daffid once NATS takes them\"", x->what);
+}
+
 static void nats_on_error(natsConnection *nc, natsSubscription *sub, natsStatus err,
                           void *closure)
 {
@@ -63,10 +75,11 @@ static int nats_split(char *copy, const char **servers, int max)
 }
 
 /* The first connection of dfd_nats_connect with opts into *nc: one attempt in the
- * foreground, whose failure says why (libnats' background retries do not: no server,
- * or the server refused the credentials, naming nats_creds), then, failed, the same in
- * the background, retrying forever (a NATS down at start is not fatal; nats.reconnected
- * says when it came). Returns NATS_OK, or what the options refused. */
+ * foreground, whose failure says why (libnats' background retries do not), then, when
+ * no server answered, the same in the background, retrying forever (a NATS down at
+ * start is not fatal; nats.reconnected says when it came). Credentials the server
+ * refused end the start: logged with NATS' error and the nats_creds file. Returns
+ * NATS_OK, or the failure (logged). */
 static natsStatus nats_connect_first(const dfd_server *srv, const char *urls,
                                      dfd_nats_ctx *x, natsOptions *opts, natsConnection **nc)
 {
@@ -88,11 +101,20 @@ static natsStatus nats_connect_first(const dfd_server *srv, const char *urls,
     for (char *p = error; *p != '\0'; p++)
         if (*p == '"' || *p == '\n')
             *p = '\'';
+    if (s == NATS_CONNECTION_AUTH_FAILED || s == NATS_NOT_PERMITTED) {
+        /* libnats would close the connection for good on the second refusal anyway:
+         * a start that cannot work says so, rather than a member nobody reaches */
+        dfd_error("nats.connect", "role=%s servers=%s status=\"%s\" error=\"%s\" "
+                  "nats_creds=%s msg=\"NATS refused the credentials%s\"", x->what, urls,
+                  natsStatus_GetText(s), error,
+                  cfg->nats_creds != NULL ? cfg->nats_creds : "(none)",
+                  cfg->nats_creds != NULL ? " in nats_creds" : ": it wants some (nats_creds)");
+        return s;
+    }
     if (cfg->nats_creds != NULL && s != NATS_NO_SERVER)
         dfd_warn("nats.connect", "role=%s servers=%s status=\"%s\" error=\"%s\" nats_creds=%s "
-                 "msg=\"NATS refused the connection (are the credentials in nats_creds "
-                 "right?); retrying in the background\"", x->what, urls, natsStatus_GetText(s),
-                 error, cfg->nats_creds);
+                 "msg=\"NATS refused the connection; retrying in the background\"", x->what,
+                 urls, natsStatus_GetText(s), error, cfg->nats_creds);
     else
         dfd_warn("nats.connect", "role=%s servers=%s status=\"%s\" error=\"%s\" msg=\"no "
                  "NATS server accepts the connection yet; retrying in the background\"",
@@ -133,6 +155,8 @@ natsConnection *dfd_nats_connect(dfd_server *srv, const char *urls, dfd_nats_ctx
         s = natsOptions_SetReconnectedCB(opts, nats_on_reconnected, x);
     if (s == NATS_OK)
         s = natsOptions_SetErrorHandler(opts, nats_on_error, x);
+    if (s == NATS_OK)
+        s = natsOptions_SetClosedCB(opts, nats_on_closed, x);
     if (s == NATS_OK && cfg->nats_creds != NULL) {
         step = "nats_creds";
         s = natsOptions_SetUserCredentialsFromFiles(opts, cfg->nats_creds, NULL);
@@ -149,6 +173,10 @@ natsConnection *dfd_nats_connect(dfd_server *srv, const char *urls, dfd_nats_ctx
     }
     natsOptions_Destroy(opts);
     free(copy);
+    if (s != NATS_OK && strcmp(step, "connect") == 0) {
+        natsConnection_Destroy(nc); /* logged */
+        return NULL;
+    }
     if (s != NATS_OK) {
         dfd_error("nats.connect", "role=%s servers=%s step=%s status=\"%s\" msg=\"%s\"", what,
                   urls, step, natsStatus_GetText(s), nats_GetLastError(NULL));

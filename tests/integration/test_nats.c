@@ -882,19 +882,20 @@ static void test_nats_creds_authenticate_with_a_real_credentials_file(void **sta
     rawconn_close(&c);
     assert_int_equal(tdaemon_stop(&f->extra, TDAEMON_STOP_TIMEOUT_MS), 0);
     /* a credentials file the server rejects (a user of an account it does not know):
-     * the log names the file and NATS' error, and the worker keeps retrying */
+     * the start fails, its log names the file and NATS' error */
     tdaemon_cleanup(&f->extra);
     memset(&f->extra, 0, sizeof(f->extra));
     snprintf(extra, sizeof(extra), HB "nats_creds = %s\n", stranger);
     assert_int_equal(tcluster_worker_init(&f->extra, f->n2[0].url, "w13", extra), 0);
     assert_int_equal(tdaemon_add_plugin(&f->extra, "calc", NULL), 0);
     assert_int_equal(tdaemon_spawn(&f->extra, NULL), 0);
+    assert_int_equal(tdaemon_wait_exit(&f->extra, 10000), 1);
+    assert_true(WIFEXITED(f->extra.status) && WEXITSTATUS(f->extra.status) != 0);
     char needle[300];
-    snprintf(needle, sizeof(needle), "nats_creds=%s", stranger);
-    assert_true(tcluster_log_contains(&f->extra, needle, 10000));
-    assert_true(tcluster_log_contains(&f->extra, "error=\"Authorization Violation\"", 1000));
+    snprintf(needle, sizeof(needle), "error=\"Authorization Violation\" nats_creds=%s "
+             "msg=\"NATS refused the credentials in nats_creds\"", stranger);
+    assert_true(tcluster_log_contains(&f->extra, needle, 1000));
     assert_int_equal(tcluster_has_member(f->extra2.tcp, "w13"), 0);
-    assert_int_equal(tdaemon_stop(&f->extra, TDAEMON_STOP_TIMEOUT_MS), 0);
     assert_int_equal(tdaemon_stop(&f->extra2, TDAEMON_STOP_TIMEOUT_MS), 0);
 }
 
