@@ -30,9 +30,11 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <event2/event.h>
 #include <jansson.h>
 #include <msgpack.h>
 
+#include <daffi/client.h>
 #include <daffi/rpc.h>
 
 #include "../support/cluster.h"
@@ -765,6 +767,121 @@ static void test_one_router_killed_the_other_keeps_serving(void **state)
     tdaemon_wait_exit(&f->extra, 1000);
 }
 
+/* add(a, b) on c: its result, or -1 when the call failed (printed). */
+static long long client_add(daffi_client *c, int a, int b)
+{
+    char params[8];
+    daffi_result r;
+    daffi_error err = DAFFI_ERROR_INIT;
+    long long v = -1;
+    params[0] = (char)0x92;
+    params[1] = (char)a;
+    params[2] = (char)b;
+    if (daffi_rpc_raw(c, "add", params, 3, 5000, &r, &err) == 0) {
+        if (r.obj.type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+            v = (long long)r.obj.via.u64;
+        daffi_result_free(&r);
+    } else {
+        print_message("add: %s\n", err.message != NULL ? err.message : "?");
+    }
+    daffi_error_clear(&err);
+    return v;
+}
+
+typedef struct async_add {
+    int done;
+    long long v;                 /* the result, -1: failed */
+} async_add;
+
+static void on_async_add(daffi_client *c, daffi_result *res, daffi_error *err, void *arg)
+{
+    (void)c;
+    async_add *w = arg;
+    w->v = err == NULL && res->obj.type == MSGPACK_OBJECT_POSITIVE_INTEGER
+               ? (long long)res->obj.via.u64 : -1;
+    w->done = 1;
+}
+
+/* add(a, b) on the asynchronous client c (its loop base run meanwhile). */
+static long long async_client_add(struct event_base *base, daffi_client *c, int a, int b)
+{
+    char params[3] = { (char)0x92, (char)a, (char)b };
+    async_add w = { 0, -1 };
+    daffi_error err = DAFFI_ERROR_INIT;
+    if (daffi_rpc_raw_async(c, "add", params, 3, 5000, on_async_add, &w, &err) == -1) {
+        daffi_error_clear(&err);
+        return -1;
+    }
+    assert_true(tstream_run_until(base, &w.done, 1, 10000));
+    return w.v;
+}
+
+static void test_a_client_given_two_routers_fails_over_to_the_other(void **state)
+{
+    fixture *f = *state;
+    skip_without_nats(f);
+    char list[300], out[4096];
+    const char *b = getenv("BUILD");
+    assert_int_equal(router_up(&f->extra2, "r8", f->nats.url), 0);
+    assert_int_equal(tcluster_wait_members(f->extra2.tcp, (const char *const[]){ "w1", NULL },
+                                           START_MS), 0);
+    /* r8 first, r2 second: both gateways of the same NATS, so either serves w1's add */
+    snprintf(list, sizeof(list), "%s, %s", f->extra2.tcp, f->r2.tcp);
+    daffi_client_opts opts = {0};
+    opts.reconnect_ms = 50;
+    daffi_error err = DAFFI_ERROR_INIT;
+    daffi_client *c = daffi_connect(list, &opts, &err);
+    assert_non_null(c);
+    assert_int_equal(client_add(c, 1, 2), 3);
+    /* and an asynchronous client, reconnecting on its loop */
+    struct event_base *base = event_base_new();
+    assert_non_null(base);
+    daffi_client *ac = daffi_client_new(base, list, &opts, &err);
+    assert_non_null(ac);
+    assert_int_equal(async_client_add(base, ac, 5, 6), 11);
+    assert_int_equal(tdaemon_signal(&f->extra2, SIGKILL), 0);
+    tdaemon_wait_exit(&f->extra2, 5000);
+    long long av = async_client_add(base, ac, 6, 6);
+    for (int i = 0; i < 20 && av != 12; i++)
+        av = async_client_add(base, ac, 6, 6);
+    assert_int_equal(av, 12);
+    daffi_client_stats ast;
+    daffi_client_stats_get(ac, &ast);
+    assert_int_equal(ast.connects, 2);
+    daffi_close(ac);
+    event_base_free(base);
+    /* the call after the loss reconnects, to r2 (the list's next) */
+    long long v = client_add(c, 2, 2);
+    for (int i = 0; i < 20 && v != 4; i++)
+        v = client_add(c, 2, 2); /* a call in flight when r8 died fails UNAVAILABLE */
+    assert_int_equal(v, 4);
+    daffi_client_stats st;
+    daffi_client_stats_get(c, &st);
+    assert_int_equal(st.connects, 2);
+    assert_int_equal(st.disconnects, 1);
+    daffi_close(c);
+    /* r8 is gone: a new client given the list skips it, and daffictl takes the list */
+    c = daffi_connect(list, NULL, &err);
+    assert_non_null(c);
+    assert_int_equal(client_add(c, 3, 4), 7);
+    daffi_close(c);
+    assert_int_equal(expect_run(out, sizeof(out), "%s/daffictl -s '%s' call add 20 22",
+                                b && *b ? b : "build", list), 0);
+    assert_non_null(strstr(out, "42"));
+    /* a list where nobody answers says which address failed last, and why */
+    snprintf(list, sizeof(list), "%s,%s", f->extra2.tcp, f->extra2.tcp);
+    assert_null(daffi_connect(list, NULL, &err));
+    assert_int_equal(err.code, DAFFI_E_UNAVAILABLE);
+    print_message("%s\n", err.message);
+    assert_non_null(strstr(err.message, "Connection refused"));
+    daffi_error_clear(&err);
+    /* a bad item is named */
+    assert_null(daffi_connect("tcp://127.0.0.1:1,tcp://nowhere", NULL, &err));
+    assert_int_equal(err.code, DAFFI_E_BAD_ARGS);
+    assert_non_null(strstr(err.message, "item 2"));
+    daffi_error_clear(&err);
+}
+
 static void test_nats_node_killed_clients_fail_over(void **state)
 {
     fixture *f = *state;
@@ -923,6 +1040,7 @@ int main(void)
         T(test_calls_from_nats_count_in_the_workers_memory_budget),
         T(test_worker_killed_mid_call_ends_the_call_and_leaves),
         T(test_one_router_killed_the_other_keeps_serving),
+        T(test_a_client_given_two_routers_fails_over_to_the_other),
         T(test_nats_node_killed_clients_fail_over),
         T(test_tls_to_nats_with_nats_tls_ca),
         T(test_nats_creds_authenticate_with_a_real_credentials_file),
