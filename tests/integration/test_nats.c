@@ -475,6 +475,13 @@ static void test_calls_from_nats_count_in_the_workers_memory_budget(void **state
 {
     fixture *f = *state;
     skip_without_nats(f);
+#if defined(__SANITIZE_THREAD__)
+    /* past max_memory's floor (64M) means 80 MiB through router, NATS and worker in a
+     * few seconds: under ThreadSanitizer the router takes longer than a send may wait */
+    print_message("SKIPPED under ThreadSanitizer: 80 MiB in flight needs the "
+                  "uninstrumented speed\n");
+    skip();
+#endif
     char admin[200];
     /* max_memory 64M (its least): 110 calls of 768 KiB held 6 s (82.5M) do not fit */
     assert_int_equal(tcluster_worker_init(&f->extra, f->nats.url, "w9",
