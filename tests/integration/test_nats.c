@@ -519,13 +519,24 @@ static void test_calls_from_nats_count_in_the_workers_memory_budget(void **state
     assert_int_equal(ok + refused, BUDGET_CALLS);
     assert_int_equal(tcluster_admin_counter(admin, "memory_refused"), refused);
     assert_true(tcluster_log_contains(&f->extra, "event=memory.refusing", 5000));
-    /* the answered calls gave their memory back: as many again fit */
-    for (uint32_t i = 1; i <= 40; i++)
-        send_big_echo_after(&c, 1000 + i, 0, "w9", bytes);
-    for (uint32_t i = 1; i <= 40; i++) {
-        assert_int_equal(rawconn_read(&c, 60000), RAWCONN_OK);
-        assert_true(c.msg.error == NULL || c.msg.error->type == MSGPACK_OBJECT_NIL);
+    /* the answered calls gave their memory back: the budget's count is down again,
+     * and a call fits */
+    long long used = -1;
+    for (int i = 0; i < 500; i++) {
+        json_t *st = tcluster_admin(admin, "status");
+        used = (long long)json_integer_value(json_object_get(json_object_get(st, "memory"),
+                                                             "used"));
+        json_decref(st);
+        if (used < 4 << 20)
+            break;
+        struct timespec ts = {0, 10 * 1000000};
+        nanosleep(&ts, NULL);
     }
+    print_message("memory used after the answers: %lld bytes\n", used);
+    assert_true(used >= 0 && used < 4 << 20);
+    send_big_echo_after(&c, 1000, 0, "w9", bytes);
+    assert_int_equal(rawconn_read(&c, 60000), RAWCONN_OK);
+    assert_true(c.msg.error == NULL || c.msg.error->type == MSGPACK_OBJECT_NIL);
     free(bytes);
     rawconn_close(&c);
     assert_int_equal(tdaemon_stop(&f->extra, TDAEMON_STOP_TIMEOUT_MS), 0);
@@ -576,6 +587,29 @@ static void test_a_stream_goes_over_nats_in_order_with_backpressure(void **state
     unlink(path);
 }
 
+/* Opens c to the router at addr and there the stream digest on member `to` (window),
+ * and sends it the chunk "abc". Returns the stream id. */
+static uint32_t stream_open_abc(rawconn *c, const char *addr, unsigned window, const char *to)
+{
+    expect_open(c, addr);
+    uint32_t id = tstream_raw_open(c, 1, "digest", window, to, NULL);
+    rawmsg m;
+    rawmsg_init(&m);
+    tstream_raw_chunk(&m, id, "abc", 3);
+    end_request(c, &m);
+    return id;
+}
+
+/* Sends daffi.end [id] as msgid on c and reads its answer into c. */
+static void stream_end(rawconn *c, uint32_t msgid, uint32_t id)
+{
+    rawmsg m;
+    rawmsg_init(&m);
+    tstream_raw_id_msg(&m, 0, msgid, "daffi.end", id);
+    end_request(c, &m);
+    tstream_raw_response(c, msgid, NULL);
+}
+
 static void test_a_stream_whose_member_dies_is_aborted(void **state)
 {
     fixture *f = *state;
@@ -583,21 +617,13 @@ static void test_a_stream_whose_member_dies_is_aborted(void **state)
     assert_int_equal(worker_up(&f->extra, f->nats.url, "w8", (const char *const[]){ "echo", NULL },
                                f->r1.tcp, NULL, 0), 0);
     rawconn c;
-    expect_open(&c, f->r1.tcp);
-    uint32_t id = tstream_raw_open(&c, 1, "digest", 2, "w8", NULL);
-    rawmsg m;
-    rawmsg_init(&m);
-    tstream_raw_chunk(&m, id, "abc", 3);
-    end_request(&c, &m);
+    uint32_t id = stream_open_abc(&c, f->r1.tcp, 2, "w8");
     struct timespec ts = {0, 100 * 1000000};
     nanosleep(&ts, NULL);
     assert_int_equal(tdaemon_signal(&f->extra, SIGKILL), 0);
     /* dropped after 4 silent heartbeats: the caller is told, the end fails at once */
     tstream_raw_expect_note(&c, "daffi.abort", id);
-    rawmsg_init(&m);
-    tstream_raw_id_msg(&m, 0, 2, "daffi.end", id);
-    end_request(&c, &m);
-    tstream_raw_response(&c, 2, NULL);
+    stream_end(&c, 2, id);
     check_error(&c, 2, DAFFI_E_UNAVAILABLE);
     rawconn_close(&c);
     tdaemon_wait_exit(&f->extra, 1000);
@@ -610,24 +636,17 @@ static void test_a_stream_in_flight_finishes_when_its_member_drains(void **state
     assert_int_equal(worker_up(&f->extra, f->nats.url, "w10",
                                (const char *const[]){ "echo", NULL }, f->r1.tcp, NULL, 0), 0);
     rawconn c;
-    expect_open(&c, f->r1.tcp);
-    uint32_t id = tstream_raw_open(&c, 1, "digest", 4, "w10", NULL);
-    rawmsg m;
-    rawmsg_init(&m);
-    tstream_raw_chunk(&m, id, "abc", 3);
-    end_request(&c, &m);
+    uint32_t id = stream_open_abc(&c, f->r1.tcp, 4, "w10");
     /* SIGTERM: w10 says left and takes no new call, but the stream it holds goes on */
     assert_int_equal(tdaemon_signal(&f->extra, SIGTERM), 0);
     assert_true(tcluster_log_contains(&f->extra, "event=nats.member change=left", 5000));
     struct timespec ts = {0, 300 * 1000000};
     nanosleep(&ts, NULL);
+    rawmsg m;
     rawmsg_init(&m);
     tstream_raw_chunk(&m, id, "defg", 4);
     end_request(&c, &m);
-    rawmsg_init(&m);
-    tstream_raw_id_msg(&m, 0, 2, "daffi.end", id);
-    end_request(&c, &m);
-    tstream_raw_response(&c, 2, NULL);
+    stream_end(&c, 2, id);
     assert_true(c.msg.error == NULL || c.msg.error->type == MSGPACK_OBJECT_NIL);
     const msgpack_object *bytes = daffi_obj_get(c.msg.result, "bytes");
     assert_non_null(bytes);
@@ -648,12 +667,7 @@ static void test_a_stream_left_open_ends_at_shutdown_timeout(void **state)
     assert_int_equal(tdaemon_add_plugin(&f->extra, "echo", NULL), 0);
     assert_int_equal(tcluster_worker_start(&f->extra, f->r1.tcp, "w11", START_MS), 0);
     rawconn c;
-    expect_open(&c, f->r1.tcp);
-    uint32_t id = tstream_raw_open(&c, 1, "digest", 4, "w11", NULL);
-    rawmsg m;
-    rawmsg_init(&m);
-    tstream_raw_chunk(&m, id, "abc", 3);
-    end_request(&c, &m);
+    uint32_t id = stream_open_abc(&c, f->r1.tcp, 4, "w11");
     /* and a call that outlives the drain: echo_after 10 s, deadline 20 s */
     send_call(&c, 3, "echo_after", "\xcd\x27\x10\xa1z", 5, 2, "w11", 20000);
     struct timespec ts = {0, 200 * 1000000};
@@ -670,10 +684,7 @@ static void test_a_stream_left_open_ends_at_shutdown_timeout(void **state)
     assert_true(expect_now_ms() - t0 < 8000);
     assert_true(tcluster_log_contains(&f->r1, "event=nats.member change=gone name=w11", 1000));
     tstream_raw_expect_note(&c, "daffi.abort", id);
-    rawmsg_init(&m);
-    tstream_raw_id_msg(&m, 0, 2, "daffi.end", id);
-    end_request(&c, &m);
-    tstream_raw_response(&c, 2, NULL);
+    stream_end(&c, 2, id);
     check_error(&c, 2, DAFFI_E_UNAVAILABLE);
     rawconn_close(&c);
 }
@@ -940,6 +951,25 @@ static int make_certs(const char *dir)
     return system(cmd) == 0 ? 0 : -1;
 }
 
+/* Starts gateway router (f->extra2, its [server] extra router_extra) and a worker
+ * (f->extra) serving calc on NATS servers wurl (its extra worker_extra), and asserts
+ * add(20, 22) through them is 42. */
+static void gateway_and_worker_add(fixture *f, const char *router, const char *router_extra,
+                                   const char *wurl, const char *worker,
+                                   const char *worker_extra)
+{
+    assert_int_equal(tcluster_router_init(&f->extra2, router, router_extra), 0);
+    assert_int_equal(tdaemon_start(&f->extra2, NULL), 0);
+    assert_int_equal(tcluster_worker_init(&f->extra, wurl, worker, worker_extra), 0);
+    assert_int_equal(tdaemon_add_plugin(&f->extra, "calc", NULL), 0);
+    assert_int_equal(tcluster_worker_start(&f->extra, f->extra2.tcp, worker, START_MS), 0);
+    rawconn c;
+    expect_open(&c, f->extra2.tcp);
+    expect_send_ii(&c, 1, "add", 20, 22);
+    expect_result_int(&c, 1, 42);
+    rawconn_close(&c);
+}
+
 static void test_tls_to_nats_with_nats_tls_ca(void **state)
 {
     fixture *f = *state;
@@ -959,21 +989,12 @@ static void test_tls_to_nats_with_nats_tls_ca(void **state)
     assert_int_equal(tnats_start(&f->n2[0], NULL), 0);
     snprintf(url, sizeof(url), "tls://127.0.0.1:%d", f->n2[0].port);
     snprintf(extra, sizeof(extra), HB "nats = %s\nnats_tls_ca = %s\n", url, ca);
-    assert_int_equal(tcluster_router_init(&f->extra2, "r5", extra), 0);
-    assert_int_equal(tdaemon_start(&f->extra2, NULL), 0);
     /* a worker's router must start with nats:// to be NATS (a lone tls:// is a daffid
      * router over TLS); nats_tls_ca makes libnats insist on TLS */
-    char wurl[96];
+    char wurl[96], wextra[400];
     snprintf(wurl, sizeof(wurl), "nats://127.0.0.1:%d", f->n2[0].port);
-    snprintf(extra, sizeof(extra), HB "nats_tls_ca = %s\n", ca);
-    assert_int_equal(tcluster_worker_init(&f->extra, wurl, "w7", extra), 0);
-    assert_int_equal(tdaemon_add_plugin(&f->extra, "calc", NULL), 0);
-    assert_int_equal(tcluster_worker_start(&f->extra, f->extra2.tcp, "w7", START_MS), 0);
-    rawconn c;
-    expect_open(&c, f->extra2.tcp);
-    expect_send_ii(&c, 1, "add", 20, 22);
-    expect_result_int(&c, 1, 42);
-    rawconn_close(&c);
+    snprintf(wextra, sizeof(wextra), HB "nats_tls_ca = %s\n", ca);
+    gateway_and_worker_add(f, "r5", extra, wurl, "w7", wextra);
     assert_true(tcluster_log_contains(&f->extra2, "url=tls://127.0.0.1", 1000));
     assert_int_equal(tdaemon_stop(&f->extra, TDAEMON_STOP_TIMEOUT_MS), 0);
     assert_int_equal(tdaemon_stop(&f->extra2, TDAEMON_STOP_TIMEOUT_MS), 0);
@@ -992,18 +1013,10 @@ static void test_nats_creds_authenticate_with_a_real_credentials_file(void **sta
     snprintf(stranger, sizeof(stranger), "%s/stranger.creds", f->n2[0].dir);
     f->n2[0].config = conf;
     assert_int_equal(tnats_start(&f->n2[0], NULL), 0);
+    char wextra[400];
     snprintf(extra, sizeof(extra), HB "nats = %s\nnats_creds = %s\n", f->n2[0].url, creds);
-    assert_int_equal(tcluster_router_init(&f->extra2, "r6", extra), 0);
-    assert_int_equal(tdaemon_start(&f->extra2, NULL), 0);
-    snprintf(extra, sizeof(extra), HB "nats_creds = %s\n", creds);
-    assert_int_equal(tcluster_worker_init(&f->extra, f->n2[0].url, "w12", extra), 0);
-    assert_int_equal(tdaemon_add_plugin(&f->extra, "calc", NULL), 0);
-    assert_int_equal(tcluster_worker_start(&f->extra, f->extra2.tcp, "w12", START_MS), 0);
-    rawconn c;
-    expect_open(&c, f->extra2.tcp);
-    expect_send_ii(&c, 1, "add", 20, 22);
-    expect_result_int(&c, 1, 42);
-    rawconn_close(&c);
+    snprintf(wextra, sizeof(wextra), HB "nats_creds = %s\n", creds);
+    gateway_and_worker_add(f, "r6", extra, f->n2[0].url, "w12", wextra);
     assert_int_equal(tdaemon_stop(&f->extra, TDAEMON_STOP_TIMEOUT_MS), 0);
     /* a credentials file the server rejects (a user of an account it does not know):
      * the start fails, its log names the file and NATS' error */
