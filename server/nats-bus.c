@@ -74,17 +74,21 @@ static int nats_split(char *copy, const char **servers, int max)
     return n;
 }
 
-/* The first connection of dfd_nats_connect with opts into *nc: one attempt in the
- * foreground, whose failure says why (libnats' background retries do not), then, when
- * no server answered, the same in the background, retrying forever (a NATS down at
- * start is not fatal; nats.reconnected says when it came). Credentials the server
- * refused end the start: logged with NATS' error and the nats_creds file. Returns
- * NATS_OK, or the failure (logged). */
+/* The first connection of dfd_nats_connect with opts into *nc, retrying in the
+ * background when no server answers yet (a NATS down at start is not fatal;
+ * nats.reconnected says when it came). libnats' background retries do not say why
+ * they fail, so then one probe connection without retries asks in the foreground:
+ * its error is logged, and credentials the server refused end the start (named with
+ * the nats_creds file). The connection that serves is made exactly as before the
+ * probe existed (retrying, every callback set). Returns NATS_OK, or the failure
+ * (logged). */
 static natsStatus nats_connect_first(const dfd_server *srv, const char *urls,
                                      dfd_nats_ctx *x, natsOptions *opts, natsConnection **nc)
 {
     const dfd_config *cfg = srv->cfg;
-    natsStatus s = natsConnection_Connect(nc, opts);
+    natsStatus s = natsOptions_SetRetryOnFailedConnect(opts, true, nats_on_reconnected, x);
+    if (s == NATS_OK)
+        s = natsConnection_Connect(nc, opts);
     if (s == NATS_OK) {
         char url[256] = "?";
         natsConnection_GetConnectedUrl(*nc, url, sizeof(url));
@@ -92,42 +96,59 @@ static natsStatus nats_connect_first(const dfd_server *srv, const char *urls,
                  dfd_nats_namespace(srv));
         return NATS_OK;
     }
+    if (s != NATS_NOT_YET_CONNECTED) {
+        dfd_error("nats.connect", "role=%s servers=%s status=\"%s\" msg=\"%s\"", x->what, urls,
+                  natsStatus_GetText(s), nats_GetLastError(NULL));
+        return s;
+    }
+    /* the probe: options copied at connect, so the serving connection keeps its own */
+    natsConnection *probe = NULL;
+    natsStatus ps = natsOptions_SetRetryOnFailedConnect(opts, false, NULL, NULL);
+    if (ps == NATS_OK)
+        ps = natsOptions_SetClosedCB(opts, NULL, NULL);
+    if (ps == NATS_OK)
+        ps = natsOptions_SetDisconnectedCB(opts, NULL, NULL);
+    if (ps == NATS_OK)
+        ps = natsOptions_SetReconnectedCB(opts, NULL, NULL);
+    if (ps == NATS_OK)
+        ps = natsOptions_SetErrorHandler(opts, NULL, NULL);
+    if (ps == NATS_OK)
+        ps = natsConnection_Connect(&probe, opts);
+    natsConnection_Destroy(probe);
+    if (ps == NATS_OK)
+        return NATS_OK; /* a server came meanwhile: the background one connects too */
     char error[256];
     const char *last = nats_GetLastError(NULL);
     if (last != NULL && *last == '(' && strstr(last, "): ") != NULL)
         last = strstr(last, "): ") + 3; /* libnats' "(conn.c:1905): " */
     snprintf(error, sizeof(error), "%s", last != NULL && *last != '\0' ? last
-                                                                      : natsStatus_GetText(s));
+                                                                      : natsStatus_GetText(ps));
     for (char *p = error; *p != '\0'; p++)
         if (*p == '"' || *p == '\n')
             *p = '\'';
-    if (s == NATS_CONNECTION_AUTH_FAILED || s == NATS_NOT_PERMITTED) {
+    if (ps == NATS_CONNECTION_AUTH_FAILED || ps == NATS_NOT_PERMITTED) {
         /* libnats would close the connection for good on the second refusal anyway:
          * a start that cannot work says so, rather than a member nobody reaches */
         dfd_error("nats.connect", "role=%s servers=%s status=\"%s\" error=\"%s\" "
                   "nats_creds=%s msg=\"NATS refused the credentials%s\"", x->what, urls,
-                  natsStatus_GetText(s), error,
+                  natsStatus_GetText(ps), error,
                   cfg->nats_creds != NULL ? cfg->nats_creds : "(none)",
                   cfg->nats_creds != NULL ? " in nats_creds" : ": it wants some (nats_creds)");
-        return s;
+        atomic_store(&x->closing, 1); /* its loss is not news */
+        natsConnection_Destroy(*nc);
+        *nc = NULL;
+        atomic_store(&x->closing, 0);
+        return ps;
     }
-    if (cfg->nats_creds != NULL && s != NATS_NO_SERVER)
+    if (cfg->nats_creds != NULL && ps != NATS_NO_SERVER)
         dfd_warn("nats.connect", "role=%s servers=%s status=\"%s\" error=\"%s\" nats_creds=%s "
                  "msg=\"NATS refused the connection; retrying in the background\"", x->what,
-                 urls, natsStatus_GetText(s), error, cfg->nats_creds);
+                 urls, natsStatus_GetText(ps), error, cfg->nats_creds);
     else
         dfd_warn("nats.connect", "role=%s servers=%s status=\"%s\" error=\"%s\" msg=\"no "
                  "NATS server accepts the connection yet; retrying in the background\"",
-                 x->what, urls, natsStatus_GetText(s), error);
-    *nc = NULL;
-    s = natsOptions_SetRetryOnFailedConnect(opts, true, nats_on_reconnected, x);
-    if (s == NATS_OK)
-        s = natsConnection_Connect(nc, opts);
-    if (s == NATS_NOT_YET_CONNECTED)
-        return NATS_OK;
-    if (s == NATS_OK)
-        nats_on_reconnected(*nc, x); /* it came meanwhile */
-    return s;
+                 x->what, urls, natsStatus_GetText(ps), error);
+    return NATS_OK;
 }
 
 natsConnection *dfd_nats_connect(dfd_server *srv, const char *urls, dfd_nats_ctx *x)
