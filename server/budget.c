@@ -96,7 +96,16 @@ void dfd_budget_refusal(const dfd_conn *c, size_t n, char *msg, size_t size)
                  "(max_connection_memory %s); %s more does not fit", held, limit, need);
         return;
     }
-    dfd_budget_size_text(dfd_budget_used(c->loop->srv), held, sizeof(held));
+    dfd_budget_refusal_loop(c->loop, n, msg, size);
+}
+
+void dfd_budget_refusal_loop(const dfd_loop *loop, size_t n, char *msg, size_t size)
+{
+    const dfd_budget *b = &loop->srv->budget;
+    char need[32], held[32], limit[32];
+
+    dfd_budget_size_text(n, need, sizeof(need));
+    dfd_budget_size_text(dfd_budget_used(loop->srv), held, sizeof(held));
     dfd_budget_size_text(b->limit, limit, sizeof(limit));
     snprintf(msg, size, "memory budget spent: connections hold %s of max_memory %s; %s "
              "more does not fit", held, limit, need);

@@ -67,32 +67,39 @@ static inline size_t dfd_conn_mem(const dfd_conn *c)
     return c->mem_in + c->mem_out + c->mem_calls;
 }
 
-/* 1 when c may take n more bytes: within its share, and within the budget as the
- * other loops reserved it and this loop holds it. */
-static inline int dfd_budget_fits(const dfd_conn *c, size_t n)
+/* 1 when loop may take n more bytes: within the budget as the other loops reserved it
+ * and this loop holds it. */
+static inline int dfd_budget_loop_fits(const dfd_loop *loop, size_t n)
 {
-    const dfd_loop *loop = c->loop;
     const dfd_budget *b = &loop->srv->budget;
     size_t others = atomic_load_explicit(&b->reserved, memory_order_relaxed) -
                     loop->mem.reserved;
-    return dfd_conn_mem(c) + n <= b->conn_limit &&
-           others + atomic_load_explicit(&loop->mem.held, memory_order_relaxed) + n <=
-               b->limit;
+    return others + atomic_load_explicit(&loop->mem.held, memory_order_relaxed) + n <=
+           b->limit;
+}
+
+/* 1 when c may take n more bytes: within its share, and within the budget
+ * (dfd_budget_loop_fits). */
+static inline int dfd_budget_fits(const dfd_conn *c, size_t n)
+{
+    return dfd_conn_mem(c) + n <= c->loop->srv->budget.conn_limit &&
+           dfd_budget_loop_fits(c->loop, n);
 }
 
 /* Writes into msg why c cannot take n more bytes, with the figures ("... max_memory
  * 128.0M ..."), for an OVERLOADED answer or a log line. */
 void dfd_budget_refusal(const dfd_conn *c, size_t n, char *msg, size_t size);
+/* The same when loop cannot take n more bytes (a call with no connection: NATS). */
+void dfd_budget_refusal_loop(const dfd_loop *loop, size_t n, char *msg, size_t size);
 
 /* Bytes the decoded objects under o take in a call's zone (the msgpack_object and
  * msgpack_object_kv arrays of its containers; strings and binaries point into the
  * message). */
 size_t dfd_budget_objects(const msgpack_object *o);
 
-/* A call joins c's calls in flight: c and its loop hold its request from now on (the
- * loop until the call is freed, dfd_budget_call_freed; a call linked again is held
- * once). */
-static inline void dfd_budget_link_call(dfd_conn *c, dfd_call *call)
+/* The call's loop holds its request (the message's copy and its decoded objects) from
+ * now on, until the call is freed (dfd_budget_call_freed); once per call. */
+static inline void dfd_budget_hold_call(dfd_call *call)
 {
     if (call->mem_bytes == 0) {
         size_t n = call->base.bytes_len;
@@ -106,8 +113,16 @@ static inline void dfd_budget_link_call(dfd_conn *c, dfd_call *call)
                     n += dfd_budget_objects(&p->via.array.ptr[i]);
         }
         call->mem_bytes = n;
-        dfd_budget_hold(c->loop, n);
+        dfd_budget_hold(call->loop, n);
     }
+}
+
+/* A call joins c's calls in flight: c and its loop hold its request from now on (the
+ * loop until the call is freed, dfd_budget_call_freed; a call linked again is held
+ * once). */
+static inline void dfd_budget_link_call(dfd_conn *c, dfd_call *call)
+{
+    dfd_budget_hold_call(call);
     c->mem_calls += call->mem_bytes;
 }
 

@@ -455,19 +455,38 @@ void dfd_dispatch_message(dfd_conn *c, const char *bytes, size_t size, int kind,
 }
 
 int dfd_dispatch_detached(dfd_loop *loop, const char *bytes, size_t size, uint32_t tag,
-                          const dfd_call_hooks *hooks)
+                          const dfd_call_hooks *hooks, char *why, size_t why_size)
 {
     daffi_scan scan;
     daffi_scan_init(&scan);
     daffi_scan_result r = daffi_scan_feed(&scan, bytes, size, &loop->srv->limits);
     if (r != DAFFI_SCAN_COMPLETE || scan.size != size ||
-        (scan.kind != DAFFI_MSG_REQUEST && scan.kind != DAFFI_MSG_NOTIFY))
-        return r == DAFFI_SCAN_TOO_LARGE ? DAFFI_E_TOO_LARGE : DAFFI_E_PROTOCOL;
+        (scan.kind != DAFFI_MSG_REQUEST && scan.kind != DAFFI_MSG_NOTIFY)) {
+        if (r == DAFFI_SCAN_TOO_LARGE) {
+            snprintf(why, why_size, "the message exceeds max_message");
+            dfd_stat_add(&loop->stats, DFD_STAT_overloaded, 1);
+            return DAFFI_E_TOO_LARGE;
+        }
+        snprintf(why, why_size, "not a MessagePack-RPC request");
+        dfd_stat_add(&loop->stats, DFD_STAT_protocol_errors, 1);
+        return DAFFI_E_PROTOCOL;
+    }
     int notify = scan.kind == DAFFI_MSG_NOTIFY;
     dfd_stat_add(&loop->stats, notify ? DFD_STAT_notifications : DFD_STAT_requests, 1);
-    dfd_call *call = dfd_call_new(loop);
-    if (call == NULL)
+    /* the memory budget, as for a connection's call (dispatch_refuse_memory): the
+     * server's, as no connection has a share of it */
+    if (!dfd_budget_loop_fits(loop, size)) {
+        dfd_stat_add(&loop->stats, DFD_STAT_memory_refused, 1);
+        dfd_stat_add(&loop->stats, DFD_STAT_overloaded, 1);
+        dfd_budget_refusal_loop(loop, size, why, why_size);
         return DAFFI_E_OVERLOADED;
+    }
+    dfd_call *call = dfd_call_new(loop);
+    if (call == NULL) {
+        snprintf(why, why_size, "out of memory");
+        dfd_stat_add(&loop->stats, DFD_STAT_overloaded, 1);
+        return DAFFI_E_OVERLOADED;
+    }
     call->msgid = tag;
     call->notify = notify;
     call->start_ns = dfd_now_ns();
@@ -475,8 +494,11 @@ int dfd_dispatch_detached(dfd_loop *loop, const char *bytes, size_t size, uint32
     call->hooks = hooks;
     if (daffi_call_load(&call->base, bytes, size) == -1) {
         dfd_call_free(call);
+        snprintf(why, why_size, "out of memory");
+        dfd_stat_add(&loop->stats, DFD_STAT_overloaded, 1);
         return DAFFI_E_OVERLOADED;
     }
+    dfd_budget_hold_call(call); /* released when the call is freed */
     /* from here every outcome, errors too, goes to hooks->report */
     const char *method = call->base.method;
     size_t len = call->base.msg.method_len;

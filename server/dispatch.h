@@ -36,10 +36,13 @@ void dfd_dispatch_route_local(dfd_conn *c, dfd_call *call);
  * [0|2, 0, "daffi.call", [callback, params, {"timeout_ms": n}]]; tag becomes the call's
  * msgid (the caller's key for what report needs). Every outcome, an error found here
  * too, goes to hooks->report (required; timed_out too for a TIMEOUT at the deadline).
- * On the loop's thread. Returns 0 once the call is the hooks', or the error code of a
- * message refused before it became a call (PROTOCOL, TOO_LARGE, OVERLOADED). */
+ * The call counts in the loop's memory budget (budget.h) until it is freed; one past
+ * the budget is refused, as a connection's is. On the loop's thread. Returns 0 once the
+ * call is the hooks', or the error code of a message refused before it became a call
+ * (PROTOCOL, TOO_LARGE, OVERLOADED: out of memory or past max_memory), counted, its
+ * error message in why (why_size bytes). */
 int dfd_dispatch_detached(dfd_loop *loop, const char *bytes, size_t size, uint32_t tag,
-                          const dfd_call_hooks *hooks);
+                          const dfd_call_hooks *hooks, char *why, size_t why_size);
 
 /* Runs a local callback for call (c may be NULL for a cast's child): per-plugin
  * concurrency and queue, inline / blocking / async. */

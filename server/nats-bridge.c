@@ -75,6 +75,16 @@ static void free_val(void *val, void *arg)
     free(val);
 }
 
+/* A draining loop closes the bridge once its last stream ended (dfd_loop_drain closed
+ * it at once when it held none): the loop is drained then, and the member exits
+ * without waiting for shutdown_timeout. */
+static void bridge_check_drained(bridge_loop *bl)
+{
+    if (bl->c != NULL && bl->c->loop->draining && bl->pending.count == 0 &&
+        bl->streams.count == 0)
+        dfd_conn_close(bl->c, 0); /* bridge_closed closes the other end */
+}
+
 /* Both ends go together; what waited on them is dropped (the gateway's deadlines end
  * it there). */
 static void bridge_forget(bridge_loop *bl)
@@ -229,6 +239,7 @@ static void bridge_step_run(dfd_loop *loop, void *arg)
             m.params->via.array.ptr[0].type == MSGPACK_OBJECT_POSITIVE_INTEGER)
             free(dfd_idmap_take(&bl->streams, (uint32_t)m.params->via.array.ptr[0].via.u64));
         dfd_conn_send_raw(bl->c, note->data, note->len); /* chunk, abort, end: as is */
+        bridge_check_drained(bl); /* an abort, the last stream: closing aborts it too */
     }
     msgpack_zone_destroy(&zone);
     free(note);
@@ -275,6 +286,7 @@ static void bridge_on_message(dfd_conn *c, const char *bytes, size_t size, int k
             dfd_nats_publish(c->loop, b->nc, req->reply, NULL, bytes, size);
         }
         free(req);
+        bridge_check_drained(bl);
         return;
     }
     if (kind != DAFFI_MSG_NOTIFY)
@@ -293,6 +305,7 @@ static void bridge_on_message(dfd_conn *c, const char *bytes, size_t size, int k
             free(dfd_idmap_take(&bl->streams, sid));
     }
     msgpack_zone_destroy(&zone);
+    bridge_check_drained(bl);
 }
 
 /* libnats thread: a stream step; its subject's last token names the loop. */
@@ -339,8 +352,33 @@ dfd_nats_bridge *dfd_nats_bridge_new(dfd_server *srv, natsConnection *nc, const 
     return b;
 }
 
+/* Publishes daffi.abort [sid] to a stream's gateway subject (val). */
+static void bridge_abort_at_exit(uint32_t sid, void *val, void *arg)
+{
+    dfd_nats_bridge *b = arg;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    daffi_pack_notify(&pk, "daffi.abort", 11, 1);
+    msgpack_pack_uint32(&pk, sid);
+    dfd_nats_publish(NULL, b->nc, val, NULL, sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+}
+
 void dfd_nats_bridge_stop(dfd_nats_bridge *b)
 {
+    /* the loops are joined: their tables are ours to read. Streams still open went on
+     * through the drain until shutdown_timeout passed: their gateways tell their
+     * callers now rather than at their end. */
+    size_t open = 0;
+    for (unsigned i = 0; b != NULL && i < b->nloops; i++) {
+        open += b->loops[i].streams.count;
+        dfd_idmap_each(&b->loops[i].streams, bridge_abort_at_exit, b);
+    }
+    if (open > 0)
+        dfd_warn("nats.bridge", "streams=%zu msg=\"streams still open at exit: aborted at "
+                 "their callers\"", open);
     if (b != NULL && b->sub != NULL) {
         natsSubscription_Unsubscribe(b->sub);
         natsSubscription_Destroy(b->sub);

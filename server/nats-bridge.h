@@ -33,7 +33,8 @@ dfd_nats_bridge *dfd_nats_bridge_new(struct dfd_server *srv, natsConnection *nc,
 int dfd_nats_bridge_is_open(const dfd_nats_note *note);
 /* On loop: a daffi.stream open from NATS (note taken). */
 void dfd_nats_bridge_open(dfd_nats_bridge *b, dfd_loop *loop, dfd_nats_note *note);
-/* Unsubscribes (before the connection goes; NULL: no-op). */
+/* After the loops are joined, before the connection goes: aborts the streams still open
+ * at their gateways (logged nats.bridge) and unsubscribes. NULL: no-op. */
 void dfd_nats_bridge_stop(dfd_nats_bridge *b);
 /* After libnats' threads are gone and the loops joined: frees the tables. */
 void dfd_nats_bridge_free(dfd_nats_bridge *b);

@@ -35,6 +35,18 @@ static void nats_on_reconnected(natsConnection *nc, void *closure)
         x->on_reconnect(x->arg);
 }
 
+/* The connection is closed for good (libnats gives up after the server refused the
+ * credentials twice in a row): nothing will reach this member or gateway again. */
+static void nats_on_closed(natsConnection *nc, void *closure)
+{
+    const dfd_nats_ctx *x = closure;
+    (void)nc;
+    if (atomic_load(&x->closing))
+        return;
+    dfd_error("nats.closed", "role=%s msg=\"libnats closed the NATS connection for good "
+              "(refused credentials?): restart daffid once NATS takes them\"", x->what);
+}
+
 static void nats_on_error(natsConnection *nc, natsSubscription *sub, natsStatus err,
                           void *closure)
 {
@@ -62,6 +74,83 @@ static int nats_split(char *copy, const char **servers, int max)
     return n;
 }
 
+/* The first connection of dfd_nats_connect with opts into *nc, retrying in the
+ * background when no server answers yet (a NATS down at start is not fatal;
+ * nats.reconnected says when it came). libnats' background retries do not say why
+ * they fail, so then one probe connection without retries asks in the foreground:
+ * its error is logged, and credentials the server refused end the start (named with
+ * the nats_creds file). The connection that serves is made exactly as before the
+ * probe existed (retrying, every callback set). Returns NATS_OK, or the failure
+ * (logged). */
+static natsStatus nats_connect_first(const dfd_server *srv, const char *urls,
+                                     dfd_nats_ctx *x, natsOptions *opts, natsConnection **nc)
+{
+    const dfd_config *cfg = srv->cfg;
+    natsStatus s = natsOptions_SetRetryOnFailedConnect(opts, true, nats_on_reconnected, x);
+    if (s == NATS_OK)
+        s = natsConnection_Connect(nc, opts);
+    if (s == NATS_OK) {
+        char url[256] = "?";
+        natsConnection_GetConnectedUrl(*nc, url, sizeof(url));
+        dfd_info("nats.connected", "role=%s url=%s namespace=%s", x->what, url,
+                 dfd_nats_namespace(srv));
+        return NATS_OK;
+    }
+    if (s != NATS_NOT_YET_CONNECTED) {
+        dfd_error("nats.connect", "role=%s servers=%s status=\"%s\" msg=\"%s\"", x->what, urls,
+                  natsStatus_GetText(s), nats_GetLastError(NULL));
+        return s;
+    }
+    /* the probe: options copied at connect, so the serving connection keeps its own */
+    natsConnection *probe = NULL;
+    natsStatus ps = natsOptions_SetRetryOnFailedConnect(opts, false, NULL, NULL);
+    if (ps == NATS_OK)
+        ps = natsOptions_SetClosedCB(opts, NULL, NULL);
+    if (ps == NATS_OK)
+        ps = natsOptions_SetDisconnectedCB(opts, NULL, NULL);
+    if (ps == NATS_OK)
+        ps = natsOptions_SetReconnectedCB(opts, NULL, NULL);
+    if (ps == NATS_OK)
+        ps = natsOptions_SetErrorHandler(opts, NULL, NULL);
+    if (ps == NATS_OK)
+        ps = natsConnection_Connect(&probe, opts);
+    natsConnection_Destroy(probe);
+    if (ps == NATS_OK)
+        return NATS_OK; /* a server came meanwhile: the background one connects too */
+    char error[256];
+    const char *last = nats_GetLastError(NULL);
+    if (last != NULL && *last == '(' && strstr(last, "): ") != NULL)
+        last = strstr(last, "): ") + 3; /* libnats' "(conn.c:1905): " */
+    snprintf(error, sizeof(error), "%s", last != NULL && *last != '\0' ? last
+                                                                      : natsStatus_GetText(ps));
+    for (char *p = error; *p != '\0'; p++)
+        if (*p == '"' || *p == '\n')
+            *p = '\'';
+    if (ps == NATS_CONNECTION_AUTH_FAILED || ps == NATS_NOT_PERMITTED) {
+        /* libnats would close the connection for good on the second refusal anyway:
+         * a start that cannot work says so, rather than a member nobody reaches */
+        dfd_error("nats.connect", "role=%s servers=%s status=\"%s\" error=\"%s\" "
+                  "nats_creds=%s msg=\"NATS refused the credentials%s\"", x->what, urls,
+                  natsStatus_GetText(ps), error,
+                  cfg->nats_creds != NULL ? cfg->nats_creds : "(none)",
+                  cfg->nats_creds != NULL ? " in nats_creds" : ": it wants some (nats_creds)");
+        atomic_store(&x->closing, 1); /* its loss is not news */
+        natsConnection_Destroy(*nc);
+        *nc = NULL;
+        atomic_store(&x->closing, 0);
+        return ps;
+    }
+    if (cfg->nats_creds != NULL && ps != NATS_NO_SERVER)
+        dfd_warn("nats.connect", "role=%s servers=%s status=\"%s\" error=\"%s\" nats_creds=%s "
+                 "msg=\"NATS refused the connection; retrying in the background\"", x->what,
+                 urls, natsStatus_GetText(ps), error, cfg->nats_creds);
+    else
+        dfd_warn("nats.connect", "role=%s servers=%s status=\"%s\" error=\"%s\" msg=\"no "
+                 "NATS server accepts the connection yet; retrying in the background\"",
+                 x->what, urls, natsStatus_GetText(ps), error);
+    return NATS_OK;
+}
+
 natsConnection *dfd_nats_connect(dfd_server *srv, const char *urls, dfd_nats_ctx *x)
 {
     const char *what = x->what;
@@ -87,9 +176,8 @@ natsConnection *dfd_nats_connect(dfd_server *srv, const char *urls, dfd_nats_ctx
         s = natsOptions_SetReconnectedCB(opts, nats_on_reconnected, x);
     if (s == NATS_OK)
         s = natsOptions_SetErrorHandler(opts, nats_on_error, x);
-    /* a NATS down at start is not fatal: libnats keeps trying, reconnected says when */
     if (s == NATS_OK)
-        s = natsOptions_SetRetryOnFailedConnect(opts, true, nats_on_reconnected, x);
+        s = natsOptions_SetClosedCB(opts, nats_on_closed, x);
     if (s == NATS_OK && cfg->nats_creds != NULL) {
         step = "nats_creds";
         s = natsOptions_SetUserCredentialsFromFiles(opts, cfg->nats_creds, NULL);
@@ -102,20 +190,14 @@ natsConnection *dfd_nats_connect(dfd_server *srv, const char *urls, dfd_nats_ctx
     }
     if (s == NATS_OK) {
         step = "connect";
-        s = natsConnection_Connect(&nc, opts);
-        if (s == NATS_NOT_YET_CONNECTED) {
-            dfd_warn("nats.connect", "role=%s servers=%s msg=\"no NATS server answers yet; "
-                     "retrying in the background\"", what, urls);
-            s = NATS_OK;
-        } else if (s == NATS_OK) {
-            char url[256] = "?";
-            natsConnection_GetConnectedUrl(nc, url, sizeof(url));
-            dfd_info("nats.connected", "role=%s url=%s namespace=%s", what, url,
-                     dfd_nats_namespace(srv));
-        }
+        s = nats_connect_first(srv, urls, x, opts, &nc);
     }
     natsOptions_Destroy(opts);
     free(copy);
+    if (s != NATS_OK && strcmp(step, "connect") == 0) {
+        natsConnection_Destroy(nc); /* logged */
+        return NULL;
+    }
     if (s != NATS_OK) {
         dfd_error("nats.connect", "role=%s servers=%s step=%s status=\"%s\" msg=\"%s\"", what,
                   urls, step, natsStatus_GetText(s), nats_GetLastError(NULL));
@@ -157,6 +239,21 @@ int dfd_nats_subject(char *out, size_t size, const dfd_server *srv, const char *
                      name);
     }
     return n > 0 && (size_t)n < size ? 0 : -1;
+}
+
+dfd_nats_note *dfd_nats_note_shrink(dfd_nats_note *note)
+{
+    /* the data is last in buf (dfd_nats_mail_msg): the subject and reply stay */
+    size_t keep = (size_t)(note->data - note->buf);
+    size_t reply_off = note->reply != NULL ? (size_t)(note->reply - note->buf) : 0;
+    dfd_nats_note *small = realloc(note, sizeof(*note) + keep);
+    if (small == NULL)
+        small = note; /* a smaller block refused: keep the big one */
+    small->subject = small->buf;
+    small->reply = small->reply != NULL ? small->buf + reply_off : NULL;
+    small->data = NULL;
+    small->len = 0;
+    return small;
 }
 
 int dfd_nats_mail_msg(dfd_loop *loop, void (*run)(dfd_loop *loop, void *note), natsMsg *msg,

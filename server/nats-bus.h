@@ -65,6 +65,10 @@ typedef struct dfd_nats_note {
     char buf[];
 } dfd_nats_note;
 
+/* Gives back note's data (data NULL, len 0), keeping its subject and reply. Returns
+ * the note, which may have moved (the old pointer is then invalid). */
+dfd_nats_note *dfd_nats_note_shrink(dfd_nats_note *note);
+
 /* Copies msg into a note (arg in it), destroys msg and posts the note to loop:
  * run(loop, note) there owns it (free); a loop that stops first frees it unrun. On a
  * libnats thread. Returns 0, or -1 (nothing posted, logged). */

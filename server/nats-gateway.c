@@ -72,6 +72,24 @@ static void gw_fail(dfd_call *call, int code, const char *msg)
     dfd_dispatch_after_handler(call, DAFFI_DONE);
 }
 
+/* The member named in msg (its "taken", on the reply subject + ".t") holds queue-group
+ * call id: from now on the loop knows the call's member as a `to` call's, so that
+ * losing that member fails it UNAVAILABLE at once (gw_member_lost_run). An answer that
+ * came first, or a second word, changes nothing. */
+static void gw_taken(nats_gw_loop *gl, uint32_t id, const dfd_nats_note *msg)
+{
+    dfd_call *call = id != 0 ? dfd_idmap_get(&gl->pending, id) : NULL;
+    if (call == NULL || call->to_member || msg->len == 0 || msg->len > 255 ||
+        memchr(msg->data, '\0', msg->len) != NULL)
+        return;
+    char *name = strndup(msg->data, msg->len);
+    if (name == NULL || dfd_idmap_put(&gl->targets, id, name) == -1) {
+        free(name); /* it ends at its deadline instead */
+        return;
+    }
+    call->to_member = 1;
+}
+
 /* Mail: an answer on the inbox, on the loop its subject names. */
 static void gw_on_reply_run(dfd_loop *loop, void *arg)
 {
@@ -81,8 +99,11 @@ static void gw_on_reply_run(dfd_loop *loop, void *arg)
     const char *tail = strchr(subject + g->inbox_len + 1, '.');
     char *end = NULL;
     uint32_t id = tail != NULL ? (uint32_t)strtoul(tail + 1, &end, 10) : 0;
-    if (end != NULL && strcmp(end, ".s") == 0) {
-        gws_from_member(loop, &g->loops[loop->index], id, msg);
+    if (end != NULL && *end == '.') {
+        if (strcmp(end, ".s") == 0)
+            gws_from_member(loop, &g->loops[loop->index], id, msg);
+        else if (strcmp(end, ".t") == 0)
+            gw_taken(&g->loops[loop->index], id, msg);
         free(msg);
         return;
     }
@@ -175,7 +196,7 @@ static void gw_forget_run(dfd_loop *loop, void *arg)
 
 /* The deadline of a call sent over NATS (the call's loop): the TIMEOUT message; the
  * loop forgets the call by mail (a late answer is then counted as unexpected). A
- * member that died with the call ends here: NATS cannot tell who took it. */
+ * queue-group call whose member died before it said "taken" ends here. */
 static void gw_expired(dfd_call *call, char *msg, size_t size)
 {
     uint64_t ms = (dfd_now_ns() - call->start_ns) / 1000000u;
@@ -537,6 +558,7 @@ static void gw_lost_collect(uint32_t id, void *val, void *arg)
 
 /* What a member-lost mail carries: its name and the prefix of its stream subjects. */
 typedef struct gw_lost {
+    const char *why;             /* static */
     char *name;
     char *streams;               /* "<ns>.stream.<session>." or NULL */
 } gw_lost;
@@ -584,7 +606,7 @@ static void gw_member_lost_run(dfd_loop *loop, void *arg)
     char text[400];
     dfd_idmap_each(&gl->targets, gw_lost_collect, &scan);
     snprintf(text, sizeof(text), "member '%.200s' stopped answering with the call in flight "
-             "(no heartbeat: dropped)", l->name);
+             "(%s)", l->name, l->why);
     for (size_t i = 0; i < scan.n; i++) {
         dfd_call *call = gw_take(gl, scan.ids[i]);
         if (call != NULL)
@@ -606,7 +628,8 @@ static void gw_member_lost_run(dfd_loop *loop, void *arg)
     gw_lost_free(l);
 }
 
-void dfd_nats_gateway_member_lost(dfd_server *srv, const char *name, const char *session)
+void dfd_nats_gateway_member_lost(dfd_server *srv, const char *name, const char *session,
+                                  const char *why)
 {
     dfd_nats_gateway *g = srv->nats_gateway;
     char prefix[DFD_NATS_SUBJECT_MAX];
@@ -618,6 +641,7 @@ void dfd_nats_gateway_member_lost(dfd_server *srv, const char *name, const char 
     for (unsigned i = 0; g != NULL && i < g->nloops; i++) {
         gw_lost *l = calloc(1, sizeof(*l));
         if (l != NULL) {
+            l->why = why;
             l->name = strdup(name);
             l->streams = has_prefix ? strdup(prefix) : NULL;
         }

@@ -50,12 +50,16 @@ void dfd_nats_route(dfd_conn *c, dfd_call *call, const char *to, size_t to_len);
 int dfd_nats_stream_open(dfd_conn *c, dfd_call *call, unsigned window, const char *to,
                          size_t to_len);
 
-/* Member name stopped heartbeating and was dropped (nats-members.c, loop 0): every
+/* Member name stopped heartbeating and was dropped, or said it exits with calls
+ * unfinished (why, static: the reason the calls' UNAVAILABLE gives; nats-members.c,
+ * loop 0): every
  * loop fails the calls it sent to it by name (`to`, a cast's legs) with UNAVAILABLE,
  * and aborts the streams it relays to it (their subjects name its session; "": none).
- * Calls sent to a queue group are not known to be its: they end at their deadline.
+ * A call sent to a queue group is known to be its once the member said it took the
+ * call (its "taken" on the reply subject + ".t"), and fails so too; one that member
+ * answered at once never needed it.
  * Any thread; name and session are copied. */
 void dfd_nats_gateway_member_lost(struct dfd_server *srv, const char *name,
-                                  const char *session);
+                                  const char *session, const char *why);
 
 #endif /* DFD_NATS_GATEWAY_H */

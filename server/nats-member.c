@@ -133,6 +133,32 @@ static void member_timed_out(dfd_call *call, const char *msg)
 
 /* ---- calls ---------------------------------------------------------------------------- */
 
+/* What a queue-group subscription's mails carry as their arg (member_on_queued): the
+ * gateway does not know which member NATS gave such a call, so a member that holds one
+ * says so (member_say_taken). A call on the member's own subject needs no word: its
+ * gateway named the member. */
+static int member_via_queue;
+
+/* The call of request req did not answer within its dispatch (queued, in the blocking
+ * pool, or a handler that answers later): "taken" goes to the reply subject + ".t"
+ * with the member's name, so that the gateway fails it UNAVAILABLE at once should this
+ * member be lost (docs/NATS.md, "UNAVAILABLE when a member dies"). A call answered at
+ * once costs no message. */
+static void member_say_taken(dfd_loop *loop, dfd_nats_member *m, const dfd_nats_note *req)
+{
+    char subject[DFD_NATS_SUBJECT_MAX + 3];
+    size_t n = strlen(req->reply);
+    const char *name = m->srv->cfg->name;
+    if (n + 3 > sizeof(subject))
+        return; /* not one of a gateway's: it ends at its deadline as before */
+    memcpy(subject, req->reply, n);
+    memcpy(subject + n, ".t", 3);
+    dfd_nats_publish(loop, m->nc, subject, NULL, name, strlen(name));
+}
+
+/* A held request at least this big gives back its bytes (its call has a copy). */
+#define MEMBER_SHRINK_BYTES 4096
+
 /* Mail: a call from NATS, on the loop that runs it. */
 static void member_call_run(dfd_loop *loop, void *arg)
 {
@@ -156,29 +182,59 @@ static void member_call_run(dfd_loop *loop, void *arg)
             return;
         }
     }
-    int code = dfd_dispatch_detached(loop, req->data, req->len, tag, &member_hooks);
-    if (code != 0 && tag != 0) {
-        dfd_idmap_take(&ml->replies, tag);
-        member_reply_error(loop, m, req, code,
-                           code == DAFFI_E_TOO_LARGE ? "the message exceeds max_message"
-                           : code == DAFFI_E_OVERLOADED ? "out of memory"
-                                                        : "not a MessagePack-RPC request");
-        dfd_stat_add(&loop->stats, code == DAFFI_E_PROTOCOL ? DFD_STAT_protocol_errors
-                                                            : DFD_STAT_overloaded, 1);
-    }
-    if (tag == 0 || code != 0)
+    char why[320];
+    int code = dfd_dispatch_detached(loop, req->data, req->len, tag, &member_hooks, why,
+                                     sizeof(why));
+    if (code != 0 || tag == 0) {
+        if (tag != 0) {
+            dfd_idmap_take(&ml->replies, tag);
+            member_reply_error(loop, m, req, code, why);
+        }
         free(req); /* a notification's bytes were copied into its call */
+        return;
+    }
+    /* still in the table: its answer comes later (member_report takes and frees it) */
+    if (dfd_idmap_get(&ml->replies, tag) == NULL)
+        return;
+    if (req->arg == &member_via_queue)
+        member_say_taken(loop, m, req);
+    /* the call holds its copy of the bytes (counted in the budget): keep the reply */
+    if (req->len >= MEMBER_SHRINK_BYTES) {
+        dfd_idmap_take(&ml->replies, tag);
+        dfd_nats_note *kept = dfd_nats_note_shrink(req);
+        /* its slot is free again: only a table that must grow can fail here */
+        if (dfd_idmap_put(&ml->replies, tag, kept) == -1) {
+            dfd_error("nats.oom", "msg=\"out of memory: a call's answer will not reach "
+                      "NATS (its gateway's deadline ends it)\"");
+            free(kept);
+        }
+    }
 }
 
-/* libnats thread: a call arrived on a subscription; the loop does the rest. */
+/* libnats thread: mails call msg to a loop (round-robin), which does the rest. */
+static void member_mail_call(dfd_nats_member *m, natsMsg *msg, void *arg)
+{
+    unsigned i = atomic_fetch_add_explicit(&m->rr, 1, memory_order_relaxed) % m->nloops;
+    dfd_nats_mail_msg(&m->srv->loops[i], member_call_run, msg, arg);
+}
+
+/* libnats thread: a call on the member's own subject (`to`, a cast's leg). */
 static void member_on_call(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
                            void *closure)
 {
     (void)nc;
     (void)sub;
-    dfd_nats_member *m = closure;
-    unsigned i = atomic_fetch_add_explicit(&m->rr, 1, memory_order_relaxed) % m->nloops;
-    dfd_nats_mail_msg(&m->srv->loops[i], member_call_run, msg, NULL);
+    member_mail_call(closure, msg, NULL);
+}
+
+/* libnats thread: a call from a callback's queue group: the loop says "taken" for a
+ * call it holds. */
+static void member_on_queued(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
+                             void *closure)
+{
+    (void)nc;
+    (void)sub;
+    member_mail_call(closure, msg, &member_via_queue);
 }
 
 /* ---- presence ------------------------------------------------------------------------- */
@@ -275,7 +331,7 @@ static int member_subscribe_cb(dfd_nats_member *m, const char *name, nats_cb_sub
         return (out->name = strdup(name)) != NULL ? 0 : -1;
     }
     natsStatus s = natsConnection_QueueSubscribe(&out->sub, m->nc, subject,
-                                                 dfd_nats_namespace(m->srv), member_on_call, m);
+                                                 dfd_nats_namespace(m->srv), member_on_queued, m);
     if (s == NATS_OK)
         s = natsSubscription_SetPendingLimits(out->sub, -1, -1);
     if (s != NATS_OK) {
@@ -441,6 +497,14 @@ void dfd_nats_member_withdraw(dfd_nats_member *m)
     natsConnection_FlushTimeout(m->nc, 1000);
     dfd_info("nats.member", "change=left name=%s msg=\"draining: no new calls; finishing "
              "the ones in flight\"", m->srv->cfg->name);
+}
+
+void dfd_nats_member_abandon(dfd_nats_member *m)
+{
+    if (m == NULL || m->nc == NULL)
+        return;
+    member_announce(m, NULL, "gone");
+    natsConnection_FlushTimeout(m->nc, 500);
 }
 
 void dfd_nats_member_resume(dfd_nats_member *m)

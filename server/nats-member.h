@@ -25,6 +25,11 @@ dfd_nats_member *dfd_nats_member_start(struct dfd_server *srv);
 /* Draining: unsubscribe (nothing new arrives), say left, stop heartbeats; calls in
  * flight are still answered. Main thread. */
 void dfd_nats_member_withdraw(dfd_nats_member *m);
+/* shutdown_timeout passed: the process exits with calls or streams unfinished. Says
+ * "gone" (an event with its session) and flushes, so that gateways fail at once what
+ * it holds (its calls UNAVAILABLE, its streams aborted at their callers). Main thread;
+ * NULL: no-op. */
+void dfd_nats_member_abandon(dfd_nats_member *m);
 /* A drain undone: subscribe again and say joined. Main thread. */
 void dfd_nats_member_resume(dfd_nats_member *m);
 /* The member's NATS connection (for the admin status). */

@@ -181,6 +181,24 @@ static void presence_seen(dfd_nats_presence *p, const presence_msg *pm)
     }
 }
 
+/* A "gone" event: the member exits now with calls or streams unfinished (its
+ * shutdown_timeout passed during a drain, after its `left`): what it holds fails now. */
+static void presence_gone(dfd_nats_presence *p, const presence_msg *pm)
+{
+    char name[256], session[72];
+    snprintf(name, sizeof(name), "%.*s", (int)pm->name_len, pm->name);
+    snprintf(session, sizeof(session), "%.*s",
+             pm->session != NULL && pm->session_len < sizeof(session) ? (int)pm->session_len
+                                                                       : 0,
+             pm->session != NULL ? pm->session : "");
+    dfd_warn("nats.member", "change=gone name=%s msg=\"exiting with calls or streams "
+             "unfinished (shutdown_timeout passed): they fail now\"", name);
+    dfd_nats_gateway_member_lost(p->srv, name, session, "it exited: shutdown_timeout passed");
+    nats_remote *r = presence_find(p, pm->name, pm->name_len);
+    if (r != NULL)
+        presence_remove(p, r);
+}
+
 /* Mail to loop 0: one heartbeat or event. */
 static void presence_run(dfd_loop *loop, void *arg)
 {
@@ -209,6 +227,8 @@ static void presence_run(dfd_loop *loop, void *arg)
             dfd_info("nats.member", "change=left name=%s", r->name);
             presence_remove(p, r);
         }
+    } else if (pm.type != NULL && pm.type_len == 4 && memcmp(pm.type, "gone", 4) == 0) {
+        presence_gone(p, &pm);
     } else {
         presence_seen(p, &pm);
     }
@@ -246,7 +266,7 @@ static void presence_sweep(evutil_socket_t fd, short what, void *arg)
                  (unsigned long long)((now - r->last_ns) / 1000000u), srv->cfg->heartbeat_misses,
                  (unsigned long long)r->interval_ms);
         dfd_stat_add(&srv->loops[0].stats, DFD_STAT_nats_members_lost, 1);
-        dfd_nats_gateway_member_lost(srv, r->name, r->session);
+        dfd_nats_gateway_member_lost(srv, r->name, r->session, "no heartbeat: dropped");
         presence_remove(p, r); /* the last entry moves to i */
     }
     uint64_t ms = srv->cfg->heartbeat_ms;

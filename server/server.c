@@ -263,6 +263,7 @@ static void server_on_drain_tick(evutil_socket_t fd, short what, void *arg)
                  "timeout_ms=%llu msg=\"shutdown_timeout passed with calls unfinished\"",
                  busy, atomic_load(&srv->conns), srv->abandoned,
                  (unsigned long long)srv->cfg->shutdown_timeout_ms);
+        dfd_nats_member_abandon(srv->nats_member); /* gateways fail what it holds */
         srv->exit_code = -1; /* leave without waiting for handlers still running */
         event_base_loopbreak(srv->base);
         return;

@@ -72,7 +72,12 @@ struct daffi_stream {
 struct daffi_client {
     int fd;                 /* -1 while not connected */
     char *address;          /* as given to daffi_connect() / daffi_client_new() */
-    daffi_addr addr;        /* parsed address */
+    daffi_addr addr;        /* the address tried now (addrs[addr_i]) */
+    daffi_addr *addrs;      /* every address of a comma-separated list, in order (owned;
+                               one for a single address) */
+    unsigned naddrs;
+    unsigned addr_i;        /* the current one */
+    unsigned addrs_tried;   /* how many of the list this connect attempt went through */
     daffi_limits lim;
     int connect_timeout_ms; /* < 0: none */
     int local_timeouts;     /* opts.local_timeouts: calls go out plain, never wrapped */

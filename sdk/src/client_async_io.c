@@ -101,8 +101,16 @@ static int schedule_retry(daffi_client *c)
 /* The current connect attempt failed (why: the last reason). */
 static void attempt_failed(daffi_client *c, const char *why)
 {
+    char label[300];
+
     daffi__as_stop_io(c);
-    daffi__client_set_why(c, "cannot connect: %s", why);
+    daffi__client_set_why(c, "cannot connect: %s%s",
+                          daffi__client_addr_label(c, label, sizeof(label)), why);
+    /* a list of addresses: the next one, in this same attempt (client_addrs.c) */
+    if (daffi__client_next_addr(c)) {
+        daffi__as_connect(c);
+        return;
+    }
     daffi__as_disconnected(c, 0, schedule_retry(c), DAFFI_E_UNAVAILABLE);
 }
 
@@ -122,6 +130,7 @@ static void conn_drop(daffi_client *c, int code, const char *fmt, ...)
     socket_close(c);
     daffi__bufs_reset(c);
     c->stats.disconnects++;
+    daffi__client_addr_lost(c); /* a reconnect tries the next address first */
     daffi__as_disconnected(c, 1, schedule_retry(c), code);
 }
 
@@ -147,6 +156,7 @@ static void established(daffi_client *c, int fd)
     as->state = DAFFI__AS_CONNECTED;
     as->conn_gen++;
     c->stats.connects++;
+    daffi__client_attempt_over(c);
     daffi__backoff_reset(&c->backoff);
     daffi__bufs_reset(c);
     daffi__as_connected(c);

@@ -56,30 +56,32 @@ daffi_client *daffi__client_alloc(const char *address, const daffi_client_opts *
 {
     static const daffi_client_opts defaults;
     const daffi_client_opts *o = opts != NULL ? opts : &defaults;
-    const char *why = NULL;
     daffi_client *c;
-    daffi_addr addr;
+    daffi_addr *addrs = NULL;
+    unsigned naddrs = 0;
 
-    if (address == NULL || daffi_addr_parse(address, &addr, &why) == -1) {
-        daffi__err_set(err, DAFFI_E_BAD_ARGS, "bad address '%s': %s",
-                       address != NULL ? address : "(null)", why != NULL ? why : "missing");
+    if (address == NULL) {
+        daffi__err_set(err, DAFFI_E_BAD_ARGS, "bad address '(null)': missing");
         return NULL;
     }
-    if (addr.kind == DAFFI_ADDR_TCP && addr.port == 0) {
-        daffi__err_set(err, DAFFI_E_BAD_ARGS, "bad address '%s': port 0", address);
+    if (daffi__addrs_parse(address, &addrs, &naddrs, err) == -1)
+        return NULL;
+    if (opts_check(o, err) == -1) {
+        free(addrs);
         return NULL;
     }
-    if (opts_check(o, err) == -1)
-        return NULL;
     c = calloc(1, sizeof(*c));
     if (c == NULL || (c->address = strdup(address)) == NULL) {
         free(c);
+        free(addrs);
         daffi__err_set(err, DAFFI_E_UNAVAILABLE, "cannot connect to %s: out of memory",
                        address);
         return NULL;
     }
     c->fd = -1;
-    c->addr = addr;
+    c->addrs = addrs; /* the client's from here */
+    c->naddrs = naddrs;
+    c->addr = addrs[0];
     c->lim.max_message = o->max_message != 0 ? o->max_message : DAFFI_DEFAULT_MAX_MESSAGE;
     c->lim.max_depth = o->max_depth != 0 ? o->max_depth : DAFFI_DEFAULT_MAX_DEPTH;
     c->connect_timeout_ms = o->connect_timeout_ms != 0 ? o->connect_timeout_ms
@@ -108,6 +110,7 @@ void daffi__client_free(daffi_client *c)
     free(c->in.p);
     free(c->closed_why);
     free(c->address);
+    free(c->addrs);
     free(c);
 }
 

@@ -114,6 +114,27 @@ daffi_client *daffi__client_alloc(const char *address, const daffi_client_opts *
 /* Closes the socket (if open) and frees what the common part of c owns, then c. */
 void daffi__client_free(daffi_client *c);
 
+/* Parses address, one address or a comma-separated list of them (blanks around items
+ * dropped; all tls:// or none), into *out (n of them; the caller frees *out). Returns
+ * 0, or -1 with err set (BAD_ARGS naming the item and why, UNAVAILABLE without
+ * memory). */
+int daffi__addrs_parse(const char *address, daffi_addr **out, unsigned *n, daffi_error *err);
+
+/* A connect attempt on c->addr failed: c->addr becomes the next address of c's list
+ * (rotation). Returns 1 when this attempt has not tried it yet (try it now), 0 when
+ * the attempt went through the whole list (back off, then start again from the
+ * address it is at). A single address: 0. */
+int daffi__client_next_addr(daffi_client *c);
+/* The connection was up and dropped: the next attempt starts from the next address
+ * of the list (the one just lost is tried last). */
+void daffi__client_addr_lost(daffi_client *c);
+/* The attempt is over (connected, or given up before its deadline): the next one goes
+ * through the whole list again. */
+void daffi__client_attempt_over(daffi_client *c);
+/* "host:port: " or "path: " of c->addr, the prefix of a reason naming which address
+ * of a list failed ("" with a single address). Returns buf. */
+const char *daffi__client_addr_label(const daffi_client *c, char *buf, size_t size);
+
 /* Remembers why the connection is down (replacing the previous reason; a formatted
  * copy owned by c). */
 void daffi__client_set_why(daffi_client *c, const char *fmt, ...) DAFFI_CL_PRINTF(2, 3);

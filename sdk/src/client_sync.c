@@ -73,6 +73,7 @@ static int client_fail(daffi_client *c, daffi_error *err, int code, const char *
         close(c->fd);
         c->fd = -1;
         c->stats.disconnects++;
+        daffi__client_addr_lost(c); /* a reconnect tries the next address first */
     }
     /* a next connection (reconnect) starts clean: nothing half-sent or half-read, and
      * no stream of the old one */
@@ -265,10 +266,9 @@ static int client_pump(daffi_client *c, client_wait *w, int64_t deadline)
 
 /* ---- connect -------------------------------------------------------------------- */
 
-/* Opens c's socket within the connect timeout, also bounded by deadline (ns, 0:
- * none). Returns 0, or -1 with the reason written to reason and kept (prefixed
- * "cannot connect: ") in c->closed_why. */
-static int client_open(daffi_client *c, int64_t deadline, char *reason, size_t reasonlen)
+/* Opens c's socket to c->addr within the connect timeout, also bounded by deadline
+ * (ns, 0: none). Returns 0, or -1 with the reason written to reason. */
+static int client_open_one(daffi_client *c, int64_t deadline, char *reason, size_t reasonlen)
 {
     int64_t limit = 0;
 
@@ -281,10 +281,29 @@ static int client_open(daffi_client *c, int64_t deadline, char *reason, size_t r
         close(c->fd);
         c->fd = -1;
     }
-    if (c->fd == -1) {
-        daffi__client_set_why(c, "cannot connect: %s", reason);
-        return -1;
+    return c->fd != -1 ? 0 : -1;
+}
+
+/* Opens c's socket: to c->addr, else to the next addresses of its list in turn, each
+ * within the connect timeout, all bounded by deadline (ns, 0: none). Returns 0, or -1
+ * with the last reason (naming its address when there are several) written to reason
+ * and kept (prefixed "cannot connect: ") in c->closed_why. */
+static int client_open(daffi_client *c, int64_t deadline, char *reason, size_t reasonlen)
+{
+    char label[300], one[400];
+
+    for (;;) {
+        if (client_open_one(c, deadline, one, sizeof(one)) == 0)
+            break;
+        snprintf(reason, reasonlen, "%s%s", daffi__client_addr_label(c, label, sizeof(label)),
+                 one);
+        if ((deadline != 0 && daffi__now_ns() >= deadline) || !daffi__client_next_addr(c)) {
+            daffi__client_attempt_over(c); /* this attempt is over all the same */
+            daffi__client_set_why(c, "cannot connect: %s", reason);
+            return -1;
+        }
     }
+    daffi__client_attempt_over(c);
     /* the token goes first: the peer answers in order, every call after it is
      * authenticated */
     if (daffi__auth_append(c) == -1) {

@@ -203,13 +203,21 @@ int rexpect_members_find(const msgpack_object *list, const char *name,
 /* See rexpect.h. */
 void rexpect_error_containing(rawconn *c, uint32_t msgid, int code, const char *needle)
 {
+    expect_error(c, msgid, code);
+    rexpect_check_error_containing(c, msgid, code, needle);
+}
+
+/* See rexpect.h. */
+void rexpect_check_error_containing(const rawconn *c, uint32_t msgid, int code,
+                                    const char *needle)
+{
     int got = 0;
     const char *text = NULL;
     size_t len = 0;
     const msgpack_object *details;
     char buf[1024];
 
-    expect_error(c, msgid, code);
+    check_error(c, msgid, code);
     daffi_error_parse(c->msg.error, &got, &text, &len, &details);
     snprintf(buf, sizeof(buf), "%.*s", (int)len, text);
     if (strstr(buf, needle) == NULL)

@@ -61,6 +61,9 @@ int rexpect_array_has_str(const msgpack_object *o, const char *s);
 /* Reads the error response to msgid with code (check_error) and asserts its message
  * contains needle. */
 void rexpect_error_containing(rawconn *c, uint32_t msgid, int code, const char *needle);
+/* The same for the message already read into c. */
+void rexpect_check_error_containing(const rawconn *c, uint32_t msgid, int code,
+                                    const char *needle);
 
 /* rmpool_start(): n raw members PREFIX0.. exposing callbacks joined to the router at
  * address; fails the test when they could not join. */

@@ -111,8 +111,12 @@ int tnats_start(tnats *n, const char *routes)
             dup2(fd, 1);
             dup2(fd, 2);
         }
-        const char *argv[16] = { "nats-server", "-a", "127.0.0.1", "-p", port };
+        const char *argv[24] = { "nats-server", "-a", "127.0.0.1", "-p", port };
         int i = 5;
+        if (n->config != NULL) {
+            argv[i++] = "-c";
+            argv[i++] = n->config;
+        }
         if (n->tls_cert != NULL) {
             argv[i++] = "--tlscert";
             argv[i++] = n->tls_cert;

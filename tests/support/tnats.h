@@ -26,6 +26,7 @@ typedef struct tnats {
     char dir[64];              /* temp dir holding its log */
     const char *tls_cert;      /* set before tnats_start: serve TLS only, with this */
     const char *tls_key;       /*   certificate and key (NULL: plain) */
+    const char *config;        /* set before tnats_start: nats-server -c this file */
 } tnats;
 
 const char *tnats_binary(void);
