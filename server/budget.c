@@ -184,7 +184,7 @@ static void stuck_append(dfd_conn *c)
 
 void dfd_budget_output(dfd_conn *c, size_t backlog, int progressed)
 {
-    size_t held = backlog != 0 ? c->out.size : 0;
+    size_t held = backlog != 0 ? c->out.size + c->tail_len : 0;
 
     if (held > c->mem_out)
         dfd_budget_hold(c->loop, held - c->mem_out);
@@ -279,7 +279,7 @@ void dfd_budget_shed(dfd_loop *loop, uint64_t now_ns)
                  "stalled_ms=%llu used=%s max_memory=%s msg=\"closed: it does not read "
                  "its output while connections hold nearly max_memory (the one whose "
                  "output waited longest goes first)\"", c->peer, loop->index, held,
-                 c->out.size - c->out_off,
+                 dfd_conn_backlog(c),
                  (unsigned long long)((now_ns - c->progress_ns) / 1000000u), u, limit);
         dfd_stat_add(&loop->stats, DFD_STAT_memory_shed, 1);
         dfd_conn_close(c, 0); /* leaves the list (dfd_budget_conn_gone) */

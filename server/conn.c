@@ -163,16 +163,65 @@ void dfd_conn_flush_dirty(dfd_loop *loop)
 
 /* Room in c's output for n more bytes: a large output takes a block of the loop's
  * cache (on failure the write that follows tries realloc, and reports). */
+static void conn_tail_release(dfd_conn *c)
+{
+    dfd_blocks_give(&c->loop->blocks, c->tail, c->tail_cap, c->loop->tick);
+    c->tail = NULL;
+    c->tail_len = c->tail_off = c->tail_cap = 0;
+}
+
 static void conn_out_room(dfd_conn *c, size_t n)
 {
     msgpack_sbuffer *o = &c->out;
+    if (c->tail != NULL) {
+        /* output after a tail goes after it: the rest of the tail joins out first (a
+         * batch of several large answers copies as it did without tails) */
+        size_t rest = c->tail_len - c->tail_off;
+        if (o->alloc - o->size < rest + n && o->size + rest + n >= DFD_BLOCK_MIN)
+            (void)dfd_blocks_grow(&c->loop->blocks, &o->data, &o->alloc, o->size,
+                                  o->size + rest + n, c->loop->tick);
+        if (msgpack_sbuffer_write(o, c->tail + c->tail_off, rest) != 0) {
+            dfd_error("conn.oom", "peer=%s msg=\"out of memory joining output\"", c->peer);
+            conn_kill(c);
+            return;
+        }
+        conn_tail_release(c);
+    }
     if (o->alloc - o->size < n && o->size + n >= DFD_BLOCK_MIN)
         (void)dfd_blocks_grow(&c->loop->blocks, &o->data, &o->alloc, o->size, o->size + n,
                               c->loop->tick);
 }
 
+/* A large flat result of call leaves from its own block after its header, without a
+ * copy into out (plaintext, when nothing else waits: the flush writes both with one
+ * sendmsg). Returns 1 when done so, 0 when the copying path must answer. */
+static int conn_answer_tail(dfd_conn *c, dfd_call *call)
+{
+    daffi_call *b = &call->base;
+    if (c->tls != NULL || c->tail != NULL || c->dead || b->outcome != DAFFI_OUTCOME_RESULT ||
+        b->result.size < DFD_BLOCK_MIN || b->result.size + 16 > conn_limits(c)->max_message ||
+        !daffi_call_result_is_flat(b))
+        return 0;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &c->out, msgpack_sbuffer_write);
+    if (daffi_pack_response_ok(&pk, call->msgid) == -1)
+        return 0;
+    c->tail = b->result.data;
+    c->tail_len = b->result.size;
+    c->tail_cap = b->result.alloc;
+    c->tail_off = 0;
+    msgpack_sbuffer_init(&b->result);
+    dfd_stat_add(&c->loop->stats, DFD_STAT_responses_ok, 1);
+    return 1;
+}
+
 void dfd_conn_answer(dfd_conn *c, dfd_call *call)
 {
+    if (conn_answer_tail(c, call)) {
+        conn_unlink(c, call);
+        conn_after_append(c);
+        return;
+    }
     conn_out_room(c, call->base.result.size + 16);
     int code = daffi_call_write_response(&call->base, call->msgid, &c->out, conn_limits(c));
     if (code == -1) {
@@ -215,6 +264,7 @@ char *dfd_conn_take_input(dfd_conn *c, const char *bytes, size_t size, size_t *c
 
 void dfd_conn_error(dfd_conn *c, uint32_t msgid, int code, const char *message)
 {
+    conn_out_room(c, 64);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &c->out, msgpack_sbuffer_write);
     daffi_pack_response_error(&pk, msgid, code, message);
@@ -268,6 +318,10 @@ void dfd_conn_send_request(dfd_conn *c, uint32_t msgid, const char *method,
 
 void dfd_conn_answer_now(dfd_conn *c, dfd_call *call)
 {
+    if (conn_answer_tail(c, call)) {
+        conn_after_append(c);
+        return;
+    }
     conn_out_room(c, call->base.result.size + 16);
     daffi_call_write_response(&call->base, call->msgid, &c->out, conn_limits(c));
     dfd_stat_add(&c->loop->stats, DFD_STAT_responses_ok, 1);
@@ -345,7 +399,7 @@ void dfd_conn_memory_resume(dfd_conn *c)
     c->loop->mem.npaused--;
     /* output over max_output keeps it paused: conn_flush resumes it then */
     if (!c->eof && !c->closing &&
-        c->out.size - c->out_off <= c->loop->srv->cfg->max_output / 2) {
+        dfd_conn_backlog(c) <= c->loop->srv->cfg->max_output / 2) {
         c->read_paused = 0;
         conn_read_again(c);
     }
@@ -537,11 +591,21 @@ static void conn_flush(dfd_conn *c)
         if (!c->in_batch && dfd_conn_tls_pending(c))
             event_active(&c->rev, EV_READ, 0);
     }
-    size_t off0 = c->out_off;
-    while (c->out_off < c->out.size) {
+    size_t off0 = c->out_off + c->tail_off;
+    while (dfd_conn_backlog(c) != 0) {
         size_t left = c->out.size - c->out_off;
-        ssize_t n = c->tls != NULL ? dfd_conn_tls_write(c, c->out.data + c->out_off, left)
-                                   : send(c->fd, c->out.data + c->out_off, left, MSG_NOSIGNAL);
+        ssize_t n;
+        if (c->tail != NULL) {
+            /* plaintext only (conn_answer_tail): what is left of out, then the tail */
+            struct iovec iov[2] = {{c->out.data + c->out_off, left},
+                                   {c->tail + c->tail_off, c->tail_len - c->tail_off}};
+            struct msghdr mh = {.msg_iov = left != 0 ? iov : iov + 1,
+                                .msg_iovlen = left != 0 ? 2 : 1};
+            n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+        } else {
+            n = c->tls != NULL ? dfd_conn_tls_write(c, c->out.data + c->out_off, left)
+                               : send(c->fd, c->out.data + c->out_off, left, MSG_NOSIGNAL);
+        }
         if (n == -1) {
             if (errno == EINTR)
                 continue;
@@ -551,15 +615,19 @@ static void conn_flush(dfd_conn *c)
             conn_kill(c);
             return;
         }
-        c->out_off += (size_t)n;
         dfd_stat_add(&c->loop->stats, DFD_STAT_sent_bytes, (uint64_t)n);
+        size_t w = (size_t)n < left ? (size_t)n : left;
+        c->out_off += w;
+        c->tail_off += (size_t)n - w;
     }
-    size_t backlog = c->out.size - c->out_off;
+    size_t backlog = dfd_conn_backlog(c);
     /* the budget counts output only while some of it waits: nothing to do on the hot
      * path, where every write completes */
     if (backlog != 0 || c->stuck)
-        dfd_budget_output(c, backlog, c->out_off != off0);
+        dfd_budget_output(c, backlog, c->out_off + c->tail_off != off0);
     if (backlog == 0) {
+        if (c->tail != NULL)
+            conn_tail_release(c);
         c->out.size = c->out_off = 0;
         if (c->out.alloc > 4 * CONN_READ_MIN) {
             dfd_blocks_give(&c->loop->blocks, c->out.data, c->out.alloc, c->loop->tick);
@@ -682,6 +750,7 @@ void dfd_conn_reap(dfd_loop *loop)
             if (c->next)
                 c->next->prev = c->prev;
             free(c->in);
+            free(c->tail);
             msgpack_sbuffer_destroy(&c->out);
             dfd_auth_conn_free(c);
             free(c);

@@ -79,6 +79,9 @@ struct dfd_conn {
 
     msgpack_sbuffer out;          /* output not yet written */
     size_t out_off;               /* bytes of out already written */
+    char *tail;                   /* a large result leaving after out, not copied into
+                                     it (a malloc'd block the connection owns), or NULL */
+    size_t tail_len, tail_off, tail_cap;
 
     unsigned pending;             /* calls in flight (requests awaiting a response) */
     struct dfd_call *calls;       /* in-flight list (requests and notifications) */
@@ -151,6 +154,12 @@ struct dfd_conn {
     unsigned rules_gen;           /* the dfd_auth gen that reading had */
     char peer[64];                /* for logs: address, or what the owner named it */
 };
+
+/* Output bytes not written yet (out and its tail). */
+static inline size_t dfd_conn_backlog(const struct dfd_conn *c)
+{
+    return c->out.size - c->out_off + c->tail_len - c->tail_off;
+}
 
 /* Takes ownership of a connected, non-blocking fd and starts reading it on loop, owned
  * by ops/owner. Returns the connection, or NULL (fd closed) when out of memory. The

@@ -184,6 +184,11 @@ static int result_is_flat(const char *p, size_t len)
     return !container && daffi_object_size(p, len) == len;
 }
 
+int daffi_call_result_is_flat(const daffi_call *call)
+{
+    return call->result.size > 0 && result_is_flat(call->result.data, call->result.size);
+}
+
 int daffi_call_pack_error(const daffi_call *call, msgpack_packer *pk, msgpack_sbuffer *sb)
 {
     int with = call->details.size > 0 && is_one_map(call->details.data, call->details.size);

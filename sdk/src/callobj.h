@@ -17,6 +17,10 @@ void daffi_call_reset(daffi_call *call);
  * decodes it. Returns 0, or -1 (out of memory, or bytes that do not decode). */
 int daffi_call_load(daffi_call *call, const char *bytes, size_t len);
 
+/* 1 when the call's result is one scalar, str, bin or ext object of exactly its size
+ * (nothing nests in it, so it needs no depth check before it is sent). */
+int daffi_call_result_is_flat(const daffi_call *call);
+
 /* daffi_call_load without the copy: the call takes ownership of bytes (a malloc'd
  * block of cap bytes whose first len are the message) and frees it (even on error). */
 int daffi_call_adopt(daffi_call *call, char *bytes, size_t cap, size_t len);
