@@ -94,6 +94,7 @@ static void test_handlers_completing_on_their_own_threads_answer_every_call(void
 
 /* ---- large messages: blocks of the loop's cache (server/blocks.h) ------------------ */
 
+#define MIB_BYTES (1024 * 1024)
 #define BIG_SIZES 3
 static const size_t big_sizes[BIG_SIZES] = {300 * 1024, 1024 * 1024, 3 * 1024 * 1024 + 7};
 static const char *const big_methods[] = {"echo", "handoff_echo_blocking", "handoff_echo_thread"};
@@ -212,6 +213,62 @@ static void test_large_messages_through_the_block_cache_keep_their_bytes(void **
     assert_int_equal(tdaemon_free(d), 0);
 }
 
+/* A large result leaves as the connection's output tail (no copy): answers appended
+ * behind it, small and large, must follow it on the wire, whole. Four rounds of
+ * [1 MiB, "x", 1 MiB, "yy"] pipelined in one write, read only once all is sent, so the
+ * tail is still waiting when the next answers are appended. */
+static void test_answers_behind_a_large_result_follow_it_whole(void **state)
+{
+    (void)state;
+    enum { ROUNDS = 4, PER = 4 };
+    tdaemon *d = handoff_daemon();
+    big_sender s;
+    rawconn c;
+    pthread_t t;
+    char *big = malloc(MIB_BYTES);
+    assert_non_null(big);
+
+    expect_open(&c, d->tcp);
+    s.c = &c;
+    rawmsg_init(&s.m);
+    for (uint32_t id = 1; id <= ROUNDS * PER; id++) {
+        msgpack_packer *pk = rawmsg_request(&s.m, id, "echo", 1);
+        if (id % 2) {
+            memset(big, (int)id, MIB_BYTES);
+            msgpack_pack_bin(pk, MIB_BYTES);
+            msgpack_pack_bin_body(pk, big, MIB_BYTES);
+        } else {
+            msgpack_pack_str(pk, id % 4 ? 1 : 2);
+            msgpack_pack_str_body(pk, "yy", id % 4 ? 1 : 2);
+        }
+    }
+    assert_int_equal(pthread_create(&t, NULL, big_send, &s), 0);
+    usleep(200 * 1000); /* the server answers into a socket nobody reads yet */
+    unsigned char seen[ROUNDS * PER + 1] = {0};
+    for (int n = 0; n < ROUNDS * PER; n++) {
+        assert_int_equal(rawconn_read(&c, expect_timeout_ms()), RAWCONN_OK);
+        uint32_t id = c.msg.msgid;
+        assert_true(id >= 1 && id <= ROUNDS * PER && !seen[id]);
+        seen[id] = 1;
+        assert_int_equal(c.msg.error->type, MSGPACK_OBJECT_NIL);
+        if (id % 2) {
+            assert_int_equal(c.msg.result->type, MSGPACK_OBJECT_BIN);
+            assert_int_equal(c.msg.result->via.bin.size, MIB_BYTES);
+            memset(big, (int)id, MIB_BYTES);
+            assert_memory_equal(c.msg.result->via.bin.ptr, big, MIB_BYTES);
+        } else {
+            assert_int_equal(c.msg.result->type, MSGPACK_OBJECT_STR);
+            assert_int_equal(c.msg.result->via.str.size, id % 4 ? 1 : 2);
+        }
+    }
+    pthread_join(t, NULL);
+    rawmsg_destroy(&s.m);
+    rawconn_close(&c);
+    free(big);
+    expect_serving(d->tcp);
+    assert_int_equal(tdaemon_free(d), 0);
+}
+
 /* The heartbeat walks the loop's connections and drops a silent member; failing its
  * calls answers callers that had finished sending (half-closed), which then close.
  * The callers connected before the member, so the walk reaches them after it: each
@@ -315,6 +372,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_handlers_completing_on_their_own_threads_answer_every_call),
         cmocka_unit_test(test_large_messages_through_the_block_cache_keep_their_bytes),
+        cmocka_unit_test(test_answers_behind_a_large_result_follow_it_whole),
         cmocka_unit_test(test_a_member_dropped_by_the_heartbeat_answers_half_closed_callers),
         cmocka_unit_test(test_a_deadline_answering_a_reset_caller_leaves_the_server_serving),
     };
