@@ -65,6 +65,12 @@ void dfd_blocks_give(dfd_blocks *b, void *p, size_t cap, uint64_t tick)
     b->used_tick = tick;
 }
 
+void dfd_blocks_give_sbuffer(dfd_blocks *b, msgpack_sbuffer *sb, uint64_t tick)
+{
+    dfd_blocks_give(b, sb->data, sb->alloc, tick);
+    msgpack_sbuffer_init(sb);
+}
+
 size_t dfd_blocks_round(size_t want)
 {
     if (want < DFD_BLOCK_MIN)

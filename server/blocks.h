@@ -23,6 +23,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <msgpack.h>
+
 #include "blocks-t.h"
 
 #define DFD_BLOCK_MIN (256 * 1024)      /* smaller blocks come from malloc's heap */
@@ -39,6 +41,10 @@ void *dfd_blocks_take(dfd_blocks *b, size_t want, size_t *cap, uint64_t tick);
 /* Takes ownership of block p of cap bytes: keeps it (evicting smaller ones for it when
  * full) or frees it. */
 void dfd_blocks_give(dfd_blocks *b, void *p, size_t cap, uint64_t tick);
+
+/* Gives sb's block to the cache (dfd_blocks_give) and leaves sb empty, as
+ * msgpack_sbuffer_init does. */
+void dfd_blocks_give_sbuffer(dfd_blocks *b, msgpack_sbuffer *sb, uint64_t tick);
 
 /* Makes *p (a malloc'd buffer of *cap bytes, the first keep of them in use) at least
  * want bytes: with realloc below DFD_BLOCK_MIN, from the cache or a new block of a

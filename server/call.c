@@ -83,10 +83,8 @@ void dfd_call_free(dfd_call *call)
         b->bytes = NULL;
         b->bytes_cap = 0;
     }
-    if (b->result.alloc >= DFD_BLOCK_MIN) {
-        dfd_blocks_give(&loop->blocks, b->result.data, b->result.alloc, loop->tick);
-        msgpack_sbuffer_init(&b->result);
-    }
+    if (b->result.alloc >= DFD_BLOCK_MIN)
+        dfd_blocks_give_sbuffer(&loop->blocks, &b->result, loop->tick);
     daffi_call_reset(&call->base);
     if (loop->nfree_calls >= LOOP_FREE_CALLS_MAX) {
         daffi_call_destroy(&call->base);

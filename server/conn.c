@@ -161,8 +161,7 @@ void dfd_conn_flush_dirty(dfd_loop *loop)
     }
 }
 
-/* Room in c's output for n more bytes: a large output takes a block of the loop's
- * cache (on failure the write that follows tries realloc, and reports). */
+/* The tail has left, or joined out: its block goes back to the loop's cache. */
 static void conn_tail_release(dfd_conn *c)
 {
     dfd_blocks_give(&c->loop->blocks, c->tail, c->tail_cap, c->loop->tick);
@@ -170,26 +169,25 @@ static void conn_tail_release(dfd_conn *c)
     c->tail_len = c->tail_off = c->tail_cap = 0;
 }
 
+/* Room in c's output for n more bytes: a large output takes a block of the loop's
+ * cache (on failure the write that follows tries realloc, and reports). Output
+ * appended behind a tail goes after it: what is left of the tail joins out first (a
+ * batch of several large answers copies as it did without tails). */
 static void conn_out_room(dfd_conn *c, size_t n)
 {
     msgpack_sbuffer *o = &c->out;
-    if (c->tail != NULL) {
-        /* output after a tail goes after it: the rest of the tail joins out first (a
-         * batch of several large answers copies as it did without tails) */
-        size_t rest = c->tail_len - c->tail_off;
-        if (o->alloc - o->size < rest + n && o->size + rest + n >= DFD_BLOCK_MIN)
-            (void)dfd_blocks_grow(&c->loop->blocks, &o->data, &o->alloc, o->size,
-                                  o->size + rest + n, c->loop->tick);
-        if (msgpack_sbuffer_write(o, c->tail + c->tail_off, rest) != 0) {
-            dfd_error("conn.oom", "peer=%s msg=\"out of memory joining output\"", c->peer);
-            conn_kill(c);
-            return;
-        }
-        conn_tail_release(c);
+    size_t rest = c->tail_len - c->tail_off;
+    if (o->alloc - o->size < rest + n && o->size + rest + n >= DFD_BLOCK_MIN)
+        (void)dfd_blocks_grow(&c->loop->blocks, &o->data, &o->alloc, o->size,
+                              o->size + rest + n, c->loop->tick);
+    if (c->tail == NULL)
+        return;
+    if (msgpack_sbuffer_write(o, c->tail + c->tail_off, rest) != 0) {
+        dfd_error("conn.oom", "peer=%s msg=\"out of memory joining output\"", c->peer);
+        conn_kill(c);
+        return;
     }
-    if (o->alloc - o->size < n && o->size + n >= DFD_BLOCK_MIN)
-        (void)dfd_blocks_grow(&c->loop->blocks, &o->data, &o->alloc, o->size, o->size + n,
-                              c->loop->tick);
+    conn_tail_release(c);
 }
 
 /* A large flat result of call leaves from its own block after its header, without a
@@ -629,10 +627,8 @@ static void conn_flush(dfd_conn *c)
         if (c->tail != NULL)
             conn_tail_release(c);
         c->out.size = c->out_off = 0;
-        if (c->out.alloc > 4 * CONN_READ_MIN) {
-            dfd_blocks_give(&c->loop->blocks, c->out.data, c->out.alloc, c->loop->tick);
-            msgpack_sbuffer_init(&c->out);
-        }
+        if (c->out.alloc > 4 * CONN_READ_MIN)
+            dfd_blocks_give_sbuffer(&c->loop->blocks, &c->out, c->loop->tick);
         if (c->write_armed) {
             event_del(&c->wev);
             c->write_armed = 0;

@@ -464,7 +464,7 @@ int dfd_dispatch_detached(dfd_loop *loop, const char *bytes, size_t size, uint32
         (scan.kind != DAFFI_MSG_REQUEST && scan.kind != DAFFI_MSG_NOTIFY)) {
         if (r == DAFFI_SCAN_TOO_LARGE) {
             snprintf(why, why_size, "the message exceeds max_message");
-            dfd_stat_add(&loop->stats, DFD_STAT_overloaded, 1);
+            dfd_stat_add(&loop->stats, DFD_STAT_too_large, 1);
             return DAFFI_E_TOO_LARGE;
         }
         snprintf(why, why_size, "not a MessagePack-RPC request");

@@ -283,8 +283,14 @@ int daffi_call_write_response(const daffi_call *call, uint32_t msgid,
             !daffi_scan_accepts(sbuf->data + mark, sbuf->size - mark, lim)) {
             sbuf->size = mark;
             char msg[160];
-            snprintf(msg, sizeof(msg), "the result nests deeper than max_depth (%u levels)",
-                     lim->max_depth);
+            size_t first = daffi_object_size(call->result.data, call->result.size);
+            if (first != call->result.size)
+                snprintf(msg, sizeof(msg), "the result is not one MessagePack object (%zu "
+                         "bytes, %s)", call->result.size,
+                         first == 0 ? "its first object is cut short" : "bytes after its first");
+            else
+                snprintf(msg, sizeof(msg), "the result nests deeper than max_depth (%u levels)",
+                         lim->max_depth);
             if (daffi_pack_response_error(&pk, msgid, DAFFI_E_HANDLER_ERROR, msg) == -1)
                 goto oom;
             return DAFFI_E_HANDLER_ERROR;

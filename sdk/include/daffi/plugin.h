@@ -232,7 +232,9 @@ void daffi_reply_str(daffi_call *call, const char *p, size_t len);
 void daffi_reply_cstr(daffi_call *call, const char *s);
 void daffi_reply_bin(daffi_call *call, const void *p, size_t len);
 void daffi_reply_object(daffi_call *call, const msgpack_object *obj);
-/* Sets the result to already-encoded msgpack bytes (exactly one object). */
+/* Sets the result to already-encoded msgpack bytes (exactly one object: the caller
+ * gets HANDLER_ERROR "the result is not one MessagePack object" otherwise, or "nests
+ * deeper than max_depth" for a value deeper than the limits allow). */
 void daffi_reply_raw(daffi_call *call, const char *p, size_t len);
 /* Returns a packer into the result: pack exactly one object (it may be a large
  * array or map). Discards any result set before. Owned by the call. */
