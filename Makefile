@@ -17,10 +17,11 @@ CC        ?= cc
 OPT       ?= -O2
 SAN       ?=
 # libdaffi needs libevent, msgpack-c and OpenSSL (what daffi.pc requires); daffid and
-# daffictl add libevent_extra (evhttp: the metrics listener), inih, jansson and libnats
+# daffictl add libevent_extra (evhttp: the metrics listener), libevent_pthreads (loop 0
+# of a NATS role: nats-io.h), inih, jansson and libnats
 # (NATS: docs/NATS.md).
 SDK_PKGS  := libevent_core msgpack openssl
-PKGS      := $(SDK_PKGS) libevent_extra inih jansson libnats
+PKGS      := $(SDK_PKGS) libevent_extra libevent_pthreads inih jansson libnats
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 SDK_LIBS   := $(shell pkg-config --libs $(SDK_PKGS) 2>/dev/null) -ldl -lpthread -lm

@@ -80,6 +80,13 @@ int dfd_cfg_is_nats_url(const char *v)
     return strncmp(v, "nats://", 7) == 0;
 }
 
+int dfd_cfg_uses_nats(const dfd_config *cfg)
+{
+    return (cfg->role == DFD_ROLE_ROUTER && cfg->nats != NULL) ||
+           (cfg->role == DFD_ROLE_WORKER && cfg->router != NULL &&
+            dfd_cfg_is_nats_url(cfg->router));
+}
+
 /* A NATS server list: nats://HOST:PORT or tls://HOST:PORT, comma separated (libnats
  * takes each as it is). Returns NULL or the reason, naming the item. */
 static const char *cfg_nats_urls(dfd_cfg_loader *ld, const char *v)

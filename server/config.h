@@ -57,6 +57,10 @@ int dfd_listen_same(const dfd_config *a, const dfd_config *b);
  * value that starts with tls:// is a daffid router reached over TLS. */
 int dfd_cfg_is_nats_url(const char *v);
 
+/* 1 when cfg makes the process a NATS member or gateway (its loop 0 then drives the
+ * NATS connection: nats-io.h). */
+int dfd_cfg_uses_nats(const dfd_config *cfg);
+
 /* Prints every key the reader knows, one per line: SECTION.KEY for the server's
  * sections, plugin.KEY for a plugin's (daffid --keys; shell completion reads it). */
 void dfd_config_list_keys(FILE *out);

@@ -34,7 +34,16 @@ int dfd_loop_init(dfd_loop *loop, dfd_server *srv, unsigned index, dfd_table *ta
      * fire that much early: a call's deadline re-checks the precise clock when it
      * fires and re-arms for the rest (dispatch.c, dispatch_on_timeout), so it never
      * fires early (tests/integration/test_timeout_precision.c). */
-    loop->base = event_base_new();
+    /* Without a lock (no thread but the loop's touches its base), except loop 0's
+     * in a NATS role: libnats' threads and the other loops add and activate the NATS
+     * connection's events there (nats-io.h). */
+    struct event_config *ec = event_config_new();
+    if (ec == NULL)
+        return -1;
+    if (index != 0 || !dfd_cfg_uses_nats(srv->cfg))
+        event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
+    loop->base = event_base_new_with_config(ec);
+    event_config_free(ec);
     if (loop->base == NULL)
         return -1;
     loop->mail_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

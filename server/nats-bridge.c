@@ -269,21 +269,23 @@ static void bridge_on_message(dfd_conn *c, const char *bytes, size_t size, int k
             if (msgpack_unpack(result, result_len, &off, &zone, &obj) == MSGPACK_UNPACK_SUCCESS)
                 daffi_obj_uint(daffi_obj_get(&obj, "stream"), &sid);
             msgpack_zone_destroy(&zone);
-            size_t n = strlen(req->reply);
-            char *to = malloc(n + 3);
-            if (to != NULL) {
-                memcpy(to, req->reply, n);
-                memcpy(to + n, ".s", 3);
-            }
+            char word[DFD_NATS_SUBJECT_MAX + 8];
+            char *to = dfd_nats_word_subject(word, sizeof(word), req->reply, 's') == 0
+                           ? strdup(word) : NULL;
+            if (dfd_nats_word_subject(word, sizeof(word), req->reply, 'r') == -1)
+                word[0] = '\0';
             if (sid == 0 || sid > UINT32_MAX || to == NULL ||
                 dfd_idmap_put(&bl->streams, (uint32_t)sid, to) == -1)
                 free(to);
             /* the answer's reply names the subject this stream's steps go to */
-            dfd_nats_publish(c->loop, b->nc, req->reply, bl->subject, bytes, size);
+            if (word[0] != '\0')
+                dfd_nats_publish(c->loop, b->nc, word, bl->subject, bytes, size);
         } else {
+            char word[DFD_NATS_SUBJECT_MAX + 8];
             if (!req->open)
                 free(dfd_idmap_take(&bl->streams, req->sid));
-            dfd_nats_publish(c->loop, b->nc, req->reply, NULL, bytes, size);
+            if (dfd_nats_word_subject(word, sizeof(word), req->reply, 'r') == 0)
+                dfd_nats_publish(c->loop, b->nc, word, NULL, bytes, size);
         }
         free(req);
         bridge_check_drained(bl);

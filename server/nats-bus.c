@@ -83,7 +83,8 @@ static int nats_split(char *copy, const char **servers, int max)
  * probe existed (retrying, every callback set). Returns NATS_OK, or the failure
  * (logged). */
 static natsStatus nats_connect_first(const dfd_server *srv, const char *urls,
-                                     dfd_nats_ctx *x, natsOptions *opts, natsConnection **nc)
+                                     dfd_nats_ctx *x, natsOptions *opts, natsOptions *popts,
+                                     natsConnection **nc)
 {
     const dfd_config *cfg = srv->cfg;
     natsStatus s = natsOptions_SetRetryOnFailedConnect(opts, true, nats_on_reconnected, x);
@@ -101,19 +102,22 @@ static natsStatus nats_connect_first(const dfd_server *srv, const char *urls,
                   natsStatus_GetText(s), nats_GetLastError(NULL));
         return s;
     }
-    /* the probe: options copied at connect, so the serving connection keeps its own */
+    /* the probe: its own options (popts, the serving ones but for loop 0's event
+     * loop: it must not attach there) */
     natsConnection *probe = NULL;
-    natsStatus ps = natsOptions_SetRetryOnFailedConnect(opts, false, NULL, NULL);
+    natsStatus ps = popts != NULL ? NATS_OK : NATS_NO_MEMORY;
     if (ps == NATS_OK)
-        ps = natsOptions_SetClosedCB(opts, NULL, NULL);
+        ps = natsOptions_SetRetryOnFailedConnect(popts, false, NULL, NULL);
     if (ps == NATS_OK)
-        ps = natsOptions_SetDisconnectedCB(opts, NULL, NULL);
+        ps = natsOptions_SetClosedCB(popts, NULL, NULL);
     if (ps == NATS_OK)
-        ps = natsOptions_SetReconnectedCB(opts, NULL, NULL);
+        ps = natsOptions_SetDisconnectedCB(popts, NULL, NULL);
     if (ps == NATS_OK)
-        ps = natsOptions_SetErrorHandler(opts, NULL, NULL);
+        ps = natsOptions_SetReconnectedCB(popts, NULL, NULL);
     if (ps == NATS_OK)
-        ps = natsConnection_Connect(&probe, opts);
+        ps = natsOptions_SetErrorHandler(popts, NULL, NULL);
+    if (ps == NATS_OK)
+        ps = natsConnection_Connect(&probe, popts);
     natsConnection_Destroy(probe);
     if (ps == NATS_OK)
         return NATS_OK; /* a server came meanwhile: the background one connects too */
@@ -151,17 +155,15 @@ static natsStatus nats_connect_first(const dfd_server *srv, const char *urls,
     return NATS_OK;
 }
 
-natsConnection *dfd_nats_connect(dfd_server *srv, const char *urls, dfd_nats_ctx *x)
+/* Makes the options of a connection to servers[n] for srv into *out (the caller
+ * destroys them). Returns libnats' status, with *step the option that failed. */
+static natsStatus nats_options(const dfd_server *srv, dfd_nats_ctx *x, const char **servers,
+                               int n, natsOptions **out, const char **step)
 {
-    const char *what = x->what;
     const dfd_config *cfg = srv->cfg;
     natsOptions *opts = NULL;
-    natsConnection *nc = NULL;
-    const char *servers[NATS_MAX_SERVERS];
-    char *copy = strdup(urls);
-    natsStatus s = copy != NULL ? natsOptions_Create(&opts) : NATS_NO_MEMORY;
-    int n = copy != NULL ? nats_split(copy, servers, NATS_MAX_SERVERS) : 0;
-    const char *step = "options";
+    natsStatus s = natsOptions_Create(&opts);
+    *step = "options";
     if (s == NATS_OK)
         s = natsOptions_SetServers(opts, servers, n);
     if (s == NATS_OK)
@@ -179,19 +181,43 @@ natsConnection *dfd_nats_connect(dfd_server *srv, const char *urls, dfd_nats_ctx
     if (s == NATS_OK)
         s = natsOptions_SetClosedCB(opts, nats_on_closed, x);
     if (s == NATS_OK && cfg->nats_creds != NULL) {
-        step = "nats_creds";
+        *step = "nats_creds";
         s = natsOptions_SetUserCredentialsFromFiles(opts, cfg->nats_creds, NULL);
     }
     if (s == NATS_OK && cfg->nats_tls_ca != NULL) {
-        step = "nats_tls_ca";
+        *step = "nats_tls_ca";
         s = natsOptions_SetSecure(opts, true);
         if (s == NATS_OK)
             s = natsOptions_LoadCATrustedCertificates(opts, cfg->nats_tls_ca);
     }
+    *out = opts;
+    return s;
+}
+
+natsConnection *dfd_nats_connect(dfd_server *srv, const char *urls, dfd_nats_ctx *x)
+{
+    const char *what = x->what;
+    natsOptions *opts = NULL, *popts = NULL;
+    natsConnection *nc = NULL;
+    const char *servers[NATS_MAX_SERVERS];
+    char *copy = strdup(urls);
+    int n = copy != NULL ? nats_split(copy, servers, NATS_MAX_SERVERS) : 0;
+    const char *step = "options";
+    natsStatus s = copy != NULL ? nats_options(srv, x, servers, n, &opts, &step)
+                                : NATS_NO_MEMORY;
+    if (s == NATS_OK) {
+        /* the serving connection lives on loop 0 (nats-io.h); the probe (popts) not */
+        step = "event loop";
+        x->io = dfd_nats_io_new(&srv->loops[0]);
+        s = x->io != NULL ? dfd_nats_io_options(x->io, opts) : NATS_NO_MEMORY;
+    }
+    if (s == NATS_OK)
+        s = nats_options(srv, x, servers, n, &popts, &step);
     if (s == NATS_OK) {
         step = "connect";
-        s = nats_connect_first(srv, urls, x, opts, &nc);
+        s = nats_connect_first(srv, urls, x, opts, popts, &nc);
     }
+    natsOptions_Destroy(popts);
     natsOptions_Destroy(opts);
     free(copy);
     if (s != NATS_OK && strcmp(step, "connect") == 0) {
@@ -256,8 +282,7 @@ dfd_nats_note *dfd_nats_note_shrink(dfd_nats_note *note)
     return small;
 }
 
-int dfd_nats_mail_msg(dfd_loop *loop, void (*run)(dfd_loop *loop, void *note), natsMsg *msg,
-                      void *arg)
+dfd_nats_note *dfd_nats_note_of(natsMsg *msg, void *arg)
 {
     const char *subject = natsMsg_GetSubject(msg), *reply = natsMsg_GetReply(msg);
     size_t slen = strlen(subject) + 1, rlen = reply != NULL ? strlen(reply) + 1 : 0;
@@ -281,12 +306,36 @@ int dfd_nats_mail_msg(dfd_loop *loop, void (*run)(dfd_loop *loop, void *note), n
         note->arg = arg;
     }
     natsMsg_Destroy(msg);
-    if (note != NULL && dfd_loop_post(loop, run, free, note) == 0)
+    if (note == NULL)
+        dfd_error("nats.oom", "msg=\"cannot copy a NATS message: dropped\"");
+    return note;
+}
+
+int dfd_nats_mail_msg(dfd_loop *loop, void (*run)(dfd_loop *loop, void *note), natsMsg *msg,
+                      void *arg)
+{
+    dfd_nats_note *note = dfd_nats_note_of(msg, arg);
+    if (note == NULL)
+        return -1;
+    if (dfd_loop_post(loop, run, free, note) == 0)
         return 0;
     dfd_error("nats.oom", "loop=%u msg=\"cannot hand a NATS message to the loop: dropped\"",
               loop->index);
     free(note);
     return -1;
+}
+
+int dfd_nats_word_subject(char *out, size_t size, const char *reply, char kind)
+{
+    size_t n = strlen(reply);
+    int r;
+    if (n >= 2 && strcmp(reply + n - 2, ".q") == 0)
+        r = snprintf(out, size, "%.*sa.%c", (int)(n - 1), reply, kind);
+    else if (kind == 'r')
+        r = snprintf(out, size, "%s", reply);
+    else
+        r = snprintf(out, size, "%s.%c", reply, kind);
+    return r > 0 && (size_t)r < size ? 0 : -1;
 }
 
 int dfd_nats_publish(dfd_loop *loop, natsConnection *nc, const char *subject,

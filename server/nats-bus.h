@@ -17,6 +17,7 @@
 #include <nats/nats.h>
 
 #include "loop.h"
+#include "nats-io.h"
 
 struct dfd_server;
 
@@ -32,6 +33,9 @@ typedef struct dfd_nats_ctx {
     void *arg;
     atomic_int closing;               /* set by the role before it destroys the
                                          connection: its loss is not news */
+    struct dfd_nats_io *io;           /* loop 0 drives the connection (nats-io.h);
+                                         made by dfd_nats_connect, freed by the role
+                                         after dfd_nats_shutdown */
 } dfd_nats_ctx;
 
 /* Connects to the comma-separated servers urls for srv. The connection retries in the
@@ -68,6 +72,19 @@ typedef struct dfd_nats_note {
 /* Gives back note's data (data NULL, len 0), keeping its subject and reply. Returns
  * the note, which may have moved (the old pointer is then invalid). */
 dfd_nats_note *dfd_nats_note_shrink(dfd_nats_note *note);
+
+/* Copies msg into a note (arg in it) and destroys msg. Returns the note (free() it),
+ * or NULL (out of memory: logged, msg destroyed all the same). */
+dfd_nats_note *dfd_nats_note_of(natsMsg *msg, void *arg);
+
+/* The subject where a member sends its word of kind about the request whose reply
+ * subject is reply: 'r' the answer, 't' "taken", 's' a stream's credit and abort. A
+ * gateway's reply ends in ".q" (its no-responders come there, on a plain
+ * subscription); a member's words go to the same subject ending ".a.<kind>" instead,
+ * which the gateway's loop 0 reads without a thread hop (docs/NATS.md). Any other
+ * requester gets the answer at reply itself ('t' and 's': reply + ".<kind>").
+ * Writes it into out (size bytes); returns 0, or -1 when it does not fit. */
+int dfd_nats_word_subject(char *out, size_t size, const char *reply, char kind);
 
 /* Copies msg into a note (arg in it), destroys msg and posts the note to loop:
  * run(loop, note) there owns it (free); a loop that stops first frees it unrun. On a

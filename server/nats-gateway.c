@@ -37,7 +37,9 @@ struct dfd_nats_gateway {
     natsConnection *nc;
     char inbox[160];             /* this connection's reply prefix */
     size_t inbox_len;
-    natsSubscription *inbox_sub; /* <inbox>.> */
+    natsSubscription *inbox_sub; /* <inbox>.*.*.q: no-responders (libnats' thread) */
+    natsSubscription *words_sub; /* <inbox>.*.*.a.*: the members' answers, "taken" and
+                                    stream credit (watched: read on loop 0) */
     dfd_nats_presence *presence;
     unsigned nloops;
     nats_gw_loop loops[];
@@ -99,10 +101,12 @@ static void gw_on_reply_run(dfd_loop *loop, void *arg)
     const char *tail = strchr(subject + g->inbox_len + 1, '.');
     char *end = NULL;
     uint32_t id = tail != NULL ? (uint32_t)strtoul(tail + 1, &end, 10) : 0;
-    if (end != NULL && *end == '.') {
-        if (strcmp(end, ".s") == 0)
+    /* <id>.q: nats-server's no-responders (or the answer of a requester that answers
+     * the reply subject itself); <id>.a.r: an answer (dfd_nats_word_subject) */
+    if (end == NULL || (strcmp(end, ".q") != 0 && strcmp(end, ".a.r") != 0)) {
+        if (end != NULL && strcmp(end, ".a.s") == 0)
             gws_from_member(loop, &g->loops[loop->index], id, msg);
-        else if (strcmp(end, ".t") == 0)
+        else if (end != NULL && strcmp(end, ".a.t") == 0)
             gw_taken(&g->loops[loop->index], id, msg);
         free(msg);
         return;
@@ -163,20 +167,48 @@ static void gw_on_reply_run(dfd_loop *loop, void *arg)
     free(msg);
 }
 
-/* libnats thread: an answer arrived; its subject <inbox>.<loop>.<id> names the loop. */
+/* The loop index in subject <inbox>.<loop>.<id>...; -1: not one of ours. */
+static long gw_loop_of(const dfd_nats_gateway *g, const char *subject)
+{
+    char *end = NULL;
+    unsigned long i = strtoul(subject + g->inbox_len + 1, &end, 10);
+    return end != NULL && *end == '.' && i < g->nloops ? (long)i : -1;
+}
+
+/* libnats thread: no responders for a request (its subject <inbox>.<loop>.<id>.q
+ * names the loop). */
 static void gw_on_reply(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
     (void)nc;
     (void)sub;
     dfd_nats_gateway *g = closure;
-    const char *subject = natsMsg_GetSubject(msg);
-    char *end = NULL;
-    unsigned long i = strtoul(subject + g->inbox_len + 1, &end, 10);
-    if (end == NULL || *end != '.' || i >= g->nloops) {
+    long i = gw_loop_of(g, natsMsg_GetSubject(msg));
+    if (i < 0) {
         natsMsg_Destroy(msg); /* not one of ours */
         return;
     }
     dfd_nats_mail_msg(&g->srv->loops[i], gw_on_reply_run, msg, NULL);
+}
+
+/* Loop 0 (watched, nats-io.h): a member's word about a call; loop 0's own at once,
+ * another loop's by mail. */
+static void gw_on_word(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    (void)nc;
+    (void)sub;
+    dfd_nats_gateway *g = closure;
+    long i = gw_loop_of(g, natsMsg_GetSubject(msg));
+    if (i < 0) {
+        natsMsg_Destroy(msg);
+        return;
+    }
+    if (i != 0) {
+        dfd_nats_mail_msg(&g->srv->loops[i], gw_on_reply_run, msg, NULL);
+        return;
+    }
+    dfd_nats_note *note = dfd_nats_note_of(msg, NULL);
+    if (note != NULL)
+        gw_on_reply_run(&g->srv->loops[0], note);
 }
 
 /* ---- deadlines ------------------------------------------------------------------------- */
@@ -243,7 +275,7 @@ static uint32_t gw_request(dfd_conn *c, dfd_call *call, const char *subject, con
     while (id == 0 || dfd_idmap_get(&gl->pending, id) != NULL ||
            dfd_idmap_get(&gl->streams, id) != NULL);
     char reply[sizeof(g->inbox) + 32];
-    snprintf(reply, sizeof(reply), "%s.%u.%u", g->inbox, loop->index, id);
+    snprintf(reply, sizeof(reply), "%s.%u.%u.q", g->inbox, loop->index, id);
     char *target = to != NULL ? strndup(to, to_len) : NULL;
     if ((to != NULL && (target == NULL || dfd_idmap_put(&gl->targets, id, target) == -1)) ||
         dfd_idmap_put(&gl->pending, id, call) == -1) {
@@ -677,7 +709,7 @@ dfd_nats_gateway *dfd_nats_gateway_start(dfd_server *srv)
         g->loops[i].next_id = 1;
     srv->nats_gateway = g;
     natsInbox *inbox = NULL;
-    char subject[sizeof(g->inbox) + 4];
+    char subject[sizeof(g->inbox) + 16];
     g->nc = dfd_nats_connect(srv, srv->cfg->nats, &g->ctx);
     if (g->nc == NULL || natsInbox_Create(&inbox) != NATS_OK) {
         dfd_nats_gateway_stop(g);
@@ -689,10 +721,18 @@ dfd_nats_gateway *dfd_nats_gateway_start(dfd_server *srv)
     snprintf(g->inbox, sizeof(g->inbox), "%s", (const char *)inbox);
     natsInbox_Destroy(inbox);
     g->inbox_len = strlen(g->inbox);
-    snprintf(subject, sizeof(subject), "%s.>", g->inbox);
+    snprintf(subject, sizeof(subject), "%s.*.*.q", g->inbox);
     natsStatus s = natsConnection_Subscribe(&g->inbox_sub, g->nc, subject, gw_on_reply, g);
     if (s == NATS_OK)
         s = natsSubscription_SetPendingLimits(g->inbox_sub, -1, -1);
+    if (s == NATS_OK) {
+        snprintf(subject, sizeof(subject), "%s.*.*.a.*", g->inbox);
+        s = natsConnection_SubscribeSync(&g->words_sub, g->nc, subject);
+    }
+    if (s == NATS_OK)
+        s = natsSubscription_SetPendingLimits(g->words_sub, -1, -1);
+    if (s == NATS_OK && dfd_nats_io_watch(g->ctx.io, g->words_sub, gw_on_word, g) == -1)
+        s = NATS_NO_MEMORY;
     if (s != NATS_OK || (g->presence = dfd_nats_presence_start(srv, g->nc)) == NULL) {
         dfd_error("nats.subscribe", "subject=%s status=\"%s\"", subject, natsStatus_GetText(s));
         dfd_nats_gateway_stop(g);
@@ -731,7 +771,12 @@ void dfd_nats_gateway_stop(dfd_nats_gateway *g)
     if (g->inbox_sub != NULL)
         natsSubscription_Destroy(g->inbox_sub);
     g->inbox_sub = NULL;
+    dfd_nats_io_unwatch(g->ctx.io, g->words_sub);
+    if (g->words_sub != NULL)
+        natsSubscription_Destroy(g->words_sub);
+    g->words_sub = NULL;
     atomic_store(&g->ctx.closing, 1);
+    dfd_nats_io_pump(g->nc, 200); /* the loops are joined: their last words */
     natsConnection_Destroy(g->nc);
     g->nc = NULL;
 }
@@ -741,6 +786,7 @@ void dfd_nats_gateway_free(dfd_nats_gateway *g)
     if (g == NULL)
         return;
     dfd_nats_presence_free(g->presence);
+    dfd_nats_io_free(g->ctx.io);
     for (unsigned i = 0; i < g->nloops; i++) {
         dfd_idmap_free(&g->loops[i].pending); /* the calls are their loops' */
         dfd_idmap_drain(&g->loops[i].targets, gw_free_target, NULL);

@@ -68,9 +68,11 @@ static const dfd_call_hooks member_hooks = {
 static void member_publish_reply(dfd_loop *loop, dfd_nats_member *m, dfd_nats_note *req,
                                  const msgpack_sbuffer *sb)
 {
+    char subject[DFD_NATS_SUBJECT_MAX + 8];
     const char *reply = req->reply;
-    if (reply != NULL && *reply != '\0')
-        dfd_nats_publish(loop, m->nc, reply, NULL, sb->data, sb->size);
+    if (reply != NULL && *reply != '\0' &&
+        dfd_nats_word_subject(subject, sizeof(subject), reply, 'r') == 0)
+        dfd_nats_publish(loop, m->nc, subject, NULL, sb->data, sb->size);
 }
 
 /* Answers request msg with an error (code, text) at once. */
@@ -146,13 +148,10 @@ static int member_via_queue;
  * once costs no message. */
 static void member_say_taken(dfd_loop *loop, dfd_nats_member *m, const dfd_nats_note *req)
 {
-    char subject[DFD_NATS_SUBJECT_MAX + 3];
-    size_t n = strlen(req->reply);
+    char subject[DFD_NATS_SUBJECT_MAX + 8];
     const char *name = m->srv->cfg->name;
-    if (n + 3 > sizeof(subject))
+    if (dfd_nats_word_subject(subject, sizeof(subject), req->reply, 't') == -1)
         return; /* not one of a gateway's: it ends at its deadline as before */
-    memcpy(subject, req->reply, n);
-    memcpy(subject + n, ".t", 3);
     dfd_nats_publish(loop, m->nc, subject, NULL, name, strlen(name));
 }
 
@@ -211,14 +210,21 @@ static void member_call_run(dfd_loop *loop, void *arg)
     }
 }
 
-/* libnats thread: mails call msg to a loop (round-robin), which does the rest. */
+/* Loop 0 (nats-io.h: the call subscriptions are watched there): runs call msg on a
+ * loop picked round-robin, loop 0 itself at once, another by mail. */
 static void member_mail_call(dfd_nats_member *m, natsMsg *msg, void *arg)
 {
     unsigned i = atomic_fetch_add_explicit(&m->rr, 1, memory_order_relaxed) % m->nloops;
-    dfd_nats_mail_msg(&m->srv->loops[i], member_call_run, msg, arg);
+    if (i != 0) {
+        dfd_nats_mail_msg(&m->srv->loops[i], member_call_run, msg, arg);
+        return;
+    }
+    dfd_nats_note *note = dfd_nats_note_of(msg, arg);
+    if (note != NULL)
+        member_call_run(&m->srv->loops[0], note);
 }
 
-/* libnats thread: a call on the member's own subject (`to`, a cast's leg). */
+/* Loop 0: a call on the member's own subject (`to`, a cast's leg). */
 static void member_on_call(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
                            void *closure)
 {
@@ -227,8 +233,8 @@ static void member_on_call(natsConnection *nc, natsSubscription *sub, natsMsg *m
     member_mail_call(closure, msg, NULL);
 }
 
-/* libnats thread: a call from a callback's queue group: the loop says "taken" for a
- * call it holds. */
+/* Loop 0: a call from a callback's queue group: the loop says "taken" for a call it
+ * holds. */
 static void member_on_queued(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
                              void *closure)
 {
@@ -330,10 +336,12 @@ static int member_subscribe_cb(dfd_nats_member *m, const char *name, nats_cb_sub
                  "targeted calls only\"", name);
         return (out->name = strdup(name)) != NULL ? 0 : -1;
     }
-    natsStatus s = natsConnection_QueueSubscribe(&out->sub, m->nc, subject,
-                                                 dfd_nats_namespace(m->srv), member_on_queued, m);
+    natsStatus s = natsConnection_QueueSubscribeSync(&out->sub, m->nc, subject,
+                                                     dfd_nats_namespace(m->srv));
     if (s == NATS_OK)
         s = natsSubscription_SetPendingLimits(out->sub, -1, -1);
+    if (s == NATS_OK && dfd_nats_io_watch(m->ctx.io, out->sub, member_on_queued, m) == -1)
+        s = NATS_NO_MEMORY;
     if (s != NATS_OK) {
         dfd_error("nats.subscribe", "subject=%s status=\"%s\"", subject, natsStatus_GetText(s));
         natsSubscription_Destroy(out->sub);
@@ -344,9 +352,10 @@ static int member_subscribe_cb(dfd_nats_member *m, const char *name, nats_cb_sub
     return out->name != NULL ? 0 : -1;
 }
 
-static void member_unsubscribe_cb(nats_cb_sub *cs)
+static void member_unsubscribe_cb(dfd_nats_member *m, nats_cb_sub *cs)
 {
     if (cs->sub != NULL) {
+        dfd_nats_io_unwatch(m->ctx.io, cs->sub);
         natsSubscription_Unsubscribe(cs->sub);
         natsSubscription_Destroy(cs->sub);
     }
@@ -383,7 +392,7 @@ static void member_sync_subs(dfd_nats_member *m, const dfd_table *t)
         }
     }
     for (size_t j = 0; j < m->nsubs; j++)
-        member_unsubscribe_cb(&m->subs[j]);
+        member_unsubscribe_cb(m, &m->subs[j]);
     free(m->subs);
     m->subs = next;
     m->nsubs = n;
@@ -399,8 +408,9 @@ static int member_subscribe_all(dfd_nats_member *m)
     member_sync_subs(m, m->srv->table);
     if (m->own_sub == NULL &&
         (dfd_nats_subject(subject, sizeof(subject), m->srv, "member", name, strlen(name)) == -1 ||
-         natsConnection_Subscribe(&m->own_sub, m->nc, subject, member_on_call, m) != NATS_OK ||
-         natsSubscription_SetPendingLimits(m->own_sub, -1, -1) != NATS_OK)) {
+         natsConnection_SubscribeSync(&m->own_sub, m->nc, subject) != NATS_OK ||
+         natsSubscription_SetPendingLimits(m->own_sub, -1, -1) != NATS_OK ||
+         dfd_nats_io_watch(m->ctx.io, m->own_sub, member_on_call, m) == -1)) {
         dfd_error("nats.subscribe", "name=%s msg=\"cannot subscribe the member's own subject "
                   "(the name must be a valid NATS subject token)\"", name);
         rc = -1;
@@ -488,6 +498,7 @@ void dfd_nats_member_withdraw(dfd_nats_member *m)
     pthread_mutex_lock(&m->lock);
     member_sync_subs(m, NULL);
     if (m->own_sub != NULL) {
+        dfd_nats_io_unwatch(m->ctx.io, m->own_sub);
         natsSubscription_Unsubscribe(m->own_sub);
         natsSubscription_Destroy(m->own_sub);
         m->own_sub = NULL;
@@ -504,6 +515,8 @@ void dfd_nats_member_abandon(dfd_nats_member *m)
     if (m == NULL || m->nc == NULL)
         return;
     member_announce(m, NULL, "gone");
+    /* loop 0 may be the loop a handler holds: write it from here, then ask NATS */
+    dfd_nats_io_pump(m->nc, 500);
     natsConnection_FlushTimeout(m->nc, 500);
 }
 
@@ -536,6 +549,7 @@ void dfd_nats_member_stop(dfd_nats_member *m)
     pthread_mutex_lock(&m->lock);
     member_sync_subs(m, NULL);
     pthread_mutex_unlock(&m->lock);
+    dfd_nats_io_unwatch(m->ctx.io, m->own_sub);
     if (m->own_sub != NULL)
         natsSubscription_Destroy(m->own_sub);
     if (m->sync_sub != NULL)
@@ -543,7 +557,8 @@ void dfd_nats_member_stop(dfd_nats_member *m)
     m->own_sub = m->sync_sub = NULL;
     dfd_nats_bridge_stop(m->bridge);
     if (m->nc != NULL) {
-        natsConnection_FlushTimeout(m->nc, 500);
+        /* the loops are joined: what they published last is written from here */
+        dfd_nats_io_pump(m->nc, 500);
         atomic_store(&m->ctx.closing, 1);
         natsConnection_Destroy(m->nc);
         m->nc = NULL;
@@ -562,6 +577,7 @@ void dfd_nats_member_free(dfd_nats_member *m)
         dfd_idmap_free(&m->loops[i].replies);
     }
     free(m->subs);
+    dfd_nats_io_free(m->ctx.io);
     pthread_mutex_destroy(&m->lock);
     free(m);
 }

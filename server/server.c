@@ -29,6 +29,7 @@
 #include "membership.h"
 #include "nats-bus.h"
 #include "nats-gateway.h"
+#include "nats-io.h"
 #include "nats-member.h"
 #include "router-grace.h"
 #include "router.h"
@@ -196,6 +197,8 @@ int dfd_server_init(dfd_server *srv, dfd_config *cfg, dfd_errors *errs)
         dfd_errors_add(errs, "cannot start %u blocking threads", cfg->blocking_threads);
         return -1;
     }
+    if (dfd_cfg_uses_nats(cfg))
+        dfd_nats_io_enable_locking(); /* before loop 0's base is made */
     srv->loops = calloc(cfg->workers, sizeof(dfd_loop));
     if (srv->loops == NULL)
         return -1;

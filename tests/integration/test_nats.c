@@ -17,6 +17,7 @@
  * kill something start their own daffids (and NATS cluster). Without nats-server every
  * test is skipped, and says why.
  */
+#include <limits.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -446,6 +447,110 @@ static void test_reload_changes_what_the_routers_see(void **state)
     }
     rawconn_close(&c);
     assert_int_equal(tdaemon_stop(&f->extra, TDAEMON_STOP_TIMEOUT_MS), 0);
+}
+
+/* Loop 0 drives each NATS connection and drains its watched subscriptions
+ * (nats-io.c). Attack: calls to a worker keep flowing, pipelined from both router
+ * loops, while reloads keep adding and removing a plugin's callbacks (their
+ * subscriptions watched and unwatched from whichever loop switched last) under loop
+ * 0's drain: every echo is answered, byte for byte, none left in a subscription nobody
+ * drains (it would end TIMEOUT at its 5 s deadline). */
+#define CHURN_ROUNDS 8
+#define CHURN_CONNS 4
+#define CHURN_CALLS 40
+static void test_calls_flow_while_reloads_change_the_watched_subscriptions(void **state)
+{
+    fixture *f = *state;
+    skip_without_nats(f);
+    assert_int_equal(worker_up(&f->extra, f->nats.url, "w12",
+                               (const char *const[]){ "echo", NULL }, f->r1.tcp, NULL, 0), 0);
+    rawconn c[CHURN_CONNS];
+    for (int k = 0; k < CHURN_CONNS; k++)
+        expect_open(&c[k], k % 2 ? f->r2.tcp : f->r1.tcp);
+    char calc[PATH_MAX + 64];
+    snprintf(calc, sizeof(calc), "%s/10-calc.ini", f->extra.dir);
+    unsigned answered = 0;
+    for (int round = 0; round < CHURN_ROUNDS; round++) {
+        if (round % 2 == 0)
+            assert_int_equal(tdaemon_add_plugin(&f->extra, "calc", NULL), 0);
+        else
+            assert_int_equal(unlink(calc), 0);
+        assert_int_equal(tdaemon_signal(&f->extra, SIGHUP), 0);
+        for (int k = 0; k < CHURN_CONNS; k++) {
+            for (uint32_t i = 0; i < CHURN_CALLS; i++) {
+                char arg[8];
+                arg[0] = '\xa6'; /* fixstr of 6 */
+                snprintf(arg + 1, sizeof(arg) - 1, "%02d%c%03u", round, 'a' + k, i);
+                send_call(&c[k], i + 1, "echo", arg, 7, 1, "w12", 5000);
+            }
+        }
+        for (int k = 0; k < CHURN_CONNS; k++) {
+            for (uint32_t n = 0; n < CHURN_CALLS; n++) {
+                assert_int_equal(rawconn_read(&c[k], 10000), RAWCONN_OK);
+                const daffi_msg *m = &c[k].msg;
+                char want[8];
+                snprintf(want, sizeof(want), "%02d%c%03u", round, 'a' + k, m->msgid - 1);
+                if (m->error != NULL && m->error->type != MSGPACK_OBJECT_NIL) {
+                    char why[300];
+                    fail_msg("round %d conn %d call %u failed: %s", round, k, m->msgid,
+                             expect_describe(m->error, why, sizeof(why)));
+                }
+                assert_int_equal(m->result->type, MSGPACK_OBJECT_STR);
+                assert_int_equal(m->result->via.str.size, 6);
+                assert_memory_equal(m->result->via.str.ptr, want, 6);
+                answered++;
+            }
+        }
+    }
+    print_message("%u echoes through %d reloads, every one answered\n", answered,
+                  CHURN_ROUNDS);
+    for (int k = 0; k < CHURN_CONNS; k++)
+        rawconn_close(&c[k]);
+    assert_int_equal(tdaemon_stop(&f->extra, TDAEMON_STOP_TIMEOUT_MS), 0);
+}
+
+/* A member that drains answers what it holds, and its loops stop right after the
+ * last answers were published: loop 0 writes them at the end of the pass they were
+ * published in (an answer of loop 1 kicks loop 0), and what is still buffered once the
+ * loops are joined the main thread writes (dfd_nats_io_pump). Attack: 60 calls answered
+ * 300-360 ms after they were sent, SIGTERM 100 ms after; every one comes back (none
+ * TIMEOUT, none UNAVAILABLE), and the member exits cleanly. */
+#define DRAIN_CALLS 60
+static void test_answers_published_as_the_member_stops_still_go_out(void **state)
+{
+    fixture *f = *state;
+    skip_without_nats(f);
+    assert_int_equal(worker_up(&f->extra, f->nats.url, "w13",
+                               (const char *const[]){ "echo", NULL }, f->r1.tcp, NULL, 0), 0);
+    rawconn c;
+    expect_open(&c, f->r1.tcp);
+    for (uint32_t i = 0; i < DRAIN_CALLS; i++) {
+        /* echo_after [ms, i]: the last ones are answered as the loops stop */
+        char args[8];
+        size_t n = 0;
+        args[n++] = '\xcd'; /* uint16 ms */
+        args[n++] = 0x01;
+        args[n++] = (char)(0x2c + i); /* 300 + i ms */
+        args[n++] = (char)i;        /* positive fixint */
+        send_call(&c, i + 1, "echo_after", args, n, 2, "w13", 10000);
+    }
+    /* the calls reach w13 before the drain starts (it would refuse new ones) */
+    struct timespec ts = {0, 100 * 1000000};
+    nanosleep(&ts, NULL);
+    assert_int_equal(tdaemon_signal(&f->extra, SIGTERM), 0);
+    for (uint32_t n = 0; n < DRAIN_CALLS; n++) {
+        assert_int_equal(rawconn_read(&c, 10000), RAWCONN_OK);
+        const daffi_msg *m = &c.msg;
+        if (m->error != NULL && m->error->type != MSGPACK_OBJECT_NIL) {
+            char why[300];
+            fail_msg("call %u failed: %s", m->msgid, expect_describe(m->error, why, sizeof(why)));
+        }
+        assert_int_equal(m->result->type, MSGPACK_OBJECT_POSITIVE_INTEGER);
+        assert_int_equal(m->result->via.u64, m->msgid - 1);
+    }
+    rawconn_close(&c);
+    assert_int_equal(tdaemon_wait_exit(&f->extra, 5000), 1);
+    assert_true(WIFEXITED(f->extra.status) && WEXITSTATUS(f->extra.status) == 0);
 }
 
 #define BUDGET_CALLS 110
@@ -1057,6 +1162,8 @@ int main(void)
         T(test_a_call_from_nats_has_its_access_line),
         T(test_status_shows_the_nats_connection),
         T(test_reload_changes_what_the_routers_see),
+        T(test_calls_flow_while_reloads_change_the_watched_subscriptions),
+        T(test_answers_published_as_the_member_stops_still_go_out),
         T(test_calls_from_nats_count_in_the_workers_memory_budget),
         T(test_worker_killed_mid_call_ends_the_call_and_leaves),
         T(test_one_router_killed_the_other_keeps_serving),
