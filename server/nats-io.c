@@ -1,6 +1,7 @@
 /*
  * nats-io.c - libnats' socket on loop 0 (see nats-io.h, docs/NATS.md "Threads").
  */
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -281,21 +282,32 @@ void dfd_nats_io_unwatch(dfd_nats_io *io, natsSubscription *sub)
 
 /* ---- writing without loop 0 -------------------------------------------------------------- */
 
-int dfd_nats_io_pump(natsConnection *nc, int timeout_ms)
+int dfd_nats_io_pump(dfd_nats_io *io, natsConnection *nc, int timeout_ms, int read)
 {
-    if (nc == NULL)
+    if (io == NULL || nc == NULL)
         return 0;
     uint64_t end = dfd_now_ns() + (uint64_t)timeout_ms * 1000000u;
     for (;;) {
+        pthread_mutex_lock(&io->lock);
+        int fd = io->fd;
+        pthread_mutex_unlock(&io->lock);
+        /* what NATS sent meanwhile is read too: a socket closed with bytes unread
+         * resets the connection, and NATS may then drop what we wrote last. Only
+         * when readable: libnats waits for the socket inside a read that finds none;
+         * and never beside loop 0 (one parser, one read buffer). */
+        struct pollfd pfd = {fd, POLLIN, 0};
+        if (read && fd >= 0 && poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLIN))
+            natsConnection_ProcessReadEvent(nc);
         natsConnection_ProcessWriteEvent(nc);
         if (natsConnection_Buffered(nc) <= 0)
             return 0;
-        uint64_t now = dfd_now_ns();
-        if (now >= end)
+        if (dfd_now_ns() >= end)
             return -1;
-        /* the socket is libnats': wait a little and try again rather than poll it */
-        struct timespec ts = {0, 2000000};
-        nanosleep(&ts, NULL);
+        pfd.events = POLLOUT;
+        if (fd < 0 || poll(&pfd, 1, 2) == -1) {
+            struct timespec ts = {0, 2000000}; /* reconnecting: it may come back */
+            nanosleep(&ts, NULL);
+        }
     }
 }
 

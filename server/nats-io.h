@@ -49,10 +49,13 @@ int dfd_nats_io_watch(dfd_nats_io *io, natsSubscription *sub, dfd_nats_sync_fn f
  * may then unsubscribe and destroy. Any thread; sub not watched: no-op. */
 void dfd_nats_io_unwatch(dfd_nats_io *io, natsSubscription *sub);
 
-/* Writes what the connection buffered from the calling thread, waiting up to
+/* Writes what connection nc (io's) buffered from the calling thread, waiting up to
  * timeout_ms for the socket: for when loop 0 does not run (after the loops are joined)
- * or may be stuck (a drain that timed out). Returns 0 when nothing is left buffered. */
-int dfd_nats_io_pump(natsConnection *nc, int timeout_ms);
+ * or may be stuck (a drain that timed out). read: also read what NATS sent meanwhile
+ * (a socket closed with bytes unread is reset, and NATS may drop what came last); only
+ * once the loops are joined, as reading beside loop 0 is not safe. Returns 0 when
+ * nothing is left buffered (io or nc NULL: nothing to do). */
+int dfd_nats_io_pump(dfd_nats_io *io, natsConnection *nc, int timeout_ms, int read);
 
 /* After the connection is destroyed and libnats' threads are gone (io may be NULL). */
 void dfd_nats_io_free(dfd_nats_io *io);
