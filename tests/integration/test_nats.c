@@ -478,7 +478,7 @@ static void test_calls_flow_while_reloads_change_the_watched_subscriptions(void 
         assert_int_equal(tdaemon_signal(&f->extra, SIGHUP), 0);
         for (int k = 0; k < CHURN_CONNS; k++) {
             for (uint32_t i = 0; i < CHURN_CALLS; i++) {
-                char arg[8];
+                char arg[24];
                 arg[0] = '\xa6'; /* fixstr of 6 */
                 snprintf(arg + 1, sizeof(arg) - 1, "%02d%c%03u", round, 'a' + k, i);
                 send_call(&c[k], i + 1, "echo", arg, 7, 1, "w12", 5000);
@@ -488,7 +488,7 @@ static void test_calls_flow_while_reloads_change_the_watched_subscriptions(void 
             for (uint32_t n = 0; n < CHURN_CALLS; n++) {
                 assert_int_equal(rawconn_read(&c[k], 10000), RAWCONN_OK);
                 const daffi_msg *m = &c[k].msg;
-                char want[8];
+                char want[32];
                 snprintf(want, sizeof(want), "%02d%c%03u", round, 'a' + k, m->msgid - 1);
                 if (m->error != NULL && m->error->type != MSGPACK_OBJECT_NIL) {
                     char why[300];
