@@ -325,6 +325,18 @@ int dfd_nats_mail_msg(dfd_loop *loop, void (*run)(dfd_loop *loop, void *note), n
     return -1;
 }
 
+void dfd_nats_hand_msg(dfd_loop *loops, unsigned i, void (*run)(dfd_loop *loop, void *note),
+                       natsMsg *msg, void *arg)
+{
+    if (i != 0) {
+        dfd_nats_mail_msg(&loops[i], run, msg, arg);
+        return;
+    }
+    dfd_nats_note *note = dfd_nats_note_of(msg, arg);
+    if (note != NULL)
+        run(&loops[0], note);
+}
+
 int dfd_nats_word_subject(char *out, size_t size, const char *reply, char kind)
 {
     size_t n = strlen(reply);

@@ -202,13 +202,7 @@ static void gw_on_word(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
         natsMsg_Destroy(msg);
         return;
     }
-    if (i != 0) {
-        dfd_nats_mail_msg(&g->srv->loops[i], gw_on_reply_run, msg, NULL);
-        return;
-    }
-    dfd_nats_note *note = dfd_nats_note_of(msg, NULL);
-    if (note != NULL)
-        gw_on_reply_run(&g->srv->loops[0], note);
+    dfd_nats_hand_msg(g->srv->loops, (unsigned)i, gw_on_reply_run, msg, NULL);
 }
 
 /* ---- deadlines ------------------------------------------------------------------------- */

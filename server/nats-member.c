@@ -215,13 +215,7 @@ static void member_call_run(dfd_loop *loop, void *arg)
 static void member_mail_call(dfd_nats_member *m, natsMsg *msg, void *arg)
 {
     unsigned i = atomic_fetch_add_explicit(&m->rr, 1, memory_order_relaxed) % m->nloops;
-    if (i != 0) {
-        dfd_nats_mail_msg(&m->srv->loops[i], member_call_run, msg, arg);
-        return;
-    }
-    dfd_nats_note *note = dfd_nats_note_of(msg, arg);
-    if (note != NULL)
-        member_call_run(&m->srv->loops[0], note);
+    dfd_nats_hand_msg(m->srv->loops, i, member_call_run, msg, arg);
 }
 
 /* Loop 0: a call on the member's own subject (`to`, a cast's leg). */
