@@ -93,9 +93,8 @@ static natsStatus nats_connect_first(const dfd_server *srv, const char *urls,
     if (s == NATS_OK) {
         char url[256] = "?";
         natsConnection_GetConnectedUrl(*nc, url, sizeof(url));
-        dfd_info("nats.connected", "role=%s url=%s namespace=%s io=%s", x->what, url,
-                 dfd_nats_namespace(srv),
-                 dfd_nats_io_on_loop(x->io) ? "loop0" : "threads");
+        dfd_info("nats.connected", "role=%s url=%s namespace=%s", x->what, url,
+                 dfd_nats_namespace(srv));
         return NATS_OK;
     }
     if (s != NATS_NOT_YET_CONNECTED) {
@@ -156,15 +155,6 @@ static natsStatus nats_connect_first(const dfd_server *srv, const char *urls,
     return NATS_OK;
 }
 
-/* 1 when the connection to servers[n] for srv is TLS (nats_tls_ca, or a tls:// item). */
-static int nats_tls(const dfd_server *srv, const char **servers, int n)
-{
-    for (int i = 0; i < n; i++)
-        if (strncmp(servers[i], "tls://", 6) == 0)
-            return 1;
-    return srv->cfg->nats_tls_ca != NULL;
-}
-
 /* Makes the options of a connection to servers[n] for srv into *out (the caller
  * destroys them). Returns libnats' status, with *step the option that failed. */
 static natsStatus nats_options(const dfd_server *srv, dfd_nats_ctx *x, const char **servers,
@@ -216,12 +206,10 @@ natsConnection *dfd_nats_connect(dfd_server *srv, const char *urls, dfd_nats_ctx
     natsStatus s = copy != NULL ? nats_options(srv, x, servers, n, &opts, &step)
                                 : NATS_NO_MEMORY;
     if (s == NATS_OK) {
-        /* the serving connection lives on loop 0 but over TLS (nats-io.h); the probe
-         * (popts) never */
+        /* the serving connection lives on loop 0 (nats-io.h); the probe (popts) not */
         step = "event loop";
         x->io = dfd_nats_io_new(&srv->loops[0]);
-        s = x->io != NULL ? dfd_nats_io_options(x->io, opts, nats_tls(srv, servers, n))
-                          : NATS_NO_MEMORY;
+        s = x->io != NULL ? dfd_nats_io_options(x->io, opts) : NATS_NO_MEMORY;
     }
     if (s == NATS_OK)
         s = nats_options(srv, x, servers, n, &popts, &step);
@@ -337,10 +325,10 @@ int dfd_nats_mail_msg(dfd_loop *loop, void (*run)(dfd_loop *loop, void *note), n
     return -1;
 }
 
-void dfd_nats_hand_msg(const dfd_nats_io *io, dfd_loop *loops, unsigned i,
-                       void (*run)(dfd_loop *loop, void *note), natsMsg *msg, void *arg)
+void dfd_nats_hand_msg(dfd_loop *loops, unsigned i, void (*run)(dfd_loop *loop, void *note),
+                       natsMsg *msg, void *arg)
 {
-    if (i != 0 || !dfd_nats_io_on_loop(io)) {
+    if (i != 0) {
         dfd_nats_mail_msg(&loops[i], run, msg, arg);
         return;
     }

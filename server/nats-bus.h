@@ -92,11 +92,10 @@ int dfd_nats_word_subject(char *out, size_t size, const char *reply, char kind);
 int dfd_nats_mail_msg(dfd_loop *loop, void (*run)(dfd_loop *loop, void *note), natsMsg *msg,
                       void *arg);
 
-/* In a watched subscription's callback (nats-io.h): hands msg to loops[i] as
- * dfd_nats_mail_msg does, but runs run(loop 0, note) at once when i is 0 and the
- * callback runs on loop 0 (io not threaded). */
-void dfd_nats_hand_msg(const dfd_nats_io *io, dfd_loop *loops, unsigned i,
-                       void (*run)(dfd_loop *loop, void *note), natsMsg *msg, void *arg);
+/* On loop 0 (a watched subscription's callback, nats-io.h): hands msg to loops[i] as
+ * dfd_nats_mail_msg does, but runs run(loop 0, note) at once when i is 0 (no mail). */
+void dfd_nats_hand_msg(dfd_loop *loops, unsigned i, void (*run)(dfd_loop *loop, void *note),
+                       natsMsg *msg, void *arg);
 
 /* Publishes len bytes to subject (reply may be NULL) from any thread; a failure is
  * counted on loop (nats_publish_errors) and logged once a second at most by the

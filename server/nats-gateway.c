@@ -190,8 +190,8 @@ static void gw_on_reply(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
     dfd_nats_mail_msg(&g->srv->loops[i], gw_on_reply_run, msg, NULL);
 }
 
-/* Loop 0 (watched, nats-io.h; libnats' thread over TLS): a member's word about a call;
- * loop 0's own at once, another loop's by mail. */
+/* Loop 0 (watched, nats-io.h): a member's word about a call; loop 0's own at once,
+ * another loop's by mail. */
 static void gw_on_word(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
     (void)nc;
@@ -202,7 +202,7 @@ static void gw_on_word(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
         natsMsg_Destroy(msg);
         return;
     }
-    dfd_nats_hand_msg(g->ctx.io, g->srv->loops, (unsigned)i, gw_on_reply_run, msg, NULL);
+    dfd_nats_hand_msg(g->srv->loops, (unsigned)i, gw_on_reply_run, msg, NULL);
 }
 
 /* ---- deadlines ------------------------------------------------------------------------- */
@@ -721,10 +721,12 @@ dfd_nats_gateway *dfd_nats_gateway_start(dfd_server *srv)
         s = natsSubscription_SetPendingLimits(g->inbox_sub, -1, -1);
     if (s == NATS_OK) {
         snprintf(subject, sizeof(subject), "%s.*.*.a.*", g->inbox);
-        s = dfd_nats_io_subscribe(g->ctx.io, &g->words_sub, g->nc, subject, NULL, gw_on_word, g);
+        s = natsConnection_SubscribeSync(&g->words_sub, g->nc, subject);
     }
     if (s == NATS_OK)
         s = natsSubscription_SetPendingLimits(g->words_sub, -1, -1);
+    if (s == NATS_OK && dfd_nats_io_watch(g->ctx.io, g->words_sub, gw_on_word, g) == -1)
+        s = NATS_NO_MEMORY;
     if (s != NATS_OK || (g->presence = dfd_nats_presence_start(srv, g->nc)) == NULL) {
         dfd_error("nats.subscribe", "subject=%s status=\"%s\"", subject, natsStatus_GetText(s));
         dfd_nats_gateway_stop(g);

@@ -38,7 +38,6 @@ struct dfd_nats_io {
     nats_watch *watches;
     size_t nwatches, cap;
     unsigned gen;                  /* bumped by every unwatch: a drain pass restarts */
-    int threaded;                  /* TLS: libnats' threads drive the connection */
 };
 
 void dfd_nats_io_enable_locking(void)
@@ -229,11 +228,8 @@ static natsStatus io_detach(void *user)
     return NATS_OK;
 }
 
-natsStatus dfd_nats_io_options(dfd_nats_io *io, natsOptions *opts, int tls)
+natsStatus dfd_nats_io_options(dfd_nats_io *io, natsOptions *opts)
 {
-    io->threaded = tls;
-    if (tls)
-        return NATS_OK;
     natsStatus s = natsOptions_SetEventLoop(opts, io, io_attach, io_read, io_write, io_detach);
     if (s == NATS_OK)
         s = natsOptions_SetSendAsap(opts, true);
@@ -242,15 +238,8 @@ natsStatus dfd_nats_io_options(dfd_nats_io *io, natsOptions *opts, int tls)
 
 /* ---- watching --------------------------------------------------------------------------- */
 
-int dfd_nats_io_on_loop(const dfd_nats_io *io)
-{
-    return !io->threaded;
-}
-
-/* Makes sub (a synchronous subscription of io's connection) run fn(nc, sub, msg,
- * closure) on loop 0 for each message. Returns 0, or -1 (out of memory). */
-static int io_watch(dfd_nats_io *io, natsSubscription *sub, dfd_nats_sync_fn fn,
-                    void *closure)
+int dfd_nats_io_watch(dfd_nats_io *io, natsSubscription *sub, dfd_nats_sync_fn fn,
+                      void *closure)
 {
     int rc = 0;
     pthread_mutex_lock(&io->lock);
@@ -272,25 +261,6 @@ static int io_watch(dfd_nats_io *io, natsSubscription *sub, dfd_nats_sync_fn fn,
     }
     pthread_mutex_unlock(&io->lock);
     return rc;
-}
-
-natsStatus dfd_nats_io_subscribe(dfd_nats_io *io, natsSubscription **sub, natsConnection *nc,
-                                 const char *subject, const char *queue, dfd_nats_sync_fn fn,
-                                 void *closure)
-{
-    natsStatus s;
-    *sub = NULL;
-    if (io->threaded)
-        return queue != NULL ? natsConnection_QueueSubscribe(sub, nc, subject, queue, fn, closure)
-                             : natsConnection_Subscribe(sub, nc, subject, fn, closure);
-    s = queue != NULL ? natsConnection_QueueSubscribeSync(sub, nc, subject, queue)
-                      : natsConnection_SubscribeSync(sub, nc, subject);
-    if (s == NATS_OK && io_watch(io, *sub, fn, closure) == -1) {
-        natsSubscription_Destroy(*sub);
-        *sub = NULL;
-        s = NATS_NO_MEMORY;
-    }
-    return s;
 }
 
 void dfd_nats_io_unwatch(dfd_nats_io *io, natsSubscription *sub)

@@ -9,11 +9,6 @@
  * loop 0 takes their messages and runs their callbacks itself, so a message costs no
  * thread hop. Other subscriptions keep libnats' delivery threads.
  *
- * Over TLS the connection keeps libnats' own threads instead ("threaded"): libnats'
- * TLS reads and writes wait for the socket until a record is whole, which must not
- * hold a loop. Its "watched" subscriptions are then plain ones, their callbacks run on
- * libnats' delivery threads.
- *
  * Threads: libnats calls the hooks on loop 0 (reads, writes), on the thread that
  * publishes (a kick: any loop, the heartbeat timer's, the main thread), on its
  * reconnect thread (attach) and on the thread that closes the connection (detach).
@@ -41,21 +36,14 @@ void dfd_nats_io_enable_locking(void);
 /* An io on loop (loop 0 of the process). NULL: out of memory. */
 dfd_nats_io *dfd_nats_io_new(dfd_loop *loop);
 
-/* Puts io into opts: the event loop hooks and sendAsap; tls: none (io stays threaded,
- * libnats' threads drive the connection). Returns libnats' status. */
-natsStatus dfd_nats_io_options(dfd_nats_io *io, natsOptions *opts, int tls);
+/* Puts io into opts: the event loop hooks and sendAsap. Returns libnats' status. */
+natsStatus dfd_nats_io_options(dfd_nats_io *io, natsOptions *opts);
 
-/* 1 when loop 0 drives io's connection (a watched subscription's callback runs on
- * loop 0), 0 when libnats' threads do (TLS). */
-int dfd_nats_io_on_loop(const dfd_nats_io *io);
-
-/* Subscribes subject (queue: a queue group, or NULL) on nc, io's connection, so that
- * fn(nc, sub, msg, closure) runs for each message: on loop 0 (a synchronous
- * subscription, watched), or on libnats' delivery thread when io is threaded. Any
- * thread. Returns libnats' status (*sub NULL unless NATS_OK). */
-natsStatus dfd_nats_io_subscribe(dfd_nats_io *io, natsSubscription **sub, natsConnection *nc,
-                                 const char *subject, const char *queue, dfd_nats_sync_fn fn,
-                                 void *closure);
+/* Makes sub (a synchronous subscription of io's connection) run fn(nc, sub, msg,
+ * closure) on loop 0 for each message. Any thread. Returns 0, or -1 (out of memory:
+ * nothing watched). */
+int dfd_nats_io_watch(dfd_nats_io *io, natsSubscription *sub, dfd_nats_sync_fn fn,
+                      void *closure);
 
 /* Stops watching sub; after it returns loop 0 no longer touches sub, which the caller
  * may then unsubscribe and destroy. Any thread; sub not watched: no-op. */

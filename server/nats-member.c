@@ -210,13 +210,12 @@ static void member_call_run(dfd_loop *loop, void *arg)
     }
 }
 
-/* Loop 0 (nats-io.h: the call subscriptions are watched there; libnats' thread over
- * TLS): runs call msg on a loop picked round-robin, loop 0 itself at once, another by
- * mail. */
+/* Loop 0 (nats-io.h: the call subscriptions are watched there): runs call msg on a
+ * loop picked round-robin, loop 0 itself at once, another by mail. */
 static void member_mail_call(dfd_nats_member *m, natsMsg *msg, void *arg)
 {
     unsigned i = atomic_fetch_add_explicit(&m->rr, 1, memory_order_relaxed) % m->nloops;
-    dfd_nats_hand_msg(m->ctx.io, m->srv->loops, i, member_call_run, msg, arg);
+    dfd_nats_hand_msg(m->srv->loops, i, member_call_run, msg, arg);
 }
 
 /* Loop 0: a call on the member's own subject (`to`, a cast's leg). */
@@ -331,10 +330,12 @@ static int member_subscribe_cb(dfd_nats_member *m, const char *name, nats_cb_sub
                  "targeted calls only\"", name);
         return (out->name = strdup(name)) != NULL ? 0 : -1;
     }
-    natsStatus s = dfd_nats_io_subscribe(m->ctx.io, &out->sub, m->nc, subject,
-                                         dfd_nats_namespace(m->srv), member_on_queued, m);
+    natsStatus s = natsConnection_QueueSubscribeSync(&out->sub, m->nc, subject,
+                                                     dfd_nats_namespace(m->srv));
     if (s == NATS_OK)
         s = natsSubscription_SetPendingLimits(out->sub, -1, -1);
+    if (s == NATS_OK && dfd_nats_io_watch(m->ctx.io, out->sub, member_on_queued, m) == -1)
+        s = NATS_NO_MEMORY;
     if (s != NATS_OK) {
         dfd_error("nats.subscribe", "subject=%s status=\"%s\"", subject, natsStatus_GetText(s));
         natsSubscription_Destroy(out->sub);
@@ -401,9 +402,9 @@ static int member_subscribe_all(dfd_nats_member *m)
     member_sync_subs(m, m->srv->table);
     if (m->own_sub == NULL &&
         (dfd_nats_subject(subject, sizeof(subject), m->srv, "member", name, strlen(name)) == -1 ||
-         dfd_nats_io_subscribe(m->ctx.io, &m->own_sub, m->nc, subject, NULL, member_on_call,
-                               m) != NATS_OK ||
-         natsSubscription_SetPendingLimits(m->own_sub, -1, -1) != NATS_OK)) {
+         natsConnection_SubscribeSync(&m->own_sub, m->nc, subject) != NATS_OK ||
+         natsSubscription_SetPendingLimits(m->own_sub, -1, -1) != NATS_OK ||
+         dfd_nats_io_watch(m->ctx.io, m->own_sub, member_on_call, m) == -1)) {
         dfd_error("nats.subscribe", "name=%s msg=\"cannot subscribe the member's own subject "
                   "(the name must be a valid NATS subject token)\"", name);
         rc = -1;
