@@ -770,7 +770,7 @@ void dfd_nats_gateway_stop(dfd_nats_gateway *g)
         natsSubscription_Destroy(g->words_sub);
     g->words_sub = NULL;
     atomic_store(&g->ctx.closing, 1);
-    dfd_nats_io_pump(g->ctx.io, g->nc, 200, 1); /* the loops are joined: their last words */
+    dfd_nats_io_pump(g->ctx.io, g->nc, 200); /* the loops are joined: their last words */
     natsConnection_Destroy(g->nc);
     g->nc = NULL;
 }

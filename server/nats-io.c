@@ -282,7 +282,7 @@ void dfd_nats_io_unwatch(dfd_nats_io *io, natsSubscription *sub)
 
 /* ---- writing without loop 0 -------------------------------------------------------------- */
 
-int dfd_nats_io_pump(dfd_nats_io *io, natsConnection *nc, int timeout_ms, int read)
+int dfd_nats_io_pump(dfd_nats_io *io, natsConnection *nc, int timeout_ms)
 {
     if (io == NULL || nc == NULL)
         return 0;
@@ -294,9 +294,9 @@ int dfd_nats_io_pump(dfd_nats_io *io, natsConnection *nc, int timeout_ms, int re
         /* what NATS sent meanwhile is read too: a socket closed with bytes unread
          * resets the connection, and NATS may then drop what we wrote last. Only
          * when readable: libnats waits for the socket inside a read that finds none;
-         * and never beside loop 0 (one parser, one read buffer). */
+         * and never beside loop 0 (one parser, one read buffer, one TLS object). */
         struct pollfd pfd = {fd, POLLIN, 0};
-        if (read && fd >= 0 && poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLIN))
+        if (fd >= 0 && poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLIN))
             natsConnection_ProcessReadEvent(nc);
         natsConnection_ProcessWriteEvent(nc);
         if (natsConnection_Buffered(nc) <= 0)

@@ -50,12 +50,12 @@ int dfd_nats_io_watch(dfd_nats_io *io, natsSubscription *sub, dfd_nats_sync_fn f
 void dfd_nats_io_unwatch(dfd_nats_io *io, natsSubscription *sub);
 
 /* Writes what connection nc (io's) buffered from the calling thread, waiting up to
- * timeout_ms for the socket: for when loop 0 does not run (after the loops are joined)
- * or may be stuck (a drain that timed out). read: also read what NATS sent meanwhile
- * (a socket closed with bytes unread is reset, and NATS may drop what came last); only
- * once the loops are joined, as reading beside loop 0 is not safe. Returns 0 when
- * nothing is left buffered (io or nc NULL: nothing to do). */
-int dfd_nats_io_pump(dfd_nats_io *io, natsConnection *nc, int timeout_ms, int read);
+ * timeout_ms for the socket: for when loop 0 does not run (before the loops start, after
+ * they are joined; never beside a running loop 0: a TLS connection must not be used by
+ * two threads at once). It also reads what NATS sent meanwhile (a socket closed with
+ * bytes unread is reset, and NATS may drop what came last). Returns 0 when nothing is
+ * left buffered (io or nc NULL: nothing to do). */
+int dfd_nats_io_pump(dfd_nats_io *io, natsConnection *nc, int timeout_ms);
 
 /* After the connection is destroyed and libnats' threads are gone (io may be NULL). */
 void dfd_nats_io_free(dfd_nats_io *io);

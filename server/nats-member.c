@@ -509,8 +509,8 @@ void dfd_nats_member_abandon(dfd_nats_member *m)
     if (m == NULL || m->nc == NULL)
         return;
     member_announce(m, NULL, "gone");
-    /* loop 0 may be the loop a handler holds: write it from here, then ask NATS */
-    dfd_nats_io_pump(m->ctx.io, m->nc, 500, 0);
+    /* loop 0 writes it (not from here: beside loop 0's reads, a TLS connection would
+     * be used by two threads at once); a handler holding loop 0 holds it too */
     natsConnection_FlushTimeout(m->nc, 500);
 }
 
@@ -552,7 +552,7 @@ void dfd_nats_member_stop(dfd_nats_member *m)
     dfd_nats_bridge_stop(m->bridge);
     if (m->nc != NULL) {
         /* the loops are joined: what they published last is written from here */
-        dfd_nats_io_pump(m->ctx.io, m->nc, 500, 1);
+        dfd_nats_io_pump(m->ctx.io, m->nc, 500);
         atomic_store(&m->ctx.closing, 1);
         natsConnection_Destroy(m->nc);
         m->nc = NULL;
