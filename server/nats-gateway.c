@@ -721,12 +721,8 @@ dfd_nats_gateway *dfd_nats_gateway_start(dfd_server *srv)
         s = natsSubscription_SetPendingLimits(g->inbox_sub, -1, -1);
     if (s == NATS_OK) {
         snprintf(subject, sizeof(subject), "%s.*.*.a.*", g->inbox);
-        s = natsConnection_SubscribeSync(&g->words_sub, g->nc, subject);
+        s = dfd_nats_io_subscribe(g->ctx.io, &g->words_sub, g->nc, subject, NULL, gw_on_word, g);
     }
-    if (s == NATS_OK)
-        s = natsSubscription_SetPendingLimits(g->words_sub, -1, -1);
-    if (s == NATS_OK && dfd_nats_io_watch(g->ctx.io, g->words_sub, gw_on_word, g) == -1)
-        s = NATS_NO_MEMORY;
     if (s != NATS_OK || (g->presence = dfd_nats_presence_start(srv, g->nc)) == NULL) {
         dfd_error("nats.subscribe", "subject=%s status=\"%s\"", subject, natsStatus_GetText(s));
         dfd_nats_gateway_stop(g);
@@ -765,10 +761,7 @@ void dfd_nats_gateway_stop(dfd_nats_gateway *g)
     if (g->inbox_sub != NULL)
         natsSubscription_Destroy(g->inbox_sub);
     g->inbox_sub = NULL;
-    dfd_nats_io_unwatch(g->ctx.io, g->words_sub);
-    if (g->words_sub != NULL)
-        natsSubscription_Destroy(g->words_sub);
-    g->words_sub = NULL;
+    dfd_nats_io_unsubscribe(g->ctx.io, &g->words_sub);
     atomic_store(&g->ctx.closing, 1);
     dfd_nats_io_pump(g->ctx.io, g->nc, 200); /* the loops are joined: their last words */
     natsConnection_Destroy(g->nc);

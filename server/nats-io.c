@@ -80,8 +80,8 @@ static int io_next(dfd_nats_io *io, size_t *at, unsigned *gen, natsMsg **msg,
             pthread_mutex_unlock(&io->lock);
             return 1;
         }
-        /* NATS_NO_RESPONDERS: libnats destroyed the message (such a status is
-         * never watched: the gateway's no-responders come on a plain subscription) */
+        /* a failure (the subscription closed meanwhile) leaves no message: the next
+         * one. NATS_NO_RESPONDERS cannot come: no-responders are never watched */
     }
     pthread_mutex_unlock(&io->lock);
     return 0;
@@ -92,10 +92,7 @@ static int io_next(dfd_nats_io *io, size_t *at, unsigned *gen, natsMsg **msg,
 static void io_drain(dfd_nats_io *io)
 {
     size_t at = 0;
-    unsigned gen;
-    pthread_mutex_lock(&io->lock);
-    gen = io->gen;
-    pthread_mutex_unlock(&io->lock);
+    unsigned gen = 0; /* a stale value only makes io_next start at 0, where it is */
     natsMsg *msg;
     nats_watch w;
     dfd_loop_batch_begin(io->loop);
@@ -238,8 +235,10 @@ natsStatus dfd_nats_io_options(dfd_nats_io *io, natsOptions *opts)
 
 /* ---- watching --------------------------------------------------------------------------- */
 
-int dfd_nats_io_watch(dfd_nats_io *io, natsSubscription *sub, dfd_nats_sync_fn fn,
-                      void *closure)
+/* Makes sub run fn(nc, sub, msg, closure) on loop 0 for each message. Returns 0, or -1
+ * (out of memory: nothing watched). */
+static int io_watch(dfd_nats_io *io, natsSubscription *sub, dfd_nats_sync_fn fn,
+                    void *closure)
 {
     int rc = 0;
     pthread_mutex_lock(&io->lock);
@@ -263,10 +262,8 @@ int dfd_nats_io_watch(dfd_nats_io *io, natsSubscription *sub, dfd_nats_sync_fn f
     return rc;
 }
 
-void dfd_nats_io_unwatch(dfd_nats_io *io, natsSubscription *sub)
+static void io_unwatch(dfd_nats_io *io, natsSubscription *sub)
 {
-    if (io == NULL || sub == NULL)
-        return;
     pthread_mutex_lock(&io->lock);
     for (size_t i = 0; i < io->nwatches; i++) {
         if (io->watches[i].sub == sub) {
@@ -278,6 +275,34 @@ void dfd_nats_io_unwatch(dfd_nats_io *io, natsSubscription *sub)
         }
     }
     pthread_mutex_unlock(&io->lock);
+}
+
+natsStatus dfd_nats_io_subscribe(dfd_nats_io *io, natsSubscription **sub, natsConnection *nc,
+                                 const char *subject, const char *queue, dfd_nats_sync_fn fn,
+                                 void *closure)
+{
+    natsStatus s = queue != NULL ? natsConnection_QueueSubscribeSync(sub, nc, subject, queue)
+                                 : natsConnection_SubscribeSync(sub, nc, subject);
+    if (s == NATS_OK)
+        s = natsSubscription_SetPendingLimits(*sub, -1, -1);
+    if (s == NATS_OK && io_watch(io, *sub, fn, closure) == -1)
+        s = NATS_NO_MEMORY;
+    if (s != NATS_OK) {
+        natsSubscription_Destroy(*sub);
+        *sub = NULL;
+    }
+    return s;
+}
+
+void dfd_nats_io_unsubscribe(dfd_nats_io *io, natsSubscription **sub)
+{
+    if (*sub == NULL)
+        return;
+    if (io != NULL)
+        io_unwatch(io, *sub);
+    natsSubscription_Unsubscribe(*sub);
+    natsSubscription_Destroy(*sub);
+    *sub = NULL;
 }
 
 /* ---- writing without loop 0 -------------------------------------------------------------- */

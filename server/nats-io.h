@@ -39,15 +39,17 @@ dfd_nats_io *dfd_nats_io_new(dfd_loop *loop);
 /* Puts io into opts: the event loop hooks and sendAsap. Returns libnats' status. */
 natsStatus dfd_nats_io_options(dfd_nats_io *io, natsOptions *opts);
 
-/* Makes sub (a synchronous subscription of io's connection) run fn(nc, sub, msg,
- * closure) on loop 0 for each message. Any thread. Returns 0, or -1 (out of memory:
- * nothing watched). */
-int dfd_nats_io_watch(dfd_nats_io *io, natsSubscription *sub, dfd_nats_sync_fn fn,
-                      void *closure);
+/* Subscribes subject (queue: its queue group, or NULL) on nc, io's connection, as a
+ * watched subscription: fn(nc, sub, msg, closure) runs on loop 0 for each message.
+ * No pending limit (loop 0 drains it after every read). Any thread. Returns libnats'
+ * status; *sub is NULL unless NATS_OK. */
+natsStatus dfd_nats_io_subscribe(dfd_nats_io *io, natsSubscription **sub, natsConnection *nc,
+                                 const char *subject, const char *queue, dfd_nats_sync_fn fn,
+                                 void *closure);
 
-/* Stops watching sub; after it returns loop 0 no longer touches sub, which the caller
- * may then unsubscribe and destroy. Any thread; sub not watched: no-op. */
-void dfd_nats_io_unwatch(dfd_nats_io *io, natsSubscription *sub);
+/* Unwatches, unsubscribes and destroys *sub (NULL: no-op) and sets it NULL; once
+ * unwatched loop 0 no longer touches it. Any thread. */
+void dfd_nats_io_unsubscribe(dfd_nats_io *io, natsSubscription **sub);
 
 /* Writes what connection nc (io's) buffered from the calling thread, waiting up to
  * timeout_ms for the socket: for when loop 0 does not run (before the loops start, after

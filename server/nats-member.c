@@ -330,16 +330,10 @@ static int member_subscribe_cb(dfd_nats_member *m, const char *name, nats_cb_sub
                  "targeted calls only\"", name);
         return (out->name = strdup(name)) != NULL ? 0 : -1;
     }
-    natsStatus s = natsConnection_QueueSubscribeSync(&out->sub, m->nc, subject,
-                                                     dfd_nats_namespace(m->srv));
-    if (s == NATS_OK)
-        s = natsSubscription_SetPendingLimits(out->sub, -1, -1);
-    if (s == NATS_OK && dfd_nats_io_watch(m->ctx.io, out->sub, member_on_queued, m) == -1)
-        s = NATS_NO_MEMORY;
+    natsStatus s = dfd_nats_io_subscribe(m->ctx.io, &out->sub, m->nc, subject,
+                                         dfd_nats_namespace(m->srv), member_on_queued, m);
     if (s != NATS_OK) {
         dfd_error("nats.subscribe", "subject=%s status=\"%s\"", subject, natsStatus_GetText(s));
-        natsSubscription_Destroy(out->sub);
-        out->sub = NULL;
         return -1;
     }
     out->name = strdup(name);
@@ -348,13 +342,8 @@ static int member_subscribe_cb(dfd_nats_member *m, const char *name, nats_cb_sub
 
 static void member_unsubscribe_cb(dfd_nats_member *m, nats_cb_sub *cs)
 {
-    if (cs->sub != NULL) {
-        dfd_nats_io_unwatch(m->ctx.io, cs->sub);
-        natsSubscription_Unsubscribe(cs->sub);
-        natsSubscription_Destroy(cs->sub);
-    }
+    dfd_nats_io_unsubscribe(m->ctx.io, &cs->sub);
     free(cs->name);
-    cs->sub = NULL;
     cs->name = NULL;
 }
 
@@ -402,9 +391,8 @@ static int member_subscribe_all(dfd_nats_member *m)
     member_sync_subs(m, m->srv->table);
     if (m->own_sub == NULL &&
         (dfd_nats_subject(subject, sizeof(subject), m->srv, "member", name, strlen(name)) == -1 ||
-         natsConnection_SubscribeSync(&m->own_sub, m->nc, subject) != NATS_OK ||
-         natsSubscription_SetPendingLimits(m->own_sub, -1, -1) != NATS_OK ||
-         dfd_nats_io_watch(m->ctx.io, m->own_sub, member_on_call, m) == -1)) {
+         dfd_nats_io_subscribe(m->ctx.io, &m->own_sub, m->nc, subject, NULL, member_on_call,
+                               m) != NATS_OK)) {
         dfd_error("nats.subscribe", "name=%s msg=\"cannot subscribe the member's own subject "
                   "(the name must be a valid NATS subject token)\"", name);
         rc = -1;
@@ -491,12 +479,7 @@ void dfd_nats_member_withdraw(dfd_nats_member *m)
         return;
     pthread_mutex_lock(&m->lock);
     member_sync_subs(m, NULL);
-    if (m->own_sub != NULL) {
-        dfd_nats_io_unwatch(m->ctx.io, m->own_sub);
-        natsSubscription_Unsubscribe(m->own_sub);
-        natsSubscription_Destroy(m->own_sub);
-        m->own_sub = NULL;
-    }
+    dfd_nats_io_unsubscribe(m->ctx.io, &m->own_sub);
     pthread_mutex_unlock(&m->lock);
     member_announce(m, NULL, "left");
     natsConnection_FlushTimeout(m->nc, 1000);
@@ -543,9 +526,7 @@ void dfd_nats_member_stop(dfd_nats_member *m)
     pthread_mutex_lock(&m->lock);
     member_sync_subs(m, NULL);
     pthread_mutex_unlock(&m->lock);
-    dfd_nats_io_unwatch(m->ctx.io, m->own_sub);
-    if (m->own_sub != NULL)
-        natsSubscription_Destroy(m->own_sub);
+    dfd_nats_io_unsubscribe(m->ctx.io, &m->own_sub);
     if (m->sync_sub != NULL)
         natsSubscription_Destroy(m->sync_sub);
     m->own_sub = m->sync_sub = NULL;

@@ -34,6 +34,7 @@
 #include <event2/event.h>
 #include <jansson.h>
 #include <msgpack.h>
+#include <nats/nats.h>
 
 #include <daffi/client.h>
 #include <daffi/rpc.h>
@@ -282,6 +283,44 @@ static void test_calls_spread_over_the_workers_serving_a_callback(void **state)
     assert_int_equal(a + b, 40);
     assert_true(a > 0 && b > 0); /* P(all 40 to one of two) = 2^-39 */
     rawconn_close(&c);
+}
+
+/* A requester that is not a daffid gateway (plain libnats request-reply: its reply
+ * subject does not end in ".q") gets the member's answer at its reply subject itself,
+ * not under ".a.r" (dfd_nats_word_subject; docs/NATS.md). */
+static void test_a_plain_nats_requester_gets_its_answer(void **state)
+{
+    fixture *f = *state;
+    skip_without_nats(f);
+    natsConnection *nc = NULL;
+    natsMsg *reply = NULL;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    daffi_pack_request(&pk, 0, "daffi.call", 10, 3); /* what a gateway sends */
+    daffi_pack_cstr(&pk, "echo");
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_int(&pk, 7);
+    msgpack_pack_map(&pk, 0);
+    assert_int_equal(natsConnection_ConnectTo(&nc, f->nats.url), NATS_OK);
+    natsStatus s = natsConnection_Request(&reply, nc, "daffi.member.w1", sb.data, (int)sb.size,
+                                          5000);
+    if (s != NATS_OK)
+        fail_msg("no answer at the plain reply subject: %s", natsStatus_GetText(s));
+    msgpack_zone zone;
+    msgpack_zone_init(&zone, 256);
+    daffi_msg m;
+    assert_int_equal(daffi_msg_decode(natsMsg_GetData(reply),
+                                      (size_t)natsMsg_GetDataLength(reply), &zone, &m), 0);
+    assert_int_equal(m.kind, DAFFI_MSG_RESPONSE);
+    assert_true(m.error == NULL || m.error->type == MSGPACK_OBJECT_NIL);
+    assert_int_equal(m.result->type, MSGPACK_OBJECT_POSITIVE_INTEGER);
+    assert_int_equal(m.result->via.u64, 7);
+    msgpack_zone_destroy(&zone);
+    natsMsg_Destroy(reply);
+    natsConnection_Destroy(nc);
+    msgpack_sbuffer_destroy(&sb);
 }
 
 static void test_to_reaches_the_member_named(void **state)
@@ -1150,6 +1189,7 @@ int main(void)
         T(test_cast_collects_every_member_serving_it),
         T(test_calls_spread_over_the_workers_serving_a_callback),
         T(test_to_reaches_the_member_named),
+        T(test_a_plain_nats_requester_gets_its_answer),
         T(test_nobody_serving_is_no_callback_at_once),
         T(test_every_router_lists_the_members_it_learned_over_nats),
         T(test_subscribers_see_nats_members_join_and_leave),
