@@ -116,7 +116,9 @@ static const row rows[] = {
         0),
     ROW("isolated", "200 conns x 1 outstanding", R_ISOLATED, 200, 1, 0, KB2, 0, BOTH, 1, 0, 0.6,
         0, 0),
-    ROW("isolated", "sequential, 1 conn", R_ISOLATED, 1, 1, 0, KB2, 0, SAME, 1, 0, 0.6, 0, 0),
+    /* #13 set its goal for 200 conns only: the sequential row shows the cost of the
+     * extra hop where nothing overlaps it. */
+    ROW("isolated", "sequential, 1 conn", R_ISOLATED, 1, 1, 0, KB2, 0, SAME, 1, 0, 0, 0, 0),
 };
 #define NROWS (sizeof(rows) / sizeof(rows[0]))
 
@@ -176,7 +178,11 @@ static const char *rate(double v, char *buf, size_t n)
 /* Formats a / b and its verdict against goal into buf. */
 static const char *ratio(double a, double b, double goal, char *buf, size_t n)
 {
-    if (a < 0 || b <= 0)
+    if (goal <= 0 && a >= 0 && b > 0) /* a row the issues set no goal for */
+        snprintf(buf, n, "%6.2f  %-14s", a / b, "(no goal)");
+    else if (goal <= 0)
+        snprintf(buf, n, "%6s  %-14s", "-", "(no goal)");
+    else if (a < 0 || b <= 0)
         snprintf(buf, n, "%6s  >= %.2f %-5s", "-", goal, "");
     else
         snprintf(buf, n, "%6.2f  >= %.2f %-5s", a / b, goal, a / b >= goal ? "met" : "below");
