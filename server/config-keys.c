@@ -143,6 +143,7 @@ static const cfg_key cfg_server_keys[] = {
       cfg_tls_versions },
     { DFD_SECT_TLS, "handshake_timeout", CFG_DURATION, CFG_S(tls_handshake_timeout_ms),
       10, DFD_CFG_MAX_DURATION_MS, NULL },
+    { DFD_SECT_TLS, "ktls", CFG_BOOL, CFG_S(tls_ktls), 0, 1, NULL },
     { DFD_SECT_AUTH, "tokens", CFG_SPECIAL, 0, 0, 0, NULL },
     { DFD_SECT_AUTH, "require", CFG_SPECIAL, 0, 0, 0, NULL },
     { DFD_SECT_AUTH, "timeout", CFG_DURATION, CFG_S(auth_timeout_ms), 10,

@@ -199,6 +199,8 @@ typedef struct dfd_config {
                                   OpenSSL's default */
     int tls_min_version;       /* min_version = TLS1.2 | TLS1.3 (dfd_tls_version) */
     uint64_t tls_handshake_timeout_ms; /* handshake_timeout = duration (default 10s) */
+    int tls_ktls;              /* ktls = yes: let the kernel do the records
+                                  (SSL_OP_ENABLE_KTLS) where it can; default no */
     int tls_listeners;         /* listen has a tls:// address */
 
     /* [auth] (auth.h) */

@@ -67,6 +67,48 @@ static void tls_failed(dfd_conn *c, const char *reason, enum dfd_counter extra)
         dfd_stat_add(&c->loop->stats, extra, 1);
 }
 
+/* [tls] ktls: whether the kernel took this connection's records in each direction
+ * (OpenSSL tries once the handshake is done and falls back silently), counted, and
+ * once per loop a warning when it took neither: the operator asked for something this
+ * machine does not do. Writes "send,recv", "send", "recv" or "none" into out. */
+static const char *tls_ktls_state(dfd_conn *c, char *out, size_t len)
+{
+    int tx = 0, rx = 0;
+
+#if defined(SSL_OP_ENABLE_KTLS) && !defined(OPENSSL_NO_KTLS)
+    if (!(SSL_get_options(c->tls) & SSL_OP_ENABLE_KTLS)) {
+        snprintf(out, len, "off");
+        return out;
+    }
+    tx = BIO_get_ktls_send(SSL_get_wbio(c->tls));
+    rx = BIO_get_ktls_recv(SSL_get_rbio(c->tls));
+#else
+    if (!c->loop->srv->cfg->tls_ktls) {
+        snprintf(out, len, "off");
+        return out;
+    }
+#endif
+    if (tx)
+        dfd_stat_add(&c->loop->stats, DFD_STAT_tls_ktls_send, 1);
+    if (rx)
+        dfd_stat_add(&c->loop->stats, DFD_STAT_tls_ktls_recv, 1);
+    if (!tx && !rx) {
+        dfd_stat_add(&c->loop->stats, DFD_STAT_tls_ktls_unavailable, 1);
+        if (!c->loop->ktls_warned) {
+            c->loop->ktls_warned = 1;
+            dfd_warn("tls.ktls_unavailable", "peer=%s loop=%u version=%s cipher=%s "
+                     "msg=\"[tls] ktls = yes, but the kernel took neither direction of "
+                     "the connection: OpenSSL does its records (Linux needs the tls module, "
+                     "modprobe tls, and an AES-GCM or ChaCha20-Poly1305 cipher; OpenSSL "
+                     "built with KTLS). Logged once per loop; counted as "
+                     "tls_ktls_unavailable\"", c->peer, c->loop->index,
+                     SSL_get_version(c->tls), SSL_get_cipher_name(c->tls));
+        }
+    }
+    snprintf(out, len, "%s", tx && rx ? "send,recv" : tx ? "send" : rx ? "recv" : "none");
+    return out;
+}
+
 /* A listener's first look at a new connection: a TLS client starts with a handshake
  * record; anything else is a plaintext client on a TLS port, told apart here so that
  * the log says so instead of OpenSSL's "wrong version number". Returns 1 (TLS), 0 (no
@@ -114,8 +156,10 @@ int dfd_conn_tls_handshake(dfd_conn *c)
         char id[256];
         if (c->tls_server && dfd_tls_peer_identity(c->tls, id, sizeof(id)) == 0)
             dfd_auth_identified(c, id, "certificate");
-        dfd_debug("tls.handshake", "peer=%s version=%s cipher=%s", c->peer,
-                  SSL_get_version(c->tls), SSL_get_cipher_name(c->tls));
+        char ktls[16];
+        tls_ktls_state(c, ktls, sizeof(ktls));
+        dfd_debug("tls.handshake", "peer=%s version=%s cipher=%s ktls=%s", c->peer,
+                  SSL_get_version(c->tls), SSL_get_cipher_name(c->tls), ktls);
         ERR_clear_error(); /* the reads and writes start on an empty queue */
         return 1;
     }

@@ -99,6 +99,7 @@ typedef struct dfd_loop {
     uint64_t handshake_ticks;     /* [tls] handshake_timeout in sweeps */
     uint64_t auth_ticks;          /* [auth] timeout in sweeps */
     unsigned sweep_ms;            /* the period */
+    int ktls_warned;              /* tls.ktls_unavailable logged by this loop */
 
     /* what the watchdog (watchdog.h) reads from the main thread */
     _Atomic unsigned wd_slot;     /* 1 + stats slot of the handler running inline, or 0 */

@@ -107,6 +107,12 @@ typedef enum dfd_stat_kind { DFD_COUNTER = 0, DFD_GAUGE = 1 } dfd_stat_kind;
       "Connections closed for speaking plaintext on a TLS listener")                    \
     X(tls_on_plaintext_refused, DFD_COUNTER, 0,                                          \
       "Connections closed for starting TLS on a plaintext listener")                    \
+    X(tls_ktls_send, DFD_COUNTER, 0,                                                     \
+      "TLS connections whose records the kernel sends ([tls] ktls)")                    \
+    X(tls_ktls_recv, DFD_COUNTER, 0,                                                     \
+      "TLS connections whose records the kernel receives ([tls] ktls)")                 \
+    X(tls_ktls_unavailable, DFD_COUNTER, 0,                                              \
+      "TLS connections [tls] ktls asked the kernel for that stayed in OpenSSL")         \
     X(auth_ok, DFD_COUNTER, 0, "Connections authenticated (token or certificate)")      \
     X(auth_failures, DFD_COUNTER, 0, "daffi.auth calls refused (unknown token)")        \
     X(auth_denied, DFD_COUNTER, 0, "Calls and announcements refused with DENIED")       \

@@ -99,6 +99,13 @@ static int tls_ctx_common(SSL_CTX *ctx, const dfd_config *cfg, char *why, size_t
     /* one read() takes what the socket holds, as a plaintext connection's does: a
      * record that did not fill OpenSSL's buffer says the socket is drained (conn-tls.c) */
     SSL_CTX_set_read_ahead(ctx, 1);
+#ifdef SSL_OP_ENABLE_KTLS
+    /* OpenSSL hands the keys to the kernel after the handshake when the kernel has the
+     * tls module and the cipher is one it does (AES-GCM, ChaCha20-Poly1305); where it
+     * cannot, the connection goes on in OpenSSL: conn-tls.c tells which happened */
+    if (cfg->tls_ktls)
+        SSL_CTX_set_options(ctx, SSL_OP_ENABLE_KTLS);
+#endif
     if (cfg->tls_ciphers != NULL && SSL_CTX_set_cipher_list(ctx, cfg->tls_ciphers) != 1) {
         snprintf(why, whylen, "ciphers: %s", tls_last_error(e, sizeof(e), "no cipher "
                                                              "of the list is known"));

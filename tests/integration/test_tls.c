@@ -4,7 +4,8 @@
  * (IP and DNS), mTLS identity, and every refusal with its log line and counter: an
  * untrusted server for the client, an expired and an untrusted client certificate, a
  * plaintext client on the TLS port, a TLS client on the plaintext port, a handshake
- * that never finishes (handshake_timeout), and for the asynchronous client one that
+ * that never finishes (handshake_timeout), [tls] ktls with the kernel taking the
+ * records or, where it has no TLS, the fallback and its one warning per loop, and for the asynchronous client one that
  * never finishes on the server's side (its loop runs on, the connect timeout ends
  * it); `daffid -t` on bad [tls] settings; the
  * certificates reloaded on SIGHUP while a connection stays open.
@@ -451,6 +452,7 @@ static void test_check_config(void **state)
     static const char *const missing[] = { "tls.cert=/nonexistent/server.pem", NULL };
     static const char *const unpaired[] = { "tls.key=", NULL };
     static const char *const verify[] = { "tls.verify_clients=sometimes", NULL };
+    static const char *const ktls[] = { "tls.ktls=maybe", NULL };
 
     assert_int_not_equal(tdaemon_check(&f->d, missing, out, sizeof(out)), 0);
     assert_non_null(strstr(out, "-o:1: [tls] cert /nonexistent/server.pem: No such file"));
@@ -460,7 +462,76 @@ static void test_check_config(void **state)
     assert_int_not_equal(tdaemon_check(&f->d, verify, out, sizeof(out)), 0);
     assert_non_null(strstr(out, "-o:1: [tls] verify_clients: must be one of: no, optional, "
                                 "require"));
+    assert_int_not_equal(tdaemon_check(&f->d, ktls, out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "-o:1: [tls] ktls: must be yes/no"));
     assert_int_equal(tdaemon_check(&f->d, NULL, out, sizeof(out)), 0);
+}
+
+/* 1 when this kernel offers the tls ULP (kernel TLS: built in or its module loaded). */
+static int kernel_has_tls(void)
+{
+    char buf[256] = "";
+    FILE *fp = fopen("/proc/sys/net/ipv4/tcp_available_ulp", "re");
+    if (fp != NULL) {
+        if (fgets(buf, sizeof(buf), fp) == NULL)
+            buf[0] = '\0';
+        fclose(fp);
+    }
+    for (char *t = strtok(buf, " \n"); t != NULL; t = strtok(NULL, " \n"))
+        if (strcmp(t, "tls") == 0)
+            return 1;
+    return 0;
+}
+
+/* [tls] ktls = yes, turned on by a reload: the calls work whichever side does the
+ * records, every new connection is counted as taken by the kernel or not, and where
+ * the kernel has no TLS the operator is told once per loop, not once per connection. */
+static void test_ktls(void **state)
+{
+    fixture *f = *state;
+    daffi_error err = DAFFI_ERROR_INIT;
+    enum { CONNS = 4 };
+
+    /* off (the default): nothing asked, nothing counted */
+    assert_int_equal(tcluster_admin_counter(f->admin, "tls_ktls_unavailable"), 0);
+    assert_int_equal(tcluster_admin_counter(f->admin, "tls_ktls_send"), 0);
+    assert_int_equal(tcluster_log_count(&f->d, "event=tls.ktls_unavailable"), 0);
+
+    int before = tcluster_log_count(&f->d, "event=tls.reloaded");
+    assert_int_equal(tdaemon_write_file(&f->d, "02-ktls.ini", "[tls]\nktls = yes\n"), 0);
+    assert_int_equal(tdaemon_signal(&f->d, SIGHUP), 0);
+    for (int i = 0; i < 300 && tcluster_log_count(&f->d, "event=tls.reloaded") <= before; i++)
+        usleep(10000);
+    assert_true(tcluster_log_count(&f->d, "event=tls.reloaded") > before);
+
+    daffi_client *c[CONNS];
+    for (int i = 0; i < CONNS; i++) {
+        c[i] = tls_connect(f->tls_addr, cert(f, "ca.pem"), NULL, NULL, &err);
+        if (c[i] == NULL)
+            fail_msg("connect with ktls = yes: %s", err.message);
+        assert_echo(c[i]);
+    }
+    long long tx = tcluster_admin_counter(f->admin, "tls_ktls_send");
+    long long rx = tcluster_admin_counter(f->admin, "tls_ktls_recv");
+    long long none = tcluster_admin_counter(f->admin, "tls_ktls_unavailable");
+    int warned = tcluster_log_count(&f->d, "event=tls.ktls_unavailable");
+    if (kernel_has_tls()) {
+        /* the kernel takes at least the sending side of AES-GCM (OpenSSL 3.0+) */
+        assert_int_equal(tx, CONNS);
+        assert_int_equal(none, 0);
+        assert_int_equal(warned, 0);
+    } else {
+        assert_int_equal(tx + rx, 0);
+        assert_int_equal(none, CONNS);
+        /* one warning per loop that met such a connection (2 loops at most here) */
+        assert_true(warned >= 1 && warned <= 2);
+        assert_true(tcluster_log_contains(&f->d, "event=tls.ktls_unavailable peer=127.0.0.1:",
+                                          2000));
+    }
+    for (int i = 0; i < CONNS; i++) {
+        assert_echo(c[i]);
+        daffi_close(c[i]);
+    }
 }
 
 /* Copies file from to to (both in the certificate dir). */
@@ -516,6 +587,7 @@ int main(void)
         cmocka_unit_test(test_handshake_timeout),
         cmocka_unit_test(test_counters),
         cmocka_unit_test(test_check_config),
+        cmocka_unit_test(test_ktls),
         cmocka_unit_test(test_reload_certificates),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
