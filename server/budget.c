@@ -131,6 +131,21 @@ size_t dfd_budget_objects(const msgpack_object *o)
     return n;
 }
 
+void dfd_budget_hold_params(dfd_call *call)
+{
+    const msgpack_object *p = daffi_call_params(&call->base);
+    if (call->mem_bytes == 0 || call->mem_params)
+        return; /* not held yet (dfd_budget_hold_call counts them), or counted */
+    call->mem_params = 1;
+    if (p == NULL)
+        return;
+    size_t n = dfd_budget_objects(p);
+    call->mem_bytes += n;
+    dfd_budget_hold(call->loop, n);
+    if (call->conn != NULL)
+        call->conn->mem_calls += n; /* dfd_budget_unlink_call takes mem_bytes back */
+}
+
 void dfd_budget_read_buffer(dfd_conn *c, size_t extra)
 {
     if (extra > c->mem_in)

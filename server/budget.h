@@ -28,6 +28,7 @@
 
 #include "budget-t.h"
 #include "call-t.h"
+#include "callobj.h"
 #include "config.h"
 #include "conn.h"
 #include "loop.h"
@@ -97,25 +98,27 @@ void dfd_budget_refusal_loop(const dfd_loop *loop, size_t n, char *msg, size_t s
  * message). */
 size_t dfd_budget_objects(const msgpack_object *o);
 
-/* The call's loop holds its request (the message's copy and its decoded objects) from
- * now on, until the call is freed (dfd_budget_call_freed); once per call. */
+/* The call's loop holds its request (the message's copy, and its decoded objects when
+ * its params are decoded: a lazy load's are held once a handler asked for them,
+ * dfd_budget_hold_params) from now on, until the call is freed (dfd_budget_call_freed);
+ * once per call. */
 static inline void dfd_budget_hold_call(dfd_call *call)
 {
     if (call->mem_bytes == 0) {
         size_t n = call->base.bytes_len;
-        const msgpack_object *p = call->base.msg.params;
-        /* params is an array: its elements here, nested containers out of line */
-        if (p != NULL && p->type == MSGPACK_OBJECT_ARRAY) {
-            n += p->via.array.size * sizeof(msgpack_object);
-            for (uint32_t i = 0; i < p->via.array.size; i++)
-                if (p->via.array.ptr[i].type == MSGPACK_OBJECT_ARRAY ||
-                    p->via.array.ptr[i].type == MSGPACK_OBJECT_MAP)
-                    n += dfd_budget_objects(&p->via.array.ptr[i]);
+        if (daffi_call_params_decoded(&call->base) && call->base.msg.params != NULL) {
+            n += dfd_budget_objects(call->base.msg.params);
+            call->mem_params = 1;
         }
         call->mem_bytes = n;
         dfd_budget_hold(call->loop, n);
     }
 }
+
+/* A held call outlives its inline handler (it went pending, or to the blocking pool):
+ * decodes its params if nobody has (the handler will read them on any thread), and
+ * its loop, and its connection while linked, hold the objects too. Owner loop only. */
+void dfd_budget_hold_params(dfd_call *call);
 
 /* A call joins c's calls in flight: c and its loop hold its request from now on (the
  * loop until the call is freed, dfd_budget_call_freed; a call linked again is held
@@ -139,6 +142,7 @@ static inline void dfd_budget_call_freed(dfd_call *call)
         dfd_budget_release(call->loop, call->mem_bytes);
         call->mem_bytes = 0;
     }
+    call->mem_params = 0;
 }
 
 /* c's read buffer holds extra bytes beyond its base size now. */

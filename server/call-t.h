@@ -106,6 +106,7 @@ typedef struct dfd_call {
     size_t mem_bytes;               /* its request, as its loop holds it in the memory
                                        budget from its link to a connection until it
                                        is freed (budget.h); 0: not held */
+    int mem_params;                 /* mem_bytes counts its decoded params */
     int timer_armed;
     struct event timer;             /* deadline of a call that did not finish inline */
 } dfd_call;

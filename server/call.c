@@ -54,6 +54,7 @@ dfd_call *dfd_call_new(dfd_loop *loop)
     call->holds_slot = 0;
     call->start_ns = 0;
     call->timer_armed = 0;
+    call->mem_params = 0;
     call->base.loop = loop->base;
     return call;
 }

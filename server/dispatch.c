@@ -113,9 +113,11 @@ void dfd_dispatch_after_handler(dfd_call *call, daffi_status st)
         if (atomic_compare_exchange_strong(&call->state, &expected, DFD_CALL_PENDING)) {
             /* on its loop the call cannot be finished before this returns (a
              * completion from elsewhere comes by mail); a blocking call's deadline was
-             * armed before it left the loop */
-            if (on_loop)
+             * armed, and its params decoded, before it left the loop */
+            if (on_loop) {
+                dfd_budget_hold_params(call);
                 dfd_dispatch_arm_deadline(call);
+            }
             return;
         }
         /* daffi_call_done() already ran inside the handler (DONE_EARLY) */
@@ -180,6 +182,7 @@ static void dispatch_start(dfd_call *call, uint64_t since_ns)
     }
     atomic_store(&call->state, DFD_CALL_RUNNING);
     if (call->cb->flags & DAFFI_CB_BLOCKING) {
+        dfd_budget_hold_params(call); /* decoded here, read there */
         dfd_dispatch_arm_deadline(call);
         if (dfd_blocking_submit(call->loop->srv->blocking, call) == -1) {
             daffi_call_set_error(&call->base, DAFFI_E_SHUTTING_DOWN, "daffid is shutting down");
@@ -417,8 +420,9 @@ void dfd_dispatch_message(dfd_conn *c, const char *bytes, size_t size, int kind,
     /* a large request alone in the read buffer becomes the call's without a copy */
     size_t cap = 0;
     char *own = size >= DFD_BLOCK_MIN ? dfd_conn_take_input(c, bytes, size, &cap) : NULL;
-    if ((own != NULL ? daffi_call_adopt(&call->base, own, cap, size)
-                     : daffi_call_load(&call->base, bytes, size)) == -1) {
+    /* params decoded when first asked for (dispatch_settle_params) */
+    if ((own != NULL ? daffi_call_adopt(&call->base, own, cap, size, 1)
+                     : daffi_call_load(&call->base, bytes, size, 1)) == -1) {
         dispatch_refuse(c, call, DAFFI_E_OVERLOADED, "out of memory");
         return;
     }
@@ -492,7 +496,7 @@ int dfd_dispatch_detached(dfd_loop *loop, const char *bytes, size_t size, uint32
     call->start_ns = dfd_now_ns();
     call->base.ops = &dispatch_ops;
     call->hooks = hooks;
-    if (daffi_call_load(&call->base, bytes, size) == -1) {
+    if (daffi_call_load(&call->base, bytes, size, 1) == -1) {
         dfd_call_free(call);
         snprintf(why, why_size, "out of memory");
         dfd_stat_add(&loop->stats, DFD_STAT_overloaded, 1);

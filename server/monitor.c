@@ -13,6 +13,7 @@
 #include <msgpack.h>
 
 #include "call-t.h"
+#include "callobj.h"
 #include "log.h"
 #include "loop.h"
 #include "monitor.h"
@@ -115,11 +116,14 @@ static void monitor_fill(dfd_monitor_rec *rec, const dfd_call *call, const char 
         monitor_copy(rec->plugin, sizeof(rec->plugin), call->cb->plugin->name,
                      strlen(call->cb->plugin->name));
     rec->params[0] = '\0';
-    if (msg->params != NULL) {
+    /* a lazily loaded call decodes its params here if nobody asked (its loop, which
+     * owns it now: one that went elsewhere was decoded before it left) */
+    const msgpack_object *params = daffi_call_params((daffi_call *)&call->base);
+    if (params != NULL) {
         /* msgpack-c's printer returns the length written, or <= 0 when the buffer ran
          * out: then what fits is shown with "..." */
         size_t room = sizeof(rec->params) - 4;
-        int n = msgpack_object_print_buffer(rec->params, room, *msg->params);
+        int n = msgpack_object_print_buffer(rec->params, room, *params);
         rec->params[room - 1] = '\0';
         if (n <= 0 || (size_t)n >= room - 1)
             memcpy(rec->params + strlen(rec->params), "...", 4);

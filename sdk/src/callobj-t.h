@@ -10,6 +10,7 @@
 #ifndef DAFFI_CALLOBJ_T_H
 #define DAFFI_CALLOBJ_T_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -46,7 +47,9 @@ struct daffi_call {
     size_t bytes_cap;
     char *method;               /* NUL-terminated copy, in zone */
     msgpack_zone zone;          /* decoded params live here */
-    daffi_msg msg;
+    daffi_msg msg;              /* msg.params: read through daffi_call_params() */
+    atomic_int params_state;    /* CALL_PARAMS_* (callobj.c): a lazy load decodes its
+                                   params once, on the first thread that asks */
 
     daffi_outcome outcome;
     msgpack_sbuffer result;     /* owned */

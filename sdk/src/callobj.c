@@ -3,12 +3,20 @@
  * completion) over the daffi_call record, and its host-side life cycle (callobj.h).
  * Shared by daffid and libdaffi; the host supplies completion through call->ops.
  */
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "callobj.h"
+#include "rpc-int.h"
+
+/* params_state: a lazy load leaves the params encoded (ENCODED); the first thread to
+ * ask moves it to DECODING, decodes, publishes msg.params and stores DECODED with
+ * release order; a thread that finds DECODING waits for DECODED (a handler rarely asks
+ * from two threads at once, and the decode is short). */
+enum { CALL_PARAMS_ENCODED = 0, CALL_PARAMS_DECODING = 1, CALL_PARAMS_DECODED = 2 };
 
 #define CALL_ZONE_CHUNK 2048
 #define CALL_KEEP_BYTES (64 * 1024) /* buffers kept across reuse, at most */
@@ -34,6 +42,7 @@ void daffi_call_init(daffi_call *call)
     msgpack_packer_init(&call->packer, call, call_result_write);
     msgpack_sbuffer_init(&call->details);
     msgpack_packer_init(&call->details_packer, &call->details, msgpack_sbuffer_write);
+    atomic_init(&call->params_state, CALL_PARAMS_DECODED); /* nothing to decode */
 }
 
 void daffi_call_destroy(daffi_call *call)
@@ -74,16 +83,22 @@ void daffi_call_reset(daffi_call *call)
     call->loop = NULL;
     call->ops = NULL;
     memset(&call->msg, 0, sizeof(call->msg));
+    atomic_store_explicit(&call->params_state, CALL_PARAMS_DECODED, memory_order_relaxed);
 }
 
-/* Decodes the len bytes at call->bytes (daffi_call_load, daffi_call_adopt). */
-static int call_decode(daffi_call *call, size_t len)
+/* Decodes the len bytes at call->bytes (daffi_call_load, daffi_call_adopt); the
+ * params too unless lazy. */
+static int call_decode(daffi_call *call, size_t len, int lazy)
 {
     call->bytes_len = len;
-    if (daffi_msg_decode(call->bytes, len, &call->zone, &call->msg) == -1)
+    if ((lazy ? daffi__msg_decode_head(call->bytes, len, &call->zone, &call->msg)
+              : daffi_msg_decode(call->bytes, len, &call->zone, &call->msg)) == -1)
         return -1;
     if (call->msg.kind == DAFFI_MSG_RESPONSE)
         return -1;
+    atomic_store_explicit(&call->params_state, lazy ? CALL_PARAMS_ENCODED
+                                                    : CALL_PARAMS_DECODED,
+                          memory_order_relaxed);
     call->method = msgpack_zone_malloc(&call->zone, call->msg.method_len + 1);
     if (call->method == NULL)
         return -1;
@@ -92,7 +107,7 @@ static int call_decode(daffi_call *call, size_t len)
     return 0;
 }
 
-int daffi_call_load(daffi_call *call, const char *bytes, size_t len)
+int daffi_call_load(daffi_call *call, const char *bytes, size_t len, int lazy)
 {
     if (call->bytes_cap < len) {
         char *p = realloc(call->bytes, len);
@@ -102,15 +117,49 @@ int daffi_call_load(daffi_call *call, const char *bytes, size_t len)
         call->bytes_cap = len;
     }
     memcpy(call->bytes, bytes, len);
-    return call_decode(call, len);
+    return call_decode(call, len, lazy);
 }
 
-int daffi_call_adopt(daffi_call *call, char *bytes, size_t cap, size_t len)
+int daffi_call_adopt(daffi_call *call, char *bytes, size_t cap, size_t len, int lazy)
 {
     free(call->bytes);
     call->bytes = bytes;
     call->bytes_cap = cap;
-    return call_decode(call, len);
+    return call_decode(call, len, lazy);
+}
+
+/* The slow half of daffi_call_params: decodes, or waits for the thread that does. */
+static const msgpack_object *call_params_decode(daffi_call *call)
+{
+    int expected = CALL_PARAMS_ENCODED;
+    if (atomic_compare_exchange_strong_explicit(&call->params_state, &expected,
+                                                CALL_PARAMS_DECODING, memory_order_acquire,
+                                                memory_order_acquire)) {
+        msgpack_object *p = msgpack_zone_malloc(&call->zone, sizeof(*p));
+        if (p != NULL && daffi__params_decode(call->msg.params_raw, call->msg.params_raw_len,
+                                              &call->zone, p) == -1)
+            p = NULL;
+        call->msg.params = p;
+        atomic_store_explicit(&call->params_state, CALL_PARAMS_DECODED, memory_order_release);
+        return p;
+    }
+    while (atomic_load_explicit(&call->params_state, memory_order_acquire) !=
+           CALL_PARAMS_DECODED)
+        sched_yield();
+    return call->msg.params;
+}
+
+const msgpack_object *daffi_call_params(daffi_call *call)
+{
+    if (atomic_load_explicit(&call->params_state, memory_order_acquire) == CALL_PARAMS_DECODED)
+        return call->msg.params;
+    return call_params_decode(call);
+}
+
+int daffi_call_params_decoded(const daffi_call *call)
+{
+    return atomic_load_explicit(&call->params_state, memory_order_acquire) ==
+           CALL_PARAMS_DECODED;
 }
 
 void daffi_call_set_error(daffi_call *call, int code, const char *message)
@@ -337,16 +386,26 @@ const char *daffi_call_method(const daffi_call *call)
 
 /* ---- arguments ------------------------------------------------------------- */
 
+/* The arguments are the call's to read: decoding them on first use changes nothing a
+ * handler can see, so the const call may fill its own cache. */
 size_t daffi_argc(const daffi_call *call)
 {
-    return call->msg.params ? call->msg.params->via.array.size : 0;
+    /* not decoded yet: the array's header says (echo counts, then takes one raw) */
+    uint32_t n;
+    size_t off;
+    if (!daffi_call_params_decoded(call) &&
+        daffi_array_header(call->msg.params_raw, call->msg.params_raw_len, &n, &off) == 0)
+        return n;
+    const msgpack_object *p = daffi_call_params((daffi_call *)call);
+    return p ? p->via.array.size : 0;
 }
 
 const msgpack_object *daffi_arg(const daffi_call *call, size_t i)
 {
-    if (i >= daffi_argc(call))
+    const msgpack_object *p = daffi_call_params((daffi_call *)call);
+    if (p == NULL || i >= p->via.array.size)
         return NULL;
-    return &call->msg.params->via.array.ptr[i];
+    return &p->via.array.ptr[i];
 }
 
 void daffi_args_raw(const daffi_call *call, const char **p, size_t *len)
@@ -357,7 +416,8 @@ void daffi_args_raw(const daffi_call *call, const char **p, size_t *len)
 
 int daffi_arg_raw(const daffi_call *call, size_t i, const char **p, size_t *len)
 {
-    if (i >= daffi_argc(call))
+    /* from the bytes alone: raw arguments need no decoded params (a lazy load) */
+    if (call->msg.params_raw == NULL)
         return -1;
     return daffi_array_element(call->msg.params_raw, call->msg.params_raw_len, i, p, len);
 }

@@ -21,6 +21,8 @@
 
 #include <daffi/rpc.h>
 
+#include "rpc-int.h"
+
 /* What the first byte of a msgpack object says it is. */
 typedef enum mp_type {
     MP_NIL, MP_BOOL, MP_UINT, MP_INT, MP_F32, MP_F64,
@@ -632,6 +634,69 @@ int daffi_msg_decode(const char *buf, size_t size, msgpack_zone *zone, daffi_msg
     /* params is the last element, so its bytes run to the end of the message */
     out->params_raw = (const char *)start[params_at];
     out->params_raw_len = (size_t)(end - start[params_at]);
+    return 0;
+}
+
+/* Reads the header at *pp (before end) into h and steps past it. Returns 0 or -1. */
+static int head_next(const uint8_t **pp, const uint8_t *end, mp_head *h)
+{
+    const uint8_t *p = *pp;
+    if (p >= end)
+        return -1;
+    size_t hs = head_size(*p);
+    if (hs == 0 || hs > (size_t)(end - p))
+        return -1;
+    head_parse(p, h);
+    *pp = p + h->hsize;
+    return 0;
+}
+
+/* See rpc-int.h. The envelope's scalars are read header by header, with nothing taken
+ * from the zone; the params array is located by its header (it runs to the end of the
+ * message, as the scanner found). */
+int daffi__msg_decode_head(const char *buf, size_t size, msgpack_zone *zone, daffi_msg *out)
+{
+    const uint8_t *p = (const uint8_t *)buf, *end = p + size;
+    mp_head env, h;
+
+    memset(out, 0, sizeof(*out));
+    if (head_next(&p, end, &env) == -1 || env.type != MP_ARRAY || (env.n != 3 && env.n != 4))
+        return -1;
+    if (head_next(&p, end, &h) == -1 || h.type != MP_UINT || h.u > DAFFI_MSG_NOTIFY)
+        return -1;
+    if (h.u == DAFFI_MSG_RESPONSE)
+        return daffi_msg_decode(buf, size, zone, out); /* nothing to leave for later */
+    out->kind = (daffi_msg_kind)h.u;
+    if (env.n != (out->kind == DAFFI_MSG_NOTIFY ? 3u : 4u))
+        return -1;
+    if (out->kind == DAFFI_MSG_REQUEST) {
+        if (head_next(&p, end, &h) == -1 || h.type != MP_UINT || h.u > UINT32_MAX)
+            return -1;
+        out->msgid = (uint32_t)h.u;
+    }
+    if (head_next(&p, end, &h) == -1 || (h.type != MP_STR && h.type != MP_BIN) ||
+        h.n > (size_t)(end - p))
+        return -1;
+    out->method = (const char *)p;
+    out->method_len = (size_t)h.n;
+    p += h.n;
+    const uint8_t *params = p;
+    if (head_next(&p, end, &h) == -1 || h.type != MP_ARRAY)
+        return -1;
+    out->params_raw = (const char *)params;
+    out->params_raw_len = (size_t)(end - params);
+    return 0;
+}
+
+/* See rpc-int.h. */
+int daffi__params_decode(const char *raw, size_t len, msgpack_zone *zone, msgpack_object *out)
+{
+    const uint8_t *p = (const uint8_t *)raw, *end = p + len;
+
+    /* depth 1: as inside the envelope, where daffi_msg_decode() meets it */
+    if (decode_value(&p, end, zone, out, 1) == -1 || p != end ||
+        out->type != MSGPACK_OBJECT_ARRAY)
+        return -1;
     return 0;
 }
 

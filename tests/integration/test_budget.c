@@ -12,7 +12,8 @@
  * read are closed oldest first (the log names each and why), the resident memory of
  * daffid grows by less than max_memory plus a stated overhead (BUDGET_OVERHEAD), other
  * callers keep being served, admin `status` shows memory used and limit, and `used`
- * comes back to 0 once the calls are over. A big message arriving while the budget
+ * comes back to 0 once the calls are over; a pending call is charged for its decoded
+ * params (the server decodes them only when a handler asks). A big message arriving while the budget
  * is spent waits (its connection is not read) until there is room, then is served.
  *
  * Under a sanitizer the resident memory means little (shadow memory, quarantine): the
@@ -607,12 +608,54 @@ static void test_clients_that_never_read_are_closed_oldest_first(void **state)
     wait_used_zero(f);
 }
 
+/* A pending call holds the objects of its decoded params, not only its bytes: the
+ * server decodes a request's params when a handler first asks, and a call that
+ * outlives its handler (echo_after waits) is charged for them then. 20,000 small
+ * integers are 20 KB on the wire and 20,000 objects in memory. */
+static void test_a_pending_call_holds_its_decoded_params(void **state)
+{
+    bfix *f = *state;
+    enum { N = 20000 };
+    rawconn c;
+    rawmsg m;
+    long long used = 0, limit, peak = 0;
+
+    wait_used_zero(f);
+    assert_int_equal(rawconn_open(&c, f->d.tcp, 2000), 0);
+    rawmsg_init(&m);
+    msgpack_packer *pk = rawmsg_request(&m, 1, "echo_after", 2);
+    msgpack_pack_int(pk, DELAY(1500));
+    msgpack_pack_array(pk, N);
+    for (int i = 0; i < N; i++)
+        msgpack_pack_fix_uint8(pk, (uint8_t)(i & 0x7f));
+    assert_int_equal(rawconn_send_msg(&c, &m), 0);
+    int64_t t0 = expect_now_ms();
+    while (expect_now_ms() - t0 < DELAY(1000) && peak < (long long)(N * sizeof(msgpack_object))) {
+        memory_status(f, &used, &limit);
+        if (used > peak)
+            peak = used;
+        usleep(20 * 1000);
+    }
+    print_message("a pending call with %d small integers: memory.used peaked at %lld "
+                  "bytes (%zu bytes of objects)\n", N, peak, N * sizeof(msgpack_object));
+    assert_true(peak >= (long long)(N * sizeof(msgpack_object)));
+    assert_int_equal(rawconn_read(&c, 10000), RAWCONN_OK);
+    assert_int_equal(c.msg.kind, DAFFI_MSG_RESPONSE);
+    assert_int_equal(c.msg.error->type, MSGPACK_OBJECT_NIL);
+    assert_int_equal(c.msg.result->type, MSGPACK_OBJECT_ARRAY);
+    assert_int_equal(c.msg.result->via.array.size, N);
+    rawmsg_destroy(&m);
+    rawconn_close(&c);
+    wait_used_zero(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest pending[] = {
         cmocka_unit_test(test_pending_big_calls_of_one_connection_stay_within_its_share),
         cmocka_unit_test(test_many_connections_together_stay_within_max_memory),
         cmocka_unit_test(test_a_message_arriving_past_the_budget_waits_for_room),
+        cmocka_unit_test(test_a_pending_call_holds_its_decoded_params),
     };
     const struct CMUnitTest readers[] = {
         cmocka_unit_test(test_clients_that_never_read_are_closed_oldest_first),
