@@ -201,7 +201,9 @@ struct event_base *daffi_call_loop(const daffi_call *call);
 /* The method name, NUL-terminated. */
 const char *daffi_call_method(const daffi_call *call);
 
-/* The params array and its elements. daffi_arg returns NULL past the end. */
+/* The params array and its elements. daffi_arg returns NULL past the end. The host
+ * may decode the params on the first daffi_arg (from any thread, once); daffi_argc,
+ * daffi_arg_raw and daffi_args_raw read the encoded bytes and decode nothing. */
 size_t daffi_argc(const daffi_call *call);
 const msgpack_object *daffi_arg(const daffi_call *call, size_t i);
 /* The encoded bytes of argument i (for bit-exact relay), 0 on success, -1 past end. */
