@@ -898,12 +898,13 @@ static void test_shutdown_stops_daffid_and_removes_the_socket(void **state)
     assert_int_equal(access(a->admin, F_OK), -1);
 }
 
-/* Receives one datagram on fd within ms into buf (NUL-terminated). */
-static void recv_notify(int fd, char *buf, size_t size, int ms)
+/* Receives one datagram on fd within ms into buf (NUL-terminated); what names the
+ * one expected, for the failure. */
+static void recv_notify(int fd, char *buf, size_t size, int ms, const char *what)
 {
     struct pollfd p = { .fd = fd, .events = POLLIN };
     if (poll(&p, 1, ms) <= 0)
-        fail_msg("no notification within %d ms", ms);
+        fail_msg("no notification within %d ms (expected: %s)", ms, what);
     ssize_t n = recv(fd, buf, size - 1, 0);
     assert_true(n > 0);
     buf[n] = '\0';
@@ -940,14 +941,14 @@ static void notify_sequence(void **state, int abstract)
     assert_non_null(a);
     assert_true(a->started);
 
-    recv_notify(fd, buf, sizeof(buf), 5000);
+    recv_notify(fd, buf, sizeof(buf), 5000, "READY=1 at start");
     assert_non_null(strstr(buf, "READY=1"));
     assert_non_null(strstr(buf, "STATUS=started"));
     tdaemon_signal(a->d, SIGHUP);
-    recv_notify(fd, buf, sizeof(buf), 5000);
+    recv_notify(fd, buf, sizeof(buf), 5000, "RELOADING=1 on SIGHUP");
     assert_non_null(strstr(buf, "RELOADING=1"));
     assert_non_null(strstr(buf, "MONOTONIC_USEC="));
-    recv_notify(fd, buf, sizeof(buf), 5000);
+    recv_notify(fd, buf, sizeof(buf), 5000, "READY=1 after SIGHUP");
     assert_non_null(strstr(buf, "READY=1"));
     /* a reload the file watcher starts is announced the same way */
     char path[256];
@@ -956,13 +957,13 @@ static void notify_sequence(void **state, int abstract)
     assert_non_null(f);
     fputs("[log]\nlevel = info\n", f);
     fclose(f);
-    recv_notify(fd, buf, sizeof(buf), 5000);
+    recv_notify(fd, buf, sizeof(buf), 5000, "RELOADING=1 on a file change");
     assert_non_null(strstr(buf, "RELOADING=1"));
-    recv_notify(fd, buf, sizeof(buf), 5000);
+    recv_notify(fd, buf, sizeof(buf), 5000, "READY=1 after the file change");
     assert_non_null(strstr(buf, "READY=1"));
     assert_non_null(strstr(buf, "file change"));
     assert_int_equal(tdaemon_stop(a->d, 5000), 0);
-    recv_notify(fd, buf, sizeof(buf), 1000);
+    recv_notify(fd, buf, sizeof(buf), 1000, "STOPPING=1");
     assert_non_null(strstr(buf, "STOPPING=1"));
     close(fd);
     if (!abstract)
