@@ -417,12 +417,16 @@ void dfd_dispatch_message(dfd_conn *c, const char *bytes, size_t size, int kind,
     call->notify = notify;
     call->start_ns = dfd_now_ns();
     call->base.ops = &dispatch_ops;
+    /* the connection's scanner read the envelope of exactly these bytes: the call takes
+     * it from there and decodes its params when a handler asks (anything else, which
+     * no owner sends today, is decoded whole) */
+    const daffi_scan *scan = bytes == c->in + c->in_start && c->scan.size == size
+                             ? &c->scan : NULL;
     /* a large request alone in the read buffer becomes the call's without a copy */
     size_t cap = 0;
     char *own = size >= DFD_BLOCK_MIN ? dfd_conn_take_input(c, bytes, size, &cap) : NULL;
-    /* params decoded when first asked for (dispatch_settle_params) */
-    if ((own != NULL ? daffi_call_adopt(&call->base, own, cap, size, 1)
-                     : daffi_call_load(&call->base, bytes, size, 1)) == -1) {
+    if ((own != NULL ? daffi_call_adopt(&call->base, own, cap, size, scan)
+                     : daffi_call_load(&call->base, bytes, size, scan)) == -1) {
         dispatch_refuse(c, call, DAFFI_E_OVERLOADED, "out of memory");
         return;
     }
@@ -496,7 +500,7 @@ int dfd_dispatch_detached(dfd_loop *loop, const char *bytes, size_t size, uint32
     call->start_ns = dfd_now_ns();
     call->base.ops = &dispatch_ops;
     call->hooks = hooks;
-    if (daffi_call_load(&call->base, bytes, size, 1) == -1) {
+    if (daffi_call_load(&call->base, bytes, size, &scan) == -1) {
         dfd_call_free(call);
         snprintf(why, why_size, "out of memory");
         dfd_stat_add(&loop->stats, DFD_STAT_overloaded, 1);

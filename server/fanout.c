@@ -167,7 +167,7 @@ static dfd_call *cast_child(dfd_call *parent, dfd_cast *cast, size_t i)
     child->base.ops = parent->base.ops;
     child->start_ns = parent->start_ns;
     child->timeout_ms = 0; /* the cast's deadline covers its children */
-    if (daffi_call_load(&child->base, parent->base.bytes, parent->base.bytes_len, 0) == -1 ||
+    if (daffi_call_load(&child->base, parent->base.bytes, parent->base.bytes_len, NULL) == -1 ||
         daffi_call_unwrap(&child->base) == -1) {
         dfd_call_free(child);
         return NULL;

@@ -12,8 +12,8 @@
 #include "callobj.h"
 #include "rpc-int.h"
 
-/* params_state: a lazy load leaves the params encoded (ENCODED); the first thread to
- * ask moves it to DECODING, decodes, publishes msg.params and stores DECODED with
+/* params_state: a load from the scan leaves the params encoded (ENCODED); the first
+ * thread to ask moves it to DECODING, decodes, publishes msg.params and stores DECODED with
  * release order; a thread that finds DECODING waits for DECODED (a handler rarely asks
  * from two threads at once, and the decode is short). */
 enum { CALL_PARAMS_ENCODED = 0, CALL_PARAMS_DECODING = 1, CALL_PARAMS_DECODED = 2 };
@@ -86,18 +86,19 @@ void daffi_call_reset(daffi_call *call)
     atomic_store_explicit(&call->params_state, CALL_PARAMS_DECODED, memory_order_relaxed);
 }
 
-/* Decodes the len bytes at call->bytes (daffi_call_load, daffi_call_adopt); the
- * params too unless lazy. */
-static int call_decode(daffi_call *call, size_t len, int lazy)
+/* Decodes the len bytes at call->bytes (daffi_call_load, daffi_call_adopt), or with
+ * scan takes the envelope from it and leaves the params for later. */
+static int call_decode(daffi_call *call, size_t len, const daffi_scan *scan)
 {
     call->bytes_len = len;
-    if ((lazy ? daffi__msg_decode_head(call->bytes, len, &call->zone, &call->msg)
-              : daffi_msg_decode(call->bytes, len, &call->zone, &call->msg)) == -1)
+    if (scan != NULL ? scan->size != len ||
+                           daffi__scan_envelope(scan, call->bytes, &call->msg) == -1
+                     : daffi_msg_decode(call->bytes, len, &call->zone, &call->msg) == -1)
         return -1;
     if (call->msg.kind == DAFFI_MSG_RESPONSE)
         return -1;
-    atomic_store_explicit(&call->params_state, lazy ? CALL_PARAMS_ENCODED
-                                                    : CALL_PARAMS_DECODED,
+    atomic_store_explicit(&call->params_state, scan != NULL ? CALL_PARAMS_ENCODED
+                                                            : CALL_PARAMS_DECODED,
                           memory_order_relaxed);
     call->method = msgpack_zone_malloc(&call->zone, call->msg.method_len + 1);
     if (call->method == NULL)
@@ -107,7 +108,7 @@ static int call_decode(daffi_call *call, size_t len, int lazy)
     return 0;
 }
 
-int daffi_call_load(daffi_call *call, const char *bytes, size_t len, int lazy)
+int daffi_call_load(daffi_call *call, const char *bytes, size_t len, const daffi_scan *scan)
 {
     if (call->bytes_cap < len) {
         char *p = realloc(call->bytes, len);
@@ -117,15 +118,16 @@ int daffi_call_load(daffi_call *call, const char *bytes, size_t len, int lazy)
         call->bytes_cap = len;
     }
     memcpy(call->bytes, bytes, len);
-    return call_decode(call, len, lazy);
+    return call_decode(call, len, scan);
 }
 
-int daffi_call_adopt(daffi_call *call, char *bytes, size_t cap, size_t len, int lazy)
+int daffi_call_adopt(daffi_call *call, char *bytes, size_t cap, size_t len,
+                     const daffi_scan *scan)
 {
     free(call->bytes);
     call->bytes = bytes;
     call->bytes_cap = cap;
-    return call_decode(call, len, lazy);
+    return call_decode(call, len, scan);
 }
 
 /* The slow half of daffi_call_params: decodes, or waits for the thread that does. */
@@ -416,7 +418,8 @@ void daffi_args_raw(const daffi_call *call, const char **p, size_t *len)
 
 int daffi_arg_raw(const daffi_call *call, size_t i, const char **p, size_t *len)
 {
-    /* from the bytes alone: raw arguments need no decoded params (a lazy load) */
+    /* from the bytes alone: raw arguments need no decoded params (a load from the
+     * scan) */
     if (call->msg.params_raw == NULL)
         return -1;
     return daffi_array_element(call->msg.params_raw, call->msg.params_raw_len, i, p, len);

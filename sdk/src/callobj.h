@@ -16,13 +16,14 @@ void daffi_call_reset(daffi_call *call);
 /* Copies one complete, scanned request or notification of len bytes into the call and
  * decodes it. Returns 0, or -1 (out of memory, or bytes that do not decode).
  *
- * With lazy, the params are left encoded until the first daffi_argc()/daffi_arg() (or
+ * With scan (the scanner's state for exactly these bytes, COMPLETE), the envelope
+ * comes from it and the params are left encoded until the first daffi_arg() (or
  * daffi_call_params()): a handler that takes its arguments raw (echo, a router's
  * forward) never pays for objects it does not read. Any thread may be the first to
  * ask (a state word lets exactly one decode, the others wait for it); a host that
  * gives the call to other threads decodes it first (daffi_call_params) when it must
- * account for the memory on its own thread. */
-int daffi_call_load(daffi_call *call, const char *bytes, size_t len, int lazy);
+ * account for the memory on its own thread. scan NULL: everything decoded now. */
+int daffi_call_load(daffi_call *call, const char *bytes, size_t len, const daffi_scan *scan);
 
 /* 1 when the call's result is one scalar, str, bin or ext object of exactly its size
  * (nothing nests in it, so it needs no depth check before it is sent). */
@@ -30,7 +31,8 @@ int daffi_call_result_is_flat(const daffi_call *call);
 
 /* daffi_call_load without the copy: the call takes ownership of bytes (a malloc'd
  * block of cap bytes whose first len are the message) and frees it (even on error). */
-int daffi_call_adopt(daffi_call *call, char *bytes, size_t cap, size_t len, int lazy);
+int daffi_call_adopt(daffi_call *call, char *bytes, size_t cap, size_t len,
+                     const daffi_scan *scan);
 
 /* The call's params array, decoded now if it was loaded lazily and nobody asked yet;
  * NULL when the zone ran out of memory (the handler then sees no arguments). The

@@ -175,7 +175,7 @@ void daffi__serve_message(daffi_client *c, const char *msg, size_t size, const d
     }
     daffi_call_init(&sv->call);
     sv->deadline_ns = 0;
-    if (daffi_call_load(&sv->call, msg, size, 0) == -1) {
+    if (daffi_call_load(&sv->call, msg, size, NULL) == -1) {
         if (!is_notify)
             respond_error(c, s->msgid, DAFFI_E_OVERLOADED, "out of memory");
         goto drop;

@@ -1,6 +1,7 @@
 /*
- * rpc-int.h - the decoder's two halves for a host that decodes a request's params only
- * when a handler asks for them (callobj.c). Not a public header.
+ * rpc-int.h - for a host that decodes a request's params only when a handler asks for
+ * them (callobj.c): the envelope from the scanner, the params later. Not a public
+ * header.
  */
 #ifndef DAFFI_RPC_INT_H
 #define DAFFI_RPC_INT_H
@@ -10,11 +11,12 @@
 #include <msgpack.h>
 #include <daffi/rpc.h>
 
-/* daffi_msg_decode() without a request's or notification's params: out->params is
- * NULL, out->params_raw and params_raw_len locate them (a response decodes whole).
- * For bytes daffi_scan_feed() accepted, so the params are known to be well formed.
- * Returns 0 or -1 as daffi_msg_decode(). */
-int daffi__msg_decode_head(const char *buf, size_t size, msgpack_zone *zone, daffi_msg *out);
+/* The envelope of the request or notification that s scanned COMPLETE, without
+ * reading it again: kind, msgid, method and params_raw/params_raw_len pointing into
+ * buf (the message's first byte: the bytes s was fed, or a copy of them); out->params
+ * is NULL (daffi__params_decode). Returns 0, or -1 for a response or a scan that is not
+ * complete. */
+int daffi__scan_envelope(const daffi_scan *s, const char *buf, daffi_msg *out);
 
 /* Decodes the len bytes at raw, exactly one array (a message's params_raw), into
  * *out, its containers allocated from zone (the caller's). Returns 0, or -1 when the

@@ -637,54 +637,21 @@ int daffi_msg_decode(const char *buf, size_t size, msgpack_zone *zone, daffi_msg
     return 0;
 }
 
-/* Reads the header at *pp (before end) into h and steps past it. Returns 0 or -1. */
-static int head_next(const uint8_t **pp, const uint8_t *end, mp_head *h)
+/* See rpc-int.h. The scanner read the envelope on its way: the method is the element
+ * before the params, which run to the end of the message. */
+int daffi__scan_envelope(const daffi_scan *s, const char *buf, daffi_msg *out)
 {
-    const uint8_t *p = *pp;
-    if (p >= end)
-        return -1;
-    size_t hs = head_size(*p);
-    if (hs == 0 || hs > (size_t)(end - p))
-        return -1;
-    head_parse(p, h);
-    *pp = p + h->hsize;
-    return 0;
-}
-
-/* See rpc-int.h. The envelope's scalars are read header by header, with nothing taken
- * from the zone; the params array is located by its header (it runs to the end of the
- * message, as the scanner found). */
-int daffi__msg_decode_head(const char *buf, size_t size, msgpack_zone *zone, daffi_msg *out)
-{
-    const uint8_t *p = (const uint8_t *)buf, *end = p + size;
-    mp_head env, h;
-
     memset(out, 0, sizeof(*out));
-    if (head_next(&p, end, &env) == -1 || env.type != MP_ARRAY || (env.n != 3 && env.n != 4))
+    if (s->size == 0 || s->depth != 0 ||
+        (s->kind != DAFFI_MSG_REQUEST && s->kind != DAFFI_MSG_NOTIFY) ||
+        s->method_at + s->method_len >= s->size)
         return -1;
-    if (head_next(&p, end, &h) == -1 || h.type != MP_UINT || h.u > DAFFI_MSG_NOTIFY)
-        return -1;
-    if (h.u == DAFFI_MSG_RESPONSE)
-        return daffi_msg_decode(buf, size, zone, out); /* nothing to leave for later */
-    out->kind = (daffi_msg_kind)h.u;
-    if (env.n != (out->kind == DAFFI_MSG_NOTIFY ? 3u : 4u))
-        return -1;
-    if (out->kind == DAFFI_MSG_REQUEST) {
-        if (head_next(&p, end, &h) == -1 || h.type != MP_UINT || h.u > UINT32_MAX)
-            return -1;
-        out->msgid = (uint32_t)h.u;
-    }
-    if (head_next(&p, end, &h) == -1 || (h.type != MP_STR && h.type != MP_BIN) ||
-        h.n > (size_t)(end - p))
-        return -1;
-    out->method = (const char *)p;
-    out->method_len = (size_t)h.n;
-    p += h.n;
-    const uint8_t *params = p;
-    if (head_next(&p, end, &h) == -1 || h.type != MP_ARRAY)
-        return -1;
-    out->params_raw = (const char *)params;
-    out->params_raw_len = (size_t)(end - params);
+    out->kind = (daffi_msg_kind)s->kind;
+    out->msgid = s->kind == DAFFI_MSG_REQUEST ? s->msgid : 0;
+    out->method = buf + s->method_at;
+    out->method_len = s->method_len;
+    out->params_raw = buf + s->method_at + s->method_len;
+    out->params_raw_len = s->size - (s->method_at + s->method_len);
     return 0;
 }
 

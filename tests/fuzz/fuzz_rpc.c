@@ -14,9 +14,9 @@
  *     the bytes available, gets the same verdict, size and error as in one call;
  *   - a COMPLETE message fits max_message, daffi_object_size() agrees with its size,
  *     daffi_msg_decode() accepts it, and params_raw is exactly the params object;
- *   - the lazy halves agree with it: daffi__msg_decode_head() reads the same kind,
- *     msgid, method and params bytes, and daffi__params_decode() of those bytes gives
- *     the same params objects;
+ *   - the lazy halves agree with it: daffi__scan_envelope() gives the same kind,
+ *     msgid, method and params bytes from the scanner's state, and
+ *     daffi__params_decode() of those bytes gives the same params objects;
  *   - msgpack-c's own unpacker, as an independent oracle, reads the same message
  *     with the same size and the same values (where its 32-container stack allows).
  */
@@ -117,21 +117,23 @@ static void check_against_msgpack_c(const char *buf, size_t size, const daffi_ms
 }
 
 /* Checks one message the scanner accepted. */
-/* The lazy decoder against the eager one (msg) on the same scanned message. */
-static void check_lazy(const char *buf, size_t size, const daffi_msg *msg)
+/* The envelope from the scan s and the params decoded later against the whole
+ * decode (msg) of the same message. */
+static void check_lazy(const char *buf, const daffi_scan *s, const daffi_msg *msg)
 {
     msgpack_zone zone;
     daffi_msg head;
     msgpack_object params;
 
+    if (msg->kind == DAFFI_MSG_RESPONSE) {
+        if (daffi__scan_envelope(s, buf, &head) != -1)
+            abort(); /* no call: decoded whole where it is needed */
+        return;
+    }
     if (!msgpack_zone_init(&zone, 1024))
         abort();
-    if (daffi__msg_decode_head(buf, size, &zone, &head) != 0 || head.kind != msg->kind)
+    if (daffi__scan_envelope(s, buf, &head) != 0 || head.kind != msg->kind)
         abort();
-    if (msg->kind == DAFFI_MSG_RESPONSE) {
-        msgpack_zone_destroy(&zone);
-        return; /* decoded whole either way */
-    }
     if (head.params != NULL || head.msgid != msg->msgid || head.method != msg->method ||
         head.method_len != msg->method_len || head.params_raw != msg->params_raw ||
         head.params_raw_len != msg->params_raw_len)
@@ -176,7 +178,7 @@ static void check_complete(const uint8_t *data, size_t size, const daffi_limits 
             abort();
     }
     check_against_msgpack_c(buf, s->size, &msg);
-    check_lazy(buf, s->size, &msg);
+    check_lazy(buf, s, &msg);
     msgpack_zone_destroy(&zone);
 }
 

@@ -4,9 +4,10 @@
  * alone, and still refused with a clear HANDLER_ERROR when bytes follow it or it is cut
  * short; a container goes through the depth scan. daffi_call_result_is_flat, which
  * lets the server send a large flat result from its own block, says the same.
- * A lazy load (daffi_call_load(..., 1)) leaves the params encoded: the count and raw
- * arguments come from the bytes, the first daffi_arg() decodes them once, two threads
- * asking at once get the same objects, and a lazy and an eager load agree.
+ * A load from the scanner's state (daffi_call_load(..., scan)) takes the envelope from
+ * it and leaves the params encoded: the count and raw arguments come from the bytes,
+ * the first daffi_arg() decodes them once, two threads asking at once get the same
+ * objects, and such a load and a whole decode agree.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -138,11 +139,21 @@ static size_t pack_request(msgpack_sbuffer *sb)
     return sb->size;
 }
 
+/* Scans the message in sb, which must be complete, into s. */
+static const daffi_scan *scanned(const msgpack_sbuffer *sb, daffi_scan *s)
+{
+    daffi_scan_init(s);
+    assert_int_equal(daffi_scan_feed(s, sb->data, sb->size, NULL), DAFFI_SCAN_COMPLETE);
+    assert_int_equal(s->size, sb->size);
+    return s;
+}
+
 static void test_a_lazy_load_decodes_the_params_when_asked(void **state)
 {
     (void)state;
     msgpack_sbuffer sb;
     daffi_call lazy, eager;
+    daffi_scan scan;
     const char *raw;
     size_t raw_len;
 
@@ -150,14 +161,15 @@ static void test_a_lazy_load_decodes_the_params_when_asked(void **state)
     pack_request(&sb);
     daffi_call_init(&lazy);
     daffi_call_init(&eager);
-    assert_int_equal(daffi_call_load(&lazy, sb.data, sb.size, 1), 0);
-    assert_int_equal(daffi_call_load(&eager, sb.data, sb.size, 0), 0);
+    assert_int_equal(daffi_call_load(&lazy, sb.data, sb.size, scanned(&sb, &scan)), 0);
+    assert_int_equal(daffi_call_load(&eager, sb.data, sb.size, NULL), 0);
     assert_true(daffi_call_params_decoded(&eager));
     /* the envelope is read at once */
     assert_string_equal(daffi_call_method(&lazy), "m");
     assert_int_equal(lazy.msg.kind, DAFFI_MSG_REQUEST);
     assert_int_equal(lazy.msg.msgid, 9);
     assert_int_equal(lazy.msg.params_raw_len, eager.msg.params_raw_len);
+    assert_ptr_equal(lazy.msg.params_raw, lazy.bytes + (eager.msg.params_raw - eager.bytes));
     /* the count and a raw argument come from the bytes: nothing decoded yet */
     assert_int_equal(daffi_argc(&lazy), 4);
     assert_int_equal(daffi_arg_raw(&lazy, 1, &raw, &raw_len), 0);
@@ -185,8 +197,10 @@ static void test_a_lazy_load_decodes_the_params_when_asked(void **state)
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     assert_int_equal(daffi_pack_notify(&pk, "n", 1, 1), 0);
     msgpack_pack_nil(&pk);
-    assert_int_equal(daffi_call_load(&lazy, sb.data, sb.size, 1), 0);
+    assert_int_equal(daffi_call_load(&lazy, sb.data, sb.size, scanned(&sb, &scan)), 0);
     assert_int_equal(lazy.msg.kind, DAFFI_MSG_NOTIFY);
+    assert_int_equal(lazy.msg.msgid, 0);
+    assert_string_equal(daffi_call_method(&lazy), "n");
     assert_false(daffi_call_params_decoded(&lazy));
     assert_int_equal(daffi_arg(&lazy, 0)->type, MSGPACK_OBJECT_NIL);
     /* a response is no call, lazily or not */
@@ -194,7 +208,13 @@ static void test_a_lazy_load_decodes_the_params_when_asked(void **state)
     assert_int_equal(daffi_pack_response_ok(&pk, 3), 0);
     msgpack_pack_nil(&pk);
     daffi_call_reset(&lazy);
-    assert_int_equal(daffi_call_load(&lazy, sb.data, sb.size, 1), -1);
+    assert_int_equal(daffi_call_load(&lazy, sb.data, sb.size, scanned(&sb, &scan)), -1);
+    /* a scan of other bytes than those given is refused, not trusted */
+    daffi_call_reset(&lazy);
+    msgpack_sbuffer_clear(&sb);
+    pack_request(&sb);
+    scanned(&sb, &scan);
+    assert_int_equal(daffi_call_load(&lazy, sb.data, sb.size - 1, &scan), -1);
     daffi_call_destroy(&lazy);
     daffi_call_destroy(&eager);
     msgpack_sbuffer_destroy(&sb);
@@ -221,15 +241,17 @@ static void test_two_threads_decode_once(void **state)
     (void)state;
     msgpack_sbuffer sb;
     pthread_barrier_t go;
+    daffi_scan scan;
 
     msgpack_sbuffer_init(&sb);
     pack_request(&sb);
+    scanned(&sb, &scan);
     for (int round = 0; round < 200; round++) {
         daffi_call call;
         pthread_t t[2];
         racer r[2];
         daffi_call_init(&call);
-        assert_int_equal(daffi_call_load(&call, sb.data, sb.size, 1), 0);
+        assert_int_equal(daffi_call_load(&call, sb.data, sb.size, &scan), 0);
         pthread_barrier_init(&go, NULL, 2);
         for (int i = 0; i < 2; i++) {
             r[i] = (racer){ &call, &go, NULL };
