@@ -243,6 +243,11 @@ void dfd_conn_forget(dfd_conn *c, dfd_call *call)
         conn_after_append(c);
 }
 
+const daffi_scan *dfd_conn_scan_of(const dfd_conn *c, const char *bytes, size_t size)
+{
+    return bytes == c->in + c->in_start && c->scan.size == size ? &c->scan : NULL;
+}
+
 char *dfd_conn_take_input(dfd_conn *c, const char *bytes, size_t size, size_t *cap)
 {
     if (bytes != c->in || size != c->in_len || c->in_cap < DFD_BLOCK_MIN || c->in_taken)

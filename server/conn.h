@@ -186,6 +186,11 @@ void dfd_conn_error(dfd_conn *c, uint32_t msgid, int code, const char *message);
  * otherwise. */
 char *dfd_conn_take_input(dfd_conn *c, const char *bytes, size_t size, size_t *cap);
 
+/* The scanner's state for the message at bytes (size bytes) when it is the one c is
+ * dispatching now (its envelope read, daffi_call_load), else NULL. Valid until the
+ * owner's message callback returns. */
+const daffi_scan *dfd_conn_scan_of(const dfd_conn *c, const char *bytes, size_t size);
+
 /* Appends an already-encoded response (e.g. a control method's). */
 void dfd_conn_write_raw(dfd_conn *c, const char *p, size_t len);
 

@@ -417,11 +417,10 @@ void dfd_dispatch_message(dfd_conn *c, const char *bytes, size_t size, int kind,
     call->notify = notify;
     call->start_ns = dfd_now_ns();
     call->base.ops = &dispatch_ops;
-    /* the connection's scanner read the envelope of exactly these bytes: the call takes
-     * it from there and decodes its params when a handler asks (anything else, which
-     * no owner sends today, is decoded whole) */
-    const daffi_scan *scan = bytes == c->in + c->in_start && c->scan.size == size
-                             ? &c->scan : NULL;
+    /* the connection's scanner read the envelope of these bytes: the call takes it from
+     * there and decodes its params when a handler asks (bytes from elsewhere, which no
+     * owner sends today, are decoded whole). Asked before the input may be taken. */
+    const daffi_scan *scan = dfd_conn_scan_of(c, bytes, size);
     /* a large request alone in the read buffer becomes the call's without a copy */
     size_t cap = 0;
     char *own = size >= DFD_BLOCK_MIN ? dfd_conn_take_input(c, bytes, size, &cap) : NULL;

@@ -13,9 +13,9 @@
 #include "rpc-int.h"
 
 /* params_state: a load from the scan leaves the params encoded (ENCODED); the first
- * thread to ask moves it to DECODING, decodes, publishes msg.params and stores DECODED with
- * release order; a thread that finds DECODING waits for DECODED (a handler rarely asks
- * from two threads at once, and the decode is short). */
+ * thread to ask moves it to DECODING, decodes, publishes msg.params and stores
+ * DECODED with release order; a thread that finds DECODING waits for DECODED (a
+ * handler rarely asks from two threads at once, and the decode is short). */
 enum { CALL_PARAMS_ENCODED = 0, CALL_PARAMS_DECODING = 1, CALL_PARAMS_DECODED = 2 };
 
 #define CALL_ZONE_CHUNK 2048
